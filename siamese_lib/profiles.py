@@ -1,0 +1,294 @@
+"""Profiles (params/*.yaml): validation, and expansion into notebook executions.
+
+A profile names the data, the protocols and, per stage, the grid to run. Each stage
+expands into executions (one notebook run per configuration); each execution's
+parameters determine its training runs through ``configs_for`` - the one function
+that both the runner and the notebooks use.
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .models import MODEL_NAMES
+from .training import PROTOCOLS, RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PARAMS_DIR = ROOT / "params"
+NOTEBOOKS_DIR = ROOT / "notebooks"
+TRAINING_STAGES = ("lr_search", "table1", "table2", "extensions")
+STAGES = TRAINING_STAGES + ("figures", "report")
+# The published choice (paper, section III and Fig. 2).
+PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be run; the message is one line naming file, key and what is allowed."""
+
+
+# --- validation ----------------------------------------------------------------
+
+def _kind(value):
+    return type(value).__name__
+
+
+def _check(cond, where, key, allowed, value):
+    if not cond:
+        raise ProfileError(f"{where}: key '{key}': {allowed}, got {value!r} ({_kind(value)})")
+
+
+def _int(value, where, key, lo=None, hi=None):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
+    rng = f" in {lo}..{hi}" if hi is not None else (f" >= {lo}" if lo is not None else "")
+    _check(ok, where, key, f"must be an integer{rng}", value)
+    return value
+
+
+def _number(value, where, key, positive=True):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 if positive else value >= 0)
+    _check(ok, where, key, "must be a number > 0" if positive else "must be a number >= 0", value)
+    return float(value)
+
+
+def _list(value, where, key, item, unique=True):
+    _check(isinstance(value, list) and len(value) > 0, where, key, "must be a non-empty list", value)
+    out = [item(v, where, f"{key}[{i}]") for i, v in enumerate(value)]
+    if unique:
+        dupes = sorted({repr(v) for v in out if out.count(v) > 1})
+        _check(not dupes, where, key, f"must not repeat values (repeated: {', '.join(dupes)})", value)
+    return out
+
+
+def _choice(options):
+    def check(value, where, key):
+        _check(value in options, where, key, f"must be one of {', '.join(map(str, options))}", value)
+        return value
+    return check
+
+
+def _bool(value, where, key):
+    _check(isinstance(value, bool), where, key, "must be true or false", value)
+    return value
+
+
+def _seed(value, where, key):
+    return _int(value, where, key, lo=0)
+
+
+def _unknown_keys(mapping, allowed, where, prefix):
+    for k in mapping:
+        if k not in allowed:
+            close = difflib.get_close_matches(str(k), list(allowed), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ProfileError(f"{where}: unknown key '{prefix}{k}'{hint}; allowed: {', '.join(allowed)}")
+
+
+def _mapping(value, where, key):
+    _check(isinstance(value, dict), where, key, "must be a mapping", value)
+    return value
+
+
+STAGE_SCHEMAS = {
+    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+                  "lrs": lambda v, w, k: _list(v, w, k, _number),
+                  "seeds": lambda v, w, k: _list(v, w, k, _seed),
+                  "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+               "weight_sharing": lambda v, w, k: _list(v, w, k, _bool),
+               "aux_loss": lambda v, w, k: _list(v, w, k, _bool),
+               "seeds": lambda v, w, k: _list(v, w, k, _seed),
+               "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+    "table2": {"weight_sharing": lambda v, w, k: _list(v, w, k, _bool),
+               "batch_norm": lambda v, w, k: _list(v, w, k, _bool),
+               "dropout": lambda v, w, k: _list(v, w, k, _bool),
+               "seeds": lambda v, w, k: _list(v, w, k, _seed),
+               "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+    "extensions": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+                   "variants": lambda v, w, k: _list(v, w, k, _variant_name),
+                   "seeds": lambda v, w, k: _list(v, w, k, _seed),
+                   "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+}
+REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "extensions" and k == "variants"))
+                       for s, schema in STAGE_SCHEMAS.items()}
+TOP_LEVEL = {
+    "description": lambda v, w, k: (_check(isinstance(v, str), w, k, "must be a string", v), v)[1],
+    "nb_pairs": lambda v, w, k: _int(v, w, k, 1, 5000),
+    "data_seed": lambda v, w, k: _int(v, w, k, 0),
+    "batch_size": lambda v, w, k: _int(v, w, k, 1, 5000),
+    "protocols": lambda v, w, k: _list(v, w, k, _choice(PROTOCOLS)),
+    "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
+    "stages": _mapping,
+}
+DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
+            "protocols": ["corrected"], "learning_rates": "paper"}
+
+
+def _variant_name(value, where, key):
+    from .extensions import VARIANTS
+    return _choice(tuple(VARIANTS))(value, where, key)
+
+
+@dataclass
+class Profile:
+    name: str
+    path: Path
+    settings: dict
+    stages: dict = field(default_factory=dict)
+
+
+def profile_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
+        return p
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name_or_path)):
+        raise ProfileError(f"profile name {name_or_path!r}: use letters, digits, '_' or '-', or a path to a .yaml file")
+    return PARAMS_DIR / f"{name_or_path}.yaml"
+
+
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
+
+
+def load_profile(name_or_path: str) -> Profile:
+    path = profile_path(name_or_path)
+    where = str(path)
+    if not path.is_file():
+        raise ProfileError(f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{where}: cannot read: {exc}") from None
+    if raw is None:
+        raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
+    if not isinstance(raw, dict):
+        raise ProfileError(f"{where}: a profile must be a mapping of keys, got {_kind(raw)}")
+    _unknown_keys(raw, TOP_LEVEL, where, "")
+    if "stages" not in raw:
+        raise ProfileError(f"{where}: key 'stages' is required (a mapping of {', '.join(TRAINING_STAGES)})")
+    settings = dict(DEFAULTS)
+    for key, check in TOP_LEVEL.items():
+        if key in raw:
+            settings[key] = check(raw[key], where, key)
+    stages = {}
+    _unknown_keys(raw["stages"], STAGES, where, "stages.")
+    for stage, body in raw["stages"].items():
+        if stage in ("figures", "report"):
+            _check(body in (None, {}), where, f"stages.{stage}", "takes no settings (leave it empty)", body)
+            continue
+        key = f"stages.{stage}"
+        body = _mapping(body, where, key)
+        _unknown_keys(body, STAGE_SCHEMAS[stage], where, key + ".")
+        for req in REQUIRED_STAGE_KEYS[stage]:
+            if req not in body:
+                raise ProfileError(f"{where}: key '{key}.{req}' is required")
+        stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
+    if not stages:
+        raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
+    name = path.stem
+    return Profile(name=name, path=path, settings=settings, stages=stages)
+
+
+# --- expansion -------------------------------------------------------------------
+
+@dataclass
+class Execution:
+    """One notebook execution: a stage, a configuration name (a safe file name) and papermill parameters."""
+    stage: str
+    name: str
+    parameters: dict
+
+    @property
+    def notebook(self) -> Path:
+        return NOTEBOOKS_DIR / f"{self.stage}.ipynb"
+
+    def configs(self) -> list[RunConfig]:
+        return configs_for(self.stage, self.parameters)
+
+
+def _flag(b: bool) -> str:
+    return "1" if b else "0"
+
+
+def configs_for(stage: str, p: dict) -> list[RunConfig]:
+    """The training runs of one execution, from its parameters (notebooks call this too)."""
+    if stage not in TRAINING_STAGES:
+        return []
+    common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
+                  epochs=p["epochs"])
+    if stage == "lr_search":
+        return [RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common) for s in p["seeds"]]
+    if stage == "table1":
+        return [RunConfig(model=p["model"], weight_sharing=p["weight_sharing"], aux_loss=p["aux_loss"],
+                          lr=p["lr"], seed=s, protocol=p["protocol"], **common) for s in p["seeds"]]
+    if stage == "table2":
+        return [RunConfig(model="LeNet5", aux_loss=True, weight_sharing=p["weight_sharing"],
+                          batch_norm=p["batch_norm"], dropout=p["dropout"], lr=p["lr"], seed=s,
+                          protocol=p["protocol"], **common) for s in p["seeds"]]
+    if stage == "extensions":
+        from .extensions import variant_configs
+        return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
+    return []
+
+
+def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
+    if profile.settings["learning_rates"] == "paper":
+        return PAPER_LRS[model]
+    from .analysis import auto_learning_rates
+    return auto_learning_rates(store_dir)[model]
+
+
+def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
+    """All executions of the profile's stages (in stage order), with their papermill parameters."""
+    s = profile.settings
+    base = dict(nb_pairs=s["nb_pairs"], data_seed=s["data_seed"], batch_size=s["batch_size"],
+                store_dir=str(store_dir), device=device)
+    wanted = stages or STAGES
+    out = []
+    st = profile.stages
+    if "lr_search" in st and "lr_search" in wanted:
+        g = st["lr_search"]
+        for model in g["models"]:
+            for lr in g["lrs"]:
+                out.append(Execution("lr_search", f"{model}-lr{lr:g}",
+                                     dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"])))
+    for protocol in s["protocols"]:
+        if "table1" in st and "table1" in wanted:
+            g = st["table1"]
+            for model in g["models"]:
+                for ws in g["weight_sharing"]:
+                    for aux in g["aux_loss"]:
+                        out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
+                                             dict(base, model=model, weight_sharing=ws, aux_loss=aux,
+                                                  lr=learning_rate(profile, model, store_dir), seeds=g["seeds"],
+                                                  epochs=g["epochs"], protocol=protocol)))
+        if "table2" in st and "table2" in wanted:
+            g = st["table2"]
+            for ws in g["weight_sharing"]:
+                for bn in g["batch_norm"]:
+                    for do in g["dropout"]:
+                        out.append(Execution("table2", f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
+                                             dict(base, weight_sharing=ws, batch_norm=bn, dropout=do,
+                                                  lr=learning_rate(profile, "LeNet5", store_dir),
+                                                  seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
+    if "extensions" in st and "extensions" in wanted:
+        from .extensions import VARIANTS
+        g = st["extensions"]
+        for model in g["models"]:
+            for variant in g.get("variants", list(VARIANTS)):
+                out.append(Execution("extensions", f"{model}-{variant}",
+                                     dict(base, model=model, variant=variant,
+                                          lr=learning_rate(profile, model, store_dir),
+                                          seeds=g["seeds"], epochs=g["epochs"])))
+    for stage in ("figures", "report"):
+        if stage in wanted:
+            out.append(Execution(stage, stage, dict(base, profile=profile.name)))
+    return out

@@ -1,0 +1,147 @@
+"""The results store: one JSON record per training run, keyed by a hash of what determines it.
+
+Records are written atomically (temp file, fsync, rename), so the store never holds a
+partial record; a record that fails to parse or validate is reported by path, never used.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .training import RunConfig, resolve_device, train_run
+
+SCHEMA_VERSION = 1
+REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",
+                   "torch_version", "code_version", "created")
+
+
+class CorruptRecord(Exception):
+    """A record on disk that cannot be trusted."""
+
+
+def run_key(config: RunConfig, device_type: str) -> str:
+    """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
+    payload = json.dumps({"config": config.to_dict(), "device": device_type}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """The git commit of the library's checkout, '+dirty' when library files are modified."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "siamese_lib"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + ("+dirty" if dirty else "")
+
+
+def record_path(store_dir: Path, key: str) -> Path:
+    return Path(store_dir) / f"{key}.json"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def validate_record(record, path: Path) -> dict:
+    if not isinstance(record, dict):
+        raise CorruptRecord(f"{path}: not a JSON object")
+    missing = [f for f in REQUIRED_FIELDS if f not in record]
+    if missing:
+        raise CorruptRecord(f"{path}: missing fields {missing}")
+    if record["schema_version"] != SCHEMA_VERSION:
+        raise CorruptRecord(f"{path}: schema_version {record['schema_version']!r}, expected {SCHEMA_VERSION}")
+    try:
+        config = config_from_dict(record["config"])
+    except (TypeError, ValueError) as exc:
+        raise CorruptRecord(f"{path}: invalid config: {exc}") from exc
+    if run_key(config, record["device"]) != record["key"] or path.stem != record["key"]:
+        raise CorruptRecord(f"{path}: key does not match its configuration")
+    if not isinstance(record["metrics"], dict) or "test_error" not in record["metrics"]:
+        raise CorruptRecord(f"{path}: metrics lack test_error")
+    return record
+
+
+def config_from_dict(d: dict) -> RunConfig:
+    return RunConfig(**{**d, "augment": tuple(d.get("augment", ()))})
+
+
+def load_record(path: Path) -> dict:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptRecord(f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})") from exc
+    return validate_record(record, Path(path))
+
+
+def find_record(store_dir, config: RunConfig, device_type: str) -> dict | None:
+    path = record_path(store_dir, run_key(config, device_type))
+    return load_record(path) if path.exists() else None
+
+
+def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool = False, progress=None) -> tuple[dict, bool]:
+    """The record for ``config``: from the store when present, else trained and saved. Returns (record, cached)."""
+    dev = resolve_device(device).type
+    key = run_key(config, dev)
+    path = record_path(store_dir, key)
+    if path.exists() and not force:
+        return load_record(path), True
+    body = train_run(config, device=dev, progress=progress)
+    record = {
+        "schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), **body,
+        "torch_version": torch.__version__, "code_version": code_version(),
+        "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    write_atomically(path, json.dumps(record))
+    return record, False
+
+
+def load_records(store_dir) -> list[dict]:
+    """All records; raises CorruptRecord naming the first bad file (never skips one silently)."""
+    store_dir = Path(store_dir)
+    if not store_dir.is_dir():
+        return []
+    return [load_record(p) for p in sorted(store_dir.glob("*.json"))]
+
+
+def records_frame(records):
+    """One row per run: configuration columns, metric columns, and provenance."""
+    import pandas as pd
+    rows = []
+    for r in records:
+        row = {**r["config"], **r["metrics"]}
+        row["augment"] = ",".join(r["config"].get("augment", []))
+        row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
+                   code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_store(store_dir):
+    return records_frame(load_records(store_dir))

@@ -1,0 +1,281 @@
+"""One training run: a small configuration in, metrics out.
+
+The paper's fold protocol: per seed, seed torch, shuffle the training pairs once,
+build the model (its init follows from the same seed), train with Adam on fixed
+mini-batches (the same order every epoch), evaluate once at the end.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from .data import generate_pair_sets, normalize
+from .models import MODEL_NAMES, build_model
+
+PROTOCOLS = ("corrected", "original")
+ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
+AUX_SCHEDULES = ("constant", "linear_decay")
+AUGMENTATIONS = ("repair", "swap", "shift")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's result (the results store hashes all of it)."""
+    model: str = "LeNet5"
+    weight_sharing: bool = True
+    aux_loss: bool = True
+    batch_norm: bool = True
+    dropout: bool = False
+    lr: float = 5e-3
+    epochs: int = 30
+    batch_size: int = 100
+    seed: int = 1
+    protocol: str = "corrected"
+    nb_pairs: int = 1000
+    data_seed: int = 0
+    # extensions beyond the paper (the defaults are the paper's setting)
+    aux_weight: float = 1.0
+    aux_schedule: str = "constant"
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    augment: tuple = ()
+    val_pairs: int = 0
+
+    def __post_init__(self):
+        object.__setattr__(self, "augment", tuple(self.augment))
+        problems = validate_config(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def trained_epochs(self) -> int:
+        if self.protocol == "original" and not self.aux_loss:
+            return min(self.epochs, ORIGINAL_NO_AUX_EPOCHS)
+        return self.epochs
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["augment"] = list(self.augment)
+        return d
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x):
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate_config(c: RunConfig) -> list[str]:
+    """Plain-language problems with a configuration; empty when it is valid."""
+    p = []
+    if c.model not in MODEL_NAMES:
+        p.append(f"model must be one of {', '.join(MODEL_NAMES)}, got {c.model!r}")
+    for name in ("weight_sharing", "aux_loss", "batch_norm", "dropout"):
+        if not isinstance(getattr(c, name), bool):
+            p.append(f"{name} must be true or false, got {getattr(c, name)!r}")
+    if not _is_number(c.lr) or not c.lr > 0:
+        p.append(f"lr must be a number > 0, got {c.lr!r}")
+    if not _is_int(c.epochs) or c.epochs < 1:
+        p.append(f"epochs must be an integer >= 1, got {c.epochs!r}")
+    if not _is_int(c.batch_size) or c.batch_size < 1:
+        p.append(f"batch_size must be an integer >= 1, got {c.batch_size!r}")
+    if not _is_int(c.seed) or c.seed < 0:
+        p.append(f"seed must be an integer >= 0, got {c.seed!r}")
+    if c.protocol not in PROTOCOLS:
+        p.append(f"protocol must be one of {', '.join(PROTOCOLS)}, got {c.protocol!r}")
+    if not _is_int(c.nb_pairs) or not 1 <= c.nb_pairs <= 5000:
+        p.append(f"nb_pairs must be an integer in 1..5000, got {c.nb_pairs!r}")
+    if not _is_int(c.data_seed) or c.data_seed < 0:
+        p.append(f"data_seed must be an integer >= 0, got {c.data_seed!r}")
+    if not _is_number(c.aux_weight) or c.aux_weight < 0:
+        p.append(f"aux_weight must be a number >= 0, got {c.aux_weight!r}")
+    if c.aux_schedule not in AUX_SCHEDULES:
+        p.append(f"aux_schedule must be one of {', '.join(AUX_SCHEDULES)}, got {c.aux_schedule!r}")
+    for name in ("weight_decay", "l1"):
+        if not _is_number(getattr(c, name)) or getattr(c, name) < 0:
+            p.append(f"{name} must be a number >= 0, got {getattr(c, name)!r}")
+    bad = [a for a in c.augment if a not in AUGMENTATIONS]
+    if bad:
+        p.append(f"augment entries must be among {', '.join(AUGMENTATIONS)}, got {bad}")
+    if not _is_int(c.val_pairs) or c.val_pairs < 0 or (_is_int(c.nb_pairs) and c.val_pairs >= c.nb_pairs):
+        p.append(f"val_pairs must be an integer in 0..nb_pairs-1, got {c.val_pairs!r}")
+    return p
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+@functools.lru_cache(maxsize=4)
+def pair_sets(nb_pairs: int, data_seed: int):
+    """The prologue's pairs, loaded once per process (a notebook trains several seeds on them)."""
+    return generate_pair_sets(nb_pairs, seed=data_seed)
+
+
+@dataclass
+class Split:
+    input: torch.Tensor
+    target: torch.Tensor
+    classes: torch.Tensor
+
+    def to(self, device):
+        return Split(self.input.to(device), self.target.to(device), self.classes.to(device))
+
+    def __len__(self):
+        return len(self.target)
+
+
+def prepare_data(config: RunConfig, device: torch.device):
+    """Train, validation (held out of the training pairs; None if val_pairs is 0) and test splits.
+
+    The training order is the fold's shuffle: the caller seeds torch before calling.
+    """
+    tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
+    if config.protocol == "original":
+        tr_in = normalize(tr_in)[0]  # quirk 2: the test input stays un-normalised
+    else:
+        tr_in, te_in = normalize(tr_in, te_in)
+    perm = torch.randperm(len(tr_t))
+    train = Split(tr_in[perm], tr_t[perm], tr_c[perm])
+    val = None
+    if config.val_pairs:
+        k = config.val_pairs
+        val = Split(train.input[:k], train.target[:k], train.classes[:k])
+        train = Split(train.input[k:], train.target[k:], train.classes[k:])
+    return train.to(device), (val.to(device) if val else None), Split(te_in, te_t, te_c).to(device)
+
+
+def aux_weight_at(config: RunConfig, epoch: int) -> float:
+    if not config.aux_loss:
+        return 0.0
+    if config.aux_schedule == "linear_decay":  # from aux_weight at the first epoch to 0 at the last
+        return config.aux_weight * (1 - epoch / max(1, config.trained_epochs - 1))
+    return config.aux_weight
+
+
+def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
+    """Training-time augmentation, using only the training pairs (see AUGMENTATIONS)."""
+    if "repair" in config.augment and pool is not None:
+        # new pairs from any two of the training digits; the target follows from their classes
+        digits = pool.input.reshape(-1, 1, 14, 14)
+        labels = pool.classes.reshape(-1)
+        idx = torch.randint(len(labels), (len(target), 2), device=x.device)
+        x = torch.cat((digits[idx[:, 0]], digits[idx[:, 1]]), 1)
+        classes = labels[idx]
+        target = (classes[:, 0] <= classes[:, 1]).long()
+    if "swap" in config.augment:
+        flip = torch.rand(len(target), device=x.device) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(1), x)
+        classes = torch.where(flip[:, None], classes.flip(1), classes)
+        target = (classes[:, 0] <= classes[:, 1]).long()
+    if "shift" in config.augment:
+        # up to one pixel in each direction, the same shift for both images of a pair
+        dx, dy = (int(v) for v in torch.randint(-1, 2, (2,)))
+        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+    return x, target, classes
+
+
+def comparison_from_digits(d1, d2):
+    """P(d1 <= d2) from the two digit softmaxes, exactly: sum over i <= j of p1(i) p2(j)."""
+    p1, p2 = F.softmax(d1, 1), F.softmax(d2, 1)
+    upper = torch.triu(torch.ones(10, 10, device=d1.device, dtype=p1.dtype))
+    return torch.einsum("ni,ij,nj->n", p1, upper, p2)
+
+
+def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
+    """Outputs on a split: comparison prob (head), P(d1<=d2) from the digits, digit predictions."""
+    original = config.protocol == "original"
+    # quirk 3: the authors never called model.eval(): batch norm on each test batch of 100, dropout on
+    model.train(original)
+    bs = config.batch_size if original else batch_size
+    outs = []
+    with torch.inference_mode():
+        for xb in torch.split(split.input, bs):
+            d1, d2, c = model(xb)
+            outs.append((F.softmax(c, 1)[:, 1], comparison_from_digits(d1, d2), d1.argmax(1), d2.argmax(1)))
+    head, digits_prob, p1, p2 = (torch.cat(t) for t in zip(*outs))
+    return head, digits_prob, p1, p2
+
+
+def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[dict, dict]:
+    head, digits_prob, p1, p2 = predict(model, split, config)
+    t, c = split.target, split.classes
+
+    def pct(wrong):
+        return 100.0 * wrong.float().mean().item()
+
+    derived = (p1 <= p2).long()
+    head_pred = (head > 0.5).long()
+    metrics = {
+        f"{prefix}_error": pct(head_pred != t),
+        f"{prefix}_digit1_error": pct(p1 != c[:, 0]),
+        f"{prefix}_digit2_error": pct(p2 != c[:, 1]),
+        f"{prefix}_derived_error": pct(derived != t),           # comparison of the argmax digits
+        f"{prefix}_digit_prob_error": pct((digits_prob > 0.5).long() != t),  # exact P(d1 <= d2) > 0.5
+        f"{prefix}_head_vs_digits_disagreement": pct(derived != head_pred),  # the authors' quirk-4 number
+    }
+    outputs = {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
+    return metrics, outputs
+
+
+def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
+    """Train one configuration; return metrics, per-epoch curves and test outputs (a store record body)."""
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    train, val, test = prepare_data(config, dev)
+    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout).to(dev)
+    if dev.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                 foreach=True)
+    batches = list(zip(torch.split(train.input, config.batch_size), torch.split(train.target, config.batch_size),
+                       torch.split(train.classes, config.batch_size)))
+    epoch_losses = []
+    model.train()
+    for epoch in range(config.trained_epochs):
+        w = aux_weight_at(config, epoch)
+        total = torch.zeros((), device=dev)
+        for xb, tb, cb in batches:
+            if config.augment:
+                xb, tb, cb = augment_batch(config, xb, tb, cb, train)
+            d1, d2, c = model(xb)
+            loss = F.cross_entropy(c, tb)
+            if w:
+                loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
+            if config.l1:
+                loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()  # no host sync inside the loop
+        epoch_losses.append(total)
+        if progress is not None:
+            progress(epoch + 1, config.trained_epochs)
+    train_seconds = time.perf_counter() - start
+    curves = {"train_loss": [float(v) for v in torch.stack(epoch_losses).cpu()]} if epoch_losses else {"train_loss": []}
+
+    metrics, _ = error_metrics(model, train, config, "train")
+    test_metrics, test_out = error_metrics(model, test, config, "test")
+    metrics.update(test_metrics)
+    if val is not None:
+        metrics.update(error_metrics(model, val, config, "val")[0])
+    metrics["train_seconds"] = train_seconds
+    metrics["wall_seconds"] = time.perf_counter() - start
+    outputs = {k: [round(float(v), 6) for v in t.cpu()] if t.is_floating_point() else [int(v) for v in t.cpu()]
+               for k, t in test_out.items()}
+    return {"metrics": metrics, "curves": curves, "outputs": outputs, "device": dev.type,
+            "epochs_trained": config.trained_epochs}
