@@ -20,6 +20,17 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+class Switch(argparse.BooleanOptionalAction):
+    """``--x`` / ``--no-x``; giving both is a usage error, not 'the last one wins'."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        given = namespace.__dict__.setdefault("_switches_given", {})
+        first = given.setdefault(self.dest, option_string)
+        if first != option_string:
+            parser.error(f"{first} and {option_string} contradict each other; give one of them")
+        super().__call__(parser, namespace, values, option_string)
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -56,10 +67,10 @@ def build_parser() -> Parser:
 
     t = sub.add_parser("train", help="train one run and print its metrics as JSON")
     t.add_argument("--model", required=True, choices=MODEL_NAMES)
-    t.add_argument("--weight-sharing", action=argparse.BooleanOptionalAction, default=True)
-    t.add_argument("--aux-loss", action=argparse.BooleanOptionalAction, default=True)
-    t.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=True)
-    t.add_argument("--dropout", action=argparse.BooleanOptionalAction, default=False)
+    t.add_argument("--weight-sharing", action=Switch, default=True)
+    t.add_argument("--aux-loss", action=Switch, default=True)
+    t.add_argument("--batch-norm", action=Switch, default=True)
+    t.add_argument("--dropout", action=Switch, default=False)
     t.add_argument("--lr", type=positive_float, default=None, help="default: the paper's rate for the model")
     t.add_argument("--epochs", type=positive_int, default=30)
     t.add_argument("--batch-size", type=positive_int, default=100)
@@ -76,7 +87,7 @@ def build_parser() -> Parser:
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     r.add_argument("--only", default=None, help="comma-separated stages: lr_search,table1,table2,extensions,figures,report")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
-    r.add_argument("--keep-going", action=argparse.BooleanOptionalAction, default=True,
+    r.add_argument("--keep-going", action=Switch, default=True,
                    help="after a failed notebook, finish the others (default) or cancel them")
 
     b = sub.add_parser("bench", help="time training steps against a plain reference loop")
@@ -89,7 +100,7 @@ def build_parser() -> Parser:
 
 def cmd_train(args) -> int:
     import torch
-    from .data import DataError
+    from .data import DataError, load_mnist
     from .profiles import PAPER_LRS
     from .training import RunConfig, resolve_device, train_run
 
@@ -97,17 +108,25 @@ def cmd_train(args) -> int:
         device = resolve_device(args.device)
     except ValueError as exc:
         raise UsageError(f"train: {exc}") from None
+    try:
+        config = RunConfig(model=args.model, weight_sharing=args.weight_sharing, aux_loss=args.aux_loss,
+                           batch_norm=args.batch_norm, dropout=args.dropout,
+                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
+                           batch_size=args.batch_size, seed=args.seed, protocol=args.protocol,
+                           nb_pairs=args.nb_pairs)
+    except ValueError as exc:  # e.g. --nb-pairs above what the MNIST test set holds
+        raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
         import os
         from pathlib import Path
         if not Path(args.data_dir).is_dir():
             raise UsageError(f"train: --data-dir {args.data_dir} is not a directory")
+        try:  # verified now, before anything runs (pair sets already made in this process would hide it)
+            load_mnist(args.data_dir)
+        except DataError as exc:
+            raise UsageError(f"train: {exc}") from None
         os.environ["PYTORCH_DATA_DIR"] = args.data_dir
     torch.set_num_threads(args.threads)
-    config = RunConfig(model=args.model, weight_sharing=args.weight_sharing, aux_loss=args.aux_loss,
-                       batch_norm=args.batch_norm, dropout=args.dropout,
-                       lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
-                       batch_size=args.batch_size, seed=args.seed, protocol=args.protocol, nb_pairs=args.nb_pairs)
     try:
         result = train_run(config, device=device.type)
     except DataError as exc:
@@ -131,7 +150,7 @@ def main(argv=None) -> int:
             from .bench import main as bench_main
             return bench_main(args)
     except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept in the store; rerun the same command to resume", file=sys.stderr)

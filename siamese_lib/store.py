@@ -90,12 +90,18 @@ def config_from_dict(d: dict) -> RunConfig:
     return RunConfig(**{**d, "augment": tuple(d.get("augment", ()))})
 
 
+CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"
+
+
 def load_record(path: Path) -> dict:
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptRecord(f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})") from exc
-    return validate_record(record, Path(path))
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CorruptRecord(f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})") from exc
+        return validate_record(record, Path(path))
+    except CorruptRecord as exc:
+        raise CorruptRecord(f"{exc}; {CORRUPT_HINT}") from exc.__cause__
 
 
 def find_record(store_dir, config: RunConfig, device_type: str) -> dict | None:

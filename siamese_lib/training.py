@@ -144,18 +144,34 @@ def prepare_data(config: RunConfig, device: torch.device):
     The training order is the fold's shuffle: the caller seeds torch before calling.
     """
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
+    if config.val_pairs:
+        return _prepare_with_validation(config, device, tr_in, tr_t, tr_c, te_in, te_t, te_c)
     if config.protocol == "original":
         tr_in = normalize(tr_in)[0]  # quirk 2: the test input stays un-normalised
     else:
         tr_in, te_in = normalize(tr_in, te_in)
     perm = torch.randperm(len(tr_t))
     train = Split(tr_in[perm], tr_t[perm], tr_c[perm])
-    val = None
-    if config.val_pairs:
-        k = config.val_pairs
-        val = Split(train.input[:k], train.target[:k], train.classes[:k])
-        train = Split(train.input[k:], train.target[k:], train.classes[k:])
-    return train.to(device), (val.to(device) if val else None), Split(te_in, te_t, te_c).to(device)
+    return train.to(device), None, Split(te_in, te_t, te_c).to(device)
+
+
+def _prepare_with_validation(config: RunConfig, device, tr_in, tr_t, tr_c, te_in, te_t, te_c):
+    """The first val_pairs of the fold's shuffle are held out; the rest are trained on.
+
+    The normalisation statistics come from the trained-on pairs alone, so nothing of the
+    validation pairs (not even their pixel statistics) reaches the model. A separate
+    path, so the paper's configurations (val_pairs 0) keep their exact numerics.
+    """
+    k = config.val_pairs
+    perm = torch.randperm(len(tr_t))  # the same draw as without validation: same fold shuffle
+    fit = tr_in[perm[k:]]
+    mean, std = fit.mean(), fit.std()
+    tr_in = (tr_in - mean) / std
+    if config.protocol != "original":  # quirk 2: the test input stays un-normalised
+        te_in = (te_in - mean) / std
+    val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]])
+    train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]])
+    return train.to(device), val.to(device), Split(te_in, te_t, te_c).to(device)
 
 
 def aux_weight_at(config: RunConfig, epoch: int) -> float:
@@ -182,10 +198,24 @@ def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
         classes = torch.where(flip[:, None], classes.flip(1), classes)
         target = (classes[:, 0] <= classes[:, 1]).long()
     if "shift" in config.augment:
-        # up to one pixel in each direction, the same shift for both images of a pair
-        dx, dy = (int(v) for v in torch.randint(-1, 2, (2,)))
-        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        x = shift_images(x)
     return x, target, classes
+
+
+def shift_images(x, max_shift: int = 1):
+    """Each image of each pair moved independently by up to max_shift pixels in x and y.
+
+    The border is padded by replicating the edge (background in MNIST), not wrapped round.
+    """
+    n, c, h, w = x.shape
+    m = max_shift
+    padded = F.pad(x, (m, m, m, m), mode="replicate")
+    oy = torch.randint(0, 2 * m + 1, (n, c, 1, 1), device=x.device)
+    ox = torch.randint(0, 2 * m + 1, (n, c, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, 1, h, 1) + oy
+    cols = torch.arange(w, device=x.device).view(1, 1, 1, w) + ox
+    index = (rows * (w + 2 * m) + cols).reshape(n, c, h * w)
+    return padded.reshape(n, c, -1).gather(2, index).reshape(n, c, h, w)
 
 
 def comparison_from_digits(d1, d2):

@@ -1,0 +1,197 @@
+"""The report's figures (matplotlib): sample pairs, the siamese diagram, LR-search curves, error bars.
+
+Each function returns a matplotlib Figure and draws only what it is given: missing
+data shows as absent (and is named in the caption by the caller), never invented.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .analysis import PAPER_TABLES, cell_map, yesno
+from .models import MODEL_NAMES
+
+PAPER_COLOR = "#555555"
+PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
+
+
+def _plt():
+    import matplotlib.pyplot as plt  # imported late: the backend is the caller's (inline in Jupyter, Agg in tests)
+    return plt
+
+
+def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
+    """The first n input pairs of a split with their digit classes and comparison target."""
+    plt = _plt()
+    tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets
+    x, t, c = (tr_in, tr_t, tr_c) if split == "train" else (te_in, te_t, te_c)
+    cols = 4
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.25 * rows + 0.1))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i >= n:
+            continue
+        pair = np.concatenate([x[i, 0].numpy(), np.full((14, 2), np.nan), x[i, 1].numpy()], axis=1)
+        ax.imshow(np.ma.masked_invalid(pair), cmap="gray_r", interpolation="nearest")
+        a, b = int(c[i, 0]), int(c[i, 1])
+        ax.set_title(f"{a} {'≤' if a <= b else '>'} {b}: target {int(t[i])}", fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def _box(ax, xy, w, h, text, color="#e8eef7", fontsize=7.5, edge="#333333", style="round,pad=0.02"):
+    from matplotlib.patches import FancyBboxPatch
+    x, y = xy
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle=style, facecolor=color, edgecolor=edge, linewidth=0.8))
+    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
+
+
+def _arrow(ax, start, end, text=None, style="-|>", ls="-", color="#333333"):
+    from matplotlib.patches import FancyArrowPatch
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=8, linewidth=0.8, color=color,
+                                 linestyle=ls, shrinkA=0, shrinkB=0))
+    if text:
+        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center", va="bottom", fontsize=6.5)
+
+
+def architecture_figure():
+    """Fig. 1: the siamese architecture shared by the four models (drawn, not an image)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.0, 2.6))
+    ax.set_xlim(0, 14)
+    ax.set_ylim(0, 5.2)
+    ax.axis("off")
+    # input pair
+    _box(ax, (0.1, 1.9), 1.5, 1.4, "input pair\n2×14×14", color="#f3f3f3")
+    for y, name in ((3.6, "image 1\n1×14×14"), (0.6, "image 2\n1×14×14")):
+        _box(ax, (2.2, y), 1.4, 1.0, name, color="#f3f3f3")
+        _arrow(ax, (1.6, 2.6), (2.2, y + 0.5))
+    # branches
+    for y, name in ((3.5, "branch 1\n(Net | LeNet5 |\nLeNet5_FullyConv | ResNet)"),
+                    (0.5, "branch 2\n(same architecture)")):
+        _box(ax, (4.2, y), 2.6, 1.2, name, color="#dbe7f6")
+        _arrow(ax, (3.6, y + 0.6), (4.2, y + 0.6))
+    _arrow(ax, (5.5, 3.5), (5.5, 1.7), style="<|-|>", ls="--", color="#1f77b4")
+    ax.text(5.62, 2.6, "weight sharing:\none set of weights", fontsize=6.5, va="center", color="#1f77b4")
+    # digit logits and auxiliary losses
+    for y, name in ((3.6, "digit logits\n10"), (0.6, "digit logits\n10")):
+        _box(ax, (7.4, y), 1.3, 1.0, name, color="#fdf1d8")
+        _arrow(ax, (6.8, y + 0.5), (7.4, y + 0.5))
+    ax.text(8.05, 4.75, "aux. loss: CE(digit 1)", ha="center", fontsize=6.5, color="#9a5b00")
+    ax.text(8.05, 0.3, "aux. loss: CE(digit 2)", ha="center", fontsize=6.5, color="#9a5b00")
+    # comparison head
+    _box(ax, (9.3, 1.9), 1.2, 1.4, "concat\n20", color="#f3f3f3")
+    _arrow(ax, (8.7, 4.1), (9.3, 2.9))
+    _arrow(ax, (8.7, 1.1), (9.3, 2.3))
+    _box(ax, (11.0, 1.7), 1.6, 1.8, "head\nLinear 20→72\nReLU\nLinear 72→2", color="#e3f2e1")
+    _arrow(ax, (10.5, 2.6), (11.0, 2.6))
+    _box(ax, (12.95, 2.05), 1.0, 1.1, "d1 ≤ d2 ?\n2 logits", color="#f3f3f3", fontsize=6.5)
+    _arrow(ax, (12.6, 2.6), (12.95, 2.6))
+    ax.text(13.45, 1.75, "main loss:\nCE(target)", ha="center", va="top", fontsize=6.5, color="#2b6b2b")
+    fig.tight_layout(pad=0.2)
+    return fig
+
+
+def lr_search_figure(curves: dict, chosen: dict, models=MODEL_NAMES):
+    """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
+    the rate used for the tables dotted. Rates with missing seeds are not drawn."""
+    plt = _plt()
+    models = [m for m in models if m in curves]
+    if not models:
+        return None
+    cols = 2 if len(models) > 1 else 1
+    rows = math.ceil(len(models) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(7.0, 2.5 * rows), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, model in zip(axes.ravel(), models):
+        by_lr = curves[model]
+        lrs = sorted(by_lr, reverse=True)
+        drawn = 0
+        for i, lr in enumerate(lrs):
+            e = by_lr[lr]
+            if e["missing_seeds"] or not e["curves"]:
+                continue
+            length = min(len(c) for c in e["curves"])
+            mean = np.mean([c[:length] for c in e["curves"]], axis=0)
+            dotted = chosen.get(model) is not None and math.isclose(lr, chosen[model])
+            ax.plot(np.arange(1, length + 1), mean, ls=":" if dotted else "-", lw=2.0 if dotted else 1.1,
+                    color=cmap(i / max(1, len(lrs) - 1)), label=f"{lr:g}" + (" (used)" if dotted else ""))
+            drawn += 1
+        ax.set_title(model, fontsize=9)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("summed training loss", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3, which="both", lw=0.4)
+        if drawn:
+            ax.legend(title="learning rate", fontsize=6.5, title_fontsize=7, ncol=2, loc="upper right")
+        else:
+            ax.text(0.5, 0.5, "no complete rate yet", transform=ax.transAxes, ha="center", va="center", fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([], minor=True)
+            ax.set_yticks([])
+    for ax in axes.ravel()[len(models):]:
+        ax.axis("off")
+    fig.tight_layout(pad=0.4)
+    return fig
+
+
+def _labels(table):
+    if table == "table1":
+        return [(m, ws, aux) for m in MODEL_NAMES for ws in (False, True) for aux in (False, True)]
+    return [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
+
+
+def _tick(table, key):
+    if table == "table1":
+        m, ws, aux = key
+        return f"WS {yesno(ws)}\naux {yesno(aux)}"
+    ws, bn, do = key
+    return f"WS {yesno(ws)}\nBN {yesno(bn)}\nDO {yesno(do)}"
+
+
+def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
+    """Mean ± std per cell: the paper's and ours (one series per protocol); missing cells are not drawn."""
+    plt = _plt()
+    keys = _labels(table)
+    fig, ax = plt.subplots(figsize=(7.0, 2.9 if table == "table1" else 2.6))
+    series = [("paper", None)] + [(p, p) for p in protocols]
+    width = 0.8 / len(series)
+    x = np.arange(len(keys))
+    maps = {p: cell_map(cells, p) for p in protocols}
+    for j, (name, protocol) in enumerate(series):
+        xs, ys, es, miss = [], [], [], []
+        for i, key in enumerate(keys):
+            xi = i - 0.4 + width * (j + 0.5)
+            if protocol is None:
+                m, s = PAPER_TABLES[table][key]
+                xs.append(xi), ys.append(m), es.append(s)
+                continue
+            c = maps[protocol].get((table, key))
+            if c is not None and c.complete:
+                xs.append(xi), ys.append(c.mean), es.append(c.std if math.isfinite(c.std) else 0)
+            else:
+                miss.append(xi)
+        color = PAPER_COLOR if protocol is None else PROTOCOL_COLORS[protocol]
+        label = "paper" if protocol is None else f"ours ({protocol})"
+        ax.errorbar(xs, ys, yerr=es, fmt="o" if protocol is None else "s", ms=3.2, capsize=2, lw=0.9,
+                    color=color, label=label)
+        if miss:
+            ax.plot(miss, [0.3] * len(miss), "x", color=color, ms=4, label=f"ours ({protocol}): missing")
+    ax.set_xticks(x)
+    ax.set_xticklabels([_tick(table, k) for k in keys], fontsize=5.5)
+    ax.set_ylabel("test error (%)", fontsize=8)
+    ax.set_ylim(bottom=0)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(axis="y", alpha=0.3, lw=0.4)
+    if table == "table1":
+        for i, m in enumerate(MODEL_NAMES):
+            if i:
+                ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
+            ax.text(4 * i + 1.5, 1.0, m, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)
+    ax.set_xlim(-0.6, len(keys) - 0.4)
+    ax.legend(fontsize=6.5, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
+    fig.tight_layout(pad=0.3)
+    return fig

@@ -1,0 +1,64 @@
+"""Shared fixtures: MNIST decoded once per session (about 5 s), and small helpers for the CLI."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One torch thread, as each worker of the library uses: on a loaded 2-core machine, more threads
+# make the tiny runs of the tests several times slower, not faster.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def mnist_load(tmp_path_factory):
+    """Decode the offline copy into a fresh cache, then load again from that cache; both timed.
+
+    The environment is restored afterwards, so other tests use the ordinary cache.
+    """
+    from siamese_lib import data
+
+    cache = tmp_path_factory.mktemp("mnist-cache")
+    saved = {k: os.environ.get(k) for k in ("SIAMESE_LIB_CACHE", "PYTORCH_DATA_DIR", data.MNIST_PKL_ENV)}
+    os.environ["SIAMESE_LIB_CACHE"] = str(cache)
+    os.environ.pop("PYTORCH_DATA_DIR", None)
+    os.environ.pop(data.MNIST_PKL_ENV, None)
+    try:
+        t0 = time.perf_counter()
+        first = data.load_mnist()
+        t1 = time.perf_counter()
+        second = data.load_mnist()
+        t2 = time.perf_counter()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return {"first": first, "arrays": second, "decode_s": t1 - t0, "cached_s": t2 - t1, "cache_dir": cache}
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_load):
+    """The verified MNIST arrays (train_images, train_labels, test_images, test_labels)."""
+    return mnist_load["arrays"]
+
+
+def run_cli(*args, cwd=None, env=None, timeout=300):
+    """``python -m siamese_lib ARGS`` in a subprocess: the real entry point and exit status."""
+    full_env = {**os.environ, **(env or {})}
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    return subprocess.run([sys.executable, "-m", "siamese_lib", *map(str, args)], cwd=cwd or ROOT,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def files_under(path: Path) -> list[str]:
+    """Every file and folder below ``path``, relative, sorted (to assert that nothing was written)."""
+    return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))

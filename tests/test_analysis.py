@@ -1,0 +1,305 @@
+"""Aggregation of the store into the paper's tables, the statistics against the paper, the LR rule,
+the deviation reasons and the claims. Stores are built from synthetic but valid records, written
+through the store's own functions (no training here)."""
+from __future__ import annotations
+
+import json
+import math
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from siamese_lib import analysis as A
+from siamese_lib.profiles import load_profile
+from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key, write_atomically
+from siamese_lib.training import RunConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+PAPER_TEXT = ROOT.parent / "shared" / "paper" / "ee559-project1-report.txt"
+
+
+# --- helpers shared with test_report.py ---------------------------------------------------------------
+
+def put_record(store: Path, config: RunConfig, test_error: float, curve=None, train_seconds=1.0,
+               device="cpu", created="2025-01-01T00:00:00+00:00") -> dict:
+    """A valid record written atomically where the store would write it (load_records validates it)."""
+    key = run_key(config, device)
+    metrics = {"test_error": float(test_error), "train_error": 0.0, "test_digit1_error": 0.0,
+               "test_digit2_error": 0.0, "test_derived_error": 0.0, "test_digit_prob_error": 0.0,
+               "test_head_vs_digits_disagreement": 0.0, "train_seconds": train_seconds,
+               "wall_seconds": train_seconds}
+    record = {"schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), "device": device,
+              "metrics": metrics, "curves": {"train_loss": list(curve or [1.0] * config.trained_epochs)},
+              "outputs": {}, "torch_version": "test", "code_version": "synthetic", "created": created,
+              "epochs_trained": config.trained_epochs, "threads": 1, "host": "test", "cpu": "test",
+              "python": "3.11"}
+    write_atomically(record_path(store, key), json.dumps(record))
+    return record
+
+
+TINY_PROFILE = """\
+description: tiny profile for tests
+nb_pairs: 100
+data_seed: 0
+batch_size: 50
+protocols: [corrected, original]
+stages:
+  lr_search:
+    models: [Net, LeNet5, LeNet5_FullyConv, ResNet]
+    lrs: [0.05, 0.005]
+    seeds: [1, 2]
+    epochs: 3
+  table1:
+    models: [Net, LeNet5, LeNet5_FullyConv, ResNet]
+    weight_sharing: [false, true]
+    aux_loss: [false, true]
+    seeds: [1, 2, 3]
+    epochs: 2
+  table2:
+    weight_sharing: [false, true]
+    batch_norm: [false, true]
+    dropout: [false, true]
+    seeds: [1, 2, 3]
+    epochs: 2
+  figures:
+  report:
+"""
+
+
+def write_profile(tmp_path: Path, text: str = TINY_PROFILE, name="tiny") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def fill_store(store: Path, profile, error_for, skip=()):
+    """One record per configuration of the profile's Table I/II and LR search; error_for(stage, params, seed)
+    gives the test error; configurations for which skip(stage, params, seed) is true are left out."""
+    from siamese_lib.profiles import expand
+    done = set()
+    for ex in expand(profile, str(store)):
+        for cfg in ex.configs():
+            if cfg in done or (skip and skip(ex.stage, ex.parameters, cfg.seed)):
+                continue
+            done.add(cfg)
+            curve = [10.0 / (e + 1) * (1 + abs(math.log10(cfg.lr / 0.005))) for e in range(cfg.trained_epochs)]
+            put_record(store, cfg, error_for(ex.stage, ex.parameters, cfg.seed), curve=curve)
+    return done
+
+
+def paper_like(stage, p, seed):
+    """The paper's mean for the cell, plus a fixed spread over seeds (mean unchanged for 3 seeds)."""
+    if stage == "table1":
+        mean = A.PAPER_TABLE1[(p["model"], p["weight_sharing"], p["aux_loss"])][0]
+    elif stage == "table2":
+        mean = A.PAPER_TABLE2[(p["weight_sharing"], p["batch_norm"], p["dropout"])][0]
+    else:
+        mean = 10.0
+    return mean + {1: -0.5, 2: 0.0, 3: 0.5}.get(seed, 0.0)
+
+
+# --- the paper's numbers as data -------------------------------------------------------------------------
+
+@pytest.mark.skipif(not PAPER_TEXT.is_file(), reason="the paper's text (shared/paper) is not beside the repository")
+def test_paper_numbers_are_the_printed_ones():
+    text = PAPER_TEXT.read_text()
+    t1 = text[text.index("TABLE I:"):text.index("TABLE II:")]
+    t2 = text[text.index("TABLE II:"):text.index("V. DISCUSSION")]
+    nums1 = [float(x) for x in re.findall(r"\t(\d+\.\d+)", t1)]
+    expected1 = []
+    for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
+        for ws in (False, True):
+            no, yes = A.PAPER_TABLE1[(m, ws, False)], A.PAPER_TABLE1[(m, ws, True)]
+            expected1 += [no[0], yes[0], no[1], yes[1]]  # printed: Mean row, then Std. dev. row
+    assert nums1 == expected1
+    nums2 = [float(x) for x in re.findall(r"\t(\d+\.\d+)", t2)]
+    assert nums2 == [v for k in A.TABLE2_KEYS for v in A.PAPER_TABLE2[k]]
+    for m, n in A.PAPER_PARAMETERS.items():
+        assert f"({n} parameters)" in text or f"{n}" in text
+
+
+# --- statistics --------------------------------------------------------------------------------------------
+
+def test_welch_p_matches_hand_computation():
+    # ours 5.0 ± 1.0 (n=4) against 6.08 ± 0.802 (n=10)
+    v1, v2 = 1.0 ** 2 / 4, 0.802 ** 2 / 10
+    t = (5.0 - 6.08) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 ** 2 / 3 + v2 ** 2 / 9)
+    assert t == pytest.approx(-1.92636, abs=1e-5)
+    assert df == pytest.approx(4.63989, abs=1e-5)
+    from scipy.stats import t as student_t
+    by_hand = 2 * student_t.sf(abs(t), df)
+    p = A.welch_p(5.0, 1.0, 4, 6.08, 0.802, 10)
+    assert p == pytest.approx(by_hand, rel=1e-9)
+    assert p == pytest.approx(0.116482, abs=1e-6)
+    assert math.isnan(A.welch_p(5.0, float("nan"), 1, 6.08, 0.802, 10))
+
+
+def test_seed_ranges():
+    assert A.seed_ranges([5, 1, 2, 3, 9, 10]) == "1-3, 5, 9-10"
+    assert A.seed_ranges([]) == ""
+
+
+def test_cell_statistics_from_a_store(tmp_path):
+    prof = load_profile(str(write_profile(tmp_path)))
+    store = tmp_path / "store"
+    fill_store(store, prof, lambda s, p, seed: {1: 4.0, 2: 5.0, 3: 6.0}.get(seed, 10.0))
+    cells = A.table_cells(load_records(store), prof, store)
+    assert len(cells) == 2 * (16 + 8)
+    c = next(c for c in cells if c.table == "table1" and c.protocol == "corrected" and c.key == ("LeNet5", True, True))
+    assert c.complete and c.n == 3
+    assert c.mean == pytest.approx(5.0) and c.std == pytest.approx(1.0)  # sample std, ddof=1
+    assert c.diff == pytest.approx(5.0 - 6.08)
+    v1, v2 = 1.0 / 3, 0.8 ** 2 / 10  # Table I prints 0.8 for this cell (Table II: 0.802)
+    t = (5.0 - 6.08) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 ** 2 / 2 + v2 ** 2 / 9)
+    from scipy.stats import t as student_t
+    assert c.p_value == pytest.approx(2 * student_t.sf(abs(t), df), rel=1e-9)
+    assert c.lr == 0.005 and c.epochs == 2
+    frame = A.cells_frame(cells)
+    row = frame[(frame.table == "Table I") & (frame.protocol == "corrected") & (frame.model == "LeNet5")
+                & frame.weight_sharing & frame.aux_loss].iloc[0]
+    assert row["mean"] == pytest.approx(5.0) and row["paper_mean"] == 6.08 and row["n"] == 3
+    assert row["welch_p"] == pytest.approx(c.p_value)
+
+
+def test_missing_runs_are_reported_not_filled(tmp_path):
+    prof = load_profile(str(write_profile(tmp_path)))
+    store = tmp_path / "store"
+    # drop seed 2 of one cell and the whole original-protocol Table II
+    fill_store(store, prof, paper_like, skip=lambda s, p, seed: (
+        (s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
+         and p["protocol"] == "corrected" and seed == 2)
+        or (s == "table2" and p["protocol"] == "original" and p["batch_norm"] is False)))
+    cells = A.table_cells(load_records(store), prof, store)
+    c = next(c for c in cells if c.protocol == "corrected" and c.key == ("Net", False, False))
+    assert not c.complete and c.missing_seeds == [2] and c.n == 0
+    assert math.isnan(c.mean) and math.isnan(c.p_value)
+    assert "missing seeds 2 (2/3 runs in the store; lr 0.03, 2 epochs, corrected protocol)" == c.missing_text()
+    missing_t2 = [c for c in cells if c.table == "table2" and c.protocol == "original" and not c.complete]
+    assert {c.key for c in missing_t2} == {k for k in A.TABLE2_KEYS if not k[1]}
+    # the best cells ignore incomplete ones
+    ours_per, ours_best, _, paper_best = A.best_cells([c for c in cells if c.protocol == "corrected"], "table1")
+    assert ("Net", False, False) not in ours_per and paper_best == ("LeNet5_FullyConv", True, True)
+
+
+def test_cells_outside_the_profile_say_so(tmp_path):
+    text = TINY_PROFILE.replace("models: [Net, LeNet5, LeNet5_FullyConv, ResNet]\n    weight_sharing",
+                                "models: [Net]\n    weight_sharing").replace("protocols: [corrected, original]",
+                                                                            "protocols: [corrected]")
+    prof = load_profile(str(write_profile(tmp_path, text)))
+    cells = A.table_cells([], prof, tmp_path / "store")
+    other = next(c for c in cells if c.protocol == "corrected" and c.key == ("ResNet", True, True))
+    assert not other.complete and "does not include" in other.missing_text()
+    orig = [c for c in cells if c.protocol == "original"]
+    assert orig and all("original protocol" in c.missing_text() for c in orig)
+
+
+# --- the LR rule ------------------------------------------------------------------------------------------------
+
+def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
+    store = tmp_path / "store"
+    losses = {0.05: 3.0, 0.005: 1.0, 0.0005: 2.0}
+    for model in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
+        for lr, final in losses.items():
+            for seed in (1, 2):
+                curve = [50.0] * 5 + [final + 0.1 * seed] * 10  # the rule reads the last 10 epochs
+                put_record(store, RunConfig(model=model, lr=lr, seed=seed, epochs=15, nb_pairs=100), 5.0, curve=curve)
+    # a diverged rate (NaN loss) must never win, however low its early losses
+    for seed in (1, 2):
+        put_record(store, RunConfig(model="Net", lr=0.3, seed=seed, epochs=15, nb_pairs=100), 50.0,
+                   curve=[0.001] * 14 + [float("nan")])
+    # Table I-like runs at one rate and another epoch count are not part of the search
+    put_record(store, RunConfig(model="Net", lr=0.03, seed=1, epochs=2, nb_pairs=100), 5.0, curve=[0.0, 0.0])
+    assert A.auto_learning_rates(store) == {m: 0.005 for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")}
+
+
+def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
+    prof = load_profile(str(write_profile(tmp_path)))
+    store = tmp_path / "store"
+    fill_store(store, prof, paper_like, skip=lambda s, p, seed: s == "lr_search" and p["model"] == "ResNet"
+               and p["lr"] == 0.05 and seed == 2)
+    with pytest.raises(KeyError, match="ResNet"):
+        A.auto_learning_rates(store, prof)
+    curves = A.lr_search_curves(load_records(store), prof)
+    assert curves["ResNet"][0.05]["missing_seeds"] == [2]
+    # the synthetic curves are lowest at 0.005 (see fill_store)
+    assert A.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
+
+
+# --- deviations and claims --------------------------------------------------------------------------------------
+
+def _cell(protocol, errors, key=("LeNet5", True, True), table="table1"):
+    mean, std = A.PAPER_TABLES[table][key]
+    seeds = list(range(1, len(errors) + 1))
+    return A.Cell(table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30)
+
+
+def test_deviation_reasons_follow_the_two_protocols():
+    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]      # about the paper's 6.08
+    far = [x + 4 for x in agree]                                     # 4 points above: p << 0.01
+    quirk = A.deviations([_cell("corrected", far), _cell("original", agree)])
+    assert len(quirk) == 1 and quirk[0].kind == "quirk" and quirk[0].protocols == ["corrected"]
+    assert "quirk of the original protocol" in quirk[0].reason.lower()
+    both = A.deviations([_cell("corrected", far), _cell("original", far)])
+    assert both[0].kind == "unexplained" and both[0].protocols == ["corrected", "original"]
+    orig_only = A.deviations([_cell("corrected", agree), _cell("original", far)])
+    assert orig_only[0].kind == "original only"
+    undetermined = A.deviations([_cell("corrected", far), _cell("original", [])])
+    assert undetermined[0].kind == "undetermined"
+    assert A.deviations([_cell("corrected", agree), _cell("original", agree)]) == []
+
+
+def test_quirks_that_apply():
+    assert A.applicable_quirks("table1", ("Net", True, False)) == [1, 2, 3]
+    assert A.applicable_quirks("table1", ("Net", True, True)) == [2, 3]
+    assert A.applicable_quirks("table2", (True, False, True)) == [2, 4]
+    assert A.applicable_quirks("table2", (True, True, True)) == [2, 3, 4]
+
+
+def test_quirk_shifts():
+    per_cell, grouped = A.quirk_shifts([_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])])
+    assert per_cell["shift"].tolist() == [pytest.approx(2.0)]
+    assert grouped.iloc[0]["quirks"] == "2, 3" and grouped.iloc[0]["cells"] == 1
+
+
+def test_claims_on_the_papers_own_numbers():
+    claims = {c.name: c for c in A.evaluate_claims(A.paper_stats())}
+    assert claims["Auxiliary loss"].verdict == "confirmed"           # ratios 2.0-3.7, mean 2.72
+    assert claims["LeNet5_FullyConv best"].verdict == "confirmed"
+    # LeNet5 with auxiliary loss: weight sharing gains only 0.07 points (p=0.86) in the paper itself
+    assert claims["Weight sharing"].verdict == "partly"
+    assert "7 of 8" in claims["Weight sharing"].evidence
+    assert claims["Dropout hurts"].verdict == "partly"
+    assert claims["ResNet vs LeNet5"].verdict == "confirmed" and "not evaluated" in claims["ResNet vs LeNet5"].evidence
+
+
+def test_claims_follow_our_numbers():
+    stats = A.paper_stats()
+    # make the auxiliary loss useless for every model: the claim must not be confirmed
+    for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
+        for ws in (False, True):
+            no = stats[("table1", (m, ws, False))]
+            stats[("table1", (m, ws, True))] = A.Stat(no.mean + 1.0, no.std, 10)
+    assert A.claim_aux_loss(stats).verdict == "not confirmed"
+    # a ResNet better than every LeNet5_FullyConv cell: the 'best model' claim fails
+    stats = A.paper_stats()
+    stats[("table1", ("ResNet", True, True))] = A.Stat(2.0, 0.5, 10)
+    assert A.claim_fullyconv_best(stats).verdict == "not confirmed"
+    assert "Lowest cell: ResNet" in A.claim_fullyconv_best(stats).evidence
+    # with nothing complete, claims say so rather than guess
+    assert all(c.verdict == "not evaluable" for c in A.evaluate_claims({}))
+
+
+def test_extension_runs_are_found(tmp_path):
+    from siamese_lib.store import records_frame
+    store = tmp_path / "store"
+    put_record(store, RunConfig(model="Net", seed=1, epochs=2, nb_pairs=100), 5.0)
+    put_record(store, RunConfig(model="Net", seed=1, epochs=2, nb_pairs=100, aux_weight=0.5), 4.0)
+    put_record(store, RunConfig(model="Net", seed=2, epochs=2, nb_pairs=100, augment=("swap",)), 3.0)
+    frame = records_frame(load_records(store))
+    assert len(A.extension_frame(frame)) == 2
+    summary = A.extension_summary(frame)
+    assert sorted(summary["mean"].tolist()) == [3.0, 4.0]

@@ -1,0 +1,182 @@
+"""The report: HTML tables with every cell, the notebooks, and an end-to-end render (papermill, then HTML
+and PDF) from a tiny store: synthetic but valid records plus one real training run."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from siamese_lib import analysis as A
+from siamese_lib import report as R
+from siamese_lib.profiles import load_profile
+from siamese_lib.store import load_records
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = ["I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results", "V. Discussion",
+            "VI. Conclusion", "VII. Beyond the paper", "Appendix"]
+CAPTIONS = ["TABLE I:", "TABLE II:", "TABLE I (original protocol):", "TABLE II (original protocol):", "TABLE III:",
+            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. 4:"]
+
+
+def skip_some(stage, p, seed):
+    """Leave out the original-protocol ResNet cells of Table I and seed 3 of one Table II cell."""
+    if stage == "table1" and p["protocol"] == "original" and p["model"] == "ResNet":
+        return True
+    return stage == "table2" and p["protocol"] == "corrected" and p["weight_sharing"] and not p["batch_norm"] \
+        and p["dropout"] and seed == 3
+
+
+def cell_ids(html: str) -> dict:
+    return dict(re.findall(r'data-cell="([^"]+)" data-status="(\w+)"', html))
+
+
+def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
+    prof = load_profile(str(write_profile(tmp_path)))
+    store = tmp_path / "store"
+    fill_store(store, prof, paper_like, skip=skip_some)
+    cells = A.table_cells(load_records(store), prof, store)
+    html = "".join(R.table1_html(cells, p, f"TABLE I {p}") + R.table2_html(cells, p, f"TABLE II {p}")
+                   for p in ("corrected", "original"))
+    ids = cell_ids(html)
+    assert len(ids) == 48
+    missing = {k for k, v in ids.items() if v == "missing"}
+    assert missing == {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | \
+        {"table2/corrected/ws1/bn0/do1"}
+    assert "missing seeds 3" in html and "missing seeds 1-3" in html
+    # paper_like cells have the paper's mean exactly: the difference shows as +0.00
+    assert html.count(">+0.00<") == 48 - len(missing)
+    # the paper's best overall (LeNet5_FullyConv, WS, aux) is highlighted in the paper's column
+    assert '<span class="best">3.629 ± 0.748</span>' in html
+    listing = R.missing_html(cells, "corrected", "table2")
+    assert "weight sharing yes, batch norm no, dropout yes: seeds 3 (2/3 in the store" in listing
+
+
+def test_side_by_side_numbers_in_a_cell():
+    key = ("LeNet5", True, True)
+    c = A.Cell("table1", "corrected", key, *A.PAPER_TABLE1[key], expected_seeds=[1, 2, 3, 4],
+               errors=[4.0, 5.0, 5.0, 6.0], lr=0.005, epochs=30)
+    html = R._cell_tds(c, set(), None, set(), None)
+    # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
+    assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
+    assert R.fmt_p(c.p_value) in html and c.p_value == pytest.approx(A.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10))
+
+
+def test_notebooks_are_clean_and_parameterised():
+    for name in ("report.ipynb", "figures.ipynb"):
+        nb = nbformat.read(str(ROOT / "notebooks" / name), as_version=4)
+        assert nb.metadata["kernelspec"]["name"] == "siamese-lib"
+        tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1
+        for p in ("profile", "store_dir", "runs_dir", "profile_path"):
+            assert re.search(rf"^{p} = ", tagged[0].source, re.M)
+        for c in nb.cells:
+            if c.cell_type == "code":
+                assert c.outputs == [] and c.execution_count is None
+        assert "ensure_run" not in "".join(c.source for c in nb.cells)  # the report never trains
+
+
+def test_rendering_never_fetches_remote_urls():
+    fetcher = R._url_fetcher()
+    fetch = getattr(fetcher, "fetch", fetcher)
+    with pytest.raises(Exception):
+        fetch("https://example.invalid/font.woff")
+    assert R.check_offline('<img src="https://x.invalid/a.png"><link href="//cdn.invalid/s.css">') == \
+        ["//cdn.invalid/s.css", "https://x.invalid/a.png"]
+    assert R.check_offline('<img src="data:image/png;base64,AAAA"><a href="../runs/x.ipynb">x</a>') == []
+
+
+def pdf_text(pdf: Path) -> str | None:
+    if shutil.which("pdftotext"):
+        return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                              check=True).stdout
+    try:
+        import pypdf
+    except ImportError:
+        return None
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(str(pdf)).pages)
+
+
+def test_report_renders_end_to_end(tmp_path):
+    import papermill as pm
+    import torch
+    from siamese_lib.store import ensure_run
+    from siamese_lib.training import RunConfig
+
+    profile_path = write_profile(tmp_path)
+    prof = load_profile(str(profile_path))
+    runs_dir = tmp_path / "runs" / "tiny"
+    store = runs_dir / "store"
+    # one real run (Net, no weight sharing, no aux loss, seed 1, corrected), the rest synthetic
+    torch.set_num_threads(1)
+    real = RunConfig(model="Net", weight_sharing=False, aux_loss=False, lr=0.03, epochs=2, batch_size=50, seed=1,
+                     nb_pairs=100)
+    record, cached = ensure_run(real, store, device="cpu")
+    assert not cached
+    def errors(stage, p, seed):  # Net with WS and aux deviates by 5 points under the corrected protocol only
+        shift = 5.0 if stage == "table1" and p["model"] == "Net" and p["weight_sharing"] and p["aux_loss"] \
+            and p["protocol"] == "corrected" else 0.0
+        return paper_like(stage, p, seed) + shift
+
+    done = fill_store(store, prof, errors, skip=lambda s, p, seed: skip_some(s, p, seed) or (
+        s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
+        and p["protocol"] == "corrected" and seed == 1))
+    assert real not in done
+
+    report_dir = tmp_path / "report" / "tiny"
+    params = dict(profile="tiny", store_dir=str(store), runs_dir=str(runs_dir), profile_path=str(profile_path))
+    executed = runs_dir / "report.ipynb"
+    pm.execute_notebook(str(ROOT / "notebooks" / "report.ipynb"), str(executed), kernel_name="siamese-lib",
+                        parameters={**params, "report_dir": str(report_dir)}, cwd=str(tmp_path), progress_bar=False)
+    # (figures.ipynb draws with the same plots functions; the pipeline's smoke run executes it)
+
+    out = R.render_report(executed, report_dir)
+    html_path, pdf_path = out["html"], out["pdf"]
+    assert html_path == report_dir / "report.html" and pdf_path.read_bytes()[:5] == b"%PDF-"
+    assert out["pages"] >= 5
+    html = html_path.read_text()
+
+    # every cell of Tables I and II, both protocols, present or marked missing
+    ids = cell_ids(html)
+    assert len(ids) == 48
+    assert {k for k, v in ids.items() if v == "missing"} == \
+        {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | {"table2/corrected/ws1/bn0/do1"}
+    assert "missing seeds 1-3" in html
+    # the deviating cell is listed, with the reason the two protocols give
+    deviations = re.search(r'<ol class="deviations">(.*?)</ol>', html, re.S).group(1)
+    assert deviations.count("<li>") == 1
+    assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "quirk of the original protocol" in deviations
+    # offline: no code, no scripts, no remote references, images inline
+    assert R.check_offline(html) == [] and "<script" not in html
+    assert "load_records(store_dir)" not in html
+    imgs = re.findall(r'<img[^>]*src="([^"]{0,30})', html)
+    assert len(imgs) >= 6 and all(s.startswith("data:image/") for s in imgs)
+    for title in SECTIONS:
+        assert title in html, title
+    for caption in CAPTIONS:
+        assert caption in html, caption
+    # the data behind the report
+    cells_csv = (report_dir / "cells.csv").read_text().splitlines()
+    assert len(cells_csv) == 1 + 48
+
+    text = pdf_text(pdf_path)
+    if text is None:
+        pytest.skip("no PDF text extractor (pdftotext or pypdf); the HTML checks above stand for the PDF")
+    # small capitals come out of the PDF as mixed case with stray spaces ("I. I ntroductIon"): compare squashed
+    flat = squash(text)
+    for title in SECTIONS:
+        assert squash(title) in flat, title
+    for caption in ("TABLE I:", "TABLE II:", "TABLE III:", "TABLE I (original protocol):", "Fig. 1:", "Fig. 3"):
+        assert squash(caption) in flat, caption
+    assert squash("missing seeds 1-3") in flat
+
+
+def squash(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()

@@ -1,0 +1,90 @@
+"""The results store: stable keys, one atomic record per run, reuse instead of retraining."""
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import files_under
+from siamese_lib import store
+from siamese_lib.training import RunConfig
+
+TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
+
+
+def test_run_key_is_pinned():
+    # Records already on disk are found by these keys: a change to RunConfig's fields or defaults,
+    # or to run_key, would orphan them. Change these literals only with a store migration.
+    assert store.run_key(RunConfig(), "cpu") == "fc5804afcc6efb40ffa6"
+    assert store.run_key(RunConfig(model="ResNet", seed=7, protocol="original"), "cuda") == "8d5e1afc92ee8c5619e1"
+
+
+def test_run_key_depends_on_everything_that_determines_a_run():
+    base = store.run_key(RunConfig(), "cpu")
+    variants = [RunConfig(seed=2), RunConfig(lr=5e-4), RunConfig(epochs=29), RunConfig(nb_pairs=999),
+                RunConfig(data_seed=1), RunConfig(dropout=True), RunConfig(protocol="original"),
+                RunConfig(aux_weight=0.5), RunConfig(augment=("swap",))]
+    keys = {store.run_key(c, "cpu") for c in variants} | {store.run_key(RunConfig(), "cuda")}
+    assert base not in keys and len(keys) == len(variants) + 1
+
+
+@pytest.fixture(scope="module")
+def stored(tmp_path_factory, mnist):
+    """One tiny run trained into a fresh store."""
+    store_dir = tmp_path_factory.mktemp("store")
+    record, cached = store.ensure_run(TINY, store_dir, device="cpu")
+    assert not cached
+    return store_dir, record
+
+
+def test_record_is_complete_and_on_disk(stored):
+    store_dir, record = stored
+    path = store.record_path(store_dir, record["key"])
+    assert files_under(store_dir) == [path.name]  # one record, no temp file
+    on_disk = json.loads(path.read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    for field in store.REQUIRED_FIELDS:
+        assert field in on_disk
+    assert on_disk["key"] == store.run_key(TINY, "cpu") and on_disk["config"] == TINY.to_dict()
+    assert on_disk["schema_version"] == store.SCHEMA_VERSION and on_disk["device"] == "cpu"
+    assert on_disk["curves"]["train_loss"] and "test_error" in on_disk["metrics"]
+    assert store.load_record(path) == on_disk
+
+
+def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch):
+    store_dir, record = stored
+
+    def no_training(*a, **k):
+        raise AssertionError("retrained a run that is in the store")
+
+    monkeypatch.setattr(store, "train_run", no_training)
+    again, cached = store.ensure_run(TINY, store_dir, device="cpu")
+    assert cached and again == json.loads(json.dumps(record))
+    assert store.find_record(store_dir, TINY, "cpu") == again
+    assert store.find_record(store_dir, RunConfig(seed=99), "cpu") is None
+    monkeypatch.undo()
+
+    calls = []
+    real = store.train_run
+    monkeypatch.setattr(store, "train_run", lambda *a, **k: calls.append(1) or real(*a, **k))
+    forced, cached = store.ensure_run(TINY, store_dir, device="cpu", force=True)
+    assert not cached and calls == [1]
+    # the same configuration retrained gives the same numbers
+    timing = ("train_seconds", "wall_seconds")
+    strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
+    assert strip(forced["metrics"]) == strip(record["metrics"])
+    assert files_under(store_dir) == [f"{record['key']}.json"]
+
+
+def test_store_loads_as_one_frame(stored):
+    store_dir, record = stored
+    frame = store.load_store(store_dir)
+    assert isinstance(frame, pd.DataFrame) and len(frame) == 1
+    row = frame.iloc[0]
+    assert row["key"] == record["key"] and row["model"] == "LeNet5" and row["seed"] == 4
+    assert row["test_error"] == record["metrics"]["test_error"]
+    assert store.load_store(store_dir / "absent").empty
+
+
+def test_config_round_trips_through_a_record(stored):
+    _, record = stored
+    assert store.config_from_dict(record["config"]) == TINY

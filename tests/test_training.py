@@ -1,0 +1,138 @@
+"""One training run: determinism, metrics, and the original protocol's quirks (tiny sizes)."""
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from siamese_lib import training
+from siamese_lib.data import generate_pair_sets, normalize
+from siamese_lib.models import build_model
+from siamese_lib.training import RunConfig, prepare_data, resolve_device, train_run
+
+TIMING = ("train_seconds", "wall_seconds")
+
+
+def tiny(**kw):
+    return RunConfig(**{"model": "LeNet5", "nb_pairs": 100, "epochs": 2, "seed": 3, **kw})
+
+
+def numbers(result):
+    """Everything in a run's result that must be reproducible (all but the clock)."""
+    metrics = {k: v for k, v in result["metrics"].items() if k not in TIMING}
+    return metrics, result["curves"], result["outputs"], result["epochs_trained"]
+
+
+def test_metric_keys_and_curve(mnist):
+    result = train_run(tiny(), device="cpu")
+    m = result["metrics"]
+    for split in ("train", "test"):
+        for what in ("error", "digit1_error", "digit2_error", "derived_error"):
+            value = m[f"{split}_{what}"]
+            assert isinstance(value, float) and 0.0 <= value <= 100.0
+    assert m["wall_seconds"] >= m["train_seconds"] > 0
+    assert len(result["curves"]["train_loss"]) == 2 and all(v > 0 for v in result["curves"]["train_loss"])
+    assert result["device"] == "cpu" and result["epochs_trained"] == 2
+    assert len(result["outputs"]["head_prob"]) == 100
+
+
+def test_same_config_gives_bit_identical_metrics_whatever_ran_before(mnist):
+    config = tiny(seed=5)
+    first = numbers(train_run(config, device="cpu"))
+    second = numbers(train_run(config, device="cpu"))
+    assert first == second
+    # other work in the same process: another model, dropout, the original protocol, a used-up global
+    # RNG, a cleared data cache; then the first configuration again
+    train_run(tiny(model="Net", dropout=True, seed=9, protocol="original", aux_loss=False), device="cpu")
+    torch.manual_seed(12345)
+    torch.rand(1000)
+    training.pair_sets.cache_clear()
+    assert numbers(train_run(config, device="cpu")) == first
+    # and the seed matters (so the equality above is not vacuous)
+    assert numbers(train_run(tiny(seed=6), device="cpu")) != first
+
+
+def test_auxiliary_loss_adds_the_two_digit_losses(mnist):
+    # 100 pairs, batch 100: epoch 1's summed loss is the loss of the very first step, before any update
+    for aux in (True, False):
+        config = tiny(aux_loss=aux, epochs=1)
+        result = train_run(config, device="cpu")
+        torch.manual_seed(config.seed)
+        train, _, _ = prepare_data(config, torch.device("cpu"))
+        model = build_model(config.model).to(memory_format=torch.channels_last)
+        model.train()
+        with torch.no_grad():
+            d1, d2, c = model(train.input)
+        expected = F.cross_entropy(c, train.target)
+        if aux:
+            expected = expected + F.cross_entropy(d1, train.classes[:, 0]) + F.cross_entropy(d2, train.classes[:, 1])
+        assert result["curves"]["train_loss"][0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_original_protocol_trains_25_epochs_without_aux_loss(mnist):
+    assert RunConfig(protocol="original", aux_loss=False, epochs=30).trained_epochs == 25
+    assert RunConfig(protocol="original", aux_loss=True, epochs=30).trained_epochs == 30
+    assert RunConfig(protocol="corrected", aux_loss=False, epochs=30).trained_epochs == 30
+    result = train_run(tiny(model="Net", protocol="original", aux_loss=False, epochs=27), device="cpu")
+    assert result["epochs_trained"] == 25 and len(result["curves"]["train_loss"]) == 25
+
+
+def test_original_protocol_leaves_the_test_input_unnormalised(mnist):
+    cpu = torch.device("cpu")
+    tr_in, _, _, te_in, _, _ = generate_pair_sets(100, seed=0)
+    for protocol in ("original", "corrected"):
+        config = tiny(protocol=protocol)
+        torch.manual_seed(config.seed)
+        train, val, test = prepare_data(config, cpu)
+        assert val is None
+        torch.manual_seed(config.seed)
+        perm = torch.randperm(100)  # the fold's one shuffle of the training pairs
+        assert torch.equal(train.input, normalize(tr_in)[0][perm])
+        expected_test = te_in if protocol == "original" else normalize(tr_in, te_in)[1]
+        assert torch.equal(test.input, expected_test)
+
+
+def test_original_protocol_uses_train_mode_batch_norm_at_test(mnist):
+    torch.manual_seed(0)
+    model = build_model("LeNet5")
+    split = training.Split(torch.randn(200, 2, 14, 14), torch.zeros(200, dtype=torch.long),
+                           torch.zeros(200, 2, dtype=torch.long))
+    original, corrected = tiny(protocol="original"), tiny(protocol="corrected")
+
+    head, _, _, _ = training.predict(model, split, original)
+    assert model.training  # the authors never called model.eval()
+    with torch.no_grad():
+        model.train()
+        by_batch = torch.cat([F.softmax(model(xb)[2], 1)[:, 1] for xb in torch.split(split.input, 100)])
+    assert torch.allclose(head, by_batch, atol=1e-6)
+
+    head_eval, _, _, _ = training.predict(model, split, corrected)
+    assert not model.training
+    with torch.no_grad():
+        model.eval()
+        expected = F.softmax(model(split.input)[2], 1)[:, 1]
+    assert torch.allclose(head_eval, expected, atol=1e-6)
+    assert not torch.allclose(head, head_eval, atol=1e-3)
+
+
+def test_devices():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.parametrize("bad", [dict(model="VGG"), dict(epochs=0), dict(lr=0.0), dict(lr=-1e-3),
+                                 dict(batch_size=0), dict(seed=-1), dict(nb_pairs=5001), dict(protocol="x"),
+                                 dict(epochs=2.0), dict(weight_sharing="yes")])
+def test_invalid_configurations_are_refused(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        RunConfig(**bad)
+
+
+def test_whole_data_set_as_tensors_no_dataloader():
+    source = (Path(training.__file__)).read_text()
+    assert "DataLoader" not in source
