@@ -179,9 +179,9 @@ def quirk_shift_html(per_cell, grouped) -> str:
     g = [[esc(r.quirks), str(r.cells), f"{r._3:+.2f}", f"{r._4:+.2f}", f"{r._5:+.2f}"] for r in grouped.itertuples()]
     legend = "; ".join(f"{k}: {esc(v)}" for k, v in QUIRKS.items())
     t2 = html_table(["Quirks that apply", "Cells", "Mean shift", "Min", "Max"], g,
-                    caption=f"TABLE VI: Shift (original − corrected, points) by the set of quirks that apply. Quirks: {legend}.",
+                    caption="TABLE VI: Shift (original − corrected, points) by the set of quirks that apply.",
                     cls="results")
-    return t1 + t2
+    return t1 + t2 + f'<p class="note">Quirks: {legend}.</p>'
 
 
 def deviations_html(devs) -> str:

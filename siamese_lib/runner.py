@@ -208,6 +208,7 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
         try:
             km, result["kernel_start_seconds"], result["attempts"] = start_kernel(kernel, str(cwd), env, log)
             job.kernel_pid = kernel_pid(km)
+            job.kernel_start_seconds, job.attempts = result["kernel_start_seconds"], result["attempts"]
             if job.cancel.is_set():
                 raise KeyboardInterrupt
             pm.execute_notebook(str(notebook), str(job.output), parameters=job.parameters, kernel_name=kernel,
@@ -367,8 +368,8 @@ class Run:
         span = self.stage_span[job.stage]
         span[1] = max(span[1], end)
         result = job.result or {"status": "failed", "error": "the notebook thread ended without a result"}
-        job.kernel_start_seconds = result.get("kernel_start_seconds")
-        job.attempts = result.get("attempts", 0)
+        job.kernel_start_seconds = result.get("kernel_start_seconds", job.kernel_start_seconds)
+        job.attempts = result.get("attempts", job.attempts)
         job.notebook_seconds = notebook_duration(job.output)
         job.trained = sum(self.written_since(k, job.started) for k in job.keys)
         if result["status"] == "ok":

@@ -280,6 +280,12 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     assert one["digits_vote_error"].iloc[0] == pytest.approx(df["test_derived_error"].iloc[0])
     best = ext.select_best(df)
     assert best["variant"] in ("baseline", "aux_w3", "aug_all") and best["test_metric"].startswith("test_")
+    summary = ext.best_summary(df)
+    assert (summary["model"], summary["variant"], summary["metric"]) == (best["model"], best["variant"],
+                                                                       best["metric"])
+    assert "validation" in summary["text"] and 0 <= summary["ensemble_error"] <= 100
+    shown = ext.format_table3(df)
+    assert len(shown) == 3 and {"head error %", "P(d1<=d2) error %", "ensemble P %"} <= set(shown.columns)
     counts = ext.flip_confusion(df, "LeNet5", "aug_all")
     assert counts.values.sum() <= 2 * 2 * 20 and all(counts.values[i, i] == 0 for i in range(10))
     assert ext.aux_weight_figure(df).axes
@@ -302,3 +308,17 @@ def test_notebook_runs_with_papermill(tmp_path):
     assert len(list((tmp_path / "store").glob("*.json"))) == 1
     text = out.read_text()
     assert "The ensemble of the seeds" in text
+
+
+def test_notebook_parameters_match_the_runner(tmp_path):
+    """The parameters cell names exactly what expand() passes, plus the runner's threads and force."""
+    import ast
+
+    import nbformat
+    from siamese_lib.profiles import NOTEBOOKS_DIR, expand, load_profile
+    nb = nbformat.read(NOTEBOOKS_DIR / "extensions.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+    (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
+                         stages=("extensions",))
+    assert names == set(first.parameters) | {"threads", "force"}

@@ -95,9 +95,8 @@ def test_no_eval_or_exec_anywhere_in_the_library():
                                                       and func.value.id == "builtins")
             if builtin and name in ("eval", "exec", "compile", "__import__"):
                 offenders.append(f"{path.name}:{node.lineno}: {name}()")
-        # and no textual use that ast would not see as a call (getattr(builtins, "eval"), ...)
-        for lineno, line in enumerate(path.read_text().splitlines(), 1):
-            code = line.split("#", 1)[0]
-            if any(s in code for s in ('"eval"', "'eval'", '"exec"', "'exec'")):
-                offenders.append(f"{path.name}:{lineno}: {line.strip()}")
+            # nor reached round about through getattr(builtins, ...)
+            if name == "getattr" and node.args and isinstance(node.args[0], ast.Name) \
+                    and node.args[0].id in ("builtins", "__builtins__"):
+                offenders.append(f"{path.name}:{node.lineno}: getattr({node.args[0].id}, ...)")
     assert not offenders, offenders
