@@ -25,7 +25,9 @@ def test_smoke_bench_prints_table_and_writes_json(tmp_path):
     proc = run_cli("--smoke", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "lib/ref" in proc.stdout and f"wrote {out}" in proc.stdout
-    table_lines = [line for line in proc.stdout.splitlines() if line.split()[:1] in ([m] for m in MODEL_NAMES)]
+    # table rows start at column 0 with the model name; progress lines are indented
+    table_lines = [line for line in proc.stdout.splitlines()
+                   if not line.startswith(" ") and line.split()[:1] in ([m] for m in MODEL_NAMES)]
     assert len(table_lines) == 2 * len(MODEL_NAMES)  # each model with and without weight sharing
     result = json.loads(out.read_text())
     rows = result["rows"]
