@@ -425,7 +425,8 @@ def bf16_errors(models=("LeNet5", "Net"), seeds=(1, 2), epochs=10) -> dict:
             for label in ("float32", "bfloat16"):
                 t0 = time.perf_counter()
                 if label == "bfloat16":
-                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                    # no cast cache: it would keep the first bf16 copy of each weight for the whole run
+                    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
                         r = train_run(config, device="cpu")
                 else:
                     r = train_run(config, device="cpu")
