@@ -208,6 +208,10 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
         try:
             km, result["kernel_start_seconds"], result["attempts"] = start_kernel(kernel, str(cwd), env, log)
             job.kernel_pid = kernel_pid(km)
+            # an async client lets nbclient's dead-kernel check run; with a blocking client a kernel
+            # killed mid-cell left the runner waiting for ever
+            from jupyter_client.asynchronous import AsyncKernelClient
+            km.client_factory = AsyncKernelClient
             job.kernel_start_seconds, job.attempts = result["kernel_start_seconds"], result["attempts"]
             if job.cancel.is_set():
                 raise KeyboardInterrupt
