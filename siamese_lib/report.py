@@ -12,12 +12,12 @@ import html
 import io
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
 from .analysis import ALPHA_DEVIATION, QUIRKS, TABLE_NAMES, best_cells, seed_ranges, yesno
 from .models import MODEL_NAMES
+from .store import write_atomically
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_DIR = ROOT / "report" / "template"
@@ -235,22 +235,6 @@ def figure_html(fig, caption: str, width: str = "100%", dpi: int = 200) -> str:
 
 # --- rendering -----------------------------------------------------------------------------------------
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; the report and its data are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 class RemoteURLRefused(Exception):
     pass
 
@@ -302,11 +286,11 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     if remote:
         raise ValueError(f"the report HTML references remote resources, so it would not read offline: {remote[:5]}")
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
-    _write_atomically(html_path, body.encode("utf-8"))
+    write_atomically(html_path, body.encode("utf-8"))
     t1 = time.perf_counter()
     doc = weasyprint.HTML(string=body, base_url=str(out_dir.resolve()) + "/", url_fetcher=_url_fetcher()).render()
     pdf = doc.write_pdf()
-    _write_atomically(pdf_path, pdf)
+    write_atomically(pdf_path, pdf)
     t2 = time.perf_counter()
     return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages),
             "seconds": {"html": round(t1 - t0, 2), "pdf": round(t2 - t1, 2)}}
@@ -542,8 +526,8 @@ def write_data_csvs(frame, cells, out_dir) -> dict:
     out_dir = Path(out_dir)
     runs = out_dir / "runs.csv"
     table = out_dir / "cells.csv"
-    _write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
+    write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
                                                "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
                       if not frame.empty else b"")
-    _write_atomically(table, cells_frame(cells).to_csv(index=False).encode())
+    write_atomically(table, cells_frame(cells).to_csv(index=False).encode())
     return {"runs": runs, "cells": table}

@@ -78,18 +78,8 @@ def inside(path: Path, base: Path) -> Path:
 
 
 def write_json_atomically(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from .store import write_atomically  # the store pulls in torch; the runner's parent process does not need it
+    write_atomically(path, json.dumps(data, indent=1))
 
 
 def now_iso() -> str:

@@ -52,14 +52,18 @@ def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """Write through a temporary file in the same folder and rename: a reader sees the old file or
+    the new one, never half of one (a crash leaves at most a dot-file, which loaders skip)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and reports are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -133,7 +137,7 @@ def load_records(store_dir) -> list[dict]:
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
         return []
-    return [load_record(p) for p in sorted(store_dir.glob("*.json"))]
+    return [load_record(p) for p in sorted(store_dir.glob("*.json")) if not p.name.startswith(".")]
 
 
 def records_frame(records):

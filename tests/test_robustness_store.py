@@ -172,3 +172,13 @@ def test_a_failed_overwrite_keeps_the_old_record(good, monkeypatch):
     assert path.read_bytes() == before
     assert files_under(store_dir) == [path.name]
     assert store.load_record(path) == json.loads(before)
+
+
+def test_leftover_temporary_file_is_not_read_as_a_record(tmp_path):
+    """A crash between mkstemp and rename leaves a '.tmp-*.json' dot-file: loaders skip it."""
+    from siamese_lib import store
+    (tmp_path / ".tmp-abc123.json").write_text('{"half": ')
+    assert store.load_records(tmp_path) == []
+    store.write_atomically(tmp_path / "x.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-abc123.json", "x.json"]
+    assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644
