@@ -59,7 +59,7 @@ ALPHA_EFFECT = 0.05      # claims: a difference between two of our cells counts 
 FINAL_EPOCHS = 10        # the LR rule averages the summed training loss over this many last epochs
 
 
-EXTENSION_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs")
+EXTENSION_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
 
 
 def is_paper_setting(config: dict) -> bool:

@@ -325,10 +325,12 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                                                   lr=lr_for("LeNet5"),
                                                   seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
     if "extensions" in st and "extensions" in wanted:
-        from .extensions import VARIANTS
+        from .extensions import VARIANTS, applies_to
         g = st["extensions"]
         for model in g["models"]:
             for variant in g.get("variants", list(VARIANTS)):
+                if not applies_to(variant, model):  # e.g. the best recipe's ablations: LeNet5 only
+                    continue
                 out.append(Execution("extensions", f"{model}-{variant}",
                                      dict(base, model=model, variant=variant,
                                           lr=lr_for(model),

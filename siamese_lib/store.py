@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .training import RunConfig, resolve_device, train_run
+from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, train_run
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",
@@ -30,7 +30,11 @@ class CorruptRecord(Exception):
 
 def run_key(config: RunConfig, device_type: str) -> str:
     """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
-    payload = json.dumps({"config": config.to_dict(), "device": device_type}, sort_keys=True)
+    d = config.to_dict()
+    for name in KEY_OMITS_AT_DEFAULT:
+        if d[name] == getattr(RunConfig, name):
+            del d[name]
+    payload = json.dumps({"config": d, "device": device_type}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 

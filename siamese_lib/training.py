@@ -20,7 +20,11 @@ from .models import MODEL_NAMES, build_model
 PROTOCOLS = ("corrected", "original")
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
 AUX_SCHEDULES = ("constant", "linear_decay")
-AUGMENTATIONS = ("repair", "swap", "shift")
+AUGMENTATIONS = ("repair", "swap", "shift", "affine")
+LR_SCHEDULES = ("constant", "cosine")
+# Fields added after records were first stored: left out of the run key while at their default,
+# so every earlier record keeps its key (store.run_key).
+KEY_OMITS_AT_DEFAULT = ("lr_schedule",)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class RunConfig:
     l1: float = 0.0
     augment: tuple = ()
     val_pairs: int = 0
+    lr_schedule: str = "constant"
 
     def __post_init__(self):
         object.__setattr__(self, "augment", tuple(self.augment))
@@ -104,6 +109,8 @@ def validate_config(c: RunConfig) -> list[str]:
     bad = [a for a in c.augment if a not in AUGMENTATIONS]
     if bad:
         p.append(f"augment entries must be among {', '.join(AUGMENTATIONS)}, got {bad}")
+    if c.lr_schedule not in LR_SCHEDULES:
+        p.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {c.lr_schedule!r}")
     if not _is_int(c.val_pairs) or c.val_pairs < 0 or (_is_int(c.nb_pairs) and c.val_pairs >= c.nb_pairs):
         p.append(f"val_pairs must be an integer in 0..nb_pairs-1, got {c.val_pairs!r}")
     return p
@@ -199,7 +206,24 @@ def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
         target = (classes[:, 0] <= classes[:, 1]).long()
     if "shift" in config.augment:
         x = shift_images(x)
+    if "affine" in config.augment:
+        x = affine_images(x)
     return x, target, classes
+
+
+def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1.5):
+    """Each image of each pair rotated (up to +-degrees), rescaled (by 1 +- scale) and moved (up to
+    +-shift pixels) at random, bilinear, the border replicated (background in MNIST)."""
+    n, c, h, w = x.shape
+    flat = x.reshape(n * c, 1, h, w)
+    m = len(flat)
+    angle = (torch.rand(m, device=x.device) * 2 - 1) * degrees * torch.pi / 180
+    zoom = 1 + (torch.rand(m, device=x.device) * 2 - 1) * scale
+    move = (torch.rand(m, 2, device=x.device) * 2 - 1) * shift * 2 / w  # pixels -> [-1, 1] coordinates
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    theta = torch.stack((torch.stack((cos, -sin, move[:, 0]), 1), torch.stack((sin, cos, move[:, 1]), 1)), 1)
+    grid = F.affine_grid(theta, flat.shape, align_corners=False)
+    return F.grid_sample(flat, grid, padding_mode="border", align_corners=False).reshape(n, c, h, w)
 
 
 def shift_images(x, max_shift: int = 1):
@@ -275,6 +299,8 @@ def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     batches = list(zip(torch.split(train.input, config.batch_size), torch.split(train.target, config.batch_size),
                        torch.split(train.classes, config.batch_size)))
     epoch_losses = []
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
+                 if config.lr_schedule == "cosine" else None)
     model.train()
     for epoch in range(config.trained_epochs):
         w = aux_weight_at(config, epoch)
@@ -293,6 +319,8 @@ def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
             optimizer.step()
             total += loss.detach()  # no host sync inside the loop
         epoch_losses.append(total)
+        if scheduler is not None:
+            scheduler.step()
         if progress is not None:
             progress(epoch + 1, config.trained_epochs)
     train_seconds = time.perf_counter() - start

@@ -9,7 +9,7 @@ import torch
 from siamese_lib import extensions as ext
 from siamese_lib.training import RunConfig, Split, augment_batch, aux_weight_at, shift_images
 
-EXTENSION_FIELDS = ("lr", "aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "epochs")
+EXTENSION_FIELDS = ("lr", "aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "epochs", "lr_schedule", "model")
 
 
 def test_variants_are_valid_and_distinct():
@@ -19,9 +19,10 @@ def test_variants_are_valid_and_distinct():
     for name, spec in ext.VARIANTS.items():
         assert re.fullmatch(r"[a-z0-9_]+", name), name
         assert spec["description"]
-        assert set(spec) == {"description", "overrides"}
+        assert set(spec) <= {"description", "overrides", "models"} and "overrides" in spec
         assert set(spec["overrides"]) <= set(RunConfig.__dataclass_fields__), name
-        (config,) = ext.variant_configs(name, "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)  # validates
+        model = spec.get("models", ("LeNet5_FullyConv",))[0]
+        (config,) = ext.variant_configs(name, model, 5e-2, [1], 1000, 0, 100, 30)  # validates
         signatures.add(tuple(getattr(config, f) for f in EXTENSION_FIELDS))
         if spec["overrides"].keys() <= {"aux_weight"}:
             weights.add(config.aux_weight)
@@ -45,10 +46,23 @@ def test_variant_configs():
     assert base == paper  # the paper's setting, plus only the validation split
     small = ext.variant_configs("aug_all", "LeNet5", 5e-3, [1], 10, 3, 5, 2)[0]
     assert (small.nb_pairs, small.data_seed, small.batch_size, small.val_pairs) == (10, 3, 5, 2)
-    best = ext.variant_configs("best", "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)[0]
-    assert (best.lr, best.augment) == (5e-3, ext.AUG_ALL)  # the variant's own rate replaces the stage's
+    best = ext.variant_configs("best", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)[0]
+    # the recipe's own rate, schedule and length replace the stage's
+    assert (best.lr, best.augment, best.lr_schedule, best.epochs) == (2e-3, ("repair", "swap", "affine"), "cosine", 100)
+    with pytest.raises(ValueError, match="LeNet5 only"):
+        ext.variant_configs("best", "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)
     with pytest.raises(ValueError, match="unknown variant"):
         ext.variant_configs("nope", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)
+
+
+def test_variants_for_one_model_are_skipped_for_the_others(tmp_path):
+    from siamese_lib.profiles import expand, load_profile
+    path = tmp_path / "ext.yaml"
+    path.write_text("nb_pairs: 20\nstages:\n  extensions:\n    models: [Net, LeNet5]\n"
+                    "    variants: [baseline, best_no_swap]\n    seeds: [1]\n    epochs: 1\n")
+    execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("extensions",))
+    # a variant defined for LeNet5 only is skipped for the other models
+    assert [e.name for e in execs] == ["Net-baseline", "LeNet5-baseline", "LeNet5-best_no_swap"]
 
 
 def test_profiles_expand_the_stage(tmp_path):

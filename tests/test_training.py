@@ -136,3 +136,28 @@ def test_invalid_configurations_are_refused(bad):
 def test_whole_data_set_as_tensors_no_dataloader():
     source = (Path(training.__file__)).read_text()
     assert "DataLoader" not in source
+
+
+def test_affine_moves_keep_shape_and_identity_at_zero():
+    from siamese_lib.training import affine_images
+    torch.manual_seed(0)
+    x = torch.randn(5, 2, 14, 14)
+    assert torch.allclose(affine_images(x, degrees=0, scale=0, shift=0), x, atol=1e-5)
+    y = affine_images(x)
+    assert y.shape == x.shape and not torch.allclose(y, x)
+
+
+def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
+    from siamese_lib.store import run_key
+    from siamese_lib.training import RunConfig
+    plain = RunConfig(nb_pairs=20, epochs=2, batch_size=10)
+    cos = RunConfig(nb_pairs=20, epochs=2, batch_size=10, lr_schedule="cosine")
+    assert run_key(plain, "cpu") != run_key(cos, "cpu")
+    # a field added later is left out of the key at its default: earlier records keep their keys
+    import hashlib, json
+    d = plain.to_dict()
+    del d["lr_schedule"]
+    legacy = hashlib.sha256(json.dumps({"config": d, "device": "cpu"}, sort_keys=True).encode()).hexdigest()[:20]
+    assert run_key(plain, "cpu") == legacy
+    with pytest.raises(ValueError, match="lr_schedule"):
+        RunConfig(lr_schedule="step")
