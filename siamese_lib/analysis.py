@@ -720,32 +720,6 @@ def evaluate_claims(stats) -> list[Claim]:
     return [f(stats) for f in CLAIMS]
 
 
-# --- runs beyond the paper -----------------------------------------------------------------------
-
-
-def extension_frame(frame):
-    """The rows of load_store's frame whose extension fields differ from the paper's defaults."""
-    if frame.empty:
-        return frame
-    d = RunConfig()
-    mask = False
-    for f in EXTENSION_FIELDS:
-        default = ",".join(d.augment) if f == "augment" else getattr(d, f)
-        mask = mask | (frame[f] != default)
-    return frame[mask]
-
-
-def extension_summary(frame):
-    """Mean/std/n of test error per model and extension setting (runs with non-default extension fields)."""
-    ext = extension_frame(frame)
-    if ext.empty:
-        return ext
-    keys = ["model", "weight_sharing", "aux_loss", "protocol", "lr", "epochs", *EXTENSION_FIELDS]
-    g = ext.groupby(keys, dropna=False)["test_error"]
-    out = g.agg(["mean", "std", "count"]).reset_index().rename(columns={"count": "n"})
-    return out.sort_values("mean")
-
-
 # --- provenance --------------------------------------------------------------------------------
 
 def load_timings(runs_dir) -> dict | None:

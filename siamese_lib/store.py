@@ -148,8 +148,9 @@ def records_frame(records):
     """One row per run: configuration columns, metric columns, and provenance."""
     import pandas as pd
     rows = []
+    defaults = RunConfig().to_dict()
     for r in records:
-        row = {**r["config"], **r["metrics"]}
+        row = {**defaults, **r["config"], **r["metrics"]}  # fields added later take their default
         row["augment"] = ",".join(r["config"].get("augment", []))
         row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
                    code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"])

@@ -291,15 +291,3 @@ def test_claims_follow_our_numbers():
     assert "Lowest cell: ResNet" in A.claim_fullyconv_best(stats).evidence
     # with nothing complete, claims say so rather than guess
     assert all(c.verdict == "not evaluable" for c in A.evaluate_claims({}))
-
-
-def test_extension_runs_are_found(tmp_path):
-    from siamese_lib.store import records_frame
-    store = tmp_path / "store"
-    put_record(store, RunConfig(model="Net", seed=1, epochs=2, nb_pairs=100), 5.0)
-    put_record(store, RunConfig(model="Net", seed=1, epochs=2, nb_pairs=100, aux_weight=0.5), 4.0)
-    put_record(store, RunConfig(model="Net", seed=2, epochs=2, nb_pairs=100, augment=("swap",)), 3.0)
-    frame = records_frame(load_records(store))
-    assert len(A.extension_frame(frame)) == 2
-    summary = A.extension_summary(frame)
-    assert sorted(summary["mean"].tolist()) == [3.0, 4.0]
