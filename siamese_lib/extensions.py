@@ -66,7 +66,12 @@ VARIANTS.update({
                          "overrides": {**BEST_RECIPE, "lr_schedule": "constant"}, "models": ("LeNet5",)},
     "best_30_epochs": {"description": "best trained 30 epochs (the paper's length)",
                        "overrides": {**BEST_RECIPE, "epochs": 30}, "models": ("LeNet5",)},
+    # Once the recipe is chosen on validation, the usual last step: train it again on all the training
+    # pairs (no split held out, so nothing left to choose with). Same settings, nothing tuned.
+    "best_refit": {"description": "best, refit on all the training pairs (no validation split)",
+                   "overrides": {**BEST_RECIPE, "val_pairs": 0}, "models": ("LeNet5",)},
 })
+REFITS = {"best": "best_refit"}  # a chosen variant -> its refit on all the training pairs
 BASELINE = "baseline"
 OUTPUT_COLUMNS = ("head_prob", "digit_prob", "digit1_pred", "digit2_pred")
 
