@@ -2,7 +2,7 @@
 
 The paper's setting stays the base; each variant changes a few RunConfig fields
 (``VARIANTS``). The analysis helpers below read the stage's records and give
-Table III, the three comparison rules, the ensembles of the seeds, the figure of
+Table IX of the report (the extensions table), the three comparison rules, the ensembles of the seeds, the figure of
 error against the auxiliary weight and the confusion of the digit errors that flip
 the comparison.
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from .analysis import welch_p
 from .training import RunConfig
 
 VAL_FRACTION = 0.2  # of the training pairs, held out per seed for model choice (200 of the paper's 1000)
@@ -51,7 +52,7 @@ VARIANTS = {
 # The recipe for a new best, fixed from small explorations (LeNet5, seeds 1-3) judged on the
 # validation splits: augmentation that draws on all 1600 trained-on digits, a cosine learning-rate
 # decay and 100 epochs, with the exact digit-probability rule. Each "best_no_*" variant removes one
-# ingredient, so Table III shows what each is worth. Defined on LeNet5 only ("models").
+# ingredient, so the report's Table XI shows what each is worth. Defined on LeNet5 only ("models").
 BEST_RECIPE = {"augment": ("repair", "swap", "affine"), "lr": 2e-3, "lr_schedule": "cosine", "epochs": 100}
 VARIANTS.update({
     "best": {"description": "re-pairing + swapping + small affine moves, Adam lr 2e-3 with cosine decay, "
@@ -147,14 +148,6 @@ def _stats(values):
     return mean, std, n
 
 
-def welch_p(m1, s1, n1, m2, s2, n2) -> float:
-    """Two-sided Welch t-test p-value from summary statistics (NaN when it is undefined)."""
-    from scipy.stats import ttest_ind_from_stats
-    if min(n1, n2) < 2 or not (s1 > 0 or s2 > 0):
-        return math.nan
-    return float(ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False).pvalue)
-
-
 def _ordered(df, keys=("model", "variant")):
     """Groups in VARIANTS order (then name) so tables read like the stage's list."""
     order = {v: i for i, v in enumerate(VARIANTS)}
@@ -164,7 +157,7 @@ def _ordered(df, keys=("model", "variant")):
 
 
 def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict = PAPER_BEST):
-    """Table III: per (model, variant), mean +- std over seeds, n, and Welch p-values
+    """Table IX of the report: per (model, variant), mean +- std over seeds, n, and Welch p-values
     against the paper's best (summary numbers) and against our baseline variant of the same model.
 
     ``metric`` picks the comparison rule: test_error (head), test_derived_error, test_digit_prob_error.
@@ -317,7 +310,9 @@ def plot_confusion(counts, title: str = ""):
     for i in range(10):
         for j in range(10):
             if counts.values[i, j]:
-                ax.text(j, i, str(counts.values[i, j]), ha="center", va="center", fontsize=7)
+                dark = counts.values[i, j] > counts.values.max() / 2  # white on the dark cells
+                ax.text(j, i, str(counts.values[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted digit")
@@ -369,6 +364,8 @@ def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
                 ax.errorbar(decay["aux_weight"], decay[f"{m}_mean"], yerr=decay[f"{m}_std"], marker="s",
                             mfc="none", capsize=3, color=color, linestyle="none")
     ax.set_xscale("symlog", linthresh=0.3)
+    weights = sorted(frame["aux_weight"].unique())
+    ax.set_xticks(weights, [f"{w:g}" for w in weights])
     ax.set_xlabel("auxiliary weight w (open squares: w decaying linearly from 1 to 0)")
     ax.set_ylabel("test error (%)")
     ax.grid(alpha=0.3)
@@ -378,32 +375,6 @@ def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
 
 
 # --- for the report ----------------------------------------------------------------------
-
-def _pm(mean, std):
-    return "n/a" if mean != mean else (f"{mean:.2f} ± {std:.2f}" if std == std else f"{mean:.2f}")
-
-
-def _p(p):
-    return "" if p != p else (f"{p:.1e}" if p < 1e-3 else f"{p:.3f}")
-
-
-def format_table3(df, truth=None, baseline: str = BASELINE, paper: dict = PAPER_BEST):
-    """Table III as shown in the report: per (model, variant), the learned head and the exact digit
-    probability rule (mean ± std over seeds, Welch p against the paper's best and against our
-    baseline) and the ensemble of the seeds with each rule."""
-    import pandas as pd
-    head = table3(df, baseline, "test_error", paper)
-    prob = table3(df, baseline, "test_digit_prob_error", paper)
-    ens = ensemble_errors(df, truth)
-    out = pd.DataFrame({
-        "model": head["model"], "variant": head["variant"], "change": head["description"], "n": head["n"],
-        "head error %": [_pm(m, s) for m, s in zip(head["mean"], head["std"])],
-        "p vs paper": head["p_vs_paper"].map(_p), "p vs baseline": head["p_vs_baseline"].map(_p),
-        "P(d1<=d2) error %": [_pm(m, s) for m, s in zip(prob["mean"], prob["std"])],
-        "p vs paper ": prob["p_vs_paper"].map(_p), "p vs baseline ": prob["p_vs_baseline"].map(_p),
-        "ensemble head %": ens["head_error"].round(2), "ensemble P %": ens["digit_prob_error"].round(2)})
-    return out.set_index(["model", "variant"])
-
 
 def best_summary(df, truth=None) -> dict:
     """The configuration chosen on validation (select_best), its final test numbers and its ensemble

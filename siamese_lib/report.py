@@ -556,7 +556,7 @@ def extensions_intro_html(xdf, expected: int) -> str:
             + (" Missing runs are left out of every number below; rerun the profile to fill them.</p>"
                if present < expected else "</p>"))
     return note + html_table(["variant", "what it changes from the paper's setting", "models"], rows,
-                             "TABLE III-a: The variants of the extensions stage", cls="plain")
+                             "TABLE VIII: The variants of the extensions stage", cls="plain")
 
 
 def table3_html(xdf) -> str:
@@ -572,7 +572,7 @@ def table3_html(xdf) -> str:
                      f"{fmt(h['mean'])} ± {fmt(h['std'])}", fmt_p(h["p_vs_paper"]), fmt_p(h["p_vs_baseline"]),
                      f"{fmt(p['mean'])} ± {fmt(p['std'])}", fmt_p(p["p_vs_paper"]), fmt_p(p["p_vs_baseline"]),
                      fmt(e["head_error"]), fmt(e["digit_prob_error"])])
-    caption = (f"TABLE III: Test error (%) of each variant, mean ± std over seeds, with the learned comparison head "
+    caption = (f"TABLE IX: Test error (%) of each variant, mean ± std over seeds, with the learned comparison head "
                f"and with P(d1 ≤ d2) from the two digit softmaxes; Welch p against the paper's best "
                f"({PAPER_BEST['mean']} ± {PAPER_BEST['std']}, n = {PAPER_BEST['n']}) and against our baseline of "
                f"the same model; last two columns: the ensemble of the seeds (averaged outputs)")
@@ -593,7 +593,7 @@ def rules_html(xdf) -> str:
                     + [fmt(t[f"{r}_mean"]) for r in ("head", "digits", "digit_prob")])
     return html_table(["model", "variant", "val: head", "val: argmax", "val: P", "test: head", "test: argmax",
                        "test: P"], rows,
-                      "TABLE III-b: Mean error (%) of the three comparison rules: the learned head, the argmax digits "
+                      "TABLE X: Mean error (%) of the three comparison rules: the learned head, the argmax digits "
                       "compared, and P(d1 ≤ d2) > 0.5 from the digit softmaxes", cls="results long",
                       col_classes=["model"] + [None] * 7)
 
@@ -617,12 +617,35 @@ def best_html(xdf, summary: dict) -> str:
                    & ~xdf["variant"].isin(list(REFITS.values()))]
     if "best" in set(ablation["variant"]) and len(set(ablation["variant"])) > 1:
         t = table3(ablation, baseline="best", metric="test_digit_prob_error")
-        rows = [[f"<code>{esc(r['variant'])}</code>", esc(VARIANTS.get(r["variant"], {}).get("description", "")),
+        rows = [[f"<code>{esc(r['variant'])}</code>", "the whole recipe" if r["variant"] == "best" else
+                 esc(VARIANTS.get(r["variant"], {}).get("description", "")),
                  str(int(r["n"])), f"{fmt(r['mean'])} ± {fmt(r['std'])}",
                  "–" if r["variant"] == "best" else f"{r['vs_baseline']:+.2f}", fmt_p(r["p_vs_baseline"])]
                 for _, r in t.iterrows()]
         out.append(html_table(["variant", "change", "n", "P(d1≤d2) error %", "Δ vs best", "p vs best"], rows,
-                              "TABLE III-c: Ablation of the best recipe (LeNet5): each row removes one ingredient; "
+                              "TABLE XI: Ablation of the best recipe (LeNet5): each row removes one ingredient; "
                               "an ingredient matters where removing it raises the error with p < 0.05",
-                              cls="results"))
+                              cls="results", col_classes=[None, "wrap", None, None, None, None]))
     return "".join(out)
+
+
+def findings_html(xdf, alpha: float = 0.05) -> str:
+    """What the variants change against our baseline of the same model (Welch p < alpha), per rule:
+    generated from the numbers, so it can never disagree with Table IX."""
+    from .extensions import REFITS, RULE_LABELS, table3
+    items = []
+    for metric, rule in (("test_error", "head"), ("test_digit_prob_error", "digit_prob")):
+        t = table3(xdf, metric=metric)
+        t = t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))]
+        for model, g in t.groupby("model", sort=False):
+            sig = g[g["p_vs_baseline"] < alpha]
+            lower = ", ".join(f"<code>{esc(v)}</code> ({d:+.2f})" for v, d in zip(sig["variant"], sig["vs_baseline"])
+                              if d < 0) or "none"
+            higher = ", ".join(f"<code>{esc(v)}</code> ({d:+.2f})" for v, d in zip(sig["variant"], sig["vs_baseline"])
+                               if d > 0) or "none"
+            base = g[g["variant"] == "baseline"]["mean"]
+            items.append(f"<li>{esc(model)}, {esc(RULE_LABELS[rule])} (baseline "
+                         f"{fmt(base.iloc[0]) if len(base) else '–'} %): lower error with {lower}; higher with "
+                         f"{higher}; no difference at p &lt; {alpha} for the other {len(g) - len(sig) - len(base)}.</li>")
+    return (f"<p>Differences in points against our baseline of the same model, where Welch p &lt; {alpha}:</p>"
+            f"<ul>{''.join(items)}</ul>")

@@ -298,8 +298,9 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     assert (summary["model"], summary["variant"], summary["metric"]) == (best["model"], best["variant"],
                                                                        best["metric"])
     assert "validation" in summary["text"] and 0 <= summary["ensemble_error"] <= 100
-    shown = ext.format_table3(df)
-    assert len(shown) == 3 and {"head error %", "P(d1<=d2) error %", "ensemble P %"} <= set(shown.columns)
+    from siamese_lib import report as R
+    html = R.table3_html(df)
+    assert html.count("<tr>") == 1 + 3 and "TABLE IX" in html  # the header and one row per (model, variant)
     counts = ext.flip_confusion(df, "LeNet5", "aug_all")
     assert counts.values.sum() <= 2 * 2 * 20 and all(counts.values[i, i] == 0 for i in range(10))
     assert ext.aux_weight_figure(df).axes
@@ -336,3 +337,37 @@ def test_notebook_parameters_match_the_runner(tmp_path):
     (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
                          stages=("extensions",))
     assert names == set(first.parameters) | {"threads", "force"}
+
+
+def test_best_paragraph_prefers_the_refit_and_judges_the_target():
+    """The chosen configuration on validation, its refit's number, the target verdict and the ablation."""
+    import pandas as pd
+    from siamese_lib import report as R
+    rows = []
+    for variant, val, test in (("best", 1.0, 1.6), ("best_no_affine", 2.0, 2.4), ("best_refit", None, 1.4)):
+        for seed in (1, 2, 3):
+            row = {"model": "LeNet5", "variant": variant, "seed": seed, "nb_pairs": 1000,
+                   "test_error": test + 1, "test_derived_error": test, "test_digit_prob_error": test + seed / 10}
+            if val is not None:
+                row.update(val_error=val + 1, val_derived_error=val + 0.5, val_digit_prob_error=val)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    summary = {**ext.select_best(df), "text": "Chosen: `best`."}
+    assert (summary["variant"], summary["metric"]) == ("best", "val_digit_prob_error")  # the refit has no val
+    html = R.best_html(df, summary)
+    assert "<code>best</code>" in html and "<code>best_refit</code>" in html
+    assert "<b>1.60 ± 0.10 %</b>" in html and "refit's mean misses the target of 1.5 % by 0.10" in html
+    assert "TABLE XI" in html and "best_no_affine" in html and "best_refit</code></td>" not in html
+    df.loc[df["variant"] == "best_refit", "test_digit_prob_error"] -= 0.3
+    assert "refit's mean meets the target" in R.best_html(df, summary)
+
+
+def test_findings_list_only_significant_differences_with_their_sign():
+    import pandas as pd
+    from siamese_lib import report as R
+    rows = [{"model": "LeNet5", "variant": v, "seed": s, "test_error": e + s / 10, "test_digit_prob_error": 2.0 + s / 10}
+            for v, e in (("baseline", 5.0), ("aux_w3", 2.0), ("l1_1e_5", 5.05)) for s in (1, 2, 3)]
+    html = R.findings_html(pd.DataFrame(rows))
+    head, prob = html.split("</li>")[:2]
+    assert "lower error with <code>aux_w3</code> (-3.00)" in head and "l1_1e_5" not in head
+    assert "for the other 1." in head and "lower error with none" in prob and "for the other 2." in prob

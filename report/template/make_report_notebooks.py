@@ -223,19 +223,19 @@ elif not have_ext:
     display(HTML(f'<p class="note">None of the extensions stage\\'s {expected} runs is in the store yet.</p>'))
 else:
     display(HTML(R.extensions_intro_html(xdf, expected)))'''),
-        md("""### A. Every variant against the paper's best
+        md("""### A. Every variant against the paper's best (Table IX)
 
 Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from
 the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble averages the 10 seeds' outputs per test pair;
 it is fixed in advance, not chosen."""),
-        code('if have_ext:\n    display(HTML(R.table3_html(xdf)))'),
+        code('if have_ext:\n    display(HTML(R.table3_html(xdf) + R.findings_html(xdf)))'),
         md("### B. The weight of the auxiliary losses"),
         code('''if have_ext:
     display(HTML(R.figure_html(X.aux_weight_figure(xdf),
         "Fig. 7: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
         "mean ± std over seeds; open squares: w decaying linearly from 1 to 0 over the epochs. The digit rule is not "
         "drawn at w = 0, where nothing trains the digit outputs as digits.", width="80%")))'''),
-        md("### C. Which rule decides d1 ≤ d2"),
+        md("### C. Which rule decides d1 ≤ d2 (Table X)"),
         code('if have_ext:\n    display(HTML(R.rules_html(xdf)))'),
         md("""### D. A new best, and what each ingredient is worth
 
@@ -248,10 +248,9 @@ stage after the test errors of the held-out-split runs had been seen, and it cha
         code('''if have_ext:
     summary = X.best_summary(xdf)
     display(HTML(R.best_html(xdf, summary)))'''),
-        md("### E. The digit errors that flip the comparison"),
-        code('''if have_ext:
+        code('''if have_ext:  # the heading is emitted with its figure, so the two never part across pages
     counts = X.flip_confusion(xdf, summary["model"], summary["variant"])
-    display(HTML(R.figure_html(X.plot_confusion(counts),
+    display(HTML("<h3>E. The digit errors that flip the comparison</h3>" + R.figure_html(X.plot_confusion(counts),
         f"Fig. 8: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
         f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
         f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))'''),
