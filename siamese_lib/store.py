@@ -91,6 +91,7 @@ def validate_record(record, path: Path) -> dict:
         raise CorruptRecord(f"{path}: key does not match its configuration")
     if not isinstance(record["metrics"], dict) or "test_error" not in record["metrics"]:
         raise CorruptRecord(f"{path}: metrics lack test_error")
+    record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 
@@ -148,9 +149,8 @@ def records_frame(records):
     """One row per run: configuration columns, metric columns, and provenance."""
     import pandas as pd
     rows = []
-    defaults = RunConfig().to_dict()
     for r in records:
-        row = {**defaults, **r["config"], **r["metrics"]}  # fields added later take their default
+        row = {**r["config"], **r["metrics"]}
         row["augment"] = ",".join(r["config"].get("augment", []))
         row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
                    code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"])

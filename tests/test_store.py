@@ -88,3 +88,21 @@ def test_store_loads_as_one_frame(stored):
 def test_config_round_trips_through_a_record(stored):
     _, record = stored
     assert store.config_from_dict(record["config"]) == TINY
+
+
+def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tmp_path):
+    """lr_schedule came after the paper profile's records: they must still fill the tables."""
+    import json
+    from siamese_lib import analysis as A
+    from siamese_lib.store import load_records, record_path, run_key
+    config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10)
+    legacy = config.to_dict()
+    del legacy["lr_schedule"]
+    key = run_key(config, "cpu")
+    record = {"schema_version": store.SCHEMA_VERSION, "key": key, "config": legacy, "metrics": {"test_error": 7.0},
+              "curves": {"train_loss": []}, "outputs": {}, "device": "cpu", "torch_version": "x", "code_version": "x",
+              "created": "2026-11-26T00:00:00+00:00"}
+    record_path(tmp_path, key).write_text(json.dumps(record))
+    (loaded,) = load_records(tmp_path)
+    assert loaded["config"]["lr_schedule"] == "constant"
+    assert A.index_records([loaded])[A.config_id(config)][0]["metrics"]["test_error"] == 7.0

@@ -57,7 +57,8 @@ def report_cells():
     cells = [
         code(PARAMS, metadata={"tags": ["parameters"]}),
         code(SETUP),
-        code('display(HTML(R.title_html(prof, records, rendered) + R.abstract_html(cells, claims)))'),
+        code('display(HTML(R.title_html(prof, records, rendered)\n'
+             '             + R.abstract_html(cells, claims, R.beyond_sentence(prof, store_dir))))'),
         md("""## I. Introduction
 
 The task: given a pair of 14×14 grayscale digits from a down-scaled MNIST (a 2×14×14 tensor), predict whether
