@@ -22,7 +22,7 @@ batch_size = 100
 device = "auto"              # auto, cpu or cuda
 store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
 threads = 1                  # torch threads; the runner uses 1 per kernel (same numbers for any --jobs)
-force = False                # True: retrain even when the store has the run'''
+force = False                # True: retrain even when the store has the run (the runner's --force: a time stamp)'''
 
 SETUP = '''\
 import torch

@@ -96,7 +96,8 @@ def default_jobs() -> int:
 # --- notebook helpers (shared by lr_search, table1, table2) ------------------------
 
 def ensure_runs(configs, store_dir, device="auto", force=False, log=print) -> list[dict]:
-    """Each configuration's record, from the store or trained now; one progress line per run."""
+    """Each configuration's record, from the store or trained now; one progress line per run.
+    ``force``: as in store.ensure_run (True, or a time stamp before which records are retrained)."""
     from .store import ensure_run
     records = []
     for i, config in enumerate(configs, 1):
@@ -311,7 +312,8 @@ class Run:
                 if ex.stage == "report":
                     params.update(report_dir=str(self.report_dir))
             else:
-                params.update(threads=1, force=self.force)
+                # --force: retrain what was written before this pass, so a shared run is trained only once
+                params.update(threads=1, force=self.t0 if self.force else False)
             name = safe_name(ex.name)
             output = inside(self.base / ex.stage / f"{name}.ipynb", self.base)
             if output in used:  # two names that differ only in unsafe characters

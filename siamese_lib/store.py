@@ -118,12 +118,21 @@ def find_record(store_dir, config: RunConfig, device_type: str) -> dict | None:
     return load_record(path) if path.exists() else None
 
 
-def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool = False, progress=None) -> tuple[dict, bool]:
+def must_retrain(path: Path, force) -> bool:
+    """``force``: False, True (always retrain), or a time.time() stamp: retrain a record written before it.
+    The runner's --force passes its start time, so a run that two notebooks share is retrained once."""
+    if isinstance(force, bool):
+        return force
+    return path.stat().st_mtime < float(force)
+
+
+def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool | float = False,
+               progress=None) -> tuple[dict, bool]:
     """The record for ``config``: from the store when present, else trained and saved. Returns (record, cached)."""
     dev = resolve_device(device).type
     key = run_key(config, dev)
     path = record_path(store_dir, key)
-    if path.exists() and not force:
+    if path.exists() and not must_retrain(path, force):
         return load_record(path), True
     body = train_run(config, device=dev, progress=progress)
     record = {

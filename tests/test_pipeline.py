@@ -112,13 +112,18 @@ def test_rerun_recomputes_nothing(smoke):
 
 
 def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
-    """--jobs 1 --force retrains what --jobs 2 trained: new records, identical numbers."""
+    """--jobs 1 --force retrains what --jobs 2 trained: new records, identical numbers; a run that two
+    notebooks share is retrained once, not once per notebook."""
     assert smoke["proc"].returncode == 0
     runs, store = smoke["runs"], smoke["runs"] / "store"
     body = yaml.safe_load((PARAMS_DIR / "smoke.yaml").read_text())
-    body["stages"] = {"table1": dict(body["stages"]["table1"], aux_loss=[False])}  # one notebook, two runs
+    # two notebooks, the same two runs: Table I's LeNet5 with aux loss is Table II's BN on, dropout off
+    body["stages"] = {"table1": dict(body["stages"]["table1"], aux_loss=[True]),
+                      "table2": dict(body["stages"]["table2"], dropout=[False])}
     profile = write_profile(tmp_path / "smoke.yaml", body)  # named smoke: the same runs/smoke/
-    (key_list,) = expected(profile, store).values()
+    shared = list(expected(profile, store).values())
+    assert len(shared) == 2 and shared[0] == shared[1]
+    key_list = shared[0]
     others = [p.stem for p in store.glob("*.json") if p.stem not in key_list]
     before = {k: load_record(store / f"{k}.json") for k in key_list}
     stamped = stamps(store, key_list + others)
@@ -126,6 +131,7 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
 
     proc = run_cli(smoke["base"], "--profile", profile, "--jobs", "1", "--force", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"runs: {len(key_list)} trained, {len(key_list)} from the store" in proc.stderr
     for k in key_list:
         after = load_record(store / f"{k}.json")
         assert (store / f"{k}.json").stat().st_mtime_ns > stamped[k][0] and after["created"] > before[k]["created"]

@@ -73,6 +73,13 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
     strip = lambda m: {k: v for k, v in m.items() if k not in timing}  # noqa: E731
     assert strip(forced["metrics"]) == strip(record["metrics"])
     assert files_under(store_dir) == [f"{record['key']}.json"]
+    # a time stamp (the runner's --force): written after it -> reused; written before it -> retrained
+    path = store.record_path(store_dir, record["key"])
+    written = path.stat().st_mtime
+    _, cached = store.ensure_run(TINY, store_dir, device="cpu", force=written - 1)
+    assert cached and calls == [1]
+    _, cached = store.ensure_run(TINY, store_dir, device="cpu", force=written + 1)
+    assert not cached and calls == [1, 1]
 
 
 def test_store_loads_as_one_frame(stored):
