@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from .models import MODEL_NAMES, build_model
 from .profiles import PAPER_LRS
-from .training import RunConfig, Split, aux_weight_at, augment_batch, resolve_device
+from .training import RunConfig, Split, make_optimizer, mini_batches, resolve_device, train_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "bench" / "bench.json"
@@ -84,39 +84,10 @@ def library_model(config: RunConfig, dev):
     return model
 
 
-def library_optimizer(model, config: RunConfig):
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
-
-
-def library_batches(train: Split, config: RunConfig):
-    return list(zip(torch.split(train.input, config.batch_size), torch.split(train.target, config.batch_size),
-                    torch.split(train.classes, config.batch_size)))
-
-
-def library_epoch(model, optimizer, batches, config: RunConfig, epoch: int, train: Split):
-    """One epoch of training.train_run's loop; returns the summed loss as a tensor (no host sync)."""
-    w = aux_weight_at(config, epoch)
-    total = torch.zeros((), device=batches[0][0].device)
-    for xb, tb, cb in batches:
-        if config.augment:
-            xb, tb, cb = augment_batch(config, xb, tb, cb, train)
-        d1, d2, c = model(xb)
-        loss = F.cross_entropy(c, tb)
-        if w:
-            loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
-        if config.l1:
-            loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        total += loss.detach()
-    return total
-
-
 def library_setup(config: RunConfig, train: Split, dev):
     torch.manual_seed(config.seed)
     model = library_model(config, dev)
-    return model, library_optimizer(model, config), library_batches(train, config)
+    return model, make_optimizer(model, config), mini_batches(train, config.batch_size)
 
 
 # --- measuring -----------------------------------------------------------------------------
@@ -222,7 +193,7 @@ def bench_row(model_name: str, weight_sharing: bool, threads: int, dev, split: S
         lib_model.train()
         res = alternate({
             "reference": lambda: reference_epoch(ref_model, ref_opt, split.input, split.target, split.classes),
-            "library": lambda: library_epoch(lib_model, lib_opt, batches, config, 0, split),
+            "library": lambda: train_epoch(lib_model, lib_opt, batches, config, 0, split),
             "matmul": mm,
         }, rounds=s["rounds"], warmup=s["warmup"], dev=dev)
     flops = step_flops(config, split, dev)
@@ -342,7 +313,7 @@ def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="fore
     forward = functools.partial(two_call_forward, model) if two_call else model
     if compile:
         forward = torch.compile(forward)
-    batches = library_batches(split, config)
+    batches = mini_batches(split, config.batch_size)
 
     def autocast():
         return torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -465,10 +436,10 @@ def probe_steps(name: str, blocks: int) -> dict:
     split = synthetic_split(1000, dev)
     config = RunConfig(model=name, lr=PAPER_LRS[name], epochs=1)
     model, optimizer, batches = library_setup(config, split, dev)
-    library_epoch(model, optimizer, batches, config, 0, split)  # warm-up
+    train_epoch(model, optimizer, batches, config, 0, split)  # warm-up
     r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     for _ in range(blocks):
-        library_epoch(model, optimizer, batches, config, 0, split)
+        train_epoch(model, optimizer, batches, config, 0, split)
     r1, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - w0
     steps = blocks * len(batches)
     return {"wall_ms": 1e3 * wall / steps, "user_ms": 1e3 * (r1.ru_utime - r0.ru_utime) / steps,

@@ -285,6 +285,37 @@ def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[
     return metrics, outputs
 
 
+def make_optimizer(model, config: RunConfig):
+    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def mini_batches(split: Split, batch_size: int) -> list:
+    """The fixed mini-batches of one fold: views made once, the same order every epoch."""
+    return list(zip(torch.split(split.input, batch_size), torch.split(split.target, batch_size),
+                    torch.split(split.classes, batch_size)))
+
+
+def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: Split):
+    """One epoch over the mini-batches; returns the summed loss as a tensor (no host sync in the loop).
+    ``pool``: the trained-on pairs, which re-pairing draws from."""
+    w = aux_weight_at(config, epoch)
+    total = torch.zeros((), device=batches[0][0].device)
+    for xb, tb, cb in batches:
+        if config.augment:
+            xb, tb, cb = augment_batch(config, xb, tb, cb, pool)
+        d1, d2, c = model(xb)
+        loss = F.cross_entropy(c, tb)
+        if w:
+            loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
+        if config.l1:
+            loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += loss.detach()
+    return total
+
+
 def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     """Train one configuration; return metrics, per-epoch curves and test outputs (a store record body)."""
     dev = resolve_device(device)
@@ -294,31 +325,14 @@ def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                 foreach=True)
-    batches = list(zip(torch.split(train.input, config.batch_size), torch.split(train.target, config.batch_size),
-                       torch.split(train.classes, config.batch_size)))
+    optimizer = make_optimizer(model, config)
+    batches = mini_batches(train, config.batch_size)
     epoch_losses = []
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
                  if config.lr_schedule == "cosine" else None)
     model.train()
     for epoch in range(config.trained_epochs):
-        w = aux_weight_at(config, epoch)
-        total = torch.zeros((), device=dev)
-        for xb, tb, cb in batches:
-            if config.augment:
-                xb, tb, cb = augment_batch(config, xb, tb, cb, train)
-            d1, d2, c = model(xb)
-            loss = F.cross_entropy(c, tb)
-            if w:
-                loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
-            if config.l1:
-                loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()  # no host sync inside the loop
-        epoch_losses.append(total)
+        epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, train))
         if scheduler is not None:
             scheduler.step()
         if progress is not None:

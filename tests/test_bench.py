@@ -74,10 +74,10 @@ def test_library_loop_is_train_runs_loop(config):
     torch.manual_seed(config.seed)  # train_run's order: seed, data (the fold's shuffle), model
     train, _, _ = prepare_data(config, dev)
     model = bench.library_model(config, dev)
-    optimizer = bench.library_optimizer(model, config)
-    batches = bench.library_batches(train, config)
+    optimizer = bench.make_optimizer(model, config)
+    batches = bench.mini_batches(train, config.batch_size)
     model.train()
-    losses = [float(bench.library_epoch(model, optimizer, batches, config, e, train))
+    losses = [float(bench.train_epoch(model, optimizer, batches, config, e, train))
               for e in range(config.trained_epochs)]
     assert losses == expected
 
