@@ -307,6 +307,18 @@ def _final_loss(curve) -> float:
     return float(np.mean(tail))
 
 
+def used_learning_rates(profile, models, store_dir) -> dict:
+    """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
+    from .profiles import learning_rate
+    used = {}
+    for m in models:
+        try:
+            used[m] = learning_rate(profile, m, store_dir)
+        except (KeyError, ValueError):
+            pass
+    return used
+
+
 def lr_search_curves(records, profile) -> dict:
     """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the profile's LR search."""
     from .profiles import expand

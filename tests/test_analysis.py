@@ -291,3 +291,12 @@ def test_claims_follow_our_numbers():
     assert "Lowest cell: ResNet" in A.claim_fullyconv_best(stats).evidence
     # with nothing complete, claims say so rather than guess
     assert all(c.verdict == "not evaluable" for c in A.evaluate_claims({}))
+
+
+def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):
+    from siamese_lib.profiles import PAPER_LRS, load_profile
+    assert A.used_learning_rates(load_profile("paper"), list(PAPER_LRS), tmp_path) == PAPER_LRS
+    auto = tmp_path / "auto.yaml"
+    auto.write_text("learning_rates: auto\nstages:\n  lr_search:\n    models: [Net]\n    lrs: [0.1, 0.01]\n"
+                    "    seeds: [1]\n    epochs: 2\n")
+    assert A.used_learning_rates(load_profile(str(auto)), ["Net", "LeNet5"], tmp_path / "store") == {}

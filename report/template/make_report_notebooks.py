@@ -32,7 +32,7 @@ from IPython.display import HTML, display
 
 from siamese_lib import analysis as A, plots as P, report as R
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.profiles import ROOT, load_profile, learning_rate
+from siamese_lib.profiles import ROOT, load_profile
 from siamese_lib.store import load_records, records_frame
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -129,12 +129,7 @@ For each model the paper trained weight sharing + auxiliary loss + batch norm wi
 and three seeds, and picked one rate per model from the curves of the summed training loss (Fig. 3, the paper's
 Fig. 2). Our rule for the same choice is stated in Table IV: the lowest training loss averaged over the last epochs."""),
         code('''curves = A.lr_search_curves(records, prof)
-used = {}
-for m in curves:
-    try:
-        used[m] = learning_rate(prof, m, store_dir)
-    except (KeyError, ValueError):
-        pass
+used = A.used_learning_rates(prof, curves, store_dir)
 incomplete = {m: sorted(lr for lr, e in by_lr.items() if e["missing_seeds"]) for m, by_lr in curves.items()}
 note = "; ".join(f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" for m, lrs in incomplete.items() if lrs)
 display(HTML(R.figure_html(P.lr_search_figure(curves, used), "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
@@ -277,7 +272,7 @@ import matplotlib.pyplot as plt
 
 from siamese_lib import analysis as A, plots as P
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.profiles import ROOT, load_profile, learning_rate
+from siamese_lib.profiles import ROOT, load_profile
 from siamese_lib.store import load_records
 
 runs_dir = Path(runs_dir or ROOT / "runs" / profile)
@@ -318,12 +313,7 @@ plt.show()'''),
 Mean over seeds of the per-epoch summed training loss, one line per rate; the rate the tables use is dotted.
 Rates with missing runs are not drawn."""),
         code('''curves = A.lr_search_curves(records, prof)
-used = {}
-for m in curves:
-    try:
-        used[m] = learning_rate(prof, m, store_dir)
-    except (KeyError, ValueError):
-        pass
+used = A.used_learning_rates(prof, curves, store_dir)
 print("our rule would choose:", A.choose_learning_rates(curves), "| used:", used)
 save(P.lr_search_figure(curves, used), "lr_search")
 plt.show()'''),
