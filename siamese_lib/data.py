@@ -11,14 +11,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.util
+import io
 import os
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from .common import write_atomically
 
 # sha256 over train images, train labels, test images, test labels (uint8 / int64 bytes, in that order).
 MNIST_SHA256 = "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b"
@@ -152,15 +154,9 @@ def verify(arrays: dict, source: str) -> None:
 
 
 def _write_cache_atomically(arrays: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(arrays, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buffer = io.BytesIO()
+    torch.save(arrays, buffer)
+    write_atomically(path, buffer.getvalue())
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> dict:

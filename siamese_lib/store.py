@@ -9,14 +9,14 @@ import datetime
 import functools
 import hashlib
 import json
-import os
 import platform
 import subprocess
-import tempfile
+import time
 from pathlib import Path
 
 import torch
 
+from .common import write_atomically
 from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, train_run
 
 SCHEMA_VERSION = 1
@@ -54,25 +54,6 @@ def code_version() -> str:
 
 def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
-
-
-def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write through a temporary file in the same folder and rename: a reader sees the old file or
-    the new one, never half of one (a crash leaves at most a dot-file, which loaders skip)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and reports are for everyone to read
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def validate_record(record, path: Path) -> dict:
@@ -154,18 +135,15 @@ def load_records(store_dir) -> list[dict]:
     return [load_record(p) for p in sorted(store_dir.glob("*.json")) if not p.name.startswith(".")]
 
 
-def records_frame(records):
-    """One row per run: configuration columns, metric columns, and provenance."""
-    import pandas as pd
-    rows = []
-    for r in records:
-        row = {**r["config"], **r["metrics"]}
-        row["augment"] = ",".join(r["config"].get("augment", []))
-        row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
-                   code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"])
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def load_store(store_dir):
-    return records_frame(load_records(store_dir))
+def ensure_runs(configs, store_dir, device="auto", force=False, log=print) -> list[dict]:
+    """Each configuration's record, from the store or trained now; one progress line per run.
+    ``force``: as in store.ensure_run (True, or a time stamp before which records are retrained)."""
+    records = []
+    for i, config in enumerate(configs, 1):
+        start = time.perf_counter()
+        record, cached = ensure_run(config, store_dir, device=device, force=force)
+        how = "from the store" if cached else f"trained in {time.perf_counter() - start:.1f} s"
+        log(f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
+            f"({how}; key {record['key']})")
+        records.append(record)
+    return records

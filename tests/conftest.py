@@ -51,6 +51,13 @@ def mnist(mnist_load):
     return mnist_load["arrays"]
 
 
+def pytest_collection_modifyitems(items):
+    """The notebooks and end-to-end tiers start kernels and subprocesses: all of them are slow."""
+    for item in items:
+        if {"notebooks", "e2e"} & set(Path(item.fspath).relative_to(ROOT / "tests").parts[:-1]):
+            item.add_marker(pytest.mark.slow)
+
+
 def run_cli(*args, cwd=None, env=None, timeout=300):
     """``python -m siamese_lib ARGS`` in a subprocess: the real entry point and exit status."""
     full_env = {**os.environ, **(env or {})}

@@ -18,16 +18,14 @@ Exit status: 0 all done; 1 a notebook (or planning, or the report rendering) fai
 error, or another run of the same profile holds its lock (this run refuses rather than waits);
 130 interrupted (Ctrl-C or SIGTERM: kernels are stopped, finished runs stay in the store).
 
-This module also holds the two helpers the training notebooks share (``ensure_runs``,
-``seed_table``); its top level imports only the standard library.
 """
 from __future__ import annotations
+from __future__ import annotations
 
-import datetime
 import hashlib
 import json
+import logging
 import os
-import re
 import shutil
 import signal
 import sys
@@ -37,53 +35,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-KERNEL_NAME = "siamese-lib"
-KERNEL_START_ATTEMPTS = 3  # several kernels starting at once can race for ports; retry the start
-RETRY_PAUSE = (0.5, 1.5)  # seconds (times the attempt number) before a retry, random to spread the starts
-# Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
-MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0}
-SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
+import filelock
+
+from ..common import NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..experiments.planning import expand, run_cost
+from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
+from ..presentation.render import render_report
+from ..store import run_key
+from ..training import resolve_device
+from .kernels import execute_job, first_line, kernel_name, signal_group
+
 NOTEBOOK_SECONDS = 5.0  # kernel start + imports + data, per execution (an estimate for ordering/ETA)
 PRESENTATION_SECONDS = {"figures": 20.0, "report": 40.0}
 PRESENTATION_STAGES = ("figures", "report")
-
-
-# --- paths and names -------------------------------------------------------------
-
-def runs_root() -> Path:
-    return Path(os.environ.get("SIAMESE_LIB_RUNS_DIR") or ROOT / "runs").resolve()
-
-
-def report_root() -> Path:
-    return Path(os.environ.get("SIAMESE_LIB_REPORT_DIR") or ROOT / "report").resolve()
-
-
-def kernel_name() -> str:
-    return os.environ.get("SIAMESE_LIB_KERNEL") or KERNEL_NAME
-
-
-def safe_name(text: str, limit: int = 120) -> str:
-    """A file name from any text: only [A-Za-z0-9._-], no leading dot, never empty."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(text)).lstrip(".")[:limit]
-    return name or "_"
-
-
-def inside(path: Path, base: Path) -> Path:
-    """``path`` resolved, refusing anything that resolves outside ``base``."""
-    resolved, base = path.resolve(), base.resolve()
-    if not resolved.is_relative_to(base):
-        raise ValueError(f"{path} resolves outside {base}")
-    return resolved
-
-
-def write_json_atomically(path: Path, data) -> None:
-    from .store import write_atomically  # the store pulls in torch; the runner's parent process does not need it
-    write_atomically(path, json.dumps(data, indent=1))
-
-
-def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def default_jobs() -> int:
@@ -91,138 +55,6 @@ def default_jobs() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-# --- notebook helpers (shared by lr_search, table1, table2) ------------------------
-
-def ensure_runs(configs, store_dir, device="auto", force=False, log=print) -> list[dict]:
-    """Each configuration's record, from the store or trained now; one progress line per run.
-    ``force``: as in store.ensure_run (True, or a time stamp before which records are retrained)."""
-    from .store import ensure_run
-    records = []
-    for i, config in enumerate(configs, 1):
-        start = time.perf_counter()
-        record, cached = ensure_run(config, store_dir, device=device, force=force)
-        how = "from the store" if cached else f"trained in {time.perf_counter() - start:.1f} s"
-        log(f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
-            f"({how}; key {record['key']})")
-        records.append(record)
-    return records
-
-
-def seed_table(records):
-    """Per-seed errors (%) with mean and std (over seeds, ddof 1) rows."""
-    import pandas as pd
-    cols = ["test_error", "test_derived_error", "test_digit1_error", "test_digit2_error", "train_error",
-            "train_seconds"]
-    rows = {r["config"]["seed"]: {c: r["metrics"].get(c) for c in cols} for r in records}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "seed"
-    summary = pd.DataFrame({"mean": frame.mean(), "std": frame.std()}).T
-    return pd.concat([frame, summary]).round(3)
-
-
-# --- one notebook execution: a kernel of its own, papermill in a thread of the runner -------
-
-class KernelStartError(RuntimeError):
-    pass
-
-
-def start_kernel(name: str, cwd: str, env: dict | None = None, log=None, attempts: int = KERNEL_START_ATTEMPTS):
-    """A started, ready kernel manager; returns (km, seconds of the successful start, attempts used)."""
-    import random
-
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import KernelManager
-    last = None
-    for attempt in range(1, attempts + 1):
-        km = KernelManager(kernel_name=name)
-        start = time.perf_counter()
-        try:
-            km.start_kernel(cwd=cwd, env=env or dict(os.environ), stdout=log, stderr=log)
-            kc = km.client()
-            kc.start_channels()
-            try:
-                kc.wait_for_ready(timeout=120)
-            finally:
-                kc.stop_channels()
-            return km, time.perf_counter() - start, attempt
-        except NoSuchKernel:
-            raise
-        except Exception as exc:  # a port race or a kernel dying at start: try a fresh one
-            last = exc
-            stop_kernel(km)
-            if attempt < attempts:
-                time.sleep(random.uniform(*RETRY_PAUSE) * attempt)
-    raise KernelStartError(f"kernel {name!r} failed to start {attempts} times; last error: "
-                           f"{type(last).__name__}: {first_line(last)}")
-
-
-def kernel_pid(km):
-    return getattr(getattr(km, "provisioner", None), "pid", None)
-
-
-def stop_kernel(km) -> None:
-    pid = kernel_pid(km)
-    try:
-        if km.has_kernel:
-            km.shutdown_kernel(now=True)
-    except Exception:
-        pass
-    if pid:  # the kernel leads its own process group; make sure nothing of it survives
-        signal_group(pid, signal.SIGKILL)
-
-
-def signal_group(pid: int, sig) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def first_line(text, limit: int = 300) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
-    return (text.splitlines()[0] if text else "")[:limit]
-
-
-def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> None:
-    """Thread body: start a kernel, have papermill execute the notebook, stop the kernel; fills job.result."""
-    import papermill as pm
-    from jupyter_client.kernelspec import NoSuchKernel
-    from nbclient.exceptions import DeadKernelError
-
-    result = {"status": "failed", "error": None}
-    km = None
-    # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with open(log_path, "ab") as log:
-        try:
-            km, result["kernel_start_seconds"], result["attempts"] = start_kernel(kernel, str(cwd), env, log)
-            job.kernel_pid = kernel_pid(km)
-            # an async client lets nbclient's dead-kernel check run; with a blocking client a kernel
-            # killed mid-cell left the runner waiting for ever
-            from jupyter_client.asynchronous import AsyncKernelClient
-            km.client_factory = AsyncKernelClient
-            job.kernel_start_seconds, job.attempts = result["kernel_start_seconds"], result["attempts"]
-            if job.cancel.is_set():
-                raise KeyboardInterrupt
-            pm.execute_notebook(str(notebook), str(job.output), parameters=job.parameters, kernel_name=kernel,
-                                km=km, progress_bar=False, log_output=False, start_timeout=120)
-            result["status"] = "ok"
-        except pm.PapermillExecutionError as exc:
-            result["error"] = f"cell [{exc.exec_count}] raised {exc.ename}: {first_line(exc.evalue)}"
-        except NoSuchKernel:
-            result["error"] = f"Jupyter kernel {kernel!r} is not installed (run `make setup`, or set SIAMESE_LIB_KERNEL)"
-        except DeadKernelError as exc:
-            result["error"] = f"the kernel died: {first_line(exc)}"
-        except KernelStartError as exc:
-            result["error"] = str(exc)
-        except BaseException as exc:  # noqa: BLE001 - whatever happens, the job must end with a result
-            result["error"] = f"{type(exc).__name__}: {first_line(exc)}"
-        finally:
-            if km is not None:
-                stop_kernel(km)
-            job.result = result
 
 
 # --- planning ------------------------------------------------------------------------
@@ -256,10 +88,6 @@ class Job:
         return f"{self.stage}/{self.name}"
 
 
-def run_cost(config) -> float:
-    return MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000 * SECONDS_PER_UNIT
-
-
 def describe(parameters: dict) -> str:
     skip = {"store_dir", "runs_dir", "profile_path", "device", "threads", "force", "nb_pairs", "data_seed",
             "batch_size"}
@@ -270,7 +98,6 @@ class Run:
     """One invocation of ``run``: the plan, the worker pool, the progress bar and timings.json."""
 
     def __init__(self, args, profile, stages, device):
-        from .profiles import NOTEBOOKS_DIR
         self.args, self.profile, self.stages, self.device = args, profile, stages, device
         self.jobs = args.jobs or default_jobs()
         self.force = bool(args.force)
@@ -303,7 +130,6 @@ class Run:
 
     # -- plan
     def make_jobs(self, executions) -> list[Job]:
-        from .store import run_key
         jobs, used = [], {j.output for j in self.all_jobs}
         for ex in executions:
             params = dict(ex.parameters)
@@ -602,7 +428,6 @@ def _round(x):
 
 
 def _stage_order(stage: str) -> int:
-    from .profiles import STAGES
     return STAGES.index(stage) if stage in STAGES else len(STAGES)
 
 
@@ -622,7 +447,6 @@ def notebook_duration(path: Path) -> float | None:
 # --- the command -------------------------------------------------------------------
 
 def parse_only(text, usage_error):
-    from .profiles import STAGES
     if text is None:
         return list(STAGES)
     names = [s.strip() for s in text.split(",") if s.strip()]
@@ -634,42 +458,35 @@ def parse_only(text, usage_error):
 
 
 class Lock:
-    """runs/<profile>/.lock, held for the whole run; a second run of the profile refuses at once."""
+    """One run per profile at a time: a non-blocking file lock (filelock), and the holder's pid beside it."""
 
     def __init__(self, path: Path):
         self.path = path
-        self.fd = None
+        self.pid_path = path.with_name(path.name + ".pid")
+        self.lock = filelock.FileLock(str(path), timeout=0)
 
     def acquire(self) -> bool:
-        import fcntl
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
+            self.lock.acquire()
+        except filelock.Timeout:
             return False
-        os.ftruncate(self.fd, 0)
-        os.write(self.fd, f"{os.getpid()}\n".encode())
+        self.pid_path.write_text(f"{os.getpid()}\n")
         return True
 
     def holder(self) -> str:
         try:
-            return self.path.read_text().strip() or "?"
+            return self.pid_path.read_text().strip() or "?"
         except OSError:
             return "?"
 
     def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing releases the flock
-            self.fd = None
+        if self.lock.is_locked:
+            self.pid_path.unlink(missing_ok=True)
+            self.lock.release()
 
 
 def main(args) -> int:
-    from .cli import UsageError
-    from .profiles import NOTEBOOKS_DIR, ProfileError, expand, load_profile
-    from .training import resolve_device
 
     try:
         profile = load_profile(args.profile)
@@ -688,13 +505,7 @@ def main(args) -> int:
         if not (NOTEBOOKS_DIR / f"{stage}.ipynb").is_file():
             raise UsageError(f"run: notebook notebooks/{stage}.ipynb is missing (the {stage!r} stage runs it); "
                              f"skip the stage with --only")
-    if "report" in stages:
-        import importlib.util
-        if importlib.util.find_spec("siamese_lib.report") is None:
-            raise UsageError("run: siamese_lib/report.py is missing (the 'report' stage renders with it); "
-                             "skip the stage with --only")
 
-    import logging
     logging.getLogger("papermill").setLevel(logging.ERROR)  # its per-notebook chatter would break the progress bar
     run = Run(args, profile, stages, device)
     lock = Lock(run.base / ".lock")
@@ -743,7 +554,6 @@ def main(args) -> int:
 
 def plan(run: Run, expand) -> None:
     """Training stages first (longest notebooks first across them), then figures, then the report."""
-    from .profiles import TRAINING_STAGES
     previous = run.previous_executions()
     training = [s for s in run.stages if s in TRAINING_STAGES]
     # With learning_rates: auto the later stages' rates come from this LR search: expand them after it.
@@ -791,7 +601,6 @@ def render(run: Run, job: Job) -> None:
     start = time.time()
     out_dir = run.report_dir
     try:
-        from .report import render_report
         render_report(job.output, out_dir=out_dir)
     except KeyboardInterrupt:
         raise

@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from siamese_lib import analysis as A
-from siamese_lib.profiles import load_profile
-from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key, write_atomically
+from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.common import write_atomically
+from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key
 from siamese_lib.training import RunConfig
+from siamese_lib.analysis import claims as claims_mod
+from siamese_lib.analysis import stats
+from siamese_lib.analysis import tables
+from siamese_lib.experiments import planning
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAPER_TEXT = ROOT.parent / "shared" / "paper" / "ee559-project1-report.txt"
 
 
@@ -77,7 +81,7 @@ def write_profile(tmp_path: Path, text: str = TINY_PROFILE, name="tiny") -> Path
 def fill_store(store: Path, profile, error_for, skip=()):
     """One record per configuration of the profile's Table I/II and LR search; error_for(stage, params, seed)
     gives the test error; configurations for which skip(stage, params, seed) is true are left out."""
-    from siamese_lib.profiles import expand
+    from siamese_lib.experiments.planning import expand
     done = set()
     for ex in expand(profile, str(store)):
         for cfg in ex.configs():
@@ -92,9 +96,9 @@ def fill_store(store: Path, profile, error_for, skip=()):
 def paper_like(stage, p, seed):
     """The paper's mean for the cell, plus a fixed spread over seeds (mean unchanged for 3 seeds)."""
     if stage == "table1":
-        mean = A.PAPER_TABLE1[(p["model"], p["weight_sharing"], p["aux_loss"])][0]
+        mean = tables.PAPER_TABLE1[(p["model"], p["weight_sharing"], p["aux_loss"])][0]
     elif stage == "table2":
-        mean = A.PAPER_TABLE2[(p["weight_sharing"], p["batch_norm"], p["dropout"])][0]
+        mean = tables.PAPER_TABLE2[(p["weight_sharing"], p["batch_norm"], p["dropout"])][0]
     else:
         mean = 10.0
     return mean + {1: -0.5, 2: 0.0, 3: 0.5}.get(seed, 0.0)
@@ -111,12 +115,12 @@ def test_paper_numbers_are_the_printed_ones():
     expected1 = []
     for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
         for ws in (False, True):
-            no, yes = A.PAPER_TABLE1[(m, ws, False)], A.PAPER_TABLE1[(m, ws, True)]
+            no, yes = tables.PAPER_TABLE1[(m, ws, False)], tables.PAPER_TABLE1[(m, ws, True)]
             expected1 += [no[0], yes[0], no[1], yes[1]]  # printed: Mean row, then Std. dev. row
     assert nums1 == expected1
     nums2 = [float(x) for x in re.findall(r"\t(\d+\.\d+)", t2)]
-    assert nums2 == [v for k in A.TABLE2_KEYS for v in A.PAPER_TABLE2[k]]
-    for m, n in A.PAPER_PARAMETERS.items():
+    assert nums2 == [v for k in tables.TABLE2_KEYS for v in tables.PAPER_TABLE2[k]]
+    for m, n in tables.PAPER_PARAMETERS.items():
         assert f"({n} parameters)" in text or f"{n}" in text
 
 
@@ -131,22 +135,22 @@ def test_welch_p_matches_hand_computation():
     assert df == pytest.approx(4.63989, abs=1e-5)
     from scipy.stats import t as student_t
     by_hand = 2 * student_t.sf(abs(t), df)
-    p = A.welch_p(5.0, 1.0, 4, 6.08, 0.802, 10)
+    p = stats.welch_p(5.0, 1.0, 4, 6.08, 0.802, 10)
     assert p == pytest.approx(by_hand, rel=1e-9)
     assert p == pytest.approx(0.116482, abs=1e-6)
-    assert math.isnan(A.welch_p(5.0, float("nan"), 1, 6.08, 0.802, 10))
+    assert math.isnan(stats.welch_p(5.0, float("nan"), 1, 6.08, 0.802, 10))
 
 
 def test_seed_ranges():
-    assert A.seed_ranges([5, 1, 2, 3, 9, 10]) == "1-3, 5, 9-10"
-    assert A.seed_ranges([]) == ""
+    assert stats.seed_ranges([5, 1, 2, 3, 9, 10]) == "1-3, 5, 9-10"
+    assert stats.seed_ranges([]) == ""
 
 
 def test_cell_statistics_from_a_store(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
     fill_store(store, prof, lambda s, p, seed: {1: 4.0, 2: 5.0, 3: 6.0}.get(seed, 10.0))
-    cells = A.table_cells(load_records(store), prof, store)
+    cells = tables.table_cells(load_records(store), prof, store)
     assert len(cells) == 2 * (16 + 8)
     c = next(c for c in cells if c.table == "table1" and c.protocol == "corrected" and c.key == ("LeNet5", True, True))
     assert c.complete and c.n == 3
@@ -158,7 +162,7 @@ def test_cell_statistics_from_a_store(tmp_path):
     from scipy.stats import t as student_t
     assert c.p_value == pytest.approx(2 * student_t.sf(abs(t), df), rel=1e-9)
     assert c.lr == 0.005 and c.epochs == 2
-    frame = A.cells_frame(cells)
+    frame = tables.cells_frame(cells)
     row = frame[(frame.table == "Table I") & (frame.protocol == "corrected") & (frame.model == "LeNet5")
                 & frame.weight_sharing & frame.aux_loss].iloc[0]
     assert row["mean"] == pytest.approx(5.0) and row["paper_mean"] == 6.08 and row["n"] == 3
@@ -173,15 +177,15 @@ def test_missing_runs_are_reported_not_filled(tmp_path):
         (s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
          and p["protocol"] == "corrected" and seed == 2)
         or (s == "table2" and p["protocol"] == "original" and p["batch_norm"] is False)))
-    cells = A.table_cells(load_records(store), prof, store)
+    cells = tables.table_cells(load_records(store), prof, store)
     c = next(c for c in cells if c.protocol == "corrected" and c.key == ("Net", False, False))
     assert not c.complete and c.missing_seeds == [2] and c.n == 0
     assert math.isnan(c.mean) and math.isnan(c.p_value)
     assert "missing seeds 2 (2/3 runs in the store; lr 0.03, 2 epochs, corrected protocol)" == c.missing_text()
     missing_t2 = [c for c in cells if c.table == "table2" and c.protocol == "original" and not c.complete]
-    assert {c.key for c in missing_t2} == {k for k in A.TABLE2_KEYS if not k[1]}
+    assert {c.key for c in missing_t2} == {k for k in tables.TABLE2_KEYS if not k[1]}
     # the best cells ignore incomplete ones
-    ours_per, ours_best, _, paper_best = A.best_cells([c for c in cells if c.protocol == "corrected"], "table1")
+    ours_per, ours_best, _, paper_best = tables.best_cells([c for c in cells if c.protocol == "corrected"], "table1")
     assert ("Net", False, False) not in ours_per and paper_best == ("LeNet5_FullyConv", True, True)
 
 
@@ -190,7 +194,7 @@ def test_cells_outside_the_profile_say_so(tmp_path):
                                 "models: [Net]\n    weight_sharing").replace("protocols: [corrected, original]",
                                                                             "protocols: [corrected]")
     prof = load_profile(str(write_profile(tmp_path, text)))
-    cells = A.table_cells([], prof, tmp_path / "store")
+    cells = tables.table_cells([], prof, tmp_path / "store")
     other = next(c for c in cells if c.protocol == "corrected" and c.key == ("ResNet", True, True))
     assert not other.complete and "does not include" in other.missing_text()
     orig = [c for c in cells if c.protocol == "original"]
@@ -213,7 +217,7 @@ def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
                    curve=[0.001] * 14 + [float("nan")])
     # Table I-like runs at one rate and another epoch count are not part of the search
     put_record(store, RunConfig(model="Net", lr=0.03, seed=1, epochs=2, nb_pairs=100), 5.0, curve=[0.0, 0.0])
-    assert A.auto_learning_rates(store) == {m: 0.005 for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")}
+    assert planning.auto_learning_rates(store) == {m: 0.005 for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")}
 
 
 def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
@@ -222,51 +226,51 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
     fill_store(store, prof, paper_like, skip=lambda s, p, seed: s == "lr_search" and p["model"] == "ResNet"
                and p["lr"] == 0.05 and seed == 2)
     with pytest.raises(KeyError, match="ResNet"):
-        A.auto_learning_rates(store, prof)
-    curves = A.lr_search_curves(load_records(store), prof)
+        planning.auto_learning_rates(store, prof)
+    curves = planning.lr_search_curves(load_records(store), prof)
     assert curves["ResNet"][0.05]["missing_seeds"] == [2]
     # the synthetic curves are lowest at 0.005 (see fill_store)
-    assert A.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
+    assert planning.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
 
 
 # --- deviations and claims --------------------------------------------------------------------------------------
 
 def _cell(protocol, errors, key=("LeNet5", True, True), table="table1"):
-    mean, std = A.PAPER_TABLES[table][key]
+    mean, std = tables.PAPER_TABLES[table][key]
     seeds = list(range(1, len(errors) + 1))
-    return A.Cell(table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30)
+    return tables.Cell(table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30)
 
 
 def test_deviation_reasons_follow_the_two_protocols():
     agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]      # about the paper's 6.08
     far = [x + 4 for x in agree]                                     # 4 points above: p << 0.01
-    quirk = A.deviations([_cell("corrected", far), _cell("original", agree)])
+    quirk = tables.deviations([_cell("corrected", far), _cell("original", agree)])
     assert len(quirk) == 1 and quirk[0].kind == "quirk" and quirk[0].protocols == ["corrected"]
     assert "quirk of the original protocol" in quirk[0].reason.lower()
-    both = A.deviations([_cell("corrected", far), _cell("original", far)])
+    both = tables.deviations([_cell("corrected", far), _cell("original", far)])
     assert both[0].kind == "unexplained" and both[0].protocols == ["corrected", "original"]
-    orig_only = A.deviations([_cell("corrected", agree), _cell("original", far)])
+    orig_only = tables.deviations([_cell("corrected", agree), _cell("original", far)])
     assert orig_only[0].kind == "original only"
-    undetermined = A.deviations([_cell("corrected", far), _cell("original", [])])
+    undetermined = tables.deviations([_cell("corrected", far), _cell("original", [])])
     assert undetermined[0].kind == "undetermined"
-    assert A.deviations([_cell("corrected", agree), _cell("original", agree)]) == []
+    assert tables.deviations([_cell("corrected", agree), _cell("original", agree)]) == []
 
 
 def test_quirks_that_apply():
-    assert A.applicable_quirks("table1", ("Net", True, False)) == [1, 2, 3]
-    assert A.applicable_quirks("table1", ("Net", True, True)) == [2, 3]
-    assert A.applicable_quirks("table2", (True, False, True)) == [2, 4]
-    assert A.applicable_quirks("table2", (True, True, True)) == [2, 3, 4]
+    assert tables.applicable_quirks("table1", ("Net", True, False)) == [1, 2, 3]
+    assert tables.applicable_quirks("table1", ("Net", True, True)) == [2, 3]
+    assert tables.applicable_quirks("table2", (True, False, True)) == [2, 4]
+    assert tables.applicable_quirks("table2", (True, True, True)) == [2, 3, 4]
 
 
 def test_quirk_shifts():
-    per_cell, grouped = A.quirk_shifts([_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])])
+    per_cell, grouped = tables.quirk_shifts([_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])])
     assert per_cell["shift"].tolist() == [pytest.approx(2.0)]
     assert grouped.iloc[0]["quirks"] == "2, 3" and grouped.iloc[0]["cells"] == 1
 
 
 def test_claims_on_the_papers_own_numbers():
-    claims = {c.name: c for c in A.evaluate_claims(A.paper_stats())}
+    claims = {c.name: c for c in claims_mod.evaluate_claims(claims_mod.paper_stats())}
     assert claims["Auxiliary loss"].verdict == "confirmed"           # ratios 2.0-3.7, mean 2.72
     assert claims["LeNet5_FullyConv best"].verdict == "confirmed"
     # LeNet5 with auxiliary loss: weight sharing gains only 0.07 points (p=0.86) in the paper itself
@@ -277,26 +281,26 @@ def test_claims_on_the_papers_own_numbers():
 
 
 def test_claims_follow_our_numbers():
-    stats = A.paper_stats()
+    stats = claims_mod.paper_stats()
     # make the auxiliary loss useless for every model: the claim must not be confirmed
     for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
         for ws in (False, True):
             no = stats[("table1", (m, ws, False))]
-            stats[("table1", (m, ws, True))] = A.Stat(no.mean + 1.0, no.std, 10)
-    assert A.claim_aux_loss(stats).verdict == "not confirmed"
+            stats[("table1", (m, ws, True))] = claims_mod.Stat(no.mean + 1.0, no.std, 10)
+    assert claims_mod.claim_aux_loss(stats).verdict == "not confirmed"
     # a ResNet better than every LeNet5_FullyConv cell: the 'best model' claim fails
-    stats = A.paper_stats()
-    stats[("table1", ("ResNet", True, True))] = A.Stat(2.0, 0.5, 10)
-    assert A.claim_fullyconv_best(stats).verdict == "not confirmed"
-    assert "Lowest cell: ResNet" in A.claim_fullyconv_best(stats).evidence
+    stats = claims_mod.paper_stats()
+    stats[("table1", ("ResNet", True, True))] = claims_mod.Stat(2.0, 0.5, 10)
+    assert claims_mod.claim_fullyconv_best(stats).verdict == "not confirmed"
+    assert "Lowest cell: ResNet" in claims_mod.claim_fullyconv_best(stats).evidence
     # with nothing complete, claims say so rather than guess
-    assert all(c.verdict == "not evaluable" for c in A.evaluate_claims({}))
+    assert all(c.verdict == "not evaluable" for c in claims_mod.evaluate_claims({}))
 
 
 def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):
-    from siamese_lib.profiles import PAPER_LRS, load_profile
-    assert A.used_learning_rates(load_profile("paper"), list(PAPER_LRS), tmp_path) == PAPER_LRS
+    from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
+    assert planning.used_learning_rates(load_profile("paper"), list(PAPER_LRS), tmp_path) == PAPER_LRS
     auto = tmp_path / "auto.yaml"
     auto.write_text("learning_rates: auto\nstages:\n  lr_search:\n    models: [Net]\n    lrs: [0.1, 0.01]\n"
                     "    seeds: [1]\n    epochs: 2\n")
-    assert A.used_learning_rates(load_profile(str(auto)), ["Net", "LeNet5"], tmp_path / "store") == {}
+    assert planning.used_learning_rates(load_profile(str(auto)), ["Net", "LeNet5"], tmp_path / "store") == {}

@@ -1,9 +1,7 @@
-"""Profiles (params/*.yaml): validation, and expansion into notebook executions.
+"""Profiles (params/*.yaml): loading and validation, nothing run.
 
-A profile names the data, the protocols and, per stage, the grid to run. Each stage
-expands into executions (one notebook run per configuration); each execution's
-parameters determine its training runs through ``configs_for`` - the one function
-that both the runner and the notebooks use.
+A profile names the data, the protocols and, per stage, the grid to run; ``planning`` turns a
+validated profile into runs and notebook executions.
 """
 from __future__ import annotations
 
@@ -15,13 +13,12 @@ from pathlib import Path
 
 import yaml
 
-from .models import MODEL_NAMES
-from .training import PROTOCOLS, RunConfig
+from ..common import PARAMS_DIR
+from ..models import MODEL_NAMES
+from ..training import PROTOCOLS
+from .variants import VARIANTS
 
-ROOT = Path(__file__).resolve().parent.parent
-PARAMS_DIR = ROOT / "params"
-NOTEBOOKS_DIR = ROOT / "notebooks"
-TRAINING_STAGES = ("lr_search", "table1", "table2", "extensions")
+TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper")
 STAGES = TRAINING_STAGES + ("figures", "report")
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
@@ -113,12 +110,12 @@ STAGE_SCHEMAS = {
                "dropout": lambda v, w, k: _list(v, w, k, _bool),
                "seeds": lambda v, w, k: _list(v, w, k, _seed),
                "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "extensions": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
                    "variants": lambda v, w, k: _list(v, w, k, _variant_name),
                    "seeds": lambda v, w, k: _list(v, w, k, _seed),
                    "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
 }
-REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "extensions" and k == "variants"))
+REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "beyond_paper" and k == "variants"))
                        for s, schema in STAGE_SCHEMAS.items()}
 TOP_LEVEL = {
     "description": lambda v, w, k: (_check(isinstance(v, str), w, k, "must be a string", v), v)[1],
@@ -134,7 +131,6 @@ DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 1
 
 
 def _variant_name(value, where, key):
-    from .extensions import VARIANTS
     return _choice(tuple(VARIANTS))(value, where, key)
 
 
@@ -232,112 +228,3 @@ def load_profile(name_or_path: str) -> Profile:
     return Profile(name=name, path=path, settings=settings, stages=stages)
 
 
-# --- expansion -------------------------------------------------------------------
-
-@dataclass
-class Execution:
-    """One notebook execution: a stage, a configuration name (a safe file name) and papermill parameters."""
-    stage: str
-    name: str
-    parameters: dict
-
-    @property
-    def notebook(self) -> Path:
-        return NOTEBOOKS_DIR / f"{self.stage}.ipynb"
-
-    def configs(self) -> list[RunConfig]:
-        return configs_for(self.stage, self.parameters)
-
-
-def _flag(b: bool) -> str:
-    return "1" if b else "0"
-
-
-def configs_for(stage: str, p: dict) -> list[RunConfig]:
-    """The training runs of one execution, from its parameters (notebooks call this too)."""
-    if stage not in TRAINING_STAGES:
-        return []
-    common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
-                  epochs=p["epochs"])
-    if stage == "lr_search":
-        return [RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common) for s in p["seeds"]]
-    if stage == "table1":
-        return [RunConfig(model=p["model"], weight_sharing=p["weight_sharing"], aux_loss=p["aux_loss"],
-                          lr=p["lr"], seed=s, protocol=p["protocol"], **common) for s in p["seeds"]]
-    if stage == "table2":
-        return [RunConfig(model="LeNet5", aux_loss=True, weight_sharing=p["weight_sharing"],
-                          batch_norm=p["batch_norm"], dropout=p["dropout"], lr=p["lr"], seed=s,
-                          protocol=p["protocol"], **common) for s in p["seeds"]]
-    if stage == "extensions":
-        from .extensions import variant_configs
-        return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
-    return []
-
-
-def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
-    if profile.settings["learning_rates"] == "paper":
-        return PAPER_LRS[model]
-    from .analysis import auto_learning_rates
-    rates = auto_learning_rates(store_dir, profile)  # the profile's own LR search defines the runs
-    if model not in rates:
-        raise KeyError(f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models")
-    return rates[model]
-
-
-def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
-    """All executions of the profile's stages (in stage order), with their papermill parameters."""
-    s = profile.settings
-    base = dict(nb_pairs=s["nb_pairs"], data_seed=s["data_seed"], batch_size=s["batch_size"],
-                store_dir=str(store_dir), device=device)
-    wanted = stages or STAGES
-    out = []
-    st = profile.stages
-    chosen = {}
-
-    def lr_for(model):  # auto rates read the whole store: once per model, not once per execution
-        if model not in chosen:
-            chosen[model] = learning_rate(profile, model, store_dir)
-        return chosen[model]
-
-    if "lr_search" in st and "lr_search" in wanted:
-        g = st["lr_search"]
-        for model in g["models"]:
-            for lr in g["lrs"]:
-                out.append(Execution("lr_search", f"{model}-lr{lr:g}",
-                                     dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"])))
-    for protocol in s["protocols"]:
-        if "table1" in st and "table1" in wanted:
-            g = st["table1"]
-            for model in g["models"]:
-                for ws in g["weight_sharing"]:
-                    for aux in g["aux_loss"]:
-                        out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
-                                             dict(base, model=model, weight_sharing=ws, aux_loss=aux,
-                                                  lr=lr_for(model), seeds=g["seeds"],
-                                                  epochs=g["epochs"], protocol=protocol)))
-        if "table2" in st and "table2" in wanted:
-            g = st["table2"]
-            for ws in g["weight_sharing"]:
-                for bn in g["batch_norm"]:
-                    for do in g["dropout"]:
-                        out.append(Execution("table2", f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
-                                             dict(base, weight_sharing=ws, batch_norm=bn, dropout=do,
-                                                  lr=lr_for("LeNet5"),
-                                                  seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
-    if "extensions" in st and "extensions" in wanted:
-        from .extensions import VARIANTS, applies_to
-        g = st["extensions"]
-        for model in g["models"]:
-            for variant in g.get("variants", list(VARIANTS)):
-                if not applies_to(variant, model):  # e.g. the best recipe's ablations: LeNet5 only
-                    continue
-                out.append(Execution("extensions", f"{model}-{variant}",
-                                     dict(base, model=model, variant=variant,
-                                          lr=lr_for(model),
-                                          seeds=g["seeds"], epochs=g["epochs"])))
-    for stage in ("figures", "report"):
-        if stage in st and stage in wanted:
-            out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
-                                                    runs_dir=str(Path(store_dir).parent),
-                                                    profile_path=str(Path(profile.path).resolve()))))
-    return out

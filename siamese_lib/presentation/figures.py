@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib): sample pairs, the siamese diagram, LR-search curves, error bars.
+"""The report's figures: sample pairs, the siamese diagram, LR-search curves, error bars.
 
 Each function returns a matplotlib Figure and draws only what it is given: missing
 data shows as absent (and is named in the caption by the caller), never invented.
@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from .analysis import PAPER_TABLES, cell_map, yesno
-from .models import MODEL_NAMES
+from ..analysis.tables import PAPER_TABLES, cell_map, yesno
+from ..analysis.variants import aux_weight_frame
+from ..models import MODEL_NAMES
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
 
 
-def _plt():
-    import matplotlib.pyplot as plt  # imported late: the backend is the caller's (inline in Jupyter, Agg in tests)
-    return plt
-
-
 def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
     """The first n input pairs of a split with their digit classes and comparison target."""
-    plt = _plt()
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets
     x, t, c = (tr_in, tr_t, tr_c) if split == "train" else (te_in, te_t, te_c)
     cols = 4
@@ -42,14 +39,12 @@ def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
 
 
 def _box(ax, xy, w, h, text, color="#e8eef7", fontsize=7.5, edge="#333333", style="round,pad=0.02"):
-    from matplotlib.patches import FancyBboxPatch
     x, y = xy
     ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle=style, facecolor=color, edgecolor=edge, linewidth=0.8))
     ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
 
 
 def _arrow(ax, start, end, text=None, style="-|>", ls="-", color="#333333"):
-    from matplotlib.patches import FancyArrowPatch
     ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=8, linewidth=0.8, color=color,
                                  linestyle=ls, shrinkA=0, shrinkB=0))
     if text:
@@ -58,7 +53,6 @@ def _arrow(ax, start, end, text=None, style="-|>", ls="-", color="#333333"):
 
 def architecture_figure():
     """Fig. 1: the siamese architecture shared by the four models (drawn, not an image)."""
-    plt = _plt()
     fig, ax = plt.subplots(figsize=(7.0, 2.6))
     ax.set_xlim(0, 14)
     ax.set_ylim(0, 5.2)
@@ -97,7 +91,6 @@ def architecture_figure():
 def lr_search_figure(curves: dict, chosen: dict, models=MODEL_NAMES):
     """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
     the rate used for the tables dotted. Rates with missing seeds are not drawn."""
-    plt = _plt()
     models = [m for m in models if m in curves]
     if not models:
         return None
@@ -154,7 +147,6 @@ def _tick(table, key):
 
 def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     """Mean ± std per cell: the paper's and ours (one series per protocol); missing cells are not drawn."""
-    plt = _plt()
     keys = _labels(table)
     fig, ax = plt.subplots(figsize=(7.0, 2.9 if table == "table1" else 2.6))
     series = [("paper", None)] + [(p, p) for p in protocols]
@@ -194,4 +186,55 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     ax.set_xlim(-0.6, len(keys) - 0.4)
     ax.legend(fontsize=6.5, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
     fig.tight_layout(pad=0.3)
+    return fig
+
+
+def plot_confusion(counts, title: str = ""):
+    """Heat map of a flip_confusion table; returns the Figure."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.6))
+    im = ax.imshow(counts.values, cmap="Reds")
+    for i in range(10):
+        for j in range(10):
+            if counts.values[i, j]:
+                dark = counts.values[i, j] > counts.values.max() / 2  # white on the dark cells
+                ax.text(j, i, str(counts.values[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if dark else "black")
+    ax.set_xticks(range(10))
+    ax.set_yticks(range(10))
+    ax.set_xlabel("predicted digit")
+    ax.set_ylabel("true digit")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    return fig
+
+
+def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
+    """Error (%) against the auxiliary weight, per model, mean +- std over seeds; the linear decay
+    (from 1 to 0) drawn as an open marker at w = 1; the digit rules are left out at w = 0 (nothing
+    trains the digit outputs as digits there). Returns the Figure."""
+    frame = aux_weight_frame(df, metrics)
+    labels = {"test_error": "learned head", "test_digit_prob_error": "P(d1 <= d2) from digits",
+              "test_derived_error": "argmax digits"}
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for i, (model, g) in enumerate(frame.groupby("model")):
+        for j, m in enumerate(metrics):
+            color = f"C{i * len(metrics) + j}"
+            const = g[g["schedule"] == "constant"].sort_values("aux_weight")
+            if m != "test_error":  # with w = 0 the digit outputs are not trained as digits
+                const = const[const["aux_weight"] > 0]
+            ax.errorbar(const["aux_weight"], const[f"{m}_mean"], yerr=const[f"{m}_std"], marker="o", capsize=3,
+                        color=color, label=f"{model}, {labels.get(m, m)}")
+            decay = g[g["schedule"] == "linear_decay"]
+            if not decay.empty:
+                ax.errorbar(decay["aux_weight"], decay[f"{m}_mean"], yerr=decay[f"{m}_std"], marker="s",
+                            mfc="none", capsize=3, color=color, linestyle="none")
+    ax.set_xscale("symlog", linthresh=0.3)
+    weights = sorted(frame["aux_weight"].unique())
+    ax.set_xticks(weights, [f"{w:g}" for w in weights])
+    ax.set_xlabel("auxiliary weight w (open squares: w decaying linearly from 1 to 0)")
+    ax.set_ylabel("test error (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
     return fig

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamese_lib import bench
 from siamese_lib.models import MODEL_NAMES
 from siamese_lib.training import RunConfig, prepare_data, train_run
+from siamese_lib import models
+from siamese_lib.pipeline import bench
+from siamese_lib import training
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args, timeout=600):
@@ -74,10 +76,10 @@ def test_library_loop_is_train_runs_loop(config):
     torch.manual_seed(config.seed)  # train_run's order: seed, data (the fold's shuffle), model
     train, _, _ = prepare_data(config, dev)
     model = bench.library_model(config, dev)
-    optimizer = bench.make_optimizer(model, config)
-    batches = bench.mini_batches(train, config.batch_size)
+    optimizer = training.make_optimizer(model, config)
+    batches = training.mini_batches(train, config.batch_size)
     model.train()
-    losses = [float(bench.train_epoch(model, optimizer, batches, config, e, train))
+    losses = [float(training.train_epoch(model, optimizer, batches, config, e, train))
               for e in range(config.trained_epochs)]
     assert losses == expected
 
@@ -85,7 +87,7 @@ def test_library_loop_is_train_runs_loop(config):
 def test_reference_forward_matches_library_without_weight_sharing():
     # without weight sharing both forwards apply each branch to its own image: identical outputs
     torch.manual_seed(0)
-    model = bench.build_model("LeNet5", weight_sharing=False).eval()
+    model = models.build_model("LeNet5", weight_sharing=False).eval()
     x = torch.randn(8, 2, 14, 14)
     for a, b in zip(bench.two_call_forward(model, x), model(x)):
         assert torch.equal(a, b)

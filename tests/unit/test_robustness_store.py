@@ -6,7 +6,8 @@ import os
 import pytest
 
 from conftest import files_under
-from siamese_lib import store
+from siamese_lib import common, store
+from siamese_lib.analysis import tables
 from siamese_lib.training import RunConfig
 
 CONFIG = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=8)
@@ -92,7 +93,7 @@ def test_a_corrupt_record_among_good_ones_is_named(good, body, monkeypatch):
     bad = store.record_path(store_dir, store.run_key(other, "cpu"))
     bad.write_text(bad.read_text()[:100])
     with pytest.raises(store.CorruptRecord, match=bad.name):
-        store.load_store(store_dir)
+        tables.load_store(store_dir)
 
 
 def test_force_replaces_a_corrupt_record_with_a_good_one(good):
@@ -123,7 +124,7 @@ FAILURES = {
 def test_a_failed_write_leaves_no_partial_record_and_no_litter(case, tmp_path, body, monkeypatch):
     where, exc = FAILURES[case]
     monkeypatch.setattr(store, "train_run", lambda *a, **k: json.loads(json.dumps(body)))
-    target = store.tempfile if where == "mkstemp" else store.os
+    target = common.tempfile if where == "mkstemp" else common.os
     monkeypatch.setattr(target, where, _fail(exc))
     with pytest.raises(type(exc)):
         store.ensure_run(CONFIG, tmp_path, device="cpu")
@@ -154,9 +155,9 @@ def test_disk_full_while_writing_the_bytes(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return self.f.__exit__(*exc)
 
-    monkeypatch.setattr(store.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
+    monkeypatch.setattr(common.os, "fdopen", lambda *a, **k: HalfWriter(real_fdopen(*a, **k)))
     with pytest.raises(OSError) as info:
-        store.write_atomically(tmp_path / "abc.json", json.dumps({"x": "y" * 10000}))
+        common.write_atomically(tmp_path / "abc.json", json.dumps({"x": "y" * 10000}))
     assert info.value.errno == errno.ENOSPC
     monkeypatch.undo()
     assert files_under(tmp_path) == []
@@ -165,7 +166,7 @@ def test_disk_full_while_writing_the_bytes(tmp_path, monkeypatch):
 def test_a_failed_overwrite_keeps_the_old_record(good, monkeypatch):
     store_dir, path, record = good
     before = path.read_bytes()
-    monkeypatch.setattr(store.os, "fsync", _fail(DISK_FULL))
+    monkeypatch.setattr(common.os, "fsync", _fail(DISK_FULL))
     with pytest.raises(OSError):
         store.ensure_run(CONFIG, store_dir, device="cpu", force=True)
     monkeypatch.undo()
@@ -179,6 +180,6 @@ def test_leftover_temporary_file_is_not_read_as_a_record(tmp_path):
     from siamese_lib import store
     (tmp_path / ".tmp-abc123.json").write_text('{"half": ')
     assert store.load_records(tmp_path) == []
-    store.write_atomically(tmp_path / "x.json", "{}")
+    common.write_atomically(tmp_path / "x.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-abc123.json", "x.json"]
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o644

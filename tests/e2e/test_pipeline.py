@@ -17,12 +17,15 @@ import nbformat
 import pytest
 import yaml
 
-from siamese_lib import runner
 from siamese_lib.cli import main as cli_main
-from siamese_lib.profiles import PARAMS_DIR, expand, load_profile
+from siamese_lib.common import PARAMS_DIR
+from siamese_lib.experiments.planning import expand
+from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.store import load_record, run_key
+from siamese_lib import common
+from siamese_lib.pipeline import kernels
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 3600  # a safety net only: a smoke run takes about a minute on two free cores
 TIMING_METRICS = {"train_seconds", "wall_seconds"}
 
@@ -41,7 +44,7 @@ def run_cli(base: Path, *args, timeout=TIMEOUT, **extra):
 def expected(profile_path, store_dir, stages=None):
     """{(stage, name): [run keys]} of a profile, as the runner plans it (device cpu)."""
     executions = expand(load_profile(str(profile_path)), str(store_dir), "cpu", stages=stages)
-    return {(e.stage, runner.safe_name(e.name)): [run_key(c, "cpu") for c in e.configs()] for e in executions}
+    return {(e.stage, common.safe_name(e.name)): [run_key(c, "cpu") for c in e.configs()] for e in executions}
 
 
 def stamps(store: Path, keys) -> dict:
@@ -70,7 +73,7 @@ def test_smoke_profile_end_to_end(smoke):
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"smoke profile: {smoke['seconds']:.1f} s wall with --jobs 2")
     plan = smoke["plan"]
-    assert {s for s, _ in plan} == {"lr_search", "table1", "table2", "extensions", "figures", "report"}
+    assert {s for s, _ in plan} == {"lr_search", "table1", "table2", "beyond_paper", "figures", "report"}
     # every execution left its executed notebook, without an error in it
     for stage, name in plan:
         nb = nbformat.read(runs / stage / f"{name}.ipynb", as_version=4)
@@ -105,7 +108,7 @@ def test_rerun_recomputes_nothing(smoke):
     assert smoke["proc"].returncode == 0
     store = smoke["runs"] / "store"
     before = stamps(store, [p.stem for p in store.glob("*.json")])
-    proc = run_cli(smoke["base"], "--profile", "smoke", "--device", "cpu", "--only", "lr_search,table1,table2,extensions")
+    proc = run_cli(smoke["base"], "--profile", "smoke", "--device", "cpu", "--only", "lr_search,table1,table2,beyond_paper")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "are up to date" in proc.stderr and "runs: 0 trained" in proc.stderr
     assert stamps(store, before) == before and len(list(store.glob("*.json"))) == len(before)
@@ -258,16 +261,16 @@ def test_failing_notebook_is_named_and_no_keep_going_cancels_the_rest(isolated, 
 @pytest.mark.parametrize("name", ["../../x", "..", ".hidden", "a/b\\c", '"); import os; os.system("touch pwned")#',
                                   "", "x" * 500])
 def test_execution_names_cannot_leave_the_runs_folder(tmp_path, name):
-    safe = runner.safe_name(name)
+    safe = common.safe_name(name)
     assert safe and not safe.startswith(".") and len(safe) <= 120
     assert set(safe) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
-    path = runner.inside(tmp_path / "table1" / f"{safe}.ipynb", tmp_path)
+    path = common.inside(tmp_path / "table1" / f"{safe}.ipynb", tmp_path)
     assert path.parent == tmp_path / "table1"
 
 
 def test_inside_refuses_an_escape(tmp_path):
     with pytest.raises(ValueError):
-        runner.inside(tmp_path / "table1" / ".." / ".." / "x.ipynb", tmp_path)
+        common.inside(tmp_path / "table1" / ".." / ".." / "x.ipynb", tmp_path)
 
 
 class FakeKernelManager:
@@ -298,20 +301,18 @@ class FakeKernelManager:
 
 @pytest.mark.parametrize("fail, attempts", [(0, 1), (1, 2), (2, 3)])
 def test_kernel_start_is_retried(monkeypatch, fail, attempts):
-    import jupyter_client.manager
-    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)
-    monkeypatch.setattr(runner, "RETRY_PAUSE", (0.0, 0.0))
+    monkeypatch.setattr(kernels, "KernelManager", FakeKernelManager)
+    monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", fail)
-    km, seconds, used = runner.start_kernel("siamese-lib", "/tmp")
+    km, seconds, used = kernels.start_kernel("siamese-lib", "/tmp")
     assert km.has_kernel and used == attempts and seconds >= 0
 
 
 def test_kernel_start_gives_up_with_a_clear_error(monkeypatch):
-    import jupyter_client.manager
-    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)
-    monkeypatch.setattr(runner, "RETRY_PAUSE", (0.0, 0.0))
+    monkeypatch.setattr(kernels, "KernelManager", FakeKernelManager)
+    monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", 99)
-    with pytest.raises(runner.KernelStartError, match="failed to start 3 times.*Kernel died"):
-        runner.start_kernel("siamese-lib", "/tmp")
+    with pytest.raises(kernels.KernelStartError, match="failed to start 3 times.*Kernel died"):
+        kernels.start_kernel("siamese-lib", "/tmp")

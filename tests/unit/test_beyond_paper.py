@@ -1,4 +1,4 @@
-"""The extensions stage: variants, augmentation, the fairness rule and the analysis helpers."""
+"""The beyond-the-paper stage: variants, augmentation, the fairness rule and the analysis helpers."""
 import math
 import re
 
@@ -6,74 +6,79 @@ import pandas as pd
 import pytest
 import torch
 
-from siamese_lib import extensions as ext
 from siamese_lib.training import RunConfig, Split, augment_batch, aux_weight_at, shift_images
+from siamese_lib.analysis import variants as beyond
+from siamese_lib.experiments import variants
+from siamese_lib.presentation import figures
+from siamese_lib.presentation import html as report_html
 
 EXTENSION_FIELDS = ("lr", "aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "epochs", "lr_schedule", "model")
 
 
 def test_variants_are_valid_and_distinct():
-    assert ext.BASELINE in ext.VARIANTS
+    assert variants.BASELINE in variants.VARIANTS
     weights = set()
     signatures = set()
-    for name, spec in ext.VARIANTS.items():
+    for name, spec in variants.VARIANTS.items():
         assert re.fullmatch(r"[a-z0-9_]+", name), name
         assert spec["description"]
         assert set(spec) <= {"description", "overrides", "models"} and "overrides" in spec
         assert set(spec["overrides"]) <= set(RunConfig.__dataclass_fields__), name
         model = spec.get("models", ("LeNet5_FullyConv",))[0]
-        (config,) = ext.variant_configs(name, model, 5e-2, [1], 1000, 0, 100, 30)  # validates
+        (config,) = variants.variant_configs(name, model, 5e-2, [1], 1000, 0, 100, 30)  # validates
         signatures.add(tuple(getattr(config, f) for f in EXTENSION_FIELDS))
         if spec["overrides"].keys() <= {"aux_weight"}:
             weights.add(config.aux_weight)
-    assert len(signatures) == len(ext.VARIANTS), "two variants train the very same runs"
+    assert len(signatures) == len(variants.VARIANTS), "two variants train the very same runs"
     assert {0.0, 1.0} <= weights
-    assert any(s["overrides"].get("aux_schedule") == "linear_decay" for s in ext.VARIANTS.values())
+    assert any(s["overrides"].get("aux_schedule") == "linear_decay" for s in variants.VARIANTS.values())
     for field in ("weight_decay", "l1"):
-        assert len({s["overrides"][field] for s in ext.VARIANTS.values() if set(s["overrides"]) == {field}}) >= 2
-    augments = {tuple(s["overrides"].get("augment", ())) for s in ext.VARIANTS.values()}
-    assert {("repair",), ("swap",), ("shift",), ext.AUG_ALL} <= augments
+        assert len({s["overrides"][field] for s in variants.VARIANTS.values() if set(s["overrides"]) == {field}}) >= 2
+    augments = {tuple(s["overrides"].get("augment", ())) for s in variants.VARIANTS.values()}
+    assert {("repair",), ("swap",), ("shift",), variants.AUG_ALL} <= augments
 
 
 def test_variant_configs():
-    configs = ext.variant_configs("aux_w3", "LeNet5_FullyConv", 5e-2, [1, 2, 3], 1000, 0, 100, 30)
+    configs = variants.variant_configs("aux_w3", "LeNet5_FullyConv", 5e-2, [1, 2, 3], 1000, 0, 100, 30)
     assert [c.seed for c in configs] == [1, 2, 3]
     c = configs[0]
     assert (c.model, c.lr, c.aux_weight, c.epochs, c.protocol) == ("LeNet5_FullyConv", 5e-2, 3.0, 30, "corrected")
     assert c.val_pairs == 200 and c.aux_loss and c.weight_sharing and c.batch_norm and not c.dropout
-    base = ext.variant_configs("baseline", "LeNet5", 5e-3, [4], 1000, 0, 100, 30)[0]
+    base = variants.variant_configs("baseline", "LeNet5", 5e-3, [4], 1000, 0, 100, 30)[0]
     paper = RunConfig(model="LeNet5", lr=5e-3, seed=4, val_pairs=200)
     assert base == paper  # the paper's setting, plus only the validation split
-    small = ext.variant_configs("aug_all", "LeNet5", 5e-3, [1], 10, 3, 5, 2)[0]
+    small = variants.variant_configs("aug_all", "LeNet5", 5e-3, [1], 10, 3, 5, 2)[0]
     assert (small.nb_pairs, small.data_seed, small.batch_size, small.val_pairs) == (10, 3, 5, 2)
-    best = ext.variant_configs("best", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)[0]
+    best = variants.variant_configs("best", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)[0]
     # the recipe's own rate, schedule and length replace the stage's
     assert (best.lr, best.augment, best.lr_schedule, best.epochs) == (2e-3, ("repair", "swap", "affine"), "cosine", 100)
     with pytest.raises(ValueError, match="LeNet5 only"):
-        ext.variant_configs("best", "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)
+        variants.variant_configs("best", "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)
     with pytest.raises(ValueError, match="unknown variant"):
-        ext.variant_configs("nope", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)
+        variants.variant_configs("nope", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)
 
 
 def test_variants_for_one_model_are_skipped_for_the_others(tmp_path):
-    from siamese_lib.profiles import expand, load_profile
+    from siamese_lib.experiments.planning import expand
+    from siamese_lib.experiments.profiles import load_profile
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  extensions:\n    models: [Net, LeNet5]\n"
+    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [Net, LeNet5]\n"
                     "    variants: [baseline, best_no_swap]\n    seeds: [1]\n    epochs: 1\n")
-    execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("extensions",))
+    execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("beyond_paper",))
     # a variant defined for LeNet5 only is skipped for the other models
     assert [e.name for e in execs] == ["Net-baseline", "LeNet5-baseline", "LeNet5-best_no_swap"]
 
 
 def test_profiles_expand_the_stage(tmp_path):
-    from siamese_lib.profiles import configs_for, expand, load_profile
+    from siamese_lib.experiments.planning import configs_for, expand
+    from siamese_lib.experiments.profiles import load_profile
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  extensions:\n    models: [LeNet5]\n"
+    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
                     "    variants: [baseline, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n")
-    execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("extensions",))
+    execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("beyond_paper",))
     assert [e.name for e in execs] == ["LeNet5-baseline", "LeNet5-aug_all"]
-    configs = configs_for("extensions", execs[1].parameters)
-    assert [c.augment for c in configs] == [ext.AUG_ALL] * 2 and configs[0].val_pairs == 4
+    configs = configs_for("beyond_paper", execs[1].parameters)
+    assert [c.augment for c in configs] == [variants.AUG_ALL] * 2 and configs[0].val_pairs == 4
 
 
 def _pool(n=50, seed=0):
@@ -85,7 +90,7 @@ def _pool(n=50, seed=0):
     return Split(x, target, classes)
 
 
-@pytest.mark.parametrize("augment", [("repair",), ("swap",), ("repair", "swap"), ext.AUG_ALL])
+@pytest.mark.parametrize("augment", [("repair",), ("swap",), ("repair", "swap"), variants.AUG_ALL])
 def test_augmentation_keeps_targets_consistent(augment):
     torch.manual_seed(0)
     pool = _pool()
@@ -156,14 +161,14 @@ def test_select_best_refuses_test_columns():
     df = _hand_frame()
     for bad in ("test_error", ["val_error", "test_digit_prob_error"], "train_error"):
         with pytest.raises(ValueError, match="validation columns only"):
-            ext.select_best(df, bad)
+            beyond.select_best(df, bad)
     with pytest.raises(ValueError, match="val_pairs"):
-        ext.select_best(df.drop(columns=["val_error"]), "val_error")
+        beyond.select_best(df.drop(columns=["val_error"]), "val_error")
 
 
 def test_select_best_uses_validation_then_reports_test():
     df = _hand_frame()
-    best = ext.select_best(df)
+    best = beyond.select_best(df)
     # variant b is worse on test but better on validation: validation decides
     assert (best["model"], best["variant"], best["metric"]) == ("M", "b", "val_digit_prob_error")
     assert best["val_mean"] == pytest.approx(1.0)
@@ -196,7 +201,7 @@ HAND_TRUTH = ([1, 1, 0, 0], [[1, 2], [3, 3], [5, 4], [9, 0]])
 
 
 def test_ensemble_errors_on_hand_made_input():
-    out = ext.ensemble_errors(_hand_frame(), truth=HAND_TRUTH).set_index("variant")
+    out = beyond.ensemble_errors(_hand_frame(), truth=HAND_TRUTH).set_index("variant")
     # a: mean head 0.8 0.45 0.5 0.15 -> 1 0 0 0 (0.5 is not > 0.5): one error of 4
     assert out.loc["a", "head_error"] == pytest.approx(25.0)
     # a: mean digit prob 0.85 0.55 0.25 0.2 -> 1 1 0 0: no error
@@ -212,24 +217,24 @@ def test_ensemble_errors_on_hand_made_input():
 
 
 def test_flip_confusion_counts_only_flipping_digit_errors():
-    counts = ext.flip_confusion(_hand_frame(), "M", "b", truth=HAND_TRUTH)
+    counts = beyond.flip_confusion(_hand_frame(), "M", "b", truth=HAND_TRUTH)
     assert counts.shape == (10, 10)
     # seed 1: image-2 of pair 1 (2 read as 0) flips 1<=2; pair 3 (5 read as 3) flips 5<=4;
     # seed 2: image-2 of pair 4 (0 read as 9) flips 9<=0. Nothing else is wrong.
     expected = {(2, 0): 1, (5, 3): 1, (0, 9): 1}
     assert {(i, j): int(counts.iloc[i, j]) for i in range(10) for j in range(10) if counts.iloc[i, j]} == expected
-    a = ext.flip_confusion(_hand_frame(), "M", "a", truth=HAND_TRUTH)
+    a = beyond.flip_confusion(_hand_frame(), "M", "a", truth=HAND_TRUTH)
     # seed 2 of a reads 3 as 4 in pair 2 (3 <= 3 becomes 4 <= 3): a flip
     assert int(a.values.sum()) == 1 and int(a.iloc[3, 4]) == 1
     with pytest.raises(ValueError, match="no runs"):
-        ext.flip_confusion(_hand_frame(), "M", "zzz", truth=HAND_TRUTH)
+        beyond.flip_confusion(_hand_frame(), "M", "zzz", truth=HAND_TRUTH)
 
 
 def test_table3_and_rules_table():
     df = pd.DataFrame({"model": ["M"] * 6, "variant": ["baseline"] * 3 + ["aux_w3"] * 3,
                        "test_error": [4.0, 5.0, 6.0, 2.0, 2.5, 3.0],
                        "test_derived_error": [3.0] * 6, "test_digit_prob_error": [1.0, 2.0, 3.0, 1.0, 1.0, 1.0]})
-    t = ext.table3(df).set_index("variant")
+    t = beyond.table3(df).set_index("variant")
     assert list(t.index) == ["baseline", "aux_w3"]  # VARIANTS order
     assert t.loc["aux_w3", "mean"] == pytest.approx(2.5) and t.loc["aux_w3", "std"] == pytest.approx(0.5)
     assert t.loc["aux_w3", "n"] == 3
@@ -240,7 +245,7 @@ def test_table3_and_rules_table():
     assert t.loc["aux_w3", "p_vs_baseline"] == pytest.approx(
         ttest_ind_from_stats(2.5, 0.5, 3, 5.0, 1.0, 3, equal_var=False).pvalue)
     assert math.isnan(t.loc["baseline", "p_vs_baseline"])
-    r = ext.rules_table(df).set_index("variant")
+    r = beyond.rules_table(df).set_index("variant")
     assert r.loc["baseline", "digit_prob_mean"] == pytest.approx(2.0)
     assert r.loc["aux_w3", "digits_std"] == pytest.approx(0.0)
 
@@ -254,75 +259,58 @@ def test_aux_weight_figure():
             rows.append({"model": "M", "variant": variant, "aux_weight": w, "aux_schedule": sched, "epochs": 30,
                          "weight_decay": 0.0, "l1": 0.0, "augment": "repair,swap,shift" if variant == "aug_all"
                          else "", "test_error": w + seed, "test_digit_prob_error": 2 * w + seed})
-    frame = ext.aux_weight_frame(pd.DataFrame(rows))
+    frame = beyond.aux_weight_frame(pd.DataFrame(rows))
     assert sorted(zip(frame["aux_weight"], frame["schedule"])) == [(0.0, "constant"), (1.0, "constant"),
                                                                      (1.0, "linear_decay"), (3.0, "constant")]
     assert frame.set_index(["aux_weight", "schedule"]).loc[(3.0, "constant"), "test_error_mean"] == 4.5
-    fig = ext.aux_weight_figure(pd.DataFrame(rows))
+    fig = figures.aux_weight_figure(pd.DataFrame(rows))
     assert fig.axes and fig.axes[0].get_xlabel().startswith("auxiliary weight")
 
 
 def _tiny_profile(tmp_path):
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  extensions:\n    models: [LeNet5]\n"
+    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
                     "    variants: [baseline, aux_w3, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n")
     return path
 
 
+@pytest.mark.slow  # trains / starts subprocesses: seconds
 def test_stage_end_to_end_through_the_store(tmp_path):
     """Tiny runs into a store, read back per variant, and every analysis helper on real records."""
-    from siamese_lib.profiles import expand, load_profile
+    from siamese_lib.experiments.planning import expand
+    from siamese_lib.experiments.profiles import load_profile
     from siamese_lib.store import ensure_run
     profile, store = load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store"
-    with pytest.raises(LookupError, match="6 extension runs are not in"):
-        ext.load_extensions(profile, store)
-    for ex in expand(profile, store, "cpu", stages=("extensions",)):
+    with pytest.raises(LookupError, match="6 beyond-the-paper runs are not in"):
+        beyond.load_beyond_paper(profile, store)
+    for ex in expand(profile, store, "cpu", stages=("beyond_paper",)):
         for config in ex.configs():
             ensure_run(config, store, device="cpu")
-    df = ext.load_extensions(profile, store)
+    df = beyond.load_beyond_paper(profile, store)
     assert sorted(df.groupby("variant").size().items()) == [("aug_all", 2), ("aux_w3", 2), ("baseline", 2)]
     assert len(df["head_prob"].iloc[0]) == 20 and (df["val_pairs"] == 4).all()
-    t3 = ext.table3(df)
+    t3 = beyond.table3(df)
     assert list(t3["variant"]) == ["baseline", "aux_w3", "aug_all"] and (t3["n"] == 2).all()
-    ens = ext.ensemble_errors(df)
-    target, classes = ext.test_truth(20, 0)
+    ens = beyond.ensemble_errors(df)
+    target, classes = beyond.test_truth(20, 0)
     assert len(target) == 20 and ens["head_error"].between(0, 100).all()
     # the ensemble of one run is that run: its error equals the run's own test error
-    one = ext.ensemble_errors(df.iloc[:1])
+    one = beyond.ensemble_errors(df.iloc[:1])
     assert one["head_error"].iloc[0] == pytest.approx(df["test_error"].iloc[0])
     assert one["digit_prob_error"].iloc[0] == pytest.approx(df["test_digit_prob_error"].iloc[0])
     assert one["digits_vote_error"].iloc[0] == pytest.approx(df["test_derived_error"].iloc[0])
-    best = ext.select_best(df)
+    best = beyond.select_best(df)
     assert best["variant"] in ("baseline", "aux_w3", "aug_all") and best["test_metric"].startswith("test_")
-    summary = ext.best_summary(df)
+    summary = beyond.best_summary(df)
     assert (summary["model"], summary["variant"], summary["metric"]) == (best["model"], best["variant"],
                                                                        best["metric"])
     assert "validation" in summary["text"] and 0 <= summary["ensemble_error"] <= 100
-    from siamese_lib import report as R
-    html = R.table3_html(df)
+    html = report_html.table3_html(df)
     assert html.count("<tr>") == 1 + 3 and "TABLE IX" in html  # the header and one row per (model, variant)
-    counts = ext.flip_confusion(df, "LeNet5", "aug_all")
+    counts = beyond.flip_confusion(df, "LeNet5", "aug_all")
     assert counts.values.sum() <= 2 * 2 * 20 and all(counts.values[i, i] == 0 for i in range(10))
-    assert ext.aux_weight_figure(df).axes
-    assert ext.plot_confusion(counts, "t").axes
-
-
-def test_notebook_runs_with_papermill(tmp_path):
-    import nbformat
-    import papermill as pm
-    from siamese_lib.profiles import NOTEBOOKS_DIR
-    nb = nbformat.read(NOTEBOOKS_DIR / "extensions.ipynb", as_version=4)
-    assert sum("parameters" in c.metadata.get("tags", []) for c in nb.cells) == 1
-    assert all(c.get("outputs") in (None, []) and c.get("execution_count") is None
-               for c in nb.cells if c.cell_type == "code")
-    out = tmp_path / "out.ipynb"
-    pm.execute_notebook(str(NOTEBOOKS_DIR / "extensions.ipynb"), str(out), kernel_name="siamese-lib",
-                        cwd=str(NOTEBOOKS_DIR), progress_bar=False,
-                        parameters=dict(model="LeNet5", variant="aug_all", lr=5e-3, seeds=[1], epochs=1,
-                                        nb_pairs=20, store_dir=str(tmp_path / "store"), device="cpu"))
-    assert len(list((tmp_path / "store").glob("*.json"))) == 1
-    text = out.read_text()
-    assert "The ensemble of the seeds" in text
+    assert figures.aux_weight_figure(df).axes
+    assert figures.plot_confusion(counts, "t").axes
 
 
 def test_notebook_parameters_match_the_runner(tmp_path):
@@ -330,19 +318,20 @@ def test_notebook_parameters_match_the_runner(tmp_path):
     import ast
 
     import nbformat
-    from siamese_lib.profiles import NOTEBOOKS_DIR, expand, load_profile
-    nb = nbformat.read(NOTEBOOKS_DIR / "extensions.ipynb", as_version=4)
+    from siamese_lib.common import NOTEBOOKS_DIR
+    from siamese_lib.experiments.planning import expand
+    from siamese_lib.experiments.profiles import load_profile
+    nb = nbformat.read(NOTEBOOKS_DIR / "beyond_paper.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
     (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
-                         stages=("extensions",))
+                         stages=("beyond_paper",))
     assert names == set(first.parameters) | {"threads", "force"}
 
 
 def test_best_paragraph_prefers_the_refit_and_judges_the_target():
     """The chosen configuration on validation, its refit's number, the target verdict and the ablation."""
     import pandas as pd
-    from siamese_lib import report as R
     rows = []
     for variant, val, test in (("best", 1.0, 1.6), ("best_no_affine", 2.0, 2.4), ("best_refit", None, 1.4)):
         for seed in (1, 2, 3):
@@ -352,22 +341,21 @@ def test_best_paragraph_prefers_the_refit_and_judges_the_target():
                 row.update(val_error=val + 1, val_derived_error=val + 0.5, val_digit_prob_error=val)
             rows.append(row)
     df = pd.DataFrame(rows)
-    summary = {**ext.select_best(df), "text": "Chosen: `best`."}
+    summary = {**beyond.select_best(df), "text": "Chosen: `best`."}
     assert (summary["variant"], summary["metric"]) == ("best", "val_digit_prob_error")  # the refit has no val
-    html = R.best_html(df, summary)
+    html = report_html.best_html(df, summary)
     assert "<code>best</code>" in html and "<code>best_refit</code>" in html
     assert "<b>1.60 ± 0.10 %</b>" in html and "refit's mean misses the target of 1.5 % by 0.10" in html
     assert "TABLE XI" in html and "best_no_affine" in html and "best_refit</code></td>" not in html
     df.loc[df["variant"] == "best_refit", "test_digit_prob_error"] -= 0.3
-    assert "refit's mean meets the target" in R.best_html(df, summary)
+    assert "refit's mean meets the target" in report_html.best_html(df, summary)
 
 
 def test_findings_list_only_significant_differences_with_their_sign():
     import pandas as pd
-    from siamese_lib import report as R
     rows = [{"model": "LeNet5", "variant": v, "seed": s, "test_error": e + s / 10, "test_digit_prob_error": 2.0 + s / 10}
             for v, e in (("baseline", 5.0), ("aux_w3", 2.0), ("l1_1e_5", 5.05)) for s in (1, 2, 3)]
-    html = R.findings_html(pd.DataFrame(rows))
+    html = report_html.findings_html(pd.DataFrame(rows))
     head, prob = html.split("</li>")[:2]
     assert "lower error with <code>aux_w3</code> (-3.00)" in head and "l1_1e_5" not in head
     assert "for the other 1." in head and "lower error with none" in prob and "for the other 2." in prob

@@ -5,7 +5,7 @@ import torch
 
 from conftest import files_under, run_cli
 from siamese_lib import cli
-from siamese_lib.profiles import ProfileError, load_profile
+from siamese_lib.experiments.profiles import ProfileError, load_profile
 
 TABLE1 = "  table1: {models: [LeNet5], weight_sharing: [true], aux_loss: [true], seeds: [1, 2], epochs: 2}\n"
 LR = "  lr_search: {models: [LeNet5], lrs: [0.005], seeds: [1], epochs: 2}\n"
@@ -188,6 +188,7 @@ def test_run_on_an_absent_gpu(tmp_path, runs_dir, capsys):
     assert files_under(tmp_path) == []
 
 
+@pytest.mark.slow  # trains / starts subprocesses: seconds
 def test_bad_profile_through_the_real_entry_point(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(stages(TABLE1.replace("epochs: 2", "epochs: 0")))

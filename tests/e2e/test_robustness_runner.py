@@ -19,8 +19,12 @@ import nbformat
 import pytest
 
 from conftest import ROOT
-from siamese_lib import cli, profiles, runner
+from siamese_lib import cli
 from siamese_lib.store import CorruptRecord, load_record, run_key
+from siamese_lib.experiments import planning
+from siamese_lib.experiments import profiles
+from siamese_lib.pipeline import kernels
+from siamese_lib.pipeline import runner
 
 PAYLOAD = '"); import os; os.system("touch pwned")#'
 TIMEOUT = 900  # generous: the machine may be loaded
@@ -36,7 +40,7 @@ def crafted_table1(folder: Path, tail: str) -> Path:
     """A stand-in for notebooks/table1.ipynb: trains the execution's first run, then runs ``tail``."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": runner.KERNEL_NAME, "display_name": "siamese-lib", "language": "python"}
+    nb.metadata["kernelspec"] = {"name": kernels.KERNEL_NAME, "display_name": "siamese-lib", "language": "python"}
     params = nbformat.v4.new_code_cell(
         'model = "LeNet5"\nweight_sharing = True\naux_loss = True\nlr = 0.005\nprotocol = "corrected"\n'
         'seeds = [1]\nepochs = 1\nnb_pairs = 100\ndata_seed = 0\nbatch_size = 100\nstore_dir = "store"\n'
@@ -44,7 +48,7 @@ def crafted_table1(folder: Path, tail: str) -> Path:
     params.metadata["tags"] = ["parameters"]
     train = nbformat.v4.new_code_cell(
         "import os, signal, time\nfrom pathlib import Path\n"
-        "from siamese_lib.profiles import configs_for\nfrom siamese_lib.runner import ensure_runs\n"
+        "from siamese_lib.experiments.planning import configs_for\nfrom siamese_lib.store import ensure_runs\n"
         "configs = configs_for('table1', dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, "
         "lr=lr, seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed, "
         "batch_size=batch_size))\n"
@@ -72,7 +76,7 @@ def wait_dead(pid: int, seconds: float = 30) -> bool:
 
 def keys_of(profile_path, store_dir, aux):
     """The run keys of the execution with aux_loss == aux, seed order."""
-    for e in profiles.expand(profiles.load_profile(str(profile_path)), str(store_dir), "cpu", stages=["table1"]):
+    for e in planning.expand(profiles.load_profile(str(profile_path)), str(store_dir), "cpu", stages=["table1"]):
         if e.parameters["aux_loss"] == aux:
             return [run_key(c, "cpu") for c in e.configs()]
     raise AssertionError(aux)
@@ -97,7 +101,8 @@ def env(tmp_path, monkeypatch):
     return runs
 
 
-HARNESS = ("import sys; from pathlib import Path; import siamese_lib.profiles as P; P.NOTEBOOKS_DIR = Path(sys.argv[1]);"
+HARNESS = ("import sys; from pathlib import Path; import siamese_lib.experiments.planning as P;"
+           " import siamese_lib.pipeline.runner as R; P.NOTEBOOKS_DIR = R.NOTEBOOKS_DIR = Path(sys.argv[1]);"
            " from siamese_lib.cli import main; sys.exit(main(sys.argv[2:]))")
 
 

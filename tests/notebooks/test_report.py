@@ -11,15 +11,17 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from siamese_lib import analysis as A
-from siamese_lib import report as R
-from siamese_lib.profiles import load_profile
+from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.store import load_records
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
+from siamese_lib.analysis import stats
+from siamese_lib.analysis import tables
+from siamese_lib.presentation import html as report_html
+from siamese_lib.presentation import render
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ["I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results", "V. Discussion",
             "VI. Conclusion", "VII. Beyond the paper", "Appendix"]
 CAPTIONS = ["TABLE I:", "TABLE II:", "TABLE I (original protocol):", "TABLE II (original protocol):", "TABLE III:",
@@ -42,8 +44,8 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
     fill_store(store, prof, paper_like, skip=skip_some)
-    cells = A.table_cells(load_records(store), prof, store)
-    html = "".join(R.table1_html(cells, p, f"TABLE I {p}") + R.table2_html(cells, p, f"TABLE II {p}")
+    cells = tables.table_cells(load_records(store), prof, store)
+    html = "".join(report_html.table1_html(cells, p, f"TABLE I {p}") + report_html.table2_html(cells, p, f"TABLE II {p}")
                    for p in ("corrected", "original"))
     ids = cell_ids(html)
     assert len(ids) == 48
@@ -55,18 +57,18 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     assert html.count(">+0.00<") == 48 - len(missing)
     # the paper's best overall (LeNet5_FullyConv, WS, aux) is highlighted in the paper's column
     assert '<span class="best">3.629 ± 0.748</span>' in html
-    listing = R.missing_html(cells, "corrected", "table2")
+    listing = report_html.missing_html(cells, "corrected", "table2")
     assert "weight sharing yes, batch norm no, dropout yes: seeds 3 (2/3 in the store" in listing
 
 
 def test_side_by_side_numbers_in_a_cell():
     key = ("LeNet5", True, True)
-    c = A.Cell("table1", "corrected", key, *A.PAPER_TABLE1[key], expected_seeds=[1, 2, 3, 4],
+    c = tables.Cell("table1", "corrected", key, *tables.PAPER_TABLE1[key], expected_seeds=[1, 2, 3, 4],
                errors=[4.0, 5.0, 5.0, 6.0], lr=0.005, epochs=30)
-    html = R._cell_tds(c, set(), None, set(), None)
+    html = report_html._cell_tds(c, set(), None, set(), None)
     # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
     assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
-    assert R.fmt_p(c.p_value) in html and c.p_value == pytest.approx(A.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10))
+    assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(stats.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10))
 
 
 def test_notebooks_are_clean_and_parameterised():
@@ -84,13 +86,13 @@ def test_notebooks_are_clean_and_parameterised():
 
 
 def test_rendering_never_fetches_remote_urls():
-    fetcher = R._url_fetcher()
+    fetcher = render._url_fetcher()
     fetch = getattr(fetcher, "fetch", fetcher)
     with pytest.raises(Exception):
         fetch("https://example.invalid/font.woff")
-    assert R.check_offline('<img src="https://x.invalid/a.png"><link href="//cdn.invalid/s.css">') == \
+    assert render.check_offline('<img src="https://x.invalid/a.png"><link href="//cdn.invalid/s.css">') == \
         ["//cdn.invalid/s.css", "https://x.invalid/a.png"]
-    assert R.check_offline('<img src="data:image/png;base64,AAAA"><a href="../runs/x.ipynb">x</a>') == []
+    assert render.check_offline('<img src="data:image/png;base64,AAAA"><a href="../runs/x.ipynb">x</a>') == []
 
 
 def pdf_text(pdf: Path) -> str | None:
@@ -137,7 +139,7 @@ def test_report_renders_end_to_end(tmp_path):
                         parameters={**params, "report_dir": str(report_dir)}, cwd=str(tmp_path), progress_bar=False)
     # (figures.ipynb draws with the same plots functions; the pipeline's smoke run executes it)
 
-    out = R.render_report(executed, report_dir)
+    out = render.render_report(executed, report_dir)
     html_path, pdf_path = out["html"], out["pdf"]
     assert html_path == report_dir / "report.html" and pdf_path.read_bytes()[:5] == b"%PDF-"
     assert out["pages"] >= 5
@@ -154,7 +156,7 @@ def test_report_renders_end_to_end(tmp_path):
     assert deviations.count("<li>") == 1
     assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "quirk of the original protocol" in deviations
     # offline: no code, no scripts, no remote references, images inline
-    assert R.check_offline(html) == [] and "<script" not in html
+    assert render.check_offline(html) == [] and "<script" not in html
     assert "load_records(store_dir)" not in html
     imgs = re.findall(r'<img[^>]*src="([^"]{0,30})', html)
     assert len(imgs) >= 6 and all(s.startswith("data:image/") for s in imgs)

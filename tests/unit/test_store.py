@@ -5,8 +5,10 @@ import pandas as pd
 import pytest
 
 from conftest import files_under
-from siamese_lib import store
+from siamese_lib import common, store
+from siamese_lib.analysis import tables
 from siamese_lib.training import RunConfig
+from siamese_lib.experiments import planning
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
 
@@ -84,12 +86,12 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
 
 def test_store_loads_as_one_frame(stored):
     store_dir, record = stored
-    frame = store.load_store(store_dir)
+    frame = tables.load_store(store_dir)
     assert isinstance(frame, pd.DataFrame) and len(frame) == 1
     row = frame.iloc[0]
     assert row["key"] == record["key"] and row["model"] == "LeNet5" and row["seed"] == 4
     assert row["test_error"] == record["metrics"]["test_error"]
-    assert store.load_store(store_dir / "absent").empty
+    assert tables.load_store(store_dir / "absent").empty
 
 
 def test_config_round_trips_through_a_record(stored):
@@ -100,7 +102,6 @@ def test_config_round_trips_through_a_record(stored):
 def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tmp_path):
     """lr_schedule came after the paper profile's records: they must still fill the tables."""
     import json
-    from siamese_lib import analysis as A
     from siamese_lib.store import load_records, record_path, run_key
     config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10)
     legacy = config.to_dict()
@@ -112,4 +113,4 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     record_path(tmp_path, key).write_text(json.dumps(record))
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
-    assert A.index_records([loaded])[A.config_id(config)][0]["metrics"]["test_error"] == 7.0
+    assert planning.index_records([loaded])[planning.config_id(config)][0]["metrics"]["test_error"] == 7.0

@@ -7,7 +7,7 @@ import torch
 
 from siamese_lib.models import MODEL_NAMES, build_model, count_parameters
 
-LIB = Path(__file__).resolve().parent.parent / "siamese_lib"
+LIB = Path(__file__).resolve().parents[2] / "siamese_lib"
 
 # Paper, Table I (weight sharing, batch norm) and the reference notes (no weight sharing).
 PAPER_COUNTS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}

@@ -1,0 +1,261 @@
+"""Planning: a validated profile -> its training runs and notebook executions.
+
+Each stage expands into executions (one notebook run per configuration); each execution's
+parameters determine its training runs through ``configs_for``, the one function that both the
+pipeline and the notebooks use. With ``learning_rates: auto`` the tables' rates come from the
+profile's own LR search, by the rule in ``choose_learning_rates`` (part of the protocol, so it lives here).
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..common import NOTEBOOKS_DIR
+from ..models import MODEL_NAMES
+from ..store import load_records
+from ..training import RunConfig
+from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
+from .variants import VARIANTS, applies_to, variant_configs
+
+FINAL_EPOCHS = 10        # the LR rule averages the summed training loss over this many last epochs
+# Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
+MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0}
+SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
+
+VARIANT_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
+
+
+def run_cost(config) -> float:
+    return MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000 * SECONDS_PER_UNIT
+
+
+@dataclass
+class Execution:
+    """One notebook execution: a stage, a configuration name (a safe file name) and papermill parameters."""
+    stage: str
+    name: str
+    parameters: dict
+
+    @property
+    def notebook(self) -> Path:
+        return NOTEBOOKS_DIR / f"{self.stage}.ipynb"
+
+    def configs(self) -> list[RunConfig]:
+        return configs_for(self.stage, self.parameters)
+
+
+def _flag(b: bool) -> str:
+    return "1" if b else "0"
+
+
+def configs_for(stage: str, p: dict) -> list[RunConfig]:
+    """The training runs of one execution, from its parameters (notebooks call this too)."""
+    if stage not in TRAINING_STAGES:
+        return []
+    common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
+                  epochs=p["epochs"])
+    if stage == "lr_search":
+        return [RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common) for s in p["seeds"]]
+    if stage == "table1":
+        return [RunConfig(model=p["model"], weight_sharing=p["weight_sharing"], aux_loss=p["aux_loss"],
+                          lr=p["lr"], seed=s, protocol=p["protocol"], **common) for s in p["seeds"]]
+    if stage == "table2":
+        return [RunConfig(model="LeNet5", aux_loss=True, weight_sharing=p["weight_sharing"],
+                          batch_norm=p["batch_norm"], dropout=p["dropout"], lr=p["lr"], seed=s,
+                          protocol=p["protocol"], **common) for s in p["seeds"]]
+    if stage == "beyond_paper":
+        return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
+    return []
+
+
+def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
+    if profile.settings["learning_rates"] == "paper":
+        return PAPER_LRS[model]
+
+    rates = auto_learning_rates(store_dir, profile)  # the profile's own LR search defines the runs
+    if model not in rates:
+        raise KeyError(f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models")
+    return rates[model]
+
+
+def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
+    """All executions of the profile's stages (in stage order), with their papermill parameters."""
+    s = profile.settings
+    base = dict(nb_pairs=s["nb_pairs"], data_seed=s["data_seed"], batch_size=s["batch_size"],
+                store_dir=str(store_dir), device=device)
+    wanted = stages or STAGES
+    out = []
+    st = profile.stages
+    chosen = {}
+
+    def lr_for(model):  # auto rates read the whole store: once per model, not once per execution
+        if model not in chosen:
+            chosen[model] = learning_rate(profile, model, store_dir)
+        return chosen[model]
+
+    if "lr_search" in st and "lr_search" in wanted:
+        g = st["lr_search"]
+        for model in g["models"]:
+            for lr in g["lrs"]:
+                out.append(Execution("lr_search", f"{model}-lr{lr:g}",
+                                     dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"])))
+    for protocol in s["protocols"]:
+        if "table1" in st and "table1" in wanted:
+            g = st["table1"]
+            for model in g["models"]:
+                for ws in g["weight_sharing"]:
+                    for aux in g["aux_loss"]:
+                        out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
+                                             dict(base, model=model, weight_sharing=ws, aux_loss=aux,
+                                                  lr=lr_for(model), seeds=g["seeds"],
+                                                  epochs=g["epochs"], protocol=protocol)))
+        if "table2" in st and "table2" in wanted:
+            g = st["table2"]
+            for ws in g["weight_sharing"]:
+                for bn in g["batch_norm"]:
+                    for do in g["dropout"]:
+                        out.append(Execution("table2", f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
+                                             dict(base, weight_sharing=ws, batch_norm=bn, dropout=do,
+                                                  lr=lr_for("LeNet5"),
+                                                  seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
+    if "beyond_paper" in st and "beyond_paper" in wanted:
+        g = st["beyond_paper"]
+        for model in g["models"]:
+            for variant in g.get("variants", list(VARIANTS)):
+                if not applies_to(variant, model):  # e.g. the best recipe's ablations: LeNet5 only
+                    continue
+                out.append(Execution("beyond_paper", f"{model}-{variant}",
+                                     dict(base, model=model, variant=variant,
+                                          lr=lr_for(model),
+                                          seeds=g["seeds"], epochs=g["epochs"])))
+    for stage in ("figures", "report"):
+        if stage in st and stage in wanted:
+            out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
+                                                    runs_dir=str(Path(store_dir).parent),
+                                                    profile_path=str(Path(profile.path).resolve()))))
+    return out
+
+
+# --- the learning-rate rule ----------------------------------------------------------------
+
+def is_paper_setting(config: dict) -> bool:
+    """True when a record's variant fields are at the paper's defaults."""
+    d = RunConfig()
+    return all(list(config.get(k, ())) == list(d.augment) if k == "augment" else config.get(k, getattr(d, k)) == getattr(d, k)
+               for k in VARIANT_FIELDS)
+
+
+def config_id(config) -> str:
+    d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
+    d["augment"] = list(d.get("augment", []))
+    return json.dumps(d, sort_keys=True)
+
+
+def index_records(records) -> dict[str, list[dict]]:
+    """Configuration -> its records (several only if the same run was made on several devices)."""
+    idx = defaultdict(list)
+    for r in records:
+        idx[config_id(r["config"])].append(r)
+    for rs in idx.values():
+        rs.sort(key=lambda r: r["created"], reverse=True)  # the newest first
+    return dict(idx)
+
+
+def _final_loss(curve) -> float:
+    tail = [float(v) for v in curve[-FINAL_EPOCHS:]]
+    if not tail or not all(math.isfinite(v) for v in tail):
+        return float("inf")  # a diverged run never wins
+    return float(np.mean(tail))
+
+
+def used_learning_rates(profile, models, store_dir) -> dict:
+    """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
+
+    used = {}
+    for m in models:
+        try:
+            used[m] = learning_rate(profile, m, store_dir)
+        except (KeyError, ValueError):
+            pass
+    return used
+
+
+def lr_search_curves(records, profile) -> dict:
+    """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the profile's LR search."""
+
+    idx = index_records(records)
+    out = {}
+    if "lr_search" not in profile.stages:
+        return out
+    for ex in expand(profile, "", stages=("lr_search",)):
+        entry = {"curves": [], "seeds": [], "missing_seeds": []}
+        for cfg in ex.configs():
+            found = idx.get(config_id(cfg))
+            if found:
+                entry["curves"].append(found[0]["curves"]["train_loss"])
+                entry["seeds"].append(cfg.seed)
+            else:
+                entry["missing_seeds"].append(cfg.seed)
+        out.setdefault(ex.parameters["model"], {})[ex.parameters["lr"]] = entry
+    return out
+
+
+def choose_learning_rates(curves_by_model: dict) -> dict:
+    """The rule: per model, the rate whose final-epochs training loss (the summed loss averaged over the
+    last FINAL_EPOCHS epochs, then over seeds) is lowest; diverged (non-finite) runs never win.
+    Only rates with all their seeds are compared; a model with an incomplete search is left out."""
+    chosen = {}
+    for model, by_lr in curves_by_model.items():
+        if not by_lr or any(e["missing_seeds"] for e in by_lr.values()):
+            continue
+        score = {lr: float(np.mean([_final_loss(c) for c in e["curves"]])) for lr, e in by_lr.items()}
+        chosen[model] = min(sorted(score), key=lambda lr: score[lr])
+    return chosen
+
+
+def _infer_lr_search(records) -> dict:
+    """Without a profile: the LR-search runs are the corrected, weight-sharing + aux + batch-norm, no-dropout
+    runs with the variant fields at their defaults; per model, the epoch count with the most distinct
+    rates (ties: the most epochs) is the search."""
+    groups = defaultdict(lambda: defaultdict(list))  # (model, epochs, nb_pairs, data_seed, batch) -> lr -> runs
+    seeds = defaultdict(set)
+    for r in records:
+        c = r["config"]
+        if not (c["protocol"] == "corrected" and c["weight_sharing"] and c["aux_loss"] and c["batch_norm"]
+                and not c["dropout"] and is_paper_setting(c)):
+            continue
+        g = (c["model"], c["epochs"], c["nb_pairs"], c["data_seed"], c["batch_size"])
+        groups[g][c["lr"]].append((c["seed"], r["curves"]["train_loss"]))
+        seeds[g].add(c["seed"])
+    out = {}
+    for g in sorted(groups, key=lambda g: (len(groups[g]), g[1]), reverse=True):
+        model = g[0]
+        if model in out or len(groups[g]) < 2:
+            continue
+        out[model] = {lr: {"curves": [c for _, c in runs], "seeds": sorted(s for s, _ in runs),
+                           "missing_seeds": sorted(seeds[g] - {s for s, _ in runs})}
+                      for lr, runs in groups[g].items()}
+    return out
+
+
+def auto_learning_rates(store_dir, profile=None) -> dict:
+    """{model: lr} chosen from the store's LR search by ``choose_learning_rates``'s rule.
+
+    With a profile, its lr_search stage defines the runs; without, they are inferred (see
+    ``_infer_lr_search``). Raises KeyError naming the models whose search is absent or incomplete.
+    """
+
+    records = load_records(store_dir)
+    curves = lr_search_curves(records, profile) if profile is not None else _infer_lr_search(records)
+    chosen = choose_learning_rates(curves)
+    wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
+        else list(MODEL_NAMES)
+    lacking = [m for m in wanted if m not in chosen]
+    if lacking:
+        raise KeyError(f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first")
+    return chosen

@@ -1,0 +1,260 @@
+"""The report's generated sections: title, abstract, method, provenance, conclusion, data files."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+from ..analysis.stats import fmt_p, seed_ranges
+from ..analysis.tables import ALPHA_DEVIATION, PAPER_PARAMETERS, cells_frame
+from ..common import ROOT, write_atomically
+from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
+from ..experiments.profiles import PAPER_LRS
+from ..experiments.variants import VARIANTS, applies_to
+from ..models import MODEL_NAMES, build_model, count_parameters
+from .html import esc, html_table, paper_num
+
+
+# --- the report's generated sections ------------------------------------------------------------------
+
+def _counts(values) -> str:
+    c = Counter(v for v in values if v is not None)
+    return ", ".join(f"{esc(k)} ({n})" for k, n in c.most_common()) or "–"
+
+
+def title_html(profile, records, rendered: str) -> str:
+    return ('<div class="title-block"><h1>Siamese networks that compare two MNIST digits: a reproduction</h1>'
+            '<p class="subtitle">of “EE-559 Deep Learning: Project 1” by R. Uebersax, P. Bedmar López and '
+            'J. Perolini (EPFL)</p>'
+            f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
+            f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
+            f'rendered {esc(rendered)}.</p></div>')
+
+
+def _agreement(cells, protocol):
+    done = [c for c in cells if c.protocol == protocol and c.complete]
+    agree = [c for c in done if not c.p_value < ALPHA_DEVIATION]
+    return len(agree), len(done), len([c for c in cells if c.protocol == protocol])
+
+
+def _best(cells, protocol, table="table1"):
+    done = [c for c in cells if c.protocol == protocol and c.table == table and c.complete]
+    return min(done, key=lambda c: c.mean) if done else None
+
+
+def abstract_html(cells, claims, beyond: str = "") -> str:
+    """The abstract; ``beyond``: a sentence on Section VII's result (beyond_sentence), or empty."""
+    parts = ["<b>Abstract</b>—We re-ran the paper's experiments (four siamese CNNs that decide whether the first "
+             "of two 14×14 MNIST digits is at most the second, with and without weight sharing and auxiliary loss; "
+             "a LeNet5 ablation of batch norm and dropout) under a corrected protocol and under the authors' "
+             "original one, and compare every number with the published one."]
+    best = _best(cells, "corrected")
+    if best is not None:
+        parts.append(f"Our best Table I configuration is {esc(best.label)}: {best.mean:.2f} ± {best.std:.2f}% over "
+                     f"{best.n} seeds, against the paper's {paper_num(best.paper_mean)} ± {paper_num(best.paper_std)}% "
+                     f"for the same configuration (the paper's best is LeNet5_FullyConv with weight sharing and "
+                     f"auxiliary loss, 3.629%).")
+    for protocol in ("corrected", "original"):
+        a, d, t = _agreement(cells, protocol)
+        if d:
+            parts.append(f"Under the {protocol} protocol, {a} of the {d} complete cells of Tables I and II agree with "
+                         f"the paper (Welch p ≥ {ALPHA_DEVIATION:g})" + (f"; {t - d} cells are missing." if t > d else "."))
+        else:
+            parts.append(f"No cell is complete yet under the {protocol} protocol.")
+    if claims:
+        v = Counter(c.verdict for c in claims)
+        parts.append("Of the paper's " + str(len(claims)) + " claims checked here, "
+                     + ", ".join(f"{n} {k}" for k, n in v.most_common()) + " (corrected protocol).")
+    if beyond:
+        parts.append(beyond)
+    return f'<div class="abstract"><p>{" ".join(parts)}</p></div>'
+
+
+def parameters_html() -> str:
+    rows = []
+    for m in MODEL_NAMES:
+        shared = count_parameters(build_model(m, weight_sharing=True))
+        separate = count_parameters(build_model(m, weight_sharing=False))
+        paper = PAPER_PARAMETERS[m]
+        rows.append([m, f"{paper:,}", f"{shared:,}", "yes" if shared == paper else f"no ({shared - paper:+,})",
+                     "not stated", f"{separate:,}"])
+    return html_table(["Model", "Paper, shared", "Ours, shared", "Same", "Paper, not shared", "Ours, not shared"], rows,
+                      caption="TABLE III: Parameters of the four siamese models (batch norm on), with weight sharing "
+                              "(one branch for both images) and without (two branches); counted with "
+                              "<code>count_parameters</code> on the models as built.", cls="results")
+
+
+def lr_choice_html(curves, used: dict) -> str:
+    rule = choose_learning_rates(curves)
+    rows = []
+    for m in MODEL_NAMES:
+        if m not in curves:
+            continue
+        incomplete = {lr: e["missing_seeds"] for lr, e in curves[m].items() if e["missing_seeds"]}
+        pick = f"{rule[m]:g}" if m in rule else (f"search incomplete ({len(curves[m]) - len(incomplete)} of "
+                                                 f"{len(curves[m])} rates complete)")
+        rows.append([m, f"{PAPER_LRS[m]:g}", pick, f"{used[m]:g}" if m in used else "–"])
+    if not rows:
+        return '<p class="note">The profile has no LR search stage.</p>'
+    return html_table(["Model", "Paper's choice", f"Lowest final loss (last {FINAL_EPOCHS} epochs)", "Used for the tables"],
+                      rows, cls="results",
+                      caption="TABLE IV: Learning rates: the paper's, the rate our rule picks from the search, and the one the "
+                              "tables used.")
+
+
+def protocol_html(profile, records, timings) -> str:
+    s, st = profile.settings, profile.stages
+    rows = [["Data", f"{s['nb_pairs']} training and {s['nb_pairs']} test pairs, drawn once by the course prologue's "
+                     f"<code>generate_pair_sets</code> with data seed {s['data_seed']} (verified MNIST)"],
+            ["Protocols", ", ".join(s["protocols"])]]
+    for stage, name in (("lr_search", "LR search"), ("table1", "Table I"), ("table2", "Table II")):
+        if stage in st:
+            g = st[stage]
+            extra = f"; rates {', '.join(f'{x:g}' for x in g['lrs'])}" if stage == "lr_search" else ""
+            rows.append([name, f"seeds {seed_ranges(g['seeds'])} ({len(g['seeds'])} runs per configuration), "
+                               f"{g['epochs']} epochs{extra}"])
+    if "beyond_paper" in st:
+        g = st["beyond_paper"]
+        variants = g.get("variants", list(VARIANTS))
+        n = sum(applies_to(v, m) for m in g["models"] for v in variants)
+        rows.append(["Beyond the paper", f"{len(variants)} variants, {n} (model, variant) configurations over "
+                                   f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
+                                   f"{g['epochs']} epochs unless a variant sets its own (Section VII)"])
+    trained = sorted({(r["config"]["epochs"], r.get("epochs_trained")) for r in records
+                      if r.get("epochs_trained") not in (None, r["config"]["epochs"])})
+    if trained:
+        rows.append(["Epochs actually trained", "; ".join(f"{t} instead of {e} (original protocol, no auxiliary loss)"
+                                                         for e, t in trained)])
+    rows += [["Mini-batch", f"{s['batch_size']} pairs, fixed order (the training pairs are shuffled once per seed)"],
+             ["Optimiser", "Adam (PyTorch defaults besides the rate), cross-entropy; auxiliary loss = CE(digit 1) + "
+                           "CE(digit 2) + CE(comparison), weights 1"],
+             ["Learning rates", "the paper's: " + ", ".join(f"{m} {lr:g}" for m, lr in PAPER_LRS.items())
+              if s["learning_rates"] == "paper" else "chosen from this LR search by the rule in section IV-A"],
+             ["Device", _counts(r["device"] for r in records)],
+             ["Torch", _counts(r["torch_version"] for r in records)],
+             ["Threads per run", _counts(r.get("threads") for r in records)]]
+    compute = sum(r["metrics"].get("train_seconds", 0.0) for r in records)
+    rows.append(["Training time", f"{compute / 3600:.2f} h summed over the {len(records)} runs"])
+    if timings:
+        ex = timings.get("executions", [])
+        trained, cached = sum(e.get("trained") or 0 for e in ex), sum(e.get("cached") or 0 for e in ex)
+        # a runner pass over a store filled earlier reads its runs back: say so, or the wall time misleads
+        rows.append(["Wall time", f"{timings.get('total_seconds', float('nan')) / 3600:.2f} h in the runner's passes "
+                                  f"({timings.get('jobs', '?')} parallel jobs, device {esc(timings.get('device', '?'))})"
+                                  + (f"; the notebooks trained {trained} runs in these passes and read {cached} back "
+                                     f"from the store, trained before them" if cached else "")])
+    else:
+        rows.append(["Wall time", "not recorded (no timings.json from the runner)"])
+    return html_table(["", ""], rows, caption="The protocol as run (from the profile and the records)", cls="plain")
+
+
+def environment_html(records) -> str:
+    pkgs = ["torch", "torchvision", "numpy", "pandas", "scipy", "matplotlib", "nbconvert", "papermill", "weasyprint"]
+    versions = []
+    for p in pkgs:
+        try:
+            versions.append(f"{p} {md.version(p)}")
+        except md.PackageNotFoundError:
+            versions.append(f"{p} (not installed)")
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    rows = [["Rendered with", f"Python {platform.python_version()}; " + ", ".join(versions)],
+            ["Render machine", f"{esc(cpu)}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}, "
+                               f"GPU {esc(gpu)}"],
+            ["Runs trained on", "hosts " + _counts(r.get("host") for r in records) + "; CPUs " +
+             _counts(r.get("cpu") for r in records) + "; devices " + _counts(r["device"] for r in records)],
+            ["Runs' software", "Python " + _counts(r.get("python") for r in records) + "; torch " +
+             _counts(r["torch_version"] for r in records) + "; threads " + _counts(r.get("threads") for r in records)],
+            ["Git commit of the code (per run)", _counts(r["code_version"] for r in records)],
+            ["Runs' dates", (min(r["created"] for r in records) + " to " + max(r["created"] for r in records))
+             if records else "–"]]
+    return html_table(["", ""], rows, caption="Environment", cls="plain")
+
+
+def timings_html(timings) -> str:
+    if not timings:
+        return ('<p class="note">No <code>timings.json</code> in the runs folder: this report was rendered outside '
+                'the runner, so the wall time per stage is not known.</p>')
+    rows = [[esc(k), f"{v:.0f} s ({v / 3600:.2f} h)"] for k, v in timings.get("stages", {}).items()]
+    total = timings.get("total_seconds")
+    if total is not None:
+        rows.append(["<b>total</b>", f"<b>{total:.0f} s ({total / 3600:.2f} h)</b>"])
+    return html_table(["Stage", "Wall time"], rows, cls="plain",
+                      caption=f"Wall time per stage: profile {esc(timings.get('profile', '?'))}, "
+                              f"{esc(timings.get('jobs', '?'))} jobs, device {esc(timings.get('device', '?'))}, "
+                              f"{esc(timings.get('started', '?'))} to {esc(timings.get('finished', '?'))}")
+
+
+def notebooks_html(timings, runs_dir, report_dir) -> str:
+    """Links to every executed notebook named in timings.json, relative to the report's folder."""
+    if not timings or not timings.get("executions"):
+        return '<p class="note">No executed notebooks are listed (no <code>timings.json</code>).</p>'
+    rows = []
+    for e in timings["executions"]:
+        nb = Path(e.get("notebook", ""))
+        candidates = [nb] if nb.is_absolute() else [Path(runs_dir) / nb, ROOT / nb]
+        target = next((c for c in candidates if c.exists()), candidates[-1])
+        href = os.path.relpath(target, report_dir)
+        rows.append([esc(e.get("stage", "")), f'<a href="{esc(href)}">{esc(e.get("name", nb.name))}</a>',
+                     esc(e.get("status", "")), f"{e.get('seconds', 0):.0f}", str(e.get("runs", "")),
+                     str(e.get("trained", "")), str(e.get("cached", ""))])
+    return html_table(["Stage", "Notebook", "Status", "Seconds", "Runs", "Trained", "Cached"], rows,
+                      caption="Executed notebooks, one per configuration", cls="plain long")
+
+
+def conclusion_html(cells, claims) -> str:
+    best = _best(cells, "corrected")
+    paper_best = min((c for c in cells if c.table == "table1" and c.protocol == "corrected"), key=lambda c: c.paper_mean)
+    out = []
+    if best is None:
+        out.append("No Table I cell is complete yet, so no conclusion can be drawn from our numbers.")
+    else:
+        same = best.key == paper_best.key
+        out.append(f"Our best configuration is {esc(best.label)} with {best.mean:.2f}% test error "
+                   f"({'the same configuration as' if same else 'where'} the paper's best, "
+                   f"{esc(paper_best.label)}, reports {paper_num(paper_best.paper_mean)}%).")
+        pb = next((c for c in cells if c.protocol == "corrected" and c.key == paper_best.key and c.table == "table1"), None)
+        if pb is not None and pb.complete and not same:
+            out.append(f"That configuration gives {pb.mean:.2f} ± {pb.std:.2f}% here (p={fmt_p(pb.p_value)} vs the paper).")
+    for protocol in ("corrected", "original"):
+        a, d, t = _agreement(cells, protocol)
+        if d:
+            out.append(f"Under the {protocol} protocol {a} of {d} complete cells agree with the paper at the "
+                       f"{ALPHA_DEVIATION:g} level.")
+    confirmed = [c.name for c in claims if c.verdict == "confirmed"]
+    partly = [c.name for c in claims if c.verdict == "partly"]
+    notc = [c.name for c in claims if c.verdict == "not confirmed"]
+    na = [c.name for c in claims if c.verdict == "not evaluable"]
+    for names, what in ((confirmed, "confirmed"), (partly, "partly confirmed"), (notc, "not confirmed"),
+                        (na, "not evaluable for lack of data")):
+        if names:
+            out.append(f"Claims {what}: {esc(', '.join(names))}.")
+    missing = [c for c in cells if not c.complete and not c.note]
+    if missing:
+        out.append(f"{len(missing)} table cells still lack runs (listed under the tables); the conclusions above use "
+                   "only complete cells.")
+    return "<p>" + " ".join(out) + "</p>"
+
+
+def write_data_csvs(frame, cells, out_dir) -> dict:
+    """The data behind the report: runs.csv (one row per training run) and cells.csv (one row per table
+    cell: paper's and our statistics), written atomically."""
+    out_dir = Path(out_dir)
+    runs = out_dir / "runs.csv"
+    table = out_dir / "cells.csv"
+    write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
+                                               "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
+                      if not frame.empty else b"")
+    write_atomically(table, cells_frame(cells).to_csv(index=False).encode())
+    return {"runs": runs, "cells": table}
