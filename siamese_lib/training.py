@@ -76,7 +76,7 @@ def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_number(x):
+def _is_number(x):  # finite, and not a bool
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
@@ -100,13 +100,9 @@ def _one_of(options):
     return (lambda v: isinstance(v, str) and v in options), f"must be one of {', '.join(options)}"
 
 
-def _flag():
-    return (lambda v: isinstance(v, bool)), "must be true or false"
-
-
 def _augmentations(v):
-    return (isinstance(v, (list, tuple)) and all(isinstance(a, str) and a in AUGMENTATIONS for a in v)
-            and len(set(v)) == len(v))
+    return isinstance(v, (list, tuple)) and all(isinstance(a, str) and a in AUGMENTATIONS for a in v) \
+        and len(set(v)) == len(v)
 
 
 MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every seed keeps one message
@@ -115,7 +111,8 @@ MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every
 # beyond any sensible run; they exist so that nothing that passes can crash or hang training.
 FIELD_RULES = {
     "model": _one_of(MODEL_NAMES),
-    "weight_sharing": _flag(), "aux_loss": _flag(), "batch_norm": _flag(), "dropout": _flag(),
+    **{flag: ((lambda v: isinstance(v, bool)), "must be true or false")
+       for flag in ("weight_sharing", "aux_loss", "batch_norm", "dropout")},
     "lr": _numbers(0, 1.0, above=True),
     "epochs": _ints(1, 10000),
     "batch_size": _ints(1, 5000),
@@ -133,8 +130,7 @@ FIELD_RULES = {
 }
 
 
-def field_rule(name: str) -> str:
-    """What a field allows, in the words every validator uses (e.g. 'must be an integer in 1..10000')."""
+def field_rule(name: str) -> str:  # what a field allows, in the words every validator uses
     return FIELD_RULES[name][1]
 
 
@@ -144,13 +140,12 @@ def field_problem(name: str, value) -> str | None:
     return None if ok(value) else f"{name} {rule}, got {short_repr(value)}"
 
 
-def smallest_training_mode_batch(config: RunConfig) -> tuple[int, str] | None:
+def smallest_training_mode_batch(config: RunConfig) -> tuple[int, str]:
     """The smallest mini-batch the model sees in training mode, and of which split (batch norm needs 2)."""
     splits = [("training", config.nb_pairs - config.val_pairs)]
     if config.protocol == "original":  # quirk 3: evaluation in training mode, in batches of batch_size
         splits += [("test", config.nb_pairs), ("validation", config.val_pairs)]
-    sizes = [((n % config.batch_size) or min(n, config.batch_size), name) for name, n in splits if n > 0]
-    return min(sizes) if sizes else None
+    return min(((n % config.batch_size) or min(n, config.batch_size), name) for name, n in splits if n > 0)
 
 
 def validate_config(c: RunConfig) -> list[str]:
@@ -163,9 +158,8 @@ def validate_config(c: RunConfig) -> list[str]:
     elif c.batch_norm:
         size, split = smallest_training_mode_batch(c)
         if size < 2:
-            p.append(f"batch_size {c.batch_size} leaves a mini-batch of 1 pair in the {split} split, which batch "
-                     f"norm cannot take in training mode; choose a batch_size that leaves at least 2 pairs in "
-                     f"every mini-batch")
+            p.append(f"batch_size {c.batch_size} leaves a mini-batch of 1 pair in the {split} split, which batch norm"
+                     f" cannot take in training mode; choose one that leaves at least 2 pairs in every mini-batch")
     return p
 
 
