@@ -105,6 +105,9 @@ def _record_problem(record, path: Path, config: RunConfig) -> str | None:
         return "metrics lack test_error"
     splits = ("train", "test", "val") if config.val_pairs else ("train", "test")
     allowed = {f"{s}_{m}" for s in splits for m in ERROR_METRICS}
+    lacking = sorted(allowed | {"train_seconds", "wall_seconds"} - set(metrics))
+    if lacking:  # every record that training writes has them all; the tables read them
+        return f"metrics lack {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''}"
     for name, value in metrics.items():
         if name in ("train_seconds", "wall_seconds"):
             if not (_finite(value) and value >= 0):
@@ -118,9 +121,9 @@ def _record_problem(record, path: Path, config: RunConfig) -> str | None:
         return "curves must hold exactly train_loss, a list"
     if len(loss) != config.trained_epochs or not all(_finite(v) and v >= 0 for v in loss):
         return f"curves.train_loss must be {config.trained_epochs} finite numbers >= 0 (one per epoch)"
-    if not isinstance(outputs, dict) or set(outputs) not in (set(), set(OUTPUTS)):
-        return f"outputs must hold all of {', '.join(OUTPUTS)} (or none)"
-    for name, ok in OUTPUTS.items() if outputs else ():
+    if not isinstance(outputs, dict) or set(outputs) != set(OUTPUTS):
+        return f"outputs must hold exactly {', '.join(OUTPUTS)}"
+    for name, ok in OUTPUTS.items():
         values = outputs[name]
         if not isinstance(values, list) or len(values) != config.nb_pairs or not all(map(ok, values)):
             return f"outputs.{name} must be {config.nb_pairs} values (one per test pair) in its range"
@@ -178,9 +181,19 @@ def load_record(path: Path) -> dict:
         raise CorruptRecord(f"{exc}; {CORRUPT_HINT}") from exc.__cause__
 
 
-def find_record(store_dir, config: RunConfig, device_type: str) -> dict | None:
+def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> dict | None:
+    """The record of ``config``, None when absent. A bad one raises CorruptRecord; with ``report`` (readers
+    such as the report) it is reported by path and treated as missing instead."""
     path = record_path(store_dir, run_key(config, device_type))
-    return load_record(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return load_record(path)
+    except CorruptRecord as exc:
+        if report is None:
+            raise
+        report(f"skipped a bad record: {exc}")
+        return None
 
 
 def must_retrain(path: Path, force) -> bool:

@@ -213,3 +213,26 @@ def test_training_never_stores_a_record_that_a_load_would_refuse(mnist, tmp_path
     with pytest.raises(store.CorruptRecord, match="curves.train_loss"):
         store.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_record_lacking_a_metric_or_outputs_is_refused(real, tmp_path):
+    _, path = real["beyond, val_pairs"]
+    record = json.loads(path.read_text())
+    bad = tmp_path / path.name
+    for field, name, words in (("metrics", "val_error", "metrics lack val_error"),
+                               ("outputs", "digit_prob", "outputs must hold exactly")):
+        bad.write_text(json.dumps({**record, field: {k: v for k, v in record[field].items() if k != name}}))
+        with pytest.raises(store.CorruptRecord, match=words):
+            store.load_record(bad)
+
+
+def test_find_record_for_readers_reports_and_treats_as_missing(real, tmp_path):
+    """What the report's beyond-the-paper section uses (analysis.variants): no crash on a bad record."""
+    _, path = real["paper"]
+    bad = tmp_path / path.name
+    bad.write_text(json.dumps(_poison(json.loads(path.read_text()), "metrics.test_error", -50.0)))
+    reported = []
+    assert store.find_record(tmp_path, SHAPES["paper"], "cpu", report=reported.append) is None
+    assert len(reported) == 1 and str(bad) in reported[0]
+    with pytest.raises(store.CorruptRecord):  # without a report: refused (the training path)
+        store.find_record(tmp_path, SHAPES["paper"], "cpu")
