@@ -37,7 +37,8 @@ from pathlib import Path
 
 import filelock
 
-from ..common import NOTEBOOKS_DIR, ROOT, UsageError, check_run_places, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import check_run_places  # issue 15
 from ..experiments.planning import expand, run_cost
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..presentation.render import render_report
