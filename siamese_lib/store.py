@@ -105,7 +105,7 @@ def _record_problem(record, path: Path, config: RunConfig) -> str | None:
         return "metrics lack test_error"
     splits = ("train", "test", "val") if config.val_pairs else ("train", "test")
     allowed = {f"{s}_{m}" for s in splits for m in ERROR_METRICS}
-    lacking = sorted(allowed | {"train_seconds", "wall_seconds"} - set(metrics))
+    lacking = sorted((allowed | {"train_seconds", "wall_seconds"}) - set(metrics))
     if lacking:  # every record that training writes has them all; the tables read them
         return f"metrics lack {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''}"
     for name, value in metrics.items():
