@@ -145,7 +145,7 @@ def validate_record(record, path: Path) -> dict:
             raise TypeError("not a mapping")
         config = config_from_dict(record["config"])
     except (TypeError, ValueError) as exc:
-        raise CorruptRecord(f"{path}: invalid config: {short_repr(str(exc), 300)}") from exc
+        raise CorruptRecord(f"{path}: invalid config: {str(exc)[:300]}") from exc
     if not isinstance(record["device"], str) or not isinstance(record["key"], str) \
             or run_key(config, record["device"]) != record["key"] or path.stem != record["key"]:
         raise CorruptRecord(f"{path}: key does not match its configuration")

