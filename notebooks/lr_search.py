@@ -18,29 +18,37 @@
 
 # %% tags=["parameters"]
 # Parameters
-model = "LeNet5"             # Net, LeNet5, LeNet5_FullyConv or ResNet
-lr = 5e-3                    # Adam learning rate
-seeds = [1, 2]               # one training run per seed (the paper: 1..10; LR search 1..3)
-epochs = 10                  # the paper: 30 (LR search 100)
-nb_pairs = 1000              # training pairs and test pairs, as in the paper
-data_seed = 0                # the prologue's torch.manual_seed(0): the authors' one pair set
-batch_size = 100
-device = "auto"              # auto, cpu or cuda
-store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
-threads = 1                  # torch threads; the runner uses 1 per kernel (same numbers for any --jobs)
-force = False                # True: retrain even when the store has the run (the runner's --force: a time stamp)
+from typing import Optional, Union  # noqa: F401 - for the annotations below
+model: str = "LeNet5"                         # Net, LeNet5, LeNet5_FullyConv or ResNet
+lr: float = 5e-3                              # Adam learning rate
+seeds: list[int] = [1, 2]                     # one training run per seed (the paper: 1..10; LR search 1..3)
+epochs: int = 10                              # the paper: 30 (LR search 100)
+nb_pairs: int = 1000                          # training pairs and test pairs, as in the paper
+data_seed: int = 0                            # the prologue's torch.manual_seed(0): the authors' one pair set
+batch_size: int = 100
+device: str = "auto"                          # auto, cpu or cuda
+store_dir: str = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
+threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
+force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
+
+# %%
+from siamese_lib.experiments.parameters import check_parameters
+
+# every parameter checked against the run-configuration rules: a bad one ends here in one line
+checked = check_parameters("lr_search", model=model, lr=lr, seeds=seeds, epochs=epochs, nb_pairs=nb_pairs,
+                                        data_seed=data_seed, batch_size=batch_size, device=device,
+                                        store_dir=store_dir, threads=threads, force=force)
+lr, store = checked["lr"], checked["store"]  # lr None: the paper's rate
 
 # %%
 import torch
 from IPython.display import Markdown, display
 
 from siamese_lib.analysis.tables import seed_table
-from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.store import ensure_runs
 
 torch.set_num_threads(threads)
-store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
 
 # %% [markdown]
 # ## The runs

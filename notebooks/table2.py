@@ -18,35 +18,41 @@
 
 # %% tags=["parameters"]
 # Parameters
-weight_sharing = True        # one branch for both images, or one branch per image
-batch_norm = True            # batch normalisation after each convolution
-dropout = False              # dropout 0.25 after the hidden linear layers
-lr = None                    # None: the paper's rate for LeNet5
-protocol = "corrected"       # corrected or original
-seeds = [1, 2]               # one training run per seed (the paper: 1..10; LR search 1..3)
-epochs = 10                  # the paper: 30 (LR search 100)
-nb_pairs = 1000              # training pairs and test pairs, as in the paper
-data_seed = 0                # the prologue's torch.manual_seed(0): the authors' one pair set
-batch_size = 100
-device = "auto"              # auto, cpu or cuda
-store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
-threads = 1                  # torch threads; the runner uses 1 per kernel (same numbers for any --jobs)
-force = False                # True: retrain even when the store has the run (the runner's --force: a time stamp)
+from typing import Optional, Union  # noqa: F401 - for the annotations below
+weight_sharing: bool = True                   # one branch for both images, or one branch per image
+batch_norm: bool = True                       # batch normalisation after each convolution
+dropout: bool = False                         # dropout 0.25 after the hidden linear layers
+lr: Optional[float] = None                    # None: the paper's rate for LeNet5
+protocol: str = "corrected"                   # corrected or original
+seeds: list[int] = [1, 2]                     # one training run per seed (the paper: 1..10; LR search 1..3)
+epochs: int = 10                              # the paper: 30 (LR search 100)
+nb_pairs: int = 1000                          # training pairs and test pairs, as in the paper
+data_seed: int = 0                            # the prologue's torch.manual_seed(0): the authors' one pair set
+batch_size: int = 100
+device: str = "auto"                          # auto, cpu or cuda
+store_dir: str = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
+threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
+force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
+
+# %%
+from siamese_lib.experiments.parameters import check_parameters
+
+# every parameter checked against the run-configuration rules: a bad one ends here in one line
+checked = check_parameters("table2", weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout,
+                                     lr=lr, protocol=protocol, seeds=seeds, epochs=epochs, nb_pairs=nb_pairs,
+                                     data_seed=data_seed, batch_size=batch_size, device=device,
+                                     store_dir=store_dir, threads=threads, force=force)
+lr, store = checked["lr"], checked["store"]  # lr None: the paper's rate
 
 # %%
 import torch
 from IPython.display import Markdown, display
 
 from siamese_lib.analysis.tables import seed_table
-from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
-from siamese_lib.experiments.profiles import PAPER_LRS
 from siamese_lib.store import ensure_runs
 
 torch.set_num_threads(threads)
-store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
-
-lr = PAPER_LRS["LeNet5"] if lr is None else lr
 
 # %% [markdown]
 # ## The runs

@@ -12,12 +12,14 @@ from pathlib import Path
 
 import torch
 
-from .common import UsageError
+from .common import UsageError, absolute_path_variables
 from .data import DataError, load_mnist
 from .experiments.profiles import PAPER_LRS, STAGES
 from .models import MODEL_NAMES
 from .pipeline import bench, bench_study, runner
-from .training import RunConfig, resolve_device, train_run
+from .training import PROTOCOLS, RunConfig, field_problem, field_rule, resolve_device, train_run
+
+MAX_THREADS = 1024
 
 
 class Parser(argparse.ArgumentParser):
@@ -46,24 +48,38 @@ def positive_int(text):
     return value
 
 
-def nonneg_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+def field_value(name: str, parse):
+    """An argparse type for the run-configuration field ``name``: the limits and words of
+    training.FIELD_RULES, the one validation that profiles and notebooks use too."""
+    def convert(text):
+        try:
+            value = parse(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} {field_rule(name)}, got {text!r}") from None
+        problem = field_problem(name, value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+    convert.__name__ = name
+    return convert
+
+
+def threads_value(text):
+    value = positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected an integer in 1..{MAX_THREADS}, got {value}")
     return value
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
+def a_path(text):
+    """A file or folder flag: made absolute where the user stands, so every code path and subprocess
+    reads the same place."""
+    return os.path.abspath(text)
+
+
+def profile_value(text):
+    """A profile name stays a name; a path (a .yaml file or anything with '/') is made absolute."""
+    return a_path(text) if text.endswith((".yaml", ".yml")) or "/" in text else text
 
 
 def build_parser() -> Parser:
@@ -76,18 +92,20 @@ def build_parser() -> Parser:
     t.add_argument("--aux-loss", action=Switch, default=True)
     t.add_argument("--batch-norm", action=Switch, default=True)
     t.add_argument("--dropout", action=Switch, default=False)
-    t.add_argument("--lr", type=positive_float, default=None, help="default: the paper's rate for the model")
-    t.add_argument("--epochs", type=positive_int, default=30)
-    t.add_argument("--batch-size", type=positive_int, default=100)
-    t.add_argument("--seed", type=nonneg_int, default=1)
-    t.add_argument("--protocol", choices=("corrected", "original"), default="corrected")
-    t.add_argument("--nb-pairs", type=positive_int, default=1000)
-    t.add_argument("--data-dir", default=None, help="a torchvision-format MNIST folder (default: offline copy)")
+    t.add_argument("--lr", type=field_value("lr", float), default=None,
+                   help=f"default: the paper's rate for the model; lr {field_rule('lr')}")
+    t.add_argument("--epochs", type=field_value("epochs", int), default=30, help=field_rule("epochs"))
+    t.add_argument("--batch-size", type=field_value("batch_size", int), default=100, help=field_rule("batch_size"))
+    t.add_argument("--seed", type=field_value("seed", int), default=1, help=field_rule("seed"))
+    t.add_argument("--protocol", choices=PROTOCOLS, default="corrected")
+    t.add_argument("--nb-pairs", type=field_value("nb_pairs", int), default=1000, help=field_rule("nb_pairs"))
+    t.add_argument("--data-dir", type=a_path, default=None,
+                   help="a torchvision-format MNIST folder (default: offline copy)")
     t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    t.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    t.add_argument("--threads", type=threads_value, default=1, help="torch threads (default 1)")
 
     r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
-    r.add_argument("--profile", required=True, help="a name in params/ (paper, quick, smoke) or a .yaml path")
+    r.add_argument("--profile", required=True, type=profile_value, help="a name in params/ (paper, quick, smoke) or a .yaml path")
     r.add_argument("--jobs", type=positive_int, default=None, help="kernels at once (default: CPU cores)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
@@ -97,8 +115,8 @@ def build_parser() -> Parser:
 
     b = sub.add_parser("bench", help="time training steps against a plain reference loop")
     b.add_argument("--smoke", action="store_true", help="a few steps only (for tests)")
-    b.add_argument("--profile", default=None, help="also time this profile end to end, split by phase")
-    b.add_argument("--out", default=None, help="JSON output path (default bench/bench.json)")
+    b.add_argument("--profile", default=None, type=profile_value, help="also time this profile end to end, split by phase")
+    b.add_argument("--out", default=None, type=a_path, help="JSON output path (default bench/bench.json)")
     b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
     b.add_argument("--study", nargs="*", choices=bench_study.PARTS, default=None, metavar="PART",
                    help=f"instead: the ablations of docs/performance.md ({', '.join(bench_study.PARTS)}; none: all)")
@@ -117,7 +135,7 @@ def cmd_train(args) -> int:
                            lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
                            batch_size=args.batch_size, seed=args.seed, protocol=args.protocol,
                            nb_pairs=args.nb_pairs)
-    except ValueError as exc:  # e.g. --nb-pairs above what the MNIST test set holds
+    except ValueError as exc:  # the rules across fields, e.g. batch norm's two pairs per mini-batch
         raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():
@@ -139,6 +157,7 @@ def cmd_train(args) -> int:
 
 
 def main(argv=None) -> int:
+    absolute_path_variables()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -153,6 +172,10 @@ def main(argv=None) -> int:
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
+    except OSError as exc:  # a place that went bad mid-command (disk full, folder removed): one line, exit 1
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}; finished runs are kept in the store", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept in the store; rerun the same command to resume", file=sys.stderr)
         return 130

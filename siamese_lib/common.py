@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import os
 import re
@@ -14,8 +15,67 @@ NOTEBOOKS_DIR = ROOT / "notebooks"
 TEMPLATE_DIR = ROOT / "report" / "template"
 
 
-class UsageError(Exception):
+class OneLineError(Exception):
+    """An error whose message says it all: IPython shows it as one line, not a traceback."""
+
+    def _render_traceback_(self):  # IPython's hook: these lines replace the traceback in a notebook
+        return [f"{type(self).__name__}: {' '.join(str(self).split())}"]
+
+
+class UsageError(OneLineError):
     """Bad input from the user: reported as one line, exit status 2."""
+
+
+# Environment variables naming files or folders: made absolute where the user stands, once, so that
+# every code path and every subprocess (the notebooks' kernels start elsewhere) reads the same place.
+PATH_VARIABLES = ("SIAMESE_LIB_RUNS_DIR", "SIAMESE_LIB_REPORT_DIR", "SIAMESE_LIB_CACHE", "SIAMESE_LIB_MNIST_PKL",
+                  "PYTORCH_DATA_DIR")
+
+
+def absolute_path_variables() -> None:
+    for name in PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value and not os.path.isabs(value):
+            os.environ[name] = os.path.abspath(value)
+
+
+def directory_problem(path, what: str = "directory") -> str | None:
+    """Why ``path`` cannot serve as a folder to write in (one line naming it), or None when it can:
+    it exists as a directory, or can be created, is writable, and is not (under) a symlink loop."""
+    path = Path(os.path.abspath(path))
+    try:
+        os.stat(path)  # follows symlinks: ELOOP for a loop anywhere on the way
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"{what} {path} is a symlink to nothing ({os.readlink(path)})"
+        parent = path.parent  # absent: the nearest existing ancestor must be a directory we can write in
+        while not os.path.lexists(parent) and parent != parent.parent:
+            parent = parent.parent
+        problem = directory_problem(parent, "its parent")
+        return problem and f"{what} {path} cannot be created: {problem}"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{what} {path} cannot be used: a symlink loop"
+        if exc.errno == errno.ENOTDIR:
+            return f"{what} {path} cannot be created: a parent of it is a file, not a directory"
+        return f"{what} {path} cannot be used: {exc.strerror or exc}"
+    if not path.is_dir():
+        return f"{what} {path} is a file, not a directory"
+    try:
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".tmp-probe-")  # tried, not guessed from permission
+    except OSError as exc:                                             # bits: root and read-only mounts too
+        return f"{what} {path} is not writable: {exc.strerror or exc}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def check_directory(path, what: str = "directory") -> Path:
+    """``path`` as an absolute Path when usable, else UsageError with directory_problem's line."""
+    problem = directory_problem(path, what)
+    if problem:
+        raise UsageError(problem)
+    return Path(os.path.abspath(path))
 
 
 def runs_root() -> Path:
@@ -24,6 +84,18 @@ def runs_root() -> Path:
 
 def report_root() -> Path:
     return Path(os.environ.get("SIAMESE_LIB_REPORT_DIR") or ROOT / "report").resolve()
+
+
+def check_run_places(profile_name: str, with_report: bool) -> None:
+    """Before a run starts, every folder it writes must be usable; else UsageError naming the place.
+    Read from the variables as given: runs_root() resolves, which a symlink loop would break."""
+    name = safe_name(profile_name)
+    runs = Path(os.environ.get("SIAMESE_LIB_RUNS_DIR") or ROOT / "runs")
+    check_directory(runs / name, "runs folder (SIAMESE_LIB_RUNS_DIR)")
+    check_directory(runs / name / "store", "results store")
+    if with_report:
+        check_directory(Path(os.environ.get("SIAMESE_LIB_REPORT_DIR") or ROOT / "report") / name,
+                        "report folder (SIAMESE_LIB_REPORT_DIR)")
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:

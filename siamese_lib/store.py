@@ -9,23 +9,25 @@ import datetime
 import functools
 import hashlib
 import json
+import math
 import platform
+import sys
 import subprocess
 import time
 from pathlib import Path
 
 import torch
 
-from .common import write_atomically
-from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, train_run
+from .common import OneLineError, write_atomically
+from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, short_repr, train_run
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",
                    "torch_version", "code_version", "created")
 
 
-class CorruptRecord(Exception):
-    """A record on disk that cannot be trusted."""
+class CorruptRecord(OneLineError):
+    """A record on disk that cannot be trusted (shown as one line in a notebook, not a traceback)."""
 
 
 def run_key(config: RunConfig, device_type: str) -> str:
@@ -56,36 +58,121 @@ def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
 
 
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _percent(x) -> bool:
+    return _finite(x) and 0 <= x <= 100
+
+
+def _text(x) -> bool:
+    return isinstance(x, str) and 0 < len(x) <= 200
+
+
+def _iso_time(x) -> bool:
+    try:
+        return isinstance(x, str) and datetime.datetime.fromisoformat(x) is not None
+    except ValueError:
+        return False
+
+
+# Fields beside the required ones: name -> check. ``fingerprint`` (issue 13) describes the machine.
+OPTIONAL_FIELDS = {"python": _text, "host": lambda x: isinstance(x, str) and len(x) <= 200, "cpu": _text,
+                   "threads": lambda x: isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096,
+                   "epochs_trained": lambda x: isinstance(x, int) and not isinstance(x, bool),
+                   "fingerprint": lambda x: isinstance(x, dict)}
+ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
+                 "head_vs_digits_disagreement")
+OUTPUTS = {"head_prob": lambda x: _finite(x) and 0 <= x <= 1, "digit_prob": lambda x: _finite(x) and 0 <= x <= 1,
+           "digit1_pred": lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 9,
+           "digit2_pred": lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 9}
+
+
+def _record_problem(record, path: Path, config: RunConfig) -> str | None:
+    """The first field of a (JSON-parsed) record that breaks its type or range, as 'field: what is wrong'."""
+    unknown = sorted(set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
+    if unknown:
+        return f"unknown fields {short_repr(unknown)}"
+    for name, ok in (("torch_version", _text), ("code_version", _text), ("created", _iso_time),
+                     ("device", lambda x: x in ("cpu", "cuda")), *OPTIONAL_FIELDS.items()):
+        if name in record and not ok(record[name]):
+            return f"{name} {short_repr(record[name])} is not valid"
+    if record.get("epochs_trained", config.trained_epochs) != config.trained_epochs:
+        return f"epochs_trained {record['epochs_trained']} differs from its config's {config.trained_epochs}"
+    metrics, curves, outputs = record["metrics"], record["curves"], record["outputs"]
+    if not isinstance(metrics, dict) or "test_error" not in metrics:
+        return "metrics lack test_error"
+    splits = ("train", "test", "val") if config.val_pairs else ("train", "test")
+    allowed = {f"{s}_{m}" for s in splits for m in ERROR_METRICS}
+    lacking = sorted((allowed | {"train_seconds", "wall_seconds"}) - set(metrics))
+    if lacking:  # every record that training writes has them all; the tables read them
+        return f"metrics lack {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''}"
+    for name, value in metrics.items():
+        if name in ("train_seconds", "wall_seconds"):
+            if not (_finite(value) and value >= 0):
+                return f"metrics.{name} must be a finite number >= 0, got {short_repr(value)}"
+        elif name not in allowed:
+            return f"metrics.{name} is not a metric of this configuration"
+        elif not _percent(value):
+            return f"metrics.{name} must be a percentage in [0, 100], got {short_repr(value)}"
+    loss = curves.get("train_loss") if isinstance(curves, dict) else None
+    if not isinstance(curves, dict) or set(curves) != {"train_loss"} or not isinstance(loss, list):
+        return "curves must hold exactly train_loss, a list"
+    if len(loss) != config.trained_epochs or not all(_finite(v) and v >= 0 for v in loss):
+        return f"curves.train_loss must be {config.trained_epochs} finite numbers >= 0 (one per epoch)"
+    if not isinstance(outputs, dict) or set(outputs) != set(OUTPUTS):
+        return f"outputs must hold exactly {', '.join(OUTPUTS)}"
+    for name, ok in OUTPUTS.items():
+        values = outputs[name]
+        if not isinstance(values, list) or len(values) != config.nb_pairs or not all(map(ok, values)):
+            return f"outputs.{name} must be {config.nb_pairs} values (one per test pair) in its range"
+    return None
+
+
 def validate_record(record, path: Path) -> dict:
+    """Every field checked against its type and range; raises CorruptRecord naming the path and the field."""
     if not isinstance(record, dict):
         raise CorruptRecord(f"{path}: not a JSON object")
     missing = [f for f in REQUIRED_FIELDS if f not in record]
     if missing:
         raise CorruptRecord(f"{path}: missing fields {missing}")
-    if record["schema_version"] != SCHEMA_VERSION:
-        raise CorruptRecord(f"{path}: schema_version {record['schema_version']!r}, expected {SCHEMA_VERSION}")
+    if record["schema_version"] != SCHEMA_VERSION or isinstance(record["schema_version"], bool):
+        raise CorruptRecord(f"{path}: schema_version {short_repr(record['schema_version'])}, "
+                            f"expected {SCHEMA_VERSION}")
     try:
+        if not isinstance(record["config"], dict):
+            raise TypeError("not a mapping")
         config = config_from_dict(record["config"])
     except (TypeError, ValueError) as exc:
-        raise CorruptRecord(f"{path}: invalid config: {exc}") from exc
-    if run_key(config, record["device"]) != record["key"] or path.stem != record["key"]:
+        raise CorruptRecord(f"{path}: invalid config: {str(exc)[:300]}") from exc
+    if not isinstance(record["device"], str) or not isinstance(record["key"], str) \
+            or run_key(config, record["device"]) != record["key"] or path.stem != record["key"]:
         raise CorruptRecord(f"{path}: key does not match its configuration")
-    if not isinstance(record["metrics"], dict) or "test_error" not in record["metrics"]:
-        raise CorruptRecord(f"{path}: metrics lack test_error")
+    problem = _record_problem(record, path, config)
+    if problem:
+        raise CorruptRecord(f"{path}: {problem}")
     record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 
 def config_from_dict(d: dict) -> RunConfig:
-    return RunConfig(**{**d, "augment": tuple(d.get("augment", ()))})
+    augment = d.get("augment", [])
+    return RunConfig(**{**d, "augment": tuple(augment) if isinstance(augment, list) else augment})
 
 
 CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"
 
 
+MAX_RECORD_BYTES = 20_000_000  # a record of 5000 test pairs takes about 0.3 MB
+
+
 def load_record(path: Path) -> dict:
     try:
         try:
+            size = Path(path).stat().st_size
+            if size > MAX_RECORD_BYTES:
+                raise CorruptRecord(f"{path}: {size} bytes, more than a record can hold ({MAX_RECORD_BYTES})")
             record = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CorruptRecord(f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})") from exc
@@ -94,9 +181,19 @@ def load_record(path: Path) -> dict:
         raise CorruptRecord(f"{exc}; {CORRUPT_HINT}") from exc.__cause__
 
 
-def find_record(store_dir, config: RunConfig, device_type: str) -> dict | None:
+def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> dict | None:
+    """The record of ``config``, None when absent. A bad one raises CorruptRecord; with ``report`` (readers
+    such as the report) it is reported by path and treated as missing instead."""
     path = record_path(store_dir, run_key(config, device_type))
-    return load_record(path) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return load_record(path)
+    except CorruptRecord as exc:
+        if report is None:
+            raise
+        report(f"skipped a bad record: {exc}")
+        return None
 
 
 def must_retrain(path: Path, force) -> bool:
@@ -123,16 +220,31 @@ def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool |
         "host": platform.node(), "cpu": platform.processor() or platform.machine(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-    write_atomically(path, json.dumps(record))
+    text = json.dumps(record)
+    validate_record(json.loads(text), path)  # never store a record that a later load would refuse
+    write_atomically(path, text)
     return record, False
 
 
-def load_records(store_dir) -> list[dict]:
-    """All records; raises CorruptRecord naming the first bad file (never skips one silently)."""
+def report_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def load_records(store_dir, report=report_to_stderr) -> list[dict]:
+    """All valid records. A bad one is reported by path (one line through ``report``, by default on
+    stderr: the executed notebook shows it) and treated as missing: never used, never a crash."""
     store_dir = Path(store_dir)
     if not store_dir.is_dir():
         return []
-    return [load_record(p) for p in sorted(store_dir.glob("*.json")) if not p.name.startswith(".")]
+    records = []
+    for path in sorted(store_dir.glob("*.json")):
+        if path.name.startswith("."):
+            continue
+        try:
+            records.append(load_record(path))
+        except CorruptRecord as exc:
+            report(f"skipped a bad record: {exc}")
+    return records
 
 
 def ensure_runs(configs, store_dir, device="auto", force=False, log=print) -> list[dict]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import reprlib
 import time
 from dataclasses import dataclass
 
@@ -52,7 +54,8 @@ class RunConfig:
     lr_schedule: str = "constant"
 
     def __post_init__(self):
-        object.__setattr__(self, "augment", tuple(self.augment))
+        if isinstance(self.augment, list):
+            object.__setattr__(self, "augment", tuple(self.augment))
         problems = validate_config(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -73,46 +76,90 @@ def _is_int(x):
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _is_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
+def _is_number(x):  # finite, and not a bool
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def short_repr(value, limit: int = 80) -> str:
+    """repr bounded in depth, length and text: an error message never expands a huge value."""
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _ints(lo, hi):
+    return (lambda v: _is_int(v) and lo <= v <= hi), f"must be an integer in {lo}..{hi}"
+
+
+def _numbers(lo, hi, above=False):
+    def ok(v):
+        return _is_number(v) and (v > lo if above else v >= lo) and v <= hi
+    return ok, f"must be a finite number {'>' if above else '>='} {lo:g} and <= {hi:g}"
+
+
+def _one_of(options):
+    return (lambda v: isinstance(v, str) and v in options), f"must be one of {', '.join(options)}"
+
+
+def _augmentations(v):
+    return isinstance(v, (list, tuple)) and all(isinstance(a, str) and a in AUGMENTATIONS for a in v) \
+        and len(set(v)) == len(v)
+
+
+MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every seed keeps one message
+# The one set of limits for a run configuration: RunConfig, the profiles, the notebooks' parameters and
+# the train command all check values against these rules, with these words. The upper bounds are far
+# beyond any sensible run; they exist so that nothing that passes can crash or hang training.
+FIELD_RULES = {
+    "model": _one_of(MODEL_NAMES),
+    **{flag: ((lambda v: isinstance(v, bool)), "must be true or false")
+       for flag in ("weight_sharing", "aux_loss", "batch_norm", "dropout")},
+    "lr": _numbers(0, 1.0, above=True),
+    "epochs": _ints(1, 10000),
+    "batch_size": _ints(1, 5000),
+    "seed": _ints(0, MAX_SEED),
+    "protocol": _one_of(PROTOCOLS),
+    "nb_pairs": _ints(1, 5000),  # pairs are drawn without repeat from the 10000 MNIST test images
+    "data_seed": _ints(0, MAX_SEED),
+    "aux_weight": _numbers(0, 100.0),
+    "aux_schedule": _one_of(AUX_SCHEDULES),
+    "weight_decay": _numbers(0, 1.0),
+    "l1": _numbers(0, 1.0),
+    "augment": (_augmentations, f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}"),
+    "val_pairs": _ints(0, 4999),
+    "lr_schedule": _one_of(LR_SCHEDULES),
+}
+
+
+def field_rule(name: str) -> str:  # what a field allows, in the words every validator uses
+    return FIELD_RULES[name][1]
+
+
+def field_problem(name: str, value) -> str | None:
+    """'<name> <rule>, got <value>' when ``value`` breaks the field's rule, else None."""
+    ok, rule = FIELD_RULES[name]
+    return None if ok(value) else f"{name} {rule}, got {short_repr(value)}"
+
+
+def smallest_training_mode_batch(config: RunConfig) -> tuple[int, str]:
+    """The smallest mini-batch the model sees in training mode, and of which split (batch norm needs 2)."""
+    splits = [("training", config.nb_pairs - config.val_pairs)]
+    if config.protocol == "original":  # quirk 3: evaluation in training mode, in batches of batch_size
+        splits += [("test", config.nb_pairs), ("validation", config.val_pairs)]
+    return min(((n % config.batch_size) or min(n, config.batch_size), name) for name, n in splits if n > 0)
 
 
 def validate_config(c: RunConfig) -> list[str]:
-    """Plain-language problems with a configuration; empty when it is valid."""
-    p = []
-    if c.model not in MODEL_NAMES:
-        p.append(f"model must be one of {', '.join(MODEL_NAMES)}, got {c.model!r}")
-    for name in ("weight_sharing", "aux_loss", "batch_norm", "dropout"):
-        if not isinstance(getattr(c, name), bool):
-            p.append(f"{name} must be true or false, got {getattr(c, name)!r}")
-    if not _is_number(c.lr) or not c.lr > 0:
-        p.append(f"lr must be a number > 0, got {c.lr!r}")
-    if not _is_int(c.epochs) or c.epochs < 1:
-        p.append(f"epochs must be an integer >= 1, got {c.epochs!r}")
-    if not _is_int(c.batch_size) or c.batch_size < 1:
-        p.append(f"batch_size must be an integer >= 1, got {c.batch_size!r}")
-    if not _is_int(c.seed) or c.seed < 0:
-        p.append(f"seed must be an integer >= 0, got {c.seed!r}")
-    if c.protocol not in PROTOCOLS:
-        p.append(f"protocol must be one of {', '.join(PROTOCOLS)}, got {c.protocol!r}")
-    if not _is_int(c.nb_pairs) or not 1 <= c.nb_pairs <= 5000:
-        p.append(f"nb_pairs must be an integer in 1..5000, got {c.nb_pairs!r}")
-    if not _is_int(c.data_seed) or c.data_seed < 0:
-        p.append(f"data_seed must be an integer >= 0, got {c.data_seed!r}")
-    if not _is_number(c.aux_weight) or c.aux_weight < 0:
-        p.append(f"aux_weight must be a number >= 0, got {c.aux_weight!r}")
-    if c.aux_schedule not in AUX_SCHEDULES:
-        p.append(f"aux_schedule must be one of {', '.join(AUX_SCHEDULES)}, got {c.aux_schedule!r}")
-    for name in ("weight_decay", "l1"):
-        if not _is_number(getattr(c, name)) or getattr(c, name) < 0:
-            p.append(f"{name} must be a number >= 0, got {getattr(c, name)!r}")
-    bad = [a for a in c.augment if a not in AUGMENTATIONS]
-    if bad:
-        p.append(f"augment entries must be among {', '.join(AUGMENTATIONS)}, got {bad}")
-    if c.lr_schedule not in LR_SCHEDULES:
-        p.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {c.lr_schedule!r}")
-    if not _is_int(c.val_pairs) or c.val_pairs < 0 or (_is_int(c.nb_pairs) and c.val_pairs >= c.nb_pairs):
-        p.append(f"val_pairs must be an integer in 0..nb_pairs-1, got {c.val_pairs!r}")
+    """Plain-language problems with a configuration; empty when it is valid (then it trains without crashing)."""
+    p = [problem for name in FIELD_RULES if (problem := field_problem(name, getattr(c, name)))]
+    if p:
+        return p
+    if c.val_pairs >= c.nb_pairs:
+        p.append(f"val_pairs must be below nb_pairs ({c.nb_pairs}), got {c.val_pairs}")
+    elif c.batch_norm:
+        size, split = smallest_training_mode_batch(c)
+        if size < 2:
+            p.append(f"batch_size {c.batch_size} leaves a mini-batch of 1 pair in the {split} split, which batch norm"
+                     f" cannot take in training mode; choose one that leaves at least 2 pairs in every mini-batch")
     return p
 
 

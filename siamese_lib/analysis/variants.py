@@ -15,7 +15,7 @@ from ..data import generate_pair_sets
 from ..experiments.planning import expand
 from ..experiments.profiles import Profile, load_profile
 from ..experiments.variants import BASELINE, VARIANTS
-from ..store import find_record
+from ..store import find_record, report_to_stderr
 from .stats import mean_std_n, welch_p
 
 # The paper's best (Table I): LeNet5_FullyConv, weight sharing + auxiliary loss, 10 seeds.
@@ -40,7 +40,9 @@ def load_beyond_paper(profile="paper", store_dir=None, missing="raise"):
     rows, absent = [], []
     for ex in expand(prof, store_dir, device="cpu", stages=("beyond_paper",)):
         for config in ex.configs():
-            record = find_record(store_dir, config, "cpu") or find_record(store_dir, config, "cuda")
+            # a bad record is reported on stderr and counts as absent (store.load_records does the same)
+            record = find_record(store_dir, config, "cpu", report_to_stderr) or \
+                find_record(store_dir, config, "cuda", report_to_stderr)
             if record is None:
                 absent.append(f"{ex.name} seed {config.seed}")
                 continue

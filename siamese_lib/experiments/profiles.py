@@ -6,17 +6,16 @@ validated profile into runs and notebook executions.
 from __future__ import annotations
 
 import difflib
-import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ..common import PARAMS_DIR
-from ..models import MODEL_NAMES
-from ..training import PROTOCOLS
-from .variants import VARIANTS
+from ..training import FIELD_RULES, RunConfig, short_repr
+from .variants import VARIANTS, applies_to, variant_configs
 
 TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper")
 STAGES = TRAINING_STAGES + ("figures", "report")
@@ -29,6 +28,12 @@ class ProfileError(ValueError):
 
 
 # --- validation ----------------------------------------------------------------
+# Limits on what a profile may hold, so that loading and validating take time linear in its text.
+MAX_PROFILE_BYTES = 100_000
+MAX_LIST_ITEMS = 1000
+MAX_ALIASES = 100
+MAX_DEPTH = 20
+
 
 def _kind(value):
     return type(value).__name__
@@ -36,50 +41,37 @@ def _kind(value):
 
 def _check(cond, where, key, allowed, value):
     if not cond:
-        raise ProfileError(f"{where}: key '{key}': {allowed}, got {value!r} ({_kind(value)})")
+        raise ProfileError(f"{where}: key '{key}': {allowed}, got {short_repr(value)} ({_kind(value)})")
 
 
-def _int(value, where, key, lo=None, hi=None):
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    ok = ok and (lo is None or value >= lo) and (hi is None or value <= hi)
-    rng = f" in {lo}..{hi}" if hi is not None else (f" >= {lo}" if lo is not None else "")
-    _check(ok, where, key, f"must be an integer{rng}", value)
-    return value
+def _field(name):
+    """A checker for values of the run-configuration field ``name``: the limits and words of
+    training.FIELD_RULES, the one validation that RunConfig and the train command use too."""
+    ok, rule = FIELD_RULES[name]
 
-
-def _number(value, where, key, positive=True):
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > 0 if positive else value >= 0)
-    _check(ok, where, key, "must be a finite number > 0" if positive else "must be a finite number >= 0", value)
-    return float(value)
+    def check(value, where, key):
+        _check(ok(value), where, key, rule, value)
+        return float(value) if name == "lr" else value
+    return check
 
 
 def _list(value, where, key, item, unique=True):
     _check(isinstance(value, list) and len(value) > 0, where, key, "must be a non-empty list", value)
+    _check(len(value) <= MAX_LIST_ITEMS, where, key, f"must hold at most {MAX_LIST_ITEMS} entries",
+           f"a list of {len(value)}")
     out = [item(v, where, f"{key}[{i}]") for i, v in enumerate(value)]
-    if unique:
-        dupes = sorted({repr(v) for v in out if out.count(v) > 1})
-        _check(not dupes, where, key, f"must not repeat values (repeated: {', '.join(dupes)})", value)
+    if unique:  # one pass over a Counter: linear, however long the list
+        dupes = sorted(repr(v) for v, n in Counter(out).items() if n > 1)
+        _check(not dupes, where, key, f"must not repeat values (repeated: {', '.join(dupes[:10])})", value)
     return out
 
 
 def _choice(options):
     def check(value, where, key):
-        _check(value in options, where, key, f"must be one of {', '.join(map(str, options))}", value)
+        _check(isinstance(value, str) and value in options, where, key,
+               f"must be one of {', '.join(map(str, options))}", value)
         return value
     return check
-
-
-def _bool(value, where, key):
-    _check(isinstance(value, bool), where, key, "must be true or false", value)
-    return value
-
-
-MAX_SEED = 2**32 - 1  # torch and numpy both accept it; larger values fail only once training starts
-
-
-def _seed(value, where, key):
-    return _int(value, where, key, lo=0, hi=MAX_SEED)
 
 
 def _unknown_keys(mapping, allowed, where, prefix):
@@ -96,33 +88,33 @@ def _mapping(value, where, key):
 
 
 STAGE_SCHEMAS = {
-    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
-                  "lrs": lambda v, w, k: _list(v, w, k, _number),
-                  "seeds": lambda v, w, k: _list(v, w, k, _seed),
-                  "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
-               "weight_sharing": lambda v, w, k: _list(v, w, k, _bool),
-               "aux_loss": lambda v, w, k: _list(v, w, k, _bool),
-               "seeds": lambda v, w, k: _list(v, w, k, _seed),
-               "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "table2": {"weight_sharing": lambda v, w, k: _list(v, w, k, _bool),
-               "batch_norm": lambda v, w, k: _list(v, w, k, _bool),
-               "dropout": lambda v, w, k: _list(v, w, k, _bool),
-               "seeds": lambda v, w, k: _list(v, w, k, _seed),
-               "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
+                  "lrs": lambda v, w, k: _list(v, w, k, _field("lr")),
+                  "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+                  "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
+    "table1": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
+               "weight_sharing": lambda v, w, k: _list(v, w, k, _field("weight_sharing")),
+               "aux_loss": lambda v, w, k: _list(v, w, k, _field("aux_loss")),
+               "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+               "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
+    "table2": {"weight_sharing": lambda v, w, k: _list(v, w, k, _field("weight_sharing")),
+               "batch_norm": lambda v, w, k: _list(v, w, k, _field("batch_norm")),
+               "dropout": lambda v, w, k: _list(v, w, k, _field("dropout")),
+               "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+               "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
+    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
                    "variants": lambda v, w, k: _list(v, w, k, _variant_name),
-                   "seeds": lambda v, w, k: _list(v, w, k, _seed),
-                   "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+                   "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+                   "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
 }
 REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "beyond_paper" and k == "variants"))
                        for s, schema in STAGE_SCHEMAS.items()}
 TOP_LEVEL = {
     "description": lambda v, w, k: (_check(isinstance(v, str), w, k, "must be a string", v), v)[1],
-    "nb_pairs": lambda v, w, k: _int(v, w, k, 1, 5000),
-    "data_seed": lambda v, w, k: _int(v, w, k, 0, MAX_SEED),
-    "batch_size": lambda v, w, k: _int(v, w, k, 1, 5000),
-    "protocols": lambda v, w, k: _list(v, w, k, _choice(PROTOCOLS)),
+    "nb_pairs": _field("nb_pairs"),
+    "data_seed": _field("data_seed"),
+    "batch_size": _field("batch_size"),
+    "protocols": lambda v, w, k: _list(v, w, k, _field("protocol")),
     "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
     "stages": _mapping,
 }
@@ -151,26 +143,99 @@ def profile_path(name_or_path: str) -> Path:
     return PARAMS_DIR / f"{name_or_path}.yaml"
 
 
-def _duplicate_key(text: str):
-    """The first mapping key given twice, as (dotted key, line), or None: yaml.safe_load keeps the last silently."""
-    def walk(node, prefix):
+def _compose(text: str, where: str):
+    """The YAML node tree, refused past the stated limits before anything is composed or constructed."""
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):  # a stream of events: linear in the text
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise ProfileError(f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out")
+        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = event.start_mark.line + 1
+                raise ProfileError(f"{where}: nested more than {MAX_DEPTH} levels deep (line {line})")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(root, where: str) -> None:
+    """Refuse a mapping key given twice (yaml.safe_load keeps the last silently) and merge keys ('<<',
+    which copy mappings and can grow a small file exponentially). Each node is visited once, however
+    many aliases share it, so the walk is linear in the text."""
+    seen_nodes, stack = set(), [(root, "")]
+    while stack:
+        node, prefix = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            seen = set()
+            keys = set()
             for k, v in node.value:
+                if k.tag == "tag:yaml.org,2002:merge":
+                    raise ProfileError(f"{where}: merge keys ('<<', line {k.start_mark.line + 1}) are not "
+                                       f"supported; write the keys out")
                 name = f"{prefix}{k.value}" if isinstance(k, yaml.ScalarNode) else prefix + "?"
-                if name in seen:
-                    return name, k.start_mark.line + 1
-                seen.add(name)
-                found = walk(v, name + ".")
-                if found:
-                    return found
+                if name in keys:
+                    raise ProfileError(f"{where}: key '{name}' is given twice (line {k.start_mark.line + 1}); "
+                                       f"give it once")
+                keys.add(name)
+                stack.append((v, name + "."))
         elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                found = walk(v, f"{prefix.rstrip('.')}[{i}].")
-                if found:
-                    return found
-        return None
-    return walk(yaml.compose(text, Loader=yaml.SafeLoader), "")  # nodes only: nothing is constructed
+            stack.extend((v, f"{prefix.rstrip('.')}[{i}].") for i, v in enumerate(node.value))
+
+
+def _read_yaml(path: Path, where: str):
+    try:
+        size = path.stat().st_size
+        if size > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{where}: {size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
+        text = path.read_text()
+        loader, node = _compose(text, where)
+        if node is None:
+            return None
+        _check_nodes(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{where}: cannot read: {exc}") from None
+
+
+def _check_runs(settings: dict, stages: dict, where: str) -> None:
+    """Every kind of run the profile implies must be a valid RunConfig (cross-field rules, such as batch
+    norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
+    base = dict(nb_pairs=settings["nb_pairs"], data_seed=settings["data_seed"], batch_size=settings["batch_size"])
+    for stage, g in stages.items():
+        seed, epochs = g.get("seeds", [1])[0], g.get("epochs")
+        runs = []
+        if stage == "lr_search":
+            runs = [dict(model=m, lr=lr) for m in g["models"] for lr in g["lrs"]]
+        elif stage == "table1":
+            runs = [dict(model=m, weight_sharing=ws, aux_loss=aux, protocol=p) for p in settings["protocols"]
+                    for m in g["models"] for ws in g["weight_sharing"] for aux in g["aux_loss"]]
+        elif stage == "table2":
+            runs = [dict(model="LeNet5", weight_sharing=ws, batch_norm=bn, dropout=dr, protocol=p)
+                    for p in settings["protocols"] for ws in g["weight_sharing"] for bn in g["batch_norm"]
+                    for dr in g["dropout"]]
+        try:
+            for fields in runs:
+                RunConfig(**{"lr": PAPER_LRS[fields["model"]], **base, **fields, "seed": seed, "epochs": epochs})
+            if stage == "beyond_paper":
+                for m in g["models"]:
+                    for v in g.get("variants", VARIANTS):
+                        if applies_to(v, m):
+                            variant_configs(v, m, PAPER_LRS[m], [seed], epochs=epochs, **base)
+        except ValueError as exc:
+            raise ProfileError(f"{where}: stages.{stage}: {exc}") from None
 
 
 def available_profiles() -> list[str]:
@@ -182,18 +247,7 @@ def load_profile(name_or_path: str) -> Profile:
     where = str(path)
     if not path.is_file():
         raise ProfileError(f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}")
-    try:
-        text = path.read_text()
-        raw = yaml.safe_load(text)
-        duplicate = _duplicate_key(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{where}: cannot read: {exc}") from None
-    if duplicate:
-        raise ProfileError(f"{where}: key '{duplicate[0]}' is given twice (line {duplicate[1]}); give it once")
+    raw = _read_yaml(path, where)
     if raw is None:
         raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
     if not isinstance(raw, dict):
@@ -221,6 +275,7 @@ def load_profile(name_or_path: str) -> Profile:
         stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
     if not any(s in stages for s in TRAINING_STAGES):
         raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
+    _check_runs(settings, stages, where)
     name = path.stem
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith("."):
         # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders

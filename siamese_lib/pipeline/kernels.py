@@ -1,6 +1,7 @@
 """One notebook execution: a Jupyter kernel of its own, papermill in a thread of the runner."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -88,6 +89,7 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
 
     result = {"status": "failed", "error": None}
     km = None
+    partial = job.output.with_name(f".tmp-{job.output.name}")  # papermill saves as it goes; renamed when whole
     # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     with open(log_path, "ab") as log:
@@ -100,7 +102,7 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
             job.kernel_start_seconds, job.attempts = result["kernel_start_seconds"], result["attempts"]
             if job.cancel.is_set():
                 raise KeyboardInterrupt
-            pm.execute_notebook(str(notebook), str(job.output), parameters=job.parameters, kernel_name=kernel,
+            pm.execute_notebook(str(notebook), str(partial), parameters=job.parameters, kernel_name=kernel,
                                 km=km, progress_bar=False, log_output=False, start_timeout=120)
             result["status"] = "ok"
         except pm.PapermillExecutionError as exc:
@@ -116,4 +118,21 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
         finally:
             if km is not None:
                 stop_kernel(km)
+            publish(partial, job.output)
             job.result = result
+
+
+def publish(partial: Path, output: Path) -> None:
+    """Rename papermill's last save into place if it is a whole notebook; a truncated one (disk full)
+    is removed, so ``output`` is always a complete notebook or the previous one."""
+    try:
+        with open(partial, "rb") as f:
+            json.load(f)
+        os.replace(partial, output)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        try:
+            partial.unlink()
+        except OSError:
+            pass

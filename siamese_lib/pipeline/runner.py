@@ -38,6 +38,7 @@ from pathlib import Path
 import filelock
 
 from ..common import NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import check_run_places  # issue 15
 from ..experiments.planning import expand, run_cost
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..presentation.render import render_report
@@ -493,6 +494,8 @@ def main(args) -> int:
     except ProfileError as exc:
         raise UsageError(str(exc)) from None
     wanted = parse_only(args.only, UsageError)
+    # issue 15: the folders this run writes are usable (else one line, exit 2), checked before anything runs
+    check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)
     try:
         device = resolve_device(args.device).type
     except ValueError as exc:

@@ -13,7 +13,7 @@ import pytest
 
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.common import write_atomically
-from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key
+from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
 from siamese_lib.training import RunConfig
 from siamese_lib.analysis import claims as claims_mod
 from siamese_lib.analysis import stats
@@ -30,13 +30,12 @@ def put_record(store: Path, config: RunConfig, test_error: float, curve=None, tr
                device="cpu", created="2025-01-01T00:00:00+00:00") -> dict:
     """A valid record written atomically where the store would write it (load_records validates it)."""
     key = run_key(config, device)
-    metrics = {"test_error": float(test_error), "train_error": 0.0, "test_digit1_error": 0.0,
-               "test_digit2_error": 0.0, "test_derived_error": 0.0, "test_digit_prob_error": 0.0,
-               "test_head_vs_digits_disagreement": 0.0, "train_seconds": train_seconds,
-               "wall_seconds": train_seconds}
+    metrics = {f"{split}_{m}": 0.0 for split in ("train", "test") for m in ERROR_METRICS}  # every field
+    metrics.update(test_error=float(test_error), train_seconds=train_seconds, wall_seconds=train_seconds)
     record = {"schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), "device": device,
               "metrics": metrics, "curves": {"train_loss": list(curve or [1.0] * config.trained_epochs)},
-              "outputs": {}, "torch_version": "test", "code_version": "synthetic", "created": created,
+              "outputs": {k: [0.5 if k.endswith("prob") else 0] * config.nb_pairs for k in OUTPUTS},
+              "torch_version": "test", "code_version": "synthetic", "created": created,
               "epochs_trained": config.trained_epochs, "threads": 1, "host": "test", "cpu": "test",
               "python": "3.11"}
     write_atomically(record_path(store, key), json.dumps(record))

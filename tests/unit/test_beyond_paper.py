@@ -323,7 +323,7 @@ def test_notebook_parameters_match_the_runner(tmp_path):
     from siamese_lib.experiments.profiles import load_profile
     nb = nbformat.read(NOTEBOOKS_DIR / "beyond_paper.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    names = {t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign) for t in node.targets}
+    names = {node.target.id for node in ast.parse(cell.source).body if isinstance(node, ast.AnnAssign)}  # typed
     (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
                          stages=("beyond_paper",))
     assert names == set(first.parameters) | {"threads", "force"}

@@ -25,6 +25,13 @@ def isolated(tmp_path, monkeypatch):
     return pkl, cache
 
 
+@pytest.fixture
+def past_file_check(monkeypatch):
+    """Crafted copies that the shipped file's size and sha256 would refuse at once (see test_robustness_reads):
+    with that first check out of the way, the deeper defences (unpickler, layout, array digest) are tested."""
+    monkeypatch.setattr(data, "check_shipped_file", lambda path: None)
+
+
 def _no_cache(cache):
     assert not cache.exists() or files_under(cache) == [], files_under(cache)
 
@@ -66,7 +73,7 @@ def _write_pkl(path, obj):
         pickle.dump(obj, f, protocol=4)
 
 
-def test_offline_copy_with_the_wrong_layout(isolated):
+def test_offline_copy_with_the_wrong_layout(isolated, past_file_check):
     pkl, cache = isolated
     _write_pkl(pkl, {"train": np.zeros(3)})
     _refused("does not hold", cache)
@@ -75,7 +82,7 @@ def test_offline_copy_with_the_wrong_layout(isolated):
     _refused("should be", cache)
 
 
-def test_offline_copy_altered_checksum_mismatch(isolated, mnist):
+def test_offline_copy_altered_checksum_mismatch(isolated, mnist, past_file_check):
     # right shapes and label counts, altered pixels: only the pinned digest can tell
     # (the loader takes any numeric array; uint8 zeros keep the crafted file small and quick to write)
     pkl, cache = isolated
@@ -121,7 +128,7 @@ class EvalPayload:
 
 @pytest.mark.parametrize("payload", [Payload, EvalPayload])
 @pytest.mark.parametrize("position", ["alone", "after valid arrays"])
-def test_code_executing_pickle_is_refused_without_running(payload, position, isolated, tmp_path):
+def test_code_executing_pickle_is_refused_without_running(payload, position, isolated, tmp_path, past_file_check):
     pkl, cache = isolated
     marker = tmp_path / "pwned"
     evil = payload(marker)

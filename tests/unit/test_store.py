@@ -107,9 +107,11 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     legacy = config.to_dict()
     del legacy["lr_schedule"]
     key = run_key(config, "cpu")
-    record = {"schema_version": store.SCHEMA_VERSION, "key": key, "config": legacy, "metrics": {"test_error": 7.0},
-              "curves": {"train_loss": []}, "outputs": {}, "device": "cpu", "torch_version": "x", "code_version": "x",
-              "created": "2026-11-26T00:00:00+00:00"}
+    metrics = {f"{split}_{m}": 7.0 for split in ("train", "test") for m in store.ERROR_METRICS}
+    record = {"schema_version": store.SCHEMA_VERSION, "key": key, "config": legacy,
+              "metrics": {**metrics, "train_seconds": 1.0, "wall_seconds": 1.0},
+              "curves": {"train_loss": [1.0, 0.5]}, "outputs": {k: [0] * 20 for k in store.OUTPUTS}, "device": "cpu",
+              "torch_version": "x", "code_version": "x", "created": "2026-11-26T00:00:00+00:00"}
     record_path(tmp_path, key).write_text(json.dumps(record))
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
