@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from .common import write_atomically
+from .machine import fingerprint, fingerprint_problems
 from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, train_run
 
 SCHEMA_VERSION = 1
@@ -31,8 +32,8 @@ class CorruptRecord(Exception):
 def run_key(config: RunConfig, device_type: str) -> str:
     """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
     d = config.to_dict()
-    for name in KEY_OMITS_AT_DEFAULT:
-        if d[name] == getattr(RunConfig, name):
+    for name, value in KEY_OMITS_AT_DEFAULT.items():
+        if d[name] == value:
             del d[name]
     payload = json.dumps({"config": d, "device": device_type}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -72,12 +73,15 @@ def validate_record(record, path: Path) -> dict:
         raise CorruptRecord(f"{path}: key does not match its configuration")
     if not isinstance(record["metrics"], dict) or "test_error" not in record["metrics"]:
         raise CorruptRecord(f"{path}: metrics lack test_error")
+    if "machine" in record and fingerprint_problems(record["machine"]):  # records before fingerprints have none
+        raise CorruptRecord(f"{path}: {'; '.join(fingerprint_problems(record['machine']))}")
     record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 
 def config_from_dict(d: dict) -> RunConfig:
-    return RunConfig(**{**d, "augment": tuple(d.get("augment", ()))})
+    """A stored configuration; one stored before a field existed ran with that field's old value."""
+    return RunConfig(**{**KEY_OMITS_AT_DEFAULT, **d, "augment": tuple(d.get("augment", ()))})
 
 
 CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"
@@ -120,7 +124,7 @@ def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool |
         "schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), **body,
         "torch_version": torch.__version__, "code_version": code_version(),
         "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     write_atomically(path, json.dumps(record))

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import generate_pair_sets, normalize
+from .machine import enforce_numerics
 from .models import MODEL_NAMES, build_model
 
 PROTOCOLS = ("corrected", "original")
@@ -22,9 +23,10 @@ ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function 
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
-# Fields added after records were first stored: left out of the run key while at their default,
-# so every earlier record keeps its key (store.run_key).
-KEY_OMITS_AT_DEFAULT = ("lr_schedule",)
+BRANCH_CALLS = (1, 2)
+# Fields added after records were first stored: left out of the run key while at the value every
+# earlier record ran with, so every earlier record keeps its key (store.run_key).
+KEY_OMITS_AT_DEFAULT = {"lr_schedule": "constant", "branch_calls": 1}
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,16 @@ class RunConfig:
     augment: tuple = ()
     val_pairs: int = 0
     lr_schedule: str = "constant"
+    # With weight sharing: 1 = both images through the branch in one call (batch norm pools their
+    # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
+    # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
+    branch_calls: int | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "augment", tuple(self.augment))
+        if self.branch_calls is None:
+            authors = self.protocol == "original" and self.weight_sharing is True
+            object.__setattr__(self, "branch_calls", 2 if authors else 1)
         problems = validate_config(self)
         if problems:
             raise ValueError("; ".join(problems))
@@ -111,6 +120,8 @@ def validate_config(c: RunConfig) -> list[str]:
         p.append(f"augment entries must be among {', '.join(AUGMENTATIONS)}, got {bad}")
     if c.lr_schedule not in LR_SCHEDULES:
         p.append(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {c.lr_schedule!r}")
+    if c.branch_calls not in BRANCH_CALLS or (c.branch_calls == 2 and c.weight_sharing is False):
+        p.append(f"branch_calls must be 1 or 2 (2 only with weight sharing), got {c.branch_calls!r}")
     if not _is_int(c.val_pairs) or c.val_pairs < 0 or (_is_int(c.nb_pairs) and c.val_pairs >= c.nb_pairs):
         p.append(f"val_pairs must be an integer in 0..nb_pairs-1, got {c.val_pairs!r}")
     return p
@@ -319,10 +330,12 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
 def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     """Train one configuration; return metrics, per-epoch curves and test outputs (a store record body)."""
     dev = resolve_device(device)
+    enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     train, val, test = prepare_data(config, dev)
-    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout).to(dev)
+    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
+                        branch_calls=config.branch_calls).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
