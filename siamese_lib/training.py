@@ -20,6 +20,23 @@ from .models import MODEL_NAMES, build_model
 
 PROTOCOLS = ("corrected", "original")
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """What each protocol does where the authors' code departs from the paper (the quirks); the code below
+    reads these, and the report's table of departures is generated from them."""
+    no_aux_epochs: int | None      # quirk 1: epochs without the auxiliary loss (None: as configured)
+    normalize_test: bool           # quirk 2: the test input normalised with the training statistics
+    eval_mode: bool                # quirk 3: model.eval() at test time (batch norm running statistics, no dropout)
+    shared_branch_calls: int       # quirk 6: branch calls per step with weight sharing (RunConfig.branch_calls)
+
+
+PROTOCOL_SETTINGS = {
+    "corrected": ProtocolSettings(no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1),
+    "original": ProtocolSettings(no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, normalize_test=False, eval_mode=False,
+                                 shared_branch_calls=2),
+}
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
@@ -60,16 +77,17 @@ class RunConfig:
     def __post_init__(self):
         object.__setattr__(self, "augment", tuple(self.augment))
         if self.branch_calls is None:
-            authors = self.protocol == "original" and self.weight_sharing is True
-            object.__setattr__(self, "branch_calls", 2 if authors else 1)
+            shared = self.weight_sharing is True and self.protocol in PROTOCOL_SETTINGS
+            object.__setattr__(self, "branch_calls", PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if shared else 1)
         problems = validate_config(self)
         if problems:
             raise ValueError("; ".join(problems))
 
     @property
     def trained_epochs(self) -> int:
-        if self.protocol == "original" and not self.aux_loss:
-            return min(self.epochs, ORIGINAL_NO_AUX_EPOCHS)
+        cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
+        if cap is not None and not self.aux_loss:
+            return min(self.epochs, cap)
         return self.epochs
 
     def to_dict(self) -> dict:
@@ -164,7 +182,7 @@ def prepare_data(config: RunConfig, device: torch.device):
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
     if config.val_pairs:
         return _prepare_with_validation(config, device, tr_in, tr_t, tr_c, te_in, te_t, te_c)
-    if config.protocol == "original":
+    if not PROTOCOL_SETTINGS[config.protocol].normalize_test:
         tr_in = normalize(tr_in)[0]  # quirk 2: the test input stays un-normalised
     else:
         tr_in, te_in = normalize(tr_in, te_in)
@@ -185,7 +203,7 @@ def _prepare_with_validation(config: RunConfig, device, tr_in, tr_t, tr_c, te_in
     fit = tr_in[perm[k:]]
     mean, std = fit.mean(), fit.std()
     tr_in = (tr_in - mean) / std
-    if config.protocol != "original":  # quirk 2: the test input stays un-normalised
+    if PROTOCOL_SETTINGS[config.protocol].normalize_test:  # quirk 2: else the test input stays un-normalised
         te_in = (te_in - mean) / std
     val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]])
     train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]])
@@ -262,7 +280,7 @@ def comparison_from_digits(d1, d2):
 
 def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
     """Outputs on a split: comparison prob (head), P(d1<=d2) from the digits, digit predictions."""
-    original = config.protocol == "original"
+    original = not PROTOCOL_SETTINGS[config.protocol].eval_mode
     # quirk 3: the authors never called model.eval(): batch norm on each test batch of 100, dropout on
     model.train(original)
     bs = config.batch_size if original else batch_size
