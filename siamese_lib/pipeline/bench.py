@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..common import ROOT, UsageError, write_json_atomically
 from .. import machine
+from ..common import ROOT, UsageError, write_json_atomically
 from ..data import generate_pair_sets
 from ..experiments.profiles import PAPER_LRS, TRAINING_STAGES, ProfileError, load_profile
 from ..models import MODEL_NAMES, build_model

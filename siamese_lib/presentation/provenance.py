@@ -106,8 +106,8 @@ def machines_html(records) -> str:
     counts = Counter(machine.describe(r.get("machine")) for r in records)
     rows = [[esc(m), str(n)] for m, n in counts.most_common()]
     note = ("<p class='note'>Per-seed numbers depend on the machine (CPU vector width, oneDNN and MKL code paths) "
-            "unless the numerics are portable; means agree within their spread. <code>python -m siamese_lib verify"
-            "</code> retrains a sample here and says whether it agrees.</p>")
+            "unless the numerics are portable (docs/reproducibility.md). <code>python -m siamese_lib verify</code> "
+            "retrains a sample on the reader's machine and tests whether runs and cell means agree.</p>")
     return html_table(["Machine and numerics", "Runs"], rows, caption="The machines that produced this record",
                       cls="plain") + note
 
