@@ -35,9 +35,3 @@ def test_verify_reproduces_a_record_made_here_and_names_a_tampered_run(tmp_path,
     result = json.loads((tmp_path / "runs" / "smoke" / "verify" / "verify.json").read_text())
     assert not result["ok"] and all(r["must_be_identical"] for r in result["runs"])
     assert [r["identical"] for r in result["runs"] if r["key"] != frame.loc[0, "key"]] == [True] * 3
-
-
-def test_verify_usage_errors(tmp_path):
-    none = run_cli("verify", "--profile", "smoke", env={"SIAMESE_LIB_REPORT_DIR": str(tmp_path)})
-    assert none.returncode == 2 and "no committed record" in none.stderr
-    assert run_cli("verify", "--minutes", "0").returncode == 2

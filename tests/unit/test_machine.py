@@ -106,3 +106,12 @@ def test_a_profile_names_its_numerics(tmp_path):
     bad.write_text("numerics: fast\nstages:\n  figures:\n")
     with pytest.raises(ProfileError, match="numerics"):
         load_profile(str(bad))
+
+
+def test_verify_usage_errors(tmp_path, monkeypatch, capsys):
+    from siamese_lib import cli
+    monkeypatch.setenv("SIAMESE_LIB_REPORT_DIR", str(tmp_path))
+    monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path))
+    assert cli.main(["verify", "--profile", "smoke"]) == 2
+    assert "no committed record" in capsys.readouterr().err
+    assert cli.main(["verify", "--minutes", "0"]) == 2
