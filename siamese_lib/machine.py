@@ -15,6 +15,7 @@ does not cover GPUs, other torch or MKL versions, or another thread count.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import subprocess
@@ -57,9 +58,10 @@ def cpu_model() -> str:
     return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
 def library_versions() -> dict:
     """MKL's and oneDNN's versions as torch reports its build ('unknown' when not found)."""
-    out = {"mkl": "unknown", "onednn": "unknown"}
+    out = {"mkl": "unknown", "onednn": "unknown"}  # (cached: the build does not change within a process)
     for line in torch.__config__.show().splitlines():
         if "Math Kernel Library Version" in line:
             out["mkl"] = line.split("Version", 1)[1].split("for")[0].strip()
