@@ -7,7 +7,7 @@ JOBS ?=
 KERNEL := siamese-lib
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup report test test-fast lint bench gpu-check clean-runs
+.PHONY: setup report test test-fast lint bench verify gpu-check clean-runs
 
 setup: $(STAMP)
 
@@ -39,6 +39,12 @@ lint: setup
 
 bench: setup
 	$(BIN)/python -m siamese_lib bench
+
+# Retrain a stratified sample of the committed record (report/$(PROFILE)/runs.csv) here, within MINUTES
+# (default 10, 2 processes); exit 1 naming the runs and cells that disagree. FULL=1: every run.
+MINUTES ?= 10
+verify: setup
+	$(BIN)/python -m siamese_lib verify --profile $(PROFILE) --minutes $(MINUTES) $(if $(FULL),--full)
 
 # On a GPU machine, under 8 minutes: the step table on the GPU, then the quick profile end to end on it,
 # both in bench/gpu-check.json (the table is written before the profile starts). Fails clearly without a GPU.

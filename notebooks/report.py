@@ -36,7 +36,7 @@ from siamese_lib.common import ROOT
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.presentation import figures, html, sections
+from siamese_lib.presentation import figures, html, provenance, sections
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -134,6 +134,7 @@ display(HTML(sections.parameters_html()))
 
 # %%
 display(HTML(sections.protocol_html(prof, records, timings)))
+display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))  # every departure, from the code's settings
 
 # %% [markdown]
 # ## IV. Results
@@ -321,6 +322,7 @@ if have_ext:  # the heading is emitted with its figure, so the two never part ac
 
 # %%
 display(HTML("<h3>A. Environment</h3>" + sections.environment_html(records)))
+display(HTML(provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
 
 # %%
 display(HTML("<h3>B. Wall time</h3>" + sections.timings_html(timings)))

@@ -1,4 +1,4 @@
-"""Command line: ``python -m siamese_lib {train,run,bench}``: parses, calls one layer, maps errors to exits.
+"""Command line: ``python -m siamese_lib {train,run,bench,verify}``: parses, calls one layer, maps errors to exits.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -16,7 +16,7 @@ from .common import UsageError, absolute_path_variables
 from .data import DataError, load_mnist
 from .experiments.profiles import PAPER_LRS, STAGES
 from .models import MODEL_NAMES
-from .pipeline import bench, bench_study, runner
+from .pipeline import bench, bench_study, runner, verify
 from .training import PROTOCOLS, RunConfig, field_problem, field_rule, resolve_device, train_run
 
 MAX_THREADS = 1024
@@ -45,6 +45,16 @@ def positive_int(text):
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
     return value
 
 
@@ -121,6 +131,11 @@ def build_parser() -> Parser:
     b.add_argument("--study", nargs="*", choices=bench_study.PARTS, default=None, metavar="PART",
                    help=f"instead: the ablations of docs/performance.md ({', '.join(bench_study.PARTS)}; none: all)")
     b.add_argument("--rounds", type=positive_int, default=4, help="--study: timed rounds per block")
+    v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
+    v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
+    v.add_argument("--minutes", type=positive_float, default=verify.DEFAULT_MINUTES, help="time budget (default 10)")
+    v.add_argument("--full", action="store_true", help="every committed run, no time budget")
+    v.add_argument("--jobs", type=positive_int, default=None, help="processes at once (default 2)")
     return parser
 
 
@@ -165,6 +180,8 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "run":
             return runner.main(args)
+        if args.command == "verify":
+            return verify.main(args)
         if args.command == "bench":
             if args.study is not None:
                 return bench_study.main(args)

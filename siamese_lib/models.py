@@ -96,9 +96,11 @@ ARCHITECTURES = {
 class Siamese(nn.Module):
     """Two branches (one module when weights are shared) and a comparison head."""
 
-    def __init__(self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False):
+    def __init__(self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False,
+                 branch_calls=1):
         super().__init__()
         self.weight_sharing = weight_sharing
+        self.branch_calls = branch_calls
         self.branch1 = make_branch(batch_norm=batch_norm, dropout=dropout)
         self.branch2 = self.branch1 if weight_sharing else make_branch(batch_norm=batch_norm, dropout=dropout)
         self.head = make_head(batch_norm=batch_norm, dropout=dropout)
@@ -106,9 +108,9 @@ class Siamese(nn.Module):
     def forward(self, x):
         """x: [N, 2, 14, 14] -> (digit_logits_1 [N,10], digit_logits_2 [N,10], comparison_logits [N,2])."""
         x1, x2 = x[:, 0:1], x[:, 1:2]
-        if self.weight_sharing:
+        if self.weight_sharing and self.branch_calls == 1:
             # one pass over both images: half the kernel launches; batch norm then sees
-            # both images' statistics together, as a shared branch should
+            # both images' statistics together (the authors' code made two calls: quirk 6)
             d = self.branch1(torch.cat((x1, x2), 0))
             d1, d2 = d[: x.shape[0]], d[x.shape[0]:]
         else:
@@ -116,11 +118,17 @@ class Siamese(nn.Module):
         return d1, d2, self.head(torch.cat((d1, d2), 1))
 
 
-def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True, dropout: bool = False) -> Siamese:
+def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True, dropout: bool = False,
+                branch_calls: int = 1) -> Siamese:
+    """``branch_calls`` (weight sharing only): 1 = both images in one call of the branch, 2 = one call per
+    image, each with its own batch-norm statistics (the authors' forward)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+    if branch_calls not in (1, 2):
+        raise ValueError(f"branch_calls must be 1 or 2, got {branch_calls!r}")
     make_branch, make_head = ARCHITECTURES[name]
-    return Siamese(make_branch, make_head, weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout)
+    return Siamese(make_branch, make_head, weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout,
+                   branch_calls=branch_calls)
 
 
 def count_parameters(model: nn.Module) -> int:

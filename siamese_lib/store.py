@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from .common import OneLineError, write_atomically
+from .machine import fingerprint, fingerprint_problems
 from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, short_repr, train_run
 
 SCHEMA_VERSION = 1
@@ -33,8 +34,8 @@ class CorruptRecord(OneLineError):
 def run_key(config: RunConfig, device_type: str) -> str:
     """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
     d = config.to_dict()
-    for name in KEY_OMITS_AT_DEFAULT:
-        if d[name] == getattr(RunConfig, name):
+    for name, value in KEY_OMITS_AT_DEFAULT.items():
+        if d[name] == value:
             del d[name]
     payload = json.dumps({"config": d, "device": device_type}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
@@ -77,11 +78,12 @@ def _iso_time(x) -> bool:
         return False
 
 
-# Fields beside the required ones: name -> check. ``fingerprint`` (issue 13) describes the machine.
+# Fields beside the required ones: name -> check. ``machine``: the fingerprint of the machine that trained the
+# run (machine.fingerprint; records stored before it existed have none).
 OPTIONAL_FIELDS = {"python": _text, "host": lambda x: isinstance(x, str) and len(x) <= 200, "cpu": _text,
                    "threads": lambda x: isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096,
                    "epochs_trained": lambda x: isinstance(x, int) and not isinstance(x, bool),
-                   "fingerprint": lambda x: isinstance(x, dict)}
+                   "machine": lambda x: isinstance(x, dict)}  # and its keys: fingerprint_problems
 ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
                  "head_vs_digits_disagreement")
 OUTPUTS = {"head_prob": lambda x: _finite(x) and 0 <= x <= 1, "digit_prob": lambda x: _finite(x) and 0 <= x <= 1,
@@ -152,13 +154,16 @@ def validate_record(record, path: Path) -> dict:
     problem = _record_problem(record, path, config)
     if problem:
         raise CorruptRecord(f"{path}: {problem}")
+    if "machine" in record and fingerprint_problems(record["machine"]):  # records before fingerprints have none
+        raise CorruptRecord(f"{path}: {'; '.join(fingerprint_problems(record['machine']))}")
     record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 
 def config_from_dict(d: dict) -> RunConfig:
+    """A stored configuration; one stored before a field existed ran with that field's old value."""
     augment = d.get("augment", [])
-    return RunConfig(**{**d, "augment": tuple(augment) if isinstance(augment, list) else augment})
+    return RunConfig(**{**KEY_OMITS_AT_DEFAULT, **d, "augment": tuple(augment) if isinstance(augment, list) else augment})
 
 
 CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"
@@ -217,7 +222,7 @@ def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool |
         "schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), **body,
         "torch_version": torch.__version__, "code_version": code_version(),
         "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     text = json.dumps(record)

@@ -17,16 +17,35 @@ import torch
 import torch.nn.functional as F
 
 from .data import generate_pair_sets, normalize
+from .machine import enforce_numerics
 from .models import MODEL_NAMES, build_model
 
 PROTOCOLS = ("corrected", "original")
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """What each protocol does where the authors' code departs from the paper (the quirks); the code below
+    reads these, and the report's table of departures is generated from them."""
+    no_aux_epochs: int | None      # quirk 1: epochs without the auxiliary loss (None: as configured)
+    normalize_test: bool           # quirk 2: the test input normalised with the training statistics
+    eval_mode: bool                # quirk 3: model.eval() at test time (batch norm running statistics, no dropout)
+    shared_branch_calls: int       # quirk 6: branch calls per step with weight sharing (RunConfig.branch_calls)
+
+
+PROTOCOL_SETTINGS = {
+    "corrected": ProtocolSettings(no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1),
+    "original": ProtocolSettings(no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, normalize_test=False, eval_mode=False,
+                                 shared_branch_calls=2),
+}
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
-# Fields added after records were first stored: left out of the run key while at their default,
-# so every earlier record keeps its key (store.run_key).
-KEY_OMITS_AT_DEFAULT = ("lr_schedule",)
+BRANCH_CALLS = (1, 2)
+# Fields added after records were first stored: left out of the run key while at the value every
+# earlier record ran with, so every earlier record keeps its key (store.run_key).
+KEY_OMITS_AT_DEFAULT = {"lr_schedule": "constant", "branch_calls": 1}
 
 
 @dataclass(frozen=True)
@@ -52,18 +71,26 @@ class RunConfig:
     augment: tuple = ()
     val_pairs: int = 0
     lr_schedule: str = "constant"
+    # With weight sharing: 1 = both images through the branch in one call (batch norm pools their
+    # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
+    # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
+    branch_calls: int | None = None
 
     def __post_init__(self):
         if isinstance(self.augment, list):
             object.__setattr__(self, "augment", tuple(self.augment))
+        if self.branch_calls is None:
+            shared = self.weight_sharing is True and self.protocol in PROTOCOL_SETTINGS
+            object.__setattr__(self, "branch_calls", PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if shared else 1)
         problems = validate_config(self)
         if problems:
             raise ValueError("; ".join(problems))
 
     @property
     def trained_epochs(self) -> int:
-        if self.protocol == "original" and not self.aux_loss:
-            return min(self.epochs, ORIGINAL_NO_AUX_EPOCHS)
+        cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
+        if cap is not None and not self.aux_loss:
+            return min(self.epochs, cap)
         return self.epochs
 
     def to_dict(self) -> dict:
@@ -127,6 +154,7 @@ FIELD_RULES = {
     "augment": (_augmentations, f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}"),
     "val_pairs": _ints(0, 4999),
     "lr_schedule": _one_of(LR_SCHEDULES),
+    "branch_calls": ((lambda v: _is_int(v) and v in BRANCH_CALLS), "must be 1 or 2"),
 }
 
 
@@ -153,7 +181,9 @@ def validate_config(c: RunConfig) -> list[str]:
     p = [problem for name in FIELD_RULES if (problem := field_problem(name, getattr(c, name)))]
     if p:
         return p
-    if c.val_pairs >= c.nb_pairs:
+    if c.branch_calls == 2 and not c.weight_sharing:
+        p.append("branch_calls 2 (one call per image) needs weight sharing; without it each image has its own branch: 1")
+    elif c.val_pairs >= c.nb_pairs:
         p.append(f"val_pairs must be below nb_pairs ({c.nb_pairs}), got {c.val_pairs}")
     elif c.batch_norm:
         size, split = smallest_training_mode_batch(c)
@@ -200,7 +230,7 @@ def prepare_data(config: RunConfig, device: torch.device):
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
     if config.val_pairs:
         return _prepare_with_validation(config, device, tr_in, tr_t, tr_c, te_in, te_t, te_c)
-    if config.protocol == "original":
+    if not PROTOCOL_SETTINGS[config.protocol].normalize_test:
         tr_in = normalize(tr_in)[0]  # quirk 2: the test input stays un-normalised
     else:
         tr_in, te_in = normalize(tr_in, te_in)
@@ -221,7 +251,7 @@ def _prepare_with_validation(config: RunConfig, device, tr_in, tr_t, tr_c, te_in
     fit = tr_in[perm[k:]]
     mean, std = fit.mean(), fit.std()
     tr_in = (tr_in - mean) / std
-    if config.protocol != "original":  # quirk 2: the test input stays un-normalised
+    if PROTOCOL_SETTINGS[config.protocol].normalize_test:  # quirk 2: else the test input stays un-normalised
         te_in = (te_in - mean) / std
     val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]])
     train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]])
@@ -298,7 +328,7 @@ def comparison_from_digits(d1, d2):
 
 def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
     """Outputs on a split: comparison prob (head), P(d1<=d2) from the digits, digit predictions."""
-    original = config.protocol == "original"
+    original = not PROTOCOL_SETTINGS[config.protocol].eval_mode
     # quirk 3: the authors never called model.eval(): batch norm on each test batch of 100, dropout on
     model.train(original)
     bs = config.batch_size if original else batch_size
@@ -366,10 +396,12 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
 def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     """Train one configuration; return metrics, per-epoch curves and test outputs (a store record body)."""
     dev = resolve_device(device)
+    enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
     start = time.perf_counter()
     torch.manual_seed(config.seed)
     train, val, test = prepare_data(config, dev)
-    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout).to(dev)
+    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
+                        branch_calls=config.branch_calls).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)

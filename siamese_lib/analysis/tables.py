@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import machine
 from ..experiments.planning import config_id, expand, index_records
 from ..models import MODEL_NAMES
 from ..store import load_records
@@ -340,7 +341,8 @@ def records_frame(records):
         row = {**r["config"], **r["metrics"]}
         row["augment"] = ",".join(r["config"].get("augment", []))
         row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
-                   code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"])
+                   code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"],
+                   machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -357,7 +359,11 @@ def seed_table(records):
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "seed"
     summary = pd.DataFrame({"mean": frame.mean(), "std": frame.std()}).T
-    return pd.concat([frame, summary]).round(3)
+    table = pd.concat([frame, summary]).round(3)
+    # which machine and numerics trained each seed: per-seed numbers depend on them
+    machines = {r["config"]["seed"]: machine.short(r.get("machine")) for r in records}
+    table["machine"] = [machines[s] for s in frame.index] + ["", ""]
+    return table
 
 
 def load_timings(runs_dir) -> dict | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..common import PARAMS_DIR
+from ..machine import NUMERICS
 from ..training import FIELD_RULES, RunConfig, short_repr
 from .variants import VARIANTS, applies_to, variant_configs
 
@@ -116,10 +117,11 @@ TOP_LEVEL = {
     "batch_size": _field("batch_size"),
     "protocols": lambda v, w, k: _list(v, w, k, _field("protocol")),
     "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
+    "numerics": lambda v, w, k: _choice(NUMERICS)(v, w, k),
     "stages": _mapping,
 }
 DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
-            "protocols": ["corrected"], "learning_rates": "paper"}
+            "protocols": ["corrected"], "learning_rates": "paper", "numerics": "native"}
 
 
 def _variant_name(value, where, key):

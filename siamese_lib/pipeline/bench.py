@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
+from .. import machine
 from ..common import ROOT, UsageError, write_json_atomically
 from ..data import generate_pair_sets
 from ..experiments.profiles import PAPER_LRS, TRAINING_STAGES, ProfileError, load_profile
@@ -227,15 +228,7 @@ def bench_row(model_name: str, weight_sharing: bool, threads: int, dev, split: S
 
 
 def machine_info(dev) -> dict:
-    cpu_model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:  # not Linux: the model name from platform, no flags
-        pass
+    cpu_model, flags = machine.cpu_model(), set(machine.cpuinfo().get("flags", "").split())
     info = {"cpu": cpu_model, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "device": dev.type, "default_threads": torch.get_num_threads(),
             "bf16_hardware": sorted(flags & {"avx512_bf16", "amx_bf16"}),

@@ -40,6 +40,7 @@ import filelock
 from ..common import NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
 from ..common import check_run_places  # issue 15
 from ..experiments.planning import expand, run_cost
+from ..machine import apply_numerics
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..presentation.render import render_report
 from ..store import run_key
@@ -510,6 +511,7 @@ def main(args) -> int:
                              f"skip the stage with --only")
 
     logging.getLogger("papermill").setLevel(logging.ERROR)  # its per-notebook chatter would break the progress bar
+    apply_numerics(profile.settings["numerics"])  # the kernels and workers inherit it (machine.py)
     run = Run(args, profile, stages, device)
     lock = Lock(run.base / ".lock")
     if not lock.acquire():

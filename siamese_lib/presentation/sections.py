@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .. import machine
 from ..analysis.stats import fmt_p, seed_ranges
 from ..analysis.tables import ALPHA_DEVIATION, PAPER_PARAMETERS, cells_frame
 from ..common import ROOT, write_atomically
@@ -160,14 +161,7 @@ def environment_html(records) -> str:
             versions.append(f"{p} {md.version(p)}")
         except md.PackageNotFoundError:
             versions.append(f"{p} (not installed)")
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = machine.cpu_model()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     rows = [["Rendered with", f"Python {platform.python_version()}; " + ", ".join(versions)],
             ["Render machine", f"{esc(cpu)}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}, "

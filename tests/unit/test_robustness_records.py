@@ -49,12 +49,16 @@ def test_every_real_record_shape_is_accepted(real):
 def test_a_machine_fingerprint_is_accepted_and_optional(real, tmp_path):
     _, path = real["paper"]
     record = json.loads(path.read_text())
-    assert "fingerprint" not in record  # records without it (all the committed ones) stay valid
+    assert "machine" in record  # written by ensure_run (issue 13)
     copy_path = tmp_path / path.name
-    copy_path.write_text(json.dumps({**record, "fingerprint": {"cpu": "x86_64", "torch": "2.14.1"}}))
-    assert store.load_record(copy_path)["fingerprint"]["cpu"] == "x86_64"
-    copy_path.write_text(json.dumps({**record, "fingerprint": "x86_64"}))
-    with pytest.raises(store.CorruptRecord, match="fingerprint"):
+    old = {k: v for k, v in record.items() if k != "machine"}  # as stored before fingerprints existed
+    copy_path.write_text(json.dumps(old))
+    assert "machine" not in store.load_record(copy_path)
+    copy_path.write_text(json.dumps({**record, "machine": "x86_64"}))
+    with pytest.raises(store.CorruptRecord, match="machine"):
+        store.load_record(copy_path)
+    copy_path.write_text(json.dumps({**record, "machine": {"cpu": "x86_64"}}))  # lacks the fingerprint's keys
+    with pytest.raises(store.CorruptRecord, match="machine"):
         store.load_record(copy_path)
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from conftest import files_under
-from siamese_lib import common, store
+from siamese_lib import store
 from siamese_lib.analysis import tables
 from siamese_lib.training import RunConfig
 from siamese_lib.experiments import planning
@@ -17,14 +17,17 @@ def test_run_key_is_pinned():
     # Records already on disk are found by these keys: a change to RunConfig's fields or defaults,
     # or to run_key, would orphan them. Change these literals only with a store migration.
     assert store.run_key(RunConfig(), "cpu") == "fc5804afcc6efb40ffa6"
-    assert store.run_key(RunConfig(model="ResNet", seed=7, protocol="original"), "cuda") == "8d5e1afc92ee8c5619e1"
+    old_original = RunConfig(model="ResNet", seed=7, protocol="original", branch_calls=1)
+    assert store.run_key(old_original, "cuda") == "8d5e1afc92ee8c5619e1"
+    # the original protocol now runs the authors' two-call forward: a different model, so a new key
+    assert store.run_key(RunConfig(model="ResNet", seed=7, protocol="original"), "cuda") == "9d96fecf018836a9584d"
 
 
 def test_run_key_depends_on_everything_that_determines_a_run():
     base = store.run_key(RunConfig(), "cpu")
     variants = [RunConfig(seed=2), RunConfig(lr=5e-4), RunConfig(epochs=29), RunConfig(nb_pairs=999),
                 RunConfig(data_seed=1), RunConfig(dropout=True), RunConfig(protocol="original"),
-                RunConfig(aux_weight=0.5), RunConfig(augment=("swap",))]
+                RunConfig(aux_weight=0.5), RunConfig(augment=("swap",)), RunConfig(branch_calls=2)]
     keys = {store.run_key(c, "cpu") for c in variants} | {store.run_key(RunConfig(), "cuda")}
     assert base not in keys and len(keys) == len(variants) + 1
 
@@ -116,3 +119,30 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
     assert planning.index_records([loaded])[planning.config_id(config)][0]["metrics"]["test_error"] == 7.0
+
+
+def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(tmp_path):
+    """Records stored before branch_calls ran both images in one call: they load as such, with their key."""
+    import json
+    from siamese_lib.store import load_records, record_path, run_key
+    config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10, protocol="original", branch_calls=1)
+    record, _ = store.ensure_run(config, tmp_path, device="cpu")  # a complete record, as training writes it
+    key = record["key"]
+    assert key == run_key(config, "cpu")
+    del record["config"]["branch_calls"]  # as stored before the field existed
+    record_path(tmp_path, key).write_text(json.dumps(record))
+    (loaded,) = load_records(tmp_path)
+    assert loaded["config"]["branch_calls"] == 1
+    assert RunConfig(model="Net", protocol="original").branch_calls == 2  # new runs: the authors' forward
+
+
+def test_a_record_with_a_broken_machine_fingerprint_is_refused(tmp_path, stored):
+    import json
+    store_dir, record = stored
+    path = store.record_path(store_dir, record["key"])
+    assert record["machine"]["cpu_model"] and record["machine"]["numerics"] in ("native", "portable")
+    bad = dict(record, machine={"cpu_model": "x"})
+    target = tmp_path / path.name
+    target.write_text(json.dumps(bad))
+    with pytest.raises(store.CorruptRecord, match="fingerprint"):
+        store.load_record(target)

@@ -147,6 +147,26 @@ def test_affine_moves_keep_shape_and_identity_at_zero():
     assert y.shape == x.shape and not torch.allclose(y, x)
 
 
+def test_two_branch_calls_change_the_model_only_with_weight_sharing():
+    import torch
+    from siamese_lib.models import build_model
+    from siamese_lib.training import RunConfig
+    x = torch.randn(6, 2, 14, 14)
+    torch.manual_seed(0)
+    one = build_model("LeNet5", branch_calls=1).train()
+    torch.manual_seed(0)
+    two = build_model("LeNet5", branch_calls=2).train()
+    one.eval(), two.eval()
+    assert torch.allclose(one(x)[2], two(x)[2], atol=1e-6)  # same weights and running statistics: same function
+    one.train(), two.train()
+    # in training mode batch norm pools both images' statistics (one call) or not (two calls)
+    assert not torch.allclose(one(x)[0], two(x)[0])
+    assert RunConfig(protocol="original").branch_calls == 2 and RunConfig().branch_calls == 1
+    assert RunConfig(protocol="original", weight_sharing=False).branch_calls == 1
+    with pytest.raises(ValueError, match="branch_calls"):
+        RunConfig(weight_sharing=False, branch_calls=2)
+
+
 def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
     from siamese_lib.store import run_key
     from siamese_lib.training import RunConfig
@@ -156,7 +176,7 @@ def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
     # a field added later is left out of the key at its default: earlier records keep their keys
     import hashlib, json
     d = plain.to_dict()
-    del d["lr_schedule"]
+    del d["lr_schedule"], d["branch_calls"]  # both added after the first records, both at their old value
     legacy = hashlib.sha256(json.dumps({"config": d, "device": "cpu"}, sort_keys=True).encode()).hexdigest()[:20]
     assert run_key(plain, "cpu") == legacy
     with pytest.raises(ValueError, match="lr_schedule"):

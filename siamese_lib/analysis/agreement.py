@@ -1,0 +1,113 @@
+"""Does a retrain agree with the committed record? Per run (bit for bit) and per cell (statistically).
+
+Where both records' machine fingerprints say a seed must give the same bits (machine.must_be_identical),
+any difference is a failure. Elsewhere (another CPU, or a record from before fingerprints) a seed's
+number may differ, and the criterion is that each cell's new mean agrees with the committed one: a
+two-sided Welch test at ALPHA.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .. import machine
+from .stats import fmt_p, mean_std_n, welch_p
+
+ALPHA = 0.01  # per cell; a cell disagrees when Welch's p is below it
+COMPARED_METRICS = ("test_error", "test_digit1_error", "test_digit2_error", "test_derived_error",
+                    "test_digit_prob_error", "train_error")
+
+
+@dataclass
+class RunCheck:
+    key: str
+    cell: str
+    seed: int
+    committed: float          # test error (%), committed record
+    new: float                # test error (%), retrained here
+    identical: bool           # every compared metric equal, to the last bit
+    must_be_identical: bool   # the fingerprints say it had to be
+
+    @property
+    def failed(self) -> bool:
+        return self.must_be_identical and not self.identical
+
+
+@dataclass
+class CellCheck:
+    cell: str
+    committed_mean: float
+    committed_std: float
+    committed_n: int
+    new_mean: float
+    new_std: float
+    new_n: int
+    p: float
+
+    @property
+    def tested(self) -> bool:
+        return not math.isnan(self.p)
+
+    @property
+    def agrees(self) -> bool:
+        return not self.tested or self.p >= ALPHA
+
+
+def run_check(key, cell, seed, committed_metrics: dict, new_metrics: dict, committed_machine, new_machine) -> RunCheck:
+    same = all(_same(committed_metrics.get(m), new_metrics.get(m)) for m in COMPARED_METRICS)
+    return RunCheck(key, cell, seed, float(committed_metrics["test_error"]), float(new_metrics["test_error"]), same,
+                    machine.must_be_identical(committed_machine, new_machine))
+
+
+def _number(x):
+    """A metric as a float, None when absent (a CSV's empty cell reads as NaN)."""
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def _same(a, b) -> bool:
+    return _number(a) == _number(b)
+
+
+def cell_check(cell, committed_errors, new_errors) -> CellCheck:
+    """All the committed seeds of a cell against the ones retrained here (Welch, two-sided)."""
+    cm, cs, cn = mean_std_n(committed_errors)
+    nm, ns, nn = mean_std_n(new_errors)
+    return CellCheck(cell, cm, cs, cn, nm, ns, nn, welch_p(cm, cs, cn, nm, ns, nn))
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    criterion: str   # "bit-identical" or "statistical"
+    failed_runs: list
+    failed_cells: list
+    lines: list
+
+
+def verdict(runs: list[RunCheck], cells: list[CellCheck]) -> Verdict:
+    exact = bool(runs) and all(r.must_be_identical for r in runs)
+    failed_runs = [r for r in runs if r.failed]
+    failed_cells = [c for c in cells if not c.agrees]
+    lines = []
+    n_same = sum(r.identical for r in runs)
+    lines.append(f"runs: {n_same} of {len(runs)} bit-identical to the committed record")
+    if exact:
+        lines.append("criterion: bit-identical (the fingerprints say this machine must reproduce every run exactly)")
+    else:
+        n_exact = sum(r.must_be_identical for r in runs)
+        lines.append(f"criterion: statistical (Welch, alpha {ALPHA} per cell): the committed runs came from another "
+                     f"machine or numerics, or carry no fingerprint, so per-seed numbers may differ"
+                     + (f"; {n_exact} run(s) had to be identical" if n_exact else ""))
+    untested = [c.cell for c in cells if not c.tested]
+    if untested:
+        lines.append(f"not tested (fewer than 2 seeds on a side): {', '.join(untested)}")
+    for r in failed_runs:
+        lines.append(f"FAIL run {r.key} ({r.cell}, seed {r.seed}): {r.committed:.2f} % committed, {r.new:.2f} % here, "
+                     "and the fingerprints say they must be identical")
+    for c in failed_cells:
+        lines.append(f"FAIL cell {c.cell}: committed {c.committed_mean:.2f} % (n {c.committed_n}), here "
+                     f"{c.new_mean:.2f} % (n {c.new_n}), Welch p {fmt_p(c.p)} < {ALPHA}")
+    ok = not failed_runs and not failed_cells
+    lines.append("verdict: " + ("everything agrees" if ok else
+                                f"{len(failed_runs)} run(s) and {len(failed_cells)} cell(s) disagree"))
+    return Verdict(ok, "bit-identical" if exact else "statistical", failed_runs, failed_cells, lines)

@@ -1,0 +1,195 @@
+"""The machine a run was trained on, and the numerics mode it ran under (torch and the standard library only).
+
+Per-seed numbers depend on the CPU: torch dispatches its own kernels (ATen) to the widest vector
+instructions the CPU has, oneDNN (convolutions) picks its kernels and their blocking from the ISA and
+the cache sizes, and MKL (matrix products) picks a code path per CPU vendor and ISA. A different
+summation order changes the last bits, and 30 epochs of training turn them into different test errors.
+
+``portable`` numerics pin all three, so that a seed's result is meant to be the same on any x86-64 CPU
+with AVX2 (same torch build and thread count): ATen kernels capped at AVX2, oneDNN switched off (its
+kernels have no cross-CPU reproducibility mode; convolutions then run as ATen's im2col + MKL matrix
+products), and MKL's conditional numerical reproducibility on its COMPATIBLE branch in strict mode (the
+only branch MKL honours on non-Intel CPUs: asking for AVX2 on AMD silently gives its AUTO branch). It
+does not cover GPUs, other torch or MKL versions, or another thread count.
+"""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+NUMERICS = ("native", "portable")
+MODE_VAR = "SIAMESE_LIB_NUMERICS"
+# Read by the libraries when they start, so set before torch runs its first kernel (child processes inherit them).
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT"}
+ISA_VARS = tuple(PORTABLE_ENV) + ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+# What decides a CPU run's last bits: runs that agree on all of these are meant to be bit-identical.
+NUMERICS_KEYS = ("numerics", "torch", "mkl", "onednn", "isa", "mkl_cbwr", "onednn_enabled", "threads", "device")
+NATIVE_KEYS = ("cpu_vendor", "cpu_model")  # in native mode the CPU itself also decides them
+MKL_CBWR_BRANCHES = {1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
+                     9: "AVX", 10: "AVX2", 12: "AVX512"}
+MKL_CBWR_STRICT = 0x10000
+
+
+class NumericsError(RuntimeError):
+    """Portable numerics asked for in a process whose torch already runs with other settings."""
+
+
+def cpuinfo(path="/proc/cpuinfo") -> dict:
+    """The first processor's fields of /proc/cpuinfo ('vendor_id', 'model name', 'flags', ...); {} elsewhere."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return {}
+    fields = {}
+    for line in text.split("\n\n", 1)[0].splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            fields[name.strip()] = value.strip()
+    return fields
+
+
+def cpu_model() -> str:
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+@functools.lru_cache(maxsize=1)
+def library_versions() -> dict:
+    """MKL's and oneDNN's versions as torch reports its build ('unknown' when not found)."""
+    out = {"mkl": "unknown", "onednn": "unknown"}  # (cached: the build does not change within a process)
+    for line in torch.__config__.show().splitlines():
+        if "Math Kernel Library Version" in line:
+            out["mkl"] = line.split("Version", 1)[1].split("for")[0].strip()
+        elif "MKL-DNN v" in line or "oneDNN v" in line:
+            out["onednn"] = line.split(" v", 1)[1].split()[0]
+    return out
+
+
+def mkl_cbwr() -> str:
+    """MKL's reproducibility branch as MKL itself reports it (e.g. 'COMPATIBLE,STRICT', 'OFF')."""
+    try:
+        lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+        value = lib.mkl_serv_cbwr_get(-1)  # MKL's own (exported) getter; -1: branch and flags
+    except (OSError, AttributeError):
+        return "unknown"
+    name = MKL_CBWR_BRANCHES.get(value & 0xFFFF, str(value & 0xFFFF))
+    return name + (",STRICT" if value & MKL_CBWR_STRICT else "")
+
+
+def gpu_info(device_type: str) -> dict:
+    if device_type != "cuda" or not torch.cuda.is_available():
+        return {}
+    info = {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
+            "cudnn": str(torch.backends.cudnn.version()), "gpu_driver": "unknown"}
+    try:
+        info["gpu_driver"] = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
+            text=True, timeout=10).stdout.strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        pass
+    return info
+
+
+def apply_numerics(mode: str) -> None:
+    """Set the numerics for this process and every process it starts; call before torch computes anything
+    (training checks it: ``enforce_numerics``). ``portable`` sets PORTABLE_ENV; ``native`` removes it."""
+    if mode not in NUMERICS:
+        raise ValueError(f"numerics must be one of {', '.join(NUMERICS)}, got {mode!r}")
+    os.environ[MODE_VAR] = mode
+    for name, value in PORTABLE_ENV.items():
+        if mode == "portable":
+            os.environ[name] = value
+        else:
+            os.environ.pop(name, None)
+    torch.backends.mkldnn.enabled = mode == "native"
+
+
+def enforce_numerics() -> str:
+    """Apply the mode this process was started with (MODE_VAR; native when unset) where it can still be
+    applied (oneDNN's switch), and fail loudly where torch already runs otherwise. Returns the mode."""
+    mode = os.environ.get(MODE_VAR, "native")
+    if mode not in NUMERICS:
+        raise NumericsError(f"{MODE_VAR}={mode!r}: must be one of {', '.join(NUMERICS)}")
+    torch.backends.mkldnn.enabled = mode == "native"
+    if mode == "portable":
+        wrong = portable_problems()
+        if wrong:
+            raise NumericsError("portable numerics asked for, but this process started torch with "
+                                + "; ".join(wrong) + ": set them before torch starts (a fresh process)")
+    return mode
+
+
+def portable_problems() -> list[str]:
+    """How this process differs from portable numerics (empty when it runs them)."""
+    wrong = []
+    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "DEFAULT"):
+        wrong.append(f"ATen kernels at {torch.backends.cpu.get_cpu_capability()}")
+    cbwr = mkl_cbwr()
+    if cbwr not in ("COMPATIBLE,STRICT", "unknown"):
+        wrong.append(f"MKL_CBWR {cbwr}")
+    return wrong
+
+
+def fingerprint(device_type: str = "cpu") -> dict:
+    """What a record says about the machine and the numerics it ran with (see NUMERICS_KEYS)."""
+    info = cpuinfo()
+    mode = os.environ.get(MODE_VAR, "native")
+    if mode == "portable" and (portable_problems() or torch.backends.mkldnn.enabled):
+        mode = "mixed"  # asked for, not in effect: never claims what it cannot guarantee
+    return {
+        "numerics": mode, "device": device_type,
+        "cpu_vendor": info.get("vendor_id") or "unknown", "cpu_model": cpu_model(),
+        "cpu_avx512": "avx512f" in info.get("flags", "").split(),
+        "isa": torch.backends.cpu.get_cpu_capability(), **library_versions(), "mkl_cbwr": mkl_cbwr(),
+        "onednn_enabled": bool(torch.backends.mkldnn.enabled), "torch": torch.__version__,
+        "threads": torch.get_num_threads(), "python": platform.python_version(), "os": platform.system(),
+        "env": {name: os.environ[name] for name in ISA_VARS if name in os.environ},
+        **gpu_info(device_type),
+    }
+
+
+def fingerprint_problems(fp) -> list[str]:
+    """What is wrong with a stored fingerprint (empty when it is usable)."""
+    if not isinstance(fp, dict):
+        return ["machine fingerprint is not an object"]
+    missing = [k for k in NUMERICS_KEYS + NATIVE_KEYS if k not in fp]
+    return [f"machine fingerprint lacks {missing}"] if missing else []
+
+
+def numerics_signature(fp: dict | None) -> tuple | None:
+    """The fields two runs must share to be bit-identical; None when no fingerprint was stored."""
+    if not fp or fingerprint_problems(fp) or fp["numerics"] not in NUMERICS or fp["device"] != "cpu":
+        return None
+    keys = NUMERICS_KEYS if fp["numerics"] == "portable" else NUMERICS_KEYS + NATIVE_KEYS
+    return tuple((k, fp[k]) for k in keys)
+
+
+def must_be_identical(a: dict | None, b: dict | None) -> bool:
+    """True when both fingerprints say the same seed must give the same bits (same numerics on the same
+    torch, libraries, threads; in native mode also the same CPU)."""
+    sa, sb = numerics_signature(a), numerics_signature(b)
+    return sa is not None and sa == sb
+
+
+def short(fp: dict | None) -> str:
+    """A few words for a per-seed table: 'AMD EPYC/AVX2/1 thread/native'."""
+    if not fp:
+        return "not recorded"
+    gpu = f"/{fp['gpu']}" if fp.get("gpu") else ""
+    return f"{fp.get('cpu_model')}/{fp.get('isa')}/{fp.get('threads')} thr/{fp.get('numerics')}{gpu}"
+
+
+def describe(fp: dict | None) -> str:
+    """One line: 'AMD EPYC (AuthenticAMD), ATen AVX2, 1 thread, native numerics, torch 2.14.1'."""
+    if not fp:
+        return "not recorded (before fingerprints)"
+    gpu = f", GPU {fp['gpu']} (driver {fp.get('gpu_driver')})" if fp.get("gpu") else ""
+    return (f"{fp.get('cpu_model')} ({fp.get('cpu_vendor')}), ATen {fp.get('isa')}, "
+            f"{fp.get('threads')} thread{'s' if fp.get('threads') != 1 else ''}, {fp.get('numerics')} numerics, "
+            f"torch {fp.get('torch')}, MKL {fp.get('mkl')}, oneDNN {fp.get('onednn')}"
+            f"{' (off)' if not fp.get('onednn_enabled') else ''}{gpu}")

@@ -1,0 +1,223 @@
+"""``python -m siamese_lib verify``: retrain a sample of a committed record here and say whether it agrees.
+
+The record is ``report/<profile>/runs.csv`` (one row per run). The sample is stratified: cells (a
+configuration over its seeds) are taken in turn from each (table, protocol, model) stratum, each with at
+least MIN_SEEDS seeds so its mean can be tested, until the time budget is spent (``--full``: every run).
+Runs are retrained in fresh processes (one torch thread each, the profile's numerics) into a store of
+their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import math
+import multiprocessing
+import os
+import random
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from .. import machine
+from ..analysis.agreement import cell_check, run_check, verdict
+from ..analysis.stats import fmt_p
+from ..common import UsageError, report_root, runs_root, write_json_atomically
+from ..experiments.profiles import ProfileError, load_profile
+from ..store import ensure_run, run_key
+from ..training import KEY_OMITS_AT_DEFAULT, RunConfig
+
+MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
+SAMPLE_SEED = 0     # the sample is the same on every machine, so two verifications check the same runs
+DEFAULT_MINUTES = 10.0
+
+
+@dataclasses.dataclass
+class CommittedRun:
+    config: RunConfig
+    key: str
+    device: str
+    metrics: dict
+    machine: dict | None
+    train_seconds: float
+
+    @property
+    def cell(self) -> str:
+        c = self.config
+        extra = "".join(f" {f}={getattr(c, f)}" for f in ("aux_weight", "aux_schedule", "weight_decay", "l1",
+                                                           "augment", "val_pairs", "lr_schedule", "branch_calls")
+                        if getattr(c, f) != getattr(RunConfig(protocol=c.protocol, weight_sharing=c.weight_sharing), f))
+        return (f"{c.protocol} {c.model} ws{int(c.weight_sharing)} aux{int(c.aux_loss)} bn{int(c.batch_norm)} "
+                f"do{int(c.dropout)} lr {c.lr:g} {c.epochs} ep{extra}")
+
+
+def config_from_row(row: dict) -> RunConfig:
+    """A runs.csv row's configuration (a column absent from an older CSV: the value those runs had)."""
+    values = {}
+    for f in dataclasses.fields(RunConfig):
+        v = row.get(f.name, KEY_OMITS_AT_DEFAULT.get(f.name))
+        if f.name == "augment":
+            values[f.name] = tuple(a for a in str(v).split(",") if a) if isinstance(v, str) else ()
+        elif v is not None and not (isinstance(v, float) and math.isnan(v)):
+            default = getattr(RunConfig, f.name)
+            kind = type(default) if default is not None else int
+            values[f.name] = bool(v) if kind is bool else kind(v)
+    return RunConfig(**values)
+
+
+def load_committed(csv_path: Path) -> list[CommittedRun]:
+    if not csv_path.is_file():
+        raise UsageError(f"verify: no committed record at {csv_path} (run the profile first, or name another)")
+    runs = []
+    for row in pd.read_csv(csv_path).to_dict("records"):
+        config = config_from_row(row)
+        if run_key(config, row["device"]) != row["key"]:
+            raise UsageError(f"verify: {csv_path}: cannot rebuild the configuration of run {row['key']}")
+        fp = row.get("machine")
+        runs.append(CommittedRun(config, row["key"], row["device"], row, json.loads(fp) if isinstance(fp, str) and fp
+                                 else None, float(row.get("train_seconds") or 0.0)))
+    return runs
+
+
+def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int, full: bool,
+                      slowdown: float = 1.0) -> list[CommittedRun]:
+    """Cells taken in turn from each stratum (protocol, model, table-like setting), MIN_SEEDS seeds each
+    (the lowest seeds), while the estimated cost (committed train seconds x ``slowdown``) fits the budget."""
+    cells: dict[str, list[CommittedRun]] = {}
+    for r in runs:
+        cells.setdefault(r.cell, []).append(r)
+    if full:
+        return [r for cell in cells.values() for r in sorted(cell, key=lambda r: r.config.seed)]
+    strata: dict[tuple, list[str]] = {}
+    for name, members in cells.items():
+        c = members[0].config
+        strata.setdefault((c.protocol, c.model, c.val_pairs > 0), []).append(name)
+    rng = random.Random(SAMPLE_SEED)
+    queues = []
+    for key in sorted(strata):
+        names = sorted(strata[key])
+        rng.shuffle(names)
+        queues.append(names)
+    chosen, cost = [], 0.0
+    while any(queues):
+        for q in queues:
+            if not q:
+                continue
+            members = sorted(cells[q.pop(0)], key=lambda r: r.config.seed)[:MIN_SEEDS]
+            if len(members) < MIN_SEEDS:
+                continue
+            extra = sum(r.train_seconds for r in members) * slowdown / jobs
+            if cost + extra <= budget_seconds:
+                chosen += members
+                cost += extra
+    return chosen
+
+
+def _retrain(config_dict: dict, store_dir: str, device: str, numerics: str) -> dict:
+    """In a fresh process: the profile's numerics before torch starts, one thread, the run trained and stored."""
+    machine.apply_numerics(numerics)
+    torch.set_num_threads(1)
+    record, _ = ensure_run(RunConfig(**{**config_dict, "augment": tuple(config_dict["augment"])}), store_dir,
+                           device=device, force=True)
+    return {"metrics": record["metrics"], "machine": record["machine"]}
+
+
+def retrain_within_budget(sample, store_dir, numerics, jobs, budget, log) -> dict:
+    """Retrain the sample cell by cell, at most ``jobs`` at once; a cell is started only while the
+    measured speed (seconds here per committed second) says it ends within ``budget`` (None: no limit)."""
+    cells: dict[str, list] = {}
+    for r in sample:
+        cells.setdefault(r.cell, []).append(r)
+    pending = list(cells.values())
+    results, running, spent = {}, {}, {"here": 0.0, "there": 0.0}
+    start = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")  # fresh processes: the numerics must be set before torch starts
+    with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
+        while pending or running:
+            while pending and len(running) < jobs:
+                cell = pending[0]
+                ratio = spent["here"] / spent["there"] if spent["there"] else 1.0
+                left = sum(r.train_seconds for r in cell) * ratio / jobs
+                if budget is not None and time.perf_counter() - start + left > budget:
+                    log(f"  time budget: {len(pending)} cell(s) left out ({ratio:.1f} s here per committed second)")
+                    pending = []
+                    break
+                pending.pop(0)
+                for r in cell:
+                    fut = pool.submit(_retrain, r.config.to_dict(), str(store_dir), r.device, numerics)
+                    running[fut] = (r, time.perf_counter())
+            if not running:
+                break
+            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
+            for fut in done:
+                r, began = running.pop(fut)
+                results[r.key] = fut.result()
+                spent["here"] += results[r.key]["metrics"]["train_seconds"]
+                spent["there"] += r.train_seconds
+                new = results[r.key]["metrics"]["test_error"]
+                log(f"  [{len(results)}/{len(sample)}] {r.cell} seed {r.config.seed}: committed "
+                    f"{r.metrics['test_error']:.2f} %, here {new:.2f} %")
+    # a cell cut short by the budget has no test; keep only complete cells
+    return {r.key: results[r.key] for c in cells.values() if all(r.key in results for r in c) for r in c}
+
+
+def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minutes: float, jobs: int, full: bool,
+           log=print) -> int:
+    runs = load_committed(csv_path)
+    runnable = [r for r in runs if r.device == "cpu" or torch.cuda.is_available()]
+    if len(runnable) < len(runs):
+        log(f"skipping {len(runs) - len(runnable)} GPU run(s): no GPU here")
+    # the committed seconds come from the committing machine; the plan assumes this one as fast, and
+    # retrain_within_budget drops the cells that the measured speed leaves no time for
+    start = time.perf_counter()
+    sample = stratified_sample(runnable, minutes * 60, jobs, full)
+    if not sample:
+        raise UsageError(f"verify: no cell of {MIN_SEEDS} seeds fits in {minutes:g} minutes; give more --minutes")
+    log(f"verify {csv_path}: {len(sample)} of {len(runs)} runs in {len({r.cell for r in sample})} cells, "
+        f"{jobs} process(es), numerics {numerics}, budget {'none (--full)' if full else f'{minutes:g} min'}")
+    results = retrain_within_budget(sample, store_dir, numerics, jobs, None if full else minutes * 60, log)
+    seconds = time.perf_counter() - start
+    sample = [r for r in sample if r.key in results]
+    if not sample:
+        raise UsageError(f"verify: not one run finished within {minutes:g} minutes; give more --minutes")
+    checks = [run_check(r.key, r.cell, r.config.seed, r.metrics, results[r.key]["metrics"], r.machine,
+                        results[r.key]["machine"]) for r in sample]
+    by_cell = {}
+    for r in sample:
+        by_cell.setdefault(r.cell, []).append(results[r.key]["metrics"]["test_error"])
+    cells = [cell_check(name, [r.metrics["test_error"] for r in runs if r.cell == name], new)
+             for name, new in by_cell.items()]
+    v = verdict(checks, cells)
+    log("\nper run (test error %, committed -> here):")
+    for c in checks:
+        log(f"  {'identical ' if c.identical else 'different '} {c.cell} seed {c.seed}: {c.committed:.2f} -> {c.new:.2f}")
+    log("per cell (committed: all its seeds; here: the seeds retrained):")
+    for c in cells:
+        log(f"  {'agrees   ' if c.agrees else 'DISAGREES'} {c.cell}: {c.committed_mean:.2f} +- {c.committed_std:.2f} "
+            f"(n {c.committed_n}) vs {c.new_mean:.2f} +- {c.new_std:.2f} (n {c.new_n}), Welch p {fmt_p(c.p)}")
+    log(f"this machine: {machine.describe(next(iter(results.values()))['machine'])}")
+    log(f"committed machines: {', '.join(sorted({machine.describe(r.machine) for r in sample}))}")
+    for line in v.lines:
+        log(line)
+    log(f"took {seconds:.0f} s")
+    write_json_atomically(out_path, {
+        "record": str(csv_path), "numerics": numerics, "jobs": jobs, "minutes": None if full else minutes,
+        "seconds": round(seconds, 1), "ok": v.ok, "criterion": v.criterion, "summary": v.lines,
+        "machine_here": next(iter(results.values()))["machine"],
+        "runs": [dataclasses.asdict(c) for c in checks], "cells": [dataclasses.asdict(c) for c in cells]})
+    log(f"wrote {out_path}")
+    return 0 if v.ok else 1
+
+
+def main(args) -> int:
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    numerics = profile.settings["numerics"]
+    machine.apply_numerics(numerics)
+    base = runs_root() / profile.name / "verify"
+    return verify(report_root() / profile.name / "runs.csv", base / "store", base / "verify.json", numerics,
+                  args.minutes, args.jobs or min(2, os.cpu_count() or 1), args.full)
