@@ -1,7 +1,7 @@
 """``python -m siamese_lib verify``: retrain a sample of a committed record here and say whether it agrees.
 
 The record is ``report/<profile>/runs.csv`` (one row per run). The sample is stratified: cells (a
-configuration over its seeds) are taken in turn from each (table, protocol, model) stratum, each with at
+configuration over its seeds) are taken in turn from each (paper or beyond, model, protocol) stratum, each with at
 least MIN_SEEDS seeds so its mean can be tested, until the time budget is spent (``--full``: every run).
 Runs are retrained in fresh processes (one torch thread each, the profile's numerics) into a store of
 their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
@@ -83,7 +83,7 @@ def load_committed(csv_path: Path) -> list[CommittedRun]:
 
 def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int, full: bool,
                       slowdown: float = 1.0) -> list[CommittedRun]:
-    """Cells taken in turn from each stratum (protocol, model, table-like setting), MIN_SEEDS seeds each
+    """Cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), MIN_SEEDS seeds each
     (the lowest seeds), while the estimated cost (committed train seconds x ``slowdown``) fits the budget."""
     cells: dict[str, list[CommittedRun]] = {}
     for r in runs:
@@ -93,7 +93,8 @@ def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int
     strata: dict[tuple, list[str]] = {}
     for name, members in cells.items():
         c = members[0].config
-        strata.setdefault((c.protocol, c.model, c.val_pairs > 0), []).append(name)
+        # the paper's cells (no validation split) first, and each model under both protocols in turn
+        strata.setdefault((c.val_pairs > 0, c.model, c.protocol), []).append(name)
     rng = random.Random(SAMPLE_SEED)
     queues = []
     for key in sorted(strata):
