@@ -16,9 +16,10 @@ import yaml
 from ..common import PARAMS_DIR
 from ..models import MODEL_NAMES
 from ..training import PROTOCOLS
+from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS
 
-TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper")
+TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper", "selection")
 STAGES = TRAINING_STAGES + ("figures", "report")
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
@@ -114,6 +115,11 @@ STAGE_SCHEMAS = {
                    "variants": lambda v, w, k: _list(v, w, k, _variant_name),
                    "seeds": lambda v, w, k: _list(v, w, k, _seed),
                    "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
+    "selection": {"candidates": lambda v, w, k: _candidates(v, w, k),
+                  "rules": lambda v, w, k: _list(v, w, k, _choice(tuple(RULE_COLUMNS))),
+                  "selection_seeds": lambda v, w, k: _list(v, w, k, _seed),
+                  "final_seeds": lambda v, w, k: _list(v, w, k, _seed),
+                  "final_training": lambda v, w, k: _choice(FINAL_TRAINING)(v, w, k)},
 }
 REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "beyond_paper" and k == "variants"))
                        for s, schema in STAGE_SCHEMAS.items()}
@@ -128,6 +134,29 @@ TOP_LEVEL = {
 }
 DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
             "protocols": ["corrected"], "learning_rates": "paper"}
+
+
+def _candidates(value, where, key):
+    """name -> RunConfig fields (CANDIDATE_FIELDS); each must make a valid configuration."""
+    _check(isinstance(value, dict) and len(value) > 0, where, key, "must be a non-empty mapping of name -> fields", value)
+    out = {}
+    for name, spec in value.items():
+        _check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name), where, f"{key}",
+               "candidate names must use letters, digits, '_', '-' or '.'", name)
+        spec = _mapping(spec or {}, where, f"{key}.{name}")
+        _unknown_keys(spec, CANDIDATE_FIELDS, where, f"{key}.{name}.")
+        try:
+            candidate_config(spec, 0, DEFAULTS)
+        except (ValueError, TypeError) as exc:
+            raise ProfileError(f"{where}: key '{key}.{name}': {exc}") from None
+        out[name] = spec
+    return out
+
+
+def _check_selection(stage: dict, where: str):
+    shared = sorted(set(stage["selection_seeds"]) & set(stage["final_seeds"]))
+    _check(not shared, where, "stages.selection.final_seeds",
+           f"must be fresh seeds, none of the selection seeds (shared: {shared})", stage["final_seeds"])
 
 
 def _variant_name(value, where, key):
@@ -219,6 +248,8 @@ def load_profile(name_or_path: str) -> Profile:
             if req not in body:
                 raise ProfileError(f"{where}: key '{key}.{req}' is required")
         stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
+        if stage == "selection":
+            _check_selection(stages[stage], where)
     if not any(s in stages for s in TRAINING_STAGES):
         raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
     name = path.stem

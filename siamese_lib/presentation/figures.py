@@ -13,7 +13,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
 from ..analysis.variants import aux_weight_frame
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
@@ -88,7 +88,7 @@ def architecture_figure():
     return fig
 
 
-def lr_search_figure(curves: dict, chosen: dict, models=MODEL_NAMES):
+def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
     """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
     the rate used for the tables dotted. Rates with missing seeds are not drawn."""
     models = [m for m in models if m in curves]
@@ -133,7 +133,7 @@ def lr_search_figure(curves: dict, chosen: dict, models=MODEL_NAMES):
 
 def _labels(table):
     if table == "table1":
-        return [(m, ws, aux) for m in MODEL_NAMES for ws in (False, True) for aux in (False, True)]
+        return [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
     return [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
 
 
@@ -179,7 +179,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3, lw=0.4)
     if table == "table1":
-        for i, m in enumerate(MODEL_NAMES):
+        for i, m in enumerate(PAPER_MODELS):
             if i:
                 ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
             ax.text(4 * i + 1.5, 1.0, m, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)

@@ -15,7 +15,7 @@ from ..analysis.variants import (PAPER_BEST, RULE_LABELS, best_summary, ensemble
                                  rules_table, table3)
 from ..experiments.variants import REFITS
 from ..experiments.variants import VARIANTS
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 
 
 # --- formatting ------------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def table1_html(cells, protocol: str, caption: str) -> str:
            '<tr><th rowspan="2">Model</th><th rowspan="2">Weight<br>sharing</th>'
            '<th colspan="4" class="group">Auxiliary loss: No</th><th colspan="4" class="group">Auxiliary loss: Yes</th></tr>',
            f"<tr>{sub}{sub}</tr></thead><tbody>"]
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         for ws in (False, True):
             first = f'<td rowspan="2" class="model">{m}</td>' if not ws else ""
             tds = "".join(_cell_tds(cs[(m, ws, aux)], ours_per, ours_best, paper_per, paper_best) for aux in (False, True))

@@ -15,7 +15,7 @@ from ..common import ROOT, write_atomically
 from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
-from ..models import MODEL_NAMES, build_model, count_parameters
+from ..models import PAPER_MODELS, build_model, count_parameters
 from .html import esc, html_table, paper_num
 
 
@@ -76,7 +76,7 @@ def abstract_html(cells, claims, beyond: str = "") -> str:
 
 def parameters_html() -> str:
     rows = []
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         shared = count_parameters(build_model(m, weight_sharing=True))
         separate = count_parameters(build_model(m, weight_sharing=False))
         paper = PAPER_PARAMETERS[m]
@@ -91,7 +91,7 @@ def parameters_html() -> str:
 def lr_choice_html(curves, used: dict) -> str:
     rule = choose_learning_rates(curves)
     rows = []
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         if m not in curves:
             continue
         incomplete = {lr: e["missing_seeds"] for lr, e in curves[m].items() if e["missing_seeds"]}

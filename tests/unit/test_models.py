@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamese_lib.models import MODEL_NAMES, build_model, count_parameters
+from siamese_lib.models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters
 
 LIB = Path(__file__).resolve().parents[2] / "siamese_lib"
 
@@ -15,7 +15,8 @@ UNSHARED_COUNTS = {"Net": 29262, "LeNet5": 123382, "LeNet5_FullyConv": 124382, "
 
 
 def test_model_names():
-    assert MODEL_NAMES == ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+    assert PAPER_MODELS == ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+    assert MODEL_NAMES == PAPER_MODELS + ("VGG",)
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
