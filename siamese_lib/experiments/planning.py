@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common import NOTEBOOKS_DIR
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 from ..store import load_records
 from ..training import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
@@ -281,7 +281,7 @@ def auto_learning_rates(store_dir, profile=None) -> dict:
     curves = lr_search_curves(records, profile) if profile is not None else _infer_lr_search(records)
     chosen = choose_learning_rates(curves)
     wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
-        else list(MODEL_NAMES)
+        else list(PAPER_MODELS)
     lacking = [m for m in wanted if m not in chosen]
     if lacking:
         raise KeyError(f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first")

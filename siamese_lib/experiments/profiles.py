@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from ..common import PARAMS_DIR
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 from ..training import PROTOCOLS
 from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS
@@ -97,11 +97,11 @@ def _mapping(value, where, key):
 
 
 STAGE_SCHEMAS = {
-    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
                   "lrs": lambda v, w, k: _list(v, w, k, _number),
                   "seeds": lambda v, w, k: _list(v, w, k, _seed),
                   "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
                "weight_sharing": lambda v, w, k: _list(v, w, k, _bool),
                "aux_loss": lambda v, w, k: _list(v, w, k, _bool),
                "seeds": lambda v, w, k: _list(v, w, k, _seed),
@@ -111,7 +111,7 @@ STAGE_SCHEMAS = {
                "dropout": lambda v, w, k: _list(v, w, k, _bool),
                "seeds": lambda v, w, k: _list(v, w, k, _seed),
                "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
-    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(MODEL_NAMES)),
+    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
                    "variants": lambda v, w, k: _list(v, w, k, _variant_name),
                    "seeds": lambda v, w, k: _list(v, w, k, _seed),
                    "epochs": lambda v, w, k: _int(v, w, k, 1, 10000)},
