@@ -217,7 +217,8 @@ display(HTML(html.deviations_html(devs) + chance))
 display(HTML(profile_text.claims_intro(prof)))
 
 # %%
-display(HTML(html.claims_html(claims, claims_paper, claims_original)))
+display(HTML(html.claims_html(claims, claims_paper,
+                             claims_original if "original" in prof.settings["protocols"] else None)))
 
 # %% [markdown]
 # ## VI. Conclusion

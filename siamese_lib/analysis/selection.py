@@ -46,6 +46,12 @@ def scores_frame(stage: dict, settings: dict, store_dir) -> tuple[pd.DataFrame, 
     return pd.DataFrame(rows), missing
 
 
+def scores_runs(scores: list[dict]) -> pd.DataFrame:
+    """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
+    return pd.DataFrame([{"candidate": s["candidate"], "rule": s["rule"], "val_error": float(v)}
+                         for s in scores for v in s["values"]])
+
+
 def load_selection(profile, store_dir) -> dict | None:
     """Everything the report shows of the stage; None when the profile has no selection stage.
 
@@ -57,7 +63,8 @@ def load_selection(profile, store_dir) -> dict | None:
         return None
     settings = profile.settings
     scores, missing = scores_frame(stage, settings, store_dir)
-    out = {"stage": stage, "scores": scores, "missing": missing, "choice": None, "final": pd.DataFrame(),
+    out = {"stage": stage, "scores": scores, "missing": missing,
+           "runs": scores_runs(candidate_scores(stage, settings, store_dir)[0]), "choice": None, "final": pd.DataFrame(),
            "final_missing": [], "headline": None, "ensemble": math.nan}
     if missing:
         return out

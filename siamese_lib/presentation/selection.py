@@ -4,7 +4,8 @@ from __future__ import annotations
 from ..analysis.selection import headline_sentence, space_frame
 from ..analysis.stats import seed_ranges
 from ..experiments.selection import RULE_TEXT
-from .html import esc, fmt, html_table
+from .figures import selection_figure
+from .html import esc, fmt, figure_html, html_table
 
 AIM_SINGLE, AIM_ENSEMBLE = 1.2, 0.7  # the aims: one model over 10 seeds, and an ensemble
 
@@ -35,12 +36,17 @@ def selection_html(result) -> str:
     out.append(html_table(["candidate", "rule", "validation error %", "seeds", ""], rows,
                           "TABLE XIII: Validation error per candidate and rule (the only columns the rule reads)",
                           cls="results"))
+    out.append(figure_html(selection_figure(result["runs"]), "Fig. 9: Validation error of each candidate and rule "
+                           "over the selection seeds (bars: means, which the rule compares).", width="80%"))
     if result["headline"] is None:
         out.append(f'<p class="note">The choice, {esc(choice["candidate"])}, is not yet trained on its fresh seeds.</p>')
         return "".join(out)
     h = result["headline"]
     single = "meets" if h["mean"] <= AIM_SINGLE else "misses"
     ens = "meets" if result["ensemble"] <= AIM_ENSEMBLE else "misses"
-    out.append(f"<p><b>{esc(headline_sentence(result))}</b> The mean {single} the aim of {AIM_SINGLE} % or lower "
-               f"for one model over 10 seeds; the ensemble {ens} the aim of {AIM_ENSEMBLE} %.</p>")
+    aims = (f"The mean {single} the aim of {AIM_SINGLE} % or lower for one model over 10 seeds; the ensemble {ens} "
+            f"the aim of {AIM_ENSEMBLE} %." if h["n"] >= 10 else
+            f"(The aims, {AIM_SINGLE} % for one model and {AIM_ENSEMBLE} % for an ensemble, are judged on 10 fresh "
+            f"seeds; this run has {h['n']}.)")
+    out.append(f"<p><b>{esc(headline_sentence(result))}</b> {aims}</p>")
     return "".join(out)
