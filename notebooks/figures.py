@@ -13,9 +13,10 @@
 # `runs/<profile>/figures/`. Run it interactively to look at one figure at a time.
 
 # %% tags=["parameters"]
-# Parameters (papermill overrides them). Empty paths follow from the profile name:
-# runs/<profile>/, runs/<profile>/store, params/<profile>.yaml, report/<profile>/.
-profile = "paper"
+# Parameters (papermill overrides them). An empty profile: the first of paper, quick, smoke whose store
+# holds runs. Empty paths follow from the profile name: runs/<profile>/, runs/<profile>/store,
+# params/<profile>.yaml; the figures are written under runs/<profile>/figures/.
+profile = ""
 store_dir = ""
 runs_dir = ""
 profile_path = ""
@@ -31,20 +32,25 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from siamese_lib.analysis import tables
-from siamese_lib.common import ROOT
+from IPython.display import HTML, display
+
+from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.presentation import figures
+from siamese_lib.presentation import figures, profile_text
 from siamese_lib.store import load_records
 
-runs_dir = Path(runs_dir or ROOT / "runs" / profile)
+profile, picked = profile_text.pick_profile(profile, runs_root()) if not store_dir else (profile, "")
+if picked:
+    display(HTML(f"<p>{picked}</p>"))
+runs_dir = Path(runs_dir or runs_root() / profile)
 store_dir = Path(store_dir or runs_dir / "store")
-profile_path = Path(profile_path or ROOT / "params" / f"{profile}.yaml")
+profile_path = Path(profile_path or PARAMS_DIR / f"{profile}.yaml")
 fig_dir = runs_dir / "figures"
 fig_dir.mkdir(parents=True, exist_ok=True)
 prof = load_profile(str(profile_path))
-records = load_records(store_dir)  # read only
+records = load_records(store_dir) if store_dir.is_dir() else []  # read only
 cells = tables.table_cells(records, prof, store_dir)
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-MODEL_NAMES = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+# Beyond the paper: candidates for the selection stage (not in the paper's tables).
+EXTRA_MODELS = ("VGG",)
+MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS
 DROPOUT_P = 0.25
 HEAD_HIDDEN = 72  # one unit per (digit, digit) combination worth distinguishing, as in the paper
 
@@ -68,6 +71,16 @@ def resnet_branch(batch_norm=True, dropout=False, blocks=3, channels=32):
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(dropout), nn.Linear(channels, 10))
 
 
+def vgg_branch(batch_norm=True, dropout=False):
+    """Beyond the paper: two VGG-style stages of two padded 3x3 convolutions each (32 then 64
+    channels; 14x14 -> 7x7 -> 3x3), then 576 -> 128 -> 10."""
+    def conv(c_in, c_out):
+        return [nn.Conv2d(c_in, c_out, 3, padding=1), *_bn2d(c_out, batch_norm), nn.ReLU()]
+    return nn.Sequential(
+        *conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(576, 128), nn.ReLU(), *_dropout(dropout), nn.Linear(128, 10))
+
+
 def linear_head(batch_norm=True, dropout=False):
     return nn.Sequential(nn.Linear(20, HEAD_HIDDEN), nn.ReLU(), *_dropout(dropout), nn.Linear(HEAD_HIDDEN, 2))
 
@@ -90,6 +103,7 @@ ARCHITECTURES = {
     "LeNet5": (lenet5_branch, linear_head),
     "LeNet5_FullyConv": (lenet5_fullyconv_branch, ConvHead),
     "ResNet": (resnet_branch, linear_head),
+    "VGG": (vgg_branch, linear_head),
 }
 
 

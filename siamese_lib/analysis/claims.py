@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 from .stats import fmt_p, welch_p
 from .tables import ALPHA_EFFECT, PAPER_N, PAPER_TABLE1, PAPER_TABLE2, cell_label, yesno
 
@@ -73,7 +73,7 @@ def _availability(n_avail, total):
 def claim_aux_loss(stats) -> Claim:
     rows, ratios, items = [], [], []
     total = 0
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         for ws in (False, True):
             total += 1
             r = _compare(stats, ("table1", (m, ws, False)), ("table1", (m, ws, True)))
@@ -96,7 +96,7 @@ def claim_aux_loss(stats) -> Claim:
 def claim_weight_sharing(stats) -> Claim:
     rows, items = [], []
     total = 0
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         for aux in (False, True):
             total += 1
             r = _compare(stats, ("table1", (m, False, aux)), ("table1", (m, True, aux)))
@@ -159,7 +159,7 @@ def claim_fullyconv_best(stats) -> Claim:
         items.append(f"{m} best {t1[k].mean:.2f} ({d:+.2f}, p={fmt_p(p)})")
         sig += d > 0 and p < ALPHA_EFFECT
     is_best = best_key[1][0] == "LeNet5_FullyConv"
-    absent = [m for m in MODEL_NAMES if m != "LeNet5_FullyConv" and m not in others]
+    absent = [m for m in PAPER_MODELS if m != "LeNet5_FullyConv" and m not in others]
     if is_best and sig == len(others) and not absent:
         verdict = "confirmed"
     elif is_best:
@@ -248,3 +248,35 @@ CLAIMS = (claim_aux_loss, claim_weight_sharing, claim_net_vs_lenet5, claim_fully
 
 def evaluate_claims(stats) -> list[Claim]:
     return [f(stats) for f in CLAIMS]
+
+
+# --- the power rule: a verdict only where the evidence can decide it ------------------------------
+
+MIN_SEEDS = 5          # per cell; the paper has 10: below 5, a Welch test misses even a 2-std difference often
+PAPER_EPOCHS = 30      # the paper trains every configuration 30 epochs; shorter runs measure another setting
+NOT_TESTED = "not tested at this size"
+POWER_RULE = (f"A claim gets a verdict only when every cell it compares has at least {MIN_SEEDS} seeds and was "
+              f"trained the paper's {PAPER_EPOCHS} epochs; otherwise it is '{NOT_TESTED}': with fewer seeds a Welch "
+              f"test at p < {ALPHA_EFFECT} has too little power to confirm or refute the 1-3 point differences the "
+              f"paper claims, and with fewer epochs the runs measure a different, shorter training.")
+
+
+def size_shortfall(seeds: int, epochs: int) -> str:
+    """Why a table's size is below the power rule ('' when it meets it)."""
+    why = []
+    if seeds < MIN_SEEDS:
+        why.append(f"{seeds} seed{'s' if seeds != 1 else ''} per cell (the rule needs at least {MIN_SEEDS})")
+    if epochs < PAPER_EPOCHS:
+        why.append(f"{epochs} epochs (the paper's setting: {PAPER_EPOCHS})")
+    return " and ".join(why)
+
+
+def apply_power_rule(claims: list[Claim], seeds: int, epochs: int) -> list[Claim]:
+    """The claims with verdicts replaced by NOT_TESTED when ``seeds`` (the fewest per cell) or ``epochs``
+    (the fewest of the tables) fall below the rule; the numbers stay in the evidence, for the record."""
+    why = size_shortfall(seeds, epochs)
+    if not why:
+        return list(claims)
+    return [Claim(c.name, c.paper, c.rule, NOT_TESTED if c.verdict != "not evaluable" else c.verdict,
+                  f"Not tested: {why}. What these numbers show, for the record only: {c.evidence}")
+            for c in claims]

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import machine
 from ..experiments.planning import config_id, expand, index_records
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 from ..store import load_records
 from .stats import fmt_p, mean_std, seed_ranges, welch_p
 
@@ -44,7 +44,7 @@ PAPER_TABLE2 = {
 }
 # Section II: parameter counts "calculated for the models including weight sharing".
 PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}
-TABLE1_KEYS = [(m, ws, aux) for m in MODEL_NAMES for ws in (False, True) for aux in (False, True)]
+TABLE1_KEYS = [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
 TABLE2_KEYS = [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
 PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
 TABLE_NAMES = {"table1": "Table I", "table2": "Table II"}

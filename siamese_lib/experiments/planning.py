@@ -16,15 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from ..common import NOTEBOOKS_DIR
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 from ..store import load_records
 from ..training import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
+from .selection import candidate_configs, chosen_candidate, final_configs
 from .variants import VARIANTS, applies_to, variant_configs
 
 FINAL_EPOCHS = 10        # the LR rule averages the summed training loss over this many last epochs
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
-MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0}
+MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}
 SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
 
 VARIANT_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
@@ -57,6 +58,8 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
     """The training runs of one execution, from its parameters (notebooks call this too)."""
     if stage not in TRAINING_STAGES:
         return []
+    if stage == "selection":
+        return _selection_configs(p)
     common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
                   epochs=p["epochs"])
     if stage == "lr_search":
@@ -71,6 +74,14 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
     if stage == "beyond_paper":
         return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
     return []
+
+
+def _selection_configs(p: dict) -> list[RunConfig]:
+    """A candidate on the selection seeds, or the chosen candidate on (some of) the fresh final seeds."""
+    settings = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"])
+    if p["part"] == "candidate":
+        return candidate_configs(p["selection"], settings, p["candidate"])
+    return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
 
 
 def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
@@ -133,11 +144,27 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                                      dict(base, model=model, variant=variant,
                                           lr=lr_for(model),
                                           seeds=g["seeds"], epochs=g["epochs"])))
+    if "selection" in st and "selection" in wanted:
+        out += _selection_executions(profile, st["selection"], base, store_dir)
     for stage in ("figures", "report"):
         if stage in st and stage in wanted:
             out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
                                                     runs_dir=str(Path(store_dir).parent),
                                                     profile_path=str(Path(profile.path).resolve()))))
+    return out
+
+
+def _selection_executions(profile: Profile, stage: dict, base: dict, store_dir) -> list[Execution]:
+    """One execution per candidate; once all their runs are stored, one per fresh seed of the choice
+    (the runner expands the stage again after its candidates: see pipeline.runner.plan)."""
+    out = [Execution("selection", f"candidate-{name}", dict(base, part="candidate", candidate=name, seeds=[],
+                                                             selection=stage))
+           for name in stage["candidates"]]
+    chosen = chosen_candidate(stage, profile.settings, store_dir) if store_dir else None
+    if chosen is not None:
+        out += [Execution("selection", f"final-seed{s}", dict(base, part="final", candidate=chosen["candidate"],
+                                                               seeds=[s], selection=stage))
+                for s in stage["final_seeds"]]
     return out
 
 
@@ -254,7 +281,7 @@ def auto_learning_rates(store_dir, profile=None) -> dict:
     curves = lr_search_curves(records, profile) if profile is not None else _infer_lr_search(records)
     chosen = choose_learning_rates(curves)
     wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
-        else list(MODEL_NAMES)
+        else list(PAPER_MODELS)
     lacking = [m for m in wanted if m not in chosen]
     if lacking:
         raise KeyError(f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first")

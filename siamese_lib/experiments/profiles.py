@@ -15,10 +15,12 @@ import yaml
 
 from ..common import PARAMS_DIR
 from ..machine import NUMERICS
+from ..models import PAPER_MODELS
 from ..training import FIELD_RULES, RunConfig, short_repr
+from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
-TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper")
+TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper", "selection")
 STAGES = TRAINING_STAGES + ("figures", "report")
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
@@ -89,11 +91,12 @@ def _mapping(value, where, key):
 
 
 STAGE_SCHEMAS = {
-    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
+    # the paper's stages run the paper's four models; the selection stage may add others (its candidates)
+    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
                   "lrs": lambda v, w, k: _list(v, w, k, _field("lr")),
                   "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
                   "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "table1": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
+    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
                "weight_sharing": lambda v, w, k: _list(v, w, k, _field("weight_sharing")),
                "aux_loss": lambda v, w, k: _list(v, w, k, _field("aux_loss")),
                "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
@@ -103,10 +106,15 @@ STAGE_SCHEMAS = {
                "dropout": lambda v, w, k: _list(v, w, k, _field("dropout")),
                "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
                "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _field("model")),
-                   "variants": lambda v, w, k: _list(v, w, k, _variant_name),
-                   "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-                   "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
+    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
+                     "variants": lambda v, w, k: _list(v, w, k, _variant_name),
+                     "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+                     "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
+    "selection": {"candidates": lambda v, w, k: _candidates(v, w, k),
+                  "rules": lambda v, w, k: _list(v, w, k, _choice(tuple(RULE_COLUMNS))),
+                  "selection_seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+                  "final_seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
+                  "final_training": lambda v, w, k: _choice(FINAL_TRAINING)(v, w, k)},
 }
 REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "beyond_paper" and k == "variants"))
                        for s, schema in STAGE_SCHEMAS.items()}
@@ -122,6 +130,29 @@ TOP_LEVEL = {
 }
 DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
             "protocols": ["corrected"], "learning_rates": "paper", "numerics": "native"}
+
+
+def _candidates(value, where, key):
+    """name -> RunConfig fields (CANDIDATE_FIELDS); each must make a valid configuration."""
+    _check(isinstance(value, dict) and len(value) > 0, where, key, "must be a non-empty mapping of name -> fields", value)
+    out = {}
+    for name, spec in value.items():
+        _check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name), where, f"{key}",
+               "candidate names must use letters, digits, '_', '-' or '.'", name)
+        spec = _mapping(spec or {}, where, f"{key}.{name}")
+        _unknown_keys(spec, CANDIDATE_FIELDS, where, f"{key}.{name}.")
+        try:
+            candidate_config(spec, 0, DEFAULTS)
+        except (ValueError, TypeError) as exc:
+            raise ProfileError(f"{where}: key '{key}.{name}': {exc}") from None
+        out[name] = spec
+    return out
+
+
+def _check_selection(stage: dict, where: str):
+    shared = sorted(set(stage["selection_seeds"]) & set(stage["final_seeds"]))
+    _check(not shared, where, "stages.selection.final_seeds",
+           f"must be fresh seeds, none of the selection seeds (shared: {shared})", stage["final_seeds"])
 
 
 def _variant_name(value, where, key):
@@ -275,6 +306,8 @@ def load_profile(name_or_path: str) -> Profile:
             if req not in body:
                 raise ProfileError(f"{where}: key '{key}.{req}' is required")
         stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
+        if stage == "selection":
+            _check_selection(stages[stage], where)
     if not any(s in stages for s in TRAINING_STAGES):
         raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
     _check_runs(settings, stages, where)

@@ -54,7 +54,8 @@ VARIANTS.update({
                        "overrides": {**BEST_RECIPE, "epochs": 30}, "models": ("LeNet5",)},
     # Once the recipe is chosen on validation, the usual last step: train it again on all the training
     # pairs (no split held out, so nothing left to choose with). Same settings, nothing tuned.
-    "best_refit": {"description": "best, refit on all the training pairs (no validation split)",
+    "best_refit": {"description": "post hoc (added after the test errors of best were seen): best, refit on all "
+                                 "the training pairs (no validation split)",
                    "overrides": {**BEST_RECIPE, "val_pairs": 0}, "models": ("LeNet5",)},
 })
 REFITS = {"best": "best_refit"}  # a chosen variant -> its refit on all the training pairs

@@ -35,7 +35,7 @@ from .. import machine
 from ..common import ROOT, UsageError, write_json_atomically
 from ..data import generate_pair_sets
 from ..experiments.profiles import PAPER_LRS, TRAINING_STAGES, ProfileError, load_profile
-from ..models import MODEL_NAMES, build_model
+from ..models import PAPER_MODELS, build_model
 from ..training import RunConfig, Split, make_optimizer, mini_batches, resolve_device, train_epoch
 
 DEFAULT_OUT = ROOT / "bench" / "bench.json"
@@ -238,7 +238,7 @@ def machine_info(dev) -> dict:
     return info
 
 
-def run_steps(dev, smoke: bool, models=MODEL_NAMES, progress=print) -> dict:
+def run_steps(dev, smoke: bool, models=PAPER_MODELS, progress=print) -> dict:
     s = SMOKE if smoke else FULL
     all_threads = torch.get_num_threads()
     thread_counts = [1] if smoke or dev.type == "cuda" else sorted({1, all_threads})

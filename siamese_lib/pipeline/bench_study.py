@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from ..common import ROOT, runs_root, write_json_atomically
 from ..experiments.planning import expand
 from ..experiments.profiles import PAPER_LRS, load_profile
-from ..models import MODEL_NAMES, build_model
+from ..models import PAPER_MODELS, build_model
 from ..training import RunConfig, Split, comparison_from_digits, mini_batches, train_run
 from .bench import (BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split,
                     threads_set, two_call_forward)
@@ -194,7 +194,7 @@ def profile_estimate(epoch_seconds: dict, eval_seconds: dict, notebook_seconds: 
         return {"notebooks": len(costs), "runs": len(selected_runs),
                 "epochs": sum(c.trained_epochs for c, _ in selected_runs),
                 "core_seconds": total,
-                "core_seconds_by_model": {m: sum(r for c, r in selected_runs if c.model == m) for m in MODEL_NAMES},
+                "core_seconds_by_model": {m: sum(r for c, r in selected_runs if c.model == m) for m in PAPER_MODELS},
                 "wall_in_order": simulate(costs, workers),
                 "wall_longest_first": simulate(sorted(costs, reverse=True), workers),
                 "wall_lower_bound": max(total / workers, max(costs, default=0.0))}
@@ -240,7 +240,7 @@ def study(parts, rounds: int = 4, progress=print) -> dict:
     torch.set_num_threads(1)
     split = synthetic_split(1000, dev)
     out = {"machine": machine_info(dev)}
-    models = list(MODEL_NAMES)
+    models = list(PAPER_MODELS)
     if "layout" in parts:  # channels-last, host sync, Adam flavours, one forward over both images
         out["layout"] = {}
         for name in models:

@@ -565,6 +565,8 @@ def plan(run: Run, expand) -> None:
     phases = [training]
     if run.profile.settings["learning_rates"] == "auto" and "lr_search" in training and len(training) > 1:
         phases = [["lr_search"], [s for s in training if s != "lr_search"]]
+    if "selection" in training:  # the choice's fresh-seed runs are planned once its candidates are stored
+        phases.append(["selection"])
     for phase in phases:
         if not phase or run.stop:
             continue
@@ -574,7 +576,8 @@ def plan(run: Run, expand) -> None:
             run.errors.append(f"planning {', '.join(phase)}: {type(exc).__name__}: {first_line(exc)}")
             run.write(f"FAILED {run.errors[-1]}")
             continue
-        jobs = run.make_jobs(executions)
+        done = {(j.stage, j.name) for j in run.all_jobs}  # a stage expanded again runs only what is new
+        jobs = run.make_jobs([e for e in executions if (e.stage, safe_name(e.name)) not in done])
         for job in jobs:
             if run.up_to_date(job, previous):
                 job.status, job.cached = "up-to-date", len(job.keys)

@@ -9,11 +9,13 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
 from ..analysis.variants import aux_weight_frame
-from ..models import MODEL_NAMES
+from ..models import PAPER_MODELS
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
@@ -88,52 +90,56 @@ def architecture_figure():
     return fig
 
 
-def lr_search_figure(curves: dict, chosen: dict, models=MODEL_NAMES):
-    """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
-    the rate used for the tables dotted. Rates with missing seeds are not drawn."""
-    models = [m for m in models if m in curves]
-    if not models:
-        return None
-    cols = 2 if len(models) > 1 else 1
-    rows = math.ceil(len(models) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(7.0, 2.5 * rows), squeeze=False)
-    cmap = plt.get_cmap("viridis")
-    for ax, model in zip(axes.ravel(), models):
-        by_lr = curves[model]
-        lrs = sorted(by_lr, reverse=True)
-        drawn = 0
-        for i, lr in enumerate(lrs):
-            e = by_lr[lr]
+def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataFrame:
+    """Tidy rows (model, rate, used, seed, epoch, loss) of the complete rates of the LR search."""
+    rows = []
+    for model in models:
+        for lr, e in sorted(curves.get(model, {}).items(), reverse=True):
             if e["missing_seeds"] or not e["curves"]:
                 continue
-            length = min(len(c) for c in e["curves"])
-            mean = np.mean([c[:length] for c in e["curves"]], axis=0)
-            dotted = chosen.get(model) is not None and math.isclose(lr, chosen[model])
-            ax.plot(np.arange(1, length + 1), mean, ls=":" if dotted else "-", lw=2.0 if dotted else 1.1,
-                    color=cmap(i / max(1, len(lrs) - 1)), label=f"{lr:g}" + (" (used)" if dotted else ""))
-            drawn += 1
-        ax.set_title(model, fontsize=9)
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch", fontsize=8)
-        ax.set_ylabel("summed training loss", fontsize=8)
-        ax.tick_params(labelsize=7)
+            used = chosen.get(model) is not None and math.isclose(lr, chosen[model])
+            for seed, curve in zip(e["seeds"], e["curves"]):
+                rows += [{"model": model, "rate": f"{lr:g}", "used": "used" if used else "not used", "seed": seed,
+                          "epoch": i + 1, "loss": float(v)} for i, v in enumerate(curve)]
+    return pd.DataFrame(rows)
+
+
+def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
+    """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
+    the rate used for the tables dotted. Rates with missing seeds are not drawn."""
+    df = lr_search_frame(curves, chosen, models)
+    if df.empty:
+        return None
+    g = sns.relplot(data=df, x="epoch", y="loss", hue="rate", style="used", style_order=["not used", "used"],
+                    dashes={"not used": "", "used": (1, 1)}, col="model", col_wrap=min(2, df["model"].nunique()),
+                    kind="line", errorbar=None, palette="viridis", height=2.3, aspect=1.45,
+                    facet_kws={"sharey": False, "sharex": False})
+    g.set(yscale="log")
+    g.set_axis_labels("epoch", "summed training loss")
+    g.set_titles("{col_name}")
+    for ax in g.axes.flat:
         ax.grid(alpha=0.3, which="both", lw=0.4)
-        if drawn:
-            ax.legend(title="learning rate", fontsize=6.5, title_fontsize=7, ncol=2, loc="upper right")
-        else:
-            ax.text(0.5, 0.5, "no complete rate yet", transform=ax.transAxes, ha="center", va="center", fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([], minor=True)
-            ax.set_yticks([])
-    for ax in axes.ravel()[len(models):]:
-        ax.axis("off")
-    fig.tight_layout(pad=0.4)
+    return g.figure
+
+
+def selection_figure(scores_runs: pd.DataFrame):
+    """Validation error per candidate and rule: each selection seed a dot, the mean a bar (seaborn)."""
+    if scores_runs.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * scores_runs["candidate"].nunique() + 1.2))
+    sns.barplot(data=scores_runs, y="candidate", x="val_error", hue="rule", errorbar=None, alpha=0.45, ax=ax)
+    sns.stripplot(data=scores_runs, y="candidate", x="val_error", hue="rule", dodge=True, legend=False, size=4,
+                  ax=ax)
+    ax.set_xlabel("validation error (%), each dot one selection seed")
+    ax.set_ylabel("")
+    ax.grid(axis="x", alpha=0.3, lw=0.4)
+    fig.tight_layout()
     return fig
 
 
 def _labels(table):
     if table == "table1":
-        return [(m, ws, aux) for m in MODEL_NAMES for ws in (False, True) for aux in (False, True)]
+        return [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
     return [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
 
 
@@ -179,7 +185,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3, lw=0.4)
     if table == "table1":
-        for i, m in enumerate(MODEL_NAMES):
+        for i, m in enumerate(PAPER_MODELS):
             if i:
                 ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
             ax.text(4 * i + 1.5, 1.0, m, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)

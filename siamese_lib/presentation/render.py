@@ -40,8 +40,19 @@ def _url_fetcher():
         return fetch
 
 
+def report_title(nb) -> str | None:
+    """The title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            title = out.get("metadata", {}).get("report_title")
+            if title:
+                return title
+    return None
+
+
 def notebook_to_html(executed_notebook: Path) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
+    nb.metadata["title"] = report_title(nb) or executed_notebook.stem
     exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)],
                             exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)

@@ -10,14 +10,16 @@ from pathlib import Path
 import torch
 
 from .. import machine
+from ..analysis.claims import NOT_TESTED, size_shortfall
 from ..analysis.stats import fmt_p, seed_ranges
 from ..analysis.tables import ALPHA_DEVIATION, PAPER_PARAMETERS, cells_frame
-from ..common import ROOT, write_atomically
+from ..common import write_atomically
 from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
-from ..models import MODEL_NAMES, build_model, count_parameters
+from ..models import PAPER_MODELS, build_model, count_parameters
 from .html import esc, html_table, paper_num
+from .profile_text import abstract_opening, banner_html, claims_size, is_reduced, report_title
 
 
 # --- the report's generated sections ------------------------------------------------------------------
@@ -28,12 +30,12 @@ def _counts(values) -> str:
 
 
 def title_html(profile, records, rendered: str) -> str:
-    return ('<div class="title-block"><h1>Siamese networks that compare two MNIST digits: a reproduction</h1>'
+    return (f'<div class="title-block"><h1>{esc(report_title(profile))}</h1>'
             '<p class="subtitle">of “EE-559 Deep Learning: Project 1” by R. Uebersax, P. Bedmar López and '
             'J. Perolini (EPFL)</p>'
             f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
             f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
-            f'rendered {esc(rendered)}.</p></div>')
+            f'rendered {esc(rendered)}.</p></div>' + banner_html(profile))
 
 
 def _agreement(cells, protocol):
@@ -47,19 +49,16 @@ def _best(cells, protocol, table="table1"):
     return min(done, key=lambda c: c.mean) if done else None
 
 
-def abstract_html(cells, claims, beyond: str = "") -> str:
-    """The abstract; ``beyond``: a sentence on Section VII's result (beyond_sentence), or empty."""
-    parts = ["<b>Abstract</b>—We re-ran the paper's experiments (four siamese CNNs that decide whether the first "
-             "of two 14×14 MNIST digits is at most the second, with and without weight sharing and auxiliary loss; "
-             "a LeNet5 ablation of batch norm and dropout) under a corrected protocol and under the authors' "
-             "original one, and compare every number with the published one."]
+def abstract_html(profile, cells, claims, beyond: str = "") -> str:
+    """The abstract; ``beyond``: sentences on Section VII's result (beyond_sentence, the selection's), or empty."""
+    parts = [abstract_opening(profile)]
     best = _best(cells, "corrected")
     if best is not None:
         parts.append(f"Our best Table I configuration is {esc(best.label)}: {best.mean:.2f} ± {best.std:.2f}% over "
                      f"{best.n} seeds, against the paper's {paper_num(best.paper_mean)} ± {paper_num(best.paper_std)}% "
                      f"for the same configuration (the paper's best is LeNet5_FullyConv with weight sharing and "
                      f"auxiliary loss, 3.629%).")
-    for protocol in ("corrected", "original"):
+    for protocol in profile.settings["protocols"]:
         a, d, t = _agreement(cells, protocol)
         if d:
             parts.append(f"Under the {protocol} protocol, {a} of the {d} complete cells of Tables I and II agree with "
@@ -68,7 +67,7 @@ def abstract_html(cells, claims, beyond: str = "") -> str:
             parts.append(f"No cell is complete yet under the {protocol} protocol.")
     if claims:
         v = Counter(c.verdict for c in claims)
-        parts.append("Of the paper's " + str(len(claims)) + " claims checked here, "
+        parts.append("The paper's " + str(len(claims)) + " claims, by the rule of Section V: "
                      + ", ".join(f"{n} {k}" for k, n in v.most_common()) + " (corrected protocol).")
     if beyond:
         parts.append(beyond)
@@ -77,7 +76,7 @@ def abstract_html(cells, claims, beyond: str = "") -> str:
 
 def parameters_html() -> str:
     rows = []
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         shared = count_parameters(build_model(m, weight_sharing=True))
         separate = count_parameters(build_model(m, weight_sharing=False))
         paper = PAPER_PARAMETERS[m]
@@ -92,7 +91,7 @@ def parameters_html() -> str:
 def lr_choice_html(curves, used: dict) -> str:
     rule = choose_learning_rates(curves)
     rows = []
-    for m in MODEL_NAMES:
+    for m in PAPER_MODELS:
         if m not in curves:
             continue
         incomplete = {lr: e["missing_seeds"] for lr, e in curves[m].items() if e["missing_seeds"]}
@@ -125,6 +124,11 @@ def protocol_html(profile, records, timings) -> str:
         rows.append(["Beyond the paper", f"{len(variants)} variants, {n} (model, variant) configurations over "
                                    f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
                                    f"{g['epochs']} epochs unless a variant sets its own (Section VII)"])
+    if "selection" in st:
+        g = st["selection"]
+        rows.append(["Selection", f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
+                                  f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
+                                  f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VIII)"])
     trained = sorted({(r["config"]["epochs"], r.get("epochs_trained")) for r in records
                       if r.get("epochs_trained") not in (None, r["config"]["epochs"])})
     if trained:
@@ -190,24 +194,27 @@ def timings_html(timings) -> str:
                               f"{esc(timings.get('started', '?'))} to {esc(timings.get('finished', '?'))}")
 
 
-def notebooks_html(timings, runs_dir, report_dir) -> str:
-    """Links to every executed notebook named in timings.json, relative to the report's folder."""
+def notebooks_html(timings, runs_dir) -> str:
+    """Every executed notebook named in timings.json, by its path under the runs folder (not a link:
+    runs/ is not committed). The evidence for each number is its run's record: runs.csv gives each
+    run's key and the record's path in the store."""
     if not timings or not timings.get("executions"):
         return '<p class="note">No executed notebooks are listed (no <code>timings.json</code>).</p>'
     rows = []
     for e in timings["executions"]:
         nb = Path(e.get("notebook", ""))
-        candidates = [nb] if nb.is_absolute() else [Path(runs_dir) / nb, ROOT / nb]
-        target = next((c for c in candidates if c.exists()), candidates[-1])
-        href = os.path.relpath(target, report_dir)
-        rows.append([esc(e.get("stage", "")), f'<a href="{esc(href)}">{esc(e.get("name", nb.name))}</a>',
+        rows.append([esc(e.get("stage", "")), f"<code>{esc(nb.as_posix())}</code>",
                      esc(e.get("status", "")), f"{e.get('seconds', 0):.0f}", str(e.get("runs", "")),
                      str(e.get("trained", "")), str(e.get("cached", ""))])
-    return html_table(["Stage", "Notebook", "Status", "Seconds", "Runs", "Trained", "Cached"], rows,
-                      caption="Executed notebooks, one per configuration", cls="plain long")
+    return html_table(["Stage", "Executed notebook (under the runs folder)", "Status", "Seconds", "Runs", "Trained",
+                       "Cached"], rows, cls="plain long",
+                      caption=f"Executed notebooks, one per configuration, written by the runner under "
+                              f"<code>{esc(Path(runs_dir).name)}/</code> of the runs folder (not committed; "
+                              f"<code>make report</code> writes them again). The record behind every number is "
+                              f"listed in runs.csv (column <code>record</code>).")
 
 
-def conclusion_html(cells, claims) -> str:
+def conclusion_html(profile, cells, claims) -> str:
     best = _best(cells, "corrected")
     paper_best = min((c for c in cells if c.table == "table1" and c.protocol == "corrected"), key=lambda c: c.paper_mean)
     out = []
@@ -215,13 +222,14 @@ def conclusion_html(cells, claims) -> str:
         out.append("No Table I cell is complete yet, so no conclusion can be drawn from our numbers.")
     else:
         same = best.key == paper_best.key
-        out.append(f"Our best configuration is {esc(best.label)} with {best.mean:.2f}% test error "
+        out.append(("At this reduced size, our" if is_reduced(profile) else "Our")
+                   + f" best configuration is {esc(best.label)} with {best.mean:.2f}% test error "
                    f"({'the same configuration as' if same else 'where'} the paper's best, "
                    f"{esc(paper_best.label)}, reports {paper_num(paper_best.paper_mean)}%).")
         pb = next((c for c in cells if c.protocol == "corrected" and c.key == paper_best.key and c.table == "table1"), None)
         if pb is not None and pb.complete and not same:
             out.append(f"That configuration gives {pb.mean:.2f} ± {pb.std:.2f}% here (p={fmt_p(pb.p_value)} vs the paper).")
-    for protocol in ("corrected", "original"):
+    for protocol in profile.settings["protocols"]:
         a, d, t = _agreement(cells, protocol)
         if d:
             out.append(f"Under the {protocol} protocol {a} of {d} complete cells agree with the paper at the "
@@ -230,6 +238,10 @@ def conclusion_html(cells, claims) -> str:
     partly = [c.name for c in claims if c.verdict == "partly"]
     notc = [c.name for c in claims if c.verdict == "not confirmed"]
     na = [c.name for c in claims if c.verdict == "not evaluable"]
+    untested = [c.name for c in claims if c.verdict == NOT_TESTED]
+    if untested:
+        out.append(f"None of the paper's claims is tested at this size ({esc(size_shortfall(*claims_size(profile)))}); "
+                   f"run the paper profile for verdicts.")
     for names, what in ((confirmed, "confirmed"), (partly, "partly confirmed"), (notc, "not confirmed"),
                         (na, "not evaluable for lack of data")):
         if names:
@@ -247,6 +259,8 @@ def write_data_csvs(frame, cells, out_dir) -> dict:
     out_dir = Path(out_dir)
     runs = out_dir / "runs.csv"
     table = out_dir / "cells.csv"
+    if not frame.empty:  # where each run's record lives: the evidence for every number built from it
+        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
     write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
                                                "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
                       if not frame.empty else b"")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamese_lib.models import MODEL_NAMES
+from siamese_lib.models import PAPER_MODELS as MODEL_NAMES
 from siamese_lib.training import RunConfig, prepare_data, train_run
 from siamese_lib import models
 from siamese_lib.pipeline import bench

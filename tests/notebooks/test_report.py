@@ -155,6 +155,12 @@ def test_report_renders_end_to_end(tmp_path):
     deviations = re.search(r'<ol class="deviations">(.*?)</ol>', html, re.S).group(1)
     assert deviations.count("<li>") == 1
     assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "quirk of the original protocol" in deviations
+    # it says what it is, and every link resolves to a file beside the report
+    assert "<title>Siamese networks that compare two MNIST digits: a reproduction — profile tiny: a reduced run, " \
+        "not the paper's protocol</title>" in html
+    assert 'class="banner reduced"' in html and "not tested at this size" in html
+    for href in re.findall(r'href="([^"#][^"]*)"', html):
+        assert (report_dir / href).is_file(), href
     # offline: no code, no scripts, no remote references, images inline
     assert render.check_offline(html) == [] and "<script" not in html
     assert "load_records(store_dir)" not in html

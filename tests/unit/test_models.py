@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from siamese_lib.models import MODEL_NAMES, build_model, count_parameters
+from siamese_lib.models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters
 
 LIB = Path(__file__).resolve().parents[2] / "siamese_lib"
 
@@ -15,16 +15,21 @@ UNSHARED_COUNTS = {"Net": 29262, "LeNet5": 123382, "LeNet5_FullyConv": 124382, "
 
 
 def test_model_names():
-    assert MODEL_NAMES == ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+    assert PAPER_MODELS == ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+    assert MODEL_NAMES == PAPER_MODELS + ("VGG",)
 
 
-@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("name", PAPER_MODELS)
 def test_parameter_counts_match_the_paper(name):
     shared = build_model(name, weight_sharing=True, batch_norm=True)
     assert sum(p.numel() for p in shared.parameters()) == PAPER_COUNTS[name]
     assert count_parameters(shared) == PAPER_COUNTS[name]
     unshared = build_model(name, weight_sharing=False, batch_norm=True)
     assert sum(p.numel() for p in unshared.parameters()) == UNSHARED_COUNTS[name]
+
+
+def test_vgg_candidate_is_a_separate_larger_model():
+    assert count_parameters(build_model("VGG")) > max(PAPER_COUNTS.values())
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -125,7 +125,7 @@ def test_devices():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("bad", [dict(model="VGG"), dict(epochs=0), dict(lr=0.0), dict(lr=-1e-3),
+@pytest.mark.parametrize("bad", [dict(model="VGG16"), dict(epochs=0), dict(lr=0.0), dict(lr=-1e-3),
                                  dict(batch_size=0), dict(seed=-1), dict(nb_pairs=5001), dict(protocol="x"),
                                  dict(epochs=2.0), dict(weight_sharing="yes")])
 def test_invalid_configurations_are_refused(bad):

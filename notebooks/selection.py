@@ -1,0 +1,96 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python (siamese-lib)
+#     language: python
+#     name: siamese-lib
+# ---
+
+# %% [markdown]
+# # Selection, declared before it runs
+#
+# The candidate space, the comparison rules, the seeds and the rule are all written in the profile
+# (`stages.selection`) before anything trains. This notebook does one of two parts:
+#
+# - `part = "candidate"`: trains one candidate on the **selection seeds**. Every candidate uses the
+#   same seeds, hence the same training/validation splits (a seed fixes the fold's shuffle; its first
+#   20 % of the training pairs are held out for validation, the rest train).
+# - `part = "final"`: applies the rule to the stored candidates (validation columns only: the rule
+#   refuses any test column), then trains the chosen configuration on **fresh seeds** that took no part
+#   in the choice. Its test error over those seeds is the headline; the test pairs are scored once.
+
+# %% tags=["parameters"]
+# Parameters (the runner passes the profile's stage; these defaults are a tiny space for a look in Jupyter)
+part = "candidate"            # "candidate" or "final"
+candidate = "lenet5_cosine"   # the candidate to train (part "candidate") or the rule's choice (part "final")
+seeds = []                    # part "final": the fresh seeds this execution trains
+selection = {
+    "candidates": {"lenet5_cosine": {"model": "LeNet5", "lr": 2e-3, "lr_schedule": "cosine", "epochs": 2},
+                   "lenet5_constant": {"model": "LeNet5", "lr": 5e-3, "epochs": 2}},
+    "rules": ["head", "digit_prob"],
+    "selection_seeds": [11, 12],
+    "final_seeds": [21, 22],
+    "final_training": "all_pairs",
+}
+nb_pairs = 100               # training pairs and test pairs (the paper: 1000)
+data_seed = 0
+batch_size = 50
+device = "auto"              # auto, cpu or cuda
+store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
+threads = 1                  # torch threads; the runner uses 1 per kernel
+force = False                # True: retrain even when the store has the run
+
+# %%
+import pandas as pd
+import torch
+from IPython.display import Markdown, display
+
+from siamese_lib.analysis import selection as sel
+from siamese_lib.common import NOTEBOOKS_DIR
+from siamese_lib.experiments.planning import configs_for
+from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate
+from siamese_lib.store import ensure_runs
+
+torch.set_num_threads(threads)
+store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
+settings = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size)
+if part == "final" and not seeds:
+    seeds = selection["final_seeds"]
+params = dict(settings, part=part, candidate=candidate, seeds=seeds, selection=selection)
+display(Markdown(sel.space_markdown(selection, settings)))
+
+# %% [markdown]
+# ## The choice (part "final")
+#
+# The rule, as the profile's stage fixes it: the (candidate, comparison rule) with the lowest mean
+# validation error over the selection seeds. A part-"final" execution checks that the stored candidates
+# still give the choice it was planned with.
+
+# %%
+if part == "final":
+    if candidate not in selection["candidates"]:
+        raise ValueError(f"candidate {candidate!r} is not in the declared space")
+    choice = chosen_candidate(selection, settings, store)
+    if choice is None:
+        raise LookupError(f"the selection runs are not all in {store}: run the candidates first")
+    if choice["candidate"] != candidate:
+        raise ValueError(f"the rule chooses {choice['candidate']!r}, not {candidate!r}")
+    display(Markdown(f"Rule: {RULE_TEXT}. Chosen: **{choice['candidate']}** judged by the "
+                     f"**{choice['rule']}** rule, mean validation error {choice['mean']:.2f} %."))
+
+# %% [markdown]
+# ## The runs
+#
+# One run per seed; a run already in the store is read back, not retrained.
+
+# %%
+configs = configs_for("selection", params)
+records = ensure_runs(configs, store, device=device, force=force)
+cols = [c for c in ("val_error", "val_digit_prob_error", "test_error", "test_digit_prob_error")
+        if c in records[0]["metrics"]]
+pd.DataFrame([{"seed": r["config"]["seed"], **{c: r["metrics"][c] for c in cols}} for r in records]).round(2)
+
+# %% [markdown]
+# In part "candidate" the test columns are shown for the record only: the rule reads the validation
+# columns. In part "final" there is no validation split when the profile says `final_training: all_pairs`
+# (the chosen configuration trains on every training pair; nothing is left to choose).

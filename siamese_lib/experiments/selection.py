@@ -1,0 +1,96 @@
+"""The selection stage: a candidate space declared in the profile, a rule on validation columns only.
+
+Everything that chooses is written in the profile before anything runs: the candidates (each a set
+of RunConfig fields: model, learning rate, schedule, epochs, augmentation, ...), the comparison
+rules, the selection seeds and the rule. Every candidate trains on the same seeds, hence the same
+training/validation splits (a seed fixes the fold's shuffle, whose first ``val_pairs`` are held
+out). The rule picks one (candidate, comparison rule) by its mean validation error; the chosen
+configuration is then trained once on fresh seeds that took no part in the choice, and its test
+error over those seeds is the headline.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..store import find_record
+from ..training import RunConfig
+from .variants import val_pairs_for
+
+# Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).
+RULE_COLUMNS = {"head": "error", "digit_prob": "digit_prob_error"}
+# RunConfig fields a candidate may set; the data (pairs, data seed, batch size) and protocol are the profile's.
+CANDIDATE_FIELDS = ("model", "lr", "epochs", "lr_schedule", "augment", "dropout", "batch_norm",
+                    "aux_weight", "weight_decay")
+FINAL_TRAINING = ("all_pairs", "same_split")
+RULE_TEXT = ("the (candidate, comparison rule) with the lowest mean validation error over the selection "
+             "seeds; ties go to the candidate listed first")
+
+
+class SelectionError(ValueError):
+    """A choice that would use what it must not (test columns) or lacks what it needs."""
+
+
+def candidate_config(spec: dict, seed: int, settings: dict, val_pairs: int | None = None) -> RunConfig:
+    """One run of a candidate: the profile's data, the corrected protocol, a validation split
+    (``val_pairs``; by default the stage's 20 %) and the candidate's fields."""
+    nb = settings["nb_pairs"]
+    fields = dict(nb_pairs=nb, data_seed=settings["data_seed"], batch_size=settings["batch_size"],
+                  protocol="corrected", val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs)
+    fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
+    return RunConfig(**fields, seed=seed)
+
+
+def candidate_configs(stage: dict, settings: dict, name: str) -> list[RunConfig]:
+    return [candidate_config(stage["candidates"][name], s, settings) for s in stage["selection_seeds"]]
+
+
+def final_configs(stage: dict, settings: dict, name: str, seeds=None) -> list[RunConfig]:
+    """The chosen candidate on the fresh final seeds; trained on every training pair when the
+    profile says ``final_training: all_pairs`` (declared in advance: nothing is left to choose)."""
+    val = 0 if stage["final_training"] == "all_pairs" else None
+    return [candidate_config(stage["candidates"][name], s, settings, val_pairs=val)
+            for s in (stage["final_seeds"] if seeds is None else seeds)]
+
+
+def choose(scores: list[dict]) -> dict:
+    """The rule. ``scores``: one dict per (candidate, rule) in the profile's order, with ``column``
+    and ``values`` (per selection seed). Refuses any column that is not a validation column."""
+    if not scores:
+        raise SelectionError("no candidate to choose from")
+    for s in scores:
+        if not str(s["column"]).startswith("val_"):
+            raise SelectionError(f"the selection rule may use validation columns only, got {s['column']!r}")
+    best, best_mean = None, math.inf
+    for s in scores:
+        vals = [float(v) for v in s["values"]]
+        mean = float(np.mean(vals)) if vals and all(math.isfinite(v) for v in vals) else math.inf
+        if mean < best_mean:
+            best, best_mean = s, mean
+    if best is None:
+        raise SelectionError("every candidate's validation error is missing or not finite")
+    return {**best, "mean": best_mean}
+
+
+def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list[dict], list[str]]:
+    """(scores for ``choose``, the runs still missing) from the store's selection runs."""
+    scores, missing = [], []
+    for name in stage["candidates"]:
+        records = []
+        for config in candidate_configs(stage, settings, name):
+            rec = find_record(store_dir, config, device) or find_record(store_dir, config, "cuda")
+            if rec is None:
+                missing.append(f"{name} seed {config.seed}")
+            records.append(rec)
+        for rule in stage["rules"]:
+            column = f"val_{RULE_COLUMNS[rule]}"
+            scores.append({"candidate": name, "rule": rule, "column": column,
+                           "values": [r["metrics"][column] for r in records if r is not None]})
+    return scores, missing
+
+
+def chosen_candidate(stage: dict, settings: dict, store_dir, device: str = "cpu") -> dict | None:
+    """The rule's choice once every selection run is in the store; None before."""
+    scores, missing = candidate_scores(stage, settings, store_dir, device)
+    return None if missing else choose(scores)

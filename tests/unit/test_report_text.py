@@ -1,0 +1,69 @@
+"""What a report says about itself: generated protocol sentences, the power rule for verdicts,
+the default profile of the presentation notebooks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from siamese_lib.analysis.claims import (MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, Claim, apply_power_rule,
+                                         size_shortfall)
+from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.presentation import profile_text as pt
+
+
+def test_quick_profile_speaks_of_its_own_size_never_the_papers():
+    quick = load_profile("quick")
+    for text in (pt.methodology_html(quick), pt.intro_html(quick), pt.abstract_opening(quick)):
+        assert "As in the paper" not in text and "same seeds, learning rates and epochs" not in text
+        assert "30 epochs," not in text and "for 30 epochs" not in text and "under both" not in text
+    method = pt.methodology_html(quick)
+    assert "2 seeds (1-2)" in method and "6 epochs (the paper: 30)" in method
+    assert "One protocol is run" in method and "original protocol" in method
+    assert "a reduced run, not the paper's protocol" in pt.report_title(quick)
+    for text in (pt.banner_html(quick), pt.abstract_opening(quick)):
+        assert "a reduced run, not the paper's protocol" in text and "1000 training" in text
+        assert "profile quick" in text.lower().replace("<i>", "").replace("</i>", "").replace("<b>", "")
+    assert "both" not in pt.abstract_opening(quick) and "the authors' original protocol" not in pt.abstract_opening(quick)
+
+
+def test_paper_profile_states_the_papers_protocol():
+    paper = load_profile("paper")
+    method = pt.methodology_html(paper)
+    assert "As in the paper, each configuration is trained with 10 seeds (1-10)" in method
+    assert "30 epochs" in method and "(the paper: 30)" not in method and "Two protocols are run" in method
+    assert pt.report_title(paper).endswith("profile paper: the paper's protocol")
+    assert "reduced" not in pt.banner_html(paper) + pt.abstract_opening(paper)
+    assert "a corrected protocol and under the authors' original protocol" in pt.abstract_opening(paper)
+    assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
+
+
+def claim(verdict="confirmed"):
+    return Claim("Aux loss helps", "it helps", "p < 0.05", verdict, "diff 9 points")
+
+
+def test_power_rule_withholds_verdicts_below_its_size():
+    assert size_shortfall(10, 30) == ""
+    assert size_shortfall(2, 6) == (f"2 seeds per cell (the rule needs at least {MIN_SEEDS}) and 6 epochs "
+                                    f"(the paper's setting: {PAPER_EPOCHS})")
+    kept = apply_power_rule([claim(), claim("not confirmed")], 10, 30)
+    assert [c.verdict for c in kept] == ["confirmed", "not confirmed"]
+    for seeds, epochs in ((2, 30), (10, 6), (MIN_SEEDS - 1, 100)):
+        out = apply_power_rule([claim(), claim("not confirmed"), claim("not evaluable")], seeds, epochs)
+        assert [c.verdict for c in out] == [NOT_TESTED, NOT_TESTED, "not evaluable"]
+        assert out[0].evidence.startswith("Not tested: ") and "diff 9 points" in out[0].evidence
+    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "confirmed"
+
+
+def test_quick_profile_claims_are_not_tested():
+    assert pt.claims_size(load_profile("quick")) == (2, 6)
+    assert "not tested at this size" in pt.claims_intro(load_profile("quick"))
+    assert "not tested at this size" not in pt.claims_intro(load_profile("paper")).split("otherwise")[1][20:]
+
+
+def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
+    name, note = pt.pick_profile("", tmp_path)
+    assert name == "smoke" and "No results store holds runs yet" in note and "--profile smoke" in note
+    (tmp_path / "quick" / "store").mkdir(parents=True)
+    (tmp_path / "quick" / "store" / "abc.json").write_text("{}")
+    assert pt.pick_profile("", tmp_path)[0] == "quick"
+    name, note = pt.pick_profile("paper", tmp_path)
+    assert name == "paper" and "is empty" in note and "--profile paper" in note

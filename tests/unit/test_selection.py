@@ -1,0 +1,62 @@
+"""The selection stage: declared in the profile, chosen on validation columns only, final seeds fresh."""
+from __future__ import annotations
+
+import pytest
+
+from siamese_lib.experiments import planning
+from siamese_lib.experiments.profiles import ProfileError, load_profile
+from siamese_lib.experiments.selection import SelectionError, choose, final_configs
+
+SETTINGS = dict(nb_pairs=1000, data_seed=0, batch_size=100)
+
+
+def test_rule_refuses_test_columns():
+    scores = [{"candidate": "a", "rule": "head", "column": "val_error", "values": [3.0, 3.0]},
+              {"candidate": "b", "rule": "head", "column": "test_error", "values": [1.0, 1.0]}]
+    with pytest.raises(SelectionError, match="validation columns only"):
+        choose(scores)
+
+
+def test_rule_takes_the_lowest_mean_validation_error_first_listed_on_ties():
+    scores = [{"candidate": "a", "rule": "head", "column": "val_error", "values": [2.0, 4.0]},
+              {"candidate": "b", "rule": "digit_prob", "column": "val_digit_prob_error", "values": [3.0, 3.0]},
+              {"candidate": "c", "rule": "head", "column": "val_error", "values": [1.0, float("nan")]}]
+    choice = choose(scores)
+    assert (choice["candidate"], choice["rule"], choice["mean"]) == ("a", "head", 3.0)
+
+
+def test_paper_selection_is_declared_and_its_final_seeds_are_fresh():
+    stage = load_profile("paper").stages["selection"]
+    assert not set(stage["selection_seeds"]) & set(stage["final_seeds"]) and len(stage["final_seeds"]) == 10
+    ex = planning.expand(load_profile("paper"), "", stages=("selection",))  # no store: candidates only
+    assert [e.name for e in ex] == [f"candidate-{n}" for n in stage["candidates"]]
+    configs = [c for e in ex for c in e.configs()]
+    assert {c.seed for c in configs} == set(stage["selection_seeds"])
+    assert all(c.val_pairs == 200 and c.protocol == "corrected" for c in configs)
+    final = final_configs(stage, SETTINGS, "vgg_lr2e-3")
+    assert [c.seed for c in final] == stage["final_seeds"] and all(c.val_pairs == 0 for c in final)
+    budget = sum(planning.run_cost(c) for c in configs) / 60
+    assert budget <= 45, f"selection costs {budget:.0f} CPU-minutes by the planner's estimate"
+
+
+def write(tmp_path, body):
+    p = tmp_path / "p.yaml"
+    p.write_text("stages:\n  selection:\n" + body)
+    return str(p)
+
+
+BASE = ("    candidates: {a: {model: LeNet5, lr: 0.002}}\n    rules: [head]\n    selection_seeds: [1, 2]\n"
+        "    final_training: all_pairs\n")
+
+
+def test_profile_refuses_final_seeds_used_for_selection(tmp_path):
+    with pytest.raises(ProfileError, match="fresh seeds"):
+        load_profile(write(tmp_path, BASE + "    final_seeds: [2, 3]\n"))
+    assert load_profile(write(tmp_path, BASE + "    final_seeds: [3, 4]\n")).stages["selection"]["final_seeds"] == [3, 4]
+
+
+def test_profile_refuses_unknown_candidate_fields_and_bad_values(tmp_path):
+    with pytest.raises(ProfileError, match="unknown key 'stages.selection.candidates.a.test_pairs'"):
+        load_profile(write(tmp_path, BASE.replace("lr: 0.002", "test_pairs: 5") + "    final_seeds: [3]\n"))
+    with pytest.raises(ProfileError, match="lr must be a finite number > 0"):
+        load_profile(write(tmp_path, BASE.replace("lr: 0.002", "lr: -1") + "    final_seeds: [3]\n"))
