@@ -38,6 +38,7 @@ device = "auto"              # auto, cpu or cuda
 store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
 threads = 1                  # torch threads; the runner uses 1 per kernel (same numbers for any --jobs)
 force = False                # True: retrain even when the store has the run (the runner's --force: a time stamp)
+scheduler = None             # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 
 # %%
 import pandas as pd
@@ -48,7 +49,7 @@ from siamese_lib.analysis import variants as beyond
 from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments import variants
 from siamese_lib.experiments.planning import configs_for
-from siamese_lib.store import ensure_runs
+from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
@@ -71,7 +72,7 @@ display(Markdown(
 # by up to one pixel (edges replicated).
 
 # %%
-records = ensure_runs(configs, store, device=device, force=force)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 df = pd.DataFrame([beyond.record_row(r, variant) for r in records])
 
 # %% [markdown]

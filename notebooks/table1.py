@@ -37,6 +37,7 @@ device = "auto"              # auto, cpu or cuda
 store_dir = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
 threads = 1                  # torch threads; the runner uses 1 per kernel (same numbers for any --jobs)
 force = False                # True: retrain even when the store has the run (the runner's --force: a time stamp)
+scheduler = None             # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 
 # %%
 import torch
@@ -46,7 +47,7 @@ from siamese_lib.analysis.tables import seed_table
 from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.experiments.profiles import PAPER_LRS
-from siamese_lib.store import ensure_runs
+from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
@@ -63,7 +64,7 @@ params = dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, lr=
               epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed,
               batch_size=batch_size)
 configs = configs_for("table1", params)
-records = ensure_runs(configs, store, device=device, force=force)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 
 # %% [markdown]
 # ## Test error per seed (%)
