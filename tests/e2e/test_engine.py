@@ -41,7 +41,7 @@ def config(seed: int, epochs: int = 1, nb_pairs: int = 100) -> RunConfig:
 def cluster():
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None, env=env) as c:
+                      dashboard_address="127.0.0.1:0", env=env) as c:
         yield c
 
 
@@ -95,7 +95,7 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_trained_twice(cluster
 
 def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address=None) as c, Client(c) as client:
+                      dashboard_address="127.0.0.1:0") as c, Client(c) as client:
         odd = sorted(client.scheduler_info()["workers"])[0]
         client.run(_pretend_other_code, workers=[odd])
         lines = []
