@@ -19,6 +19,8 @@ from distributed import Client, LocalCluster, as_completed
 
 from ..experiments.planning import run_cost
 from ..store import config_from_dict, write_record
+from ..training import RunConfig
+from .engine import Engine
 
 CONFIG_COLUMNS = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs", "batch_size",
                   "seed", "protocol", "nb_pairs", "data_seed")
@@ -82,12 +84,38 @@ def measure_overhead(tasks: int = 300) -> float:
         return (time.perf_counter() - start) / tasks
 
 
+def measure_workers(counts=(1, 2), runs: int = 8) -> dict:
+    """Wall seconds of the engine training the same ``runs`` small LeNet5 runs on 1 and on 2 local workers
+    (the cluster started and its workers warmed up with one run first, so only the training is timed)."""
+    configs = [RunConfig(model="LeNet5", lr=0.005, seed=s, nb_pairs=500, batch_size=100, epochs=3)
+               for s in range(1, runs + 1)]
+    out = {}
+    for n in counts:
+        engine = Engine(workers=n, device="cpu", log=lambda line: None)
+        try:
+            with tempfile.TemporaryDirectory() as store:
+                warm = [RunConfig(model="LeNet5", lr=0.005, seed=100 + i, nb_pairs=100, epochs=1) for i in range(n)]
+                engine.train(warm, store)  # the workers have imported torch and loaded MNIST
+                start = time.perf_counter()
+                engine.train(configs, store)
+                out[n] = time.perf_counter() - start
+        finally:
+            engine.close()
+    return out
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs_csv", type=Path)
     parser.add_argument("--overhead", type=float, default=None,
                         help="engine seconds per task (default: measured now on a local one-worker cluster)")
+    parser.add_argument("--workers", action="store_true", help="instead: time 8 runs on 1 and on 2 local workers")
     args = parser.parse_args(argv)
+    if args.workers:
+        walls = measure_workers()
+        print(f"8 LeNet5 runs (500 pairs, 3 epochs): 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s, "
+              f"speed-up {walls[1] / walls[2]:.2f}")
+        return 0
     if args.overhead is None:
         args.overhead = measure_overhead()
     runs = read_runs(args.runs_csv)

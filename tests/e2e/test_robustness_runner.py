@@ -221,6 +221,7 @@ def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, mo
     monkeypatch.setattr(planning, "NOTEBOOKS_DIR", nbdir)
     assert cli.main(["run", "--profile", str(profile), "--jobs", "1", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
+    print(err)
     assert ("papermill warning (table1/corrected-LeNet5-ws1-aux1): Input notebook does not contain a cell with "
             "tag 'parameters'") in err
     line = next(x for x in err.splitlines() if "FAILED table1/corrected-LeNet5-ws1-aux1" in x)
