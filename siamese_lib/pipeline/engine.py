@@ -168,6 +168,9 @@ class Engine:
 
     def close(self) -> None:
         if self._client is not None:
+            if self._client.status != "running":  # the scheduler is gone: its reconnect loop would log tracebacks
+                for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
+                    logging.getLogger(name).setLevel(logging.CRITICAL)
             self._client.close()
         if self.cluster is not None:
             self.cluster.close()
