@@ -46,10 +46,16 @@ MINUTES ?= 10
 verify: setup
 	$(BIN)/python -m siamese_lib verify --profile $(PROFILE) --minutes $(MINUTES) $(if $(FULL),--full)
 
-# On a GPU machine, under 8 minutes: the step table on the GPU, then the quick profile end to end on it,
-# both in bench/gpu-check.json (the table is written before the profile starts). Fails clearly without a GPU.
+# On a GPU machine, under 8 minutes: the quick profile end to end with --device cuda into a temporary folder,
+# training on a local Dask cluster whose GPU workers (GPU_JOBS of them, one "GPU" resource each) share the
+# GPU; prints the wall time. Fails clearly without a GPU (exit 2 from the runner).
+GPU_JOBS ?= 4
 gpu-check: setup
-	$(BIN)/python -m siamese_lib bench --device cuda --profile quick --out bench/gpu-check.json
+	@tmp=$$(mktemp -d) && start=$$(date +%s) && \
+	SIAMESE_LIB_RUNS_DIR=$$tmp/runs SIAMESE_LIB_REPORT_DIR=$$tmp/report \
+	timeout 480 $(BIN)/python -m siamese_lib run --profile quick --device cuda --jobs $(GPU_JOBS); rc=$$?; \
+	echo "gpu-check: quick profile, --device cuda, $(GPU_JOBS) GPU workers: exit $$rc, $$(( $$(date +%s) - start )) s wall" \
+	     "(runs and report in $$tmp)"; exit $$rc
 
 clean-runs:
 	rm -rf runs/smoke runs/quick

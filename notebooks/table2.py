@@ -33,6 +33,7 @@ device: str = "auto"                          # auto, cpu or cuda
 store_dir: str = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
 threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
+scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -50,7 +51,7 @@ from IPython.display import Markdown, display
 
 from siamese_lib.analysis.tables import seed_table
 from siamese_lib.experiments.planning import configs_for
-from siamese_lib.store import ensure_runs
+from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
 
@@ -64,7 +65,7 @@ params = dict(weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=drop
               seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs,
               data_seed=data_seed, batch_size=batch_size)
 configs = configs_for("table2", params)
-records = ensure_runs(configs, store, device=device, force=force)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 
 # %% [markdown]
 # ## Test error per seed (%)

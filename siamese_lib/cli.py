@@ -116,12 +116,16 @@ def build_parser() -> Parser:
 
     r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
     r.add_argument("--profile", required=True, type=profile_value, help="a name in params/ (paper, quick, smoke) or a .yaml path")
-    r.add_argument("--jobs", type=positive_int, default=None, help="kernels at once (default: CPU cores)")
+    r.add_argument("--jobs", type=positive_int, default=None,
+                   help="local Dask workers (one thread each) and notebooks at once (default: CPU cores)")
     r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     r.add_argument("--keep-going", action=Switch, default=True,
                    help="after a failed notebook, finish the others (default) or cancel them")
+    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
+                        "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")
 
     b = sub.add_parser("bench", help="time training steps against a plain reference loop")
     b.add_argument("--smoke", action="store_true", help="a few steps only (for tests)")

@@ -209,25 +209,37 @@ def must_retrain(path: Path, force) -> bool:
     return path.stat().st_mtime < float(force)
 
 
-def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool | float = False,
-               progress=None) -> tuple[dict, bool]:
-    """The record for ``config``: from the store when present, else trained and saved. Returns (record, cached)."""
+def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
+    """Train ``config`` and return its record (not written): what a Dask worker computes for the client."""
     dev = resolve_device(device).type
-    key = run_key(config, dev)
-    path = record_path(store_dir, key)
-    if path.exists() and not must_retrain(path, force):
-        return load_record(path), True
     body = train_run(config, device=dev, progress=progress)
-    record = {
-        "schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), **body,
+    return {
+        "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
         "torch_version": torch.__version__, "code_version": code_version(),
         "python": platform.python_version(), "threads": torch.get_num_threads(),
         "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def write_record(store_dir, record: dict) -> Path:
+    """Write one record into the store, atomically; the one place records are written."""
+    path = record_path(store_dir, record["key"])
     text = json.dumps(record)
     validate_record(json.loads(text), path)  # never store a record that a later load would refuse
     write_atomically(path, text)
+    return path
+
+
+def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool | float = False,
+               progress=None) -> tuple[dict, bool]:
+    """The record for ``config``: from the store when present, else trained and saved. Returns (record, cached)."""
+    dev = resolve_device(device).type
+    path = record_path(store_dir, run_key(config, dev))
+    if path.exists() and not must_retrain(path, force):
+        return load_record(path), True
+    record = train_record(config, dev, progress=progress)
+    write_record(store_dir, record)
     return record, False
 
 

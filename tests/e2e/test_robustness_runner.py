@@ -36,8 +36,8 @@ def write_profile(path: Path, aux_loss: list) -> Path:
     return path
 
 
-def crafted_table1(folder: Path, tail: str) -> Path:
-    """A stand-in for notebooks/table1.ipynb: trains the execution's first run, then runs ``tail``."""
+def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
+    """A stand-in for notebooks/table1.ipynb: reads (or trains) the execution's runs, then runs ``tail``."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": kernels.KERNEL_NAME, "display_name": "siamese-lib", "language": "python"}
@@ -45,14 +45,14 @@ def crafted_table1(folder: Path, tail: str) -> Path:
         'model = "LeNet5"\nweight_sharing = True\naux_loss = True\nlr = 0.005\nprotocol = "corrected"\n'
         'seeds = [1]\nepochs = 1\nnb_pairs = 100\ndata_seed = 0\nbatch_size = 100\nstore_dir = "store"\n'
         'device = "cpu"\nthreads = 1\nforce = False\n')
-    params.metadata["tags"] = ["parameters"]
+    params.metadata["tags"] = ["parameters"] if tagged else []
     train = nbformat.v4.new_code_cell(
         "import os, signal, time\nfrom pathlib import Path\n"
         "from siamese_lib.experiments.planning import configs_for\nfrom siamese_lib.store import ensure_runs\n"
         "configs = configs_for('table1', dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, "
         "lr=lr, seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed, "
         "batch_size=batch_size))\n"
-        "ensure_runs(configs[:1], store_dir, device=device, force=force)\n"
+        "ensure_runs(configs, store_dir, device=device, force=force)\n"
         "Path(f'pid-aux{int(aux_loss)}').write_text(str(os.getpid()))  # in the kernel's cwd: this folder\n")
     nb.cells = [params, train, nbformat.v4.new_code_cell(tail)]
     nbformat.write(nb, folder / "table1.ipynb")
@@ -120,7 +120,7 @@ def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used
     no_aux, aux = keys_of(profile, store, False), keys_of(profile, store, True)
     argv = ["run", "--profile", str(profile), "--jobs", "2", "--device", "cpu"]
 
-    # 1. one notebook raises after its first run, the other's kernel dies after its first run
+    # 1. the runs are trained on the cluster; then one notebook raises, the other's kernel dies
     #    (in a subprocess: a runner that hangs on a dead kernel must fail this test, not hang the suite)
     nbdir = crafted_table1(tmp_path / "nb", "if aux_loss:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
                                               "raise RuntimeError('boom after the first run')\n")
@@ -143,8 +143,8 @@ def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used
     assert "aux_loss=True" in line and "kernel died" in line
     assert str(died) in line or str(died.with_suffix(".log")) in line
     # every finished run is kept, complete and valid; nothing half-written
-    assert sorted(p.name for p in store.iterdir()) == sorted(f"{k}.json" for k in (no_aux[0], aux[0]))
-    for k in (no_aux[0], aux[0]):
+    assert sorted(p.name for p in store.iterdir()) == sorted(f"{k}.json" for k in no_aux + aux)
+    for k in no_aux + aux:
         assert load_record(store / f"{k}.json")["key"] == k
     for pid_file in nbdir.glob("pid-*"):  # no kernel outlives the run
         assert wait_dead(int(pid_file.read_text())), pid_file
@@ -153,10 +153,10 @@ def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used
     no_pwned(tmp_path, nbdir, env)
 
     # 2. a finished record gets truncated; the real notebooks run again: the corrupt record is refused
-    #    by path (that notebook fails, the file stays as evidence), the other notebook resumes
+    #    by path (that notebook fails, the file stays as evidence), the other notebook succeeds
     bad = store / f"{no_aux[0]}.json"
     bad.write_text(bad.read_text()[:200])
-    kept = mtimes(store, [aux[0]])
+    kept = mtimes(store, aux)
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     line = next(x for x in err.splitlines() if "FAILED table1/corrected-LeNet5-ws1-aux0" in x)
@@ -165,8 +165,7 @@ def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used
     assert len(bad.read_text()) == 200
     with pytest.raises(CorruptRecord):
         load_record(bad)
-    assert mtimes(store, [aux[0]]) == kept, "a finished run was recomputed"
-    assert (store / f"{aux[1]}.json").exists() and not (store / f"{no_aux[1]}.json").exists()
+    assert mtimes(store, aux) == kept, "a finished run was recomputed"
 
     # 3. the corrupt file removed, as the error says: the run completes, recomputing only what is missing
     bad.unlink()
@@ -201,7 +200,7 @@ def test_sigterm_mid_run_keeps_finished_runs_stops_the_kernel_and_frees_the_lock
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in err and "rerun" in err
     assert wait_dead(int(pid_file.read_text())), "the kernel outlived the runner"
-    assert [p.name for p in store.iterdir()] == [f"{keys[0]}.json"]
+    assert sorted(p.name for p in store.iterdir()) == sorted(f"{k}.json" for k in keys)  # trained first, kept
     assert load_record(store / f"{keys[0]}.json")["key"] == keys[0]
     assert json.loads((base / "timings.json").read_text())["status"] == "interrupted"
     lock = runner.Lock(base / ".lock")
@@ -211,6 +210,24 @@ def test_sigterm_mid_run_keeps_finished_runs_stops_the_kernel_and_frees_the_lock
     # the rerun that resumes is the same as after Ctrl-C (the runner turns SIGTERM into it): see
     # test_pipeline.py::test_interrupt_then_resume_recomputes_nothing and the first test above
     no_pwned(tmp_path, nbdir, env)
+
+
+def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, monkeypatch, capsys):
+    """Issue 15: it runs on its own defaults (seed 1 only, another store) and must not pass as a success;
+    papermill's warning about the missing parameters cell reaches the user."""
+    profile = write_profile(tmp_path / "untagged.yaml", [True])
+    nbdir = crafted_table1(tmp_path / "nb", "", tagged=False)
+    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", nbdir)
+    monkeypatch.setattr(planning, "NOTEBOOKS_DIR", nbdir)
+    assert cli.main(["run", "--profile", str(profile), "--jobs", "1", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    print(err)
+    assert ("papermill warning (table1/corrected-LeNet5-ws1-aux1): Input notebook does not contain a cell with "
+            "tag 'parameters'") in err
+    line = next(x for x in err.splitlines() if "FAILED table1/corrected-LeNet5-ws1-aux1" in x)
+    assert "did not use the runs it was given (1 not used by the notebook of 2" in line and "parameters" in line
+    t = json.loads((env / "untagged" / "timings.json").read_text())
+    assert [e["status"] for e in t["executions"]] == ["failed"]
 
 
 # --- static checks: nothing from a configuration is ever executed -----------------------------------

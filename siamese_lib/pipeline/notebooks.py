@@ -1,0 +1,249 @@
+"""The notebook executions of a run: planned from the profile, executed by papermill (each in a kernel of
+its own, up to ``--jobs`` at once), then checked: every run an execution was given must be in the store
+and named in the executed notebook's output, or the execution fails (a notebook that lost its
+``parameters`` tag runs on its own defaults and must not pass as a success)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..common import inside, safe_name
+from ..store import run_key
+from .kernels import execute_job, kernel_name, signal_group
+
+PRESENTATION_STAGES = ("figures", "report")
+HIDDEN_PARAMETERS = {"store_dir", "runs_dir", "profile_path", "device", "threads", "force", "nb_pairs", "data_seed",
+                     "batch_size", "scheduler"}
+
+
+@dataclass(eq=False)
+class Job:
+    """One notebook execution and what became of it."""
+    stage: str
+    name: str                 # the execution's name, made safe for a file name
+    parameters: dict
+    output: Path
+    configs: list = field(default_factory=list)
+    keys: list = field(default_factory=list)
+    status: str = "pending"   # pending, running, ok, failed, cancelled, up-to-date
+    error: str | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+    kernel_pid: int | None = None
+    result: dict | None = None
+    log: Path | None = None
+    started: float = 0.0
+    seconds: float = 0.0
+    trained: int = 0          # runs of this execution trained by this invocation (a shared run counts once)
+    cached: int = 0
+    kernel_start_seconds: float | None = None
+    notebook_seconds: float | None = None
+    attempts: int = 0
+    fingerprint: str = ""
+    waiting: set = field(default_factory=set)  # its runs still being trained
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage}/{self.name}"
+
+
+def describe(parameters: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in parameters.items() if k not in HIDDEN_PARAMETERS)
+
+
+def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: set, extra: dict) -> list[Job]:
+    """Jobs of the executions; ``extra`` adds parameters to the presentation stages (runs_dir, report_dir)."""
+    jobs = []
+    for ex in executions:
+        params = dict(ex.parameters)
+        if ex.stage in PRESENTATION_STAGES:
+            params.update({k: v for k, v in extra.items() if k != "report_dir" or ex.stage == "report"})
+        else:
+            params.update(threads=1, force=False)  # the runs are in the store before the notebook starts
+        name = safe_name(ex.name)
+        output = inside(base / ex.stage / f"{name}.ipynb", base)
+        if output in used:  # two names that differ only in unsafe characters
+            digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+            name = safe_name(f"{name[:100]}-{digest}")
+            output = inside(base / ex.stage / f"{name}.ipynb", base)
+        used.add(output)
+        configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
+        job = Job(ex.stage, name, params, output, configs, [run_key(c, device) for c in configs])
+        source = (notebooks_dir / f"{ex.stage}.ipynb").read_bytes()
+        job.fingerprint = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        jobs.append(job)
+    return jobs
+
+
+def store_state(store_dir: Path) -> str:
+    """A digest of the store's records (names, sizes, times): what the presentation notebooks read."""
+    h = hashlib.sha256()
+    for path in sorted(Path(store_dir).glob("[!.]*.json")):
+        st = path.stat()
+        h.update(f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
+    """Executed before with the same notebook and parameters, and nothing it reads has changed since."""
+    if not job.output.exists():
+        return False
+    entry = previous.get((job.stage, job.name))
+    if not entry or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
+        return False
+    nb_mtime = job.output.stat().st_mtime
+    paths = [store_dir / f"{k}.json" for k in job.keys]
+    return all(p.exists() and p.stat().st_mtime <= nb_mtime for p in paths)
+
+
+def notebook_duration(path: Path) -> float | None:
+    try:
+        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+    except (OSError, json.JSONDecodeError):
+        return None
+    return meta.get("duration")
+
+
+def outputs_text(path: Path) -> str:
+    """Everything the executed notebook printed or displayed, as one string."""
+    try:
+        nb = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return ""
+    parts = []
+    for cell in nb.get("cells", []):
+        for out in cell.get("outputs", []):
+            text = out.get("text") or out.get("data", {}).get("text/plain", "")
+            parts.append("".join(text) if isinstance(text, list) else str(text))
+    return "\n".join(parts)
+
+
+def runs_check(job: Job, store_dir: Path) -> str | None:
+    """None when every run the execution was given is in the store and named in its output; else why not."""
+    if not job.keys:
+        return None
+    absent = [k for k in job.keys if not (store_dir / f"{k}.json").exists()]
+    text = outputs_text(job.output)
+    unused = [k for k in job.keys if k not in text]
+    if not absent and not unused:
+        return None
+    what = f"{len(absent)} missing from the store" if absent else f"{len(unused)} not used by the notebook"
+    return (f"the notebook did not use the runs it was given ({what} of {len(job.keys)}, e.g. "
+            f"{(absent or unused)[0]}): has its 'parameters' cell lost its tag?")
+
+
+class PapermillWarnings(logging.Handler):
+    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
+
+    def __init__(self, write):
+        super().__init__(logging.WARNING)
+        self.write = write
+
+    def emit(self, record):
+        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
+
+
+class Executor:
+    """Executes jobs, up to ``width`` at once, in threads of this process (papermill imported once).
+
+    ``submit`` queues a job (the runner does so the moment its runs are in the store, while the cluster
+    trains the others); ``collect`` finishes the executions that have ended, or waits for all of them."""
+
+    def __init__(self, notebooks_dir: Path, store_dir: Path, workdir: Path, on_finish, keep_going: bool,
+                 width: int):
+        self.notebooks_dir, self.store_dir, self.workdir = notebooks_dir, store_dir, workdir
+        self.on_finish, self.keep_going = on_finish, keep_going
+        self.pool = ThreadPoolExecutor(max_workers=max(1, width))
+        self.futures: dict = {}
+        self.stop = False  # set after a failure with --no-keep-going
+        self.count = 0
+
+    def submit(self, job: Job) -> None:
+        if job.status != "pending":
+            return
+        if self.stop:
+            job.status = "cancelled"
+            return
+        job.log = self.workdir / f"job{self.count:04d}.log"  # names may hold dots: no suffix games
+        self.count += 1
+        self.futures[self.pool.submit(self.execute_one, job)] = job
+
+    def execute_one(self, job: Job) -> None:
+        threading.current_thread().name = job.label  # papermill's warnings name their job
+        if job.cancel.is_set() or self.stop:
+            return  # stays pending: collect() counts it cancelled
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+        job.started = time.time()
+        job.status = "running"
+        execute_job(job, self.notebooks_dir / f"{job.stage}.ipynb", kernel_name(), self.notebooks_dir, job.log)
+        self.finish(job)
+        if job.status == "failed" and not self.keep_going:
+            self.stop = True  # decided here, so a queued job cannot start in between
+
+    def finish(self, job: Job) -> None:
+        job.seconds = time.time() - job.started if job.started else 0.0
+        result = job.result or {"status": "failed", "error": "the notebook thread ended without a result"}
+        job.kernel_start_seconds = result.get("kernel_start_seconds", job.kernel_start_seconds)
+        job.attempts = result.get("attempts", job.attempts)
+        job.notebook_seconds = notebook_duration(job.output)
+        if result["status"] == "ok":
+            result = {"status": "failed", "error": problem} if (problem := runs_check(job, self.store_dir)) else result
+        if job.cancel.is_set():
+            job.status = "cancelled"
+        elif result["status"] == "ok":
+            job.status = "ok"
+        else:
+            job.status, job.error = "failed", result.get("error") or "unknown error"
+            if job.log and job.log.exists() and job.log.stat().st_size:
+                shutil.copyfile(job.log, job.output.with_suffix(".log"))  # the kernel's stderr, for a dead kernel
+
+    def collect(self, block: bool = True) -> None:
+        """Finish the executions that have ended (with ``block``: wait for every one submitted)."""
+        try:
+            ended = as_completed(list(self.futures)) if block else [f for f in list(self.futures) if f.done()]
+            for future in ended:
+                job = self.futures.pop(future)
+                if job.status == "pending":  # cancelled before it started
+                    job.status = "cancelled"
+                    continue
+                if job.status == "running":  # its thread ended without finishing it (cannot normally happen)
+                    self.finish(job)
+                self.on_finish(job)
+                if self.stop:
+                    for other in self.futures.values():
+                        if other.status == "pending":
+                            other.cancel.set()
+                            other.status = "cancelled"
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop every execution: pending ones never start; running kernels are interrupted, then killed."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
+        jobs = list(self.futures.values())
+        self.futures = {}
+        for job in jobs:
+            job.cancel.set()
+            if job.status == "pending":
+                job.status = "cancelled"
+        running = [j for j in jobs if j.status == "running"]
+        for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGKILL, 10.0)):
+            for job in running:
+                if job.kernel_pid and job.status == "running":
+                    signal_group(job.kernel_pid, sig)
+            deadline = time.time() + wait
+            while time.time() < deadline and any(j.status == "running" for j in running):
+                time.sleep(0.1)  # the job's thread finishes it once papermill returns
+        for job in running:
+            job.status = "cancelled"
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
