@@ -314,7 +314,7 @@ def test_stage_end_to_end_through_the_store(tmp_path):
 
 
 def test_notebook_parameters_match_the_runner(tmp_path):
-    """The parameters cell names exactly what expand() passes, plus the runner's threads and force."""
+    """The parameters cell names exactly what expand() passes, plus threads, force and scheduler."""
     import ast
 
     import nbformat
@@ -326,7 +326,7 @@ def test_notebook_parameters_match_the_runner(tmp_path):
     names = {node.target.id for node in ast.parse(cell.source).body if isinstance(node, ast.AnnAssign)}  # typed
     (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
                          stages=("beyond_paper",))
-    assert names == set(first.parameters) | {"threads", "force"}
+    assert names == set(first.parameters) | {"threads", "force", "scheduler"}
 
 
 def test_best_paragraph_prefers_the_refit_and_judges_the_target():
