@@ -12,26 +12,35 @@
 # The candidate space, the comparison rules, the seeds and the rule are all written in the profile
 # (`stages.selection`) before anything trains. This notebook does one of two parts:
 #
-# - `from typing import Optional, Union  # noqa: F401 - for the annotations below
-# part: str = "candidate"            # "candidate" or "final"
-# candidate: str = "lenet5_cosine"   # the candidate to train (part "candidate") or the rule's choice (part "final")
-# seeds: list[int] = []              # part "final": the fresh seeds this execution trains
-# selection: dict = {
-#     "candidates": {"lenet5_cosine": {"model": "LeNet5", "lr": 2e-3, "lr_schedule": "cosine", "epochs": 2},
-#                    "lenet5_constant": {"model": "LeNet5", "lr": 5e-3, "epochs": 2}},
-#     "rules": ["head", "digit_prob"],
-#     "selection_seeds": [11, 12],
-#     "final_seeds": [21, 22],
-#     "final_training": "all_pairs",
-# }
-# nb_pairs: int = 100                # training pairs and test pairs (the paper: 1000)
-# data_seed: int = 0
-# batch_size: int = 50
-# device: str = "auto"               # auto, cpu or cuda
-# store_dir: str = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
-# threads: int = 1                   # torch threads; the runner uses 1 per kernel
-# force: Union[bool, float] = False  # True: retrain even when the store has the run
-# scheduler: Optional[str] = None    # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+# - `part = "candidate"`: trains one candidate on the **selection seeds**. Every candidate uses the
+#   same seeds, hence the same training/validation splits (a seed fixes the fold's shuffle; its first
+#   20 % of the training pairs are held out for validation, the rest train).
+# - `part = "final"`: applies the rule to the stored candidates (validation columns only: the rule
+#   refuses any test column), then trains the chosen configuration on **fresh seeds** that took no part
+#   in the choice. Its test error over those seeds is the headline; the test pairs are scored once.
+
+# %% tags=["parameters"]
+# Parameters (the runner passes the profile's stage; these defaults are a tiny space for a look in Jupyter)
+from typing import Optional, Union  # noqa: F401 - for the annotations below
+part: str = "candidate"            # "candidate" or "final"
+candidate: str = "lenet5_cosine"   # the candidate to train (part "candidate") or the rule's choice (part "final")
+seeds: list[int] = []              # part "final": the fresh seeds this execution trains
+selection: dict = {
+    "candidates": {"lenet5_cosine": {"model": "LeNet5", "lr": 2e-3, "lr_schedule": "cosine", "epochs": 2},
+                   "lenet5_constant": {"model": "LeNet5", "lr": 5e-3, "epochs": 2}},
+    "rules": ["head", "digit_prob"],
+    "selection_seeds": [11, 12],
+    "final_seeds": [21, 22],
+    "final_training": "all_pairs",
+}
+nb_pairs: int = 100                # training pairs and test pairs (the paper: 1000)
+data_seed: int = 0
+batch_size: int = 50
+device: str = "auto"               # auto, cpu or cuda
+store_dir: str = "../runs/interactive/store"  # results store; a relative path is taken from notebooks/
+threads: int = 1                   # torch threads; the runner uses 1 per kernel
+force: Union[bool, float] = False  # True: retrain even when the store has the run
+scheduler: Optional[str] = None    # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 
 # %%
 import pandas as pd

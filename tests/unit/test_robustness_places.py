@@ -93,7 +93,7 @@ def test_a_disk_that_fills_mid_run_is_one_line_exit_1_and_no_temp_folder(places,
     monkeypatch.setenv("SIAMESE_LIB_REPORT_DIR", str(places / "report"))
     target = places / "runs" / "smoke" / "timings.json"
 
-    def fills(run, expand):
+    def fills(run, *_):
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
     monkeypatch.setattr(runner, "plan", fills)
