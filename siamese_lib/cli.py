@@ -17,7 +17,8 @@ from .data import DataError, load_mnist
 from .experiments.profiles import PAPER_LRS, STAGES
 from .models import MODEL_NAMES
 from .pipeline import bench, bench_study, runner, verify
-from .training import PROTOCOLS, RunConfig, field_problem, field_rule, resolve_device, train_run
+from .config import PROTOCOLS, RunConfig, field_problem, field_rule
+from .training import resolve_device, train_run
 
 MAX_THREADS = 1024
 
@@ -60,7 +61,7 @@ def positive_float(text):
 
 def field_value(name: str, parse):
     """An argparse type for the run-configuration field ``name``: the limits and words of
-    training.FIELD_RULES, the one validation that profiles and notebooks use too."""
+    config.FIELD_RULES, the one validation that profiles and notebooks use too."""
     def convert(text):
         try:
             value = parse(text)

@@ -20,7 +20,8 @@ import torch
 
 from .common import OneLineError, write_atomically
 from .machine import fingerprint, fingerprint_problems
-from .training import KEY_OMITS_AT_DEFAULT, RunConfig, resolve_device, short_repr, train_run
+from .config import KEY_OMITS_AT_DEFAULT, RunConfig, short_repr
+from .training import resolve_device, train_run
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",

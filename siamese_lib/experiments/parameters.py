@@ -1,7 +1,7 @@
 """The training notebooks' parameters, checked in one call right after their parameters cell.
 
 A bad value given with ``papermill -p`` (or edited in Jupyter) ends the notebook with one line naming
-the parameter, what is allowed and what was given: the limits and words of training.FIELD_RULES, the
+the parameter, what is allowed and what was given: the limits and words of config.FIELD_RULES, the
 one validation that profiles and the train command use too.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ import os
 from pathlib import Path
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..training import FIELD_RULES, field_problem, resolve_device, short_repr
+from ..config import FIELD_RULES, field_problem, short_repr
+from ..training import resolve_device
 from .planning import configs_for
 from .profiles import MAX_LIST_ITEMS, PAPER_LRS
 from .variants import VARIANTS, applies_to

@@ -18,7 +18,7 @@ import numpy as np
 from ..common import NOTEBOOKS_DIR
 from ..models import PAPER_MODELS
 from ..store import load_records
-from ..training import RunConfig
+from ..config import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
 from .selection import candidate_configs, chosen_candidate, final_configs
 from .variants import VARIANTS, applies_to, variant_configs

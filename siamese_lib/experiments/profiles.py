@@ -16,7 +16,7 @@ import yaml
 from ..common import PARAMS_DIR
 from ..machine import NUMERICS
 from ..models import PAPER_MODELS
-from ..training import FIELD_RULES, RunConfig, short_repr
+from ..config import FIELD_RULES, RunConfig, short_repr
 from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
@@ -49,7 +49,7 @@ def _check(cond, where, key, allowed, value):
 
 def _field(name):
     """A checker for values of the run-configuration field ``name``: the limits and words of
-    training.FIELD_RULES, the one validation that RunConfig and the train command use too."""
+    config.FIELD_RULES, the one validation that RunConfig and the train command use too."""
     ok, rule = FIELD_RULES[name]
 
     def check(value, where, key):

@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..store import find_record
-from ..training import RunConfig
+from ..config import RunConfig
 from .variants import val_pairs_for
 
 # Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).

@@ -6,7 +6,7 @@ them (``val_pairs``, drawn per seed from the fold's shuffle). The test pairs giv
 """
 from __future__ import annotations
 
-from ..training import RunConfig
+from ..config import RunConfig
 
 VAL_FRACTION = 0.2  # of the training pairs, held out per seed for model choice (200 of the paper's 1000)
 AUG_ALL = ("repair", "swap", "shift")

@@ -36,7 +36,8 @@ from ..common import ROOT, UsageError, write_json_atomically
 from ..data import generate_pair_sets
 from ..experiments.profiles import PAPER_LRS, TRAINING_STAGES, ProfileError, load_profile
 from ..models import PAPER_MODELS, build_model
-from ..training import RunConfig, Split, make_optimizer, mini_batches, resolve_device, train_epoch
+from ..config import RunConfig
+from ..training import Split, make_optimizer, mini_batches, resolve_device, train_epoch
 
 DEFAULT_OUT = ROOT / "bench" / "bench.json"
 

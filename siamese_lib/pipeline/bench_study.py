@@ -22,7 +22,8 @@ from ..common import ROOT, runs_root, write_json_atomically
 from ..experiments.planning import expand
 from ..experiments.profiles import PAPER_LRS, load_profile
 from ..models import PAPER_MODELS, build_model
-from ..training import RunConfig, Split, comparison_from_digits, mini_batches, train_run
+from ..config import RunConfig
+from ..training import Split, comparison_from_digits, mini_batches, train_run
 from .bench import (BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split,
                     threads_set, two_call_forward)
 

@@ -24,7 +24,8 @@ from ..common import UsageError
 from ..experiments.planning import run_cost
 from ..store import code_version, ensure_runs as ensure_runs_here, load_record, record_path, run_key, \
     train_record, write_record
-from ..training import RunConfig, resolve_device
+from ..config import RunConfig
+from ..training import resolve_device
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one

@@ -9,15 +9,11 @@ up to ``--jobs`` at once, each in a kernel of its own; they find their runs in t
 the report run last, and only when the store, their notebook or their parameters changed.
 ``runs/<profile>/timings.json`` records the wall time of the run and of each notebook (``timings.py``).
 
-Environment variables:
-  SIAMESE_LIB_RUNS_DIR    where ``<profile>/`` goes (default: runs/ in the repository)
-  SIAMESE_LIB_REPORT_DIR  where the rendered report goes (default: report/ in the repository)
-  SIAMESE_LIB_KERNEL      the Jupyter kernel the notebooks run in (default: siamese-lib)
-  SIAMESE_LIB_SCHEDULER   a running Dask scheduler (tcp://HOST:8786), as --scheduler
+Environment variables (README, "The runner"): SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR,
+SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --scheduler).
 
-Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the report rendering failed; 2 a
-usage error, or another run of the same profile holds its lock (this run refuses rather than waits);
-130 interrupted (Ctrl-C or SIGTERM: submitted runs are cancelled, kernels stopped, finished runs kept).
+Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage
+error or the profile's lock is held; 130 interrupted (submitted runs cancelled, finished runs kept).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from distributed import Client, LocalCluster, as_completed
 
 from ..experiments.planning import run_cost
 from ..store import config_from_dict, write_record
-from ..training import RunConfig
+from ..config import RunConfig
 from .engine import Engine
 
 CONFIG_COLUMNS = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs", "batch_size",

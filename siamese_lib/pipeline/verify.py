@@ -27,7 +27,7 @@ from ..analysis.stats import fmt_p
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..experiments.profiles import ProfileError, load_profile
 from ..store import ensure_run, run_key
-from ..training import KEY_OMITS_AT_DEFAULT, RunConfig
+from ..config import KEY_OMITS_AT_DEFAULT, RunConfig
 
 MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
 SAMPLE_SEED = 0     # the sample is the same on every machine, so two verifications check the same runs

@@ -13,7 +13,8 @@ from .. import machine
 from ..analysis.stats import fmt_p, mean_std_n, welch_p
 from ..common import ROOT
 from ..models import ConvHead, Siamese, build_model, count_parameters, net_branch
-from ..training import PROTOCOL_SETTINGS, RunConfig, make_optimizer
+from ..config import PROTOCOL_SETTINGS, RunConfig
+from ..training import make_optimizer
 from .html import esc, html_table
 
 # The one-call against the two-call forward on the paper's best cell (LeNet5_FullyConv, weight sharing +
@@ -97,7 +98,7 @@ def departures_html(grouped_shifts=None) -> str:
     return html_table(["Departure", "Paper", "Authors' code", "Corrected protocol", "Original protocol",
                        "Measured effect"], [[esc(c) for c in row] for row in departures(grouped_shifts)],
                       caption="Every departure from the paper and from the authors' code, read from this code's "
-                              "own settings (training.PROTOCOL_SETTINGS, RunConfig, the models); effects measured "
+                              "own settings (config.PROTOCOL_SETTINGS, RunConfig, the models); effects measured "
                               "where a measurement exists", cls="plain")
 
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from siamese_lib.models import PAPER_MODELS as MODEL_NAMES
-from siamese_lib.training import RunConfig, prepare_data, train_run
+from siamese_lib.config import RunConfig
+from siamese_lib.training import prepare_data, train_run
 from siamese_lib import models
 from siamese_lib.pipeline import bench
 from siamese_lib import training

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from siamese_lib import store
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 
 NOTEBOOKS = ROOT / "notebooks"
 

@@ -10,7 +10,7 @@ import torch
 from conftest import run_cli
 from siamese_lib import store
 from siamese_lib.analysis.tables import records_frame
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 
 # two cells of two seeds, smoke-sized (100 pairs, 2 epochs): a few seconds each
 CONFIGS = [RunConfig(model="LeNet5", nb_pairs=100, batch_size=50, epochs=2, seed=s, aux_loss=aux)

@@ -110,7 +110,7 @@ def test_report_renders_end_to_end(tmp_path):
     import papermill as pm
     import torch
     from siamese_lib.store import ensure_run
-    from siamese_lib.training import RunConfig
+    from siamese_lib.config import RunConfig
 
     profile_path = write_profile(tmp_path)
     prof = load_profile(str(profile_path))

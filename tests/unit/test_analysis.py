@@ -14,7 +14,7 @@ import pytest
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.common import write_atomically
 from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 from siamese_lib.analysis import claims as claims_mod
 from siamese_lib.analysis import stats
 from siamese_lib.analysis import tables

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from siamese_lib.training import RunConfig, Split, augment_batch, aux_weight_at, shift_images
+from siamese_lib.config import RunConfig
+from siamese_lib.training import Split, augment_batch, aux_weight_at, shift_images
 from siamese_lib.analysis import variants as beyond
 from siamese_lib.experiments import variants
 from siamese_lib.presentation import figures

@@ -8,7 +8,7 @@ import pytest
 from siamese_lib import machine
 from siamese_lib.analysis import agreement
 from siamese_lib.pipeline import verify
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel

@@ -1,7 +1,7 @@
 """One validation for a run configuration (issue 15, class 5) and profiles that expand (class 3).
 
 The profile, the notebooks' parameters and the train command refuse the same values with the same words
-(training.FIELD_RULES); what passes trains without crashing; loading a profile takes time linear in its text.
+(config.FIELD_RULES); what passes trains without crashing; loading a profile takes time linear in its text.
 """
 import time
 
@@ -10,11 +10,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamese_lib import cli, training
+from siamese_lib import cli, config
 from siamese_lib.experiments import profiles
 from siamese_lib.experiments.parameters import ParameterError, check_parameters
 from siamese_lib.experiments.profiles import ProfileError, load_profile
-from siamese_lib.training import RunConfig, field_rule
+from siamese_lib.config import RunConfig, field_rule
 
 # field -> (profile key holding it, train flag, notebook parameter, bad values)
 SHARED = {
@@ -216,4 +216,4 @@ def test_every_shipped_profile_still_loads():
 
 
 def test_field_rules_are_the_ones_runconfig_checks():
-    assert set(training.FIELD_RULES) == set(RunConfig.__dataclass_fields__)
+    assert set(config.FIELD_RULES) == set(RunConfig.__dataclass_fields__)

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from siamese_lib import store
 from siamese_lib.analysis import tables
 from siamese_lib.experiments.variants import variant_configs
-from siamese_lib.training import RunConfig, train_run
+from siamese_lib.config import RunConfig
+from siamese_lib.training import train_run
 
 # Real record shapes: the paper's setting, the original protocol without the auxiliary loss (25 epochs
 # whatever `epochs` says), and a beyond-the-paper run with a validation split (val_* metrics).

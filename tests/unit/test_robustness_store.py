@@ -8,7 +8,7 @@ import pytest
 from conftest import files_under
 from siamese_lib import common, store
 from siamese_lib.analysis import tables
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 
 CONFIG = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=8)
 

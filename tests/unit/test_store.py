@@ -7,7 +7,7 @@ import pytest
 from conftest import files_under
 from siamese_lib import store
 from siamese_lib.analysis import tables
-from siamese_lib.training import RunConfig
+from siamese_lib.config import RunConfig
 from siamese_lib.experiments import planning
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)

@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from siamese_lib import training
 from siamese_lib.data import generate_pair_sets, normalize
 from siamese_lib.models import build_model
-from siamese_lib.training import RunConfig, prepare_data, resolve_device, train_run
+from siamese_lib.config import RunConfig
+from siamese_lib.training import prepare_data, resolve_device, train_run
 
 TIMING = ("train_seconds", "wall_seconds")
 
@@ -150,7 +151,7 @@ def test_affine_moves_keep_shape_and_identity_at_zero():
 def test_two_branch_calls_change_the_model_only_with_weight_sharing():
     import torch
     from siamese_lib.models import build_model
-    from siamese_lib.training import RunConfig
+    from siamese_lib.config import RunConfig
     x = torch.randn(6, 2, 14, 14)
     torch.manual_seed(0)
     one = build_model("LeNet5", branch_calls=1).train()
@@ -169,7 +170,7 @@ def test_two_branch_calls_change_the_model_only_with_weight_sharing():
 
 def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
     from siamese_lib.store import run_key
-    from siamese_lib.training import RunConfig
+    from siamese_lib.config import RunConfig
     plain = RunConfig(nb_pairs=20, epochs=2, batch_size=10)
     cos = RunConfig(nb_pairs=20, epochs=2, batch_size=10, lr_schedule="cosine")
     assert run_key(plain, "cpu") != run_key(cos, "cpu")
