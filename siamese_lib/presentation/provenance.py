@@ -99,7 +99,7 @@ def departures_html(grouped_shifts=None) -> str:
                        "Measured effect"], [[esc(c) for c in row] for row in departures(grouped_shifts)],
                       caption="Every departure from the paper and from the authors' code, read from this code's "
                               "own settings (config.PROTOCOL_SETTINGS, RunConfig, the models); effects measured "
-                              "where a measurement exists", cls="plain")
+                              "where a measurement exists", cls="plain departures")
 
 
 def machines_html(records) -> str:
