@@ -78,23 +78,28 @@ def check_directory(path, what: str = "directory") -> Path:
     return Path(os.path.abspath(path))
 
 
+def _place(variable: str, default: Path) -> Path:
+    """A folder as configured, not yet resolved (resolving a symlink loop raises: check_run_places reports it)."""
+    return Path(os.environ.get(variable) or default)
+
+
 def runs_root() -> Path:
-    return Path(os.environ.get("SIAMESE_LIB_RUNS_DIR") or ROOT / "runs").resolve()
+    return _place("SIAMESE_LIB_RUNS_DIR", ROOT / "runs").resolve()
 
 
 def report_root() -> Path:
-    return Path(os.environ.get("SIAMESE_LIB_REPORT_DIR") or ROOT / "report").resolve()
+    return _place("SIAMESE_LIB_REPORT_DIR", ROOT / "report").resolve()
 
 
 def check_run_places(profile_name: str, with_report: bool) -> None:
     """Before a run starts, every folder it writes must be usable; else UsageError naming the place.
-    Read from the variables as given: runs_root() resolves, which a symlink loop would break."""
+    Read from the variables as given (_place): runs_root() resolves, which a symlink loop would break."""
     name = safe_name(profile_name)
-    runs = Path(os.environ.get("SIAMESE_LIB_RUNS_DIR") or ROOT / "runs")
+    runs = _place("SIAMESE_LIB_RUNS_DIR", ROOT / "runs")
     check_directory(runs / name, "runs folder (SIAMESE_LIB_RUNS_DIR)")
     check_directory(runs / name / "store", "results store")
     if with_report:
-        check_directory(Path(os.environ.get("SIAMESE_LIB_REPORT_DIR") or ROOT / "report") / name,
+        check_directory(_place("SIAMESE_LIB_REPORT_DIR", ROOT / "report") / name,
                         "report folder (SIAMESE_LIB_REPORT_DIR)")
 
 
