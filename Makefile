@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= paper
 JOBS ?=
+ALLOW_DIRTY ?=
 KERNEL := siamese-lib
 STAMP := $(VENV)/.setup-done
 
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 report: setup
-	$(BIN)/python -m siamese_lib run --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS))
+	$(BIN)/python -m siamese_lib run --profile $(PROFILE) $(if $(JOBS),--jobs $(JOBS)) $(if $(ALLOW_DIRTY),--allow-dirty)
 
 # Everything: the layer contract, the declared dependencies, then the unit, notebooks and e2e tiers.
 test: setup lint

@@ -124,6 +124,9 @@ def build_parser() -> Parser:
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     r.add_argument("--keep-going", action=Switch, default=True,
                    help="after a failed notebook, finish the others (default) or cancel them")
+    r.add_argument("--allow-dirty", action="store_true",
+                   help="profile paper: train from uncommitted code anyway (refused by default); "
+                        "those runs are marked +dirty in the report")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
                         "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")

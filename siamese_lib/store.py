@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import platform
 import sys
 import subprocess
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .common import OneLineError, write_atomically
+from .common import OneLineError, UsageError, runs_root, write_atomically
 from .machine import fingerprint, fingerprint_problems
 from .config import KEY_OMITS_AT_DEFAULT, RunConfig, short_repr
 from .training import resolve_device, train_run
@@ -42,18 +43,57 @@ def run_key(config: RunConfig, device_type: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
 
+# What decides a run's numbers: a change under these paths is a new code version; docs, README and tests are not,
+# so a long run resumed after a docs-only commit keeps one version.
+CODE_PATHS = ("siamese_lib", "notebooks", "params", "pyproject.toml", "constraints.txt")
+DIRTY = "+dirty"
+ALLOW_DIRTY_ENV = "SIAMESE_LIB_ALLOW_DIRTY"   # set by `run --allow-dirty`; the kernels and workers inherit it
+CLEAN_PROFILES = ("paper",)                  # the profiles whose record is committed
+
+
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10).stdout
+
+
+def uncommitted_code() -> list[str]:
+    """The paths under CODE_PATHS that differ from the last commit (modified, added or untracked)."""
+    try:
+        lines = _git("status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS).splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:] for line in lines if line.strip()]
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """The git commit of the library's checkout, '+dirty' when library files are modified."""
-    root = Path(__file__).resolve().parent.parent
+    """The last commit that changed CODE_PATHS (12 hex digits), with DIRTY while any of them is uncommitted."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "siamese_lib"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = _git("log", "-1", "--format=%H", "--", *CODE_PATHS).strip()[:12]
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return (commit or "unknown") + ("+dirty" if dirty else "")
+    return (commit or "unknown") + (DIRTY if uncommitted_code() else "")
+
+
+def dirty_allowed() -> bool:
+    return os.environ.get(ALLOW_DIRTY_ENV) == "1"
+
+
+def check_clean_code(profile_name: str, allow: bool = False) -> None:
+    """Refuse (UsageError, one line) to train a committed profile's runs from uncommitted code, unless allowed;
+    ``allow`` holds for this process and the kernels and workers it starts."""
+    if allow:
+        os.environ[ALLOW_DIRTY_ENV] = "1"
+    if profile_name in CLEAN_PROFILES and not dirty_allowed() and code_version().endswith(DIRTY):
+        raise UsageError(_refusal(profile_name))
+
+
+def _refusal(profile_name: str) -> str:
+    changed = uncommitted_code()
+    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+    return (f"refusing to write records of profile {profile_name!r} from uncommitted changes "
+            f"({shown or 'see git status'}): commit them first, or pass --allow-dirty (make report ALLOW_DIRTY=1) "
+            f"for an experiment; its runs are then marked {DIRTY} in the report")
 
 
 def record_path(store_dir: Path, key: str) -> Path:
@@ -223,9 +263,18 @@ def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict
     }
 
 
+def _is_clean_store(store_dir) -> bool:
+    try:
+        return any(Path(store_dir).resolve() == (runs_root() / p / "store").resolve() for p in CLEAN_PROFILES)
+    except OSError:
+        return False
+
+
 def write_record(store_dir, record: dict) -> Path:
     """Write one record into the store, atomically; the one place records are written."""
     path = record_path(store_dir, record["key"])
+    if _is_clean_store(store_dir) and str(record.get("code_version", "")).endswith(DIRTY) and not dirty_allowed():
+        raise UsageError(_refusal(Path(store_dir).parent.name))  # the committed record takes no uncommitted code
     text = json.dumps(record)
     validate_record(json.loads(text), path)  # never store a record that a later load would refuse
     write_atomically(path, text)

@@ -1,19 +1,16 @@
 """The pipeline runner: ``python -m siamese_lib run --profile NAME``.
 
-Runs are the unit of compute, notebooks the unit of presentation. A profile expands into notebook
-executions (one per configuration); their distinct training runs that the store lacks are submitted to
-a Dask cluster, longest first (``engine.py``: a LocalCluster of ``--jobs`` single-thread workers, or a
-running cluster with ``--scheduler``), and each record is written here the moment it comes back, so an
-interrupted run resumes where it stopped. Then papermill executes the notebooks (``notebooks.py``),
-up to ``--jobs`` at once, each in a kernel of its own; they find their runs in the store. Figures and
-the report run last, and only when the store, their notebook or their parameters changed.
-``runs/<profile>/timings.json`` records the wall time of the run and of each notebook (``timings.py``).
-
+A profile expands into notebook executions (one per configuration); the distinct training runs the store
+lacks go to a Dask cluster, longest first (``engine.py``: a LocalCluster of ``--jobs`` single-thread
+workers, or ``--scheduler``); each record is written here as it comes back, so an interrupted run resumes.
+Papermill executes the notebooks (``notebooks.py``), up to ``--jobs`` at once, each in its own kernel,
+reading their runs from the store; figures and the report last, only when the store, their notebook or
+their parameters changed. ``runs/<profile>/timings.json``: wall times, summed over resumes (``timings.py``).
 Environment variables (README, "The runner"): SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR,
 SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --scheduler).
 
-Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage
-error or the profile's lock is held; 130 interrupted (submitted runs cancelled, finished runs kept).
+Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage error,
+the lock is held or (profile paper) uncommitted code; 130 interrupted (finished runs kept).
 """
 from __future__ import annotations
 
@@ -35,6 +32,7 @@ from ..experiments.planning import expand, run_cost
 from ..machine import apply_numerics
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..presentation.render import render_report
+from ..store import check_clean_code
 from ..training import resolve_device
 from .engine import Engine, EngineError, scheduler_address
 from .kernels import first_line
@@ -261,6 +259,8 @@ def main(args) -> int:
             raise UsageError(f"run: notebook notebooks/{stage}.ipynb is missing (the {stage!r} stage runs it); "
                              f"skip the stage with --only")
 
+    if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit
+        check_clean_code(profile.name, allow=getattr(args, "allow_dirty", False))
     apply_numerics(profile.settings["numerics"])  # the kernels and workers inherit it (machine.py)
     run = Run(args, profile, stages, device)
     warnings = logging.getLogger("papermill")

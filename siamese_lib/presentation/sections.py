@@ -18,6 +18,7 @@ from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import PAPER_MODELS, build_model, count_parameters
+from ..store import DIRTY
 from .html import esc, html_table, paper_num
 from .profile_text import abstract_opening, banner_html, claims_size, is_reduced, report_title
 
@@ -35,7 +36,18 @@ def title_html(profile, records, rendered: str) -> str:
             'J. Perolini (EPFL)</p>'
             f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
             f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
-            f'rendered {esc(rendered)}.</p></div>' + banner_html(profile))
+            f'rendered {esc(rendered)}.</p></div>' + banner_html(profile) + dirty_banner_html(records))
+
+
+def dirty_banner_html(records) -> str:
+    """Runs trained from uncommitted code (``run --allow-dirty``) say so on the first page."""
+    dirty = Counter(r["code_version"] for r in records if str(r["code_version"]).endswith(DIRTY))
+    if not dirty:
+        return ""
+    return (f'<div class="banner reduced"><b>{sum(dirty.values())} of {len(records)} runs were trained from '
+            f'uncommitted code</b> ({_counts(r["code_version"] for r in records if r["code_version"] in dirty)}; '
+            f'written with <code>--allow-dirty</code>): no commit reproduces them, so this report is an experiment, '
+            f'not a record.</div>')
 
 
 def _agreement(cells, protocol):
