@@ -3,11 +3,14 @@ summed over an interrupted run and its resumes."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
 from ..common import now_iso, write_json_atomically
 from ..experiments.profiles import STAGES
+from ..machine import cpu_model
 from .notebooks import describe
 
 
@@ -44,7 +47,9 @@ def write_timings(run, status: str) -> None:
     old, wall = run.old, time.time() - run.t0
     invocation = {"started": run.started, "finished": now_iso(), "seconds": round(wall, 2),
                   "status": status, "jobs": run.jobs, "device": run.device, "only": run.args.only,
-                  "force": run.force, "scheduler": run.scheduler, "trained": len(run.trained)}
+                  "force": run.force, "scheduler": run.scheduler, "trained": len(run.trained),
+                  # where it ran: a run resumed in another session may be on another machine
+                  "host": platform.node(), "cpu": cpu_model(), "cores": len(os.sched_getaffinity(0))}
     history = list(old.get("invocations", [])) + [invocation]
     latest = {s: round(b - a, 2) for s, (a, b) in run.stage_span.items()}
     compute = {}

@@ -18,7 +18,7 @@ from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import PAPER_MODELS, build_model, count_parameters
-from ..store import DIRTY
+from ..store import DIRTY, code_version
 from .html import esc, html_table, paper_num
 from .profile_text import abstract_opening, banner_html, claims_size, is_reduced, report_title
 
@@ -36,7 +36,8 @@ def title_html(profile, records, rendered: str) -> str:
             'J. Perolini (EPFL)</p>'
             f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
             f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
-            f'rendered {esc(rendered)}.</p></div>' + banner_html(profile) + dirty_banner_html(records))
+            f'rendered {esc(rendered)} by code {esc(code_version())}.</p></div>' + banner_html(profile)
+            + dirty_banner_html(records))
 
 
 def dirty_banner_html(records) -> str:
@@ -45,15 +46,28 @@ def dirty_banner_html(records) -> str:
     if not dirty:
         return ""
     return (f'<div class="banner reduced"><b>{sum(dirty.values())} of {len(records)} runs were trained from '
-            f'uncommitted code</b> ({_counts(r["code_version"] for r in records if r["code_version"] in dirty)}; '
-            f'written with <code>--allow-dirty</code>): no commit reproduces them, so this report is an experiment, '
-            f'not a record.</div>')
+            f'uncommitted code</b> ({_counts(r["code_version"] for r in records if r["code_version"] in dirty)}): '
+            f'no commit reproduces them, so this report is an experiment, not a record.</div>')
 
 
 def _agreement(cells, protocol):
     done = [c for c in cells if c.protocol == protocol and c.complete]
     agree = [c for c in done if not c.p_value < ALPHA_DEVIATION]
     return len(agree), len(done), len([c for c in cells if c.protocol == protocol])
+
+
+def agreement_sentence(profile, cells, protocol) -> str:
+    """How many complete cells agree with the paper; below the power rule's size, only how many are complete."""
+    a, d, t = _agreement(cells, protocol)
+    if not d:
+        return f"No cell is complete yet under the {protocol} protocol."
+    missing = f"; {t - d} cells are missing." if t > d else "."
+    shortfall = size_shortfall(*claims_size(profile))
+    if shortfall:  # a Welch test on so few seeds cannot tell agreement from a lack of power
+        return (f"Under the {protocol} protocol, {d} cells of Tables I and II are complete; their agreement with the "
+                f"paper is not tested at this size ({shortfall}){missing}")
+    return (f"Under the {protocol} protocol, {a} of the {d} complete cells of Tables I and II agree with the paper "
+            f"(Welch p ≥ {ALPHA_DEVIATION:g}){missing}")
 
 
 def _best(cells, protocol, table="table1"):
@@ -70,13 +84,7 @@ def abstract_html(profile, cells, claims, beyond: str = "") -> str:
                      f"{best.n} seeds, against the paper's {paper_num(best.paper_mean)} ± {paper_num(best.paper_std)}% "
                      f"for the same configuration (the paper's best is LeNet5_FullyConv with weight sharing and "
                      f"auxiliary loss, 3.629%).")
-    for protocol in profile.settings["protocols"]:
-        a, d, t = _agreement(cells, protocol)
-        if d:
-            parts.append(f"Under the {protocol} protocol, {a} of the {d} complete cells of Tables I and II agree with "
-                         f"the paper (Welch p ≥ {ALPHA_DEVIATION:g})" + (f"; {t - d} cells are missing." if t > d else "."))
-        else:
-            parts.append(f"No cell is complete yet under the {protocol} protocol.")
+    parts += [agreement_sentence(profile, cells, protocol) for protocol in profile.settings["protocols"]]
     if claims:
         v = Counter(c.verdict for c in claims)
         parts.append("The paper's " + str(len(claims)) + " claims, by the rule of Section V: "
@@ -192,14 +200,25 @@ def environment_html(records) -> str:
     return html_table(["", ""], rows, caption="Environment", cls="plain")
 
 
+def _invocation_row(i: int, c: dict) -> list[str]:
+    status = "running when this report was rendered" if c.get("status") == "running" else c.get("status", "?")
+    where = f", on {c['cpu']} ({c.get('cores', '?')} cores)" if c.get("cpu") else ""
+    return [esc(f"invocation {i}: {c.get('started', '?')}, {status}, {c.get('trained', '?')} runs trained{where}"),
+            f"{float(c.get('seconds', 0)):.0f} s"]
+
+
 def timings_html(timings) -> str:
     if not timings:
         return ('<p class="note">No <code>timings.json</code> in the runs folder: this report was rendered outside '
                 'the runner, so the wall time per stage is not known.</p>')
     rows = [[esc(k), f"{v:.0f} s ({v / 3600:.2f} h)"] for k, v in timings.get("stages", {}).items()]
-    total = timings.get("total_seconds")
+    total, calls = timings.get("total_seconds"), timings.get("invocations", [])
     if total is not None:
-        rows.append(["<b>total</b>", f"<b>{total:.0f} s ({total / 3600:.2f} h)</b>"])
+        how = (f"the whole command, {len(calls)} invocations (a run and its resumes) added up" if len(calls) > 1
+               else "the whole command")
+        rows.append([f"<b>total</b>: {how}", f"<b>{total:.0f} s ({total / 3600:.2f} h)</b>"])
+    if len(calls) > 1:  # an interrupted run and its resumes: when each ran, for how long, what it trained
+        rows += [_invocation_row(i, c) for i, c in enumerate(calls, 1)]
     return html_table(["Stage", "Wall time"], rows, cls="plain",
                       caption=f"Wall time per stage: profile {esc(timings.get('profile', '?'))}, "
                               f"{esc(timings.get('jobs', '?'))} jobs, device {esc(timings.get('device', '?'))}, "
@@ -241,11 +260,7 @@ def conclusion_html(profile, cells, claims) -> str:
         pb = next((c for c in cells if c.protocol == "corrected" and c.key == paper_best.key and c.table == "table1"), None)
         if pb is not None and pb.complete and not same:
             out.append(f"That configuration gives {pb.mean:.2f} ± {pb.std:.2f}% here (p={fmt_p(pb.p_value)} vs the paper).")
-    for protocol in profile.settings["protocols"]:
-        a, d, t = _agreement(cells, protocol)
-        if d:
-            out.append(f"Under the {protocol} protocol {a} of {d} complete cells agree with the paper at the "
-                       f"{ALPHA_DEVIATION:g} level.")
+    out += [agreement_sentence(profile, cells, p) for p in profile.settings["protocols"] if _agreement(cells, p)[1]]
     confirmed = [c.name for c in claims if c.verdict == "confirmed"]
     partly = [c.name for c in claims if c.verdict == "partly"]
     notc = [c.name for c in claims if c.verdict == "not confirmed"]

@@ -154,6 +154,7 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
     assert stamps(store, others) == {k: stamped[k] for k in others}  # nothing else was touched
     t = json.loads((runs / "timings.json").read_text())
     assert len(t["invocations"]) >= 2 and t["invocations"][-1]["force"] is True
+    assert all(i["cpu"] and i["host"] and i["cores"] >= 1 for i in t["invocations"])  # where each one ran
     assert t["total_seconds"] == pytest.approx(sum(i["seconds"] for i in t["invocations"]), abs=0.1)
 
 

@@ -67,3 +67,32 @@ def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
     assert pt.pick_profile("", tmp_path)[0] == "quick"
     name, note = pt.pick_profile("paper", tmp_path)
     assert name == "paper" and "is empty" in note and "--profile paper" in note
+
+
+def _cell(p_value):
+    from types import SimpleNamespace
+    return SimpleNamespace(protocol="corrected", complete=True, p_value=p_value, table="table1", mean=5.0, std=1.0,
+                           n=2, label="LeNet5 WS aux", paper_mean=6.08, paper_std=0.5)
+
+
+def test_the_abstract_counts_agreeing_cells_only_at_the_rules_size():
+    from siamese_lib.presentation.sections import abstract_html
+    cells = [_cell(0.5), _cell(0.5), _cell(0.001)]
+    quick = abstract_html(load_profile("quick"), cells, [])
+    assert "3 cells of Tables I and II are complete; their agreement with the paper is not tested at this size " \
+           "(2 seeds per cell" in quick and "agree with" not in quick
+    paper = abstract_html(load_profile("paper"), cells, [])
+    assert "2 of the 3 complete cells of Tables I and II agree with the paper" in paper
+
+
+def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
+    from siamese_lib.presentation.sections import timings_html
+    one = {"profile": "paper", "stages": {"training": 90.0}, "total_seconds": 100.0,
+           "invocations": [{"started": "2026-11-27T17:10:00", "seconds": 100.0, "status": "ok", "trained": 3}]}
+    assert "<b>total</b>: the whole command<" in timings_html(one) and "invocation 1" not in timings_html(one)
+    two = {**one, "total_seconds": 160.0, "invocations": one["invocations"] + [
+        {"started": "2026-11-28T09:00:00", "seconds": 60.0, "status": "ok", "trained": 2, "cpu": "Intel Xeon",
+         "cores": 2}]}
+    text = timings_html(two)
+    assert "2 invocations (a run and its resumes) added up" in text and "160 s (0.04 h)" in text
+    assert "invocation 1: 2026-11-27T17:10:00, ok, 3 runs trained" in text and "invocation 2: 2026-11-28T09:00:00, ok, 2 runs trained, on Intel Xeon (2 cores)" in text
