@@ -4,6 +4,7 @@ and named in the executed notebook's output, or the execution fails (a notebook 
 ``parameters`` tag runs on its own defaults and must not pass as a success)."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -20,6 +21,7 @@ from ..store import run_key
 from .kernels import execute_job, kernel_name, signal_group
 
 PRESENTATION_STAGES = ("figures", "report")
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 HIDDEN_PARAMETERS = {"store_dir", "runs_dir", "profile_path", "device", "threads", "force", "nb_pairs", "data_seed",
                      "batch_size", "scheduler"}
 
@@ -82,13 +84,23 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
     return jobs
 
 
-def store_state(store_dir: Path) -> str:
-    """A digest of the store's records (names, sizes, times): what the presentation notebooks read."""
-    h = hashlib.sha256()
-    for path in sorted(Path(store_dir).glob("[!.]*.json")):
-        st = path.stat()
-        h.update(f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode())
+def presentation_state(store_dir: Path, also=()) -> str:
+    """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
+    in ``also`` (the verification's result) and the package's source (the code that draws figures and tables)."""
+    h = hashlib.sha256(_package_digest().encode())
+    for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
+        if path.exists():
+            st = path.stat()
+            h.update(f"{path} {st.st_size} {st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
 
 
 def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:

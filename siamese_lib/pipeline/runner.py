@@ -4,8 +4,8 @@ A profile expands into notebook executions (one per configuration); the distinct
 lacks go to a Dask cluster, longest first (``engine.py``: a LocalCluster of ``--jobs`` single-thread
 workers, or ``--scheduler``); each record is written here as it comes back, so an interrupted run resumes.
 Papermill executes the notebooks (``notebooks.py``), up to ``--jobs`` at once, each in its own kernel,
-reading their runs from the store; figures and the report last, only when the store, their notebook or
-their parameters changed. ``runs/<profile>/timings.json``: wall times, summed over resumes (``timings.py``).
+reading their runs from the store; figures and the report last, only when what they read changed (the
+store, the verification, the code, their notebook or parameters). ``runs/<profile>/timings.json``: wall times, summed over resumes (``timings.py``).
 Environment variables (README, "The runner"): SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR,
 SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --scheduler).
 
@@ -36,7 +36,7 @@ from ..store import check_clean_code
 from ..training import resolve_device
 from .engine import Engine, EngineError, scheduler_address
 from .kernels import first_line
-from .notebooks import (PRESENTATION_STAGES, Executor, Job, PapermillWarnings, describe, make_jobs, store_state,
+from .notebooks import (PRESENTATION_STAGES, Executor, Job, PapermillWarnings, describe, make_jobs, presentation_state,
                         up_to_date)
 from .timings import clock, load_old_timings, summary, write_timings
 
@@ -353,8 +353,8 @@ def plan(run: Run) -> None:
             extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
             jobs = make_jobs(expand(run.profile, str(run.store_dir), run.device, stages=presentation), run.base,
                              run.device, NOTEBOOKS_DIR, used, extra)
-            state = store_state(run.store_dir)
-            for job in jobs:  # presentation fingerprints cover the store they read
+            state = presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
+            for job in jobs:  # presentation fingerprints cover the store, the verification and the code
                 job.fingerprint = f"{job.fingerprint}-{state}"
             run.all_jobs += jobs
         changed = False

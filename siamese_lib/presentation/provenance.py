@@ -110,7 +110,7 @@ def machines_html(records) -> str:
             "unless the numerics are portable (docs/reproducibility.md). <code>python -m siamese_lib verify</code> "
             "retrains a sample on the reader's machine and tests whether runs and cell means agree.</p>")
     return html_table(["Machine and numerics", "Runs"], rows, caption="The machines that produced this record",
-                      cls="plain") + note
+                      cls="plain", col_classes=[None, "num"]) + note
 
 
 def verify_html(verify_json: Path) -> str:

@@ -190,21 +190,14 @@ def environment_html(records) -> str:
     rows = [["Rendered with", f"Python {platform.python_version()}; " + ", ".join(versions)],
             ["Render machine", f"{esc(cpu)}, {os.cpu_count()} logical CPUs, torch threads {torch.get_num_threads()}, "
                                f"GPU {esc(gpu)}"],
-            ["Runs trained on", "hosts " + _counts(r.get("host") for r in records) + "; CPUs " +
-             _counts(r.get("cpu") for r in records) + "; devices " + _counts(r["device"] for r in records)],
+            ["Runs trained on", "hosts " + _counts(r.get("host") for r in records) + "; devices " +
+             _counts(r["device"] for r in records) + " (CPUs: the machines below)"],
             ["Runs' software", "Python " + _counts(r.get("python") for r in records) + "; torch " +
              _counts(r["torch_version"] for r in records) + "; threads " + _counts(r.get("threads") for r in records)],
             ["Git commit of the code (per run)", _counts(r["code_version"] for r in records)],
             ["Runs' dates", (min(r["created"] for r in records) + " to " + max(r["created"] for r in records))
              if records else "–"]]
     return html_table(["", ""], rows, caption="Environment", cls="plain")
-
-
-def _invocation_row(i: int, c: dict) -> list[str]:
-    status = "running when this report was rendered" if c.get("status") == "running" else c.get("status", "?")
-    where = f", on {c['cpu']} ({c.get('cores', '?')} cores)" if c.get("cpu") else ""
-    return [esc(f"invocation {i}: {c.get('started', '?')}, {status}, {c.get('trained', '?')} runs trained{where}"),
-            f"{float(c.get('seconds', 0)):.0f} s"]
 
 
 def timings_html(timings) -> str:
@@ -214,15 +207,21 @@ def timings_html(timings) -> str:
     rows = [[esc(k), f"{v:.0f} s ({v / 3600:.2f} h)"] for k, v in timings.get("stages", {}).items()]
     total, calls = timings.get("total_seconds"), timings.get("invocations", [])
     if total is not None:
-        how = (f"the whole command, {len(calls)} invocations (a run and its resumes) added up" if len(calls) > 1
-               else "the whole command")
-        rows.append([f"<b>total</b>: {how}", f"<b>{total:.0f} s ({total / 3600:.2f} h)</b>"])
-    if len(calls) > 1:  # an interrupted run and its resumes: when each ran, for how long, what it trained
-        rows += [_invocation_row(i, c) for i, c in enumerate(calls, 1)]
-    return html_table(["Stage", "Wall time"], rows, cls="plain",
-                      caption=f"Wall time per stage: profile {esc(timings.get('profile', '?'))}, "
-                              f"{esc(timings.get('jobs', '?'))} jobs, device {esc(timings.get('device', '?'))}, "
-                              f"{esc(timings.get('started', '?'))} to {esc(timings.get('finished', '?'))}")
+        how = f", {len(calls)} invocations added up" if len(calls) > 1 else ""
+        rows.append([f"total: the whole command{how}", f"<b>{total:.0f} s ({total / 3600:.2f} h)</b>"])
+    out = html_table(["Stage", "Wall time"], rows, cls="plain", col_classes=[None, "num"],
+                     caption=f"Wall time per stage: profile {esc(timings.get('profile', '?'))}, "
+                             f"{esc(timings.get('jobs', '?'))} jobs, device {esc(timings.get('device', '?'))}, "
+                             f"{esc(timings.get('started', '?'))} to {esc(timings.get('finished', '?'))}")
+    if len(calls) > 1:  # an interrupted run and its resumes: when and where each ran, what it trained
+        rows = [[str(i), esc(c.get("started", "?")),
+                 "running when this report was rendered" if c.get("status") == "running" else esc(c.get("status", "?")),
+                 esc(c.get("trained", "?")), esc(f"{c['cpu']} ({c.get('cores', '?')} cores)" if c.get("cpu") else "?"),
+                 f"{float(c.get('seconds', 0)):.0f} s"] for i, c in enumerate(calls, 1)]
+        out += html_table(["", "Started", "Status", "Runs trained", "CPU", "Wall time"], rows, cls="plain",
+                          col_classes=[None, None, None, "num", None, "num"],
+                          caption="The invocations of this run: an interrupted run and its resumes")
+    return out
 
 
 def notebooks_html(timings, runs_dir) -> str:

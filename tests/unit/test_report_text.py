@@ -89,10 +89,12 @@ def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
     from siamese_lib.presentation.sections import timings_html
     one = {"profile": "paper", "stages": {"training": 90.0}, "total_seconds": 100.0,
            "invocations": [{"started": "2026-11-27T17:10:00", "seconds": 100.0, "status": "ok", "trained": 3}]}
-    assert "<b>total</b>: the whole command<" in timings_html(one) and "invocation 1" not in timings_html(one)
+    assert "total: the whole command<" in timings_html(one) and "invocations of this run" not in timings_html(one)
     two = {**one, "total_seconds": 160.0, "invocations": one["invocations"] + [
-        {"started": "2026-11-28T09:00:00", "seconds": 60.0, "status": "ok", "trained": 2, "cpu": "Intel Xeon",
+        {"started": "2026-11-28T09:00:00", "seconds": 60.0, "status": "running", "trained": 2, "cpu": "Intel Xeon",
          "cores": 2}]}
     text = timings_html(two)
-    assert "2 invocations (a run and its resumes) added up" in text and "160 s (0.04 h)" in text
-    assert "invocation 1: 2026-11-27T17:10:00, ok, 3 runs trained" in text and "invocation 2: 2026-11-28T09:00:00, ok, 2 runs trained, on Intel Xeon (2 cores)" in text
+    assert "total: the whole command, 2 invocations added up" in text and "160 s (0.04 h)" in text
+    assert "<td>1</td><td>2026-11-27T17:10:00</td><td>ok</td><td class=\"num\">3</td><td>?</td>" in text
+    assert "<td>running when this report was rendered</td><td class=\"num\">2</td><td>Intel Xeon (2 cores)</td>" \
+           "<td class=\"num\">60 s</td>" in text

@@ -1,0 +1,32 @@
+"""Figures and the report are executed again when what they read changed: the store, the verification's
+result, or the package's code (a change to a figure must not leave an old report "up to date")."""
+import os
+
+from siamese_lib.pipeline import notebooks
+
+
+def test_presentation_state_follows_the_store_the_verification_and_the_code(tmp_path, monkeypatch):
+    store, verify = tmp_path / "store", tmp_path / "verify" / "verify.json"
+    store.mkdir()
+    (store / "a.json").write_text("{}")
+    package = tmp_path / "package"
+    package.mkdir()
+    (package / "figures.py").write_text("COLOR = 'red'\n")
+    monkeypatch.setattr(notebooks, "PACKAGE_DIR", package)
+    notebooks._package_digest.cache_clear()
+    first = notebooks.presentation_state(store, also=[verify])
+    assert notebooks.presentation_state(store, also=[verify]) == first  # nothing changed: up to date
+    (store / "b.json").write_text("{}")
+    second = notebooks.presentation_state(store, also=[verify])
+    assert second != first
+    verify.parent.mkdir()
+    verify.write_text('{"verdict": "agrees"}')
+    third = notebooks.presentation_state(store, also=[verify])
+    assert third != second
+    os.utime(verify, ns=(1, 1))  # verified again
+    assert notebooks.presentation_state(store, also=[verify]) != third
+    fourth = notebooks.presentation_state(store, also=[verify])
+    (package / "figures.py").write_text("COLOR = 'blue'\n")
+    notebooks._package_digest.cache_clear()  # a new process: the runner computes it once per invocation
+    assert notebooks.presentation_state(store, also=[verify]) != fourth
+    notebooks._package_digest.cache_clear()
