@@ -126,6 +126,18 @@ def lr_choice_html(curves, used: dict) -> str:
                               "tables used.")
 
 
+def _runs_trained_in_passes(timings, n_records: int) -> str:
+    """A pass over a store filled earlier reads its runs back: say how many, or the wall time misleads."""
+    invocations = timings.get("invocations") or []
+    if not invocations or any("trained" not in i for i in invocations):
+        return ""  # older timings.json: the passes did not count their runs
+    trained = sum(i["trained"] for i in invocations)
+    if trained >= n_records:
+        return f"; all {n_records} runs were trained in these passes"
+    return f"; {trained} of the {n_records} runs were trained in these passes, the other {n_records - trained} " \
+           f"read back from the store, trained before them"
+
+
 def protocol_html(profile, records, timings) -> str:
     s, st = profile.settings, profile.stages
     rows = [["Data", f"{s['nb_pairs']} training and {s['nb_pairs']} test pairs, drawn once by the course prologue's "
@@ -165,13 +177,9 @@ def protocol_html(profile, records, timings) -> str:
     compute = sum(r["metrics"].get("train_seconds", 0.0) for r in records)
     rows.append(["Training time", f"{compute / 3600:.2f} h summed over the {len(records)} runs"])
     if timings:
-        ex = timings.get("executions", [])
-        trained, cached = sum(e.get("trained") or 0 for e in ex), sum(e.get("cached") or 0 for e in ex)
-        # a runner pass over a store filled earlier reads its runs back: say so, or the wall time misleads
         rows.append(["Wall time", f"{timings.get('total_seconds', float('nan')) / 3600:.2f} h in the runner's passes "
                                   f"({timings.get('jobs', '?')} parallel jobs, device {esc(timings.get('device', '?'))})"
-                                  + (f"; the notebooks trained {trained} runs in these passes and read {cached} back "
-                                     f"from the store, trained before them" if cached else "")])
+                                  + _runs_trained_in_passes(timings, len(records))])
     else:
         rows.append(["Wall time", "not recorded (no timings.json from the runner)"])
     return html_table(["", ""], rows, caption="The protocol as run (from the profile and the records)", cls="plain")

@@ -98,3 +98,13 @@ def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
     assert "<td>1</td><td>2026-11-27T17:10:00</td><td>ok</td><td class=\"num\">3</td><td>?</td>" in text
     assert "<td>running when this report was rendered</td><td class=\"num\">2</td><td>Intel Xeon (2 cores)</td>" \
            "<td class=\"num\">60 s</td>" in text
+
+
+def test_the_wall_time_says_how_many_runs_its_passes_trained():
+    from siamese_lib.presentation.sections import _runs_trained_in_passes
+    passes = {"invocations": [{"seconds": 100.0, "trained": 247}, {"seconds": 60.0, "trained": 623}]}
+    assert _runs_trained_in_passes(passes, 870) == "; all 870 runs were trained in these passes"
+    assert _runs_trained_in_passes(passes, 900) == ("; 870 of the 900 runs were trained in these passes, the other "
+                                                   "30 read back from the store, trained before them")
+    assert _runs_trained_in_passes({"invocations": [{"seconds": 1.0}]}, 5) == ""  # not counted: say nothing
+    assert _runs_trained_in_passes({}, 5) == ""
