@@ -5,7 +5,8 @@ lacks go to a Dask cluster, longest first (``engine.py``: a LocalCluster of ``--
 workers, or ``--scheduler``); each record is written here as it comes back, so an interrupted run resumes.
 Papermill executes the notebooks (``notebooks.py``), up to ``--jobs`` at once, each in its own kernel,
 reading their runs from the store; figures and the report last, only when what they read changed (the
-store, the verification, the code, their notebook or parameters). ``runs/<profile>/timings.json``: wall times, summed over resumes (``timings.py``).
+store, the verification, the code, their notebook or parameters). ``runs/<profile>/timings.json``: wall
+times, summed over resumes (``timings.py``).
 Environment variables (README, "The runner"): SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR,
 SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --scheduler).
 
