@@ -10,8 +10,11 @@ import math
 import reprlib
 from dataclasses import dataclass
 
-from .models import MODEL_NAMES
 
+PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+# Beyond the paper: candidates for the selection stage (not in the paper's tables).
+EXTRA_MODELS = ("VGG",)
+MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS  # models.ARCHITECTURES builds each of them
 PROTOCOLS = ("corrected", "original")
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
 

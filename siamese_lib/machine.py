@@ -19,9 +19,8 @@ import functools
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
-
-import torch
 
 NUMERICS = ("native", "portable")
 MODE_VAR = "SIAMESE_LIB_NUMERICS"
@@ -34,6 +33,25 @@ NATIVE_KEYS = ("cpu_vendor", "cpu_model")  # in native mode the CPU itself also 
 MKL_CBWR_BRANCHES = {1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
                      9: "AVX", 10: "AVX2", 12: "AVX512"}
 MKL_CBWR_STRICT = 0x10000
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def device_type(device: str = "auto") -> str:
+    """'cpu' or 'cuda' for a --device value. Without an NVIDIA driver's device node no CUDA GPU can be
+    present, so 'auto' answers 'cpu' there without starting torch (seconds, for a command that trains nothing)."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
+    if device == "cpu":
+        return "cpu"
+    available = False
+    if os.path.exists("/dev/nvidiactl"):
+        import torch
+        available = torch.cuda.is_available()
+    if device == "cuda" and not available:
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
+    return "cuda" if available else "cpu"
 
 
 class NumericsError(RuntimeError):
@@ -61,6 +79,7 @@ def cpu_model() -> str:
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict:
     """MKL's and oneDNN's versions as torch reports its build ('unknown' when not found)."""
+    import torch  # here, not at import time: the command line starts without torch
     out = {"mkl": "unknown", "onednn": "unknown"}  # (cached: the build does not change within a process)
     for line in torch.__config__.show().splitlines():
         if "Math Kernel Library Version" in line:
@@ -72,6 +91,7 @@ def library_versions() -> dict:
 
 def mkl_cbwr() -> str:
     """MKL's reproducibility branch as MKL itself reports it (e.g. 'COMPATIBLE,STRICT', 'OFF')."""
+    import torch  # here, not at import time: the command line starts without torch
     try:
         lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
         value = lib.mkl_serv_cbwr_get(-1)  # MKL's own (exported) getter; -1: branch and flags
@@ -82,6 +102,7 @@ def mkl_cbwr() -> str:
 
 
 def gpu_info(device_type: str) -> dict:
+    import torch  # here, not at import time: the command line starts without torch
     if device_type != "cuda" or not torch.cuda.is_available():
         return {}
     info = {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
@@ -106,12 +127,14 @@ def apply_numerics(mode: str) -> None:
             os.environ[name] = value
         else:
             os.environ.pop(name, None)
-    torch.backends.mkldnn.enabled = mode == "native"
+    if "torch" in sys.modules:  # else training applies it (enforce_numerics) when torch starts
+        sys.modules["torch"].backends.mkldnn.enabled = mode == "native"
 
 
 def enforce_numerics() -> str:
     """Apply the mode this process was started with (MODE_VAR; native when unset) where it can still be
     applied (oneDNN's switch), and fail loudly where torch already runs otherwise. Returns the mode."""
+    import torch  # here, not at import time: the command line starts without torch
     mode = os.environ.get(MODE_VAR, "native")
     if mode not in NUMERICS:
         raise NumericsError(f"{MODE_VAR}={mode!r}: must be one of {', '.join(NUMERICS)}")
@@ -126,6 +149,7 @@ def enforce_numerics() -> str:
 
 def portable_problems() -> list[str]:
     """How this process differs from portable numerics (empty when it runs them)."""
+    import torch  # here, not at import time: the command line starts without torch
     wrong = []
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "DEFAULT"):
         wrong.append(f"ATen kernels at {torch.backends.cpu.get_cpu_capability()}")
@@ -137,6 +161,7 @@ def portable_problems() -> list[str]:
 
 def fingerprint(device_type: str = "cpu") -> dict:
     """What a record says about the machine and the numerics it ran with (see NUMERICS_KEYS)."""
+    import torch  # here, not at import time: the command line starts without torch
     info = cpuinfo()
     mode = os.environ.get(MODE_VAR, "native")
     if mode == "portable" and (portable_problems() or torch.backends.mkldnn.enabled):

@@ -9,10 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
-# Beyond the paper: candidates for the selection stage (not in the paper's tables).
-EXTRA_MODELS = ("VGG",)
-MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS
+from .config import MODEL_NAMES, PAPER_MODELS  # noqa: F401 - the names, kept where torch is not needed
+
 DROPOUT_P = 0.25
 HEAD_HIDDEN = 72  # one unit per (digit, digit) combination worth distinguishing, as in the paper
 

@@ -1,4 +1,5 @@
-"""The results store: one JSON record per training run, keyed by a hash of what determines it.
+"""The results store: one JSON record per training run, keyed by a hash of what determines it. It stores; it
+never trains (the engine, pipeline/engine.py, does).
 
 Records are written atomically (temp file, fsync, rename), so the store never holds a
 partial record; a record that fails to parse or validate is reported by path, never used.
@@ -11,18 +12,13 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import subprocess
-import time
 from pathlib import Path
 
-import torch
-
 from .common import OneLineError, UsageError, runs_root, write_atomically
-from .machine import fingerprint, fingerprint_problems
+from .machine import fingerprint_problems
 from .config import KEY_OMITS_AT_DEFAULT, RunConfig, short_repr
-from .training import resolve_device, train_run
 
 SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",
@@ -242,27 +238,6 @@ def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> 
         return None
 
 
-def must_retrain(path: Path, force) -> bool:
-    """``force``: False, True (always retrain), or a time.time() stamp: retrain a record written before it.
-    The runner's --force passes its start time, so a run that two notebooks share is retrained once."""
-    if isinstance(force, bool):
-        return force
-    return path.stat().st_mtime < float(force)
-
-
-def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
-    """Train ``config`` and return its record (not written): what a Dask worker computes for the client."""
-    dev = resolve_device(device).type
-    body = train_run(config, device=dev, progress=progress)
-    return {
-        "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
-        "torch_version": torch.__version__, "code_version": code_version(),
-        "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
 def _is_clean_store(store_dir) -> bool:
     try:
         return any(Path(store_dir).resolve() == (runs_root() / p / "store").resolve() for p in CLEAN_PROFILES)
@@ -279,18 +254,6 @@ def write_record(store_dir, record: dict) -> Path:
     validate_record(json.loads(text), path)  # never store a record that a later load would refuse
     write_atomically(path, text)
     return path
-
-
-def ensure_run(config: RunConfig, store_dir, device: str = "auto", force: bool | float = False,
-               progress=None) -> tuple[dict, bool]:
-    """The record for ``config``: from the store when present, else trained and saved. Returns (record, cached)."""
-    dev = resolve_device(device).type
-    path = record_path(store_dir, run_key(config, dev))
-    if path.exists() and not must_retrain(path, force):
-        return load_record(path), True
-    record = train_record(config, dev, progress=progress)
-    write_record(store_dir, record)
-    return record, False
 
 
 def report_to_stderr(line: str) -> None:
@@ -311,18 +274,4 @@ def load_records(store_dir, report=report_to_stderr) -> list[dict]:
             records.append(load_record(path))
         except CorruptRecord as exc:
             report(f"skipped a bad record: {exc}")
-    return records
-
-
-def ensure_runs(configs, store_dir, device="auto", force=False, log=print) -> list[dict]:
-    """Each configuration's record, from the store or trained now; one progress line per run.
-    ``force``: as in store.ensure_run (True, or a time stamp before which records are retrained)."""
-    records = []
-    for i, config in enumerate(configs, 1):
-        start = time.perf_counter()
-        record, cached = ensure_run(config, store_dir, device=device, force=force)
-        how = "from the store" if cached else f"trained in {time.perf_counter() - start:.1f} s"
-        log(f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
-            f"({how}; key {record['key']})")
-        records.append(record)
     return records

@@ -15,17 +15,11 @@ import torch.nn.functional as F
 
 from .config import PROTOCOL_SETTINGS, RunConfig
 from .data import generate_pair_sets, normalize
-from .machine import enforce_numerics
+from .machine import device_type, enforce_numerics
 from .models import build_model
 
 def resolve_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
+    return torch.device(device_type(device))
 
 
 @functools.lru_cache(maxsize=4)

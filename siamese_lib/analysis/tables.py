@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import machine
 from ..experiments.planning import config_id, expand, index_records
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 from ..store import load_records
 from .stats import fmt_p, mean_std, seed_ranges, welch_p
 

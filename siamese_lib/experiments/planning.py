@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..common import NOTEBOOKS_DIR
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 from ..store import load_records
 from ..config import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile

@@ -15,7 +15,7 @@ import yaml
 
 from ..common import PARAMS_DIR
 from ..machine import NUMERICS
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 from ..config import FIELD_RULES, RunConfig, short_repr
 from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs

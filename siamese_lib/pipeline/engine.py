@@ -1,31 +1,26 @@
-"""Training runs as Dask tasks: a LocalCluster on this machine by default, a running cluster when given.
-
-A worker trains one run and returns its record; the client writes it into the store as it comes back
-(``store.write_record``, the one writer), so workers need no shared filesystem and a run that a killed
-worker had started is retried elsewhere without anything half-written. Runs are submitted longest
-first (``planning.run_cost``). Before anything is submitted, every worker's package, torch and code
-versions are compared with the client's: a worker that differs is refused (retired from the cluster)
-with one line saying why, and each task checks again, so a worker that joins later cannot slip in.
+"""The one way a missing run is trained: in this process (a notebook in Jupyter, ``verify``), on a LocalCluster
+of this machine, or on a running Dask cluster. Every record is written by the client (``store.write_record``,
+the one writer) as it comes back, so workers need no shared filesystem and a run that a killed worker had started
+is retried elsewhere without anything half-written. Runs go longest first (``planning.run_cost``). Before anything
+is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
+differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
+that joins later cannot slip in. Dask is imported only when a cluster is used.
 """
 from __future__ import annotations
 
-import concurrent.futures
+import datetime
 import logging
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 
-import dask
-import torch
-from distributed import Client, LocalCluster, as_completed
-
 from .. import __version__
 from ..common import UsageError
-from ..experiments.planning import run_cost
-from ..store import code_version, ensure_runs as ensure_runs_here, load_record, record_path, run_key, \
-    train_record, write_record
 from ..config import RunConfig
-from ..training import resolve_device
+from ..experiments.planning import run_cost
+from ..machine import device_type, fingerprint
+from ..store import SCHEMA_VERSION, code_version, load_record, record_path, run_key, write_record
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one
@@ -43,8 +38,27 @@ class VersionMismatch(RuntimeError):
     pass
 
 
+def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
+    """Train ``config`` on one torch thread and return its record (not written): what a worker sends the client."""
+    import torch
+
+    from ..training import train_run
+
+    dev = device_type(device)
+    torch.set_num_threads(1)  # one thread per run wherever it trains: the same numbers in a script, a kernel, a worker
+    body = train_run(config, device=dev, progress=progress)
+    return {
+        "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
+        "torch_version": torch.__version__, "code_version": code_version(),
+        "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def versions() -> dict:
     """What must be equal on a worker and the client for their numbers to be comparable."""
+    import torch
     return {"siamese_lib": __version__, "torch": torch.__version__, "code": code_version()}
 
 
@@ -57,7 +71,6 @@ def train_task(config: RunConfig, device: str, expected: dict) -> dict:
     found = versions()
     if found != expected:
         raise VersionMismatch(f"this worker differs from the client: {difference(expected, found)}")
-    torch.set_num_threads(1)  # one run per single-thread worker: the same numbers as in-process
     return train_record(config, device)
 
 
@@ -68,24 +81,30 @@ class Outcome:
 
 
 class Engine:
-    """The cluster: started (or connected to) on first use, so a run with nothing to train starts nothing."""
+    """Where runs train: ``scheduler`` None: a LocalCluster of ``workers`` processes, started on first use (a run
+    with nothing to train starts nothing); an address: that running cluster; ``in_process``: this process."""
 
-    def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", log=print):
+    def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", log=print,
+                 in_process: bool = False, progress=None):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
+        self.in_process, self.progress = in_process and scheduler is None, progress
         self.cluster = None
         self._client = None
-        self.expected = versions()
 
     @property
     def address(self) -> str:
         return self.scheduler or (self.cluster.scheduler_address if self.cluster else "(local cluster)")
 
-    def client(self) -> Client:
+    def client(self):
         if self._client is None:
             self._client = self.connect()
         return self._client
 
-    def connect(self) -> Client:
+    def connect(self):
+        import dask
+        from distributed import Client, LocalCluster
+
+        self.expected = versions()
         if self.scheduler is None:
             # one single-thread worker per job, listening on this machine only; a GPU worker offers one
             # "GPU" resource per run it may hold at once
@@ -111,7 +130,7 @@ class Engine:
         self.check_workers(client)
         return client
 
-    def check_workers(self, client: Client) -> None:
+    def check_workers(self, client) -> None:
         """Refuse (retire) every worker whose versions differ from the client's; one line per worker."""
         found = client.run(versions)
         bad = {addr: v for addr, v in found.items() if v != self.expected}
@@ -126,42 +145,58 @@ class Engine:
                               f"versions ({', '.join(f'{k} {v}' for k, v in self.expected.items())})")
 
     def train(self, configs: list, store_dir, on_result=None) -> Outcome:
-        """Train ``configs`` (distinct runs) on the cluster, longest first; write each record as it arrives.
+        """Train ``configs`` (distinct runs), longest first; write each record as it arrives.
 
         ``on_result(key, error_or_None)`` is called in the client for each finished run. Ctrl-C cancels
         what was submitted; a lost scheduler raises EngineError (what finished is in the store)."""
         outcome = Outcome()
+        ordered = sorted(configs, key=run_cost, reverse=True)
+        if self.in_process:
+            for config in ordered:
+                self.store(outcome, store_dir, run_key(config, self.device),
+                           lambda c=config: train_record(c, self.device, progress=self.progress), on_result)
+            return outcome
         if not configs:
             return outcome
+        from distributed import as_completed
+
         client = self.client()
         resources = {"GPU": 1} if self.device == "cuda" else None
-        futures = {}
-        for config in sorted(configs, key=run_cost, reverse=True):
-            key = run_key(config, self.device)
-            futures[client.submit(train_task, config, self.device, self.expected, key=f"train-{key}",
-                                  priority=run_cost(config), resources=resources, pure=False)] = key
+        futures = {client.submit(train_task, c, self.device, self.expected, key=f"train-{run_key(c, self.device)}",
+                                 priority=run_cost(c), resources=resources, pure=False): run_key(c, self.device)
+                   for c in ordered}
         try:
             for future in as_completed(futures):
-                key = futures[future]
-                try:
-                    record = future.result()
-                except (concurrent.futures.CancelledError, OSError) as exc:
-                    if client.status != "running":
-                        raise EngineError(self.lost(outcome, len(configs))) from None
-                    outcome.failed[key] = f"{type(exc).__name__}: {exc}"
-                except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
-                    outcome.failed[key] = f"{type(exc).__name__}: {exc}"
-                else:
-                    write_record(store_dir, record)
-                    outcome.trained.append(key)
+                self.store(outcome, store_dir, futures[future], lambda f=future: self.result(f, outcome, len(configs)),
+                           on_result)
                 future.release()
-                if on_result:
-                    on_result(key, outcome.failed.get(key))
         except BaseException:
             if client.status == "running":
                 client.cancel(list(futures))
             raise
         return outcome
+
+    def result(self, future, outcome: Outcome, total: int) -> dict:
+        import concurrent.futures
+        try:
+            return future.result()
+        except (concurrent.futures.CancelledError, OSError):
+            if self._client.status != "running":
+                raise EngineError(self.lost(outcome, total)) from None
+            raise
+
+    def store(self, outcome: Outcome, store_dir, key: str, result, on_result) -> None:
+        """Write the record that ``result()`` returns. On a cluster a run's own error fails that run only (one line);
+        in this process it is raised as it is (a notebook shows it)."""
+        try:
+            write_record(store_dir, result())
+            outcome.trained.append(key)
+        except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
+            if self.in_process or isinstance(exc, (UsageError, EngineError)):
+                raise
+            outcome.failed[key] = f"{type(exc).__name__}: {exc}"
+        if on_result:
+            on_result(key, outcome.failed.get(key))
 
     def lost(self, outcome: Outcome, total: int) -> str:
         return (f"lost the Dask scheduler at {self.address}: {len(outcome.trained)} of {total} runs finished "
@@ -185,29 +220,69 @@ def scheduler_address(given: str | None) -> str | None:
     return address
 
 
+def must_retrain(path, force) -> bool:
+    """``force``: False, True (always retrain), or a time.time() stamp: retrain a record written before it.
+    The runner's --force passes its start time, so a run that two notebooks share is retrained once."""
+    if isinstance(force, bool):
+        return force
+    return path.stat().st_mtime < float(force)
+
+
 def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, log=print) -> list[dict]:
-    """Each configuration's record, from the store or trained now: in this process by default, on the Dask
-    cluster at ``scheduler`` (e.g. "tcp://host:8786") when one is given. One progress line per run."""
-    if scheduler is None:
-        return ensure_runs_here(configs, store_dir, device=device, force=force, log=log)
-    dev = resolve_device(device).type
+    """Each configuration's record, from the store or trained now: in this process by default (a bar per run's
+    epochs in a notebook), on the Dask cluster at ``scheduler`` (e.g. "tcp://host:8786") when one is given.
+    ``force``: as in ``must_retrain``. One line per run."""
+    dev = device_type(device)
     start = time.perf_counter()
-    missing = {run_key(c, dev): c for c in configs
-               if force or not record_path(store_dir, run_key(c, dev)).exists()}
-    engine = Engine(scheduler, device=dev, log=log)
+    missing = {}
+    for c in configs:
+        path = record_path(store_dir, run_key(c, dev))
+        if not path.exists() or must_retrain(path, force):
+            missing[run_key(c, dev)] = c
+    bar = EpochBar() if scheduler is None else None
+    engine = Engine(scheduler, device=dev, log=log, in_process=True, progress=bar)
     try:
         outcome = engine.train(list(missing.values()), store_dir)
     finally:
         engine.close()
+        if bar is not None:
+            bar.close()
     if outcome.failed:
         key, error = next(iter(outcome.failed.items()))
-        raise EngineError(f"{len(outcome.failed)} run(s) failed on the cluster; {key}: {error}")
+        raise EngineError(f"{len(outcome.failed)} run(s) failed; {key}: {error}")
     records = []
+    where = "on the cluster" if scheduler else "here"
     for i, config in enumerate(configs, 1):
         record = load_record(record_path(store_dir, run_key(config, dev)))
-        how = f"trained on the cluster ({time.perf_counter() - start:.1f} s for all)" \
+        how = f"trained {where} ({time.perf_counter() - start:.1f} s for all)" \
             if record["key"] in missing else "from the store"
         log(f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
             f"({how}; key {record['key']})")
         records.append(record)
     return records
+
+
+def ensure_run(config: RunConfig, store_dir, device: str = "auto", force=False) -> tuple[dict, bool]:
+    """The record for ``config``: from the store when present, else trained here and saved. (record, cached)."""
+    path = record_path(store_dir, run_key(config, device_type(device)))
+    cached = path.exists() and not must_retrain(path, force)
+    return ensure_runs([config], store_dir, device, force, log=lambda line: None)[0], cached
+
+
+class EpochBar:
+    """A progress bar over one run's epochs (tqdm's notebook widget in Jupyter, text elsewhere), made on first use."""
+
+    def __init__(self):
+        self.bar = None
+
+    def __call__(self, epoch: int, epochs: int) -> None:
+        from tqdm.auto import tqdm
+        if self.bar is None or epoch == 1:
+            self.close()
+            self.bar = tqdm(total=epochs, unit="epoch", leave=False, desc="training")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

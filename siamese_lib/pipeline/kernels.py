@@ -9,12 +9,6 @@ import signal
 import time
 from pathlib import Path
 
-import papermill as pm
-from jupyter_client.asynchronous import AsyncKernelClient
-from jupyter_client.kernelspec import NoSuchKernel
-from jupyter_client.manager import KernelManager
-from nbclient.exceptions import DeadKernelError
-
 KERNEL_NAME = "siamese-lib"
 KERNEL_START_ATTEMPTS = 3  # several kernels starting at once can race for ports; retry the start
 RETRY_PAUSE = (0.5, 1.5)  # seconds (times the attempt number) before a retry, random to spread the starts
@@ -32,6 +26,8 @@ class KernelStartError(RuntimeError):
 
 def start_kernel(name: str, cwd: str, env: dict | None = None, log=None, attempts: int = KERNEL_START_ATTEMPTS):
     """A started, ready kernel manager; returns (km, seconds of the successful start, attempts used)."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager  # here: a command that executes no notebook never loads Jupyter
 
     last = None
     for attempt in range(1, attempts + 1):
@@ -86,6 +82,10 @@ def first_line(text, limit: int = 300) -> str:
 
 def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> None:
     """Thread body: start a kernel, have papermill execute the notebook, stop the kernel; fills job.result."""
+    import papermill as pm
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import DeadKernelError
 
     result = {"status": "failed", "error": None}
     km = None

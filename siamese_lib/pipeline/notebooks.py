@@ -1,7 +1,7 @@
 """The notebook executions of a run: planned from the profile, executed by papermill (each in a kernel of
-its own, up to ``--jobs`` at once), then checked: every run an execution was given must be in the store
-and named in the executed notebook's output, or the execution fails (a notebook that lost its
-``parameters`` tag runs on its own defaults and must not pass as a success)."""
+its own, up to ``--jobs`` at once). An execution succeeds when papermill says so and every run the plan names
+for it is in the store afterwards; a notebook without a cell tagged 'parameters' is not executed (it would
+run on its own defaults)."""
 from __future__ import annotations
 
 import functools
@@ -123,32 +123,24 @@ def notebook_duration(path: Path) -> float | None:
     return meta.get("duration")
 
 
-def outputs_text(path: Path) -> str:
-    """Everything the executed notebook printed or displayed, as one string."""
+def parameters_problem(notebook: Path) -> str | None:
+    """Why papermill could not give ``notebook`` its parameters (no cell tagged 'parameters': it would run on its
+    own defaults and must not pass as a success), or None."""
     try:
-        nb = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return ""
-    parts = []
-    for cell in nb.get("cells", []):
-        for out in cell.get("outputs", []):
-            text = out.get("text") or out.get("data", {}).get("text/plain", "")
-            parts.append("".join(text) if isinstance(text, list) else str(text))
-    return "\n".join(parts)
+        cells = json.loads(notebook.read_text()).get("cells", [])
+    except (OSError, ValueError) as exc:
+        return f"cannot read {notebook.name}: {exc}"
+    if any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
+        return None
+    return f"{notebook.name} has no cell tagged 'parameters': it would run on its own defaults, not on its parameters"
 
 
 def runs_check(job: Job, store_dir: Path) -> str | None:
-    """None when every run the execution was given is in the store and named in its output; else why not."""
-    if not job.keys:
-        return None
+    """None when every run the plan names for the execution is in the store after it; else which is absent."""
     absent = [k for k in job.keys if not (store_dir / f"{k}.json").exists()]
-    text = outputs_text(job.output)
-    unused = [k for k in job.keys if k not in text]
-    if not absent and not unused:
+    if not absent:
         return None
-    what = f"{len(absent)} missing from the store" if absent else f"{len(unused)} not used by the notebook"
-    return (f"the notebook did not use the runs it was given ({what} of {len(job.keys)}, e.g. "
-            f"{(absent or unused)[0]}): has its 'parameters' cell lost its tag?")
+    return f"{len(absent)} of its {len(job.keys)} runs are not in the store afterwards (e.g. {absent[0]})"
 
 
 class PapermillWarnings(logging.Handler):
@@ -194,7 +186,12 @@ class Executor:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         job.started = time.time()
         job.status = "running"
-        execute_job(job, self.notebooks_dir / f"{job.stage}.ipynb", kernel_name(), self.notebooks_dir, job.log)
+        notebook = self.notebooks_dir / f"{job.stage}.ipynb"
+        problem = parameters_problem(notebook)
+        if problem:
+            job.result = {"status": "failed", "error": problem}
+        else:
+            execute_job(job, notebook, kernel_name(), self.notebooks_dir, job.log)
         self.finish(job)
         if job.status == "failed" and not self.keep_going:
             self.stop = True  # decided here, so a queued job cannot start in between

@@ -27,19 +27,21 @@ from pathlib import Path
 import filelock
 from tqdm import tqdm
 
-from ..common import NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name
-from ..common import check_run_places  # issue 15
+from ..common import (NOTEBOOKS_DIR, ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name,
+                      write_json_atomically)
+from ..common import check_run_places
 from ..experiments.planning import expand, run_cost
-from ..machine import apply_numerics
+from ..machine import apply_numerics, device_type
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
-from ..presentation.render import render_report
-from ..store import check_clean_code
-from ..training import resolve_device
+from ..store import check_clean_code, run_key
 from .engine import Engine, EngineError, scheduler_address
 from .kernels import first_line
 from .notebooks import (PRESENTATION_STAGES, Executor, Job, PapermillWarnings, describe, make_jobs, presentation_state,
                         up_to_date)
 from .timings import clock, load_old_timings, summary, write_timings
+
+
+PATH_PARAMETERS = ("store_dir", "runs_dir", "profile_path", "report_dir")  # this machine's paths: not in the plan
 
 
 def default_jobs() -> int:
@@ -245,10 +247,10 @@ def main(args) -> int:
     except ProfileError as exc:
         raise UsageError(str(exc)) from None
     wanted = parse_only(args.only, UsageError)
-    # issue 15: the folders this run writes are usable (else one line, exit 2), checked before anything runs
+    # the folders this run writes are usable (else one line, exit 2), checked before anything runs
     check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)
     try:
-        device = resolve_device(args.device).type
+        device = device_type(args.device)
     except ValueError as exc:
         raise UsageError(f"run: {exc}") from None
     stages = [s for s in wanted if s in profile.stages]
@@ -344,7 +346,9 @@ def plan(run: Run) -> None:
                 if not run.force and up_to_date(job, previous, run.store_dir):
                     job.status, fresh = "up-to-date", fresh + 1
             run.all_jobs += jobs
+            write_plan(run)
             run.train_and_execute(jobs)
+        write_plan(run)  # again: the selection's final runs are planned once its candidates are stored
         if fresh:
             run.write(f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
                       f"same notebook and parameters): not executed again")
@@ -384,8 +388,34 @@ def plan(run: Run) -> None:
         run.executor.close()
 
 
+def write_plan(run: Run) -> None:
+    """``runs/<profile>/plan.json``: the profile's training executions and the runs each needs (key -> configuration),
+    computed once here; the report reads it instead of expanding the profile again. Stages this invocation does
+    not run (``--only``) are planned too, as far as the store allows (a choice not made yet is left out)."""
+    executions = [(j.stage, j.name, j.parameters, j.keys, j.configs) for j in run.all_jobs
+                  if j.stage in TRAINING_STAGES]
+    planned = {(stage, name) for stage, name, *_ in executions}
+    others = [s for s in TRAINING_STAGES if s in run.profile.stages and s not in run.stages]
+    try:
+        for ex in expand(run.profile, str(run.store_dir), run.device, stages=others) if others else []:
+            if (ex.stage, safe_name(ex.name)) not in planned:
+                configs = ex.configs()
+                executions.append((ex.stage, safe_name(ex.name), ex.parameters,
+                                   [run_key(c, run.device) for c in configs], configs))
+    except Exception:  # noqa: BLE001 - e.g. auto learning rates before their search: planned when it has run
+        pass
+    write_json_atomically(run.base / "plan.json", {
+        "profile": run.profile.name, "device": run.device, "written": now_iso(),
+        "executions": [{"stage": stage, "name": name, "runs": keys,
+                        "parameters": {k: v for k, v in params.items() if k not in PATH_PARAMETERS}}
+                       for stage, name, params, keys, _ in executions],
+        "runs": {k: c.to_dict() for *_, keys, configs in executions for k, c in zip(keys, configs)}})
+
+
 def render(run: Run, job: Job) -> None:
     """Render the executed report notebook to report/<profile>/ (HTML and PDF)."""
+    from ..presentation.render import render_report  # nbconvert and WeasyPrint: only when a report is rendered
+
     start = time.time()
     out_dir = run.report_dir
     try:

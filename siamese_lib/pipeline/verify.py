@@ -3,31 +3,29 @@
 The record is ``report/<profile>/runs.csv`` (one row per run). The sample is stratified: cells (a
 configuration over its seeds) are taken in turn from each (paper or beyond, model, protocol) stratum, each with at
 least MIN_SEEDS seeds so its mean can be tested, until the time budget is spent (``--full``: every run).
-Runs are retrained in fresh processes (one torch thread each, the profile's numerics) into a store of
-their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
+Runs are retrained on the engine's local cluster (fresh processes, one torch thread each, the profile's
+numerics) into a store of their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
 """
 from __future__ import annotations
 
-import concurrent.futures as cf
 import dataclasses
 import json
 import math
-import multiprocessing
 import os
 import random
 import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from .. import machine
 from ..analysis.agreement import cell_check, run_check, verdict
 from ..analysis.stats import fmt_p
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..experiments.profiles import ProfileError, load_profile
-from ..store import ensure_run, run_key
+from ..store import load_record, record_path, run_key
 from ..config import KEY_OMITS_AT_DEFAULT, RunConfig
+from .engine import Engine, EngineError
 
 MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
 SAMPLE_SEED = 0     # the sample is the same on every machine, so two verifications check the same runs
@@ -116,58 +114,49 @@ def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int
     return chosen
 
 
-def _retrain(config_dict: dict, store_dir: str, device: str, numerics: str) -> dict:
-    """In a fresh process: the profile's numerics before torch starts, one thread, the run trained and stored."""
-    machine.apply_numerics(numerics)
-    torch.set_num_threads(1)
-    record, _ = ensure_run(RunConfig(**{**config_dict, "augment": tuple(config_dict["augment"])}), store_dir,
-                           device=device, force=True)
-    return {"metrics": record["metrics"], "machine": record["machine"]}
-
-
 def retrain_within_budget(sample, store_dir, numerics, jobs, budget, log) -> dict:
-    """Retrain the sample cell by cell, at most ``jobs`` at once; a cell is started only while the
-    measured speed (seconds here per committed second) says it ends within ``budget`` (None: no limit)."""
+    """Retrain the sample cell by cell on the engine (a local cluster of ``jobs`` fresh processes, which inherit
+    the profile's numerics); a cell is started only while the measured speed (seconds here per committed second)
+    says it ends within ``budget`` (None: no limit). Returns key -> {metrics, machine} of the complete cells."""
     cells: dict[str, list] = {}
     for r in sample:
         cells.setdefault(r.cell, []).append(r)
-    pending = list(cells.values())
-    results, running, spent = {}, {}, {"here": 0.0, "there": 0.0}
+    results, spent = {}, {"here": 0.0, "there": 0.0}
     start = time.perf_counter()
-    ctx = multiprocessing.get_context("spawn")  # fresh processes: the numerics must be set before torch starts
-    with cf.ProcessPoolExecutor(jobs, mp_context=ctx) as pool:
-        while pending or running:
-            while pending and len(running) < jobs:
-                cell = pending[0]
-                ratio = spent["here"] / spent["there"] if spent["there"] else 1.0
-                left = sum(r.train_seconds for r in cell) * ratio / jobs
-                if budget is not None and time.perf_counter() - start + left > budget:
-                    log(f"  time budget: {len(pending)} cell(s) left out ({ratio:.1f} s here per committed second)")
-                    pending = []
-                    break
-                pending.pop(0)
-                for r in cell:
-                    fut = pool.submit(_retrain, r.config.to_dict(), str(store_dir), r.device, numerics)
-                    running[fut] = (r, time.perf_counter())
-            if not running:
+    engines = {}
+    try:
+        for n, cell in enumerate(cells.values()):
+            ratio = spent["here"] / spent["there"] if spent["there"] else 1.0
+            left = sum(r.train_seconds for r in cell) * ratio / jobs
+            if budget is not None and time.perf_counter() - start + left > budget:
+                log(f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed second)")
                 break
-            done, _ = cf.wait(running, return_when=cf.FIRST_COMPLETED)
-            for fut in done:
-                r, began = running.pop(fut)
-                results[r.key] = fut.result()
-                spent["here"] += results[r.key]["metrics"]["train_seconds"]
+            by_key = {r.key: r for r in cell}
+            for device in sorted({r.device for r in cell}):
+                engine = engines.setdefault(device, Engine(None, workers=jobs, device=device, log=lambda line: None))
+                outcome = engine.train([r.config for r in cell if r.device == device], store_dir)
+                if outcome.failed:
+                    key, error = next(iter(outcome.failed.items()))
+                    raise EngineError(f"verify: retraining {by_key[key].cell} seed {by_key[key].config.seed} "
+                                      f"failed: {error}")
+            for r in cell:
+                record = load_record(record_path(store_dir, r.key))
+                results[r.key] = {"metrics": record["metrics"], "machine": record["machine"]}
+                spent["here"] += record["metrics"]["train_seconds"]
                 spent["there"] += r.train_seconds
-                new = results[r.key]["metrics"]["test_error"]
                 log(f"  [{len(results)}/{len(sample)}] {r.cell} seed {r.config.seed}: committed "
-                    f"{r.metrics['test_error']:.2f} %, here {new:.2f} %")
-    # a cell cut short by the budget has no test; keep only complete cells
-    return {r.key: results[r.key] for c in cells.values() if all(r.key in results for r in c) for r in c}
+                    f"{r.metrics['test_error']:.2f} %, here {record['metrics']['test_error']:.2f} %")
+    finally:
+        for engine in engines.values():
+            engine.close()
+    return results
 
 
 def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minutes: float, jobs: int, full: bool,
            log=print) -> int:
     runs = load_committed(csv_path)
-    runnable = [r for r in runs if r.device == "cpu" or torch.cuda.is_available()]
+    cuda = machine.device_type("auto") == "cuda"
+    runnable = [r for r in runs if r.device == "cpu" or cuda]
     if len(runnable) < len(runs):
         log(f"skipping {len(runs) - len(runnable)} GPU run(s): no GPU here")
     # the committed seconds come from the committing machine; the plan assumes this one as fast, and

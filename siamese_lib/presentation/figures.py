@@ -15,7 +15,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
 from ..analysis.variants import aux_weight_frame
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}

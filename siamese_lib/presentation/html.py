@@ -15,7 +15,7 @@ from ..analysis.variants import (PAPER_BEST, RULE_LABELS, best_summary, ensemble
                                  rules_table, table3)
 from ..experiments.variants import REFITS
 from ..experiments.variants import VARIANTS
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 
 
 # --- formatting ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import ROOT
 from siamese_lib import store
+from siamese_lib.pipeline import engine
 from siamese_lib.config import RunConfig
 from siamese_lib.presentation.sections import dirty_banner_html
 
@@ -104,7 +105,7 @@ TINY = RunConfig(model="Net", seed=1, epochs=1, nb_pairs=20, batch_size=10)
 
 @pytest.fixture
 def dirty_record(tmp_path, monkeypatch):
-    record, _ = store.ensure_run(TINY, tmp_path / "elsewhere", device="cpu")
+    record, _ = engine.ensure_run(TINY, tmp_path / "elsewhere", device="cpu")
     monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv(store.ALLOW_DIRTY_ENV, "0")
     return {**record, "code_version": "0123456789ab" + store.DIRTY}

@@ -19,7 +19,8 @@ from distributed import Client, LocalCluster
 
 from conftest import ROOT
 from siamese_lib.pipeline import engine
-from siamese_lib.store import load_record, run_key, train_record
+from siamese_lib.store import load_record, run_key
+from siamese_lib.pipeline.engine import train_record
 from siamese_lib.config import RunConfig
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import ROOT, run_cli
 from siamese_lib import store
+from siamese_lib.pipeline import engine
 from siamese_lib.config import RunConfig
 
 NOTEBOOKS = ROOT / "notebooks"
@@ -41,7 +42,7 @@ def test_a_bad_parameter_and_a_poisoned_record_end_in_one_line(tmp_path, mnist):
 
     # a record of this very run, poisoned: the notebook names its path in one line and keeps it as evidence
     config = RunConfig(model="Net", lr=3e-2, nb_pairs=20, batch_size=10, epochs=1, seed=1)  # as table1 makes it
-    record, _ = store.ensure_run(config, tmp_path / "store", device="cpu")
+    record, _ = engine.ensure_run(config, tmp_path / "store", device="cpu")
     path = store.record_path(tmp_path / "store", record["key"])
     path.write_text(json.dumps({**record, "metrics": {**record["metrics"], "test_error": "12.5"}}))
     with pytest.raises(pm.PapermillExecutionError):

@@ -48,7 +48,7 @@ def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
     params.metadata["tags"] = ["parameters"] if tagged else []
     train = nbformat.v4.new_code_cell(
         "import os, signal, time\nfrom pathlib import Path\n"
-        "from siamese_lib.experiments.planning import configs_for\nfrom siamese_lib.store import ensure_runs\n"
+        "from siamese_lib.experiments.planning import configs_for\nfrom siamese_lib.pipeline.engine import ensure_runs\n"
         "configs = configs_for('table1', dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, "
         "lr=lr, seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed, "
         "batch_size=batch_size))\n"
@@ -213,8 +213,8 @@ def test_sigterm_mid_run_keeps_finished_runs_stops_the_kernel_and_frees_the_lock
 
 
 def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, monkeypatch, capsys):
-    """Issue 15: it runs on its own defaults (seed 1 only, another store) and must not pass as a success;
-    papermill's warning about the missing parameters cell reaches the user."""
+    """Issue 15: it would run on its own defaults (seed 1 only, another store) and must not pass as a success:
+    it is not executed, and the failure says why."""
     profile = write_profile(tmp_path / "untagged.yaml", [True])
     nbdir = crafted_table1(tmp_path / "nb", "", tagged=False)
     monkeypatch.setattr(runner, "NOTEBOOKS_DIR", nbdir)
@@ -222,10 +222,8 @@ def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, mo
     assert cli.main(["run", "--profile", str(profile), "--jobs", "1", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     print(err)
-    assert ("papermill warning (table1/corrected-LeNet5-ws1-aux1): Input notebook does not contain a cell with "
-            "tag 'parameters'") in err
     line = next(x for x in err.splitlines() if "FAILED table1/corrected-LeNet5-ws1-aux1" in x)
-    assert "did not use the runs it was given (1 not used by the notebook of 2" in line and "parameters" in line
+    assert "table1.ipynb has no cell tagged 'parameters'" in line and "no notebook was executed" in line
     t = json.loads((env / "untagged" / "timings.json").read_text())
     assert [e["status"] for e in t["executions"]] == ["failed"]
 

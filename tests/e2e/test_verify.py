@@ -9,6 +9,7 @@ import torch
 
 from conftest import run_cli
 from siamese_lib import store
+from siamese_lib.pipeline import engine
 from siamese_lib.analysis.tables import records_frame
 from siamese_lib.config import RunConfig
 
@@ -19,7 +20,7 @@ CONFIGS = [RunConfig(model="LeNet5", nb_pairs=100, batch_size=50, epochs=2, seed
 
 def test_verify_reproduces_a_record_made_here_and_names_a_tampered_run(tmp_path, mnist):
     assert torch.get_num_threads() == 1  # as verify's processes run (conftest), so the bits must match
-    records = store.ensure_runs(CONFIGS, tmp_path / "made", device="cpu", log=lambda *_: None)
+    records = engine.ensure_runs(CONFIGS, tmp_path / "made", device="cpu", log=lambda *_: None)
     csv = tmp_path / "report" / "smoke" / "runs.csv"
     csv.parent.mkdir(parents=True)
     records_frame(records).to_csv(csv, index=False)

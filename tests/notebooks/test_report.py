@@ -109,7 +109,7 @@ def pdf_text(pdf: Path) -> str | None:
 def test_report_renders_end_to_end(tmp_path):
     import papermill as pm
     import torch
-    from siamese_lib.store import ensure_run
+    from siamese_lib.pipeline.engine import ensure_run
     from siamese_lib.config import RunConfig
 
     profile_path = write_profile(tmp_path)

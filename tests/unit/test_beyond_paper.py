@@ -280,7 +280,7 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     """Tiny runs into a store, read back per variant, and every analysis helper on real records."""
     from siamese_lib.experiments.planning import expand
     from siamese_lib.experiments.profiles import load_profile
-    from siamese_lib.store import ensure_run
+    from siamese_lib.pipeline.engine import ensure_run
     profile, store = load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store"
     with pytest.raises(LookupError, match="6 beyond-the-paper runs are not in"):
         beyond.load_beyond_paper(profile, store)

@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from siamese_lib import store
+from siamese_lib import training
+from siamese_lib.pipeline import engine
 from siamese_lib.analysis import tables
 from siamese_lib.experiments.variants import variant_configs
 from siamese_lib.config import RunConfig
@@ -31,7 +33,7 @@ def real(mnist, tmp_path_factory):
     folder = tmp_path_factory.mktemp("store")
     out = {}
     for name, config in SHAPES.items():
-        record, cached = store.ensure_run(config, folder, device="cpu")
+        record, cached = engine.ensure_run(config, folder, device="cpu")
         assert not cached
         out[name] = (folder, store.record_path(folder, record["key"]))
     return out
@@ -157,7 +159,7 @@ def test_ensure_run_refuses_a_poisoned_record_naming_it_and_keeps_the_evidence(r
     text = json.dumps(_poison(json.loads(path.read_text()), "metrics.test_error", "12.5"))
     bad.write_text(text)
     with pytest.raises(store.CorruptRecord, match=bad.name) as info:
-        store.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
+        engine.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
     assert info.value._render_traceback_() == [f"CorruptRecord: {info.value}"]  # one line in a notebook
     assert bad.read_text() == text
 
@@ -214,9 +216,9 @@ def test_property_any_field_set_to_any_value_is_valid_or_refused_by_path(real, t
 def test_training_never_stores_a_record_that_a_load_would_refuse(mnist, tmp_path, monkeypatch):
     body = train_run(SHAPES["paper"], device="cpu")
     body["curves"]["train_loss"][0] = float("nan")  # as a diverged run would give
-    monkeypatch.setattr(store, "train_run", lambda *a, **k: body)
+    monkeypatch.setattr(training, "train_run", lambda *a, **k: body)
     with pytest.raises(store.CorruptRecord, match="curves.train_loss"):
-        store.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
+        engine.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
     assert list(tmp_path.iterdir()) == []
 
 

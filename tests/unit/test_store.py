@@ -6,6 +6,8 @@ import pytest
 
 from conftest import files_under
 from siamese_lib import store
+from siamese_lib import training
+from siamese_lib.pipeline import engine
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments import planning
@@ -36,7 +38,7 @@ def test_run_key_depends_on_everything_that_determines_a_run():
 def stored(tmp_path_factory, mnist):
     """One tiny run trained into a fresh store."""
     store_dir = tmp_path_factory.mktemp("store")
-    record, cached = store.ensure_run(TINY, store_dir, device="cpu")
+    record, cached = engine.ensure_run(TINY, store_dir, device="cpu")
     assert not cached
     return store_dir, record
 
@@ -61,17 +63,17 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
     def no_training(*a, **k):
         raise AssertionError("retrained a run that is in the store")
 
-    monkeypatch.setattr(store, "train_run", no_training)
-    again, cached = store.ensure_run(TINY, store_dir, device="cpu")
+    monkeypatch.setattr(training, "train_run", no_training)
+    again, cached = engine.ensure_run(TINY, store_dir, device="cpu")
     assert cached and again == json.loads(json.dumps(record))
     assert store.find_record(store_dir, TINY, "cpu") == again
     assert store.find_record(store_dir, RunConfig(seed=99), "cpu") is None
     monkeypatch.undo()
 
     calls = []
-    real = store.train_run
-    monkeypatch.setattr(store, "train_run", lambda *a, **k: calls.append(1) or real(*a, **k))
-    forced, cached = store.ensure_run(TINY, store_dir, device="cpu", force=True)
+    real = training.train_run
+    monkeypatch.setattr(training, "train_run", lambda *a, **k: calls.append(1) or real(*a, **k))
+    forced, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=True)
     assert not cached and calls == [1]
     # the same configuration retrained gives the same numbers
     timing = ("train_seconds", "wall_seconds")
@@ -81,9 +83,9 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
     # a time stamp (the runner's --force): written after it -> reused; written before it -> retrained
     path = store.record_path(store_dir, record["key"])
     written = path.stat().st_mtime
-    _, cached = store.ensure_run(TINY, store_dir, device="cpu", force=written - 1)
+    _, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=written - 1)
     assert cached and calls == [1]
-    _, cached = store.ensure_run(TINY, store_dir, device="cpu", force=written + 1)
+    _, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=written + 1)
     assert not cached and calls == [1, 1]
 
 
@@ -126,7 +128,7 @@ def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(
     import json
     from siamese_lib.store import load_records, record_path, run_key
     config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10, protocol="original", branch_calls=1)
-    record, _ = store.ensure_run(config, tmp_path, device="cpu")  # a complete record, as training writes it
+    record, _ = engine.ensure_run(config, tmp_path, device="cpu")  # a complete record, as training writes it
     key = record["key"]
     assert key == run_key(config, "cpu")
     del record["config"]["branch_calls"]  # as stored before the field existed
