@@ -1,4 +1,4 @@
-"""Command line: ``python -m siamese_lib {train,run,bench,verify}``: parses, calls one layer, maps errors to exits.
+"""Command line: ``python -m siamese_lib {train,run,verify}``: parses, calls one layer, maps errors to exits.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -16,7 +16,7 @@ from .common import UsageError, absolute_path_variables
 from .data import DataError, load_mnist
 from .experiments.profiles import PAPER_LRS, STAGES
 from .models import MODEL_NAMES
-from .pipeline import bench, bench_study, runner, verify
+from .pipeline import runner, verify
 from .config import PROTOCOLS, RunConfig, field_problem, field_rule
 from .training import resolve_device, train_run
 
@@ -131,14 +131,6 @@ def build_parser() -> Parser:
                    help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
                         "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")
 
-    b = sub.add_parser("bench", help="time training steps against a plain reference loop")
-    b.add_argument("--smoke", action="store_true", help="a few steps only (for tests)")
-    b.add_argument("--profile", default=None, type=profile_value, help="also time this profile end to end, split by phase")
-    b.add_argument("--out", default=None, type=a_path, help="JSON output path (default bench/bench.json)")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    b.add_argument("--study", nargs="*", choices=bench_study.PARTS, default=None, metavar="PART",
-                   help=f"instead: the ablations of docs/performance.md ({', '.join(bench_study.PARTS)}; none: all)")
-    b.add_argument("--rounds", type=positive_int, default=4, help="--study: timed rounds per block")
     v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=verify.DEFAULT_MINUTES, help="time budget (default 10)")
@@ -190,10 +182,6 @@ def main(argv=None) -> int:
             return runner.main(args)
         if args.command == "verify":
             return verify.main(args)
-        if args.command == "bench":
-            if args.study is not None:
-                return bench_study.main(args)
-            return bench.main(args)
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
