@@ -38,8 +38,9 @@ lint: setup
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/deptry siamese_lib
 
+# The training step against a plain reference loop (benchmarks/; docs/performance.md)
 bench: setup
-	$(BIN)/python -m siamese_lib bench
+	$(BIN)/python -m benchmarks.bench
 
 # Retrain a stratified sample of the committed record (report/$(PROFILE)/runs.csv) here, within MINUTES
 # (default 10, 2 processes); exit 1 naming the runs and cells that disagree. FULL=1: every run.

@@ -1,4 +1,4 @@
-"""Command line: ``python -m siamese_lib {train,run,bench,verify}``: parses, calls one layer, maps errors to exits.
+"""Command line: ``python -m siamese_lib {train,run,verify}``: parses, calls one layer, maps errors to exits.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -127,14 +127,6 @@ def build_parser() -> Parser:
                    help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
                         "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")
 
-    b = sub.add_parser("bench", help="time training steps against a plain reference loop")
-    b.add_argument("--smoke", action="store_true", help="a few steps only (for tests)")
-    b.add_argument("--profile", default=None, type=profile_value, help="also time this profile end to end, split by phase")
-    b.add_argument("--out", default=None, type=a_path, help="JSON output path (default bench/bench.json)")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="cpu")
-    b.add_argument("--study", nargs="*", default=None, metavar="PART",
-                   help="instead: the ablations of docs/performance.md (none: all)")
-    b.add_argument("--rounds", type=positive_int, default=4, help="--study: timed rounds per block")
     v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=10.0, help="time budget (default 10)")
@@ -193,11 +185,6 @@ def main(argv=None) -> int:
         if args.command == "verify":
             from .pipeline import verify
             return verify.main(args)
-        if args.command == "bench":
-            from .pipeline import bench, bench_study
-            if args.study is not None:
-                return bench_study.main(args)
-            return bench.main(args)
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2

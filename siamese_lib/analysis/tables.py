@@ -18,7 +18,6 @@ import pandas as pd
 from .. import machine
 from ..experiments.planning import config_id, expand, index_records
 from ..config import PAPER_MODELS
-from ..store import load_records
 from .stats import fmt_p, mean_std, seed_ranges, welch_p
 
 # --- the paper's published numbers (ee559-project1-report.txt) -------------------------
@@ -192,10 +191,6 @@ def table_cells(records, profile, store_dir=None) -> list[Cell]:
     return out
 
 
-def select(cells, table=None, protocol=None) -> list[Cell]:
-    return [c for c in cells if (table is None or c.table == table) and (protocol is None or c.protocol == protocol)]
-
-
 def cell_map(cells, protocol) -> dict:
     return {(c.table, c.key): c for c in cells if c.protocol == protocol}
 
@@ -345,10 +340,6 @@ def records_frame(records):
                    machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "")
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def load_store(store_dir):
-    return records_frame(load_records(store_dir))
 
 
 def seed_table(records):

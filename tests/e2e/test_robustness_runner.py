@@ -1,12 +1,11 @@
 """The runner under failure: a cell that raises, a kernel that dies, a corrupt record, SIGTERM mid-run,
 and injection through a runs folder whose name is code. Finished results are always kept, never
-recomputed, and a bad one is never used. Plus a static check of the whole library and notebooks:
-no eval/exec, yaml.safe_load only, torch.load(weights_only=True) only.
+recomputed, and a bad one is never used. (Hostile inputs to the loaders, a YAML python tag, a
+code-executing pickle, a hostile cache file, are refused in tests/unit/test_robustness_*.py.)
 
 (Covered elsewhere, not repeated here: the lock and SIGINT resume and a missing kernel in
 test_pipeline.py; the report marking missing configurations in test_report.py.)
 """
-import ast
 import json
 import os
 import signal
@@ -226,69 +225,3 @@ def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, mo
     assert "table1.ipynb has no cell tagged 'parameters'" in line and "no notebook was executed" in line
     t = json.loads((env / "untagged" / "timings.json").read_text())
     assert [e["status"] for e in t["executions"]] == ["failed"]
-
-
-# --- static checks: nothing from a configuration is ever executed -----------------------------------
-
-def sources():
-    """(label, python source) for every library module and every notebook code cell."""
-    for path in sorted((ROOT / "siamese_lib").glob("*.py")) + sorted((ROOT / "notebooks").glob("*.py")):
-        yield str(path.relative_to(ROOT)), path.read_text()
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        for i, cell in enumerate(nb.cells):
-            if cell.cell_type == "code":
-                code = "\n".join("pass" if line.lstrip().startswith(("%", "!")) else line
-                                 for line in cell.source.splitlines())
-                yield f"{path.relative_to(ROOT)} cell {i}", code
-
-
-def dotted(node) -> str:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return f"{dotted(node.value)}.{node.attr}"
-    return "?"
-
-
-def test_no_eval_exec_unsafe_yaml_or_unsafe_loads():
-    problems = []
-    labels = []
-    for label, code in sources():
-        labels.append(label)
-        for node in ast.walk(ast.parse(code, label)):
-            if isinstance(node, ast.Call):
-                name = dotted(node.func)
-                kwargs = {k.arg: k.value for k in node.keywords}
-                where = f"{label}:{node.lineno}: {name}()"
-                if name in ("eval", "exec", "compile", "__import__", "builtins.eval", "builtins.exec",
-                            "os.system", "os.popen", "pickle.load", "pickle.loads", "pd.read_pickle",
-                            "pandas.read_pickle", "yaml.load", "yaml.load_all", "yaml.full_load",
-                            "yaml.unsafe_load", "yaml.full_load_all", "yaml.unsafe_load_all", "torch.jit.load"):
-                    problems.append(where)
-                if name == "torch.load" and not (isinstance(kwargs.get("weights_only"), ast.Constant)
-                                                 and kwargs["weights_only"].value is True):
-                    problems.append(where + " without weights_only=True")
-                if name.endswith("np.load") or name.endswith("numpy.load"):
-                    if not (isinstance(kwargs.get("allow_pickle"), ast.Constant) and kwargs["allow_pickle"].value is False):
-                        problems.append(where + " without allow_pickle=False")
-                if "Loader" in kwargs and dotted(kwargs["Loader"]) not in ("yaml.SafeLoader", "yaml.CSafeLoader"):
-                    problems.append(where + f" with Loader={dotted(kwargs['Loader'])}")
-                if isinstance(kwargs.get("shell"), ast.Constant) and kwargs["shell"].value is True:
-                    problems.append(where + " with shell=True")
-    assert any(label.startswith("siamese_lib/") for label in labels)
-    assert not problems, "\n".join(problems)
-
-
-def test_the_static_check_catches_what_it_looks_for(monkeypatch):
-    # the check above is only as good as its parser: feed it the patterns it must refuse
-    bad = {"eval": "eval(text)", "exec": "exec(cell)", "yaml.load": "yaml.load(s, Loader=yaml.Loader)",
-           "torch.load": "torch.load(p)", "torch.load False": "torch.load(p, weights_only=False)",
-           "pickle": "pickle.loads(b)", "os.system": "os.system(cmd)", "full_load": "yaml.full_load(s)"}
-    for name, code in bad.items():
-        monkeypatch.setattr(sys.modules[__name__], "sources", lambda code=code: iter([("siamese_lib/probe", code)]))
-        with pytest.raises(AssertionError):
-            test_no_eval_exec_unsafe_yaml_or_unsafe_loads()
-    ok = "model.eval()\nyaml.safe_load(s)\ntorch.load(p, weights_only=True)\nyaml.compose(s, Loader=yaml.SafeLoader)"
-    monkeypatch.setattr(sys.modules[__name__], "sources", lambda: iter([("siamese_lib/probe", ok)]))
-    test_no_eval_exec_unsafe_yaml_or_unsafe_loads()

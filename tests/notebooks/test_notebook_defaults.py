@@ -6,8 +6,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 # training notebooks first: the report and figures notebooks then find (or not) a store to show
 ORDER = ("lr_search", "table1", "table2", "beyond_paper", "selection", "figures", "report")
@@ -52,10 +50,3 @@ def test_every_notebook_with_defaults_leaves_git_status_clean(tmp_path, monkeypa
     assert (clone / "runs" / "interactive" / "store").is_dir()  # the training notebooks' default store
     first = (out / "report.ipynb").read_text()
     assert "No results store holds runs yet" in first or "Showing profile" in first
-
-
-@pytest.mark.parametrize("name", ["report", "figures"])
-def test_presentation_notebooks_default_to_a_store_that_exists(name):
-    text = (ROOT / "notebooks" / f"{name}.py").read_text()
-    assert 'profile = ""' in text and "pick_profile" in text
-    assert 'ROOT / "report"' not in text  # the report folder is the runner's to write

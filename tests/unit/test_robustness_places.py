@@ -139,6 +139,6 @@ def test_file_flags_resolve_from_the_working_directory(tmp_path, monkeypatch, ca
     assert f"error: {tmp_path / 'mine.yaml'}: " in capsys.readouterr().err  # the file where the user stands
     args = cli.build_parser().parse_args(["train", "--model", "Net", "--data-dir", "data"])
     assert args.data_dir == str(tmp_path / "data")
-    args = cli.build_parser().parse_args(["bench", "--out", "b.json", "--profile", "sub/p.yaml"])
-    assert args.out == str(tmp_path / "b.json") and args.profile == str(tmp_path / "sub" / "p.yaml")
+    args = cli.build_parser().parse_args(["run", "--profile", "sub/p.yaml"])
+    assert args.profile == str(tmp_path / "sub" / "p.yaml")
     assert cli.build_parser().parse_args(["run", "--profile", "smoke"]).profile == "smoke"  # a name stays a name

@@ -141,13 +141,13 @@ def test_nan_and_infinity_in_json_are_refused(real, tmp_path):
 
 
 def test_the_tables_use_the_good_records_and_report_the_bad_one(real, tmp_path, capsys):
-    """The report's and the figures' path (tables.load_store): a -50.0 never reaches a cell, nothing crashes."""
+    """The report's path (store.load_records, then tables.records_frame): a -50.0 never reaches a cell, no crash."""
     folder, path = real["paper"]
     for _, p in real.values():
         (tmp_path / p.name).write_text(p.read_text())
     poisoned = tmp_path / path.name
     poisoned.write_text(json.dumps(_poison(json.loads(path.read_text()), "metrics.test_error", -50.0)))
-    frame = tables.load_store(tmp_path)
+    frame = tables.records_frame(store.load_records(tmp_path))
     assert len(frame) == 2 and (frame["test_error"] >= 0).all()
     err = capsys.readouterr().err
     assert str(poisoned) in err and "skipped a bad record" in err and "[0, 100]" in err

@@ -96,7 +96,7 @@ def test_a_corrupt_record_among_good_ones_is_named(good, body, monkeypatch, caps
     assert len(store.load_records(store_dir)) == 2
     bad = store.record_path(store_dir, store.run_key(other, "cpu"))
     bad.write_text(bad.read_text()[:100])
-    frame = tables.load_store(store_dir)  # the report reads the good one; the bad one is reported on stderr
+    frame = tables.records_frame(store.load_records(store_dir))  # the good one; the bad one named on stderr
     assert list(frame["seed"]) == [8]
     assert bad.name in capsys.readouterr().err
 

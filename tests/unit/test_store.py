@@ -91,12 +91,12 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
 
 def test_store_loads_as_one_frame(stored):
     store_dir, record = stored
-    frame = tables.load_store(store_dir)
+    frame = tables.records_frame(store.load_records(store_dir))
     assert isinstance(frame, pd.DataFrame) and len(frame) == 1
     row = frame.iloc[0]
     assert row["key"] == record["key"] and row["model"] == "LeNet5" and row["seed"] == 4
     assert row["test_error"] == record["metrics"]["test_error"]
-    assert tables.load_store(store_dir / "absent").empty
+    assert tables.records_frame(store.load_records(store_dir / "absent")).empty
 
 
 def test_config_round_trips_through_a_record(stored):

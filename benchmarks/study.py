@@ -1,40 +1,38 @@
-"""The ablations written up in docs/performance.md: ``python -m siamese_lib bench --study PART ...``.
+"""The ablations written up in docs/performance.md: ``python -m benchmarks.study [PART ...]`` (none: all).
 
 Each part changes one thing in the library's training step (layout, Adam flavour, host syncs, bf16,
 torch.compile, threads, evaluation mode) and times it against the unchanged step, side by side.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
-import functools
-import heapq
-import json
 import math
 import os
-import statistics
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from ..common import ROOT, runs_root, write_json_atomically
-from ..experiments.planning import expand
-from ..experiments.profiles import PAPER_LRS, load_profile
-from ..models import PAPER_MODELS, build_model
-from ..config import RunConfig
-from ..training import Split, comparison_from_digits, mini_batches, train_run
-from .bench import (BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split,
-                    threads_set, two_call_forward)
+from siamese_lib.common import ROOT, write_json_atomically
+from siamese_lib.config import RunConfig
+from siamese_lib.experiments.profiles import PAPER_LRS
+from siamese_lib.models import PAPER_MODELS, build_model
+from siamese_lib.training import Split, comparison_from_digits, mini_batches, train_run
 
-PARTS = ("layout", "bitwise", "threads", "eval", "bf16", "compile", "estimate")
+from .bench import BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split, \
+    threads_set
+
+PARTS = ("layout", "bitwise", "threads", "eval", "bf16", "compile")
 
 
 def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="foreach", sync=False, two_call=False,
             bf16=False, compile=False, inplace_relu=False):
     """The library step with one thing changed; returns a function that trains one block (epoch)."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout).to(dev)
+    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
+                        branch_calls=2 if two_call else 1).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if inplace_relu:
@@ -43,18 +41,13 @@ def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="fore
                 m.inplace = True
     kwargs = {"single": dict(foreach=False), "foreach": dict(foreach=True), "fused": dict(fused=True)}[adam]
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **kwargs)
-    forward = functools.partial(two_call_forward, model) if two_call else model
-    if compile:
-        forward = torch.compile(forward)
+    forward = torch.compile(model) if compile else model
     batches = mini_batches(split, config.batch_size)
-
-    def autocast():
-        return torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def run():
         total = torch.zeros((), device=dev)
         for xb, tb, cb in batches:
-            with autocast():
+            with torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
                 d1, d2, c = forward(xb)
                 loss = F.cross_entropy(c, tb) + (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
             optimizer.zero_grad(set_to_none=True)
@@ -64,13 +57,13 @@ def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="fore
                 loss.item()
             total += loss.detach()
         return total
-    run.model, run.optimizer = model, optimizer
+    run.model = model
     return run
 
 
-def compare(name: str, variants: dict, split: Split, dev, rounds: int, ws=True, threads=None) -> dict:
+def compare(name: str, variants: dict, split: Split, dev, rounds: int, threads=None) -> dict:
     """ms per step (wall and CPU) of library-step variants trained side by side; ratios to the first."""
-    config = RunConfig(model=name, weight_sharing=ws, lr=PAPER_LRS[name], nb_pairs=len(split), epochs=1)
+    config = RunConfig(model=name, lr=PAPER_LRS[name], nb_pairs=len(split), epochs=1)
     steps = math.ceil(len(split) / BATCH_SIZE)
     blocks = {label: variant(config, split, dev, **kw) for label, kw in variants.items()}
     if threads is not None:  # labels name their thread count: each block sets its own
@@ -89,11 +82,11 @@ def _with_threads(fn, n):
     return run
 
 
-def same_parameters(config: RunConfig, split: Split, dev, steps_blocks: int, **variants) -> dict:
+def same_parameters(config: RunConfig, split: Split, dev, blocks: int, **variants) -> dict:
     """Whether variants of the step give bit-identical parameters after a few blocks (vs the library step)."""
     runs = {label: variant(config, split, dev, **kw) for label, kw in variants.items()}
     for fn in runs.values():
-        for _ in range(steps_blocks):
+        for _ in range(blocks):
             fn()
     ref = [p.detach().clone() for p in runs["library"].model.parameters()]
     return {label: all(torch.equal(a, b) for a, b in zip(ref, fn.model.parameters()))
@@ -124,7 +117,7 @@ def evaluation_modes(dev, rounds: int) -> dict:
     return out
 
 
-def bf16_errors(models=("LeNet5", "Net"), seeds=(1, 2), epochs=10) -> dict:
+def bf16_errors(models=("LeNet5", "Net"), seeds=(1, 2), epochs=10) -> list:
     """Test error of short real runs trained and evaluated under bfloat16 autocast vs float32."""
     out = []
     for name in models:
@@ -133,11 +126,9 @@ def bf16_errors(models=("LeNet5", "Net"), seeds=(1, 2), epochs=10) -> dict:
             row = {"model": name, "seed": seed, "epochs": epochs}
             for label in ("float32", "bfloat16"):
                 t0 = time.perf_counter()
-                if label == "bfloat16":
-                    # no cast cache: it would keep the first bf16 copy of each weight for the whole run
-                    with torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False):
-                        r = train_run(config, device="cpu")
-                else:
+                # no cast cache: it would keep the first bf16 copy of each weight for the whole run
+                with (torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False) if label == "bfloat16"
+                      else contextlib.nullcontext()):
                     r = train_run(config, device="cpu")
                 row[label] = {"test_error": r["metrics"]["test_error"], "seconds": time.perf_counter() - t0}
             out.append(row)
@@ -157,94 +148,15 @@ def compile_cost(name: str, split: Split, dev, rounds: int) -> dict:
             **{k: {"wall_ms": 1e3 * r["wall"] / steps, "cpu_ms": 1e3 * r["cpu"] / steps} for k, r in res.items()}}
 
 
-def simulate(jobs: list[float], workers: int) -> float:
-    """Makespan of jobs (seconds) taken in the given order by the first free of ``workers`` workers."""
-    free = [0.0] * workers
-    for cost in jobs:
-        heapq.heappush(free, heapq.heappop(free) + cost)
-    return max(free)
-
-
-def profile_estimate(epoch_seconds: dict, eval_seconds: dict, notebook_seconds: float, workers: int = 2,
-                     profile: str = "paper") -> dict:
-    """Core-seconds and 2-worker wall time of a profile's training from per-epoch costs.
-
-    ``epoch_seconds[(model, weight_sharing)]``: one training epoch of 1000 pairs on one thread;
-    ``eval_seconds[model]``: a run's evaluation; ``notebook_seconds``: a notebook's start-up and overhead.
-    Each notebook (one configuration, several seeds) is one job; a run shared by two notebooks
-    is trained by the first. Scheduling: the expansion order (first come, first served) against
-    longest first, as the runner does.
-    """
-    executions = [e for e in expand(load_profile(profile), "/nonexistent-store", "cpu")
-                  if e.stage not in ("figures", "report")]
-    seen, jobs, runs = set(), [], []
-    for e in executions:
-        cost = notebook_seconds
-        for c in e.configs():
-            if c in seen:
-                continue
-            seen.add(c)
-            run = c.trained_epochs * epoch_seconds[(c.model, c.weight_sharing)] + eval_seconds[c.model]
-            runs.append((c, run))
-            cost += run
-        jobs.append((e, cost))
-
-    def summary(selected_jobs, selected_runs):
-        costs = [cost for _, cost in selected_jobs]
-        total = sum(costs)
-        return {"notebooks": len(costs), "runs": len(selected_runs),
-                "epochs": sum(c.trained_epochs for c, _ in selected_runs),
-                "core_seconds": total,
-                "core_seconds_by_model": {m: sum(r for c, r in selected_runs if c.model == m) for m in PAPER_MODELS},
-                "wall_in_order": simulate(costs, workers),
-                "wall_longest_first": simulate(sorted(costs, reverse=True), workers),
-                "wall_lower_bound": max(total / workers, max(costs, default=0.0))}
-    corrected = [(e, c) for e, c in jobs if e.parameters.get("protocol", "corrected") == "corrected"]
-    return {"workers": workers, "all": summary(jobs, runs),
-            "corrected_only": summary(corrected, [(c, r) for c, r in runs if c.protocol == "corrected"])}
-
-
-def record_costs(store_dir) -> tuple[dict, dict]:
-    """Per-epoch training seconds (median and fastest, by model and weight sharing) and median
-    evaluation seconds by model, from a results store's records."""
-    per_epoch, evaluation = {}, {}
-    for path in sorted(Path(store_dir).glob("*.json")):
-        r = json.loads(path.read_text())
-        c, m = r["config"], r["metrics"]
-        epochs = r.get("epochs_trained") or c["epochs"]
-        per_epoch.setdefault((c["model"], c["weight_sharing"]), []).append(m["train_seconds"] / epochs)
-        evaluation.setdefault(c["model"], []).append(m["wall_seconds"] - m["train_seconds"])
-    costs = {"median": {k: statistics.median(v) for k, v in per_epoch.items()},
-             "fastest": {k: min(v) for k, v in per_epoch.items()}}
-    return costs, {k: statistics.median(v) for k, v in evaluation.items()}
-
-
-def estimates(store_dir, notebook_seconds: float = 7.0) -> dict:
-    """The paper and quick profiles' cost on 2 and 8 workers, from a store's per-epoch costs."""
-    costs, evaluation = record_costs(store_dir)
-    if not costs["median"]:
-        raise ValueError(f"no records in {store_dir}")
-    out = {"per_epoch_seconds": {label: {f"{m}/ws{int(ws)}": v for (m, ws), v in c.items()}
-                                 for label, c in costs.items()},
-           "evaluation_seconds": evaluation, "notebook_seconds": notebook_seconds}
-    for label, c in costs.items():
-        for profile in ("paper", "quick"):
-            for workers in (2, 8):
-                out[f"{profile}/{label}/{workers}"] = profile_estimate(c, evaluation, notebook_seconds, workers,
-                                                                       profile)
-    return out
-
-
 def study(parts, rounds: int = 4, progress=print) -> dict:
     """The ablations of docs/performance.md, on one thread unless a part says otherwise."""
     dev = torch.device("cpu")
     torch.set_num_threads(1)
     split = synthetic_split(1000, dev)
     out = {"machine": machine_info(dev)}
-    models = list(PAPER_MODELS)
     if "layout" in parts:  # channels-last, host sync, Adam flavours, one forward over both images
         out["layout"] = {}
-        for name in models:
+        for name in PAPER_MODELS:
             out["layout"][name] = compare(name, {
                 "library": {}, "nchw": dict(channels_last=False), "sync": dict(sync=True),
                 "adam_single": dict(adam="single"), "adam_fused": dict(adam="fused"),
@@ -252,7 +164,7 @@ def study(parts, rounds: int = 4, progress=print) -> dict:
             progress(f"layout {name}: " + ", ".join(f"{k} {v['cpu_ratio']:.2f}" for k, v in out["layout"][name].items()))
     if "bitwise" in parts:
         out["bitwise"] = {}
-        for name in models:
+        for name in PAPER_MODELS:
             config = RunConfig(model=name, lr=PAPER_LRS[name], nb_pairs=len(split), epochs=1)
             out["bitwise"][name] = same_parameters(config, split, dev, 2, library={}, adam_fused=dict(adam="fused"),
                                                    adam_single=dict(adam="single"), sync=dict(sync=True),
@@ -275,13 +187,6 @@ def study(parts, rounds: int = 4, progress=print) -> dict:
         progress(f"bf16 speed: {out['bf16_speed']}")
         out["bf16_error"] = bf16_errors()
         progress(f"bf16 error: {out['bf16_error']}")
-    if "estimate" in parts:
-        out["estimate"] = estimates(runs_root() / "paper" / "store")
-        for key, e in out["estimate"].items():
-            if "/" in key:
-                progress(f"estimate {key}: " + "; ".join(
-                    f"{part} {e[part]['core_seconds']:.0f} core-s, {e[part]['wall_in_order']:.0f} s in order, "
-                    f"{e[part]['wall_longest_first']:.0f} s longest first" for part in ("all", "corrected_only")))
     if "compile" in parts:
         out["compile"] = [compile_cost(name, split, dev, rounds) for name in ("ResNet", "LeNet5")]
         progress(f"compile: {out['compile']}")
@@ -289,11 +194,19 @@ def study(parts, rounds: int = 4, progress=print) -> dict:
     return out
 
 
-def main(args) -> int:
-    """``bench --study [PART ...]``: the chosen parts (all when none), written to --out (bench/study.json)."""
-    parts = args.study or list(PARTS)
-    out = args.out or ROOT / "bench" / "study.json"
-    result = study(parts, rounds=args.rounds, progress=lambda s: print(s, flush=True))
-    write_json_atomically(out, result)
-    print(f"wrote {out}")
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.study", description=__doc__.splitlines()[0])
+    parser.add_argument("parts", nargs="*", metavar="PART", help=f"any of {', '.join(PARTS)} (none: all)")
+    parser.add_argument("--rounds", type=int, default=4, help="timed rounds per block")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "study.json", help="JSON output path")
+    args = parser.parse_args(argv)
+    if unknown := [p for p in args.parts if p not in PARTS]:
+        parser.error(f"unknown part {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    result = study(args.parts or PARTS, rounds=args.rounds, progress=lambda s: print(s, flush=True))
+    write_json_atomically(args.out, result)
+    print(f"wrote {args.out}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

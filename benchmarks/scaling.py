@@ -4,12 +4,11 @@ The engine hands out runs longest first (by ``planning.run_cost``) to whichever 
 scheduling. Fed the per-run wall times of a finished profile (``runs.csv``) and the engine's per-task
 overhead, this replays that schedule for N = 1, 2, 4, ... and reports the makespan, the speed-up, the
 efficiency and the lower bound that limits it (the critical path: the longest single run, since runs
-are independent). ``python -m siamese_lib.pipeline.scaling report/paper/runs.csv --overhead 0.05``
+are independent). ``python -m benchmarks.scaling report/paper/runs.csv [--overhead 0.05] [--workers]``
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import heapq
 import tempfile
 import time
@@ -17,57 +16,46 @@ from pathlib import Path
 
 from distributed import Client, LocalCluster, as_completed
 
-from ..experiments.planning import run_cost
-from ..store import config_from_dict, write_record
-from ..config import RunConfig
-from .engine import Engine
-
-CONFIG_COLUMNS = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs", "batch_size",
-                  "seed", "protocol", "nb_pairs", "data_seed")
-
-
-def read_runs(path: Path) -> list[tuple[float, float]]:
-    """(estimated cost the engine orders by, measured wall seconds) per run of a runs.csv."""
-    out = []
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            d = {k: row[k] for k in CONFIG_COLUMNS}
-            d.update(weight_sharing=d["weight_sharing"] == "True", aux_loss=d["aux_loss"] == "True",
-                     batch_norm=d["batch_norm"] == "True", dropout=d["dropout"] == "True", lr=float(d["lr"]),
-                     epochs=int(d["epochs"]), batch_size=int(d["batch_size"]), seed=int(d["seed"]),
-                     nb_pairs=int(d["nb_pairs"]), data_seed=int(d["data_seed"]))
-            cost = run_cost(config_from_dict(d)) if row.get("epochs_trained") else 0.0
-            out.append((cost, float(row["wall_seconds"])))
-    return out
+from siamese_lib.common import UsageError, now_iso
+from siamese_lib.config import RunConfig
+from siamese_lib.experiments.planning import run_cost
+from siamese_lib.pipeline.engine import Engine
+from siamese_lib.pipeline.verify import load_committed
+from siamese_lib.store import ERROR_METRICS, SCHEMA_VERSION, run_key, write_record
 
 
-def makespan(runs: list[tuple[float, float]], workers: int, overhead: float) -> float:
-    """List scheduling in the engine's order (estimated cost, longest first): each run to the first free worker."""
+def list_schedule(seconds: list[float], workers: int) -> dict:
+    """Jobs handed out in the given order, each to the first free of ``workers`` workers: the makespan, and
+    the lower bound no order can beat, max(total work / workers, longest job), with which of the two it is."""
     free = [0.0] * workers
-    for _, seconds in sorted(runs, key=lambda r: r[0], reverse=True):
-        start = heapq.heappop(free)
-        heapq.heappush(free, start + seconds + overhead)
-    return max(free)
+    for cost in seconds:
+        heapq.heappush(free, heapq.heappop(free) + cost)
+    total, longest = sum(seconds), max(seconds, default=0.0)
+    return {"makespan": max(free), "lower_bound": max(total / workers, longest),
+            "limit": "longest run" if longest >= total / workers else "total work"}
 
 
-def table(runs, overhead: float, counts=(1, 2, 4, 8, 16, 32, 64, 128, 256)) -> list[dict]:
-    total = sum(s for _, s in runs) + overhead * len(runs)
-    longest = max(s for _, s in runs) + overhead
-    one = makespan(runs, 1, overhead)
+def table(runs: list[tuple[float, float]], overhead: float, counts=(1, 2, 4, 8, 16, 32, 64, 128, 256)) -> list[dict]:
+    """``runs``: (estimated cost the engine orders by, measured wall seconds); every task pays ``overhead``."""
+    seconds = [s + overhead for _, s in sorted(runs, key=lambda r: r[0], reverse=True)]
+    one = list_schedule(seconds, 1)["makespan"]
     rows = []
     for n in counts:
-        span = makespan(runs, n, overhead)
-        bound = max(total / n, longest)
-        rows.append({"workers": n, "makespan": span, "speedup": one / span, "efficiency": one / span / n,
-                     "lower_bound": bound, "limit": "longest run" if longest >= total / n else "total work"})
+        row = list_schedule(seconds, n)
+        rows.append({"workers": n, **row, "speedup": one / row["makespan"], "efficiency": one / row["makespan"] / n})
     return rows
 
 
-def fake_record(i: int) -> dict:
-    """On a worker: a record-sized result (curves of 100 epochs), no training."""
-    curve = [0.1 * j for j in range(100)]
-    return {"key": f"overhead-{i:06d}", "metrics": {"test_error": 1.0},
-            "curves": {"train_loss": curve, "test_error": curve, "train_error": curve}}
+def fake_record(seed: int) -> dict:
+    """On a worker: a valid record the size of a paper run's (1000 test pairs, 30 epochs), no training."""
+    config = RunConfig(model="Net", lr=0.1, seed=seed)
+    n = config.nb_pairs
+    return {"schema_version": SCHEMA_VERSION, "key": run_key(config, "cpu"), "config": config.to_dict(),
+            "device": "cpu", "torch_version": "-", "code_version": "-", "created": now_iso(),
+            "metrics": {**{f"{s}_{m}": 10.0 for s in ("train", "test") for m in ERROR_METRICS},
+                        "train_seconds": 1.0, "wall_seconds": 1.0},
+            "curves": {"train_loss": [0.5] * config.trained_epochs},
+            "outputs": {"head_prob": [0.5] * n, "digit_prob": [0.5] * n, "digit1_pred": [1] * n, "digit2_pred": [2] * n}}
 
 
 def measure_overhead(tasks: int = 300) -> float:
@@ -76,7 +64,7 @@ def measure_overhead(tasks: int = 300) -> float:
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address="127.0.0.1:0") as cluster, Client(cluster) as client, \
             tempfile.TemporaryDirectory() as store:
-        client.submit(fake_record, -1, pure=False).result()  # warm up
+        client.submit(fake_record, tasks, pure=False).result()  # warm up
         start = time.perf_counter()
         futures = [client.submit(fake_record, i, pure=False) for i in range(tasks)]
         for future in as_completed(futures):
@@ -105,7 +93,7 @@ def measure_workers(counts=(1, 2), runs: int = 8) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scaling", description=__doc__.splitlines()[0])
     parser.add_argument("runs_csv", type=Path)
     parser.add_argument("--overhead", type=float, default=None,
                         help="engine seconds per task (default: measured now on a local one-worker cluster)")
@@ -116,12 +104,14 @@ def main(argv=None) -> int:
         print(f"8 LeNet5 runs (500 pairs, 3 epochs): 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s, "
               f"speed-up {walls[1] / walls[2]:.2f}")
         return 0
+    try:
+        runs = [(run_cost(r.config), float(r.metrics["wall_seconds"])) for r in load_committed(args.runs_csv)]
+    except UsageError as exc:
+        parser.error(str(exc))
     if args.overhead is None:
         args.overhead = measure_overhead()
-    runs = read_runs(args.runs_csv)
-    longest = max(s for _, s in runs)
     print(f"{len(runs)} runs, {sum(s for _, s in runs) / 3600:.2f} h of single-thread work, longest run "
-          f"{longest:.0f} s, overhead {args.overhead * 1000:.0f} ms per task")
+          f"{max(s for _, s in runs):.0f} s, overhead {args.overhead * 1000:.0f} ms per task")
     print("| workers | makespan | speed-up | efficiency | lower bound (limit) |")
     print("|---:|---:|---:|---:|---|")
     for r in table(runs, args.overhead):
