@@ -17,7 +17,7 @@ import numpy as np
 
 from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS
-from ..store import load_records
+from ..store import config_from_dict, load_records, run_key
 from ..config import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
 from .selection import candidate_configs, chosen_candidate, final_configs
@@ -41,13 +41,38 @@ class Execution:
     stage: str
     name: str
     parameters: dict
+    planned: list | None = None  # its runs as the plan file lists them (load_plan); else from the parameters
 
     @property
     def notebook(self) -> Path:
         return NOTEBOOKS_DIR / f"{self.stage}.ipynb"
 
     def configs(self) -> list[RunConfig]:
-        return configs_for(self.stage, self.parameters)
+        return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)
+
+
+class PlanError(ValueError):
+    """A plan file that is absent or does not hold what the runner writes."""
+
+
+def load_plan(runs_dir) -> list[Execution]:
+    """The training executions of ``runs/<profile>/plan.json`` (written by the runner, once per invocation), each
+    with its runs as planned: what the report reads instead of expanding the profile again. Untrusted input:
+    every configuration is validated and must hash to the key it is listed under."""
+    path = Path(runs_dir) / "plan.json"
+    try:
+        plan = json.loads(path.read_text())
+        device, runs = plan["device"], {}
+        for key, d in plan["runs"].items():
+            runs[key] = config_from_dict(d)
+            if run_key(runs[key], device) != key:
+                raise ValueError(f"run {key}: its configuration does not hash to its key")
+        return [Execution(e["stage"], e["name"], e["parameters"], [runs[k] for k in e["runs"]])
+                for e in plan["executions"]]
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no plan; run the profile first (python -m siamese_lib run --profile NAME)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PlanError(f"{path}: not a plan the runner wrote ({type(exc).__name__}: {exc})") from None
 
 
 def _flag(b: bool) -> str:
