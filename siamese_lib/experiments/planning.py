@@ -8,12 +8,9 @@ profile's own LR search, by the rule in ``choose_learning_rates`` (part of the p
 from __future__ import annotations
 
 import json
-import math
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS
@@ -21,14 +18,12 @@ from ..store import config_from_dict, load_records, run_key
 from ..config import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
 from .selection import candidate_configs, chosen_candidate, final_configs
+from .lr_rule import FINAL_EPOCHS, choose_learning_rates, config_id, index_records, infer_lr_search  # noqa: F401
 from .variants import VARIANTS, applies_to, variant_configs
 
-FINAL_EPOCHS = 10        # the LR rule averages the summed training loss over this many last epochs
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
 MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}
 SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
-
-VARIANT_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
 
 
 def run_cost(config) -> float:
@@ -195,36 +190,6 @@ def _selection_executions(profile: Profile, stage: dict, base: dict, store_dir) 
 
 # --- the learning-rate rule ----------------------------------------------------------------
 
-def is_paper_setting(config: dict) -> bool:
-    """True when a record's variant fields are at the paper's defaults."""
-    d = RunConfig()
-    return all(list(config.get(k, ())) == list(d.augment) if k == "augment" else config.get(k, getattr(d, k)) == getattr(d, k)
-               for k in VARIANT_FIELDS)
-
-
-def config_id(config) -> str:
-    d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
-    d["augment"] = list(d.get("augment", []))
-    return json.dumps(d, sort_keys=True)
-
-
-def index_records(records) -> dict[str, list[dict]]:
-    """Configuration -> its records (several only if the same run was made on several devices)."""
-    idx = defaultdict(list)
-    for r in records:
-        idx[config_id(r["config"])].append(r)
-    for rs in idx.values():
-        rs.sort(key=lambda r: r["created"], reverse=True)  # the newest first
-    return dict(idx)
-
-
-def _final_loss(curve) -> float:
-    tail = [float(v) for v in curve[-FINAL_EPOCHS:]]
-    if not tail or not all(math.isfinite(v) for v in tail):
-        return float("inf")  # a diverged run never wins
-    return float(np.mean(tail))
-
-
 def used_learning_rates(profile, models, store_dir) -> dict:
     """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
 
@@ -257,53 +222,15 @@ def lr_search_curves(records, profile) -> dict:
     return out
 
 
-def choose_learning_rates(curves_by_model: dict) -> dict:
-    """The rule: per model, the rate whose final-epochs training loss (the summed loss averaged over the
-    last FINAL_EPOCHS epochs, then over seeds) is lowest; diverged (non-finite) runs never win.
-    Only rates with all their seeds are compared; a model with an incomplete search is left out."""
-    chosen = {}
-    for model, by_lr in curves_by_model.items():
-        if not by_lr or any(e["missing_seeds"] for e in by_lr.values()):
-            continue
-        score = {lr: float(np.mean([_final_loss(c) for c in e["curves"]])) for lr, e in by_lr.items()}
-        chosen[model] = min(sorted(score), key=lambda lr: score[lr])
-    return chosen
-
-
-def _infer_lr_search(records) -> dict:
-    """Without a profile: the LR-search runs are the corrected, weight-sharing + aux + batch-norm, no-dropout
-    runs with the variant fields at their defaults; per model, the epoch count with the most distinct
-    rates (ties: the most epochs) is the search."""
-    groups = defaultdict(lambda: defaultdict(list))  # (model, epochs, nb_pairs, data_seed, batch) -> lr -> runs
-    seeds = defaultdict(set)
-    for r in records:
-        c = r["config"]
-        if not (c["protocol"] == "corrected" and c["weight_sharing"] and c["aux_loss"] and c["batch_norm"]
-                and not c["dropout"] and is_paper_setting(c)):
-            continue
-        g = (c["model"], c["epochs"], c["nb_pairs"], c["data_seed"], c["batch_size"])
-        groups[g][c["lr"]].append((c["seed"], r["curves"]["train_loss"]))
-        seeds[g].add(c["seed"])
-    out = {}
-    for g in sorted(groups, key=lambda g: (len(groups[g]), g[1]), reverse=True):
-        model = g[0]
-        if model in out or len(groups[g]) < 2:
-            continue
-        out[model] = {lr: {"curves": [c for _, c in runs], "seeds": sorted(s for s, _ in runs),
-                           "missing_seeds": sorted(seeds[g] - {s for s, _ in runs})}
-                      for lr, runs in groups[g].items()}
-    return out
-
-
 def auto_learning_rates(store_dir, profile=None) -> dict:
     """{model: lr} chosen from the store's LR search by ``choose_learning_rates``'s rule.
 
     With a profile, its lr_search stage defines the runs; without, they are inferred (see
-    ``_infer_lr_search``). Raises KeyError naming the models whose search is absent or incomplete.
+    ``lr_rule.infer_lr_search``). Raises KeyError naming the models whose search is absent or incomplete.
     """
 
     records = load_records(store_dir)
-    curves = lr_search_curves(records, profile) if profile is not None else _infer_lr_search(records)
+    curves = lr_search_curves(records, profile) if profile is not None else infer_lr_search(records)
     chosen = choose_learning_rates(curves)
     wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
         else list(PAPER_MODELS)
