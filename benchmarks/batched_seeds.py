@@ -54,7 +54,8 @@ def compare(model: str, args) -> dict:
     return {"model": model, "seeds": args.seeds, "pairs": args.pairs, "epochs": args.epochs,
             "weight_sharing": not args.no_weight_sharing, "seconds": times, "median_s": med,
             "speedup": med["one_by_one"] / med["batched"],
-            "runs_per_s": {k: args.seeds / v for k, v in med.items()}, "max_difference": differences(last["one_by_one"], last["batched"])}
+            "runs_per_s": {k: args.seeds / v for k, v in med.items()},
+            "max_difference": differences(last["one_by_one"], last["batched"])}
 
 
 def main(argv=None) -> int:
@@ -73,8 +74,8 @@ def main(argv=None) -> int:
     where = torch.cuda.get_device_name() if args.device == "cuda" else cpu_model()
     print(f"{where}, torch {torch.__version__}, {args.threads} thread(s), {args.seeds} seeds x {args.pairs} pairs x "
           f"{args.epochs} epochs, median of {args.reps}")
-    print(f"{'model':8s} {'one-by-one s':>12s} {'batched s':>10s} {'speedup':>8s} {'runs/s 1x1':>10s} {'runs/s bat':>10s}"
-          f" {'max dloss':>9s} {'max dprob':>9s} {'max derr':>8s}")
+    print(f"{'model':8s} {'one-by-one s':>12s} {'batched s':>10s} {'speedup':>8s} {'runs/s 1x1':>10s} "
+          f"{'runs/s bat':>10s} {'max dloss':>9s} {'max dprob':>9s} {'max derr':>8s}")
     rows = []
     for model in args.models:
         r = compare(model, args)

@@ -21,12 +21,12 @@ import dataclasses
 import time
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from .config import RunConfig
-from .training import (aux_weight_at, finish_run, make_optimizer, make_scheduler, resolve_device, setup_run,
-                       torch_threads, train_run)
+from .machine import torch_threads
+from .training import (aux_weight_at, batch_loss, finish_run, make_optimizer, make_scheduler, resolve_device,
+                       setup_run, train_run)
 
 
 def seed_group_problem(configs) -> str | None:
@@ -80,14 +80,8 @@ def _train_together(configs, dev, progress) -> list[dict]:
     optimizer = make_optimizer(list(params.values()), config)
     scheduler = make_scheduler(optimizer, config)
 
-    def seed_loss(p, b, xb, tb, cb, w):  # train_epoch's loss for one seed
-        d1, d2, c = functional_call(base, (p, b), (xb,))
-        loss = F.cross_entropy(c, tb)
-        if w:
-            loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
-        if config.l1:
-            loss = loss + config.l1 * sum(v.abs().sum() for v in p.values())
-        return loss
+    def seed_loss(p, b, xb, tb, cb, w):  # one seed's mini-batch loss, as train_epoch computes it
+        return batch_loss(functional_call(base, (p, b), (xb,)), tb, cb, w, config, p.values())
 
     epoch_losses = []
     for epoch in range(config.trained_epochs):

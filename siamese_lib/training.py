@@ -6,7 +6,6 @@ mini-batches (the same order every epoch), evaluate once at the end.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import time
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 
 from .config import PROTOCOL_SETTINGS, RunConfig
 from .data import generate_pair_sets, normalize
-from .machine import enforce_numerics
+from .machine import enforce_numerics, torch_threads
 from .models import build_model
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -204,6 +203,17 @@ def mini_batches(split: Split, batch_size: int) -> list:
                     torch.split(split.classes, batch_size)))
 
 
+def batch_loss(outputs, target, classes, w: float, config: RunConfig, params):
+    """One mini-batch's loss: the comparison's cross-entropy, the digits' (weight w) and the L1 penalty."""
+    d1, d2, c = outputs
+    loss = F.cross_entropy(c, target)
+    if w:
+        loss = loss + w * (F.cross_entropy(d1, classes[:, 0]) + F.cross_entropy(d2, classes[:, 1]))
+    if config.l1:
+        loss = loss + config.l1 * sum(p.abs().sum() for p in params)
+    return loss
+
+
 def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: Split):
     """One epoch over the mini-batches; returns the summed loss as a tensor (no host sync in the loop).
     ``pool``: the trained-on pairs, which re-pairing draws from."""
@@ -212,30 +222,12 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
     for xb, tb, cb in batches:
         if config.augment:
             xb, tb, cb = augment_batch(config, xb, tb, cb, pool)
-        d1, d2, c = model(xb)
-        loss = F.cross_entropy(c, tb)
-        if w:
-            loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
-        if config.l1:
-            loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
+        loss = batch_loss(model(xb), tb, cb, w, config, model.parameters())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         total += loss.detach()
     return total
-
-
-@contextlib.contextmanager
-def torch_threads(n: int):
-    """torch's intra-op thread count set to ``n`` for the block, restored after."""
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}")
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def setup_run(config: RunConfig, dev: torch.device):

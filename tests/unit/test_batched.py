@@ -12,11 +12,12 @@ from siamese_lib.training import train_run
 TIMING = ("train_seconds", "wall_seconds")
 SEEDS = (1, 2, 3)
 # what the batched path must reproduce: the paper's setting, the original protocol (branch calls 2, batch norm
-# in training mode at test, 25-epoch cap), no weight sharing / batch norm with L1, L2 and a cosine schedule
+# in training mode at test), no weight sharing / batch norm with L1, L2, a cosine schedule and
+# pairs held out for validation (each seed normalised with its own training pairs' statistics)
 SETTINGS = {"LeNet5": dict(model="LeNet5"),
             "Net-original": dict(model="Net", protocol="original", aux_loss=False),
             "LeNet5-plain": dict(model="LeNet5", weight_sharing=False, batch_norm=False, l1=1e-4, weight_decay=1e-3,
-                                 lr_schedule="cosine", aux_schedule="linear_decay")}
+                                 lr_schedule="cosine", aux_schedule="linear_decay", val_pairs=20)}
 
 
 def group(**kw):
