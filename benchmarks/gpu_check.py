@@ -102,46 +102,61 @@ def store_records(store: Path) -> list[dict]:
     return out
 
 
-def profile_part(seconds: float, jobs: int, out: Path | None) -> tuple[bool, dict]:
+def planned_runs(profile: str, device: str) -> set:
+    """The distinct runs the profile's notebooks ask for (the selection's final runs, planned after its choice,
+    not among them): how much of the profile a stopped run covered."""
+    from siamese_lib.experiments.planning import expand
+    from siamese_lib.experiments.profiles import load_profile
+    return {c for e in expand(load_profile(profile), tempfile.mkdtemp(), device) for c in e.configs()}
+
+
+def profile_part(seconds: float, jobs: int, out: Path | None, profile="paper", device="cuda") -> tuple[bool, dict]:
     """The paper profile on cuda into a temporary folder, stopped after ``seconds``."""
     tmp = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     env = {**os.environ, "SIAMESE_LIB_RUNS_DIR": str(tmp / "runs"), "SIAMESE_LIB_REPORT_DIR": str(tmp / "report"),
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = ["timeout", str(int(seconds)), sys.executable, "-m", "siamese_lib", "run", "--profile", "paper",
-           "--device", "cuda", "--allow-dirty", "--jobs", str(jobs)]
+    cmd = ["timeout", "--kill-after=60", str(int(seconds)), sys.executable, "-m", "siamese_lib", "run", "--profile", profile,
+           "--device", device, "--allow-dirty", "--jobs", str(jobs)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    records = store_records(tmp / "runs" / "paper" / "store")
+    records = store_records(tmp / "runs" / profile / "store")
     trained = sum(r.get("metrics", {}).get("train_seconds", 0) for r in records)
+    planned = planned_runs(profile, device)
+    done = sum(r.get("epochs_trained", r["config"]["epochs"]) * r["config"]["nb_pairs"] for r in records)
+    total = sum(c.trained_epochs * c.nb_pairs for c in planned)
     result = {"command": " ".join(cmd), "exit": proc.returncode, "wall_s": wall, "runs_stored": len(records),
-              "runs_per_s": len(records) / wall, "train_seconds_summed": trained, "folder": str(tmp),
+              "runs_planned": len(planned), "runs_per_s": len(records) / wall, "train_seconds_summed": trained,
+              "epoch_pairs_done": done, "epoch_pairs_planned": total, "folder": str(tmp),
               "stderr_tail": proc.stderr[-3000:], "stdout_tail": proc.stdout[-3000:]}
     if out is not None:
         (out / "profile_stdout.txt").write_text(proc.stdout)
         (out / "profile_stderr.txt").write_text(proc.stderr)
     stopped = proc.returncode == 124
-    print(f"paper profile on cuda, {jobs} GPU workers: exit {proc.returncode}"
-          f"{' (stopped by the budget)' if stopped else ''}, {wall:.0f} s wall, {len(records)} runs stored "
-          f"({result['runs_per_s']:.2f} runs/s; {trained:.0f} s of training summed over runs; 870 runs at this rate: "
-          f"{870 / max(result['runs_per_s'], 1e-9) / 60:.0f} min), folder {tmp}", flush=True)
+    estimate = (f"; the whole plan at this rate of epochs x pairs: about {wall * total / done / 60:.0f} min"
+                if done and total else "")
+    print(f"{profile} profile on {device}, {jobs} workers: exit {proc.returncode}"
+          f"{' (stopped by the budget)' if stopped else ''}, {wall:.0f} s wall, {len(records)} of {len(planned)} "
+          f"planned runs stored ({result['runs_per_s']:.2f} runs/s, {trained:.0f} s of training summed over runs"
+          f"{estimate}), folder {tmp}", flush=True)
     if not stopped and proc.returncode != 0:
         print(proc.stderr[-2000:], file=sys.stderr)
     return proc.returncode in (0, 124), result
 
 
-def batched_part(seconds: float, out: Path | None) -> tuple[bool, dict]:
+def batched_part(seconds: float, out: Path | None, device="cuda", epochs=30,
+                 models=("LeNet5", "Net", "LeNet5_FullyConv", "ResNet")) -> tuple[bool, dict]:
     """Seeds one by one against together on cuda: 10 seeds, 1000 pairs, 30 epochs (the paper's Table I run)."""
     json_path = Path(tempfile.mkdtemp(prefix="gpu-check-batched-")) / "batched.json"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "batched_seeds.py"), "--device", "cuda", "--epochs", "30",
-           "--reps", "1", "--models", "LeNet5", "Net", "LeNet5_FullyConv", "ResNet", "--json", str(json_path)]
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "batched_seeds.py"), "--device", device, "--epochs", str(epochs),
+           "--reps", "1", "--models", *models, "--json", str(json_path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, text=True, timeout=seconds)  # its table goes to stdout
         code = proc.returncode
     except subprocess.TimeoutExpired:
         code = "timeout"
-    print(f"batched seeds on cuda: exit {code}", flush=True)
+    print(f"batched seeds on {device}: exit {code}", flush=True)
     result = json.loads(json_path.read_text()) if json_path.exists() else {}
     if out is not None and result:
         (out / "batched.json").write_text(json.dumps(result, indent=1))
@@ -182,7 +197,8 @@ def main(argv=None) -> int:
     ok &= part_ok
     part_ok, summary["batched"] = batched_part(max(60.0, 0.35 * budget), args.out)
     ok &= part_ok
-    left = budget - (time.perf_counter() - start) - 20  # the rest of the budget, less the summary's margin
+    left = budget - (time.perf_counter() - start) - 45  # the rest, less the runner's shutdown (SIGTERM: it stops
+    # its workers and kernels, keeps the finished runs) and the summary
     if left > 30:
         part_ok, summary["profile"] = profile_part(left, args.jobs, args.out)
         ok &= part_ok
