@@ -48,16 +48,16 @@ MINUTES ?= 10
 verify: setup
 	$(BIN)/python -m siamese_lib verify --profile $(PROFILE) --minutes $(MINUTES) $(if $(FULL),--full)
 
-# On a GPU machine, under 8 minutes: the quick profile end to end with --device cuda into a temporary folder,
-# training on a local Dask cluster whose GPU workers (GPU_JOBS of them, one "GPU" resource each) share the
-# GPU; prints the wall time. Fails clearly without a GPU (exit 2 from the runner).
+# On a GPU machine, one command within GPU_MINUTES (default 9): portable numerics on its CPU against
+# tests/fixtures/portable_bits.json, seeds one by one against batched on cuda, then as much of the paper profile
+# on cuda as the time left allows (GPU_JOBS workers share the GPU), into a temporary folder; the numbers also go
+# to GPU_OUT when set. Fails clearly without a GPU (exit 2). See benchmarks/gpu_check.py.
 GPU_JOBS ?= 4
+GPU_MINUTES ?= 9
+GPU_OUT ?=
 gpu-check: setup
-	@tmp=$$(mktemp -d) && start=$$(date +%s) && \
-	SIAMESE_LIB_RUNS_DIR=$$tmp/runs SIAMESE_LIB_REPORT_DIR=$$tmp/report \
-	timeout 480 $(BIN)/python -m siamese_lib run --profile quick --device cuda --jobs $(GPU_JOBS); rc=$$?; \
-	echo "gpu-check: quick profile, --device cuda, $(GPU_JOBS) GPU workers: exit $$rc, $$(( $$(date +%s) - start )) s wall" \
-	     "(runs and report in $$tmp)"; exit $$rc
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/gpu_check.py --minutes $(GPU_MINUTES) --jobs $(GPU_JOBS) \
+	  $(if $(GPU_OUT),--out $(GPU_OUT))
 
 clean-runs:
 	rm -rf runs/smoke runs/quick

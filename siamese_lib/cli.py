@@ -136,8 +136,6 @@ def build_parser() -> Parser:
 
 
 def cmd_train(args) -> int:
-    import torch
-
     from .data import DataError, load_mnist
     from .training import resolve_device, train_run
 
@@ -161,9 +159,8 @@ def cmd_train(args) -> int:
         except DataError as exc:
             raise UsageError(f"train: {exc}") from None
         os.environ["PYTORCH_DATA_DIR"] = args.data_dir
-    torch.set_num_threads(args.threads)
     try:
-        result = train_run(config, device=device.type)
+        result = train_run(config, device=device.type, threads=args.threads)
     except DataError as exc:
         raise UsageError(f"train: {exc}") from None
     print(json.dumps({"config": config.to_dict(), "device": result["device"],

@@ -14,6 +14,7 @@ does not cover GPUs, other torch or MKL versions, or another thread count.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
@@ -145,6 +146,20 @@ def enforce_numerics() -> str:
             raise NumericsError("portable numerics asked for, but this process started torch with "
                                 + "; ".join(wrong) + ": set them before torch starts (a fresh process)")
     return mode
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op thread count set to ``n`` for the block, restored after (threads decide the last bits)."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}")
+    import torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 def portable_problems() -> list[str]:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .config import PROTOCOL_SETTINGS, RunConfig
 from .data import generate_pair_sets, normalize
-from .machine import device_type, enforce_numerics
+from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -181,14 +181,31 @@ def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[
     return metrics, outputs
 
 
-def make_optimizer(model, config: RunConfig):
-    return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+def make_optimizer(model_or_params, config: RunConfig):
+    params = model_or_params.parameters() if isinstance(model_or_params, torch.nn.Module) else model_or_params
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def make_scheduler(optimizer, config: RunConfig):
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs) \
+        if config.lr_schedule == "cosine" else None
 
 
 def mini_batches(split: Split, batch_size: int) -> list:
     """The fixed mini-batches of one fold: views made once, the same order every epoch."""
     return list(zip(torch.split(split.input, batch_size), torch.split(split.target, batch_size),
                     torch.split(split.classes, batch_size)))
+
+
+def batch_loss(outputs, target, classes, w: float, config: RunConfig, params):
+    """One mini-batch's loss: the comparison's cross-entropy, the digits' (weight w) and the L1 penalty."""
+    d1, d2, c = outputs
+    loss = F.cross_entropy(c, target)
+    if w:
+        loss = loss + w * (F.cross_entropy(d1, classes[:, 0]) + F.cross_entropy(d2, classes[:, 1]))
+    if config.l1:
+        loss = loss + config.l1 * sum(p.abs().sum() for p in params)
+    return loss
 
 
 def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: Split):
@@ -199,12 +216,7 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
     for xb, tb, cb in batches:
         if config.augment:
             xb, tb, cb = augment_batch(config, xb, tb, cb, pool)
-        d1, d2, c = model(xb)
-        loss = F.cross_entropy(c, tb)
-        if w:
-            loss = loss + w * (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
-        if config.l1:
-            loss = loss + config.l1 * sum(p.abs().sum() for p in model.parameters())
+        loss = batch_loss(model(xb), tb, cb, w, config, model.parameters())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -212,32 +224,23 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
     return total
 
 
-def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
-    """Train one configuration; return metrics, per-epoch curves and test outputs (a store record body)."""
-    dev = resolve_device(device)
+def setup_run(config: RunConfig, dev: torch.device):
+    """A run's start, in the order that fixes its numbers: seed, the fold's shuffle, the model's init.
+    Returns (train, val, test, model)."""
     enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
-    start = time.perf_counter()
     torch.manual_seed(config.seed)
     train, val, test = prepare_data(config, dev)
     model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
                         branch_calls=config.branch_calls).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, config)
-    batches = mini_batches(train, config.batch_size)
-    epoch_losses = []
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
-                 if config.lr_schedule == "cosine" else None)
-    model.train()
-    for epoch in range(config.trained_epochs):
-        epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, train))
-        if scheduler is not None:
-            scheduler.step()
-        if progress is not None:
-            progress(epoch + 1, config.trained_epochs)
-    train_seconds = time.perf_counter() - start
-    curves = {"train_loss": [float(v) for v in torch.stack(epoch_losses).cpu()]} if epoch_losses else {"train_loss": []}
+    return train, val, test, model
 
+
+def finish_run(model, config: RunConfig, splits, dev, losses, train_seconds: float, start: float) -> dict:
+    """Evaluate a trained model on its splits (train, val, test) and assemble train_run's result.
+    ``losses``: the per-epoch summed training losses (tensors); ``start``: perf_counter at the run's start."""
+    train, val, test = splits
     metrics, _ = error_metrics(model, train, config, "train")
     test_metrics, test_out = error_metrics(model, test, config, "test")
     metrics.update(test_metrics)
@@ -247,5 +250,35 @@ def train_run(config: RunConfig, device: str = "auto", progress=None) -> dict:
     metrics["wall_seconds"] = time.perf_counter() - start
     outputs = {k: [round(float(v), 6) for v in t.cpu()] if t.is_floating_point() else [int(v) for v in t.cpu()]
                for k, t in test_out.items()}
-    return {"metrics": metrics, "curves": curves, "outputs": outputs, "device": dev.type,
-            "epochs_trained": config.trained_epochs}
+    return {"metrics": metrics, "curves": {"train_loss": [float(v) for v in torch.stack(losses).cpu()]},
+            "outputs": outputs, "device": dev.type, "epochs_trained": config.trained_epochs,
+            "threads": torch.get_num_threads()}
+
+
+def train_run(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:
+    """Train one configuration on ``threads`` torch threads (set for the run, restored after: the same
+    numbers however it is called); ``progress(epoch, epochs)`` after each epoch. Returns a store record's body:
+
+    - ``metrics``: ``{train,test[,val]}_{error, digit1_error, digit2_error, derived_error, digit_prob_error,
+      head_vs_digits_disagreement}`` in percent (val only when ``val_pairs``), ``train_seconds``, ``wall_seconds``
+    - ``curves``: ``{"train_loss": [summed loss of each epoch]}``
+    - ``outputs``: per test pair, ``head_prob`` and ``digit_prob`` (P(d1 <= d2) from the head and from the
+      digits, 6 decimals), ``digit1_pred``, ``digit2_pred``
+    - ``device`` ("cpu" or "cuda"), ``epochs_trained`` (config.trained_epochs), ``threads``
+    """
+    dev = resolve_device(device)
+    with torch_threads(threads):
+        start = time.perf_counter()
+        train, val, test, model = setup_run(config, dev)
+        optimizer = make_optimizer(model, config)
+        batches = mini_batches(train, config.batch_size)
+        epoch_losses = []
+        scheduler = make_scheduler(optimizer, config)
+        model.train()
+        for epoch in range(config.trained_epochs):
+            epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, train))
+            if scheduler is not None:
+                scheduler.step()
+            if progress is not None:
+                progress(epoch + 1, config.trained_epochs)
+        return finish_run(model, config, (train, val, test), dev, epoch_losses, time.perf_counter() - start, start)

@@ -39,18 +39,17 @@ class VersionMismatch(RuntimeError):
 
 
 def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
-    """Train ``config`` on one torch thread and return its record (not written): what a worker sends the client."""
+    """Train ``config`` (on one torch thread) and return its record (not written): what a worker sends the client."""
     import torch
 
     from ..training import train_run
 
     dev = device_type(device)
-    torch.set_num_threads(1)  # one thread per run wherever it trains: the same numbers in a script, a kernel, a worker
-    body = train_run(config, device=dev, progress=progress)
+    body = train_run(config, device=dev, progress=progress)  # one torch thread (its default): the same numbers anywhere
     return {
         "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
         "torch_version": torch.__version__, "code_version": code_version(),
-        "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
         "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -186,3 +186,41 @@ def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
     assert run_key(plain, "cpu") == legacy
     with pytest.raises(ValueError, match="lr_schedule"):
         RunConfig(lr_schedule="step")
+
+
+def test_threads_are_set_for_the_run_and_restored(mnist):
+    config = tiny(seed=4)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)  # what a script sees: torch's default here, not the runner's 1
+        one = train_run(config, device="cpu")
+        assert one["threads"] == 1 and torch.get_num_threads() == 2
+        two = train_run(config, device="cpu", threads=2)
+        assert two["threads"] == 2 and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        assert numbers(train_run(config, device="cpu")) == numbers(one)  # whatever the caller's thread count
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        train_run(config, device="cpu", threads=0)
+
+
+@pytest.mark.slow
+def test_a_script_gets_the_numbers_of_the_train_command(mnist):
+    """Issue 25: a script calling train_run at torch's default thread count (2 on a 2-core machine) got other
+    numbers than the CLI (1 thread). Both now train on 1 thread unless told otherwise."""
+    import json
+    from conftest import run_cli
+    proc = run_cli("train", "--model", "LeNet5", "--seed", "1", "--epochs", "2", "--nb-pairs", "200",
+                   "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    cli = json.loads(proc.stdout)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        script = train_run(RunConfig(**cli["config"]), device="cpu")
+    finally:
+        torch.set_num_threads(before)
+    assert script["curves"]["train_loss"] == cli["train_loss"]
+    assert {k: v for k, v in script["metrics"].items() if k not in TIMING} == \
+        {k: v for k, v in cli["metrics"].items() if k not in TIMING}

@@ -1,0 +1,111 @@
+"""Several seeds of one configuration trained together: one vmapped step for all of them.
+
+Each seed's run starts exactly as ``train_run`` starts it (seed, the fold's shuffle, the model's init:
+``training.setup_run``); the models are then stacked (``torch.func.stack_module_state``) and every
+training step is one ``vmap`` over ``functional_call``: per seed its own parameters, batch-norm buffers
+and mini-batch, one backward pass and one Adam step for all. Batch norm's running statistics are
+stacked buffers, so its in-place updates act on each seed's own slice. Evaluation copies each seed's
+trained state back into its own model and runs ``train_run``'s evaluation. Each seed gets the result
+``train_run`` returns, its ``train_seconds`` being its share of the group's training time.
+
+Not the same bits as training the seeds one by one: the vmapped kernels (grouped convolutions,
+batched matrix products) sum in another order, and 30 epochs amplify the last bits
+(tests/unit/test_batched.py measures the difference). Configurations that draw random numbers
+while training (dropout, augmentations) fall back to ``train_run`` per seed, since per-seed random
+streams under vmap cannot follow the sequential path's one global stream.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from .config import RunConfig
+from .machine import torch_threads
+from .training import (aux_weight_at, batch_loss, finish_run, make_optimizer, make_scheduler, resolve_device,
+                       setup_run, train_run)
+
+
+def seed_group_problem(configs) -> str | None:
+    """Why ``configs`` cannot be one group (None when they can): all RunConfigs, differing only in seed."""
+    if not configs or not all(isinstance(c, RunConfig) for c in configs):
+        return "train_seeds takes a non-empty list of RunConfigs"
+    first = dataclasses.replace(configs[0], seed=0)
+    for c in configs[1:]:
+        if dataclasses.replace(c, seed=0) != first:
+            diff = [f.name for f in dataclasses.fields(c) if f.name != "seed"
+                    and getattr(c, f.name) != getattr(configs[0], f.name)]
+            return f"train_seeds takes configurations that differ only in seed; these also differ in {', '.join(diff)}"
+    return None
+
+
+def draws_random_numbers(config: RunConfig) -> bool:
+    """True when training draws random numbers after the model's init (dropout, augmentations)."""
+    return bool(config.dropout or config.augment)
+
+
+def train_seeds(configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1) -> list[dict]:
+    """Train configurations that differ only in seed; one result per config, each as ``train_run`` returns it.
+
+    Batched (one vmapped step for all seeds) unless training draws random numbers or there is one
+    config; then ``train_run`` per config. ``progress(epoch, epochs)`` after each epoch of the group.
+    Raises ValueError when the configs differ in more than the seed.
+    """
+    problem = seed_group_problem(configs)
+    if problem:
+        raise ValueError(problem)
+    if len(configs) == 1 or draws_random_numbers(configs[0]):
+        return [train_run(c, device, progress, threads) for c in configs]
+    dev = resolve_device(device)
+    with torch_threads(threads):
+        return _train_together(configs, dev, progress)
+
+
+def _train_together(configs, dev, progress) -> list[dict]:
+    config = configs[0]
+    start = time.perf_counter()
+    runs = [setup_run(c, dev) for c in configs]  # (train, val, test, model) per seed, as train_run makes them
+    models = [r[3] for r in runs]
+    for m in models:
+        m.train()
+    params, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")  # the architecture only; each seed's tensors come in per call
+    trains = [r[0] for r in runs]
+    # each step's mini-batch of every seed, stacked: [seeds, batch, ...]
+    batches = list(zip(*(torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
+                         for f in ("input", "target", "classes"))))
+    optimizer = make_optimizer(list(params.values()), config)
+    scheduler = make_scheduler(optimizer, config)
+
+    def seed_loss(p, b, xb, tb, cb, w):  # one seed's mini-batch loss, as train_epoch computes it
+        return batch_loss(functional_call(base, (p, b), (xb,)), tb, cb, w, config, p.values())
+
+    epoch_losses = []
+    for epoch in range(config.trained_epochs):
+        w = aux_weight_at(config, epoch)
+        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))
+        total = torch.zeros(len(configs), device=dev)
+        for xb, tb, cb in batches:
+            losses = step(params, buffers, xb, tb, cb)
+            optimizer.zero_grad(set_to_none=True)
+            losses.sum().backward()  # seeds are independent: each slice gets its own seed's gradient
+            optimizer.step()
+            total += losses.detach()
+        epoch_losses.append(total)
+        if scheduler is not None:
+            scheduler.step()
+        if progress is not None:
+            progress(epoch + 1, config.trained_epochs)
+    share = (time.perf_counter() - start) / len(configs)
+    with torch.no_grad():
+        for i, m in enumerate(models):
+            for name, t in [*m.named_parameters(), *m.named_buffers()]:
+                t.copy_((params if name in params else buffers)[name][i])
+    results = []
+    for i, (c, (train, val, test, model)) in enumerate(zip(configs, runs)):
+        seed_start = time.perf_counter() - share
+        results.append(finish_run(model, c, (train, val, test), dev, [e[i] for e in epoch_losses], share, seed_start))
+    return results
