@@ -22,10 +22,11 @@ import json
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analysis.tables import records_frame, table_cells
+from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
 from ..experiments.planning import expand
@@ -208,14 +209,38 @@ def check_code_mix(profile, store_dir, device: str, stages) -> None:
                     f"version {other[0]}")
 
 
-def prepare_store(profile, store_dir, report_dir, device: str, stages, from_record: bool, force) -> str:
-    """The runner's one call before training: seed the store from the published record when asked, then
-    refuse code-version mixing (unless --force retrains everything). Returns a line for the log ('' if none)."""
-    line = ""
-    if from_record:
-        written, kept = seed_store(record_file(report_dir), store_dir)
-        line = (f"seeded the store from {record_file(report_dir)}: {written} records written, {kept} already "
-                f"there (kept); only runs the record lacks are trained")
-    if not force:
-        check_code_mix(profile, store_dir, device, stages)
-    return line
+def prepare_store(profile, run, device: str, stages, args) -> None:
+    """The runner's one call before training: with --from-record, seed ``run.store_dir`` from the published
+    record beside the report; then refuse code-version mixing (unless --force retrains every run)."""
+    if getattr(args, "from_record", False):
+        path = record_file(run.report_dir)
+        written, kept = seed_store(path, run.store_dir)
+        run.write(f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
+                  f"(kept); only runs the record lacks are trained")
+    if not args.force:
+        check_code_mix(profile, run.store_dir, device, stages)
+
+
+REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME)
+
+
+def report_lines(report_dir, since: float, rel=str) -> list[str]:
+    """For the end-of-run summary: the report files (those this invocation wrote, else those already there)
+    and the headline: the best complete Table I cell of the corrected protocol, mean ± std over its seeds."""
+    there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
+    if not there:
+        return []
+    now = [p for p in there if p.stat().st_mtime >= since]
+    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/"
+             f"{{{', '.join(p.name for p in (now or there))}}}"]
+    try:
+        cells = pd.read_csv(Path(report_dir) / "cells.csv")
+        cells = cells[(cells["table"] == TABLE_NAMES["table1"]) & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
+    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
+        return lines
+    if not cells.empty:
+        c = cells.loc[cells["mean"].idxmin()]
+        label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
+        lines.append(f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
+                     f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)")
+    return lines

@@ -37,6 +37,7 @@ from ..store import check_clean_code
 from ..training import resolve_device
 from .engine import Engine, EngineError, scheduler_address
 from .kernels import first_line
+from .published import prepare_store
 from .notebooks import (PRESENTATION_STAGES, Executor, Job, PapermillWarnings, describe, make_jobs, presentation_state,
                         up_to_date)
 from .timings import clock, load_old_timings, summary, write_timings
@@ -284,6 +285,7 @@ def main(args) -> int:
             shutil.copyfile(profile.path, run.base / "profile.yaml")  # what this run was asked to do
         except shutil.SameFileError:
             pass
+        prepare_store(profile, run, device, stages, args)  # --from-record seeds the store; no code mix in a cell
         try:
             plan(run)
         except EngineError as exc:

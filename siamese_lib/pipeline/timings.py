@@ -12,6 +12,7 @@ from ..common import now_iso, write_json_atomically
 from ..experiments.profiles import STAGES
 from ..machine import cpu_model
 from .notebooks import describe
+from .published import report_lines
 
 
 def clock(seconds: float) -> str:
@@ -108,4 +109,5 @@ def summary(run) -> str:
     for error in run.errors:
         lines.append(f"  failed: {error}")
     lines.append(f"  results store: {run.rel(run.store_dir)}; executed notebooks: {run.rel(run.base)}/<stage>/")
+    lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell
     return "\n".join(lines)
