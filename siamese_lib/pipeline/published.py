@@ -102,10 +102,14 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
     metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
     if plan_path and Path(plan_path).is_file():
         metadata[META + "plan"] = Path(plan_path).read_text()
-    table = records_table(load_records(store_dir), metadata)
+    records = load_records(store_dir)
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd", compression_level=9, use_dictionary=True)
+    pq.write_table(records_table(records, metadata), sink, compression="zstd", compression_level=9)
     data = sink.getvalue().to_pybytes()
+    back = records_from_table(pq.read_table(pa.BufferReader(data)))
+    lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
+    if lost:  # e.g. outputs with more decimals than float32 keeps: never publish a record that reads back otherwise
+        raise ValueError(f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published")
     path = record_file(report_dir)
     write_atomically(path, data)
     write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
@@ -133,9 +137,14 @@ def read_metadata(path) -> dict:
 
 def read_records(path) -> list[dict]:
     """The store records held by a published file (checked first), in key order; each as the store holds it."""
-    layout = json.loads(read_metadata(path)["columns"])
+    read_metadata(path)
+    return records_from_table(pq.read_table(path))
+
+
+def records_from_table(table: pa.Table) -> list[dict]:
+    layout = json.loads(table.schema.metadata[(META + "columns").encode()])
     out = []
-    for row in pq.read_table(path).to_pylist():
+    for row in table.to_pylist():
         outputs = {n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
                    for n in OUTPUTS}
         record = {"schema_version": row["schema_version"], "key": row["key"],

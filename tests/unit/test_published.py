@@ -130,3 +130,13 @@ def test_a_cell_never_mixes_stored_runs_of_another_code_version_with_new_ones(tm
     for cfg in cell[1:]:  # a complete cell is never retrained: no mix
         put_record(store, cfg, 20.0)
     published.check_code_mix(profile, store, "cpu", ["table1"])
+
+
+def test_a_record_that_would_not_read_back_exactly_is_not_published(tmp_path):
+    varied_store(tmp_path / "store")
+    r = load_records(tmp_path / "store")[0]
+    r["outputs"]["head_prob"][0] = 0.1234567  # 7 decimals: more than training writes and float32 keeps
+    write_atomically(record_path(tmp_path / "store", r["key"]), json.dumps(r))
+    with pytest.raises(ValueError, match="would not read back as stored"):
+        published.publish_record(tmp_path / "store", tmp_path / "report", load_profile(str(write_profile(tmp_path))))
+    assert not (tmp_path / "report" / "records.parquet").exists()
