@@ -32,7 +32,7 @@ from ..config import RunConfig
 from ..experiments.planning import expand
 from ..experiments.profiles import TRAINING_STAGES, load_profile
 from ..presentation.sections import write_data_csvs
-from ..store import (OUTPUTS, SCHEMA_VERSION, CorruptRecord, code_version, load_record, load_records, record_path,
+from ..store import (OUTPUTS, CorruptRecord, code_version, load_record, load_records, record_path,
                      run_key, write_record)
 
 FILE_NAME = "records.parquet"
