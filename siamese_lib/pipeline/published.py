@@ -217,8 +217,8 @@ def check_code_mix(profile, store_dir, device: str, stages) -> None:
                     f"run: {stage} {ex.name}: {len(present)} of its {len(paths)} runs are stored from code "
                     f"{', '.join(other)} (e.g. the published record) and the other {len(paths) - len(present)} "
                     f"would be trained now by code {current}: refusing to mix two code versions in one cell; "
-                    f"retrain every run with this code (--force, or `make reproduce`), or restore the code "
-                    f"version {other[0]}")
+                    f"retrain every run with this code (--force), delete this cell's stored runs, or check out "
+                    f"code version {other[0]}")
 
 
 def prepare_store(profile, run, device: str, stages, args) -> None:
