@@ -38,6 +38,7 @@ from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.pipeline.published import publish_record
 from siamese_lib.presentation import figures, html, profile_text, provenance, sections
 from siamese_lib.presentation.selection import selection_html
 from siamese_lib.store import load_records
@@ -306,7 +307,11 @@ display(HTML(f"<h3>D. The profile</h3><p>{html.esc(profile_path.name)}:</p>"
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir)
+paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
 display(HTML("<h3>E. The data behind this report</h3><p>One row per training run, with its record's path in the "
              "results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
              "one row per table cell (paper's and our mean, std, n, difference, Welch p): "
-             "<a href='cells.csv'>cells.csv</a>.</p>"))
+             "<a href='cells.csv'>cells.csv</a>. Every run's full record (configuration, metrics, loss curve, "
+             "per-pair test outputs, machine, code version) and the profile: <a href='records.parquet'>records."
+             "parquet</a> (its sha256 in <a href='records.parquet.sha256'>records.parquet.sha256</a>; "
+             "<code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"))

@@ -123,6 +123,8 @@ def build_parser() -> Parser:
     r.add_argument("--allow-dirty", action="store_true",
                    help="profile paper: train from uncommitted code anyway (refused by default); "
                         "those runs are marked +dirty in the report")
+    r.add_argument("--from-record", action="store_true", help="first seed the store from the published record, "
+                   "report/PROFILE/records.parquet (checked; its runs are not retrained)")
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
                         "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")

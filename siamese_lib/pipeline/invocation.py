@@ -10,10 +10,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..common import ROOT, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
 from ..experiments.planning import expand, run_cost
 from ..experiments.profiles import TRAINING_STAGES
-from ..store import run_key
+from ..store import CorruptRecord, code_version, load_record, record_path, run_key
 from .engine import Engine, scheduler_address
 from .kernels import first_line
 from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, make_jobs, presentation_state, up_to_date
@@ -68,6 +68,7 @@ class Run:
             if job.status != "pending":
                 continue
             job.waiting = {k for k in job.keys if not self.key_done(k)}
+            check_code_mix(job.label, job.keys, job.waiting, self.store_dir)
             for key in job.waiting:
                 todo.setdefault(key, job.configs[job.keys.index(key)])
                 waiting.setdefault(key, []).append(job)
@@ -242,6 +243,27 @@ def plan(run: Run) -> None:
     finally:
         run.attribute()
         run.executor.close()
+
+
+def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
+    """Refuse (exit 2) to complete an execution's runs with runs trained now when its stored ones come from another
+    code version (e.g. a seeded published record): one cell of a table never mixes two code versions."""
+    if not missing or len(missing) == len(keys):
+        return
+    versions = set()
+    for key in keys:
+        if key not in missing:
+            try:
+                versions.add(load_record(record_path(store_dir, key))["code_version"])
+            except CorruptRecord:
+                continue  # retrained; the engine reports it
+    other = sorted(versions - {code_version()})
+    if other:
+        raise UsageError(
+            f"run: {label}: {len(keys) - len(missing)} of its {len(keys)} runs are stored from code {', '.join(other)} "
+            f"(e.g. the published record) and the other {len(missing)} would be trained now by code "
+            f"{code_version()}: refusing to mix two code versions in one cell; retrain every run with this code "
+            f"(--force), delete this cell's stored runs, or check out code version {other[0]}")
 
 
 def write_plan(run: Run) -> None:

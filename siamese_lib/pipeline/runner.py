@@ -125,6 +125,9 @@ def main(args) -> int:
             shutil.copyfile(profile.path, run.base / "profile.yaml")  # what this run was asked to do
         except shutil.SameFileError:
             pass
+        if args.from_record:
+            from .published import seed_from_record
+            seed_from_record(run)
         try:
             plan(run)
         except EngineError as exc:

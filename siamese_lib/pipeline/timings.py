@@ -108,4 +108,6 @@ def summary(run) -> str:
     for error in run.errors:
         lines.append(f"  failed: {error}")
     lines.append(f"  results store: {run.rel(run.store_dir)}; executed notebooks: {run.rel(run.base)}/<stage>/")
+    from .published import report_lines  # pandas: only for the summary's last lines
+    lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell
     return "\n".join(lines)

