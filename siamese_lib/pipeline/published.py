@@ -29,11 +29,9 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
-from ..experiments.planning import expand
-from ..experiments.profiles import TRAINING_STAGES, load_profile
+from ..experiments.profiles import load_profile
 from ..presentation.sections import write_data_csvs
-from ..store import (OUTPUTS, CorruptRecord, code_version, load_record, load_records, record_path,
-                     run_key, write_record)
+from ..store import OUTPUTS, CorruptRecord, load_records, record_path, write_record
 
 FILE_NAME = "records.parquet"
 FORMAT_VERSION = 1
