@@ -52,7 +52,6 @@ def typed(kind, name: str = "", parse=int):
             return adapter.validate_python(value)
         except ValidationError as exc:
             raise argparse.ArgumentTypeError(one_line(exc, name)) from None
-    convert.__name__ = name or "value"
     return convert
 
 
@@ -130,17 +129,13 @@ def build_parser() -> Parser:
 
 
 def cmd_train(args) -> int:
+    fields = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "epochs", "batch_size", "seed",
+              "protocol", "nb_pairs")
     try:
         device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"train: {exc}") from None
-    try:
-        config = RunConfig(model=args.model, weight_sharing=args.weight_sharing, aux_loss=args.aux_loss,
-                           batch_norm=args.batch_norm, dropout=args.dropout,
-                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, protocol=args.protocol,
-                           nb_pairs=args.nb_pairs)
-    except ValueError as exc:  # the rules across fields, e.g. batch norm's two pairs per mini-batch
+        config = RunConfig(**{f: getattr(args, f) for f in fields},
+                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model])
+    except ValueError as exc:  # no GPU; the rules across fields, e.g. batch norm's two pairs per mini-batch
         raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():

@@ -135,19 +135,17 @@ def one_line(exc: ValidationError, label: str = "{}") -> str:
     """The first problem of ``exc`` in one line: '<label>: <rule>, got <value> (<type>)', ``label`` formatted
     with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
     err = exc.errors(include_url=False)[0]
+    kind, ctx = err["type"], err.get("ctx") or {}
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(".")
-    ctx = err.get("ctx") or {}
-    if err["type"] in ("unknown_key", "extra_forbidden", "unexpected_keyword_argument"):
-        key = ".".join(k for k in (where, ctx.get("key", "")) if k)
-        return (f"unknown {label.format(key) if label != '{}' else f'field {key!r}'}{ctx.get('hint', '')}"
-                + (f"; allowed: {ctx['allowed']}" if "allowed" in ctx else ""))
+    if kind in ("unknown_key", "unexpected_keyword_argument"):
+        key = ".".join(k for k in (where, ctx.get("key")) if k)
+        name = f"field {key!r}" if label == "{}" else label.format(key)
+        return f"unknown {name}{ctx.get('hint', '')}" + (f"; allowed: {ctx['allowed']}" if "allowed" in ctx else "")
     head = label.format(where) if where or "{" not in label else ""
-    if err["type"] == "missing":
+    if kind == "missing":
         return f"{head} is required"
-    if err["type"] == "value_error":
-        text = str(ctx["error"])
-    else:
-        text = f"{err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
+    text = str(ctx["error"]) if kind == "value_error" else \
+        f"{err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
     return f"{head}: {text}" if head else text
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import AfterValidator, Field, StrictInt, StrictStr, ValidationError, create_model, model_validator
+from pydantic import (AfterValidator, Field, PlainValidator, StrictInt, StrictStr, ValidationError, create_model,
+                      model_validator)
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
 from .machine import fingerprint, fingerprint_problems
@@ -100,48 +101,14 @@ def record_path(store_dir: Path, key: str) -> Path:
 # --- a record's schema: every field's type and range, checked on every load -----------------------
 ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
                  "head_vs_digits_disagreement")
-Percent, NonNegative = Number(0, 100), Number(0)
-
-
-def _config(value: dict, info) -> dict:
-    """The stored configuration must make a RunConfig; the checks of the fields after it read that one."""
-    info.context["config"] = config_from_dict(value)  # a ValueError: a line naming the config's field
-    return value
-
-
-class _Metrics(Strict):
-    @model_validator(mode="after")
-    def _splits(self, info):  # the validation split's metrics exactly when the configuration holds one out
-        val = {f"val_{m}" for m in ERROR_METRICS}
-        config = info.context.get("config")
-        if config and config.val_pairs and val - self.model_fields_set:
-            raise ValueError(f"lacks {', '.join(sorted(val - self.model_fields_set))}")
-        if config and not config.val_pairs and val & self.model_fields_set:
-            raise ValueError(f"{min(val & self.model_fields_set)} is not a metric of this configuration")
-        return self
-
-
-Metrics = create_model("Metrics", __base__=_Metrics, train_seconds=(NonNegative, ...), wall_seconds=(NonNegative, ...),
+Percent, NonNegative, Probabilities, Digits = Number(0, 100), Number(0), list[Number(0, 1)], list[Int(0, 9)]
+Metrics = create_model("Metrics", __base__=Strict, train_seconds=(NonNegative, ...), wall_seconds=(NonNegative, ...),
                        **{f"{s}_{m}": (Percent, None if s == "val" else ...) for s in ("train", "test", "val")
-                          for m in ERROR_METRICS})
-
-
-def _one_per(what: str, count):
-    """A check that a list holds one value per ``what``: ``count(config)`` values."""
-    def check(values: list, info) -> list:
-        config = info.context.get("config")
-        if config and len(values) != count(config):
-            raise ValueError(f"must be {count(config)} values (one per {what})")
-        return values
-    return AfterValidator(check)
+                          for m in ERROR_METRICS})  # val_*: when the configuration holds out validation pairs
 
 
 class Curves(Strict):
-    train_loss: Annotated[list[NonNegative], _one_per("epoch", lambda c: c.trained_epochs)]
-
-
-Probabilities = Annotated[list[Number(0, 1)], _one_per("test pair", lambda c: c.nb_pairs)]
-Digits = Annotated[list[Int(0, 9)], _one_per("test pair", lambda c: c.nb_pairs)]
+    train_loss: list[NonNegative]  # one per epoch
 
 
 class Outputs(Strict):  # one value per test pair
@@ -151,11 +118,10 @@ class Outputs(Strict):  # one value per test pair
     digit2_pred: Digits
 
 
-def _epochs_trained(value: int, info) -> int:
-    config = info.context.get("config")
-    if config and value != config.trained_epochs:
-        raise ValueError(f"must be its configuration's {config.trained_epochs}, got {value}")
-    return value
+def _config(value) -> RunConfig:
+    if not isinstance(value, dict):
+        raise ValueError("config must be a mapping")
+    return config_from_dict(value)  # a ValueError names the config's field
 
 
 def _fingerprint(value: dict) -> dict:
@@ -166,7 +132,7 @@ def _fingerprint(value: dict) -> dict:
 
 class Record(Strict):
     schema_version: ruled(StrictInt, f"must be {SCHEMA_VERSION}", Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION))
-    config: Annotated[dict, AfterValidator(_config)]
+    config: Annotated[RunConfig, PlainValidator(_config)]
     key: StrictStr
     device: OneOf("cpu", "cuda")
     metrics: Metrics
@@ -181,13 +147,25 @@ class Record(Strict):
     host: ruled(StrictStr, "must be a text of at most 200 characters", Field(max_length=200)) = None
     cpu: Text() = None
     threads: Int(1, 4096) = None
-    epochs_trained: Annotated[StrictInt, AfterValidator(_epochs_trained)] = None
+    epochs_trained: StrictInt = None
     machine: Annotated[dict, AfterValidator(_fingerprint)] = None
 
     @model_validator(mode="after")
-    def _key(self, info):
-        if run_key(info.context["config"], self.device) != self.key or info.context["stem"] != self.key:
-            raise ValueError("key does not match its configuration")
+    def _as_its_config(self):
+        c, given = self.config, self.metrics.model_fields_set
+        lacking = sorted({f"val_{m}" for m in ERROR_METRICS} - given) if c.val_pairs else []
+        extra = sorted(name for name in given if name.startswith("val_")) if not c.val_pairs else []
+        lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
+                   **{f"outputs.{k}": (v, c.nb_pairs, "test pair") for k, v in self.outputs}}
+        problems = [f"metrics lack {', '.join(lacking)}"] if lacking else []
+        problems += [f"metrics.{extra[0]} is not a metric of this configuration"] if extra else []
+        problems += [f"{name} must be {n} values (one per {per})" for name, (v, n, per) in lengths.items() if len(v) != n]
+        if self.epochs_trained not in (None, c.trained_epochs):
+            problems.append(f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}")
+        if run_key(c, self.device) != self.key:
+            problems.append("key does not match its configuration")
+        if problems:
+            raise ValueError(problems[0])
         return self
 
 
@@ -197,12 +175,13 @@ OUTPUTS = tuple(Outputs.model_fields)
 
 def validate_record(record, path: Path) -> dict:
     """Every field checked against its type and range (Record); raises CorruptRecord naming the path and the field."""
-    context = {"stem": path.stem}
     try:
-        Record.model_validate(record, context=context)
+        config = Record.model_validate(record).config
     except ValidationError as exc:
         raise CorruptRecord(f"{path}: {one_line(exc)}") from None
-    record["config"] = context["config"].to_dict()  # every field, so a record stored before a field existed reads as its default
+    if path.stem != record["key"]:
+        raise CorruptRecord(f"{path}: key does not match its configuration")
+    record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Annotated, Optional, Union
 
 from pydantic import (BeforeValidator, AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      ValidationError, create_model, model_validator)
+                      ValidationError, create_model)
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
 from ..config import FIELD_TYPES, Device, Listed, OneOf, Seed, Strict, Threads, one_line, refusal, ruled
+from ..models import PAPER_MODELS
 from ..training import resolve_device
 from .planning import configs_for
 from .profiles import PAPER_LRS
-from .variants import VARIANTS, applies_to
+from .variants import VARIANTS
 
 # Parameters of every training notebook; those named like a RunConfig field take its type.
 STAGE_PARAMETERS = {
@@ -56,6 +57,7 @@ def _store_dir(value):
 
 TYPES = {
     **FIELD_TYPES,
+    "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
     "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model
     "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
     "device": Device,
@@ -69,17 +71,7 @@ TYPES = {
 }
 
 
-class _Parameters(Strict):
-    @model_validator(mode="after")
-    def _variant_for_model(self):
-        variant, model = getattr(self, "variant", None), getattr(self, "model", None)
-        if variant and not applies_to(variant, model):
-            raise ValueError(f"variant {variant} is defined for {', '.join(VARIANTS[variant]['models'])} only, "
-                             f"not {model}")
-        return self
-
-
-MODELS = {stage: create_model(stage, __base__=_Parameters,
+MODELS = {stage: create_model(stage, __base__=Strict,
                               **{name: (TYPES[name], ...) for name in names + COMMON_PARAMETERS})
           for stage, names in STAGE_PARAMETERS.items()}
 
@@ -89,16 +81,9 @@ def _assigned(namespace: dict) -> set:
     both begin '# Parameters'); outside a kernel (no ``In``), every name given."""
     if "In" not in namespace:
         return set(namespace)
-    names = set()
-    for source in namespace["In"]:
-        if source.lstrip().startswith("# Parameters"):
-            try:
-                body = ast.parse(source).body
-            except SyntaxError:
-                continue
-            names |= {t.id for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
-                      for t in getattr(node, "targets", [getattr(node, "target", None)]) if isinstance(t, ast.Name)}
-    return names
+    cells = [ast.parse(source).body for source in namespace["In"] if source.lstrip().startswith("# Parameters")]
+    return {t.id for body in cells for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
 
 
 def check_parameters(stage: str, namespace: dict) -> dict:

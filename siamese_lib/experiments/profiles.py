@@ -40,34 +40,31 @@ Seeds, Flags = Listed(Seed), Listed(Flag)
 Float = AfterValidator(float)  # a rate or margin written 1 is the float 1.0, as the profiles always gave
 
 
-class LrSearch(Strict):
-    models: PaperModels
-    lrs: Listed(Annotated[Lr, Float])
+class Grid(Strict):  # a training stage: each of its configurations over the seeds, for that many epochs
     seeds: Seeds
     epochs: Epochs
 
 
-class Table1(Strict):
+class LrSearch(Grid):
+    models: PaperModels
+    lrs: Listed(Annotated[Lr, Float])
+
+
+class Table1(Grid):
     models: PaperModels
     weight_sharing: Flags
     aux_loss: Flags
-    seeds: Seeds
-    epochs: Epochs
 
 
-class Table2(Strict):
+class Table2(Grid):
     weight_sharing: Flags
     batch_norm: Flags
     dropout: Flags
-    seeds: Seeds
-    epochs: Epochs
 
 
-class BeyondPaper(Strict):
+class BeyondPaper(Grid):
     models: PaperModels
     variants: Listed(OneOf(*VARIANTS)) = None  # absent: every variant
-    seeds: Seeds
-    epochs: Epochs
 
 
 # a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting

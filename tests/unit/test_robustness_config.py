@@ -112,7 +112,7 @@ def test_a_bad_notebook_parameter_is_one_line_naming_it(change, words):
 def test_notebook_parameters_fill_in_the_paper_rate_and_an_absolute_store(tmp_path):
     checked = check_parameters("table1", _notebook_values(model="Net", store_dir=str(tmp_path / "s")))
     assert checked["lr"] == profiles.PAPER_LRS["Net"] and checked["store"] == tmp_path / "s"
-    with pytest.raises(ParameterError, match="variant best is defined for LeNet5 only"):
+    with pytest.raises(ParameterError, match="variant 'best' is defined for LeNet5 only"):
         check_parameters("beyond_paper", dict(model="Net", variant="best", lr=0.03, seeds=[1], epochs=2, nb_pairs=100,
                          data_seed=0, batch_size=50, device="cpu", store_dir=str(tmp_path), threads=1, force=False,
                          scheduler=None))

@@ -224,7 +224,7 @@ def test_a_record_lacking_a_metric_or_outputs_is_refused(real, tmp_path):
     _, path = real["beyond, val_pairs"]
     record = json.loads(path.read_text())
     bad = tmp_path / path.name
-    for field, name, words in (("metrics", "val_error", "metrics: lacks val_error"),
+    for field, name, words in (("metrics", "val_error", "metrics lack val_error"),
                                ("outputs", "digit_prob", "outputs.digit_prob is required")):
         bad.write_text(json.dumps({**record, field: {k: v for k, v in record[field].items() if k != name}}))
         with pytest.raises(store.CorruptRecord, match=words):
