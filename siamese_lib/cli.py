@@ -38,9 +38,9 @@ class Switch(argparse.BooleanOptionalAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-def typed(kind, name: str = "", parse=int):
+def typed(kind, parse=int):
     """An argparse type: the text parsed, then validated by ``kind`` (a typed rule of config.py), so that a
-    refusal is the model's one line: the field, what it allows, what was given."""
+    refusal is the model's line: what the flag allows, what was given."""
     adapter = TypeAdapter(kind)
 
     def convert(text):
@@ -51,16 +51,16 @@ def typed(kind, name: str = "", parse=int):
         try:
             return adapter.validate_python(value)
         except ValidationError as exc:
-            raise argparse.ArgumentTypeError(one_line(exc, name)) from None
+            raise argparse.ArgumentTypeError(one_line(exc, "")) from None
     return convert
 
 
 def field_value(name: str, parse=int):
     """An argparse type for RunConfig's field ``name``."""
-    return typed(FIELD_TYPES[name], name, parse)
+    return typed(FIELD_TYPES[name], parse)
 
 
-positive_int, positive_float, threads_value = typed(Int(1)), typed(Number(0, above=True), parse=float), typed(Threads)
+positive_int, positive_float, threads_value = typed(Int(1)), typed(Number(0, above=True), float), typed(Threads)
 
 
 def a_path(text):
