@@ -120,7 +120,7 @@ class Outputs(Strict):  # one value per test pair
 
 def _config(value) -> RunConfig:
     if not isinstance(value, dict):
-        raise ValueError("config must be a mapping")
+        raise ValueError("must be a mapping")
     return config_from_dict(value)  # a ValueError names the config's field
 
 
