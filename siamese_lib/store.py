@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated
 
 import torch
-from pydantic import (AfterValidator, Field, PlainValidator, StrictInt, StrictStr, ValidationError, create_model,
+from pydantic import (AfterValidator, Field, PlainValidator, StrictFloat, StrictInt, StrictStr, ValidationError, create_model,
                       model_validator)
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
@@ -101,14 +101,17 @@ def record_path(store_dir: Path, key: str) -> Path:
 # --- a record's schema: every field's type and range, checked on every load -----------------------
 ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
                  "head_vs_digits_disagreement")
-Percent, NonNegative, Probabilities, Digits = Number(0, 100), Number(0), list[Number(0, 1)], list[Int(0, 9)]
-Metrics = create_model("Metrics", __base__=Strict, train_seconds=(NonNegative, ...), wall_seconds=(NonNegative, ...),
+Percent, Seconds = Number(0, 100), Number(0)
+# the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
+Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]]
+Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
+Metrics = create_model("Metrics", __base__=Strict, train_seconds=(Seconds, ...), wall_seconds=(Seconds, ...),
                        **{f"{s}_{m}": (Percent, None if s == "val" else ...) for s in ("train", "test", "val")
                           for m in ERROR_METRICS})  # val_*: when the configuration holds out validation pairs
 
 
 class Curves(Strict):
-    train_loss: list[NonNegative]  # one per epoch
+    train_loss: list[Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]]  # one per epoch
 
 
 class Outputs(Strict):  # one value per test pair
