@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Optional, Union, get_type_hints
 
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
-                      StrictInt, StrictStr, ValidationError, WrapValidator, model_validator)
+                      StrictInt, ValidationError, WrapValidator, model_validator)
 from pydantic.dataclasses import dataclass as typed_dataclass
-from pydantic_core import PydanticCustomError
 
 from .models import MODEL_NAMES
 
@@ -55,9 +54,16 @@ def short_repr(value, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def refusal(rule: str) -> PydanticCustomError:
-    """A broken rule in its own words, raised inside a validator."""
-    return PydanticCustomError("rule", "{rule}", {"rule": rule})
+class Refusal(ValueError):
+    """A broken rule in its own words, raised inside a validator; one_line adds what was given."""
+
+
+class UnknownKey(ValueError):
+    """A key a model does not have; one_line names it by its whole path, with the key it may mean."""
+
+    def __init__(self, key, allowed: list):
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        self.key, self.hint, self.allowed = str(key), f" (did you mean '{close[0]}'?)" if close else "", allowed
 
 
 def ruled(kind, rule: str, *constraints):
@@ -66,7 +72,7 @@ def ruled(kind, rule: str, *constraints):
         try:
             return handler(value)
         except ValidationError:
-            raise refusal(rule) from None
+            raise Refusal(rule) from None
     return Annotated[kind, *constraints, WrapValidator(check), Field(description=rule)]
 
 
@@ -86,25 +92,21 @@ def OneOf(*options):
     return ruled(Literal[options], f"must be one of {', '.join(map(str, options))}")
 
 
-def Text(most: int = 200):
-    return ruled(StrictStr, f"must be a text of 1..{most} characters", Field(min_length=1, max_length=most))
-
-
 MAX_LIST_ITEMS = 1000
 
 
 def _a_list(value):
     if not isinstance(value, list) or not value:
-        raise refusal("must be a non-empty list")
+        raise Refusal("must be a non-empty list")
     if len(value) > MAX_LIST_ITEMS:
-        raise refusal(f"must hold at most {MAX_LIST_ITEMS} entries")
+        raise Refusal(f"must hold at most {MAX_LIST_ITEMS} entries")
     return value
 
 
 def _distinct(values):  # one pass over a Counter: linear, however long the list
     dupes = sorted(repr(v) for v, n in Counter(values).items() if n > 1)
     if dupes:
-        raise refusal(f"must not repeat values (repeated: {', '.join(dupes[:10])})")
+        raise Refusal(f"must not repeat values (repeated: {', '.join(dupes[:10])})")
     return values
 
 
@@ -121,13 +123,10 @@ class Strict(BaseModel):
     @classmethod
     def _known_keys(cls, data):
         if not isinstance(data, dict):
-            raise refusal("must be a mapping")
+            raise Refusal("must be a mapping")
         for key in data:
             if key not in cls.model_fields:
-                close = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
-                raise PydanticCustomError("unknown_key", "unknown key", {
-                    "key": str(key), "hint": f" (did you mean '{close[0]}'?)" if close else "",
-                    "allowed": ", ".join(cls.model_fields)})
+                raise UnknownKey(key, list(cls.model_fields))
         return data
 
 
@@ -135,17 +134,17 @@ def one_line(exc: ValidationError, label: str = "{}") -> str:
     """The first problem of ``exc`` in one line: '<label>: <rule>, got <value> (<type>)', ``label`` formatted
     with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
     err = exc.errors(include_url=False)[0]
-    kind, ctx = err["type"], err.get("ctx") or {}
+    kind, error = err["type"], (err.get("ctx") or {}).get("error")
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(".")
-    if kind in ("unknown_key", "unexpected_keyword_argument"):
-        key = ".".join(k for k in (where, ctx.get("key")) if k)
+    if isinstance(error, UnknownKey) or kind == "unexpected_keyword_argument":
+        key = ".".join(k for k in (where, getattr(error, "key", "")) if k)
         name = f"field {key!r}" if label == "{}" else label.format(key)
-        return f"unknown {name}{ctx.get('hint', '')}" + (f"; allowed: {ctx['allowed']}" if "allowed" in ctx else "")
+        return f"unknown {name}" + (f"{error.hint}; allowed: {', '.join(error.allowed)}" if error else "")
     head = label.format(where) if where or "{" not in label else ""
     if kind == "missing":
         return f"{head} is required"
-    text = str(ctx["error"]) if kind == "value_error" else \
-        f"{err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
+    text = str(error) if kind == "value_error" and not isinstance(error, Refusal) else \
+        f"{error or err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
     return f"{head}: {text}" if head else text
 
 

@@ -21,7 +21,7 @@ from pydantic import (AfterValidator, Field, PlainValidator, StrictFloat, Strict
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
 from .machine import fingerprint, fingerprint_problems
-from .config import KEY_OMITS_AT_DEFAULT, Int, Number, OneOf, RunConfig, Strict, Text, one_line, ruled
+from .config import KEY_OMITS_AT_DEFAULT, Int, Number, OneOf, RunConfig, Strict, one_line, ruled
 from .training import resolve_device, train_run
 
 SCHEMA_VERSION = 1
@@ -102,6 +102,7 @@ def record_path(store_dir: Path, key: str) -> Path:
 ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
                  "head_vs_digits_disagreement")
 Percent, Seconds = Number(0, 100), Number(0)
+Text = ruled(StrictStr, "must be a text of 1..200 characters", Field(min_length=1, max_length=200))
 # the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
 Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]]
 Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
@@ -127,12 +128,6 @@ def _config(value) -> RunConfig:
     return config_from_dict(value)  # a ValueError names the config's field
 
 
-def _fingerprint(value: dict) -> dict:
-    if fingerprint_problems(value):
-        raise ValueError("; ".join(fingerprint_problems(value)))
-    return value
-
-
 class Record(Strict):
     schema_version: ruled(StrictInt, f"must be {SCHEMA_VERSION}", Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION))
     config: Annotated[RunConfig, PlainValidator(_config)]
@@ -141,17 +136,17 @@ class Record(Strict):
     metrics: Metrics
     curves: Curves
     outputs: Outputs
-    torch_version: Text()
-    code_version: Text()
+    torch_version: Text
+    code_version: Text
     created: Annotated[StrictStr, AfterValidator(lambda v: datetime.datetime.fromisoformat(v) and v)]
     # beside the required fields; ``machine``: the fingerprint of the machine that trained the run
     # (machine.fingerprint; records stored before it existed have none)
-    python: Text() = None
+    python: Text = None
     host: ruled(StrictStr, "must be a text of at most 200 characters", Field(max_length=200)) = None
-    cpu: Text() = None
+    cpu: Text = None
     threads: Int(1, 4096) = None
     epochs_trained: StrictInt = None
-    machine: Annotated[dict, AfterValidator(_fingerprint)] = None
+    machine: dict = None
 
     @model_validator(mode="after")
     def _as_its_config(self):
@@ -167,6 +162,7 @@ class Record(Strict):
             problems.append(f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}")
         if run_key(c, self.device) != self.key:
             problems.append("key does not match its configuration")
+        problems += fingerprint_problems(self.machine) if self.machine is not None else []
         if problems:
             raise ValueError(problems[0])
         return self

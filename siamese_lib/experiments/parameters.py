@@ -16,7 +16,7 @@ from pydantic import (BeforeValidator, AfterValidator, Field, StrictBool, Strict
                       ValidationError, create_model)
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import FIELD_TYPES, Device, Listed, OneOf, Seed, Strict, Threads, one_line, refusal, ruled
+from ..config import FIELD_TYPES, Device, Listed, OneOf, Refusal, Seed, Strict, Threads, one_line, ruled
 from ..models import PAPER_MODELS
 from ..training import resolve_device
 from .planning import configs_for
@@ -45,13 +45,13 @@ def _list_text(value):
     try:
         return json.loads(value)
     except ValueError:
-        raise refusal("must be a list; papermill -p passes text: give it as YAML, -y 'seeds: [1, 2]'") from None
+        raise Refusal("must be a list; papermill -p passes text: give it as YAML, -y 'seeds: [1, 2]'") from None
 
 
 def _store_dir(value):
     problem = directory_problem(NOTEBOOKS_DIR / value, "store_dir")
     if problem:
-        raise refusal(problem)
+        raise Refusal(problem)
     return value
 
 

@@ -16,8 +16,8 @@ from pydantic import (AfterValidator, BeforeValidator, Field, StrictStr, Validat
 
 from ..common import PARAMS_DIR
 from ..config import MAX_LIST_ITEMS  # noqa: F401 (a limit on profiles too)
-from ..config import (FIELD_TYPES, BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, RunConfig,
-                      Seed, Strict, one_line, refusal, ruled)
+from ..config import (FIELD_TYPES, BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, Refusal,
+                      RunConfig, Seed, Strict, one_line, ruled)
 from ..machine import NUMERICS
 from ..models import PAPER_MODELS
 from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
@@ -73,7 +73,7 @@ Candidate = create_model("Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], No
 
 def _candidates(value):
     if not isinstance(value, dict) or not value:
-        raise refusal("must be a non-empty mapping of name -> fields")
+        raise Refusal("must be a non-empty mapping of name -> fields")
     return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
@@ -90,13 +90,13 @@ class Selection(Strict):
     def _fresh(cls, seeds, info):
         shared = sorted(set(seeds) & set(info.data.get("selection_seeds", ())))
         if shared:
-            raise refusal(f"must be fresh seeds, none of the selection seeds (shared: {shared})")
+            raise Refusal(f"must be fresh seeds, none of the selection seeds (shared: {shared})")
         return seeds
 
 
 def _no_settings(value):
     if value not in (None, {}):
-        raise refusal("takes no settings (leave it empty)")
+        raise Refusal("takes no settings (leave it empty)")
     return {}
 
 
