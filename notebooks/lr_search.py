@@ -36,10 +36,8 @@ scheduler: Optional[str] = None              # None: train missing runs in this 
 from siamese_lib.experiments.parameters import check_parameters
 
 # every parameter checked against the run-configuration rules: a bad one ends here in one line
-checked = check_parameters("lr_search", model=model, lr=lr, seeds=seeds, epochs=epochs, nb_pairs=nb_pairs,
-                                        data_seed=data_seed, batch_size=batch_size, device=device,
-                                        store_dir=store_dir, threads=threads, force=force)
-lr, store = checked["lr"], checked["store"]  # lr None: the paper's rate
+checked = check_parameters("lr_search", globals())  # globals(): a misspelt -p name is refused too
+lr, seeds, store = checked["lr"], checked["seeds"], checked["store"]  # lr None: the paper's rate
 
 # %%
 import torch

@@ -10,13 +10,13 @@ import os
 import sys
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from .common import UsageError, absolute_path_variables
-from .config import MODEL_NAMES, PROTOCOLS, RunConfig, field_problem, field_rule
+from .config import DEVICES, FIELD_TYPES, MODEL_NAMES, PROTOCOLS, Int, Number, RunConfig, Threads, field_rule, one_line
 from .experiments.profiles import PAPER_LRS, STAGES
 
 # Each command imports what it runs (torch, Dask, papermill, pandas) when it runs: --help and usage errors answer at once.
-
-MAX_THREADS = 1024
 
 
 class Parser(argparse.ArgumentParser):
@@ -35,47 +35,29 @@ class Switch(argparse.BooleanOptionalAction):
         super().__call__(parser, namespace, values, option_string)
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def typed(kind, parse=int):
+    """An argparse type: the text parsed, then validated by ``kind`` (a typed rule of config.py), so that a
+    refusal is the model's line: what the flag allows, what was given."""
+    adapter = TypeAdapter(kind)
 
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text}")
-    return value
-
-
-def field_value(name: str, parse):
-    """An argparse type for the run-configuration field ``name``: the limits and words of
-    config.FIELD_RULES, the one validation that profiles and notebooks use too."""
     def convert(text):
         try:
             value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} {field_rule(name)}, got {text!r}") from None
-        problem = field_problem(name, value)
-        if problem:
-            raise argparse.ArgumentTypeError(problem)
-        return value
-    convert.__name__ = name
+            value = text
+        try:
+            return adapter.validate_python(value)
+        except ValidationError as exc:
+            raise argparse.ArgumentTypeError(one_line(exc, "")) from None
     return convert
 
 
-def threads_value(text):
-    value = positive_int(text)
-    if value > MAX_THREADS:
-        raise argparse.ArgumentTypeError(f"expected an integer in 1..{MAX_THREADS}, got {value}")
-    return value
+def field_value(name: str, parse=int):
+    """An argparse type for RunConfig's field ``name``."""
+    return typed(FIELD_TYPES[name], parse)
+
+
+positive_int, positive_float, threads_value = typed(Int(1)), typed(Number(0, above=True), float), typed(Threads)
 
 
 def a_path(text):
@@ -108,14 +90,14 @@ def build_parser() -> Parser:
     t.add_argument("--nb-pairs", type=field_value("nb_pairs", int), default=1000, help=field_rule("nb_pairs"))
     t.add_argument("--data-dir", type=a_path, default=None,
                    help="a torchvision-format MNIST folder (default: offline copy)")
-    t.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--threads", type=threads_value, default=1, help="torch threads (default 1)")
 
     r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
     r.add_argument("--profile", required=True, type=profile_value, help="a name in params/ (paper, quick, smoke) or a .yaml path")
     r.add_argument("--jobs", type=positive_int, default=None,
                    help="local Dask workers (one thread each) and notebooks at once (default: CPU cores)")
-    r.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    r.add_argument("--device", choices=DEVICES, default="auto")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     r.add_argument("--keep-going", action=Switch, default=True,
@@ -141,17 +123,13 @@ def cmd_train(args) -> int:
     from .data import DataError, load_mnist
     from .training import resolve_device, train_run
 
+    fields = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "epochs", "batch_size", "seed",
+              "protocol", "nb_pairs")
     try:
         device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(f"train: {exc}") from None
-    try:
-        config = RunConfig(model=args.model, weight_sharing=args.weight_sharing, aux_loss=args.aux_loss,
-                           batch_norm=args.batch_norm, dropout=args.dropout,
-                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model], epochs=args.epochs,
-                           batch_size=args.batch_size, seed=args.seed, protocol=args.protocol,
-                           nb_pairs=args.nb_pairs)
-    except ValueError as exc:  # the rules across fields, e.g. batch norm's two pairs per mini-batch
+        config = RunConfig(**{f: getattr(args, f) for f in fields},
+                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model])
+    except ValueError as exc:  # no GPU; the rules across fields, e.g. batch norm's two pairs per mini-batch
         raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
         if not Path(args.data_dir).is_dir():

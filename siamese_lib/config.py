@@ -1,15 +1,22 @@
-"""What determines a run: the configuration, its one set of validation rules, the protocols' settings.
+"""What determines a run: the configuration, its typed fields, the protocols' settings.
 
-Every validator (RunConfig itself, the profiles, the notebooks' parameters, the train command) checks
-values against ``FIELD_RULES``, with the same words.
+Each field's type carries its one rule and its words (``Int``, ``Number``, ``OneOf``...): RunConfig, the
+profiles, the notebooks' parameters, the train command and the store's records all validate with these
+types (pydantic, strict: a bool is not an int, a string is not a number), and ``one_line`` turns
+pydantic's list of errors into the one line every caller shows.
 """
-from __future__ import annotations
-
 import dataclasses
-import math
+import difflib
 import reprlib
+from collections import Counter
 from dataclasses import dataclass
+from typing import Annotated, Literal, Optional, Union, get_type_hints
 
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
+                      StrictInt, ValidationError, WrapValidator, model_validator)
+from pydantic.dataclasses import dataclass as typed_dataclass
+
+from .machine import DEVICES  # the --device values (machine.device_type resolves them)
 
 PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
 # Beyond the paper: candidates for the selection stage (not in the paper's tables).
@@ -37,49 +44,187 @@ PROTOCOL_SETTINGS = {
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
-BRANCH_CALLS = (1, 2)
 # Fields added after records were first stored: left out of the run key while at the value every
 # earlier record ran with, so every earlier record keeps its key (store.run_key).
 KEY_OMITS_AT_DEFAULT = {"lr_schedule": "constant", "branch_calls": 1}
 
 
-@dataclass(frozen=True)
-class RunConfig:
+# --- the typed rules -----------------------------------------------------------------------------
+
+def short_repr(value, limit: int = 80) -> str:
+    """repr bounded in depth, length and text: an error message never expands a huge value."""
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+class Refusal(ValueError):
+    """A broken rule in its own words, raised inside a validator; one_line adds what was given."""
+
+
+class UnknownKey(ValueError):
+    """A key a model does not have; one_line names it by its whole path, with the key it may mean."""
+
+    def __init__(self, key, allowed: list):
+        close = difflib.get_close_matches(str(key), allowed, n=1)
+        self.key, self.hint, self.allowed = str(key), f" (did you mean '{close[0]}'?)" if close else "", allowed
+
+
+def ruled(kind, rule: str, *constraints):
+    """``kind`` under ``constraints``; whatever it refuses is refused with the one ``rule`` ('must be ...')."""
+    def check(value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise Refusal(rule) from None
+    return Annotated[kind, *constraints, WrapValidator(check), Field(description=rule)]
+
+
+def Int(lo: int, hi: int | None = None):
+    return ruled(StrictInt, f"must be an integer in {lo}..{hi}" if hi is not None else f"must be an integer >= {lo}",
+                 Field(ge=lo, le=hi))
+
+
+def Number(lo: float, hi: float | None = None, above: bool = False):
+    """A finite number; an int stays an int and a float a float (a run's key hashes the value as given)."""
+    words = f"must be a finite number {'>' if above else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+    bounds = Field(gt=lo, le=hi, allow_inf_nan=False) if above else Field(ge=lo, le=hi, allow_inf_nan=False)
+    return ruled(Union[StrictInt, StrictFloat], words, bounds)
+
+
+def OneOf(*options):
+    return ruled(Literal[options], f"must be one of {', '.join(map(str, options))}")
+
+
+MAX_LIST_ITEMS = 1000
+
+
+def _a_list(value):
+    if not isinstance(value, list) or not value:
+        raise Refusal("must be a non-empty list")
+    if len(value) > MAX_LIST_ITEMS:
+        raise Refusal(f"must hold at most {MAX_LIST_ITEMS} entries")
+    return value
+
+
+def _distinct(values):  # one pass over a Counter: linear, however long the list
+    dupes = sorted(repr(v) for v, n in Counter(values).items() if n > 1)
+    if dupes:
+        raise Refusal(f"must not repeat values (repeated: {', '.join(dupes[:10])})")
+    return values
+
+
+def Listed(item):
+    """A non-empty list of at most MAX_LIST_ITEMS distinct ``item``s (each refused with its own rule)."""
+    return Annotated[list[item], BeforeValidator(_a_list), AfterValidator(_distinct)]
+
+
+class Strict(BaseModel):
+    """A typed mapping: strict types, and an unknown key refused with a hint at the key it may mean."""
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data):
+        if not isinstance(data, dict):
+            raise Refusal("must be a mapping")
+        for key in data:
+            if key not in cls.model_fields:
+                raise UnknownKey(key, list(cls.model_fields))
+        return data
+
+
+def one_line(exc: ValidationError, label: str = "{}") -> str:
+    """The first problem of ``exc`` in one line: '<label>: <rule>, got <value> (<type>)', ``label`` formatted
+    with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
+    err = exc.errors(include_url=False)[0]
+    kind, error = err["type"], (err.get("ctx") or {}).get("error")
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(".")
+    if isinstance(error, UnknownKey) or kind == "unexpected_keyword_argument":
+        key = ".".join(k for k in (where, getattr(error, "key", "")) if k)
+        name = f"field {key!r}" if label == "{}" else label.format(key)
+        return f"unknown {name}" + (f"{error.hint}; allowed: {', '.join(error.allowed)}" if error else "")
+    head = label.format(where) if where or "{" not in label else ""
+    if kind == "missing":
+        return f"{head} is required"
+    text = str(error) if kind == "value_error" and not isinstance(error, Refusal) else \
+        f"{error or err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
+    return f"{head}: {text}" if head else text
+
+
+# --- the run's fields (the defaults are the paper's setting) ---------------------------------------
+
+MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every seed keeps one message
+MAX_THREADS = 1024
+# The upper bounds are far beyond any sensible run; they exist so that nothing that passes can crash or hang training.
+Flag = ruled(StrictBool, "must be true or false")
+Seed = Int(0, MAX_SEED)
+Epochs = Int(1, 10000)
+NbPairs = Int(1, 5000)  # pairs are drawn without repeat from the 10000 MNIST test images
+BatchSize = Int(1, 5000)
+Lr = Number(0, 1.0, above=True)
+Protocol = OneOf(*PROTOCOLS)
+Augment = ruled(tuple[OneOf(*AUGMENTATIONS), ...],
+                f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}",
+                BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v), AfterValidator(_distinct))
+# how a run is executed (not part of what determines it)
+Device = OneOf(*DEVICES)
+Threads = Int(1, MAX_THREADS)
+
+
+@typed_dataclass(frozen=True, config=ConfigDict(strict=True, extra="forbid"))
+class _Fields:
     """Everything that determines a run's result (the results store hashes all of it)."""
-    model: str = "LeNet5"
-    weight_sharing: bool = True
-    aux_loss: bool = True
-    batch_norm: bool = True
-    dropout: bool = False
-    lr: float = 5e-3
-    epochs: int = 30
-    batch_size: int = 100
-    seed: int = 1
-    protocol: str = "corrected"
-    nb_pairs: int = 1000
-    data_seed: int = 0
+    model: OneOf(*MODEL_NAMES) = "LeNet5"
+    weight_sharing: Flag = True
+    aux_loss: Flag = True
+    batch_norm: Flag = True
+    dropout: Flag = False
+    lr: Lr = 5e-3
+    epochs: Epochs = 30
+    batch_size: BatchSize = 100
+    seed: Seed = 1
+    protocol: Protocol = "corrected"
+    nb_pairs: NbPairs = 1000
+    data_seed: Seed = 0
     # extensions beyond the paper (the defaults are the paper's setting)
-    aux_weight: float = 1.0
-    aux_schedule: str = "constant"
-    weight_decay: float = 0.0
-    l1: float = 0.0
-    augment: tuple = ()
-    val_pairs: int = 0
-    lr_schedule: str = "constant"
+    aux_weight: Number(0, 100.0) = 1.0
+    aux_schedule: OneOf(*AUX_SCHEDULES) = "constant"
+    weight_decay: Number(0, 1.0) = 0.0
+    l1: Number(0, 1.0) = 0.0
+    augment: Augment = ()
+    val_pairs: Int(0, 4999) = 0
+    lr_schedule: OneOf(*LR_SCHEDULES) = "constant"
     # With weight sharing: 1 = both images through the branch in one call (batch norm pools their
     # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
     # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
-    branch_calls: int | None = None
+    branch_calls: Optional[ruled(StrictInt, "must be 1 or 2", Field(ge=1, le=2))] = None
 
-    def __post_init__(self):
-        if isinstance(self.augment, list):
-            object.__setattr__(self, "augment", tuple(self.augment))
+    @model_validator(mode="after")
+    def _across_fields(self):
         if self.branch_calls is None:
-            shared = self.weight_sharing is True and self.protocol in PROTOCOL_SETTINGS
-            object.__setattr__(self, "branch_calls", PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if shared else 1)
-        problems = validate_config(self)
-        if problems:
-            raise ValueError("; ".join(problems))
+            calls = PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if self.weight_sharing else 1
+            object.__setattr__(self, "branch_calls", calls)
+        if self.branch_calls == 2 and not self.weight_sharing:
+            raise ValueError("branch_calls 2 (one call per image) needs weight sharing; without it each image "
+                             "has its own branch: 1")
+        if self.val_pairs >= self.nb_pairs:
+            raise ValueError(f"val_pairs must be below nb_pairs ({self.nb_pairs}), got {self.val_pairs}")
+        size, split = smallest_training_mode_batch(self) if self.batch_norm else (2, "")
+        if size < 2:
+            raise ValueError(f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which "
+                             f"batch norm cannot take in training mode; choose one that leaves at least 2 pairs in "
+                             f"every mini-batch")
+        return self
+
+
+class RunConfig(_Fields):
+    """Everything that determines a run's result; a value that breaks a rule raises ValueError, one line."""
+
+    def __init__(self, *args, **kwargs):
+        try:
+            super().__init__(*args, **kwargs)
+        except ValidationError as exc:
+            raise ValueError(one_line(exc)) from None
 
     @property
     def trained_epochs(self) -> int:
@@ -94,95 +239,16 @@ class RunConfig:
         return d
 
 
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x):  # finite, and not a bool
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def short_repr(value, limit: int = 80) -> str:
-    """repr bounded in depth, length and text: an error message never expands a huge value."""
-    text = reprlib.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _ints(lo, hi):
-    return (lambda v: _is_int(v) and lo <= v <= hi), f"must be an integer in {lo}..{hi}"
-
-
-def _numbers(lo, hi, above=False):
-    def ok(v):
-        return _is_number(v) and (v > lo if above else v >= lo) and v <= hi
-    return ok, f"must be a finite number {'>' if above else '>='} {lo:g} and <= {hi:g}"
-
-
-def _one_of(options):
-    return (lambda v: isinstance(v, str) and v in options), f"must be one of {', '.join(options)}"
-
-
-def _augmentations(v):
-    return isinstance(v, (list, tuple)) and all(isinstance(a, str) and a in AUGMENTATIONS for a in v) \
-        and len(set(v)) == len(v)
-
-
-MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every seed keeps one message
-# The one set of limits for a run configuration: RunConfig, the profiles, the notebooks' parameters and
-# the train command all check values against these rules, with these words. The upper bounds are far
-# beyond any sensible run; they exist so that nothing that passes can crash or hang training.
-FIELD_RULES = {
-    "model": _one_of(MODEL_NAMES),
-    **{flag: ((lambda v: isinstance(v, bool)), "must be true or false")
-       for flag in ("weight_sharing", "aux_loss", "batch_norm", "dropout")},
-    "lr": _numbers(0, 1.0, above=True),
-    "epochs": _ints(1, 10000),
-    "batch_size": _ints(1, 5000),
-    "seed": _ints(0, MAX_SEED),
-    "protocol": _one_of(PROTOCOLS),
-    "nb_pairs": _ints(1, 5000),  # pairs are drawn without repeat from the 10000 MNIST test images
-    "data_seed": _ints(0, MAX_SEED),
-    "aux_weight": _numbers(0, 100.0),
-    "aux_schedule": _one_of(AUX_SCHEDULES),
-    "weight_decay": _numbers(0, 1.0),
-    "l1": _numbers(0, 1.0),
-    "augment": (_augmentations, f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}"),
-    "val_pairs": _ints(0, 4999),
-    "lr_schedule": _one_of(LR_SCHEDULES),
-    "branch_calls": ((lambda v: _is_int(v) and v in BRANCH_CALLS), "must be 1 or 2"),
-}
+FIELD_TYPES = get_type_hints(_Fields, include_extras=True)  # name -> its type (with its rule)
 
 
 def field_rule(name: str) -> str:  # what a field allows, in the words every validator uses
-    return FIELD_RULES[name][1]
+    return RunConfig.__pydantic_fields__[name].description
 
 
-def field_problem(name: str, value) -> str | None:
-    """'<name> <rule>, got <value>' when ``value`` breaks the field's rule, else None."""
-    ok, rule = FIELD_RULES[name]
-    return None if ok(value) else f"{name} {rule}, got {short_repr(value)}"
-
-
-def smallest_training_mode_batch(config: RunConfig) -> tuple[int, str]:
+def smallest_training_mode_batch(config) -> tuple[int, str]:
     """The smallest mini-batch the model sees in training mode, and of which split (batch norm needs 2)."""
     splits = [("training", config.nb_pairs - config.val_pairs)]
     if config.protocol == "original":  # quirk 3: evaluation in training mode, in batches of batch_size
         splits += [("test", config.nb_pairs), ("validation", config.val_pairs)]
     return min(((n % config.batch_size) or min(n, config.batch_size), name) for name, n in splits if n > 0)
-
-
-def validate_config(c: RunConfig) -> list[str]:
-    """Plain-language problems with a configuration; empty when it is valid (then it trains without crashing)."""
-    p = [problem for name in FIELD_RULES if (problem := field_problem(name, getattr(c, name)))]
-    if p:
-        return p
-    if c.branch_calls == 2 and not c.weight_sharing:
-        p.append("branch_calls 2 (one call per image) needs weight sharing; without it each image has its own branch: 1")
-    elif c.val_pairs >= c.nb_pairs:
-        p.append(f"val_pairs must be below nb_pairs ({c.nb_pairs}), got {c.val_pairs}")
-    elif c.batch_norm:
-        size, split = smallest_training_mode_batch(c)
-        if size < 2:
-            p.append(f"batch_size {c.batch_size} leaves a mini-batch of 1 pair in the {split} split, which batch norm"
-                     f" cannot take in training mode; choose one that leaves at least 2 pairs in every mini-batch")
-    return p

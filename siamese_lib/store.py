@@ -4,25 +4,24 @@ never trains (the engine, pipeline/engine.py, does).
 Records are written atomically (temp file, fsync, rename), so the store never holds a
 partial record; a record that fails to parse or validate is reported by path, never used.
 """
-from __future__ import annotations
-
 import datetime
 import functools
 import hashlib
 import json
-import math
 import os
 import sys
 import subprocess
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import (AfterValidator, Field, PlainValidator, StrictFloat, StrictInt, StrictStr, ValidationError, create_model,
+                      model_validator)
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
 from .machine import fingerprint_problems
-from .config import KEY_OMITS_AT_DEFAULT, RunConfig, short_repr
+from .config import KEY_OMITS_AT_DEFAULT, Int, Number, OneOf, RunConfig, Strict, one_line, ruled
 
 SCHEMA_VERSION = 1
-REQUIRED_FIELDS = ("schema_version", "key", "config", "device", "metrics", "curves", "outputs",
-                   "torch_version", "code_version", "created")
 
 
 class CorruptRecord(OneLineError):
@@ -96,111 +95,95 @@ def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _percent(x) -> bool:
-    return _finite(x) and 0 <= x <= 100
-
-
-def _text(x) -> bool:
-    return isinstance(x, str) and 0 < len(x) <= 200
-
-
-def _iso_time(x) -> bool:
-    try:
-        return isinstance(x, str) and datetime.datetime.fromisoformat(x) is not None
-    except ValueError:
-        return False
-
-
-# Fields beside the required ones: name -> check. ``machine``: the fingerprint of the machine that trained the
-# run (machine.fingerprint; records stored before it existed have none).
-OPTIONAL_FIELDS = {"python": _text, "host": lambda x: isinstance(x, str) and len(x) <= 200, "cpu": _text,
-                   "threads": lambda x: isinstance(x, int) and not isinstance(x, bool) and 1 <= x <= 4096,
-                   "epochs_trained": lambda x: isinstance(x, int) and not isinstance(x, bool),
-                   "machine": lambda x: isinstance(x, dict)}  # and its keys: fingerprint_problems
+# --- a record's schema: every field's type and range, checked on every load -----------------------
 ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
                  "head_vs_digits_disagreement")
-OUTPUTS = {"head_prob": lambda x: _finite(x) and 0 <= x <= 1, "digit_prob": lambda x: _finite(x) and 0 <= x <= 1,
-           "digit1_pred": lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 9,
-           "digit2_pred": lambda x: isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 9}
+Percent, Seconds = Number(0, 100), Number(0)
+Text = ruled(StrictStr, "must be a text of 1..200 characters", Field(min_length=1, max_length=200))
+# the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
+Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]]
+Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
+Metrics = create_model("Metrics", __base__=Strict, train_seconds=(Seconds, ...), wall_seconds=(Seconds, ...),
+                       **{f"{s}_{m}": (Percent, None if s == "val" else ...) for s in ("train", "test", "val")
+                          for m in ERROR_METRICS})  # val_*: when the configuration holds out validation pairs
 
 
-def _record_problem(record, path: Path, config: RunConfig) -> str | None:
-    """The first field of a (JSON-parsed) record that breaks its type or range, as 'field: what is wrong'."""
-    unknown = sorted(set(record) - set(REQUIRED_FIELDS) - set(OPTIONAL_FIELDS))
-    if unknown:
-        return f"unknown fields {short_repr(unknown)}"
-    for name, ok in (("torch_version", _text), ("code_version", _text), ("created", _iso_time),
-                     ("device", lambda x: x in ("cpu", "cuda")), *OPTIONAL_FIELDS.items()):
-        if name in record and not ok(record[name]):
-            return f"{name} {short_repr(record[name])} is not valid"
-    if record.get("epochs_trained", config.trained_epochs) != config.trained_epochs:
-        return f"epochs_trained {record['epochs_trained']} differs from its config's {config.trained_epochs}"
-    metrics, curves, outputs = record["metrics"], record["curves"], record["outputs"]
-    if not isinstance(metrics, dict) or "test_error" not in metrics:
-        return "metrics lack test_error"
-    splits = ("train", "test", "val") if config.val_pairs else ("train", "test")
-    allowed = {f"{s}_{m}" for s in splits for m in ERROR_METRICS}
-    lacking = sorted((allowed | {"train_seconds", "wall_seconds"}) - set(metrics))
-    if lacking:  # every record that training writes has them all; the tables read them
-        return f"metrics lack {', '.join(lacking[:3])}{' ...' if len(lacking) > 3 else ''}"
-    for name, value in metrics.items():
-        if name in ("train_seconds", "wall_seconds"):
-            if not (_finite(value) and value >= 0):
-                return f"metrics.{name} must be a finite number >= 0, got {short_repr(value)}"
-        elif name not in allowed:
-            return f"metrics.{name} is not a metric of this configuration"
-        elif not _percent(value):
-            return f"metrics.{name} must be a percentage in [0, 100], got {short_repr(value)}"
-    loss = curves.get("train_loss") if isinstance(curves, dict) else None
-    if not isinstance(curves, dict) or set(curves) != {"train_loss"} or not isinstance(loss, list):
-        return "curves must hold exactly train_loss, a list"
-    if len(loss) != config.trained_epochs or not all(_finite(v) and v >= 0 for v in loss):
-        return f"curves.train_loss must be {config.trained_epochs} finite numbers >= 0 (one per epoch)"
-    if not isinstance(outputs, dict) or set(outputs) != set(OUTPUTS):
-        return f"outputs must hold exactly {', '.join(OUTPUTS)}"
-    for name, ok in OUTPUTS.items():
-        values = outputs[name]
-        if not isinstance(values, list) or len(values) != config.nb_pairs or not all(map(ok, values)):
-            return f"outputs.{name} must be {config.nb_pairs} values (one per test pair) in its range"
-    return None
+class Curves(Strict):
+    train_loss: list[Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]]  # one per epoch
+
+
+class Outputs(Strict):  # one value per test pair
+    head_prob: Probabilities
+    digit_prob: Probabilities
+    digit1_pred: Digits
+    digit2_pred: Digits
+
+
+def _config(value) -> RunConfig:
+    if not isinstance(value, dict):
+        raise ValueError("must be a mapping")
+    return config_from_dict(value)  # a ValueError names the config's field
+
+
+class Record(Strict):
+    schema_version: ruled(StrictInt, f"must be {SCHEMA_VERSION}", Field(ge=SCHEMA_VERSION, le=SCHEMA_VERSION))
+    config: Annotated[RunConfig, PlainValidator(_config)]
+    key: StrictStr
+    device: OneOf("cpu", "cuda")
+    metrics: Metrics
+    curves: Curves
+    outputs: Outputs
+    torch_version: Text
+    code_version: Text
+    created: Annotated[StrictStr, AfterValidator(lambda v: datetime.datetime.fromisoformat(v) and v)]
+    # beside the required fields; ``machine``: the fingerprint of the machine that trained the run
+    # (machine.fingerprint; records stored before it existed have none)
+    python: Text = None
+    host: ruled(StrictStr, "must be a text of at most 200 characters", Field(max_length=200)) = None
+    cpu: Text = None
+    threads: Int(1, 4096) = None
+    epochs_trained: StrictInt = None
+    machine: dict = None
+
+    @model_validator(mode="after")
+    def _as_its_config(self):
+        c, given = self.config, self.metrics.model_fields_set
+        lacking = sorted({f"val_{m}" for m in ERROR_METRICS} - given) if c.val_pairs else []
+        extra = sorted(name for name in given if name.startswith("val_")) if not c.val_pairs else []
+        lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
+                   **{f"outputs.{k}": (v, c.nb_pairs, "test pair") for k, v in self.outputs}}
+        problems = [f"metrics lack {', '.join(lacking)}"] if lacking else []
+        problems += [f"metrics.{extra[0]} is not a metric of this configuration"] if extra else []
+        problems += [f"{name} must be {n} values (one per {per})" for name, (v, n, per) in lengths.items() if len(v) != n]
+        if self.epochs_trained not in (None, c.trained_epochs):
+            problems.append(f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}")
+        if run_key(c, self.device) != self.key:
+            problems.append("key does not match its configuration")
+        problems += fingerprint_problems(self.machine) if self.machine is not None else []
+        if problems:
+            raise ValueError(problems[0])
+        return self
+
+
+REQUIRED_FIELDS = tuple(name for name, field in Record.model_fields.items() if field.is_required())
+OUTPUTS = tuple(Outputs.model_fields)
 
 
 def validate_record(record, path: Path) -> dict:
-    """Every field checked against its type and range; raises CorruptRecord naming the path and the field."""
-    if not isinstance(record, dict):
-        raise CorruptRecord(f"{path}: not a JSON object")
-    missing = [f for f in REQUIRED_FIELDS if f not in record]
-    if missing:
-        raise CorruptRecord(f"{path}: missing fields {missing}")
-    if record["schema_version"] != SCHEMA_VERSION or isinstance(record["schema_version"], bool):
-        raise CorruptRecord(f"{path}: schema_version {short_repr(record['schema_version'])}, "
-                            f"expected {SCHEMA_VERSION}")
+    """Every field checked against its type and range (Record); raises CorruptRecord naming the path and the field."""
     try:
-        if not isinstance(record["config"], dict):
-            raise TypeError("not a mapping")
-        config = config_from_dict(record["config"])
-    except (TypeError, ValueError) as exc:
-        raise CorruptRecord(f"{path}: invalid config: {str(exc)[:300]}") from exc
-    if not isinstance(record["device"], str) or not isinstance(record["key"], str) \
-            or run_key(config, record["device"]) != record["key"] or path.stem != record["key"]:
+        config = Record.model_validate(record).config
+    except ValidationError as exc:
+        raise CorruptRecord(f"{path}: {one_line(exc)}") from None
+    if path.stem != record["key"]:
         raise CorruptRecord(f"{path}: key does not match its configuration")
-    problem = _record_problem(record, path, config)
-    if problem:
-        raise CorruptRecord(f"{path}: {problem}")
-    if "machine" in record and fingerprint_problems(record["machine"]):  # records before fingerprints have none
-        raise CorruptRecord(f"{path}: {'; '.join(fingerprint_problems(record['machine']))}")
     record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
     return record
 
 
 def config_from_dict(d: dict) -> RunConfig:
     """A stored configuration; one stored before a field existed ran with that field's old value."""
-    augment = d.get("augment", [])
-    return RunConfig(**{**KEY_OMITS_AT_DEFAULT, **d, "augment": tuple(augment) if isinstance(augment, list) else augment})
+    return RunConfig(**{**KEY_OMITS_AT_DEFAULT, **d})
 
 
 CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"

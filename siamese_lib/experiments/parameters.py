@@ -1,24 +1,29 @@
-"""The training notebooks' parameters, checked in one call right after their parameters cell.
+"""The training notebooks' parameters, checked in one call right after their parameters cell:
+``checked = check_parameters(stage, globals())``.
 
-A bad value given with ``papermill -p`` (or edited in Jupyter) ends the notebook with one line naming
-the parameter, what is allowed and what was given: the limits and words of config.FIELD_RULES, the
-one validation that profiles and the train command use too.
+Each stage's parameters are a typed model built from config.py's field types, the ones RunConfig, the
+profiles and the train command use: a bad value given with ``papermill -p`` (or edited in Jupyter) ends the
+notebook with one line naming the parameter, what is allowed and what was given; so does a name the
+notebook does not take (a misspelt ``-p epoch 2``, which papermill itself only warns about).
 """
-from __future__ import annotations
-
-import math
+import ast
+import json
 import os
 from pathlib import Path
+from typing import Annotated, Optional, Union
+
+from pydantic import (BeforeValidator, AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      ValidationError, create_model)
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import FIELD_RULES, field_problem, short_repr
+from ..config import FIELD_TYPES, Device, Listed, OneOf, Refusal, Seed, Strict, Threads, one_line, ruled
+from ..models import PAPER_MODELS
 from ..training import resolve_device
 from .planning import configs_for
-from .profiles import MAX_LIST_ITEMS, PAPER_LRS
-from .variants import VARIANTS, applies_to
+from .profiles import PAPER_LRS
+from .variants import VARIANTS
 
-MAX_THREADS = 1024
-# Parameters of every training notebook, beside the run-configuration fields of FIELD_RULES.
+# Parameters of every training notebook; those named like a RunConfig field take its type.
 STAGE_PARAMETERS = {
     "lr_search": ("model", "lr"),
     "table1": ("model", "weight_sharing", "aux_loss", "lr", "protocol"),
@@ -26,66 +31,71 @@ STAGE_PARAMETERS = {
     "beyond_paper": ("model", "variant", "lr"),
 }
 COMMON_PARAMETERS = ("seeds", "epochs", "nb_pairs", "data_seed", "batch_size", "device", "store_dir", "threads",
-                     "force")
+                     "force", "scheduler")
 
 
 class ParameterError(OneLineError, ValueError):
     """A notebook parameter that cannot be run: one line in the executed notebook, not a traceback."""
 
 
-def _seeds_problem(seeds) -> str | None:
-    if not isinstance(seeds, list) or not 1 <= len(seeds) <= MAX_LIST_ITEMS:
-        return f"seeds must be a list of 1..{MAX_LIST_ITEMS} seeds, got {short_repr(seeds)}"
-    for seed in seeds:
-        problem = field_problem("seed", seed)
-        if problem:
-            return f"seeds: {problem}"
-    if len(set(seeds)) != len(seeds):
-        return f"seeds must not repeat values, got {short_repr(seeds)}"
-    return None
+def _list_text(value):
+    """``papermill -p seeds "[1, 2]"`` passes text: read as JSON, or refused saying how to pass a list."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        raise Refusal("must be a list; papermill -p passes text: give it as YAML, -y 'seeds: [1, 2]'") from None
 
 
-def _problem(name: str, value, values: dict) -> str | None:
-    if name == "seeds":
-        return _seeds_problem(value)
-    if name == "lr" and value is None:
-        return None  # the paper's rate for the model
-    if name in FIELD_RULES:
-        return field_problem(name, value)
-    if name == "device":
-        return None if value in ("auto", "cpu", "cuda") else f"device must be auto, cpu or cuda, got {short_repr(value)}"
-    if name == "threads":
-        ok = isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_THREADS
-        return None if ok else f"threads must be an integer in 1..{MAX_THREADS}, got {short_repr(value)}"
-    if name == "force":  # True/False, or the runner's time stamp (retrain what was stored before it)
-        ok = isinstance(value, bool) or (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0)
-        return None if ok else f"force must be true, false or a time stamp, got {short_repr(value)}"
-    if name == "store_dir":
-        if not isinstance(value, str) or not value:
-            return f"store_dir must be a folder path, got {short_repr(value)}"
-        return directory_problem(NOTEBOOKS_DIR / value, "store_dir")
-    if name == "variant":
-        if not isinstance(value, str) or value not in VARIANTS:
-            return f"variant must be one of {', '.join(VARIANTS)}, got {short_repr(value)}"
-        model = values.get("model")
-        if isinstance(model, str) and model in PAPER_LRS and not applies_to(value, model):
-            return f"variant {value} is defined for {', '.join(VARIANTS[value]['models'])} only, not {model}"
-        return None
-    return None
+def _store_dir(value):
+    problem = directory_problem(NOTEBOOKS_DIR / value, "store_dir")
+    if problem:
+        raise Refusal(problem)
+    return value
 
 
-def check_parameters(stage: str, **values) -> dict:
-    """The parameters, checked, with ``lr`` filled in (None: the paper's rate) and ``store`` (the store's
-    absolute path) added; raises ParameterError naming the first bad one in one line."""
-    expected = STAGE_PARAMETERS[stage] + COMMON_PARAMETERS
-    missing = [name for name in expected if name not in values]
-    if missing:
-        raise ParameterError(f"{stage}: parameters {', '.join(missing)} are missing")
-    for name in expected:
-        problem = _problem(name, values[name], values)
-        if problem:
-            raise ParameterError(f"{stage}: parameter {name}: {problem}")
-    checked = dict(values)
+TYPES = {
+    **FIELD_TYPES,
+    "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
+    "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model
+    "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
+    "device": Device,
+    "threads": Threads,
+    # True/False, or the runner's time stamp (retrain what was stored before it)
+    "force": ruled(Union[StrictBool, Annotated[Union[StrictInt, StrictFloat], Field(ge=0, allow_inf_nan=False)]],
+                   "must be true, false or a time stamp"),
+    "store_dir": Annotated[ruled(StrictStr, "must be a folder path", Field(min_length=1)), AfterValidator(_store_dir)],
+    "variant": OneOf(*VARIANTS),
+    "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
+}
+
+
+MODELS = {stage: create_model(stage, __base__=Strict,
+                              **{name: (TYPES[name], ...) for name in names + COMMON_PARAMETERS})
+          for stage, names in STAGE_PARAMETERS.items()}
+
+
+def _assigned(namespace: dict) -> set:
+    """The names a kernel's parameters cells assigned (the notebook's own and papermill's injected one:
+    both begin '# Parameters'); outside a kernel (no ``In``), every name given."""
+    if "In" not in namespace:
+        return set(namespace)
+    cells = [ast.parse(source).body for source in namespace["In"] if source.lstrip().startswith("# Parameters")]
+    return {t.id for body in cells for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+
+
+def check_parameters(stage: str, namespace: dict) -> dict:
+    """The stage's parameters from ``namespace`` (the notebook's ``globals()``), checked, with ``lr`` filled
+    in (None: the paper's rate) and ``store`` (the store's absolute path) added; raises ParameterError
+    naming the first bad, missing or unknown one in one line."""
+    model = MODELS[stage]
+    names = list(model.model_fields) + sorted(_assigned(namespace) - set(model.model_fields))
+    try:
+        checked = model.model_validate({n: namespace[n] for n in names if n in namespace}).model_dump()
+    except ValidationError as exc:
+        raise ParameterError(f"{stage}: {one_line(exc, 'parameter {}')}") from None
     if checked["lr"] is None:
         checked["lr"] = PAPER_LRS[checked.get("model", "LeNet5")]
     try:

@@ -1,22 +1,25 @@
 """Profiles (params/*.yaml): loading and validation, nothing run.
 
-A profile names the data, the protocols and, per stage, the grid to run; ``planning`` turns a
-validated profile into runs and notebook executions.
+A profile names the data, the protocols and, per stage, the grid to run. The typed models below are its
+schema; their fields are config.py's types, so a value is refused with the same words as in RunConfig,
+the notebooks' parameters and the train command. ``planning`` turns a validated profile into runs and
+notebook executions.
 """
-from __future__ import annotations
-
-import difflib
 import re
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
+from pydantic import (AfterValidator, BeforeValidator, Field, StrictStr, ValidationError, create_model, field_validator,
+                      model_validator)
 
 from ..common import PARAMS_DIR
+from ..config import MAX_LIST_ITEMS  # noqa: F401 (a limit on profiles too)
+from ..config import (FIELD_TYPES, BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, Refusal,
+                      RunConfig, Seed, Strict, one_line, ruled)
 from ..machine import NUMERICS
 from ..config import PAPER_MODELS
-from ..config import FIELD_RULES, RunConfig, short_repr
 from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
@@ -30,141 +33,128 @@ class ProfileError(ValueError):
     """A profile that cannot be run; the message is one line naming file, key and what is allowed."""
 
 
-# --- validation ----------------------------------------------------------------
-# Limits on what a profile may hold, so that loading and validating take time linear in its text.
-MAX_PROFILE_BYTES = 100_000
-MAX_LIST_ITEMS = 1000
-MAX_ALIASES = 100
-MAX_DEPTH = 20
+# --- the schema ----------------------------------------------------------------------------------
+# the paper's stages run the paper's four models; the selection stage may add others (its candidates)
+PaperModels = Listed(OneOf(*PAPER_MODELS))
+Seeds, Flags = Listed(Seed), Listed(Flag)
+Float = AfterValidator(float)  # a rate or margin written 1 is the float 1.0, as the profiles always gave
 
 
-def _kind(value):
-    return type(value).__name__
+class Grid(Strict):  # a training stage: each of its configurations over the seeds, for that many epochs
+    seeds: Seeds
+    epochs: Epochs
 
 
-def _check(cond, where, key, allowed, value):
-    if not cond:
-        raise ProfileError(f"{where}: key '{key}': {allowed}, got {short_repr(value)} ({_kind(value)})")
+class LrSearch(Grid):
+    models: PaperModels
+    lrs: Listed(Annotated[Lr, Float])
 
 
-def _field(name):
-    """A checker for values of the run-configuration field ``name``: the limits and words of
-    config.FIELD_RULES, the one validation that RunConfig and the train command use too."""
-    ok, rule = FIELD_RULES[name]
-
-    def check(value, where, key):
-        _check(ok(value), where, key, rule, value)
-        return float(value) if name == "lr" else value
-    return check
+class Table1(Grid):
+    models: PaperModels
+    weight_sharing: Flags
+    aux_loss: Flags
 
 
-def _list(value, where, key, item, unique=True):
-    _check(isinstance(value, list) and len(value) > 0, where, key, "must be a non-empty list", value)
-    _check(len(value) <= MAX_LIST_ITEMS, where, key, f"must hold at most {MAX_LIST_ITEMS} entries",
-           f"a list of {len(value)}")
-    out = [item(v, where, f"{key}[{i}]") for i, v in enumerate(value)]
-    if unique:  # one pass over a Counter: linear, however long the list
-        dupes = sorted(repr(v) for v, n in Counter(out).items() if n > 1)
-        _check(not dupes, where, key, f"must not repeat values (repeated: {', '.join(dupes[:10])})", value)
-    return out
+class Table2(Grid):
+    weight_sharing: Flags
+    batch_norm: Flags
+    dropout: Flags
 
 
-def _choice(options):
-    def check(value, where, key):
-        _check(isinstance(value, str) and value in options, where, key,
-               f"must be one of {', '.join(map(str, options))}", value)
-        return value
-    return check
+class BeyondPaper(Grid):
+    models: PaperModels
+    variants: Listed(OneOf(*VARIANTS)) = None  # absent: every variant
 
 
-def _unknown_keys(mapping, allowed, where, prefix):
-    for k in mapping:
-        if k not in allowed:
-            close = difflib.get_close_matches(str(k), list(allowed), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ProfileError(f"{where}: unknown key '{prefix}{k}'{hint}; allowed: {', '.join(allowed)}")
+# a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting
+Candidate = create_model("Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS})
 
 
-def _mapping(value, where, key):
-    _check(isinstance(value, dict), where, key, "must be a mapping", value)
-    return value
+def _candidates(value):
+    if not isinstance(value, dict) or not value:
+        raise Refusal("must be a non-empty mapping of name -> fields")
+    return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
-STAGE_SCHEMAS = {
-    # the paper's stages run the paper's four models; the selection stage may add others (its candidates)
-    "lr_search": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
-                  "lrs": lambda v, w, k: _list(v, w, k, _field("lr")),
-                  "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-                  "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "table1": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
-               "weight_sharing": lambda v, w, k: _list(v, w, k, _field("weight_sharing")),
-               "aux_loss": lambda v, w, k: _list(v, w, k, _field("aux_loss")),
-               "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-               "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "table2": {"weight_sharing": lambda v, w, k: _list(v, w, k, _field("weight_sharing")),
-               "batch_norm": lambda v, w, k: _list(v, w, k, _field("batch_norm")),
-               "dropout": lambda v, w, k: _list(v, w, k, _field("dropout")),
-               "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-               "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "beyond_paper": {"models": lambda v, w, k: _list(v, w, k, _choice(PAPER_MODELS)),
-                     "variants": lambda v, w, k: _list(v, w, k, _variant_name),
-                     "seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-                     "epochs": lambda v, w, k: _field("epochs")(v, w, k)},
-    "selection": {"candidates": lambda v, w, k: _candidates(v, w, k),
-                  "rules": lambda v, w, k: _list(v, w, k, _choice(tuple(RULE_COLUMNS))),
-                  "selection_seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-                  "final_seeds": lambda v, w, k: _list(v, w, k, _field("seed")),
-                  "final_training": lambda v, w, k: _choice(FINAL_TRAINING)(v, w, k)},
-}
-REQUIRED_STAGE_KEYS = {s: tuple(k for k in schema if not (s == "beyond_paper" and k == "variants"))
-                       for s, schema in STAGE_SCHEMAS.items()}
-TOP_LEVEL = {
-    "description": lambda v, w, k: (_check(isinstance(v, str), w, k, "must be a string", v), v)[1],
-    "nb_pairs": _field("nb_pairs"),
-    "data_seed": _field("data_seed"),
-    "batch_size": _field("batch_size"),
-    "protocols": lambda v, w, k: _list(v, w, k, _field("protocol")),
-    "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
-    "numerics": lambda v, w, k: _choice(NUMERICS)(v, w, k),
-    "stages": _mapping,
-}
-DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
-            "protocols": ["corrected"], "learning_rates": "paper", "numerics": "native"}
+class Selection(Strict):
+    candidates: Annotated[dict[ruled(StrictStr, "candidate names must use letters, digits, '_', '-' or '.'",
+                                     Field(pattern=r"^[A-Za-z0-9_.-]+$")), Candidate], BeforeValidator(_candidates)]
+    rules: Listed(OneOf(*RULE_COLUMNS))
+    selection_seeds: Seeds
+    final_seeds: Seeds
+    final_training: OneOf(*FINAL_TRAINING)
+
+    @field_validator("final_seeds")
+    @classmethod
+    def _fresh(cls, seeds, info):
+        shared = sorted(set(seeds) & set(info.data.get("selection_seeds", ())))
+        if shared:
+            raise Refusal(f"must be fresh seeds, none of the selection seeds (shared: {shared})")
+        return seeds
 
 
-def _candidates(value, where, key):
-    """name -> RunConfig fields (CANDIDATE_FIELDS); each must make a valid configuration."""
-    _check(isinstance(value, dict) and len(value) > 0, where, key, "must be a non-empty mapping of name -> fields", value)
-    out = {}
-    for name, spec in value.items():
-        _check(isinstance(name, str) and re.fullmatch(r"[A-Za-z0-9_.-]+", name), where, f"{key}",
-               "candidate names must use letters, digits, '_', '-' or '.'", name)
-        spec = _mapping(spec or {}, where, f"{key}.{name}")
-        _unknown_keys(spec, CANDIDATE_FIELDS, where, f"{key}.{name}.")
-        try:
-            candidate_config(spec, 0, DEFAULTS)
-        except (ValueError, TypeError) as exc:
-            raise ProfileError(f"{where}: key '{key}.{name}': {exc}") from None
-        out[name] = spec
-    return out
+def _no_settings(value):
+    if value not in (None, {}):
+        raise Refusal("takes no settings (leave it empty)")
+    return {}
 
 
-def _check_selection(stage: dict, where: str):
-    shared = sorted(set(stage["selection_seeds"]) & set(stage["final_seeds"]))
-    _check(not shared, where, "stages.selection.final_seeds",
-           f"must be fresh seeds, none of the selection seeds (shared: {shared})", stage["final_seeds"])
+NoSettings = Annotated[dict, BeforeValidator(_no_settings)]
 
 
-def _variant_name(value, where, key):
-    return _choice(tuple(VARIANTS))(value, where, key)
+class Stages(Strict):  # a stage left out is not run
+    lr_search: LrSearch = None
+    table1: Table1 = None
+    table2: Table2 = None
+    beyond_paper: BeyondPaper = None
+    selection: Selection = None
+    figures: NoSettings = None
+    report: NoSettings = None
+
+    @model_validator(mode="after")
+    def _trains(self):
+        if not self.model_fields_set & set(TRAINING_STAGES):
+            raise ValueError(f"names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
+        return self
+
+
+class ProfileModel(Strict):
+    description: ruled(StrictStr, "must be a string") = ""
+    nb_pairs: NbPairs = RunConfig.nb_pairs
+    data_seed: Seed = RunConfig.data_seed
+    batch_size: BatchSize = RunConfig.batch_size
+    protocols: Listed(Protocol) = ["corrected"]
+    learning_rates: OneOf("paper", "auto") = "paper"
+    numerics: OneOf(*NUMERICS) = "native"
+    # percentage points of test error: the margin of the report's equivalence test (declared before the runs)
+    equivalence_margin: Annotated[Number(0, 100.0, above=True), Float] = 1.0
+    stages: Stages
 
 
 @dataclass
 class Profile:
+    """A loaded profile: ``model`` typed (``profile.model.stages.table1.epochs``; ``profile.nb_pairs``...);
+    ``settings`` (the top-level keys) and ``stages`` (stage -> its keys) as plain dicts."""
     name: str
     path: Path
-    settings: dict
-    stages: dict = field(default_factory=dict)
+    model: ProfileModel
+
+    def __post_init__(self):
+        self.settings = self.model.model_dump(mode="json", exclude={"stages"})
+        self.stages = self.model.stages.model_dump(mode="json", exclude_unset=True)
+
+    def __getattr__(self, name):  # the typed top-level settings: profile.nb_pairs, profile.protocols...
+        if name.startswith("_") or name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+
+# --- reading the YAML, within limits ---------------------------------------------------------------
+# Limits on what a profile may hold, so that loading and validating take time linear in its text.
+MAX_PROFILE_BYTES = 100_000
+MAX_ALIASES = 100
+MAX_DEPTH = 20
 
 
 def profile_path(name_or_path: str) -> Path:
@@ -259,6 +249,7 @@ def _check_runs(settings: dict, stages: dict, where: str) -> None:
             runs = [dict(model="LeNet5", weight_sharing=ws, batch_norm=bn, dropout=dr, protocol=p)
                     for p in settings["protocols"] for ws in g["weight_sharing"] for bn in g["batch_norm"]
                     for dr in g["dropout"]]
+        key = f"stages.{stage}"
         try:
             for fields in runs:
                 RunConfig(**{"lr": PAPER_LRS[fields["model"]], **base, **fields, "seed": seed, "epochs": epochs})
@@ -267,8 +258,11 @@ def _check_runs(settings: dict, stages: dict, where: str) -> None:
                     for v in g.get("variants", VARIANTS):
                         if applies_to(v, m):
                             variant_configs(v, m, PAPER_LRS[m], [seed], epochs=epochs, **base)
+            for name, spec in g.get("candidates", {}).items() if stage == "selection" else ():
+                key = f"stages.selection.candidates.{name}"
+                candidate_config(spec, 0, settings)
         except ValueError as exc:
-            raise ProfileError(f"{where}: stages.{stage}: {exc}") from None
+            raise ProfileError(f"{where}: key '{key}': {exc}") from None
 
 
 def available_profiles() -> list[str]:
@@ -284,37 +278,16 @@ def load_profile(name_or_path: str) -> Profile:
     if raw is None:
         raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
     if not isinstance(raw, dict):
-        raise ProfileError(f"{where}: a profile must be a mapping of keys, got {_kind(raw)}")
-    _unknown_keys(raw, TOP_LEVEL, where, "")
-    if "stages" not in raw:
+        raise ProfileError(f"{where}: a profile must be a mapping of keys, got {type(raw).__name__}")
+    if "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
         raise ProfileError(f"{where}: key 'stages' is required (a mapping of {', '.join(TRAINING_STAGES)})")
-    settings = dict(DEFAULTS)
-    for key, check in TOP_LEVEL.items():
-        if key in raw:
-            settings[key] = check(raw[key], where, key)
-    stages = {}
-    _unknown_keys(raw["stages"], STAGES, where, "stages.")
-    for stage, body in raw["stages"].items():
-        if stage in ("figures", "report"):
-            _check(body in (None, {}), where, f"stages.{stage}", "takes no settings (leave it empty)", body)
-            stages[stage] = {}
-            continue
-        key = f"stages.{stage}"
-        body = _mapping(body, where, key)
-        _unknown_keys(body, STAGE_SCHEMAS[stage], where, key + ".")
-        for req in REQUIRED_STAGE_KEYS[stage]:
-            if req not in body:
-                raise ProfileError(f"{where}: key '{key}.{req}' is required")
-        stages[stage] = {k: STAGE_SCHEMAS[stage][k](v, where, f"{key}.{k}") for k, v in body.items()}
-        if stage == "selection":
-            _check_selection(stages[stage], where)
-    if not any(s in stages for s in TRAINING_STAGES):
-        raise ProfileError(f"{where}: key 'stages' names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
-    _check_runs(settings, stages, where)
-    name = path.stem
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or name.endswith("."):
+    try:
+        profile = Profile(path.stem, path, ProfileModel.model_validate(raw))
+    except ValidationError as exc:
+        raise ProfileError(f"{where}: {one_line(exc, 'key {!r}')}") from None
+    _check_runs(profile.settings, profile.stages, where)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile.name) or profile.name.endswith("."):
         # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
-        raise ProfileError(f"{where}: profile name {name!r} (from the file name): use letters, digits, '_', '-' or '.'")
-    return Profile(name=name, path=path, settings=settings, stages=stages)
-
-
+        raise ProfileError(f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, "
+                           f"'_', '-' or '.'")
+    return profile

@@ -42,7 +42,7 @@ BAD_TRAIN = {
     "lr nan": (["--model", "Net", "--lr", "nan"], "--lr"),
     "lr inf": (["--model", "Net", "--lr", "inf"], "--lr"),
     "batch size 0": (["--model", "Net", "--batch-size", "0"], "--batch-size"),
-    "nb pairs above MNIST": (["--model", "Net", "--nb-pairs", "6000"], "nb_pairs"),
+    "nb pairs above MNIST": (["--model", "Net", "--nb-pairs", "6000"], "--nb-pairs: must be an integer in 1..5000"),
     "seed negative": (["--model", "Net", "--seed", "-1"], "--seed"),
     "unknown flag": (["--model", "Net", "--frobnicate"], "unrecognized arguments"),
     "conflicting flags": (["--model", "Net", "--aux-loss", "--no-aux-loss"], "contradict"),

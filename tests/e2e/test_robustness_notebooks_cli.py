@@ -38,7 +38,14 @@ def test_a_bad_parameter_and_a_poisoned_record_end_in_one_line(tmp_path, mnist):
     assert info.value.ename == "ParameterError"
     (error,) = _errors(out)
     assert error["traceback"] == [f"ParameterError: {error['evalue']}"]  # one line, no KeyError traceback
-    assert "parameter model: model must be one of" in error["evalue"] and "'LeNet6'" in error["evalue"]
+    assert "parameter model: must be one of" in error["evalue"] and "'LeNet6'" in error["evalue"]
+    # a misspelt name (papermill itself only warns) is refused with a hint, before anything trains
+    with pytest.raises(pm.PapermillExecutionError) as info:
+        pm.execute_notebook(str(NOTEBOOKS / "table1.ipynb"), str(out), kernel_name="siamese-lib", progress_bar=False,
+                            parameters=dict(epoch=2, store_dir=str(tmp_path / "store")))
+    (error,) = _errors(out)
+    assert error["ename"] == "ParameterError" and len(error["traceback"]) == 1
+    assert "unknown parameter epoch (did you mean 'epochs'?)" in error["evalue"], error["evalue"]
 
     # a record of this very run, poisoned: the notebook names its path in one line and keeps it as evidence
     config = RunConfig(model="Net", lr=3e-2, nb_pairs=20, batch_size=10, epochs=1, seed=1)  # as table1 makes it

@@ -1,7 +1,7 @@
 """One validation for a run configuration (issue 15, class 5) and profiles that expand (class 3).
 
 The profile, the notebooks' parameters and the train command refuse the same values with the same words
-(config.FIELD_RULES); what passes trains without crashing; loading a profile takes time linear in its text.
+(the typed fields of config.py); what passes trains without crashing; loading a profile takes time linear in its text.
 """
 import time
 
@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamese_lib import cli, config
+from siamese_lib import cli
 from siamese_lib.experiments import profiles
 from siamese_lib.experiments.parameters import ParameterError, check_parameters
 from siamese_lib.experiments.profiles import ProfileError, load_profile
@@ -43,7 +43,7 @@ def _profile_text(key, value):
 def _notebook_values(**changes):
     values = dict(model="LeNet5", weight_sharing=True, aux_loss=True, lr=None, protocol="corrected", seeds=[1, 2],
                   epochs=2, nb_pairs=100, data_seed=0, batch_size=50, device="cpu", store_dir="/tmp", threads=1,
-                  force=False)
+                  force=False, scheduler=None)
     return {**values, **changes}
 
 
@@ -61,7 +61,7 @@ def test_profile_notebook_and_train_refuse_the_same_values_with_the_same_words(f
         assert f"key '{key}'" in str(info.value) and rule in str(info.value), str(info.value)
         notebook_value = [value] if parameter == "seeds" else value
         with pytest.raises(ParameterError) as info:
-            check_parameters("table1", **_notebook_values(**{parameter: notebook_value}))
+            check_parameters("table1", _notebook_values(**{parameter: notebook_value}))
         assert f"parameter {parameter}" in str(info.value) and rule in str(info.value), str(info.value)
         with pytest.raises(ValueError, match=rule.replace(".", r"\.").replace("(", r"\(")):
             RunConfig(**{field: value})
@@ -82,7 +82,7 @@ def test_batch_norm_with_a_mini_batch_of_one_pair_is_refused_everywhere(tmp_path
     with pytest.raises(ProfileError, match=words):
         load_profile(str(path))
     with pytest.raises(ParameterError, match=words):
-        check_parameters("table1", **_notebook_values(nb_pairs=101))
+        check_parameters("table1", _notebook_values(nb_pairs=101))
     assert cli.main(["train", "--model", "Net", "--nb-pairs", "101", "--batch-size", "50"]) == 2
     assert words in capsys.readouterr().err
     # the original protocol evaluates test batches in training mode too
@@ -91,30 +91,47 @@ def test_batch_norm_with_a_mini_batch_of_one_pair_is_refused_everywhere(tmp_path
 
 
 @pytest.mark.parametrize("change,words", [
-    (dict(model="LeNet6"), "parameter model: model must be one of"),
-    (dict(seeds=3), "parameter seeds: seeds must be a list"),
+    (dict(model="LeNet6"), "parameter model: must be one of"),
+    (dict(seeds=3), "parameter seeds: must be a non-empty list"),
     (dict(seeds=[1, 1]), "must not repeat"),
-    (dict(device="gpu"), "device must be auto, cpu or cuda"),
-    (dict(threads=0), "threads must be an integer"),
-    (dict(force="yes"), "force must be true, false or a time stamp"),
-    (dict(protocol="authors"), "protocol must be one of corrected, original"),
-    (dict(weight_sharing="False"), "weight_sharing must be true or false"),
+    (dict(device="gpu"), "parameter device: must be one of auto, cpu, cuda"),
+    (dict(threads=0), "parameter threads: must be an integer"),
+    (dict(force="yes"), "parameter force: must be true, false or a time stamp"),
+    (dict(protocol="authors"), "parameter protocol: must be one of corrected, original"),
+    (dict(weight_sharing="False"), "parameter weight_sharing: must be true or false"),
     (dict(store_dir="/proc/version/store"), "store_dir /proc/version/store cannot be"),
 ])
 def test_a_bad_notebook_parameter_is_one_line_naming_it(change, words):
     with pytest.raises(ParameterError) as info:
-        check_parameters("table1", **_notebook_values(**change))
+        check_parameters("table1", _notebook_values(**change))
     message = str(info.value)
     assert words in message and "\n" not in message, message
     assert info.value._render_traceback_() == [f"ParameterError: {message}"]  # IPython shows this line only
 
 
 def test_notebook_parameters_fill_in_the_paper_rate_and_an_absolute_store(tmp_path):
-    checked = check_parameters("table1", **_notebook_values(model="Net", store_dir=str(tmp_path / "s")))
+    checked = check_parameters("table1", _notebook_values(model="Net", store_dir=str(tmp_path / "s")))
     assert checked["lr"] == profiles.PAPER_LRS["Net"] and checked["store"] == tmp_path / "s"
-    with pytest.raises(ParameterError, match="variant best is defined for LeNet5 only"):
-        check_parameters("beyond_paper", model="Net", variant="best", lr=0.03, seeds=[1], epochs=2, nb_pairs=100,
-                         data_seed=0, batch_size=50, device="cpu", store_dir=str(tmp_path), threads=1, force=False)
+    with pytest.raises(ParameterError, match="variant 'best' is defined for LeNet5 only"):
+        check_parameters("beyond_paper", dict(model="Net", variant="best", lr=0.03, seeds=[1], epochs=2, nb_pairs=100,
+                         data_seed=0, batch_size=50, device="cpu", store_dir=str(tmp_path), threads=1, force=False,
+                         scheduler=None))
+
+
+def test_a_misspelt_parameter_is_refused_and_a_list_given_as_text_is_read(tmp_path):
+    """In a kernel, the names the parameters cells assign (the notebook's and papermill's injected one) must
+    be parameters; papermill -p passes a list as text."""
+    cells = ["", "# Parameters\nfrom typing import Optional\nmodel: str = 'LeNet5'\n", "records = []\n"]
+    namespace = {**_notebook_values(store_dir=str(tmp_path)), "Optional": None, "records": [], "In": cells}
+    assert check_parameters("table1", namespace)["seeds"] == [1, 2]  # other names of the kernel: not parameters
+    with pytest.raises(ParameterError, match=r"unknown parameter epoch \(did you mean 'epochs'\?\)"):
+        check_parameters("table1", {**namespace, "epoch": 3, "In": cells + ["# Parameters\nepoch = 3\n"]})
+    assert check_parameters("table1", {**namespace, "seeds": "[3, 4]"})["seeds"] == [3, 4]
+    for text in ("3, 4", "[3, 3]", "[]"):
+        with pytest.raises(ParameterError, match="parameter seeds"):
+            check_parameters("table1", {**namespace, "seeds": text})
+    with pytest.raises(ParameterError, match="-y 'seeds: \\[1, 2\\]'"):
+        check_parameters("table1", {**namespace, "seeds": "3, 4"})
 
 
 # --- profiles that expand ------------------------------------------------------------------------
@@ -214,6 +231,3 @@ def test_every_shipped_profile_still_loads():
     for name in profiles.available_profiles():
         load_profile(name)
 
-
-def test_field_rules_are_the_ones_runconfig_checks():
-    assert set(config.FIELD_RULES) == set(RunConfig.__dataclass_fields__)

@@ -49,6 +49,9 @@ BAD_PROFILES = {
     "nb_pairs above MNIST": ("nb_pairs: 5001\n" + stages(TABLE1), ["'nb_pairs'", "1..5000", "got 5001"]),
     "batch_size 0": ("batch_size: 0\n" + stages(TABLE1), ["'batch_size'", "1..5000"]),
     "unknown protocol": ("protocols: [authors]\n" + stages(TABLE1), ["'protocols[0]'", "corrected, original"]),
+    "equivalence margin 0": ("equivalence_margin: 0\n" + stages(TABLE1), ["'equivalence_margin'", "> 0 and <= 100"]),
+    "equivalence margin as text": ("equivalence_margin: '1'\n" + stages(TABLE1), ["'equivalence_margin'", "'1' (str)"]),
+    "equivalence margin above 100": ("equivalence_margin: 100.5\n" + stages(TABLE1), ["'equivalence_margin'"]),
     "empty file": ("", ["empty", "'stages'"]),
     "only comments": ("# nothing here\n", ["empty", "'stages'"]),
     "a list, not a mapping": ("- table1\n- table2\n", ["mapping"]),
@@ -151,6 +154,11 @@ def test_a_valid_profile_passes(tmp_path):
     profile = load_profile(str(path))
     assert profile.name == "good" and profile.settings["nb_pairs"] == 100
     assert profile.stages["table1"]["seeds"] == [1, 2] and profile.stages["lr_search"]["lrs"] == [0.005]
+    # typed too; the margin of the report's equivalence test: 1 percentage point unless the profile says
+    assert profile.nb_pairs == 100 and profile.model.stages.table1.epochs == 2 and profile.model.stages.table2 is None
+    assert profile.settings["equivalence_margin"] == 1.0 and "table2" not in profile.stages
+    path.write_text("nb_pairs: 100\nequivalence_margin: 2\n" + stages(TABLE1, LR))
+    assert load_profile(str(path)).settings["equivalence_margin"] == 2.0
     for name in ("paper", "quick", "smoke"):
         load_profile(name)
 

@@ -81,8 +81,8 @@ def _poison(record, dotted, value):
 # The cases of the issue and their relatives: (field, poisoned value, words the one line must hold)
 POISONS = [
     ("metrics.test_error", "12.5", "metrics.test_error"),
-    ("metrics.test_error", -50.0, "[0, 100]"),
-    ("metrics.test_error", 1e9, "[0, 100]"),
+    ("metrics.test_error", -50.0, "<= 100"),
+    ("metrics.test_error", 1e9, "<= 100"),
     ("metrics.test_error", True, "metrics.test_error"),
     ("metrics.test_error", None, "metrics.test_error"),
     ("metrics.train_error", 100.5, "metrics.train_error"),
@@ -101,11 +101,11 @@ POISONS = [
     ("threads", 0, "threads"),
     ("created", "yesterday", "created"),
     ("torch_version", 2, "torch_version"),
-    ("device", "tpu", "key does not match"),
+    ("device", "tpu", "device: must be one of cpu, cuda"),
     ("schema_version", True, "schema_version"),
-    ("config", None, "invalid config"),
-    ("config.lr", "0.03", "invalid config"),
-    ("extra", 1, "unknown fields"),
+    ("config", None, "config: "),
+    ("config.lr", "0.03", "config: lr: must be"),
+    ("extra", 1, "unknown field 'extra'"),
 ]
 
 
@@ -150,7 +150,7 @@ def test_the_tables_use_the_good_records_and_report_the_bad_one(real, tmp_path, 
     frame = tables.records_frame(store.load_records(tmp_path))
     assert len(frame) == 2 and (frame["test_error"] >= 0).all()
     err = capsys.readouterr().err
-    assert str(poisoned) in err and "skipped a bad record" in err and "[0, 100]" in err
+    assert str(poisoned) in err and "skipped a bad record" in err and "<= 100" in err
 
 
 def test_ensure_run_refuses_a_poisoned_record_naming_it_and_keeps_the_evidence(real, tmp_path):
@@ -227,7 +227,7 @@ def test_a_record_lacking_a_metric_or_outputs_is_refused(real, tmp_path):
     record = json.loads(path.read_text())
     bad = tmp_path / path.name
     for field, name, words in (("metrics", "val_error", "metrics lack val_error"),
-                               ("outputs", "digit_prob", "outputs must hold exactly")):
+                               ("outputs", "digit_prob", "outputs.digit_prob is required")):
         bad.write_text(json.dumps({**record, field: {k: v for k, v in record[field].items() if k != name}}))
         with pytest.raises(store.CorruptRecord, match=words):
             store.load_record(bad)

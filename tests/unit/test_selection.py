@@ -58,5 +58,5 @@ def test_profile_refuses_final_seeds_used_for_selection(tmp_path):
 def test_profile_refuses_unknown_candidate_fields_and_bad_values(tmp_path):
     with pytest.raises(ProfileError, match="unknown key 'stages.selection.candidates.a.test_pairs'"):
         load_profile(write(tmp_path, BASE.replace("lr: 0.002", "test_pairs: 5") + "    final_seeds: [3]\n"))
-    with pytest.raises(ProfileError, match="lr must be a finite number > 0"):
+    with pytest.raises(ProfileError, match="'stages.selection.candidates.a.lr': must be a finite number > 0"):
         load_profile(write(tmp_path, BASE.replace("lr: 0.002", "lr: -1") + "    final_seeds: [3]\n"))

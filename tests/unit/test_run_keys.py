@@ -1,0 +1,59 @@
+"""Run keys never change (issue 22): RunConfig's validation moved to pydantic; the key of every configuration
+the shipped profiles imply, and of every run of the committed paper record, is the one main's code gave."""
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from siamese_lib import store
+from siamese_lib.config import RunConfig
+from siamese_lib.experiments import planning, profiles, selection
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = json.loads((Path(__file__).with_name("run_keys_main.json")).read_text())
+
+
+def _all_configs(name):
+    """Every run a profile implies; the selection stage's without the store (candidates and finals of each)."""
+    p = profiles.load_profile(name)
+    stages = [s for s in profiles.TRAINING_STAGES if s != "selection"]
+    out = [c for e in planning.expand(p, "", stages=stages) for c in e.configs()]
+    sel = p.stages.get("selection")
+    for cand in (sel or {}).get("candidates", {}):
+        out += selection.candidate_configs(sel, p.settings, cand) + selection.final_configs(sel, p.settings, cand)
+    return out
+
+
+@pytest.mark.parametrize("name", ["paper", "quick", "smoke"])
+def test_every_run_of_a_shipped_profile_keeps_its_key(name):
+    keys = sorted({store.run_key(c, d) for c in _all_configs(name) for d in ("cpu", "cuda")})
+    expected = EXPECTED["profiles"][name]
+    assert (len(keys), hashlib.sha256(" ".join(keys).encode()).hexdigest()) == (expected["keys"], expected["sha256"])
+
+
+def test_sampled_runs_keep_their_dict_and_key():
+    for s in EXPECTED["sample"]:
+        given = s.get("given")
+        config = store.config_from_dict(s["config"]) if given is None else RunConfig(**given)
+        d = config.to_dict()
+        assert json.dumps(d) == json.dumps(s["config"]), s  # same values, same types, same order
+        assert store.run_key(config, s["device"]) == s["key"]
+        assert store.config_from_dict(d) == config
+
+
+BOOLS = ("weight_sharing", "aux_loss", "batch_norm", "dropout")
+INTS = ("epochs", "batch_size", "seed", "nb_pairs", "data_seed", "val_pairs", "branch_calls")
+FLOATS = ("lr", "aux_weight", "weight_decay", "l1")
+
+
+def test_every_committed_paper_run_keeps_its_key():
+    rows = list(csv.DictReader((ROOT / "report" / "paper" / "runs.csv").open()))
+    assert rows
+    names = list(RunConfig().to_dict())
+    for row in rows:
+        d = {k: row[k] for k in names}
+        d.update({k: d[k] == "True" for k in BOOLS}, **{k: int(d[k]) for k in INTS},
+                 **{k: float(d[k]) for k in FLOATS}, augment=[a for a in d["augment"].split(",") if a])
+        assert store.run_key(store.config_from_dict(d), row["device"]) == row["key"], row["key"]
