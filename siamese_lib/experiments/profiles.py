@@ -126,10 +126,12 @@ TOP_LEVEL = {
     "protocols": lambda v, w, k: _list(v, w, k, _field("protocol")),
     "learning_rates": lambda v, w, k: _choice(("paper", "auto"))(v, w, k),
     "numerics": lambda v, w, k: _choice(NUMERICS)(v, w, k),
+    "equivalence_margin": lambda v, w, k: (_check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100,
+                                                  w, k, "must be percentage points, a number in (0, 100)", v), float(v))[1],
     "stages": _mapping,
 }
 DEFAULTS = {"description": "", "nb_pairs": 1000, "data_seed": 0, "batch_size": 100,
-            "protocols": ["corrected"], "learning_rates": "paper", "numerics": "native"}
+            "protocols": ["corrected"], "learning_rates": "paper", "numerics": "native", "equivalence_margin": 1.0}
 
 
 def _candidates(value, where, key):

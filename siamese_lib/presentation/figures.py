@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
-from ..analysis.variants import aux_weight_frame
+from ..analysis.beyond_paper import aux_weight_frame
 from ..models import PAPER_MODELS
 
 PAPER_COLOR = "#555555"

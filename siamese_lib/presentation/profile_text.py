@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis.claims import PAPER_EPOCHS, POWER_RULE, size_shortfall
+from ..analysis.claims import PAPER_EPOCHS
 from ..analysis.stats import seed_ranges
 from .html import esc
 
@@ -167,18 +167,6 @@ def claims_size(profile) -> tuple[int, int]:
     if not tables:
         return 0, 0
     return min(len(g["seeds"]) for g in tables), min(g["epochs"] for g in tables)
-
-
-def claims_intro(profile) -> str:
-    seeds, epochs = claims_size(profile)
-    why = size_shortfall(seeds, epochs)
-    verdicts = (f" At this size ({why}) every claim is <i>not tested at this size</i>; the evidence lines keep "
-                f"the numbers for the record." if why else "")
-    return (f"<p>The paper's discussion makes seven claims. Each is restated below with the rule used to check it "
-            f"on our numbers — a difference between two of our cells counts when its Welch p-value is below 0.05 — "
-            f"and the verdict. {esc(POWER_RULE)}{verdicts} The last column applies the same rule to the paper's own "
-            f"published numbers (ten seeds, 30 epochs): where those do not meet it either, the claim is stronger "
-            f"than the paper's data.</p>")
 
 
 # --- which profile a notebook shows by default ----------------------------------------------------

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from siamese_lib.analysis.claims import (MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, Claim, apply_power_rule,
                                          size_shortfall)
+from siamese_lib.analysis import findings, tables
+from siamese_lib.presentation import templates
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import profile_text as pt
 
@@ -36,27 +38,24 @@ def test_paper_profile_states_the_papers_protocol():
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
 
 
-def claim(verdict="confirmed"):
+def claim(verdict="holds"):
     return Claim("Aux loss helps", "it helps", "p < 0.05", verdict, "diff 9 points")
 
 
 def test_power_rule_withholds_verdicts_below_its_size():
-    assert size_shortfall(10, 30) == ""
-    assert size_shortfall(2, 6) == (f"2 seeds per cell (the rule needs at least {MIN_SEEDS}) and 6 epochs "
-                                    f"(the paper's setting: {PAPER_EPOCHS})")
-    kept = apply_power_rule([claim(), claim("not confirmed")], 10, 30)
-    assert [c.verdict for c in kept] == ["confirmed", "not confirmed"]
+    assert size_shortfall(10, 30) == {}
+    assert size_shortfall(2, 6) == {"seeds": 2, "epochs": 6}
+    kept = apply_power_rule([claim(), claim("does not hold")], 10, 30)
+    assert [c.verdict for c in kept] == ["holds", "does not hold"]
     for seeds, epochs in ((2, 30), (10, 6), (MIN_SEEDS - 1, 100)):
-        out = apply_power_rule([claim(), claim("not confirmed"), claim("not evaluable")], seeds, epochs)
+        out = apply_power_rule([claim(), claim("does not hold"), claim("not evaluable")], seeds, epochs)
         assert [c.verdict for c in out] == [NOT_TESTED, NOT_TESTED, "not evaluable"]
-        assert out[0].evidence.startswith("Not tested: ") and "diff 9 points" in out[0].evidence
-    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "confirmed"
+        assert "diff 9 points" in out[0].evidence
+    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "holds"
 
 
 def test_quick_profile_claims_are_not_tested():
     assert pt.claims_size(load_profile("quick")) == (2, 6)
-    assert "not tested at this size" in pt.claims_intro(load_profile("quick"))
-    assert "not tested at this size" not in pt.claims_intro(load_profile("paper")).split("otherwise")[1][20:]
 
 
 def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
@@ -69,20 +68,33 @@ def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
     assert name == "paper" and "is empty" in note and "--profile paper" in note
 
 
-def _cell(p_value):
-    from types import SimpleNamespace
-    return SimpleNamespace(protocol="corrected", complete=True, p_value=p_value, table="table1", mean=5.0, std=1.0,
-                           n=2, label="LeNet5 WS aux", paper_mean=6.08, paper_std=0.5)
+def _cell(errors, key=("LeNet5", True, True)):
+    mean, std = tables.PAPER_TABLE1[key]
+    return tables.Cell("table1", "corrected", key, mean, std, expected_seeds=list(range(1, len(errors) + 1)),
+                       errors=list(errors), lr=0.005, epochs=30)
 
 
-def test_the_abstract_counts_agreeing_cells_only_at_the_rules_size():
-    from siamese_lib.presentation.sections import abstract_html
-    cells = [_cell(0.5), _cell(0.5), _cell(0.001)]
-    quick = abstract_html(load_profile("quick"), cells, [])
-    assert "3 cells of Tables I and II are complete; their agreement with the paper is not tested at this size " \
-           "(2 seeds per cell" in quick and "agree with" not in quick
-    paper = abstract_html(load_profile("paper"), cells, [])
-    assert "2 of the 3 complete cells of Tables I and II agree with the paper" in paper
+def _words(claim_verdict):
+    near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]                       # the paper's 6.08: equivalent
+    far = [x + 5 for x in near]                                                      # 5 points off: different
+    cells = [_cell(near), _cell(far, ("Net", True, True)), _cell([6.0, 9.0], ("ResNet", True, True))]
+    claims = [claim(claim_verdict)]
+    return findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
+
+
+def test_the_abstract_counts_verdicts_only_at_the_rules_size():
+    tested = templates.render("abstract.html.j2", opening="", beyond="", **_words("holds"))
+    assert "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ " \
+           "and 1 are inconclusive" in " ".join(tested.split())
+    assert "The paper's claims on aux loss helps hold." in " ".join(tested.split())
+    reduced = templates.render("abstract.html.j2", opening="", beyond="", **_words(NOT_TESTED))
+    assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(reduced.split())
+
+
+def test_the_findings_name_each_claims_verdict():
+    text = " ".join(templates.render("findings.html.j2", beyond_headline="", **_words("contradicted")).split())
+    assert "<b>Aux loss helps</b>: contradicted." in text
+    assert "1 equivalent within ±1.0 point, 1 different, 1 inconclusive" in text
 
 
 def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():

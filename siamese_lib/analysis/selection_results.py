@@ -9,7 +9,7 @@ import pandas as pd
 from ..experiments.selection import (RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_configs)
 from ..store import find_record
 from .stats import mean_std_n
-from .variants import PAPER_BEST, ensemble_errors, record_row
+from .beyond_paper import PAPER_BEST, ensemble_errors, record_row
 
 FIELD_ORDER = ("model", "lr", "lr_schedule", "epochs", "augment", "dropout", "batch_norm", "aux_weight", "weight_decay")
 
