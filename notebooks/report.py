@@ -76,7 +76,18 @@ display(HTML(sections.title_html(prof, records, rendered)
         metadata={"report_title": profile_text.report_title(prof)})  # render.py puts it in <title> and the PDF
 
 # %% [markdown]
-# ## I. Introduction
+# <nav class="toc"><p><b>Contents.</b> Main text: <a href="#findings">Findings</a> ·
+# <a href="#introduction">I. Introduction</a> · <a href="#architecture">II. Model architecture</a> ·
+# <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
+# <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
+# <a href="#selection">VII. Selection declared before it ran</a>. Supplement:
+# <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
+# <a href="#quirk-shifts">C. What the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
+# <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
+# <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
+# <a href="#data">I. The data</a>.</p></nav>
+#
+# <h2 id="introduction">I. Introduction</h2>
 
 # %%
 display(HTML(profile_text.intro_html(prof)))
@@ -87,7 +98,7 @@ display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: 
              "its two digit classes and the target (1 when the first digit is at most the second).", width="80%")))
 
 # %% [markdown]
-# ## II. Model architecture
+# <h2 id="architecture">II. Model architecture</h2>
 #
 # ### A. Models
 #
@@ -102,7 +113,7 @@ display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: 
 #   (64→120→84→10), each followed by batch norm; its head is made of 1×1 one-dimensional convolutions with batch norm.
 # - **ResNet**: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
 #   pooling and a linear layer (32→10).
-# - **VGG** (beyond the paper, a candidate of Section VIII only): two stages of two padded 3×3 convolutions each
+# - **VGG** (beyond the paper, a candidate of Section VII only): two stages of two padded 3×3 convolutions each
 #   (32 then 64 channels, each with batch norm and ReLU, a 2×2 max-pooling after each stage: 14×14 → 7×7 → 3×3), then
 #   two linear layers (576→128→10), with LeNet5's head.
 #
@@ -125,18 +136,16 @@ display(HTML(sections.parameters_html()))
 # - **Dropout**: p = 0.25 after the hidden linear layers of the branch and of the head (Table II switches it on).
 
 # %% [markdown]
-# ## III. Methodology
+# <h2 id="methodology">III. Methodology</h2>
 
 # %%
 display(HTML(profile_text.methodology_html(prof)))
 
 # %%
 display(HTML(templates.render("agreement.html.j2", **words)))
-display(HTML(sections.protocol_html(prof, records, timings)))
-display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))  # every departure, from the code's settings
 
 # %% [markdown]
-# ## IV. Results
+# <h2 id="results-section">IV. Results</h2>
 #
 # ### A. Learning-rate search
 
@@ -164,7 +173,7 @@ display(HTML(sections.lr_choice_html(curves, used)))
 # %%
 display(HTML(html.table1_html(cells, "corrected", "TABLE I: Test error (%) of the four models, corrected protocol. "
              "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
-             "the margin, differs, or inconclusive (Section III). Bold: best per model; red: best overall.", margin)))
+             "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.", margin)))
 display(HTML(html.missing_html(cells, "corrected", "table1")))
 display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected",)), "Fig. 4: Table I as error bars: "
              "mean ± std of the test error, the paper's and ours (corrected protocol).")))
@@ -184,11 +193,10 @@ display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %%
 if "original" in prof.settings["protocols"]:
-    display(HTML("<p>The same tables with the authors' quirks put back: (1) the runs without auxiliary loss train 25 "
-                 "epochs instead of 30; (2) the test input is not normalised; (3) batch norm uses the statistics of "
-                 "each test mini-batch; (4) dropout stays active at test time. Quirk 2 applies to every cell, but where "
-                 "batch norm is on, quirk 3 largely hides it. Table V gives the shift of each cell from the corrected "
-                 "to the original protocol, and Table VI groups the shifts by the quirks that apply.</p>"))
+    display(HTML("<p>The same tables with the authors' quirks put back (each described once, in <a "
+                 "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
+                 "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
+                 "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"))
     display(HTML(html.table1_html(cells, "original", "TABLE I (original protocol): Test error (%) of the four models "
                  "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
                  f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).", margin)))
@@ -196,7 +204,6 @@ if "original" in prof.settings["protocols"]:
     display(HTML(html.table2_html(cells, "original", "TABLE II (original protocol): Test error (%) of LeNet5 with "
                  "auxiliary loss under the authors' original protocol.", margin)))
     display(HTML(html.missing_html(cells, "original", "table2")))
-    display(HTML(html.quirk_shift_html(*tables.quirk_shifts(cells))))
     display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected", "original")), "Fig. 5: Table I under "
                  "both protocols beside the paper (mean ± std).")))
     display(HTML(html.figure_html(figures.errorbar_figure(cells, "table2", ("corrected", "original")), "Fig. 6: Table II under "
@@ -223,7 +230,7 @@ lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, pape
 display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
 # %% [markdown]
-# <h2 id="beyond">VII. Beyond the paper</h2>
+# <h2 id="beyond">VI. Beyond the paper</h2>
 
 # %%
 expected = sum(len(e.configs()) for e in planning.expand(prof, store_dir, "cpu", stages=("beyond_paper",)))
@@ -248,61 +255,86 @@ else:
         "augmentations draw only on those. Every choice in this section is made on validation errors (the choosing code "
         "refuses test columns); the test pairs give the final numbers. The recipe of the <code>best</code> "
         "variants, though, was fixed by small explorations that were not recorded, on seeds whose validation splits "
-        "also fed the choice: its path from search space to result cannot be audited. Section VIII replaces it with "
-        "a selection declared in the profile before it ran.</p>" + html.beyond_paper_intro_html(xdf, expected)))
+        "also fed the choice: its path from search space to result cannot be audited. Section VII replaces it with "
+        "a selection declared in the profile before it ran. Every variant's numbers are in <a href='#beyond-tables'>"
+        "Supplement D</a>.</p>"))
 
 # %%
 if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    display(HTML("<h3>A. Every variant against the paper's best (Table IX)</h3><p>Two comparison rules per variant: "
+    display(HTML("<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
                  "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble averages the seeds' outputs per test "
-                 "pair; it is fixed in advance, not chosen.</p>" + html.table3_html(xdf) + html.findings_html(xdf)))
+                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + html.findings_html(xdf)))
     display(HTML("<h3>B. The weight of the auxiliary losses</h3>" + html.figure_html(figures.aux_weight_figure(xdf),
         "Fig. 7: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
         "mean ± std over seeds; open squares: w decaying linearly from 1 to 0 over the epochs. The digit rule is not "
         "drawn at w = 0, where nothing trains the digit outputs as digits.", width="80%")))
-    display(HTML("<h3>C. Which rule decides d1 ≤ d2 (Table X)</h3>" + html.rules_html(xdf)))
     summary = beyond.best_summary(xdf)
-    display(HTML("<h3>D. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
+    display(HTML("<h3>C. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
                  "reported below has the lowest mean validation error over every variant and rule of the stage. The "
                  "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
                  "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
                  "is <i>post hoc</i>: it was added after the held-out-split runs' test "
                  "errors had been seen.</p>" + html.best_html(xdf, summary)))
-    counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
-    display(HTML("<h3>E. The digit errors that flip the comparison</h3>" + html.figure_html(figures.plot_confusion(counts),
-        f"Fig. 8: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
-        f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
-        f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
 
 # %% [markdown]
-# ## VIII. Selection declared before it ran
+# <h2 id="selection">VII. Selection declared before it ran</h2>
 
 # %%
 display(HTML(selection_html(selection)))
 
 # %% [markdown]
-# <h2 class="appendix">Appendix</h2>
+# <h2 class="appendix" id="supplement">Supplement</h2>
 #
-# The machine and software behind the numbers, the time each stage took, the executed notebook of every configuration, the profile that defined the run, and the data behind the report.
+# The machinery behind the main text: how this code departs from the paper and from the authors' code, the protocol
+# as run, what the quirks move, every variant beyond the paper, the machines, the time each stage took, the executed
+# notebook of every configuration, the profile that defined the run, and the data behind the report.
 
 # %%
-display(HTML("<h3>A. Environment</h3>" + sections.environment_html(records)))
-display(HTML(provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
+display(HTML('<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
+             "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
+             "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
+             "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
+             + provenance.departures_html(tables.quirk_shifts(cells)[1])))
 
 # %%
-display(HTML("<h3>B. Wall time</h3>" + sections.timings_html(timings)))
+display(HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings)))
 
 # %%
-display(HTML("<h3>C. Executed notebooks</h3>" + sections.notebooks_html(timings, runs_dir)))
+display(HTML('<h3 id="quirk-shifts">C. What the quirks move</h3>' + (
+    html.quirk_shift_html(*tables.quirk_shifts(cells)) if "original" in prof.settings["protocols"] else
+    '<p class="note">Not run: this profile runs the corrected protocol only.</p>')))
 
 # %%
-display(HTML(f"<h3>D. The profile</h3><p>{html.esc(profile_path.name)}:</p>"
+if have_ext:
+    counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
+    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
+                 + html.beyond_paper_intro_html(xdf, expected)
+                 + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+                 + html.table3_html(xdf) + html.rules_html(xdf)
+                 + html.figure_html(figures.plot_confusion(counts),
+        f"Fig. 8: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
+        f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
+        f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
+else:
+    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>'))
+
+# %%
+display(HTML('<h3 id="verification">E. Machines, software and verification</h3>' + sections.environment_html(records)
+             + provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
+
+# %%
+display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.timings_html(timings)))
+
+# %%
+display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebooks_html(timings, runs_dir)))
+
+# %%
+display(HTML(f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
              f"<pre>{html.esc(profile_path.read_text())}</pre>"))
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-display(HTML("<h3>E. The data behind this report</h3><p>One row per training run, with its record's path in the "
-             "results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
-             "one row per table cell (paper's and our mean, std, n, difference, Welch p): "
-             "<a href='cells.csv'>cells.csv</a>.</p>"))
+display(HTML('<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
+             "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
+             "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
+             "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>.</p>"))

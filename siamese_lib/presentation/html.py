@@ -1,4 +1,4 @@
-"""HTML fragments of the report: formatting, the results tables, figures inline, Section VII's tables."""
+"""HTML fragments of the report: formatting, the results tables, figures inline, Section VI's tables."""
 from __future__ import annotations
 
 import base64
@@ -200,7 +200,7 @@ def figure_html(fig, caption: str, width: str = "100%", dpi: int = 200) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-# --- Section VII: beyond the paper ---------------------------------------------------------------
+# --- Section VI: beyond the paper ---------------------------------------------------------------
 
 
 def beyond_paper_intro_html(xdf, expected: int) -> str:
@@ -332,7 +332,7 @@ def refit_stats(xdf, summary: dict):
 
 
 def beyond_sentence(profile, store_dir) -> str:
-    """One sentence for the abstract on Section VII's chosen configuration (empty without beyond-the-paper runs)."""
+    """One sentence for the abstract on Section VI's chosen configuration (empty without beyond-the-paper runs)."""
     if "beyond_paper" not in profile.stages:
         return ""
     xdf = load_beyond_paper(profile, store_dir, missing="skip")
@@ -340,7 +340,7 @@ def beyond_sentence(profile, store_dir) -> str:
         return ""
     summary = best_summary(xdf)
     refit = refit_stats(xdf, summary)
-    out = (f"Beyond the paper (Section VII), {esc(summary['model'])} with the variant chosen on validation splits "
+    out = (f"Beyond the paper (Section VI), {esc(summary['model'])} with the variant chosen on validation splits "
            f"(<code>{esc(summary['variant'])}</code>, rule: {esc(RULE_LABELS[summary['rule']])}"
            f"{'; a recipe fixed by explorations that were not recorded' if summary['variant'].startswith('best') else ''}"
            f") reaches {summary['test_mean']:.2f} ± {summary['test_std']:.2f}% "

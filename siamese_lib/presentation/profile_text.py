@@ -55,8 +55,8 @@ def protocols_text(profile) -> str:
 def report_title(profile) -> str:
     """The title, in the HTML <title>, the PDF metadata and the first page."""
     if is_reduced(profile):
-        return f"{TITLE} — profile {profile.name}: a reduced run, not the paper's protocol"
-    return f"{TITLE} — profile {profile.name}: the paper's protocol"
+        return f"{TITLE} — a reduced run ({profile.name}), not the paper's protocol"
+    return f"{TITLE}, under the paper's full protocol"
 
 
 def banner_html(profile) -> str:

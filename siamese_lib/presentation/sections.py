@@ -62,7 +62,7 @@ def parameters_html() -> str:
     return html_table(["Model", "Paper, shared", "Ours, shared", "Same", "Paper, not shared", "Ours, not shared"], rows,
                       caption="TABLE III: Parameters of the siamese models (batch norm on), with weight sharing "
                               "(one branch for both images) and without (two branches), counted on the models as "
-                              "built; VGG is used only beyond the paper (Section VIII).", cls="results")
+                              "built; VGG is used only beyond the paper (Section VII).", cls="results")
 
 
 def lr_choice_html(curves, used: dict) -> str:
@@ -112,12 +112,12 @@ def protocol_html(profile, records, timings) -> str:
         n = sum(applies_to(v, m) for m in g["models"] for v in variants)
         rows.append(["Beyond the paper", f"{len(variants)} variants, {n} (model, variant) configurations over "
                                    f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
-                                   f"{g['epochs']} epochs unless a variant sets its own (Section VII)"])
+                                   f"{g['epochs']} epochs unless a variant sets its own (Section VI)"])
     if "selection" in st:
         g = st["selection"]
         rows.append(["Selection", f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
                                   f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
-                                  f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VIII)"])
+                                  f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VII)"])
     trained = sorted({(r["config"]["epochs"], r.get("epochs_trained")) for r in records
                       if r.get("epochs_trained") not in (None, r["config"]["epochs"])})
     if trained:

@@ -1,4 +1,4 @@
-"""Section VIII: the selection declared before it ran, as HTML (numbers from analysis.selection_results)."""
+"""Section VII: the selection declared before it ran, as HTML (numbers from analysis.selection_results)."""
 from __future__ import annotations
 
 from ..analysis.selection_results import headline_sentence, space_frame

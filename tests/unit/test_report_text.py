@@ -20,7 +20,7 @@ def test_quick_profile_speaks_of_its_own_size_never_the_papers():
     method = pt.methodology_html(quick)
     assert "2 seeds (1-2)" in method and "6 epochs (the paper: 30)" in method
     assert "One protocol is run" in method and "original protocol" in method
-    assert "a reduced run, not the paper's protocol" in pt.report_title(quick)
+    assert "a reduced run (quick), not the paper's protocol" in pt.report_title(quick)
     for text in (pt.banner_html(quick), pt.abstract_opening(quick)):
         assert "a reduced run, not the paper's protocol" in text and "1000 training" in text
         assert "profile quick" in text.lower().replace("<i>", "").replace("</i>", "").replace("<b>", "")
@@ -32,7 +32,7 @@ def test_paper_profile_states_the_papers_protocol():
     method = pt.methodology_html(paper)
     assert "As in the paper, each configuration is trained with 10 seeds (1-10)" in method
     assert "30 epochs" in method and "(the paper: 30)" not in method and "Two protocols are run" in method
-    assert pt.report_title(paper).endswith("profile paper: the paper's protocol")
+    assert pt.report_title(paper).endswith("under the paper's full protocol") and "profile" not in pt.report_title(paper)
     assert "reduced" not in pt.banner_html(paper) + pt.abstract_opening(paper)
     assert "a corrected protocol and under the authors' original protocol" in pt.abstract_opening(paper)
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
