@@ -29,7 +29,6 @@ from pathlib import Path
 import matplotlib
 matplotlib.use("Agg")  # figures are embedded by html.figure_html, each with its caption
 from IPython.display import HTML, display
-from markupsafe import Markup
 
 from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
@@ -62,17 +61,16 @@ claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "orig
 claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
 words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper)
+words["profile"] = profile_text.profile_numbers(prof)
 selection = sel.load_selection(prof, store_dir)
 rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 # %%
 if picked:
     display(HTML(f'<p class="note">{picked}</p>'))
-beyond_text = " ".join(x for x in (sel.headline_sentence(selection), html.beyond_sentence(prof, store_dir)) if x)
-display(HTML(sections.title_html(prof, records, rendered)
-             + templates.render("abstract.html.j2", opening=Markup(profile_text.abstract_opening(prof)),
-                                beyond=Markup(beyond_text), **words)
-             + templates.render("findings.html.j2", beyond_headline=Markup(sel.headline_sentence(selection)), **words)),
+words["selection"] = sel.headline_numbers(selection)
+display(HTML(sections.title_html(prof, records, rendered) + templates.render("abstract.html.j2", **words)
+             + templates.render("findings.html.j2", **words)),
         metadata={"report_title": profile_text.report_title(prof)})  # render.py puts it in <title> and the PDF
 
 # %% [markdown]
@@ -90,7 +88,7 @@ display(HTML(sections.title_html(prof, records, rendered)
 # <h2 id="introduction">I. Introduction</h2>
 
 # %%
-display(HTML(profile_text.intro_html(prof)))
+display(HTML(templates.render("intro.html.j2", **words)))
 
 # %%
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
@@ -139,7 +137,7 @@ display(HTML(sections.parameters_html()))
 # <h2 id="methodology">III. Methodology</h2>
 
 # %%
-display(HTML(profile_text.methodology_html(prof)))
+display(HTML(templates.render("methodology.html.j2", **words)))
 
 # %%
 display(HTML(templates.render("agreement.html.j2", **words)))
@@ -150,7 +148,7 @@ display(HTML(templates.render("agreement.html.j2", **words)))
 # ### A. Learning-rate search
 
 # %%
-display(HTML(profile_text.lr_search_intro(prof)))
+display(HTML(templates.render("lr_search.html.j2", **words)))
 
 # %%
 curves = planning.lr_search_curves(records, prof)
@@ -178,14 +176,11 @@ display(HTML(html.missing_html(cells, "corrected", "table1")))
 display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected",)), "Fig. 4: Table I as error bars: "
              "mean ± std of the test error, the paper's and ours (corrected protocol).")))
 
-# %% [markdown]
-# ### C. LeNet5 in depth
-#
-# Table II: LeNet5 with auxiliary loss, switching weight sharing, batch normalisation and dropout.
-
 # %%
-display(HTML(html.table2_html(cells, "corrected", "TABLE II: Test error (%) of LeNet5 with auxiliary loss, "
-             "corrected protocol. Same columns and marks as Table I.", margin)))
+# the heading travels with its table, so a page never ends on it
+display(HTML("<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
+             "normalisation and dropout.</p>" + html.table2_html(cells, "corrected", "TABLE II: Test error (%) of "
+             "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.", margin)))
 display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %% [markdown]

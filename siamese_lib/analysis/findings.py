@@ -6,7 +6,7 @@ each protocol, the cells that differ from the paper. Nothing here formats a sent
 from __future__ import annotations
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS
-from .claims import MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, combine
+from .claims import MIN_SEEDS, NOT_TESTED, combine
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
 from .tables import QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
 from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts
@@ -69,6 +69,6 @@ def report_numbers(cells, protocols, margin, claims, claims_original, claims_pap
     """Everything the report's templates are filled with (agreement, claims, deviations, the rule's sizes)."""
     rows = claim_rows(claims, claims_original if "original" in protocols else None, claims_paper)
     return dict(agreement=agreement_numbers(cells, protocols, margin), claims=rows,
-                deviations=deviation_rows(cells, margin), min_seeds=MIN_SEEDS, paper_epochs=PAPER_EPOCHS,
+                deviations=deviation_rows(cells, margin), min_seeds=MIN_SEEDS,
                 quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS, has_original="original" in protocols,
                 tested=bool(rows) and all(r["tested"] for r in rows))

@@ -12,8 +12,8 @@ import matplotlib.pyplot as plt
 from ..analysis.stats import fmt_p, mean_std_n, seed_ranges
 from ..analysis.tables import QUIRKS, TABLE_NAMES, best_cells, yesno
 from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement
-from ..analysis.beyond_paper import (PAPER_BEST, RULE_LABELS, ablation_frame, best_summary, ensemble_errors,
-                                    load_beyond_paper, rules_table, table3, tested_against_baseline)
+from ..analysis.beyond_paper import (PAPER_BEST, RULE_LABELS, ablation_frame, ensemble_errors,
+                                    rules_table, table3, tested_against_baseline)
 from ..analysis.stats import FDR
 from ..experiments.variants import REFITS
 from ..experiments.variants import VARIANTS
@@ -148,21 +148,26 @@ def table2_html(cells, protocol: str, caption: str, margin: float) -> str:
 
 
 def missing_html(cells, protocol: str | None = None, table: str | None = None) -> str:
-    """The exact list of what is missing (configuration and seeds), or '' when nothing is."""
+    """What is missing: cells the profile does not run in one line, then each incomplete cell with its seeds;
+    '' when nothing is."""
     miss = [c for c in cells if not c.complete and (protocol is None or c.protocol == protocol)
             and (table is None or c.table == table)]
     if not miss:
         return ""
-    def what(c):
-        if c.note:
-            return esc(c.note)
-        have = len(c.expected_seeds) - len(c.missing_seeds)
-        return (f"seeds {seed_ranges(c.missing_seeds)} ({have}/{len(c.expected_seeds)} in the store; "
-                f"lr {c.lr:g}, {c.epochs} epochs)")
-    items = "".join(f"<li>{esc(c.label)}: {what(c)}</li>" for c in miss)
     scope = ", ".join(x for x in (TABLE_NAMES.get(table, ""), f"{protocol} protocol" if protocol else "") if x)
-    return (f'<div class="missing-list"><p><b>Missing runs</b> ({scope}; {len(miss)} cells, shown as missing '
-            f'above):</p><ul>{items}</ul></div>')
+    not_run = [c for c in miss if c.note]
+    out = [f'<div class="missing-list"><p><b>Missing</b> ({scope}): ']
+    if not_run:
+        out.append(f"{len(not_run)} cells not run at this size (shown as <i>not run</i> above)"
+                   + ("." if len(not_run) == len(miss) else "; "))
+    partial = [c for c in miss if not c.note]
+    if partial:
+        out.append(f"{len(partial)} cells lack runs:</p><ul>" + "".join(
+            f"<li>{esc(c.label)}: seeds {seed_ranges(c.missing_seeds)} ({len(c.expected_seeds) - len(c.missing_seeds)}"
+            f"/{len(c.expected_seeds)} in the store; lr {c.lr:g}, {c.epochs} epochs)</li>" for c in partial) + "</ul>")
+    else:
+        out.append("</p>")
+    return "".join(out) + "</div>"
 
 
 def quirk_shift_html(per_cell, grouped) -> str:
@@ -329,23 +334,3 @@ def refit_stats(xdf, summary: dict):
     if refit.empty:
         return None
     return (*mean_std_n(refit[summary["test_metric"]]), int(refit["nb_pairs"].iloc[0]))
-
-
-def beyond_sentence(profile, store_dir) -> str:
-    """One sentence for the abstract on Section VI's chosen configuration (empty without beyond-the-paper runs)."""
-    if "beyond_paper" not in profile.stages:
-        return ""
-    xdf = load_beyond_paper(profile, store_dir, missing="skip")
-    if xdf.empty:
-        return ""
-    summary = best_summary(xdf)
-    refit = refit_stats(xdf, summary)
-    out = (f"Beyond the paper (Section VI), {esc(summary['model'])} with the variant chosen on validation splits "
-           f"(<code>{esc(summary['variant'])}</code>, rule: {esc(RULE_LABELS[summary['rule']])}"
-           f"{'; a recipe fixed by explorations that were not recorded' if summary['variant'].startswith('best') else ''}"
-           f") reaches {summary['test_mean']:.2f} ± {summary['test_std']:.2f}% "
-           f"over {summary['n']} seeds, against the paper's best {PAPER_BEST['mean']}%.")
-    if refit is not None:
-        out += (f" Post hoc (added after those test errors were seen): {refit[0]:.2f} ± {refit[1]:.2f}% over "
-                f"{refit[2]} seeds after a refit on all the training pairs.")
-    return out

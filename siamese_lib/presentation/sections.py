@@ -20,7 +20,8 @@ from ..experiments.variants import VARIANTS, applies_to
 from ..models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters
 from ..store import DIRTY, code_version
 from .html import esc, html_table
-from .profile_text import banner_html, report_title
+from .profile_text import profile_numbers, report_title
+from .templates import render
 
 
 # --- the report's generated sections ------------------------------------------------------------------
@@ -36,7 +37,7 @@ def title_html(profile, records, rendered: str) -> str:
             'J. Perolini (EPFL)</p>'
             f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
             f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
-            f'rendered {esc(rendered)} by code {esc(code_version())}.</p></div>' + banner_html(profile)
+            f'rendered {esc(rendered)} by code {esc(code_version())}.</p></div>' + render("banner.html.j2", profile=profile_numbers(profile))
             + dirty_banner_html(records))
 
 

@@ -1,11 +1,12 @@
 """Section VII: the selection declared before it ran, as HTML (numbers from analysis.selection_results)."""
 from __future__ import annotations
 
-from ..analysis.selection_results import headline_sentence, space_frame
+from ..analysis.selection_results import headline_numbers, space_frame
 from ..analysis.stats import seed_ranges
 from ..experiments.selection import RULE_TEXT
 from .figures import selection_figure
 from .html import esc, fmt, figure_html, html_table
+from .templates import render
 
 
 def selection_html(result) -> str:
@@ -39,5 +40,6 @@ def selection_html(result) -> str:
     if result["headline"] is None:
         out.append(f'<p class="note">The choice, {esc(choice["candidate"])}, is not yet trained on its fresh seeds.</p>')
         return "".join(out)
-    out.append(f"<p>{esc(headline_sentence(result))}</p>")
+    out.append("<p>Pre-declared selection: " + render("selection_headline.html.j2", selection=headline_numbers(result))
+               + "</p>")
     return "".join(out)

@@ -2,6 +2,7 @@
 the default profile of the presentation notebooks."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from siamese_lib.analysis.claims import (MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, Claim, apply_power_rule,
@@ -12,29 +13,35 @@ from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import profile_text as pt
 
 
+def _say(template, profile):
+    return " ".join(html.unescape(templates.render(template, **_words("holds", profile.name))).split())
+
+
 def test_quick_profile_speaks_of_its_own_size_never_the_papers():
     quick = load_profile("quick")
-    for text in (pt.methodology_html(quick), pt.intro_html(quick), pt.abstract_opening(quick)):
+    for t in ("methodology.html.j2", "intro.html.j2", "abstract.html.j2"):
+        text = _say(t, quick)
         assert "As in the paper" not in text and "same seeds, learning rates and epochs" not in text
         assert "30 epochs," not in text and "for 30 epochs" not in text and "under both" not in text
-    method = pt.methodology_html(quick)
+    method = _say("methodology.html.j2", quick)
     assert "2 seeds (1-2)" in method and "6 epochs (the paper: 30)" in method
     assert "One protocol is run" in method and "original protocol" in method
     assert "a reduced run (quick), not the paper's protocol" in pt.report_title(quick)
-    for text in (pt.banner_html(quick), pt.abstract_opening(quick)):
-        assert "a reduced run, not the paper's protocol" in text and "1000 training" in text
-        assert "profile quick" in text.lower().replace("<i>", "").replace("</i>", "").replace("<b>", "")
-    assert "both" not in pt.abstract_opening(quick) and "the authors' original protocol" not in pt.abstract_opening(quick)
+    assert "A reduced run (quick), not the paper's protocol" in _say("banner.html.j2", quick)
+    assert "A reduced run (1000 training pairs" in _say("abstract.html.j2", quick)
+    assert "1000 training" in _say("banner.html.j2", quick)
+    assert "both" not in _say("abstract.html.j2", quick).split("Under the")[0]
+    assert "the authors' original protocol" not in _say("abstract.html.j2", quick)
 
 
 def test_paper_profile_states_the_papers_protocol():
     paper = load_profile("paper")
-    method = pt.methodology_html(paper)
+    method = _say("methodology.html.j2", paper)
     assert "As in the paper, each configuration is trained with 10 seeds (1-10)" in method
     assert "30 epochs" in method and "(the paper: 30)" not in method and "Two protocols are run" in method
     assert pt.report_title(paper).endswith("under the paper's full protocol") and "profile" not in pt.report_title(paper)
-    assert "reduced" not in pt.banner_html(paper) + pt.abstract_opening(paper)
-    assert "a corrected protocol and under the authors' original protocol" in pt.abstract_opening(paper)
+    assert "reduced" not in _say("banner.html.j2", paper) + _say("abstract.html.j2", paper)
+    assert "a corrected protocol and under the authors' original protocol" in _say("abstract.html.j2", paper)
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
 
 
@@ -74,20 +81,21 @@ def _cell(errors, key=("LeNet5", True, True)):
                        errors=list(errors), lr=0.005, epochs=30)
 
 
-def _words(claim_verdict):
+def _words(claim_verdict, profile="paper"):
     near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]                       # the paper's 6.08: equivalent
     far = [x + 5 for x in near]                                                      # 5 points off: different
     cells = [_cell(near), _cell(far, ("Net", True, True)), _cell([6.0, 9.0], ("ResNet", True, True))]
     claims = [claim(claim_verdict)]
-    return findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
+    words = findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
+    return {**words, "profile": pt.profile_numbers(load_profile(profile))}
 
 
 def test_the_abstract_counts_verdicts_only_at_the_rules_size():
-    tested = templates.render("abstract.html.j2", opening="", beyond="", **_words("holds"))
+    tested = templates.render("abstract.html.j2", beyond="", **_words("holds"))
     assert "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ " \
            "and 1 are inconclusive" in " ".join(tested.split())
     assert "The paper's claims on aux loss helps hold." in " ".join(tested.split())
-    reduced = templates.render("abstract.html.j2", opening="", beyond="", **_words(NOT_TESTED))
+    reduced = templates.render("abstract.html.j2", beyond="", **_words(NOT_TESTED))
     assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(reduced.split())
 
 
