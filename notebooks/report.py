@@ -60,15 +60,15 @@ claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")),
 claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
 claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
-words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper)
-words["profile"] = profile_text.profile_numbers(prof)
 selection = sel.load_selection(prof, store_dir)
+words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper,
+                                sel.headline_numbers(selection))
+words["profile"] = profile_text.profile_numbers(prof)
 rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 # %%
 if picked:
     display(HTML(f'<p class="note">{picked}</p>'))
-words["selection"] = sel.headline_numbers(selection)
 display(HTML(sections.title_html(prof, records, rendered) + templates.render("abstract.html.j2", **words)
              + templates.render("findings.html.j2", **words)),
         metadata={"report_title": profile_text.report_title(prof)})  # render.py puts it in <title> and the PDF
@@ -80,7 +80,7 @@ display(HTML(sections.title_html(prof, records, rendered) + templates.render("ab
 # <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
 # <a href="#selection">VII. Selection declared before it ran</a>. Supplement:
 # <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
-# <a href="#quirk-shifts">C. What the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
+# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
 # <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
 # <a href="#data">I. The data</a>.</p></nav>
@@ -164,7 +164,7 @@ display(HTML(sections.lr_choice_html(curves, used)))
 # <h3 id="results">B. Model comparison</h3>
 #
 # Table I, in the paper's layout: for each model and weight-sharing setting, without and with auxiliary loss, the
-# paper's mean ± std (n = 10), ours (mean ± std and the number of seeds), the difference and the Welch p-value. As in
+# paper's mean ± std (n = 10), ours (mean ± std and the number of seeds), the difference and the verdict. As in
 # the paper, the best result of each model is in bold and the best overall in red — for the paper's numbers and ours
 # separately.
 
@@ -173,8 +173,6 @@ display(HTML(html.table1_html(cells, "corrected", "TABLE I: Test error (%) of th
              "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
              "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.", margin)))
 display(HTML(html.missing_html(cells, "corrected", "table1")))
-display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected",)), "Fig. 4: Table I as error bars: "
-             "mean ± std of the test error, the paper's and ours (corrected protocol).")))
 
 # %%
 # the heading travels with its table, so a page never ends on it
@@ -199,10 +197,6 @@ if "original" in prof.settings["protocols"]:
     display(HTML(html.table2_html(cells, "original", "TABLE II (original protocol): Test error (%) of LeNet5 with "
                  "auxiliary loss under the authors' original protocol.", margin)))
     display(HTML(html.missing_html(cells, "original", "table2")))
-    display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected", "original")), "Fig. 5: Table I under "
-                 "both protocols beside the paper (mean ± std).")))
-    display(HTML(html.figure_html(figures.errorbar_figure(cells, "table2", ("corrected", "original")), "Fig. 6: Table II under "
-                 "both protocols beside the paper (mean ± std).", width="85%")))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
 
@@ -215,44 +209,18 @@ else:
 # %%
 display(HTML(templates.render("deviations.html.j2", **words)))
 
-# %% [markdown]
-# <h2 id="discussion">V. Discussion</h2>
-
 # %%
 rule = planning.choose_learning_rates(curves)
 lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m])
                                                       for m, r in rule.items() if r != PAPER_LRS[m]])
 display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
-# %% [markdown]
-# <h2 id="beyond">VI. Beyond the paper</h2>
-
 # %%
 expected = sum(len(e.configs()) for e in planning.expand(prof, store_dir, "cpu", stages=("beyond_paper",)))
 xdf = beyond.load_beyond_paper(prof, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
-if not expected:
-    display(HTML(f'<p class="note">Not run: the profile {prof.name!r} has no beyond-the-paper stage.</p>'))
-elif not have_ext:
-    display(HTML(f'<p class="note">No data: none of the beyond-the-paper stage\'s {expected} runs is in the store '
-                 f'yet.</p>'))
-else:
-    g = prof.stages["beyond_paper"]
-    display(HTML(
-        "<p>The paper ends with its further work: weighting the auxiliary losses, and L1/L2 regularisation. Another "
-        "public solution of the same task reports 2.96 ± 1.06 % (n = 3) with re-pairing augmentation and 200 epochs "
-        "(repository riccardocadei/DCNN-for-Digits-Comparison, EE-559 spring 2021, as its README states). This stage trains each idea as a "
-        "variant of the paper's setting (corrected protocol, weight sharing, batch norm, the paper's learning rate and "
-        f"{g['epochs']} epochs unless the variant says otherwise) on {html.esc(', '.join(g['models']))}, with "
-        f"{len(g['seeds'])} seeds ({html.esc(', '.join(map(str, g['seeds'])))}) per variant.</p>"
-        "<p><b>Fairness rule.</b> Only the training pairs train and choose. Every run of this stage holds out 20 % of "
-        "its training pairs as a validation split, drawn from its own shuffle, and trains on the rest; the "
-        "augmentations draw only on those. Every choice in this section is made on validation errors (the choosing code "
-        "refuses test columns); the test pairs give the final numbers. The recipe of the <code>best</code> "
-        "variants, though, was fixed by small explorations that were not recorded, on seeds whose validation splits "
-        "also fed the choice: its path from search space to result cannot be audited. Section VII replaces it with "
-        "a selection declared in the profile before it ran. Every variant's numbers are in <a href='#beyond-tables'>"
-        "Supplement D</a>.</p>"))
+display(HTML(templates.render("beyond.html.j2", stage=prof.stages.get("beyond_paper") if expected else None,
+                              present=have_ext, expected=expected)))
 
 # %%
 if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
@@ -260,7 +228,7 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
                  "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
                  "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + html.findings_html(xdf)))
     display(HTML("<h3>B. The weight of the auxiliary losses</h3>" + html.figure_html(figures.aux_weight_figure(xdf),
-        "Fig. 7: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
+        "Fig. 4: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
         "mean ± std over seeds; open squares: w decaying linearly from 1 to 0 over the epochs. The digit rule is not "
         "drawn at w = 0, where nothing trains the digit outputs as digits.", width="80%")))
     summary = beyond.best_summary(xdf)
@@ -271,11 +239,8 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
                  "is <i>post hoc</i>: it was added after the held-out-split runs' test "
                  "errors had been seen.</p>" + html.best_html(xdf, summary)))
 
-# %% [markdown]
-# <h2 id="selection">VII. Selection declared before it ran</h2>
-
 # %%
-display(HTML(selection_html(selection)))
+display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
 
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>
@@ -295,9 +260,14 @@ display(HTML('<h3 id="departures">A. Departures from the paper and from the auth
 display(HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings)))
 
 # %%
-display(HTML('<h3 id="quirk-shifts">C. What the quirks move</h3>' + (
-    html.quirk_shift_html(*tables.quirk_shifts(cells)) if "original" in prof.settings["protocols"] else
-    '<p class="note">Not run: this profile runs the corrected protocol only.</p>')))
+protocols = tuple(prof.settings["protocols"])
+display(HTML('<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
+             + html.figure_html(figures.errorbar_figure(cells, "table1", protocols), "Fig. S1: Table I as error bars: "
+                                "mean ± std of the test error, the paper's and ours under each protocol run.")
+             + html.figure_html(figures.errorbar_figure(cells, "table2", protocols), "Fig. S2: Table II as error bars, "
+                                "the same marks.", width="85%")
+             + (html.quirk_shift_html(*tables.quirk_shifts(cells)) if "original" in protocols else
+                '<p class="note">Not run: this profile runs the corrected protocol only.</p>')))
 
 # %%
 if have_ext:
@@ -307,7 +277,7 @@ if have_ext:
                  + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
                  + html.table3_html(xdf) + html.rules_html(xdf)
                  + html.figure_html(figures.plot_confusion(counts),
-        f"Fig. 8: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
+        f"Fig. S3: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
         f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
         f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
 else:

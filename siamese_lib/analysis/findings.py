@@ -65,10 +65,11 @@ def quirk_list() -> list[dict]:
     return [{"number": q, "text": text} for q, text in QUIRKS.items()]
 
 
-def report_numbers(cells, protocols, margin, claims, claims_original, claims_paper) -> dict:
-    """Everything the report's templates are filled with (agreement, claims, deviations, the rule's sizes)."""
+def report_numbers(cells, protocols, margin, claims, claims_original, claims_paper, selection=None) -> dict:
+    """Everything the report's templates are filled with (agreement, claims, deviations, the rule's sizes, and the
+    pre-declared selection's headline, selection_results.headline_numbers, or None)."""
     rows = claim_rows(claims, claims_original if "original" in protocols else None, claims_paper)
     return dict(agreement=agreement_numbers(cells, protocols, margin), claims=rows,
                 deviations=deviation_rows(cells, margin), min_seeds=MIN_SEEDS,
                 quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS, has_original="original" in protocols,
-                tested=bool(rows) and all(r["tested"] for r in rows))
+                tested=bool(rows) and all(r["tested"] for r in rows), selection=selection)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = ["Findings", "I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results",
             "V. Discussion", "VI. Beyond the paper", "VII. Selection declared before it ran", "Supplement"]
 CAPTIONS = ["TABLE I:", "TABLE II:", "TABLE I (original protocol):", "TABLE II (original protocol):", "TABLE III:",
-            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. 4:"]
+            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. S1:"]
 
 
 def skip_some(stage, p, seed):
