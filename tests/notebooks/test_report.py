@@ -169,7 +169,7 @@ def test_report_renders_end_to_end(tmp_path):
     assert render.check_offline(html) == [] and "<script" not in html
     assert "load_records(store_dir)" not in html
     imgs = re.findall(r'<img[^>]*src="([^"]{0,30})', html)
-    assert len(imgs) >= 6 and all(s.startswith("data:image/") for s in imgs)
+    assert len(imgs) >= 5 and all(s.startswith("data:image/") for s in imgs)
     for title in SECTIONS:
         assert title in html, title
     for caption in CAPTIONS:
