@@ -83,7 +83,7 @@ display(HTML(sections.title_html(prof, records, rendered) + templates.render("ab
 # <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
 # <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
-# <a href="#data">I. The data</a>.</p></nav>
+# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims, comparison by comparison</a>.</p></nav>
 #
 # <h2 id="introduction">I. Introduction</h2>
 
@@ -211,7 +211,7 @@ display(HTML(templates.render("deviations.html.j2", **words)))
 
 # %%
 rule = planning.choose_learning_rates(curves)
-lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m])
+lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m], faster=r > PAPER_LRS[m])
                                                       for m, r in rule.items() if r != PAPER_LRS[m]])
 display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
@@ -227,12 +227,8 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
     display(HTML("<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
                  "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
                  "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + html.findings_html(xdf)))
-    display(HTML("<h3>B. The weight of the auxiliary losses</h3>" + html.figure_html(figures.aux_weight_figure(xdf),
-        "Fig. 4: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
-        "mean ± std over seeds; open squares: w decaying linearly from 1 to 0 over the epochs. The digit rule is not "
-        "drawn at w = 0, where nothing trains the digit outputs as digits.", width="80%")))
     summary = beyond.best_summary(xdf)
-    display(HTML("<h3>C. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
+    display(HTML("<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
                  "reported below has the lowest mean validation error over every variant and rule of the stage. The "
                  "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
                  "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
@@ -276,8 +272,12 @@ if have_ext:
                  + html.beyond_paper_intro_html(xdf, expected)
                  + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
                  + html.table3_html(xdf) + html.rules_html(xdf)
+                 + html.figure_html(figures.aux_weight_figure(xdf), "Fig. S3: Test error against the weight w of the "
+        "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
+        "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
+        "outputs as digits.", width="80%")
                  + html.figure_html(figures.plot_confusion(counts),
-        f"Fig. S3: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
+        f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
         f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
         f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
 else:
@@ -303,3 +303,6 @@ display(HTML('<h3 id="data">I. The data behind this report</h3><p>One row per tr
              "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
              "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
              "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>.</p>"))
+
+# %%
+display(HTML(templates.render("claims_detail.html.j2", **words)))

@@ -35,7 +35,7 @@ def selection_html(result) -> str:
     out.append(html_table(["candidate", "rule", "validation error %", "seeds", ""], rows,
                           "TABLE XIII: Validation error per candidate and rule (the only columns the rule reads)",
                           cls="results"))
-    out.append(figure_html(selection_figure(result["runs"]), "Fig. 5: Validation error of each candidate and rule "
+    out.append(figure_html(selection_figure(result["runs"]), "Fig. 4: Validation error of each candidate and rule "
                            "over the selection seeds (bars: means, which the rule compares).", width="80%"))
     if result["headline"] is None:
         out.append(f'<p class="note">The choice, {esc(choice["candidate"])}, is not yet trained on its fresh seeds.</p>')
