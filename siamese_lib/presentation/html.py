@@ -215,9 +215,8 @@ def beyond_paper_intro_html(xdf, expected: int) -> str:
     for name, spec in VARIANTS.items():
         models = ", ".join(spec.get("models", ())) or "both"
         rows.append([f"<code>{esc(name)}</code>", esc(spec["description"]), esc(models)])
-    note = (f'<p class="note">{present} of the stage\'s {expected} runs are in the store.'
-            + (" Missing runs are left out of every number below; rerun the profile to fill them.</p>"
-               if present < expected else "</p>"))
+    note = ("" if present >= expected else f'<p class="note">{expected - present} of the {expected} runs are missing '
+            f'and left out of every number below; rerun the profile to fill them.</p>')
     return note + html_table(["variant", "what it changes from the paper's setting", "models"], rows,
                              "TABLE VIII: The variants of the beyond-the-paper stage", cls="plain")
 
