@@ -39,7 +39,7 @@ from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
-from siamese_lib.presentation import figures, html, profile_text, provenance, sections, templates
+from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
 from siamese_lib.presentation.selection_section import selection_html
 from siamese_lib.store import load_records
 
@@ -226,14 +226,14 @@ display(HTML(templates.render("beyond.html.j2", stage=prof.stages.get("beyond_pa
 if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
     display(HTML("<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
                  "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + html.findings_html(xdf)))
+                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)))
     summary = beyond.best_summary(xdf)
     display(HTML("<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
                  "reported below has the lowest mean validation error over every variant and rule of the stage. The "
                  "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
                  "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
                  "is <i>post hoc</i>: it was added after the held-out-split runs' test "
-                 "errors had been seen.</p>" + html.best_html(xdf, summary)))
+                 "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)))
 
 # %%
 display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
@@ -269,9 +269,9 @@ display(HTML('<h3 id="quirk-shifts">C. The tables as error bars, and what the qu
 if have_ext:
     counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
     display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
-                 + html.beyond_paper_intro_html(xdf, expected)
+                 + beyond_section.beyond_paper_intro_html(xdf, expected)
                  + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
-                 + html.table3_html(xdf) + html.rules_html(xdf)
+                 + beyond_section.table3_html(xdf) + beyond_section.rules_html(xdf)
                  + html.figure_html(figures.aux_weight_figure(xdf), "Fig. S3: Test error against the weight w of the "
         "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
         "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "

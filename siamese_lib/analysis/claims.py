@@ -78,10 +78,6 @@ def _direction_verdict(results, total, magnitude_ok=True):
     return verdict, support, against
 
 
-def _pairs_text(items):
-    return "; ".join(items)
-
-
 def _availability(n_avail, total):
     return "" if n_avail == total else f" Only {n_avail} of {total} comparisons have both cells complete."
 
@@ -101,7 +97,7 @@ def claim_aux_loss(stats) -> Claim:
             items.append(f"{m}{' WS' if ws else ''}: {ratio:.1f}x (p={fmt_p(r[1])})")
     mean_ratio = float(np.mean(ratios)) if ratios else float("nan")
     verdict, s, a = _direction_verdict(rows, total, magnitude_ok=2 <= one_decimal(mean_ratio) <= 3)
-    evidence = (f"Error without / with auxiliary loss: {_pairs_text(items)}. Lower with auxiliary loss (p<{ALPHA_DIFFERENCE}) "
+    evidence = (f"Error without / with auxiliary loss: {'; '.join(items)}. Lower with auxiliary loss (p<{ALPHA_DIFFERENCE}) "
                 f"in {s} of {len(rows)}; mean ratio {one_decimal(mean_ratio):.1f}." + _availability(len(rows), total)) if rows else \
         "No model has both auxiliary-loss cells complete."
     return Claim("Auxiliary loss", "Auxiliary losses lower the error two to three times, for every model.",
@@ -122,7 +118,7 @@ def claim_weight_sharing(stats) -> Claim:
             items.append(f"{m}{' aux' if aux else ''}: {r[0]:+.2f} (p={fmt_p(r[1])})")
     mean_gain = float(np.mean([d for d, _ in rows])) if rows else float("nan")
     verdict, s, a = _direction_verdict(rows, total, magnitude_ok=0.5 <= one_decimal(mean_gain) <= 3.5)
-    evidence = (f"Error without minus with weight sharing, points: {_pairs_text(items)}. Lower with weight sharing "
+    evidence = (f"Error without minus with weight sharing, points: {'; '.join(items)}. Lower with weight sharing "
                 f"(p<{ALPHA_DIFFERENCE}) in {s} of {len(rows)}; mean gain {one_decimal(mean_gain):.1f} points."
                 + _availability(len(rows), total)) if rows else "No model has both weight-sharing cells complete."
     return Claim("Weight sharing", "Weight sharing lowers the error by about 1 to 3 points for all four models.",
@@ -142,7 +138,7 @@ def claim_net_vs_lenet5(stats) -> Claim:
     best = _compare(stats, ("table1", ("Net", True, True)), ("table1", ("LeNet5", True, True)))
     magnitude_ok = best is not None and 0 < one_decimal(best[0]) <= 2
     verdict, s, a = _direction_verdict(rows, 4, magnitude_ok)
-    evidence = (f"Net minus LeNet5 error, points: {_pairs_text(items)}; LeNet5 lower (p<{ALPHA_DIFFERENCE}) in {s} of "
+    evidence = (f"Net minus LeNet5 error, points: {'; '.join(items)}; LeNet5 lower (p<{ALPHA_DIFFERENCE}) in {s} of "
                 f"{len(rows)}." + (f" With weight sharing and auxiliary loss the gap is {one_decimal(best[0]):+.1f} points."
                                    if best else "") + _availability(len(rows), 4)) if rows else \
         "No setting has both Net and LeNet5 complete."
@@ -180,7 +176,7 @@ def claim_fullyconv_best(stats) -> Claim:
     verdict = (HOLDS if is_best and sig == len(others) and not absent
                else CONTRADICTED if beaten else DOES_NOT_HOLD)
     evidence = (f"Lowest cell: {cell_label(*best_key)}, {t1[best_key].mean:.2f}%. LeNet5_FullyConv best "
-                f"{fc[fc_key].mean:.2f}% vs {_pairs_text(items)}."
+                f"{fc[fc_key].mean:.2f}% vs {'; '.join(items)}."
                 + (f" Models with no complete cell: {', '.join(absent)}." if absent else ""))
     return Claim("LeNet5_FullyConv best", "LeNet5_FullyConv is the best model (3.629% with weight sharing and "
                  "auxiliary loss).", rule, verdict, evidence)
@@ -213,7 +209,7 @@ def claim_resnet(stats) -> Claim:
     if ratios:
         slower = all(x > 1 for x in ratios)
         ok += slower
-        parts.append(f"Mean training time per run, ResNet vs LeNet5 ({_pairs_text(items)}): ResNet takes "
+        parts.append(f"Mean training time per run, ResNet vs LeNet5 ({'; '.join(items)}): ResNet takes "
                      f"{min(ratios):.1f}-{max(ratios):.1f}x as long.")
     else:
         parts.append("No training times to compare (training time not evaluated).")
@@ -240,7 +236,7 @@ def _table2_claim(stats, name, paper, flag_index, better_when) -> Claim:
         items.append(f"{fixed[0]} {yesno(a)}, {fixed[1]} {yesno(b)}: {r[0]:+.2f} (p={fmt_p(r[1])})")
     verdict, s, _ = _direction_verdict(rows, 4)
     what = "with" if better_when else "without"
-    evidence = (f"Error gain {what} {name.lower()}, points: {_pairs_text(items)}; significant (p<{ALPHA_DIFFERENCE}) in {s} "
+    evidence = (f"Error gain {what} {name.lower()}, points: {'; '.join(items)}; significant (p<{ALPHA_DIFFERENCE}) in {s} "
                 f"of {len(rows)}." + _availability(len(rows), 4)) if rows else "Table II cells are missing."
     return Claim(name + (" helps" if better_when else " hurts"), paper,
                  f"In each of the four Table II settings of the other two switches, the error is lower {what} "

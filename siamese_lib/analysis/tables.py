@@ -1,10 +1,6 @@
-"""From the results store to the paper's tables: the published numbers, the cells, the deviations.
-
-The paper's published numbers are data here (and the only numbers typed anywhere in the
-report). A table cell is computed only when every run its configuration asks for is in
-the store; otherwise it is reported as missing, with the missing seeds, never filled in.
-Statistics (``stats``): mean and sample std over seeds; Welch's t-test against the paper's
-mean/std with n=10 (the paper's ten folds).
+"""From the results store to the paper's tables: the published numbers (the only numbers typed anywhere in the
+report) and the cells. A cell is computed only when every run its configuration asks for is in the store;
+otherwise it is reported as missing, with the missing seeds, never filled in. Verdicts: ``verdicts``.
 """
 from __future__ import annotations
 
@@ -190,10 +186,6 @@ def table_cells(records, profile, store_dir=None) -> list[Cell]:
                     c = Cell(stage, protocol, key, *PAPER_TABLES[stage][key], note=why)
                 out.append(c)
     return out
-
-
-def select(cells, table=None, protocol=None) -> list[Cell]:
-    return [c for c in cells if (table is None or c.table == table) and (protocol is None or c.protocol == protocol)]
 
 
 def cell_map(cells, protocol) -> dict:

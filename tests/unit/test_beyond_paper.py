@@ -11,7 +11,7 @@ from siamese_lib.training import Split, augment_batch, aux_weight_at, shift_imag
 from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.experiments import variants
 from siamese_lib.presentation import figures
-from siamese_lib.presentation import html as report_html
+from siamese_lib.presentation import beyond_section as report_html
 
 EXTENSION_FIELDS = ("lr", "aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "epochs", "lr_schedule", "model")
 
