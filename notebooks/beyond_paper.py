@@ -21,7 +21,7 @@
 # **Fairness rule.** Only the training pairs train and choose. Each run holds out a validation
 # split carved from its own shuffle of the training pairs (20 %: 200 of the paper's 1000; the
 # input is normalised with the statistics of the other 800 alone); any choice between variants or
-# comparison rules is made on those validation errors (`siamese_lib.analysis.variants.select_best` refuses
+# comparison rules is made on those validation errors (`siamese_lib.analysis.beyond_paper.select_best` refuses
 # test columns). The 1000 test pairs are scored once, for the final numbers.
 
 # %% tags=["parameters"]
@@ -53,7 +53,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from siamese_lib.analysis import variants as beyond
+from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.experiments import variants
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.pipeline.engine import ensure_runs

@@ -9,13 +9,13 @@
 # %% [markdown]
 # # Figures
 #
-# The report's figures, drawn from the results store (never trained here) and saved as PNG and SVG under
-# `runs/<profile>/figures/`. Run it interactively to look at one figure at a time.
+# The report's figures, drawn from the results store (never trained here), shown inline; the report draws its own
+# copies. Run it interactively to look at one figure at a time.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides them). An empty profile: the first of paper, quick, smoke whose store
 # holds runs. Empty paths follow from the profile name: runs/<profile>/, runs/<profile>/store,
-# params/<profile>.yaml; the figures are written under runs/<profile>/figures/.
+# params/<profile>.yaml.
 profile = ""
 store_dir = ""
 runs_dir = ""
@@ -47,19 +47,9 @@ if picked:
 runs_dir = Path(runs_dir or runs_root() / profile)
 store_dir = Path(store_dir or runs_dir / "store")
 profile_path = Path(profile_path or PARAMS_DIR / f"{profile}.yaml")
-fig_dir = runs_dir / "figures"
-fig_dir.mkdir(parents=True, exist_ok=True)
 prof = load_profile(str(profile_path))
 records = load_records(store_dir) if store_dir.is_dir() else []  # read only
 cells = tables.table_cells(records, prof, store_dir)
-
-
-def save(fig, name):
-    """Keep a PNG and an SVG of each figure beside the runs."""
-    if fig is not None:
-        for ext in ("png", "svg"):
-            fig.savefig(fig_dir / f"{name}.{ext}", dpi=200, bbox_inches="tight")
-    return fig
 
 
 # %% [markdown]
@@ -69,14 +59,14 @@ def save(fig, name):
 
 # %%
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
-save(figures.sample_pairs_figure(pairs, n=8), "sample_pairs")
+figures.sample_pairs_figure(pairs, n=8)
 plt.show()
 
 # %% [markdown]
 # ## Fig. 1 of the paper: the siamese architecture
 
 # %%
-save(figures.architecture_figure(), "architecture")
+figures.architecture_figure()
 plt.show()
 
 # %% [markdown]
@@ -89,7 +79,7 @@ plt.show()
 curves = planning.lr_search_curves(records, prof)
 used = planning.used_learning_rates(prof, curves, store_dir)
 print("our rule would choose:", planning.choose_learning_rates(curves), "| used:", used)
-save(figures.lr_search_figure(curves, used), "lr_search")
+figures.lr_search_figure(curves, used)
 plt.show()
 
 # %% [markdown]
@@ -97,7 +87,7 @@ plt.show()
 
 # %%
 protocols = tuple(prof.settings["protocols"])
-save(figures.errorbar_figure(cells, "table1", protocols), "table1_errorbars")
+figures.errorbar_figure(cells, "table1", protocols)
 plt.show()
-save(figures.errorbar_figure(cells, "table2", protocols), "table2_errorbars")
+figures.errorbar_figure(cells, "table2", protocols)
 plt.show()

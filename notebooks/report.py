@@ -30,17 +30,18 @@ import matplotlib
 matplotlib.use("Agg")  # figures are embedded by html.figure_html, each with its caption
 from IPython.display import HTML, display
 
-from siamese_lib.analysis import tables
+from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
-from siamese_lib.analysis import variants as beyond
-from siamese_lib.analysis import selection as sel
+from siamese_lib.analysis import beyond_paper as beyond
+from siamese_lib.analysis import selection_results as sel
+from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
-from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
 from siamese_lib.pipeline.published import publish_record
-from siamese_lib.presentation import figures, html, profile_text, provenance, sections
-from siamese_lib.presentation.selection import selection_html
+from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
+from siamese_lib.presentation.selection_section import selection_html
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -59,21 +60,36 @@ size = profile_text.claims_size(prof)
 claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
 claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
 claims_paper = evaluate_claims(paper_stats())
+margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
+words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper,
+                                sel.headline_numbers(selection))
+words["profile"] = profile_text.profile_numbers(prof)
 rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 # %%
 if picked:
     display(HTML(f'<p class="note">{picked}</p>'))
-beyond_text = " ".join(x for x in (sel.headline_sentence(selection), html.beyond_sentence(prof, store_dir)) if x)
-display(HTML(sections.title_html(prof, records, rendered) + sections.abstract_html(prof, cells, claims, beyond_text)),
+display(HTML(sections.title_html(prof, records, rendered) + templates.render("abstract.html.j2", **words)
+             + templates.render("findings.html.j2", **words)),
         metadata={"report_title": profile_text.report_title(prof)})  # render.py puts it in <title> and the PDF
 
 # %% [markdown]
-# ## I. Introduction
+# <nav class="toc"><p><b>Contents.</b> Main text: <a href="#findings">Findings</a> ·
+# <a href="#introduction">I. Introduction</a> · <a href="#architecture">II. Model architecture</a> ·
+# <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
+# <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
+# <a href="#selection">VII. Selection declared before it ran</a>. Supplement:
+# <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
+# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
+# <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
+# <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
+# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims, comparison by comparison</a>.</p></nav>
+#
+# <h2 id="introduction">I. Introduction</h2>
 
 # %%
-display(HTML(profile_text.intro_html(prof)))
+display(HTML(templates.render("intro.html.j2", **words)))
 
 # %%
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
@@ -81,7 +97,7 @@ display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: 
              "its two digit classes and the target (1 when the first digit is at most the second).", width="80%")))
 
 # %% [markdown]
-# ## II. Model architecture
+# <h2 id="architecture">II. Model architecture</h2>
 #
 # ### A. Models
 #
@@ -96,9 +112,12 @@ display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: 
 #   (64→120→84→10), each followed by batch norm; its head is made of 1×1 one-dimensional convolutions with batch norm.
 # - **ResNet**: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
 #   pooling and a linear layer (32→10).
+# - **VGG** (beyond the paper, a candidate of Section VII only): two stages of two padded 3×3 convolutions each
+#   (32 then 64 channels, each with batch norm and ReLU, a 2×2 max-pooling after each stage: 14×14 → 7×7 → 3×3), then
+#   two linear layers (576→128→10), with LeNet5's head.
 #
 # The paper gives parameter counts for the models with weight sharing; Table III sets ours beside them and adds the
-# counts without weight sharing, when each image has its own branch.
+# counts without weight sharing, when each image has its own branch, and VGG's.
 
 # %%
 display(HTML(html.figure_html(figures.architecture_figure(), "Fig. 2 (the paper's Fig. 1): The siamese architecture "
@@ -116,27 +135,21 @@ display(HTML(sections.parameters_html()))
 # - **Dropout**: p = 0.25 after the hidden linear layers of the branch and of the head (Table II switches it on).
 
 # %% [markdown]
-# ## III. Methodology
+# <h2 id="methodology">III. Methodology</h2>
 
 # %%
-display(HTML(profile_text.methodology_html(prof)))
-
-# %% [markdown]
-# Each of our cells is compared with the paper's by the difference of the means (Δ = ours − paper) and a two-sided
-# Welch t-test from the summary statistics, with the paper's n = 10. A p-value below 0.01 is underlined and the cell is
-# discussed in section IV-E.
+display(HTML(templates.render("methodology.html.j2", **words)))
 
 # %%
-display(HTML(sections.protocol_html(prof, records, timings)))
-display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))  # every departure, from the code's settings
+display(HTML(templates.render("agreement.html.j2", **words)))
 
 # %% [markdown]
-# ## IV. Results
+# <h2 id="results-section">IV. Results</h2>
 #
 # ### A. Learning-rate search
 
 # %%
-display(HTML(profile_text.lr_search_intro(prof)))
+display(HTML(templates.render("lr_search.html.j2", **words)))
 
 # %%
 curves = planning.lr_search_curves(records, prof)
@@ -149,29 +162,24 @@ display(HTML(html.figure_html(figures.lr_search_figure(curves, used), "Fig. 3 (t
 display(HTML(sections.lr_choice_html(curves, used)))
 
 # %% [markdown]
-# ### B. Model comparison
+# <h3 id="results">B. Model comparison</h3>
 #
 # Table I, in the paper's layout: for each model and weight-sharing setting, without and with auxiliary loss, the
-# paper's mean ± std (n = 10), ours (mean ± std and the number of seeds), the difference and the Welch p-value. As in
+# paper's mean ± std (n = 10), ours (mean ± std and the number of seeds), the difference and the verdict. As in
 # the paper, the best result of each model is in bold and the best overall in red — for the paper's numbers and ours
 # separately.
 
 # %%
 display(HTML(html.table1_html(cells, "corrected", "TABLE I: Test error (%) of the four models, corrected protocol. "
-             "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; p: Welch t-test. Bold: best "
-             "per model; red: best overall.")))
+             "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
+             "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.", margin)))
 display(HTML(html.missing_html(cells, "corrected", "table1")))
-display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected",)), "Fig. 4: Table I as error bars: "
-             "mean ± std of the test error, the paper's and ours (corrected protocol).")))
-
-# %% [markdown]
-# ### C. LeNet5 in depth
-#
-# Table II: LeNet5 with auxiliary loss, switching weight sharing, batch normalisation and dropout.
 
 # %%
-display(HTML(html.table2_html(cells, "corrected", "TABLE II: Test error (%) of LeNet5 with auxiliary loss, "
-             "corrected protocol. Same columns and marks as Table I.")))
+# the heading travels with its table, so a page never ends on it
+display(HTML("<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
+             "normalisation and dropout.</p>" + html.table2_html(cells, "corrected", "TABLE II: Test error (%) of "
+             "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.", margin)))
 display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %% [markdown]
@@ -179,139 +187,127 @@ display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %%
 if "original" in prof.settings["protocols"]:
-    display(HTML("<p>The same tables with the authors' quirks put back: (1) the runs without auxiliary loss train 25 "
-                 "epochs instead of 30; (2) the test input is not normalised; (3) batch norm uses the statistics of "
-                 "each test mini-batch; (4) dropout stays active at test time. Quirk 2 applies to every cell, but where "
-                 "batch norm is on, quirk 3 largely hides it. Table V gives the shift of each cell from the corrected "
-                 "to the original protocol, and Table VI groups the shifts by the quirks that apply.</p>"))
+    display(HTML("<p>The same tables with the authors' quirks put back (each described once, in <a "
+                 "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
+                 "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
+                 "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"))
     display(HTML(html.table1_html(cells, "original", "TABLE I (original protocol): Test error (%) of the four models "
-                 "under the authors' original protocol. Same columns and marks as Table I.")))
+                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
+                 f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).", margin)))
     display(HTML(html.missing_html(cells, "original", "table1")))
     display(HTML(html.table2_html(cells, "original", "TABLE II (original protocol): Test error (%) of LeNet5 with "
-                 "auxiliary loss under the authors' original protocol.")))
+                 "auxiliary loss under the authors' original protocol.", margin)))
     display(HTML(html.missing_html(cells, "original", "table2")))
-    display(HTML(html.quirk_shift_html(*tables.quirk_shifts(cells))))
-    display(HTML(html.figure_html(figures.errorbar_figure(cells, "table1", ("corrected", "original")), "Fig. 5: Table I under "
-                 "both protocols beside the paper (mean ± std).")))
-    display(HTML(html.figure_html(figures.errorbar_figure(cells, "table2", ("corrected", "original")), "Fig. 6: Table II under "
-                 "both protocols beside the paper (mean ± std).", width="85%")))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
 
 # %% [markdown]
 # ### E. Deviations from the paper
 #
-# Every cell whose Welch p-value against the paper is below 0.01 under either protocol, largest gap first, with the
-# reason the two protocols point to: a cell that deviates under the corrected protocol but agrees under the original
-# one is explained by the quirks; one that deviates under both is a gap the quirks do not explain.
+# Every distinct cell judged different from the paper under either protocol, largest gap first, with what the other
+# protocol says about it.
 
 # %%
-devs = tables.deviations(cells)
-tests = sum(1 for c in cells if c.complete)
-chance = (f'<p class="note">{tests} complete cells were tested; at p &lt; 0.01 about {tests * 0.01:.1f} of them would '
-          f'fall below the threshold by chance alone.</p>') if tests else ""
-display(HTML(html.deviations_html(devs) + chance))
-
-# %% [markdown]
-# ## V. Discussion
+display(HTML(templates.render("deviations.html.j2", **words)))
 
 # %%
-display(HTML(profile_text.claims_intro(prof)))
-
-# %%
-display(HTML(html.claims_html(claims, claims_paper,
-                             claims_original if "original" in prof.settings["protocols"] else None)))
-
-# %% [markdown]
-# ## VI. Conclusion
-
-# %%
-display(HTML(sections.conclusion_html(prof, cells, claims)))
-
-# %% [markdown]
-# ## VII. Beyond the paper
+rule = planning.choose_learning_rates(curves)
+lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m], faster=r > PAPER_LRS[m])
+                                                      for m, r in rule.items() if r != PAPER_LRS[m]])
+display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
 # %%
 expected = sum(len(e.configs()) for e in planning.expand(prof, store_dir, "cpu", stages=("beyond_paper",)))
 xdf = beyond.load_beyond_paper(prof, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
-if not expected:
-    display(HTML(f'<p class="note">Not run: the profile {prof.name!r} has no beyond-the-paper stage.</p>'))
-elif not have_ext:
-    display(HTML(f'<p class="note">No data: none of the beyond-the-paper stage\'s {expected} runs is in the store '
-                 f'yet.</p>'))
-else:
-    g = prof.stages["beyond_paper"]
-    display(HTML(
-        "<p>The paper ends with its further work: weighting the auxiliary losses, and L1/L2 regularisation. Other "
-        "public solutions of the task reached 1.99 ± 0.47 % with data augmentation. This stage trains each idea as a "
-        "variant of the paper's setting (corrected protocol, weight sharing, batch norm, the paper's learning rate and "
-        f"{g['epochs']} epochs unless the variant says otherwise) on {html.esc(', '.join(g['models']))}, with "
-        f"{len(g['seeds'])} seeds ({html.esc(', '.join(map(str, g['seeds'])))}) per variant.</p>"
-        "<p><b>Fairness rule.</b> Only the training pairs train and choose. Every run of this stage holds out 20 % of "
-        "its training pairs as a validation split, drawn from its own shuffle, and trains on the rest; the "
-        "augmentations draw only on those. Every choice in this section is made on validation errors (<code>select_best"
-        "</code> refuses test columns); the test pairs give the final numbers. The recipe of the <code>best</code> "
-        "variants, though, was fixed by small explorations that were not recorded, on seeds whose validation splits "
-        "also fed the choice: its path from search space to result cannot be audited. Section VIII replaces it with "
-        "a selection declared in the profile before it ran.</p>" + html.beyond_paper_intro_html(xdf, expected)))
+display(HTML(templates.render("beyond.html.j2", stage=prof.stages.get("beyond_paper") if expected else None,
+                              present=have_ext, expected=expected)))
 
 # %%
 if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    display(HTML("<h3>A. Every variant against the paper's best (Table IX)</h3><p>Two comparison rules per variant: "
+    display(HTML("<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
                  "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble averages the seeds' outputs per test "
-                 "pair; it is fixed in advance, not chosen.</p>" + html.table3_html(xdf) + html.findings_html(xdf)))
-    display(HTML("<h3>B. The weight of the auxiliary losses</h3>" + html.figure_html(figures.aux_weight_figure(xdf),
-        "Fig. 7: Test error against the weight w of the two digit losses (the comparison loss + w x the digit losses), "
-        "mean ± std over seeds; open squares: w decaying linearly from 1 to 0 over the epochs. The digit rule is not "
-        "drawn at w = 0, where nothing trains the digit outputs as digits.", width="80%")))
-    display(HTML("<h3>C. Which rule decides d1 ≤ d2 (Table X)</h3>" + html.rules_html(xdf)))
+                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)))
     summary = beyond.best_summary(xdf)
-    display(HTML("<h3>D. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
+    display(HTML("<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
                  "reported below has the lowest mean validation error over every variant and rule of the stage. The "
                  "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
                  "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
-                 "(<code>best_refit</code>) is <b>post hoc</b>: it was added after the held-out-split runs' test "
-                 "errors had been seen.</p>" + html.best_html(xdf, summary)))
+                 "is <i>post hoc</i>: it was added after the held-out-split runs' test "
+                 "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)))
+
+# %%
+display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
+
+# %% [markdown]
+# <h2 class="appendix" id="supplement">Supplement</h2>
+#
+# The machinery behind the main text: how this code departs from the paper and from the authors' code, the protocol
+# as run, what the quirks move, every variant beyond the paper, the machines, the time each stage took, the executed
+# notebook of every configuration, the profile that defined the run, and the data behind the report.
+
+# %%
+display(HTML('<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
+             "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
+             "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
+             "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
+             + provenance.departures_html(tables.quirk_shifts(cells)[1])))
+
+# %%
+display(HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings)))
+
+# %%
+protocols = tuple(prof.settings["protocols"])
+display(HTML('<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
+             + html.figure_html(figures.errorbar_figure(cells, "table1", protocols), "Fig. S1: Table I as error bars: "
+                                "mean ± std of the test error, the paper's and ours under each protocol run.")
+             + html.figure_html(figures.errorbar_figure(cells, "table2", protocols), "Fig. S2: Table II as error bars, "
+                                "the same marks.", width="85%")
+             + (html.quirk_shift_html(*tables.quirk_shifts(cells)) if "original" in protocols else
+                '<p class="note">Not run: this profile runs the corrected protocol only.</p>')))
+
+# %%
+if have_ext:
     counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
-    display(HTML("<h3>E. The digit errors that flip the comparison</h3>" + html.figure_html(figures.plot_confusion(counts),
-        f"Fig. 8: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
+    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
+                 + beyond_section.beyond_paper_intro_html(xdf, expected)
+                 + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+                 + beyond_section.table3_html(xdf) + beyond_section.rules_html(xdf)
+                 + html.figure_html(figures.aux_weight_figure(xdf), "Fig. S3: Test error against the weight w of the "
+        "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
+        "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
+        "outputs as digits.", width="80%")
+                 + html.figure_html(figures.plot_confusion(counts),
+        f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
         f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
         f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
-
-# %% [markdown]
-# ## VIII. Selection declared before it ran
-
-# %%
-display(HTML(selection_html(selection)))
-
-# %% [markdown]
-# <h2 class="appendix">Appendix</h2>
-#
-# The machine and software behind the numbers, the time each stage took, the executed notebook of every configuration, the profile that defined the run, and the data behind the report.
+else:
+    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>'))
 
 # %%
-display(HTML("<h3>A. Environment</h3>" + sections.environment_html(records)))
-display(HTML(provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
+display(HTML('<h3 id="verification">E. Machines, software and verification</h3>' + sections.environment_html(records)
+             + provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
 
 # %%
-display(HTML("<h3>B. Wall time</h3>" + sections.timings_html(timings)))
+display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.timings_html(timings)))
 
 # %%
-display(HTML("<h3>C. Executed notebooks</h3>" + sections.notebooks_html(timings, runs_dir)))
+display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebooks_html(timings, runs_dir)))
 
 # %%
-display(HTML(f"<h3>D. The profile</h3><p>{html.esc(profile_path.name)}:</p>"
+display(HTML(f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
              f"<pre>{html.esc(profile_path.read_text())}</pre>"))
 
 # %%
-paths = sections.write_data_csvs(frame, cells, report_dir)
+paths = sections.write_data_csvs(frame, cells, report_dir, margin)
 paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
-display(HTML("<h3>E. The data behind this report</h3><p>One row per training run, with its record's path in the "
-             "results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
-             "one row per table cell (paper's and our mean, std, n, difference, Welch p): "
-             "<a href='cells.csv'>cells.csv</a>. Every run's full record (configuration, metrics, loss curve, "
-             "per-pair test outputs, machine, code version) and the profile: <a href='records.parquet'>records."
-             "parquet</a> (its sha256 in <a href='records.parquet.sha256'>records.parquet.sha256</a>; "
-             "<code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"))
+display(HTML('<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
+             "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
+             "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
+             "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
+             "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
+             "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
+             "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"))
+
+# %%
+display(HTML(templates.render("claims_detail.html.j2", **words)))

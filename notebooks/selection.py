@@ -47,7 +47,7 @@ import pandas as pd
 import torch
 from IPython.display import Markdown, display
 
-from siamese_lib.analysis import selection as sel
+from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate

@@ -1,10 +1,23 @@
-"""The statistics every table uses: one mean/std (sample std, ddof 1), one Welch test, one p-value format."""
+"""The statistics every table uses: one mean/std (sample std, ddof 1), one Welch test, one equivalence test
+(two one-sided Welch tests), one multiplicity correction (Benjamini-Hochberg), one p-value format."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+from scipy.stats import t as student_t
 from scipy.stats import ttest_ind_from_stats
+
+# One threshold per kind of test, stated here only.
+# Difference (two-sided Welch): the conventional 5 %. It serves every "is there a difference" question of the
+# report: a cell against the paper's, and one of our cells against another (the claims).
+ALPHA_DIFFERENCE = 0.05
+# Equivalence (TOST): each one-sided test at 5 %, the usual choice (Schuirmann 1987). It is the same as asking
+# that the 90 % confidence interval of the difference lie inside +-margin, and needs no correction for its two
+# tests, since both must reject.
+ALPHA_EQUIVALENCE = 0.05
+# Multiplicity (Benjamini-Hochberg): the false-discovery rate where a section runs many difference tests.
+FDR = 0.05
 
 
 def mean_std_n(values) -> tuple[float, float, int]:
@@ -23,12 +36,44 @@ def mean_std(values) -> tuple[float, float]:
 
 def welch_p(mean1, std1, n1, mean2, std2, n2) -> float:
     """Two-sided Welch t-test p-value from summary statistics; NaN when it is undefined."""
-    vals = (mean1, std1, n1, mean2, std2, n2)
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals) or n1 < 2 or n2 < 2:
+    if _undefined(mean1, std1, n1, mean2, std2, n2) or n1 < 2 or n2 < 2:
         return float("nan")
     if std1 == 0 and std2 == 0:
         return 0.0 if mean1 != mean2 else 1.0
     return float(ttest_ind_from_stats(mean1, std1, n1, mean2, std2, n2, equal_var=False).pvalue)
+
+
+def _undefined(*vals) -> bool:
+    return any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals)
+
+
+def tost_p(mean1, std1, n1, mean2, std2, n2, margin) -> float:
+    """Two one-sided Welch tests of |mean1 - mean2| < margin, from summary statistics: the larger of the two
+    one-sided p-values (small: the difference lies within +-margin). NaN when undefined."""
+    if _undefined(mean1, std1, n1, mean2, std2, n2) or n1 < 2 or n2 < 2:
+        return float("nan")
+    d = mean1 - mean2
+    v1, v2 = std1 ** 2 / n1, std2 ** 2 / n2
+    se = math.sqrt(v1 + v2)
+    if se == 0:
+        return 0.0 if abs(d) < margin else 1.0
+    df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    p_low = student_t.sf((d + margin) / se, df)    # H0: d <= -margin
+    p_high = student_t.cdf((d - margin) / se, df)  # H0: d >= +margin
+    return float(max(p_low, p_high))
+
+
+def bh_adjust(pvalues) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values, in the input order (NaN stays NaN and is not counted)."""
+    p = np.asarray([float(x) for x in pvalues], dtype=float)
+    out = np.full(len(p), np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    if len(idx):
+        order = idx[np.argsort(p[idx], kind="stable")]
+        m = len(order)
+        ranked = p[order] * m / np.arange(1, m + 1)
+        out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    return out.tolist()
 
 
 def fmt_p(p) -> str:

@@ -1,10 +1,6 @@
-"""From the results store to the paper's tables: the published numbers, the cells, the deviations.
-
-The paper's published numbers are data here (and the only numbers typed anywhere in the
-report). A table cell is computed only when every run its configuration asks for is in
-the store; otherwise it is reported as missing, with the missing seeds, never filled in.
-Statistics (``stats``): mean and sample std over seeds; Welch's t-test against the paper's
-mean/std with n=10 (the paper's ten folds).
+"""From the results store to the paper's tables: the published numbers (the only numbers typed anywhere in the
+report) and the cells. A cell is computed only when every run its configuration asks for is in the store;
+otherwise it is reported as missing, with the missing seeds, never filled in. Verdicts: ``verdicts``.
 """
 from __future__ import annotations
 
@@ -18,7 +14,7 @@ import pandas as pd
 from .. import machine
 from ..experiments.planning import config_id, expand, index_records
 from ..config import PAPER_MODELS
-from .stats import fmt_p, mean_std, seed_ranges, welch_p
+from .stats import mean_std, seed_ranges, welch_p
 
 # --- the paper's published numbers (ee559-project1-report.txt) -------------------------
 
@@ -55,8 +51,6 @@ QUIRKS = {
     3: "no model.eval(): batch norm on test mini-batch statistics",
     4: "no model.eval(): dropout active at test time",
 }
-ALPHA_DEVIATION = 0.01   # issue 5: cells whose Welch p vs the paper is below this are explained
-ALPHA_EFFECT = 0.05      # claims: a difference between two of our cells counts when p is below this
 
 
 def yesno(b: bool) -> str:
@@ -95,7 +89,8 @@ class Cell:
     expected_seeds: list = field(default_factory=list)
     missing_seeds: list = field(default_factory=list)
     lr: float | None = None
-    epochs: int | None = None
+    epochs: int | None = None                        # as configured (the paper's 30)
+    epochs_trained: int | None = None                # as trained: 25 for no-aux cells of the original protocol (quirk 1)
     errors: list = field(default_factory=list)      # our per-seed test errors, in seed order
     train_seconds: list = field(default_factory=list)
     note: str = ""                                   # why a cell has no configuration (not in the profile...)
@@ -168,7 +163,8 @@ def table_cells(records, profile, store_dir=None) -> list[Cell]:
         configs = ex.configs()
         key = _cell_key(ex.stage, ex.parameters)
         cell = Cell(ex.stage, ex.parameters["protocol"], key, *PAPER_TABLES[ex.stage][key],
-                    lr=ex.parameters["lr"], epochs=ex.parameters["epochs"])
+                    lr=ex.parameters["lr"], epochs=ex.parameters["epochs"],
+                    epochs_trained=min((cfg.trained_epochs for cfg in configs), default=None))
         for cfg in configs:
             cell.expected_seeds.append(cfg.seed)
             found = idx.get(config_id(cfg))
@@ -234,75 +230,6 @@ def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
     ours_per, ours_best = bests(lambda c: c.mean, lambda c: c.complete)
     paper_per, paper_best = bests(lambda c: c.paper_mean, lambda c: True)
     return ours_per, ours_best, paper_per, paper_best
-
-
-# --- deviations from the paper ------------------------------------------------------------
-
-
-@dataclass
-class Deviation:
-    table: str
-    key: tuple
-    protocols: list        # the protocols under which p < ALPHA_DEVIATION
-    corrected: Cell
-    original: Cell | None
-    reason: str
-    kind: str              # 'quirk', 'unexplained', 'original only', 'undetermined'
-
-    @property
-    def label(self) -> str:
-        return cell_label(self.table, self.key)
-
-    @property
-    def largest_abs_diff(self) -> float:
-        return max(abs(c.diff) for c in (self.corrected, self.original) if c is not None and c.complete)
-
-
-def quirk_text(table, key) -> str:
-    return "; ".join(f"{q}: {QUIRKS[q]}" for q in applicable_quirks(table, key))
-
-
-def deviations(cells, alpha: float = ALPHA_DEVIATION) -> list[Deviation]:
-    """Every cell whose Welch p vs the paper is below alpha under either protocol, with a reason drawn
-    from comparing the two protocols; largest gap first."""
-    corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
-    out = []
-    for k, c in corr.items():
-        o = orig.get(k)
-        dev_c = c.complete and c.p_value < alpha
-        dev_o = o is not None and o.complete and o.p_value < alpha
-        if not (dev_c or dev_o):
-            continue
-        table, key = k
-        quirks = quirk_text(table, key)
-
-        def side(x):
-            return f"{x.mean:.2f} vs the paper's {x.paper_mean:g} (p={fmt_p(x.p_value)})"
-        if dev_c and o is not None and o.complete and not dev_o:
-            kind = "quirk"
-            reason = (f"A quirk of the original protocol: corrected {side(c)}, but the original protocol gives "
-                      f"{side(o)}, in agreement with the paper; the quirks move this cell by "
-                      f"{o.mean - c.mean:+.2f} points (quirks that apply: {quirks}).")
-        elif dev_c and dev_o:
-            kind = "unexplained"
-            closer = "closer to" if abs(o.diff) < abs(c.diff) else "no closer to"
-            reason = (f"Unexplained gap (a difference in data, software or an unreported detail): it deviates under "
-                      f"both protocols, corrected {side(c)}, original {side(o)}; the original protocol is {closer} "
-                      f"the paper, so the quirks alone do not account for it.")
-        elif dev_o and not dev_c:
-            kind = "original only"
-            reason = (f"The corrected protocol agrees with the paper ({side(c)}); the original protocol does not "
-                      f"({side(o)}): the quirks ({quirks}) move this cell by {o.mean - c.mean:+.2f} points away "
-                      f"from the published value, which the quirky code path therefore does not explain.")
-        else:
-            kind = "undetermined"
-            missing = o.missing_text() if o is not None else "not run"
-            reason = (f"Deviates under the corrected protocol ({side(c)}); the original-protocol cell is missing "
-                      f"({missing}), so a quirk cannot be told apart from a real gap.")
-        protocols = [p for p, d in (("corrected", dev_c), ("original", dev_o)) if d]
-        out.append(Deviation(table, key, protocols, c, o, reason, kind))
-    out.sort(key=lambda d: -d.largest_abs_diff)
-    return out
 
 
 def quirk_shifts(cells):

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import inside, safe_name
+from ..common import TEMPLATE_DIR, inside, safe_name
 from ..store import run_key
 from .kernels import execute_job, kernel_name, signal_group
 
@@ -97,9 +97,11 @@ def presentation_state(store_dir: Path, also=()) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _package_digest() -> str:
+    """The package's code and the report's templates (its words): what presentation reads besides the store."""
     h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        h.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    for base, pattern in ((PACKAGE_DIR, "*.py"), (TEMPLATE_DIR, "*")):
+        for path in sorted(p for p in base.rglob(pattern) if p.is_file()):
+            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
 
 

@@ -185,8 +185,9 @@ def derive_csvs(path, out_dir) -> dict:
         profile_file = Path(tmp) / f"{meta['profile']}.yaml"
         profile_file.write_text(meta["profile_yaml"])
         records = load_records(store)
-        cells = table_cells(records, load_profile(str(profile_file)), store)
-        return write_data_csvs(records_frame(records), cells, out_dir)
+        profile = load_profile(str(profile_file))
+        cells = table_cells(records, profile, store)
+        return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
 
 
 def seed_from_record(run) -> None:

@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
-from ..analysis.variants import aux_weight_frame
+from ..analysis.beyond_paper import aux_weight_frame
 from ..config import PAPER_MODELS
 
 PAPER_COLOR = "#555555"
@@ -90,8 +90,11 @@ def architecture_figure():
     return fig
 
 
+USED, SEARCHED = "used for the tables (dotted)", "searched only"
+
+
 def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataFrame:
-    """Tidy rows (model, rate, used, seed, epoch, loss) of the complete rates of the LR search."""
+    """Tidy rows (model, rate, line, seed, epoch, loss) of the complete rates of the LR search."""
     rows = []
     for model in models:
         for lr, e in sorted(curves.get(model, {}).items(), reverse=True):
@@ -99,7 +102,7 @@ def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataF
                 continue
             used = chosen.get(model) is not None and math.isclose(lr, chosen[model])
             for seed, curve in zip(e["seeds"], e["curves"]):
-                rows += [{"model": model, "rate": f"{lr:g}", "used": "used" if used else "not used", "seed": seed,
+                rows += [{"model": model, "rate": f"{lr:g}", "line": USED if used else SEARCHED, "seed": seed,
                           "epoch": i + 1, "loss": float(v)} for i, v in enumerate(curve)]
     return pd.DataFrame(rows)
 
@@ -110,9 +113,10 @@ def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
     df = lr_search_frame(curves, chosen, models)
     if df.empty:
         return None
-    g = sns.relplot(data=df, x="epoch", y="loss", hue="rate", style="used", style_order=["not used", "used"],
-                    dashes={"not used": "", "used": (1, 1)}, col="model", col_wrap=min(2, df["model"].nunique()),
-                    kind="line", errorbar=None, palette="viridis", height=2.3, aspect=1.45,
+    # a qualitative palette: six rates must be told apart, not ordered by shade
+    g = sns.relplot(data=df, x="epoch", y="loss", hue="rate", style="line", style_order=[SEARCHED, USED],
+                    dashes={SEARCHED: "", USED: (1, 1)}, col="model", col_wrap=min(2, df["model"].nunique()),
+                    kind="line", errorbar=None, palette="tab10", height=2.3, aspect=1.45,
                     facet_kws={"sharey": False, "sharex": False})
     g.set(yscale="log")
     g.set_axis_labels("epoch", "summed training loss")
@@ -179,7 +183,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
         if miss:
             ax.plot(miss, [0.3] * len(miss), "x", color=color, ms=4, label=f"ours ({protocol}): missing")
     ax.set_xticks(x)
-    ax.set_xticklabels([_tick(table, k) for k in keys], fontsize=5.5)
+    ax.set_xticklabels([_tick(table, k) for k in keys], fontsize=7)
     ax.set_ylabel("test error (%)", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.tick_params(axis="y", labelsize=7)
@@ -190,7 +194,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
                 ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
             ax.text(4 * i + 1.5, 1.0, m, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)
     ax.set_xlim(-0.6, len(keys) - 0.4)
-    ax.legend(fontsize=6.5, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
+    ax.legend(fontsize=7, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
     fig.tight_layout(pad=0.3)
     return fig
 

@@ -97,9 +97,9 @@ def departures(grouped_shifts=None) -> list[list[str]]:
 def departures_html(grouped_shifts=None) -> str:
     return html_table(["Departure", "Paper", "Authors' code", "Corrected protocol", "Original protocol",
                        "Measured effect"], [[esc(c) for c in row] for row in departures(grouped_shifts)],
-                      caption="Every departure from the paper and from the authors' code, read from this code's "
-                              "own settings (config.PROTOCOL_SETTINGS, RunConfig, the models); effects measured "
-                              "where a measurement exists", cls="plain departures")
+                      caption="TABLE S1: Every departure from the paper and from the authors' code, read from "
+                              "this code's own settings (the protocols' settings, the run configuration, the models); "
+                              "effects measured where a measurement exists", cls="plain departures")
 
 
 def machines_html(records) -> str:

@@ -82,7 +82,9 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
     t1 = time.perf_counter()
-    doc = weasyprint.HTML(string=body, base_url=str(out_dir.resolve()) + "/", url_fetcher=_url_fetcher()).render()
+    # no base URL: the links to runs.csv and cells.csv stay relative, so they work wherever the folder is copied
+    # (everything else is inline: data: images, one embedded stylesheet)
+    doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()
     pdf = doc.write_pdf()
     write_atomically(pdf_path, pdf)
     t2 = time.perf_counter()

@@ -10,17 +10,18 @@ from pathlib import Path
 import torch
 
 from .. import machine
-from ..analysis.claims import NOT_TESTED, size_shortfall
-from ..analysis.stats import fmt_p, seed_ranges
-from ..analysis.tables import ALPHA_DEVIATION, PAPER_PARAMETERS, cells_frame
+from ..analysis.stats import seed_ranges
+from ..analysis.tables import PAPER_PARAMETERS
+from ..analysis.verdicts import verdict_frame
 from ..common import write_atomically
 from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
-from ..models import PAPER_MODELS, build_model, count_parameters
+from ..models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters
 from ..store import DIRTY, code_version
-from .html import esc, html_table, paper_num
-from .profile_text import abstract_opening, banner_html, claims_size, is_reduced, report_title
+from .html import esc, html_table
+from .profile_text import profile_numbers, report_title
+from .templates import render
 
 
 # --- the report's generated sections ------------------------------------------------------------------
@@ -36,7 +37,7 @@ def title_html(profile, records, rendered: str) -> str:
             'J. Perolini (EPFL)</p>'
             f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
             f'({len(records)} training runs; code {_counts(r["code_version"] for r in records)}); '
-            f'rendered {esc(rendered)} by code {esc(code_version())}.</p></div>' + banner_html(profile)
+            f'rendered {esc(rendered)} by code {esc(code_version())}.</p></div>' + render("banner.html.j2", profile=profile_numbers(profile))
             + dirty_banner_html(records))
 
 
@@ -50,62 +51,19 @@ def dirty_banner_html(records) -> str:
             f'no commit reproduces them, so this report is an experiment, not a record.</div>')
 
 
-def _agreement(cells, protocol):
-    done = [c for c in cells if c.protocol == protocol and c.complete]
-    agree = [c for c in done if not c.p_value < ALPHA_DEVIATION]
-    return len(agree), len(done), len([c for c in cells if c.protocol == protocol])
-
-
-def agreement_sentence(profile, cells, protocol) -> str:
-    """How many complete cells agree with the paper; below the power rule's size, only how many are complete."""
-    a, d, t = _agreement(cells, protocol)
-    if not d:
-        return f"No cell is complete yet under the {protocol} protocol."
-    missing = f"; {t - d} cells are missing." if t > d else "."
-    shortfall = size_shortfall(*claims_size(profile))
-    if shortfall:  # a Welch test on so few seeds cannot tell agreement from a lack of power
-        return (f"Under the {protocol} protocol, {d} cells of Tables I and II are complete; their agreement with the "
-                f"paper is not tested at this size ({shortfall}){missing}")
-    return (f"Under the {protocol} protocol, {a} of the {d} complete cells of Tables I and II agree with the paper "
-            f"(Welch p ≥ {ALPHA_DEVIATION:g}){missing}")
-
-
-def _best(cells, protocol, table="table1"):
-    done = [c for c in cells if c.protocol == protocol and c.table == table and c.complete]
-    return min(done, key=lambda c: c.mean) if done else None
-
-
-def abstract_html(profile, cells, claims, beyond: str = "") -> str:
-    """The abstract; ``beyond``: sentences on Section VII's result (beyond_sentence, the selection's), or empty."""
-    parts = [abstract_opening(profile)]
-    best = _best(cells, "corrected")
-    if best is not None:
-        parts.append(f"Our best Table I configuration is {esc(best.label)}: {best.mean:.2f} ± {best.std:.2f}% over "
-                     f"{best.n} seeds, against the paper's {paper_num(best.paper_mean)} ± {paper_num(best.paper_std)}% "
-                     f"for the same configuration (the paper's best is LeNet5_FullyConv with weight sharing and "
-                     f"auxiliary loss, 3.629%).")
-    parts += [agreement_sentence(profile, cells, protocol) for protocol in profile.settings["protocols"]]
-    if claims:
-        v = Counter(c.verdict for c in claims)
-        parts.append("The paper's " + str(len(claims)) + " claims, by the rule of Section V: "
-                     + ", ".join(f"{n} {k}" for k, n in v.most_common()) + " (corrected protocol).")
-    if beyond:
-        parts.append(beyond)
-    return f'<div class="abstract"><p>{" ".join(parts)}</p></div>'
-
-
 def parameters_html() -> str:
     rows = []
-    for m in PAPER_MODELS:
+    for m in MODEL_NAMES:
         shared = count_parameters(build_model(m, weight_sharing=True))
         separate = count_parameters(build_model(m, weight_sharing=False))
-        paper = PAPER_PARAMETERS[m]
-        rows.append([m, f"{paper:,}", f"{shared:,}", "yes" if shared == paper else f"no ({shared - paper:+,})",
-                     "not stated", f"{separate:,}"])
+        paper = PAPER_PARAMETERS.get(m)
+        same = "–" if paper is None else "yes" if shared == paper else f"no ({shared - paper:+,})"
+        rows.append([m, "beyond the paper" if paper is None else f"{paper:,}", f"{shared:,}", same,
+                     "–" if paper is None else "not stated", f"{separate:,}"])
     return html_table(["Model", "Paper, shared", "Ours, shared", "Same", "Paper, not shared", "Ours, not shared"], rows,
-                      caption="TABLE III: Parameters of the four siamese models (batch norm on), with weight sharing "
-                              "(one branch for both images) and without (two branches); counted with "
-                              "<code>count_parameters</code> on the models as built.", cls="results")
+                      caption="TABLE III: Parameters of the siamese models (batch norm on), with weight sharing "
+                              "(one branch for both images) and without (two branches), counted on the models as "
+                              "built; VGG is used only beyond the paper (Section VII).", cls="results")
 
 
 def lr_choice_html(curves, used: dict) -> str:
@@ -155,12 +113,12 @@ def protocol_html(profile, records, timings) -> str:
         n = sum(applies_to(v, m) for m in g["models"] for v in variants)
         rows.append(["Beyond the paper", f"{len(variants)} variants, {n} (model, variant) configurations over "
                                    f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
-                                   f"{g['epochs']} epochs unless a variant sets its own (Section VII)"])
+                                   f"{g['epochs']} epochs unless a variant sets its own (Section VI)"])
     if "selection" in st:
         g = st["selection"]
         rows.append(["Selection", f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
                                   f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
-                                  f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VIII)"])
+                                  f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VII)"])
     trained = sorted({(r["config"]["epochs"], r.get("epochs_trained")) for r in records
                       if r.get("epochs_trained") not in (None, r["config"]["epochs"])})
     if trained:
@@ -252,44 +210,9 @@ def notebooks_html(timings, runs_dir) -> str:
                               f"listed in runs.csv (column <code>record</code>).")
 
 
-def conclusion_html(profile, cells, claims) -> str:
-    best = _best(cells, "corrected")
-    paper_best = min((c for c in cells if c.table == "table1" and c.protocol == "corrected"), key=lambda c: c.paper_mean)
-    out = []
-    if best is None:
-        out.append("No Table I cell is complete yet, so no conclusion can be drawn from our numbers.")
-    else:
-        same = best.key == paper_best.key
-        out.append(("At this reduced size, our" if is_reduced(profile) else "Our")
-                   + f" best configuration is {esc(best.label)} with {best.mean:.2f}% test error "
-                   f"({'the same configuration as' if same else 'where'} the paper's best, "
-                   f"{esc(paper_best.label)}, reports {paper_num(paper_best.paper_mean)}%).")
-        pb = next((c for c in cells if c.protocol == "corrected" and c.key == paper_best.key and c.table == "table1"), None)
-        if pb is not None and pb.complete and not same:
-            out.append(f"That configuration gives {pb.mean:.2f} ± {pb.std:.2f}% here (p={fmt_p(pb.p_value)} vs the paper).")
-    out += [agreement_sentence(profile, cells, p) for p in profile.settings["protocols"] if _agreement(cells, p)[1]]
-    confirmed = [c.name for c in claims if c.verdict == "confirmed"]
-    partly = [c.name for c in claims if c.verdict == "partly"]
-    notc = [c.name for c in claims if c.verdict == "not confirmed"]
-    na = [c.name for c in claims if c.verdict == "not evaluable"]
-    untested = [c.name for c in claims if c.verdict == NOT_TESTED]
-    if untested:
-        out.append(f"None of the paper's claims is tested at this size ({esc(size_shortfall(*claims_size(profile)))}); "
-                   f"run the paper profile for verdicts.")
-    for names, what in ((confirmed, "confirmed"), (partly, "partly confirmed"), (notc, "not confirmed"),
-                        (na, "not evaluable for lack of data")):
-        if names:
-            out.append(f"Claims {what}: {esc(', '.join(names))}.")
-    missing = [c for c in cells if not c.complete and not c.note]
-    if missing:
-        out.append(f"{len(missing)} table cells still lack runs (listed under the tables); the conclusions above use "
-                   "only complete cells.")
-    return "<p>" + " ".join(out) + "</p>"
-
-
-def write_data_csvs(frame, cells, out_dir) -> dict:
+def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
     """The data behind the report: runs.csv (one row per training run) and cells.csv (one row per table
-    cell: paper's and our statistics), written atomically."""
+    cell: paper's and our statistics, the equivalence test and the verdict), written atomically."""
     out_dir = Path(out_dir)
     runs = out_dir / "runs.csv"
     table = out_dir / "cells.csv"
@@ -298,5 +221,5 @@ def write_data_csvs(frame, cells, out_dir) -> dict:
     write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
                                                "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
                       if not frame.empty else b"")
-    write_atomically(table, cells_frame(cells).to_csv(index=False).encode())
+    write_atomically(table, verdict_frame(cells, margin).to_csv(index=False).encode())
     return {"runs": runs, "cells": table}

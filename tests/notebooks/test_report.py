@@ -21,10 +21,10 @@ from siamese_lib.presentation import html as report_html
 from siamese_lib.presentation import render
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ["I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results", "V. Discussion",
-            "VI. Conclusion", "VII. Beyond the paper", "Appendix"]
+SECTIONS = ["Findings", "I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results",
+            "V. Discussion", "VI. Beyond the paper", "VII. Selection declared before it ran", "Supplement"]
 CAPTIONS = ["TABLE I:", "TABLE II:", "TABLE I (original protocol):", "TABLE II (original protocol):", "TABLE III:",
-            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. 4:"]
+            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. S1:"]
 
 
 def skip_some(stage, p, seed):
@@ -44,16 +44,16 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     store = tmp_path / "store"
     fill_store(store, prof, paper_like, skip=skip_some)
     cells = tables.table_cells(load_records(store), prof, store)
-    html = "".join(report_html.table1_html(cells, p, f"TABLE I {p}") + report_html.table2_html(cells, p, f"TABLE II {p}")
-                   for p in ("corrected", "original"))
+    html = "".join(report_html.table1_html(cells, p, f"TABLE I {p}", 1.0)
+                   + report_html.table2_html(cells, p, f"TABLE II {p}", 1.0) for p in ("corrected", "original"))
     ids = cell_ids(html)
     assert len(ids) == 48
     missing = {k for k, v in ids.items() if v == "missing"}
     assert missing == {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | \
         {"table2/corrected/ws1/bn0/do1"}
     assert "missing seeds 3" in html and "missing seeds 1-3" in html
-    # paper_like cells have the paper's mean exactly: the difference shows as +0.00
-    assert html.count(">+0.00<") == 48 - len(missing)
+    # paper_like cells have the paper's mean exactly: the difference shows as 0.00 (never -0.00 or +0.00)
+    assert html.count('class="diff">0.00<') == 48 - len(missing) and "-0.00" not in html
     # the paper's best overall (LeNet5_FullyConv, WS, aux) is highlighted in the paper's column
     assert '<span class="best">3.629 ± 0.748</span>' in html
     listing = report_html.missing_html(cells, "corrected", "table2")
@@ -64,10 +64,12 @@ def test_side_by_side_numbers_in_a_cell():
     key = ("LeNet5", True, True)
     c = tables.Cell("table1", "corrected", key, *tables.PAPER_TABLE1[key], expected_seeds=[1, 2, 3, 4],
                errors=[4.0, 5.0, 5.0, 6.0], lr=0.005, epochs=30)
-    html = report_html._cell_tds(c, set(), None, set(), None)
+    html = report_html._cell_tds(c, set(), None, set(), None, 1.0)
     # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
     assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
     assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(stats.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10))
+    # 1.08 points below the paper with n = 4: neither within the 1-point margin nor shown different
+    assert 'class="verdict inc"' in html
 
 
 def test_rendering_never_fetches_remote_urls():
@@ -138,12 +140,14 @@ def test_report_renders_end_to_end(tmp_path):
     assert {k for k, v in ids.items() if v == "missing"} == \
         {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | {"table2/corrected/ws1/bn0/do1"}
     assert "missing seeds 1-3" in html
-    # the deviating cell is listed, with the reason the two protocols give
+    # the deviating cell is listed (judged different), with what the other protocol says
     deviations = re.search(r'<ol class="deviations">(.*?)</ol>', html, re.S).group(1)
     assert deviations.count("<li>") == 1
-    assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "quirk of the original protocol" in deviations
+    assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "different" in deviations
+    # a verdict per complete cell, and cells.csv says it too
+    assert re.search(r'<td class="verdict (eq|dev|inc)"', html)
     # it says what it is, and every link resolves to a file beside the report
-    assert "<title>Siamese networks that compare two MNIST digits: a reproduction — profile tiny: a reduced run, " \
+    assert "<title>Siamese networks that compare two MNIST digits: a reproduction — a reduced run (tiny), " \
         "not the paper's protocol</title>" in html
     assert 'class="banner reduced"' in html and "not tested at this size" in html
     for href in re.findall(r'href="([^"#][^"]*)"', html):
@@ -152,19 +156,20 @@ def test_report_renders_end_to_end(tmp_path):
     assert render.check_offline(html) == [] and "<script" not in html
     assert "load_records(store_dir)" not in html
     imgs = re.findall(r'<img[^>]*src="([^"]{0,30})', html)
-    assert len(imgs) >= 6 and all(s.startswith("data:image/") for s in imgs)
+    assert len(imgs) >= 5 and all(s.startswith("data:image/") for s in imgs)
     for title in SECTIONS:
         assert title in html, title
     for caption in CAPTIONS:
         assert caption in html, caption
     # the data behind the report
     cells_csv = (report_dir / "cells.csv").read_text().splitlines()
-    assert len(cells_csv) == 1 + 48
+    assert len(cells_csv) == 1 + 48 and cells_csv[0].endswith("epochs_trained,tost_p,verdict,counted")
 
     text = pdf_text(pdf_path)
     if text is None:
         pytest.skip("no PDF text extractor (pdftotext or pypdf); the HTML checks above stand for the PDF")
-    # small capitals come out of the PDF as mixed case with stray spaces ("I. I ntroductIon"): compare squashed
+    # headings extract as words (no small capitals, which came out as "I. I ntroductIon")
+    assert "Introduction" in text and "Findings" in text and "Supplement" in text
     flat = squash(text)
     for title in SECTIONS:
         assert squash(title) in flat, title

@@ -18,6 +18,7 @@ from siamese_lib.config import RunConfig
 from siamese_lib.analysis import claims as claims_mod
 from siamese_lib.analysis import stats
 from siamese_lib.analysis import tables
+from siamese_lib.analysis import verdicts
 from siamese_lib.experiments import planning
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,19 +241,55 @@ def _cell(protocol, errors, key=("LeNet5", True, True), table="table1"):
     return tables.Cell(table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30)
 
 
-def test_deviation_reasons_follow_the_two_protocols():
-    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]      # about the paper's 6.08
-    far = [x + 4 for x in agree]                                     # 4 points above: p << 0.01
-    quirk = tables.deviations([_cell("corrected", far), _cell("original", agree)])
-    assert len(quirk) == 1 and quirk[0].kind == "quirk" and quirk[0].protocols == ["corrected"]
-    assert "quirk of the original protocol" in quirk[0].reason.lower()
-    both = tables.deviations([_cell("corrected", far), _cell("original", far)])
-    assert both[0].kind == "unexplained" and both[0].protocols == ["corrected", "original"]
-    orig_only = tables.deviations([_cell("corrected", agree), _cell("original", far)])
-    assert orig_only[0].kind == "original only"
-    undetermined = tables.deviations([_cell("corrected", far), _cell("original", [])])
-    assert undetermined[0].kind == "undetermined"
-    assert tables.deviations([_cell("corrected", agree), _cell("original", agree)]) == []
+def test_deviation_kinds_follow_the_two_protocols():
+    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]      # about the paper's 6.08, std 0.5
+    far = [x + 4 for x in agree]                                     # 4 points above: different
+    quirk = verdicts.deviations([_cell("corrected", far), _cell("original", agree)], 1.0)
+    assert len(quirk) == 1 and quirk[0].kind == "quirk"
+    assert verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0].kind == "unexplained"
+    assert verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0].kind == "original only"
+    assert verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0].kind == "undetermined"
+    assert verdicts.deviations([_cell("corrected", agree), _cell("original", agree)], 1.0) == []
+
+
+def test_tost_on_hand_computable_cases():
+    # equal means, std 1, n 10 a side: se = sqrt(0.2), Welch df = 18; p = P(T18 > 1/sqrt(0.2) = 2.236) = 0.0191
+    assert stats.tost_p(5.0, 1.0, 10, 5.0, 1.0, 10, 1.0) == pytest.approx(0.01912, abs=1e-4)
+    # a difference exactly at the margin: one of the one-sided tests sits at t = 0, so p = 0.5
+    assert stats.tost_p(6.0, 1.0, 10, 5.0, 1.0, 10, 1.0) == pytest.approx(0.5)
+    assert stats.tost_p(4.0, 1.0, 10, 5.0, 1.0, 10, 1.0) == pytest.approx(0.5)
+    # far outside the margin: p near 1; undefined with one seed
+    assert stats.tost_p(9.0, 1.0, 10, 5.0, 1.0, 10, 1.0) > 0.99
+    assert math.isnan(stats.tost_p(5.0, 1.0, 1, 5.0, 1.0, 10, 1.0))
+
+
+def test_benjamini_hochberg_on_a_known_list():
+    # sorted 0.005, 0.01, 0.03, 0.04 (m = 4): p * 4 / rank = 0.02, 0.02, 0.04, 0.04 (already monotone)
+    out = stats.bh_adjust([0.01, 0.04, 0.03, 0.005, float("nan")])
+    assert out[:4] == pytest.approx([0.02, 0.04, 0.04, 0.02]) and math.isnan(out[4])
+    # the step-up takes the minimum from above: 0.01, 0.02, 0.9 -> 0.03, 0.03, 0.9
+    assert stats.bh_adjust([0.02, 0.01, 0.9]) == pytest.approx([0.03, 0.03, 0.9])
+
+
+def test_cell_verdicts():
+    assert verdicts.agreement(5.0, 0.5, 10, 5.1, 0.5, 10, 1.0).verdict == verdicts.EQUIVALENT
+    assert verdicts.agreement(9.0, 0.5, 10, 5.0, 0.5, 10, 1.0).verdict == verdicts.DIFFERENT
+    # a noisy cell near the paper's mean is neither shown equivalent nor different
+    assert verdicts.agreement(6.0, 4.8, 10, 5.0, 0.6, 10, 1.0).verdict == verdicts.INCONCLUSIVE
+    assert verdicts.agreement(5.0, float("nan"), 1, 5.0, 0.5, 10, 1.0).verdict == ""
+
+
+def test_counts_are_over_distinct_runs():
+    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]
+    t1 = _cell("corrected", agree)                                   # LeNet5, WS, aux: the same runs as ...
+    t2 = _cell("corrected", agree, key=(True, True, False), table="table2")   # ... Table II's WS + BN cell
+    t2_other = _cell("corrected", agree, key=(True, True, True), table="table2")
+    assert verdicts.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
+    assert sum(verdicts.verdict_counts([t1, t2, t2_other], "corrected", 1.0).values()) == 2
+    frame = verdicts.verdict_frame([t1, t2, t2_other], 1.0)
+    assert frame["counted"].tolist() == [True, False, True]
+    again = verdicts.frame_verdicts(frame.drop(columns=["verdict", "counted", "tost_p"]), 1.0)
+    assert again["verdict"].tolist() == frame["verdict"].tolist() and again["counted"].tolist() == [True, False, True]
 
 
 def test_quirks_that_apply():
@@ -270,30 +307,51 @@ def test_quirk_shifts():
 
 def test_claims_on_the_papers_own_numbers():
     claims = {c.name: c for c in claims_mod.evaluate_claims(claims_mod.paper_stats())}
-    assert claims["Auxiliary loss"].verdict == "confirmed"           # ratios 2.0-3.7, mean 2.72
-    assert claims["LeNet5_FullyConv best"].verdict == "confirmed"
+    assert claims["Auxiliary loss"].verdict == "holds"               # ratios 2.0-3.7, mean 2.7
+    assert claims["LeNet5_FullyConv best"].verdict == "holds"
     # LeNet5 with auxiliary loss: weight sharing gains only 0.07 points (p=0.86) in the paper itself
-    assert claims["Weight sharing"].verdict == "partly"
+    assert claims["Weight sharing"].verdict == "does not hold"
     assert "7 of 8" in claims["Weight sharing"].evidence
-    assert claims["Dropout hurts"].verdict == "partly"
-    assert claims["ResNet vs LeNet5"].verdict == "confirmed" and "not evaluated" in claims["ResNet vs LeNet5"].evidence
+    assert claims["Dropout hurts"].verdict == "does not hold"
+    assert claims["ResNet vs LeNet5"].verdict == "holds" and "not evaluated" in claims["ResNet vs LeNet5"].evidence
 
 
 def test_claims_follow_our_numbers():
     stats = claims_mod.paper_stats()
-    # make the auxiliary loss useless for every model: the claim must not be confirmed
+    # make the auxiliary loss raise the error by a point for every model: the claim is contradicted
     for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
         for ws in (False, True):
             no = stats[("table1", (m, ws, False))]
-            stats[("table1", (m, ws, True))] = claims_mod.Stat(no.mean + 1.0, no.std, 10)
-    assert claims_mod.claim_aux_loss(stats).verdict == "not confirmed"
-    # a ResNet better than every LeNet5_FullyConv cell: the 'best model' claim fails
+            stats[("table1", (m, ws, True))] = claims_mod.Stat(no.mean + 3.0, no.std, 10)
+    assert claims_mod.claim_aux_loss(stats).verdict == "contradicted"
+    # a ResNet better than every LeNet5_FullyConv cell: the 'best model' claim is contradicted
     stats = claims_mod.paper_stats()
     stats[("table1", ("ResNet", True, True))] = claims_mod.Stat(2.0, 0.5, 10)
-    assert claims_mod.claim_fullyconv_best(stats).verdict == "not confirmed"
+    assert claims_mod.claim_fullyconv_best(stats).verdict == "contradicted"
     assert "Lowest cell: ResNet" in claims_mod.claim_fullyconv_best(stats).evidence
     # with nothing complete, claims say so rather than guess
     assert all(c.verdict == "not evaluable" for c in claims_mod.evaluate_claims({}))
+
+
+def test_magnitudes_are_judged_at_the_precision_the_rule_states():
+    stats = claims_mod.paper_stats()
+    gains = {"Net": 3.5037, "LeNet5": 3.5037, "LeNet5_FullyConv": 3.5037, "ResNet": 3.5037}
+    for m, g in gains.items():
+        for aux in (False, True):
+            ws = stats[("table1", (m, True, aux))]
+            stats[("table1", (m, False, aux))] = claims_mod.Stat(ws.mean + g, 0.3, 10)
+            stats[("table1", (m, True, aux))] = claims_mod.Stat(ws.mean, 0.3, 10)
+    claim = claims_mod.claim_weight_sharing(stats)
+    assert claim.verdict == "holds" and "mean gain 3.5 points" in claim.evidence   # 3.5037 is 3.5 at the rule's 0.1
+
+
+def test_combined_verdicts():
+    c = lambda v: claims_mod.Claim("x", "", "", v, "")  # noqa: E731
+    assert claims_mod.combine(c("holds"), c("does not hold")) == "holds"
+    assert claims_mod.combine(c("contradicted"), c("holds")) == claims_mod.ORIGINAL_ONLY
+    assert claims_mod.combine(c("contradicted"), c("does not hold")) == "contradicted"
+    assert claims_mod.combine(c("does not hold"), None) == "does not hold"
+    assert claims_mod.combine(c(claims_mod.NOT_TESTED), c("holds")) == claims_mod.NOT_TESTED
 
 
 def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):

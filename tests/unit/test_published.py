@@ -109,7 +109,7 @@ def test_runs_and_cells_csv_are_derived_byte_for_byte(tmp_path):
     fill_store(tmp_path / "store", profile, paper_like)
     records = load_records(tmp_path / "store")
     written = write_data_csvs(records_frame(records), table_cells(records, profile, tmp_path / "store"),
-                              tmp_path / "report")
+                              tmp_path / "report", profile.settings["equivalence_margin"])
     path = published.publish_record(tmp_path / "store", tmp_path / "report", profile)
     derived = published.derive_csvs(path, tmp_path / "derived")
     for name in ("runs", "cells"):

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT
-from siamese_lib.analysis.tables import ALPHA_DEVIATION
+from siamese_lib.analysis.verdicts import frame_counts, frame_verdicts
+from siamese_lib.experiments.profiles import load_profile
 
 README = (ROOT / "README.md").read_text()
 CELLS = ROOT / "report" / "paper" / "cells.csv"
@@ -44,15 +45,22 @@ def test_the_readme_table_is_the_records_corrected_table1(cells):
         assert float(paper) == pytest.approx(row.paper_mean)
 
 
-def test_the_readme_agreement_counts_are_the_records(cells):
-    said = re.search(r"Cells agreeing with the paper \(Welch p >= ([\d.]+)\): (\d+) of (\d+) under the corrected "
-                     r"protocol, (\d+) of (\d+) under", README)
-    assert said, "the README's agreement line is missing"
-    assert float(said.group(1)) == ALPHA_DEVIATION
-    for protocol, agree, total in (("corrected", said.group(2), said.group(3)), ("original", said.group(4),
-                                                                                 said.group(5))):
-        mine = cells[cells.protocol == protocol]
-        assert (int(agree), int(total)) == ((mine.welch_p >= ALPHA_DEVIATION).sum(), len(mine)), protocol
+def test_the_readme_verdict_counts_are_the_records(cells):
+    """The README's per-cell verdicts, recomputed from the record's summary columns with the paper profile's margin."""
+    text = " ".join(README.split())
+    margin = load_profile("paper").settings["equivalence_margin"]
+    said = re.search(r"equivalence margin ([\d.]+) point.*?under the corrected protocol, of (\d+) distinct cells (\d+) "
+                     r"(?:is|are) equivalent, (\d+) (?:is|are) different and (\d+) (?:is|are) inconclusive; under the "
+                     r"authors' original protocol \(their quirks reproduced\), (\d+) (?:is|are) equivalent, (\d+) "
+                     r"different and (\d+) inconclusive", text)
+    assert said, "the README's verdict line is missing"
+    assert float(said.group(1)) == margin
+    judged = frame_verdicts(cells, margin)
+    corrected, original = frame_counts(judged, "corrected"), frame_counts(judged, "original")
+    assert int(said.group(2)) == sum(corrected.values()) == int(judged[(judged.protocol == "corrected")
+                                                                       & judged.counted].shape[0])
+    assert [int(x) for x in said.groups()[2:5]] == list(corrected.values())
+    assert [int(x) for x in said.groups()[5:8]] == list(original.values())
 
 
 def test_the_readme_reproduction_headline_is_the_records_best_paper_cell(cells):

@@ -2,61 +2,67 @@
 the default profile of the presentation notebooks."""
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from siamese_lib.analysis.claims import (MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, Claim, apply_power_rule,
                                          size_shortfall)
+from siamese_lib.analysis import findings, tables
+from siamese_lib.presentation import templates
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import profile_text as pt
 
 
+def _say(template, profile):
+    return " ".join(html.unescape(templates.render(template, **_words("holds", profile.name))).split())
+
+
 def test_quick_profile_speaks_of_its_own_size_never_the_papers():
     quick = load_profile("quick")
-    for text in (pt.methodology_html(quick), pt.intro_html(quick), pt.abstract_opening(quick)):
+    for t in ("methodology.html.j2", "intro.html.j2", "abstract.html.j2"):
+        text = _say(t, quick)
         assert "As in the paper" not in text and "same seeds, learning rates and epochs" not in text
         assert "30 epochs," not in text and "for 30 epochs" not in text and "under both" not in text
-    method = pt.methodology_html(quick)
+    method = _say("methodology.html.j2", quick)
     assert "2 seeds (1-2)" in method and "6 epochs (the paper: 30)" in method
     assert "One protocol is run" in method and "original protocol" in method
-    assert "a reduced run, not the paper's protocol" in pt.report_title(quick)
-    for text in (pt.banner_html(quick), pt.abstract_opening(quick)):
-        assert "a reduced run, not the paper's protocol" in text and "1000 training" in text
-        assert "profile quick" in text.lower().replace("<i>", "").replace("</i>", "").replace("<b>", "")
-    assert "both" not in pt.abstract_opening(quick) and "the authors' original protocol" not in pt.abstract_opening(quick)
+    assert "a reduced run (quick), not the paper's protocol" in pt.report_title(quick)
+    assert "A reduced run (quick), not the paper's protocol" in _say("banner.html.j2", quick)
+    assert "A reduced run (1000 training pairs" in _say("abstract.html.j2", quick)
+    assert "1000 training" in _say("banner.html.j2", quick)
+    assert "both" not in _say("abstract.html.j2", quick).split("Under the")[0]
+    assert "the authors' original protocol" not in _say("abstract.html.j2", quick)
 
 
 def test_paper_profile_states_the_papers_protocol():
     paper = load_profile("paper")
-    method = pt.methodology_html(paper)
+    method = _say("methodology.html.j2", paper)
     assert "As in the paper, each configuration is trained with 10 seeds (1-10)" in method
     assert "30 epochs" in method and "(the paper: 30)" not in method and "Two protocols are run" in method
-    assert pt.report_title(paper).endswith("profile paper: the paper's protocol")
-    assert "reduced" not in pt.banner_html(paper) + pt.abstract_opening(paper)
-    assert "a corrected protocol and under the authors' original protocol" in pt.abstract_opening(paper)
+    assert pt.report_title(paper).endswith("under the paper's full protocol") and "profile" not in pt.report_title(paper)
+    assert "reduced" not in _say("banner.html.j2", paper) + _say("abstract.html.j2", paper)
+    assert "a corrected protocol and under the authors' original protocol" in _say("abstract.html.j2", paper)
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
 
 
-def claim(verdict="confirmed"):
+def claim(verdict="holds"):
     return Claim("Aux loss helps", "it helps", "p < 0.05", verdict, "diff 9 points")
 
 
 def test_power_rule_withholds_verdicts_below_its_size():
-    assert size_shortfall(10, 30) == ""
-    assert size_shortfall(2, 6) == (f"2 seeds per cell (the rule needs at least {MIN_SEEDS}) and 6 epochs "
-                                    f"(the paper's setting: {PAPER_EPOCHS})")
-    kept = apply_power_rule([claim(), claim("not confirmed")], 10, 30)
-    assert [c.verdict for c in kept] == ["confirmed", "not confirmed"]
+    assert size_shortfall(10, 30) == {}
+    assert size_shortfall(2, 6) == {"seeds": 2, "epochs": 6}
+    kept = apply_power_rule([claim(), claim("does not hold")], 10, 30)
+    assert [c.verdict for c in kept] == ["holds", "does not hold"]
     for seeds, epochs in ((2, 30), (10, 6), (MIN_SEEDS - 1, 100)):
-        out = apply_power_rule([claim(), claim("not confirmed"), claim("not evaluable")], seeds, epochs)
+        out = apply_power_rule([claim(), claim("does not hold"), claim("not evaluable")], seeds, epochs)
         assert [c.verdict for c in out] == [NOT_TESTED, NOT_TESTED, "not evaluable"]
-        assert out[0].evidence.startswith("Not tested: ") and "diff 9 points" in out[0].evidence
-    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "confirmed"
+        assert "diff 9 points" in out[0].evidence
+    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "holds"
 
 
 def test_quick_profile_claims_are_not_tested():
     assert pt.claims_size(load_profile("quick")) == (2, 6)
-    assert "not tested at this size" in pt.claims_intro(load_profile("quick"))
-    assert "not tested at this size" not in pt.claims_intro(load_profile("paper")).split("otherwise")[1][20:]
 
 
 def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
@@ -69,20 +75,34 @@ def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
     assert name == "paper" and "is empty" in note and "--profile paper" in note
 
 
-def _cell(p_value):
-    from types import SimpleNamespace
-    return SimpleNamespace(protocol="corrected", complete=True, p_value=p_value, table="table1", mean=5.0, std=1.0,
-                           n=2, label="LeNet5 WS aux", paper_mean=6.08, paper_std=0.5)
+def _cell(errors, key=("LeNet5", True, True)):
+    mean, std = tables.PAPER_TABLE1[key]
+    return tables.Cell("table1", "corrected", key, mean, std, expected_seeds=list(range(1, len(errors) + 1)),
+                       errors=list(errors), lr=0.005, epochs=30)
 
 
-def test_the_abstract_counts_agreeing_cells_only_at_the_rules_size():
-    from siamese_lib.presentation.sections import abstract_html
-    cells = [_cell(0.5), _cell(0.5), _cell(0.001)]
-    quick = abstract_html(load_profile("quick"), cells, [])
-    assert "3 cells of Tables I and II are complete; their agreement with the paper is not tested at this size " \
-           "(2 seeds per cell" in quick and "agree with" not in quick
-    paper = abstract_html(load_profile("paper"), cells, [])
-    assert "2 of the 3 complete cells of Tables I and II agree with the paper" in paper
+def _words(claim_verdict, profile="paper"):
+    near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]                       # the paper's 6.08: equivalent
+    far = [x + 5 for x in near]                                                      # 5 points off: different
+    cells = [_cell(near), _cell(far, ("Net", True, True)), _cell([6.0, 9.0], ("ResNet", True, True))]
+    claims = [claim(claim_verdict)]
+    words = findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
+    return {**words, "profile": pt.profile_numbers(load_profile(profile))}
+
+
+def test_the_abstract_counts_verdicts_only_at_the_rules_size():
+    tested = templates.render("abstract.html.j2", beyond="", **_words("holds"))
+    assert "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ " \
+           "and 1 are inconclusive" in " ".join(tested.split())
+    assert "The paper's claims on aux loss helps hold." in " ".join(tested.split())
+    reduced = templates.render("abstract.html.j2", beyond="", **_words(NOT_TESTED))
+    assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(reduced.split())
+
+
+def test_the_findings_name_each_claims_verdict():
+    text = " ".join(templates.render("findings.html.j2", beyond_headline="", **_words("contradicted")).split())
+    assert "<b>Aux loss helps</b>: contradicted." in text
+    assert "1 equivalent within ±1.0 point, 1 different, 1 inconclusive" in text
 
 
 def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():

@@ -234,7 +234,7 @@ def test_a_record_lacking_a_metric_or_outputs_is_refused(real, tmp_path):
 
 
 def test_find_record_for_readers_reports_and_treats_as_missing(real, tmp_path):
-    """What the report's beyond-the-paper section uses (analysis.variants): no crash on a bad record."""
+    """What the report's beyond-the-paper section uses (analysis.beyond_paper): no crash on a bad record."""
     _, path = real["paper"]
     bad = tmp_path / path.name
     bad.write_text(json.dumps(_poison(json.loads(path.read_text()), "metrics.test_error", -50.0)))

@@ -14,9 +14,9 @@ from ..common import runs_root
 from ..data import generate_pair_sets
 from ..experiments.planning import expand
 from ..experiments.profiles import Profile, load_profile
-from ..experiments.variants import BASELINE, VARIANTS
+from ..experiments.variants import BASELINE, REFITS, VARIANTS
 from ..store import find_record, report_to_stderr
-from .stats import mean_std_n, welch_p
+from .stats import FDR, bh_adjust, mean_std_n, welch_p
 
 # The paper's best (Table I): LeNet5_FullyConv, weight sharing + auxiliary loss, 10 seeds.
 PAPER_BEST = {"label": "paper: LeNet5_FullyConv", "mean": 3.629, "std": 0.748, "n": 10}
@@ -90,6 +90,32 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
                      "vs_baseline": mean - bm if variant != baseline else math.nan,
                      "p_vs_baseline": welch_p(mean, std, n, bm, bs, bn) if variant != baseline else math.nan})
     return pd.DataFrame(rows)
+
+
+def ablation_frame(df):
+    """The runs of the best recipe's ablation (LeNet5, variants 'best*', refits left out); empty without one."""
+    ab = df[(df["model"] == "LeNet5") & df["variant"].str.startswith("best") & ~df["variant"].isin(list(REFITS.values()))]
+    return ab if "best" in set(ab["variant"]) and len(set(ab["variant"])) > 1 else ab.iloc[0:0]
+
+
+def tested_against_baseline(df) -> pd.DataFrame:
+    """Every difference test of the stage, as one family: each variant against our baseline of the same model
+    (Table IX, both rules; the best recipe's variants left to the ablation) and each ablation against the whole
+    recipe; with Benjamini-Hochberg adjusted p-values (q) and ``effect`` where q < FDR."""
+    parts = []
+    for metric in ("test_error", "test_digit_prob_error"):
+        t = table3(df, metric=metric)
+        parts.append(t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))]
+                     .assign(metric=metric, baseline=BASELINE))
+    ab = ablation_frame(df)
+    if len(ab):
+        parts.append(table3(ab, baseline="best", metric="test_digit_prob_error")
+                     .assign(metric="test_digit_prob_error", baseline="best"))
+    out = pd.concat(parts, ignore_index=True)
+    out = out[out["p_vs_baseline"].notna()].reset_index(drop=True)
+    out["q_vs_baseline"] = bh_adjust(out["p_vs_baseline"])
+    out["effect"] = out["q_vs_baseline"] < FDR
+    return out
 
 
 def rules_table(df, split: str = "test"):

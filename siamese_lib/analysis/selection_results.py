@@ -9,7 +9,7 @@ import pandas as pd
 from ..experiments.selection import (RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_configs)
 from ..store import find_record
 from .stats import mean_std_n
-from .variants import PAPER_BEST, ensemble_errors, record_row
+from .beyond_paper import PAPER_BEST, ensemble_errors, record_row
 
 FIELD_ORDER = ("model", "lr", "lr_schedule", "epochs", "augment", "dropout", "batch_norm", "aux_weight", "weight_decay")
 
@@ -87,13 +87,11 @@ def load_selection(profile, store_dir) -> dict | None:
     return out
 
 
-def headline_sentence(result: dict) -> str:
-    """One sentence for the abstract and Section VII, labelled pre-declared; '' without a result."""
+def headline_numbers(result: dict) -> dict | None:
+    """The pre-declared selection's headline for the templates; None without one."""
     if not result or result["headline"] is None:
-        return ""
+        return None
     h, c = result["headline"], result["choice"]
-    missing = f" ({len(result['final_missing'])} of its fresh seeds not yet trained)" if result["final_missing"] else ""
-    return (f"Pre-declared selection: out of {len(result['stage']['candidates'])} declared candidates, the rule chose "
-            f"{c['candidate']} with the {c['rule'].replace('_', ' ')} rule on validation errors alone; on "
-            f"{h['n']} fresh seeds it reaches {h['mean']:.2f} ± {h['std']:.2f} % test error{missing} "
-            f"(ensemble of those runs: {result['ensemble']:.2f} %; the paper's best: {PAPER_BEST['mean']} %).")
+    return {"candidates": len(result["stage"]["candidates"]), "candidate": c["candidate"],
+            "rule": c["rule"].replace("_", " "), "mean": h["mean"], "std": h["std"], "n": h["n"],
+            "ensemble": result["ensemble"], "missing": len(result["final_missing"]), "paper_best": PAPER_BEST["mean"]}
