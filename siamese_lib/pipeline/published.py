@@ -16,7 +16,6 @@ is never filled partly with stored runs of another code version and partly with 
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import tempfile
@@ -42,9 +41,6 @@ OUTPUT_TYPES = {"head_prob": pa.float32(), "digit_prob": pa.float32(), "digit1_p
 PROVENANCE = {"schema_version": pa.int16(), "device": pa.string(), "torch_version": pa.string(),
               "code_version": pa.string(), "python": pa.string(), "host": pa.string(), "cpu": pa.string(),
               "threads": pa.int32(), "epochs_trained": pa.int32(), "machine": pa.string(), "created": pa.string()}
-_FIELD_TYPES = {"str": pa.string(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
-                "tuple": pa.list_(pa.string()), "int | None": pa.int64()}
-
 
 class RecordFileError(UsageError):
     """A published record that is absent, altered or of another format (one line, exit 2)."""
@@ -59,7 +55,11 @@ def checksum_file(path) -> Path:
 
 
 def _config_types() -> dict:
-    return {f.name: _FIELD_TYPES[str(f.type)] for f in dataclasses.fields(RunConfig)}
+    """Each configuration field's column type, from the type of its value in a configuration."""
+    def arrow(v):
+        return (pa.list_(pa.string()) if isinstance(v, list) else pa.bool_() if isinstance(v, bool)
+                else pa.int64() if isinstance(v, int) else pa.float64() if isinstance(v, float) else pa.string())
+    return {name: arrow(value) for name, value in RunConfig().to_dict().items()}
 
 
 def _metric_names(records) -> list:
