@@ -26,7 +26,8 @@ from siamese_lib import machine
 from siamese_lib.common import ROOT, write_json_atomically
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments.profiles import PAPER_LRS
-from siamese_lib.models import PAPER_MODELS, build_model
+from siamese_lib.config import PAPER_MODELS
+from siamese_lib.models import build_model
 from siamese_lib.training import Split, make_optimizer, mini_batches, resolve_device, train_epoch
 
 BATCH_SIZE = 100

@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from siamese_lib.common import ROOT, write_json_atomically
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments.profiles import PAPER_LRS
-from siamese_lib.models import PAPER_MODELS, build_model
+from siamese_lib.config import PAPER_MODELS
+from siamese_lib.models import build_model
 from siamese_lib.training import Split, comparison_from_digits, mini_batches, train_run
 
 from .bench import BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split, \

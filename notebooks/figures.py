@@ -36,7 +36,7 @@ from IPython.display import HTML, display
 
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.experiments import planning
+from siamese_lib.experiments import lr_rule, planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import figures, profile_text
 from siamese_lib.store import load_records
@@ -49,7 +49,8 @@ store_dir = Path(store_dir or runs_dir / "store")
 profile_path = Path(profile_path or PARAMS_DIR / f"{profile}.yaml")
 prof = load_profile(str(profile_path))
 records = load_records(store_dir) if store_dir.is_dir() else []  # read only
-cells = tables.table_cells(records, prof, store_dir)
+plan = planning.load_plan(runs_dir)  # the executions and runs the runner planned
+cells = tables.table_cells(records, plan, prof.name)
 
 
 # %% [markdown]
@@ -76,9 +77,9 @@ plt.show()
 # Rates with missing runs are not drawn.
 
 # %%
-curves = planning.lr_search_curves(records, prof)
+curves = planning.lr_search_curves(records, plan)
 used = planning.used_learning_rates(prof, curves, store_dir)
-print("our rule would choose:", planning.choose_learning_rates(curves), "| used:", used)
+print("our rule would choose:", lr_rule.choose_learning_rates(curves), "| used:", used)
 figures.lr_search_figure(curves, used)
 plt.show()
 

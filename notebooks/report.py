@@ -37,7 +37,7 @@ from siamese_lib.analysis import selection_results as sel
 from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.experiments import planning
+from siamese_lib.experiments import lr_rule, planning
 from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
 from siamese_lib.pipeline.published import publish_record
 from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
@@ -54,7 +54,8 @@ report_dir = Path(report_dir or runs_dir / "report")  # the runner passes report
 prof = load_profile(str(profile_path))
 records = load_records(store_dir) if store_dir.is_dir() else []  # read only: this notebook never trains
 frame = tables.records_frame(records)
-cells = tables.table_cells(records, prof, store_dir)
+plan = planning.load_plan(runs_dir)  # the executions and runs the runner planned
+cells = tables.table_cells(records, plan, prof.name)
 timings = tables.load_timings(runs_dir)
 size = profile_text.claims_size(prof)
 claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
@@ -152,7 +153,7 @@ display(HTML(templates.render("agreement.html.j2", **words)))
 display(HTML(templates.render("lr_search.html.j2", **words)))
 
 # %%
-curves = planning.lr_search_curves(records, prof)
+curves = planning.lr_search_curves(records, plan)
 used = planning.used_learning_rates(prof, curves, store_dir)
 incomplete = {m: sorted(lr for lr, e in by_lr.items() if e["missing_seeds"]) for m, by_lr in curves.items()}
 note = "; ".join(f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" for m, lrs in incomplete.items() if lrs)
@@ -211,14 +212,14 @@ else:
 display(HTML(templates.render("deviations.html.j2", **words)))
 
 # %%
-rule = planning.choose_learning_rates(curves)
-lr = dict(final_epochs=planning.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m], faster=r > PAPER_LRS[m])
+rule = lr_rule.choose_learning_rates(curves)
+lr = dict(final_epochs=lr_rule.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m], faster=r > PAPER_LRS[m])
                                                       for m, r in rule.items() if r != PAPER_LRS[m]])
 display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
 # %%
-expected = sum(len(e.configs()) for e in planning.expand(prof, store_dir, "cpu", stages=("beyond_paper",)))
-xdf = beyond.load_beyond_paper(prof, store_dir, missing="skip") if expected else None
+expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
+xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
 display(HTML(templates.render("beyond.html.j2", stage=prof.stages.get("beyond_paper") if expected else None,
                               present=have_ext, expected=expected)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import MODEL_NAMES, PAPER_MODELS  # noqa: F401 - the names, kept where torch is not needed
+from .config import MODEL_NAMES  # the names live where torch is not needed
 
 DROPOUT_P = 0.25
 HEAD_HIDDEN = 72  # one unit per (digit, digit) combination worth distinguishing, as in the paper

@@ -10,10 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..common import runs_root
 from ..data import generate_pair_sets
-from ..experiments.planning import expand
-from ..experiments.profiles import Profile, load_profile
 from ..experiments.variants import BASELINE, REFITS, VARIANTS
 from ..store import find_record, report_to_stderr
 from .stats import FDR, bh_adjust, mean_std_n, welch_p
@@ -28,17 +25,14 @@ OUTPUT_COLUMNS = ("head_prob", "digit_prob", "digit1_pred", "digit2_pred")
 
 # --- reading the stage's records --------------------------------------------------
 
-def load_beyond_paper(profile="paper", store_dir=None, missing="raise"):
-    """One row per run of the profile's beyond_paper stage: model, variant, seed, metrics, test outputs.
+def load_beyond_paper(executions, store_dir, missing="raise"):
+    """One row per run of the beyond_paper stage's executions (a plan's): model, variant, seed, metrics, outputs.
 
-    Records are matched exactly (by run key) to the configurations the profile expands to.
+    Records are matched exactly (by run key) to the planned configurations.
     ``missing``: "raise" (default) names how many runs are absent; "skip" leaves them out.
     """
-
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
-    store_dir = store_dir or runs_root() / prof.name / "store"
     rows, absent = [], []
-    for ex in expand(prof, store_dir, device="cpu", stages=("beyond_paper",)):
+    for ex in (e for e in executions if e.stage == "beyond_paper"):
         for config in ex.configs():
             # a bad record is reported on stderr and counts as absent (store.load_records does the same)
             record = find_record(store_dir, config, "cpu", report_to_stderr) or \

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .. import machine
-from ..experiments.planning import config_id, expand, index_records
+from ..experiments.lr_rule import config_id, index_records
 from ..config import PAPER_MODELS
 from .stats import mean_std, seed_ranges, welch_p
 
@@ -146,19 +146,15 @@ def _cell_key(stage: str, p: dict) -> tuple:
     return (p["weight_sharing"], p["batch_norm"], p["dropout"])
 
 
-def table_cells(records, profile, store_dir=None) -> list[Cell]:
+def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
     """Every cell of Tables I and II, under both protocols, in the paper's order.
 
-    A cell's runs are the profile's configurations for it (profiles.expand). Cells the profile
-    does not run are kept, with a note, so the report can say exactly what is absent.
+    A cell's runs are those its execution in the plan lists (``executions``: planning.load_plan). Cells the
+    profile does not run are kept, with a note, so the report can say exactly what is absent.
     """
     idx = index_records(records)
     cells = {}
-    try:
-        executions = expand(profile, str(store_dir or ""), stages=("table1", "table2"))
-        lr_problem = ""
-    except (KeyError, ValueError) as exc:  # learning_rates: auto with an incomplete LR search
-        executions, lr_problem = [], f"learning rates unavailable: {exc}"
+    executions = [ex for ex in executions if ex.stage in ("table1", "table2")]
     for ex in executions:
         configs = ex.configs()
         key = _cell_key(ex.stage, ex.parameters)
@@ -180,8 +176,8 @@ def table_cells(records, profile, store_dir=None) -> list[Cell]:
             for key in keys:
                 c = cells.get((stage, protocol, key))
                 if c is None:
-                    why = lr_problem or (f"not run: the profile '{profile.name}' does not include this "
-                                         f"configuration under the {protocol} protocol")
+                    why = (f"not run: the profile '{profile_name}' does not include this "
+                           f"configuration under the {protocol} protocol")
                     c = Cell(stage, protocol, key, *PAPER_TABLES[stage][key], note=why)
                 out.append(c)
     return out

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from ..common import NOTEBOOKS_DIR
+from ..common import NOTEBOOKS_DIR, now_iso
 from ..config import PAPER_MODELS
 from ..store import config_from_dict, load_records, run_key
 from ..config import RunConfig
 from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
 from .selection import candidate_configs, chosen_candidate, final_configs
-from .lr_rule import FINAL_EPOCHS, choose_learning_rates, config_id, index_records, infer_lr_search  # noqa: F401
+from .lr_rule import choose_learning_rates, config_id, index_records, infer_lr_search
 from .variants import VARIANTS, applies_to, variant_configs
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
@@ -44,6 +44,23 @@ class Execution:
 
     def configs(self) -> list[RunConfig]:
         return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)
+
+
+PATH_PARAMETERS = ("store_dir", "runs_dir", "profile_path", "report_dir")  # this machine's paths: not in a plan
+
+
+def plan_document(profile_name: str, device: str, executions: list[Execution]) -> dict:
+    """What ``runs/<profile>/plan.json`` holds: each execution (stage, name, parameters without this machine's
+    paths) with its run keys, and each run's configuration under its key."""
+    entries, runs = [], {}
+    for ex in executions:
+        keys = []
+        for config in ex.configs():
+            keys.append(run_key(config, device))
+            runs[keys[-1]] = config.to_dict()
+        entries.append({"stage": ex.stage, "name": ex.name, "runs": keys,
+                        "parameters": {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS}})
+    return {"profile": profile_name, "device": device, "written": now_iso(), "executions": entries, "runs": runs}
 
 
 class PlanError(ValueError):
@@ -202,14 +219,13 @@ def used_learning_rates(profile, models, store_dir) -> dict:
     return used
 
 
-def lr_search_curves(records, profile) -> dict:
-    """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the profile's LR search."""
+def lr_search_curves(records, executions) -> dict:
+    """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the LR search's
+    executions among ``executions`` (a plan's)."""
 
     idx = index_records(records)
     out = {}
-    if "lr_search" not in profile.stages:
-        return out
-    for ex in expand(profile, "", stages=("lr_search",)):
+    for ex in (e for e in executions if e.stage == "lr_search"):
         entry = {"curves": [], "seeds": [], "missing_seeds": []}
         for cfg in ex.configs():
             found = idx.get(config_id(cfg))
@@ -230,7 +246,10 @@ def auto_learning_rates(store_dir, profile=None) -> dict:
     """
 
     records = load_records(store_dir)
-    curves = lr_search_curves(records, profile) if profile is not None else infer_lr_search(records)
+    if profile is not None:
+        curves = lr_search_curves(records, expand(profile, "", stages=("lr_search",)))
+    else:
+        curves = infer_lr_search(records)
     chosen = choose_learning_rates(curves)
     wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
         else list(PAPER_MODELS)

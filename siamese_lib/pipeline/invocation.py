@@ -11,16 +11,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..common import ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
-from ..experiments.planning import expand, run_cost
+from ..experiments.planning import Execution, expand, plan_document, run_cost
 from ..experiments.profiles import TRAINING_STAGES
-from ..store import CorruptRecord, code_version, load_record, record_path, run_key
+from ..store import CorruptRecord, code_version, load_record, record_path
 from .engine import Engine, scheduler_address
 from .kernels import first_line
 from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, make_jobs, presentation_state, up_to_date
 from .timings import clock, load_old_timings, write_timings
-
-PATH_PARAMETERS = ("store_dir", "runs_dir", "profile_path", "report_dir")  # this machine's paths: not in the plan
-
 
 class Run:
     """One invocation of ``run``: the plan, the engine, the notebooks, the progress and timings.json."""
@@ -267,27 +264,19 @@ def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
 
 
 def write_plan(run: Run) -> None:
-    """``runs/<profile>/plan.json``: the profile's training executions and the runs each needs (key -> configuration),
+    """``runs/<profile>/plan.json`` (planning.plan_document): the profile's training executions and their runs,
     computed once here; the report reads it instead of expanding the profile again. Stages this invocation does
     not run (``--only``) are planned too, as far as the store allows (a choice not made yet is left out)."""
-    executions = [(j.stage, j.name, j.parameters, j.keys, j.configs) for j in run.all_jobs
-                  if j.stage in TRAINING_STAGES]
-    planned = {(stage, name) for stage, name, *_ in executions}
+    executions = [Execution(j.stage, j.name, j.parameters, j.configs) for j in run.all_jobs if j.stage in TRAINING_STAGES]
+    planned = {(ex.stage, ex.name) for ex in executions}
     others = [s for s in TRAINING_STAGES if s in run.profile.stages and s not in run.stages]
     try:
-        for ex in expand(run.profile, str(run.store_dir), run.device, stages=others) if others else []:
-            if (ex.stage, safe_name(ex.name)) not in planned:
-                configs = ex.configs()
-                executions.append((ex.stage, safe_name(ex.name), ex.parameters,
-                                   [run_key(c, run.device) for c in configs], configs))
+        executions += [Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs())
+                       for ex in (expand(run.profile, str(run.store_dir), run.device, stages=others) if others else [])
+                       if (ex.stage, safe_name(ex.name)) not in planned]
     except Exception:  # noqa: BLE001 - e.g. auto learning rates before their search: planned when it has run
         pass
-    write_json_atomically(run.base / "plan.json", {
-        "profile": run.profile.name, "device": run.device, "written": now_iso(),
-        "executions": [{"stage": stage, "name": name, "runs": keys,
-                        "parameters": {k: v for k, v in params.items() if k not in PATH_PARAMETERS}}
-                       for stage, name, params, keys, _ in executions],
-        "runs": {k: c.to_dict() for *_, keys, configs in executions for k, c in zip(keys, configs)}})
+    write_json_atomically(run.base / "plan.json", plan_document(run.profile.name, run.device, executions))
 
 
 def render(run: Run, job: Job) -> None:

@@ -28,6 +28,7 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
+from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
 from ..presentation.sections import write_data_csvs
 from ..store import OUTPUTS, CorruptRecord, load_records, record_path, write_record
@@ -186,7 +187,10 @@ def derive_csvs(path, out_dir) -> dict:
         profile_file.write_text(meta["profile_yaml"])
         records = load_records(store)
         profile = load_profile(str(profile_file))
-        cells = table_cells(records, profile, store)
+        if "plan" not in meta:
+            raise RecordFileError(f"{path}: holds no plan, so its table cells cannot be derived")
+        (Path(tmp) / "plan.json").write_text(meta["plan"])  # the cells are those of the plan the record was made by
+        cells = table_cells(records, load_plan(tmp), profile.name)
         return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
 
 

@@ -76,11 +76,10 @@ def rules_html(xdf) -> str:
 def best_html(xdf, summary: dict) -> str:
     """The configuration chosen on validation, its test error against the target, and its ablation."""
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", esc(summary["text"]))  # the summary's markdown code spans
-    mean, final = summary["test_mean"], "held-out-split runs'"
+    mean = summary["test_mean"]
     refit = refit_stats(xdf, summary)
     if refit is not None:
         mean, std, n, nb_pairs = refit
-        final = "refit's"
         text += (f" <i>Post hoc</i> (added after the held-out-split runs' test errors had been seen): trained again "
                  f"with the same settings on all {nb_pairs} training pairs "
                  f"(<code>{esc(REFITS[summary['variant']])}</code>, no split held out, nothing tuned): "

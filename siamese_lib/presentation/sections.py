@@ -14,7 +14,7 @@ from ..analysis.stats import seed_ranges
 from ..analysis.tables import PAPER_PARAMETERS
 from ..analysis.verdicts import verdict_frame
 from ..common import write_atomically
-from ..experiments.planning import FINAL_EPOCHS, choose_learning_rates
+from ..experiments.lr_rule import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters

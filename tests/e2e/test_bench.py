@@ -12,7 +12,7 @@ import torch
 from benchmarks import bench
 from siamese_lib import training
 from siamese_lib.config import RunConfig
-from siamese_lib.models import PAPER_MODELS
+from siamese_lib.config import PAPER_MODELS
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,6 @@ import pandas as pd
 import torch
 
 from conftest import run_cli
-from siamese_lib import store
 from siamese_lib.pipeline import engine
 from siamese_lib.analysis.tables import records_frame
 from siamese_lib.config import RunConfig

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.store import load_records
 
@@ -43,7 +44,7 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
     fill_store(store, prof, paper_like, skip=skip_some)
-    cells = tables.table_cells(load_records(store), prof, store)
+    cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     html = "".join(report_html.table1_html(cells, p, f"TABLE I {p}", 1.0)
                    + report_html.table2_html(cells, p, f"TABLE II {p}", 1.0) for p in ("corrected", "original"))
     ids = cell_ids(html)

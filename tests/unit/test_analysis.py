@@ -19,7 +19,7 @@ from siamese_lib.analysis import claims as claims_mod
 from siamese_lib.analysis import stats
 from siamese_lib.analysis import tables
 from siamese_lib.analysis import verdicts
-from siamese_lib.experiments import planning
+from siamese_lib.experiments import lr_rule, planning
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_TEXT = ROOT.parent / "shared" / "paper" / "ee559-project1-report.txt"
@@ -150,7 +150,7 @@ def test_cell_statistics_from_a_store(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
     fill_store(store, prof, lambda s, p, seed: {1: 4.0, 2: 5.0, 3: 6.0}.get(seed, 10.0))
-    cells = tables.table_cells(load_records(store), prof, store)
+    cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     assert len(cells) == 2 * (16 + 8)
     c = next(c for c in cells if c.table == "table1" and c.protocol == "corrected" and c.key == ("LeNet5", True, True))
     assert c.complete and c.n == 3
@@ -177,7 +177,7 @@ def test_missing_runs_are_reported_not_filled(tmp_path):
         (s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
          and p["protocol"] == "corrected" and seed == 2)
         or (s == "table2" and p["protocol"] == "original" and p["batch_norm"] is False)))
-    cells = tables.table_cells(load_records(store), prof, store)
+    cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     c = next(c for c in cells if c.protocol == "corrected" and c.key == ("Net", False, False))
     assert not c.complete and c.missing_seeds == [2] and c.n == 0
     assert math.isnan(c.mean) and math.isnan(c.p_value)
@@ -194,7 +194,7 @@ def test_cells_outside_the_profile_say_so(tmp_path):
                                 "models: [Net]\n    weight_sharing").replace("protocols: [corrected, original]",
                                                                             "protocols: [corrected]")
     prof = load_profile(str(write_profile(tmp_path, text)))
-    cells = tables.table_cells([], prof, tmp_path / "store")
+    cells = tables.table_cells([], planning.expand(prof, str(tmp_path / "store")), prof.name)
     other = next(c for c in cells if c.protocol == "corrected" and c.key == ("ResNet", True, True))
     assert not other.complete and "does not include" in other.missing_text()
     orig = [c for c in cells if c.protocol == "original"]
@@ -227,10 +227,10 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
                and p["lr"] == 0.05 and seed == 2)
     with pytest.raises(KeyError, match="ResNet"):
         planning.auto_learning_rates(store, prof)
-    curves = planning.lr_search_curves(load_records(store), prof)
+    curves = planning.lr_search_curves(load_records(store), planning.expand(prof, str(store)))
     assert curves["ResNet"][0.05]["missing_seeds"] == [2]
     # the synthetic curves are lowest at 0.005 (see fill_store)
-    assert planning.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
+    assert lr_rule.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
 
 
 # --- deviations and claims --------------------------------------------------------------------------------------

@@ -283,11 +283,11 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     from siamese_lib.pipeline.engine import ensure_run
     profile, store = load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store"
     with pytest.raises(LookupError, match="6 beyond-the-paper runs are not in"):
-        beyond.load_beyond_paper(profile, store)
+        beyond.load_beyond_paper(expand(profile, str(store)), store)
     for ex in expand(profile, store, "cpu", stages=("beyond_paper",)):
         for config in ex.configs():
             ensure_run(config, store, device="cpu")
-    df = beyond.load_beyond_paper(profile, store)
+    df = beyond.load_beyond_paper(expand(profile, str(store)), store)
     assert sorted(df.groupby("variant").size().items()) == [("aug_all", 2), ("aux_w3", 2), ("baseline", 2)]
     assert len(df["head_prob"].iloc[0]) == 20 and (df["val_pairs"] == 4).all()
     t3 = beyond.table3(df)

@@ -13,7 +13,7 @@ import pytest
 from siamese_lib.analysis.tables import records_frame, table_cells
 from siamese_lib.common import UsageError, write_atomically
 from siamese_lib.config import RunConfig
-from siamese_lib.experiments.planning import expand
+from siamese_lib.experiments.planning import expand, plan_document
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.machine import fingerprint
 from siamese_lib.pipeline import published
@@ -108,9 +108,11 @@ def test_runs_and_cells_csv_are_derived_byte_for_byte(tmp_path):
     profile = load_profile(str(write_profile(tmp_path)))
     fill_store(tmp_path / "store", profile, paper_like)
     records = load_records(tmp_path / "store")
-    written = write_data_csvs(records_frame(records), table_cells(records, profile, tmp_path / "store"),
+    written = write_data_csvs(records_frame(records), table_cells(records, expand(profile, str(tmp_path / "store")), profile.name),
                               tmp_path / "report", profile.settings["equivalence_margin"])
-    path = published.publish_record(tmp_path / "store", tmp_path / "report", profile)
+    plan = tmp_path / "plan.json"  # as the runner writes it: the cells are the plan's
+    plan.write_text(json.dumps(plan_document(profile.name, "cpu", expand(profile, str(tmp_path / "store")))))
+    path = published.publish_record(tmp_path / "store", tmp_path / "report", profile, plan)
     derived = published.derive_csvs(path, tmp_path / "derived")
     for name in ("runs", "cells"):
         assert derived[name].read_bytes() == written[name].read_bytes()

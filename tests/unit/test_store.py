@@ -10,7 +10,7 @@ from siamese_lib import training
 from siamese_lib.pipeline import engine
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
-from siamese_lib.experiments import planning
+from siamese_lib.experiments import lr_rule
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
 
@@ -120,7 +120,7 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     record_path(tmp_path, key).write_text(json.dumps(record))
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
-    assert planning.index_records([loaded])[planning.config_id(config)][0]["metrics"]["test_error"] == 7.0
+    assert lr_rule.index_records([loaded])[lr_rule.config_id(config)][0]["metrics"]["test_error"] == 7.0
 
 
 def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(tmp_path):
