@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 from .stats import ALPHA_DIFFERENCE, fmt_p, welch_p
 from .tables import PAPER_N, PAPER_TABLE1, PAPER_TABLE2, cell_label, yesno
 

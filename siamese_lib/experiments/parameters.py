@@ -17,7 +17,7 @@ from pydantic import (BeforeValidator, AfterValidator, Field, StrictBool, Strict
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
 from ..config import FIELD_TYPES, Device, Listed, OneOf, Refusal, Seed, Strict, Threads, one_line, ruled
-from ..models import PAPER_MODELS
+from ..config import PAPER_MODELS
 from ..training import resolve_device
 from .planning import configs_for
 from .profiles import PAPER_LRS

@@ -17,7 +17,8 @@ from ..common import write_atomically
 from ..experiments.lr_rule import FINAL_EPOCHS, choose_learning_rates
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
-from ..models import MODEL_NAMES, PAPER_MODELS, build_model, count_parameters
+from ..config import MODEL_NAMES, PAPER_MODELS
+from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from .html import esc, html_table
 from .profile_text import profile_numbers, report_title
