@@ -49,7 +49,7 @@ store_dir = Path(store_dir or runs_dir / "store")
 profile_path = Path(profile_path or PARAMS_DIR / f"{profile}.yaml")
 prof = load_profile(str(profile_path))
 records = load_records(store_dir) if store_dir.is_dir() else []  # read only
-plan = planning.load_plan(runs_dir)  # the executions and runs the runner planned
+plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
 
 

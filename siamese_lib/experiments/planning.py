@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from ..common import NOTEBOOKS_DIR, now_iso
+from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS
 from ..store import config_from_dict, load_records, run_key
 from ..config import RunConfig
@@ -60,11 +60,19 @@ def plan_document(profile_name: str, device: str, executions: list[Execution]) -
             runs[keys[-1]] = config.to_dict()
         entries.append({"stage": ex.stage, "name": ex.name, "runs": keys,
                         "parameters": {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS}})
-    return {"profile": profile_name, "device": device, "written": now_iso(), "executions": entries, "runs": runs}
+    return {"profile": profile_name, "device": device, "executions": entries, "runs": runs}  # the same plan, the same bytes
 
 
 class PlanError(ValueError):
     """A plan file that is absent or does not hold what the runner writes."""
+
+
+def plan_of(profile: Profile, runs_dir, store_dir) -> list[Execution]:
+    """The plan the runner wrote beside the runs; for a store the runner never planned (notebooks run by hand),
+    the profile's executions as they stand (a selection not chosen yet is left out)."""
+    if (Path(runs_dir) / "plan.json").exists():
+        return load_plan(runs_dir)
+    return expand(profile, str(store_dir), stages=[s for s in TRAINING_STAGES if s in profile.stages])
 
 
 def load_plan(runs_dir) -> list[Execution]:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import nbformat
+import jupyter_client.manager
 import pytest
 import yaml
 
@@ -312,7 +313,7 @@ class FakeKernelManager:
 
 @pytest.mark.parametrize("fail, attempts", [(0, 1), (1, 2), (2, 3)])
 def test_kernel_start_is_retried(monkeypatch, fail, attempts):
-    monkeypatch.setattr(kernels, "KernelManager", FakeKernelManager)
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # kernels imports it per start
     monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", fail)
@@ -321,7 +322,7 @@ def test_kernel_start_is_retried(monkeypatch, fail, attempts):
 
 
 def test_kernel_start_gives_up_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(kernels, "KernelManager", FakeKernelManager)
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # kernels imports it per start
     monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", 99)
