@@ -4,7 +4,9 @@ the one writer) as it comes back, so workers need no shared filesystem and a run
 is retried elsewhere without anything half-written. Runs go longest first (``planning.run_cost``). Before anything
 is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
 differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
-that joins later cannot slip in. Dask is imported only when a cluster is used.
+that joins later cannot slip in. Every record that comes back is checked against what was asked (``check_result``)
+before it is stored, and a run that makes no progress for its bound (``stall_bound``) is reported with its worker
+and failed. Dask is imported only when a cluster is used.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 
 from .. import __version__
-from ..common import UsageError
+from ..common import OneLineError, UsageError
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type, fingerprint
@@ -36,6 +38,65 @@ class EngineError(RuntimeError):
 
 class VersionMismatch(RuntimeError):
     pass
+
+
+class BadResult(OneLineError):
+    """A record that does not answer what was asked (another key or configuration, metrics its outputs refute)."""
+
+
+STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
+POLL_SECONDS = 2.0
+
+
+def stall_bound(config: RunConfig, run_timeout: float | None = None) -> float:
+    """Seconds a run may go without a result once a worker has it: ``run_timeout``, else a generous multiple of
+    its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
+    return run_timeout if run_timeout else STALL_FACTOR * run_cost(config) + STALL_FLOOR
+
+
+def check_result(record, config: RunConfig, device: str) -> dict:
+    """``record`` if it is the record of ``config`` on ``device``: its key and configuration are the request's, and
+    its test metrics recompute from its own per-pair outputs and the test pairs' known targets (training.error_metrics'
+    rules; head_prob and digit_prob are stored to 6 decimals, so a value of exactly 0.5 may count either way).
+    Else BadResult, one line. The one check for every result, in this process or from a worker."""
+    import torch
+
+    from ..training import pair_sets
+
+    if not isinstance(record, dict):
+        raise BadResult(f"the result is a {type(record).__name__}, not a record")
+    if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
+        raise BadResult(f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
+                        f"asked for {run_key(config, device)})")
+    outputs, metrics = record.get("outputs"), record.get("metrics")
+    try:
+        head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
+        p1, p2 = (torch.tensor(outputs[k], dtype=torch.int64) for k in ("digit1_pred", "digit2_pred"))
+        target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
+        if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
+            raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
+        recorded = {m: float(metrics[f"test_{m}"]) for m in ("error", "digit1_error", "digit2_error",
+                    "derived_error", "digit_prob_error", "head_vs_digits_disagreement")}
+    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
+        raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
+    derived = (p1 <= p2).long()
+    ties = head == 0.5
+    wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
+        "error": ((head > 0.5).long() != target) & ~ties, "digit1_error": p1 != classes[:, 0],
+        "digit2_error": p2 != classes[:, 1], "derived_error": derived != target,
+        "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
+        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties}
+    undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
+    n = len(target)
+    for name, value in recorded.items():
+        low = int(wrong[name].sum())
+        high = low + int(undecided.get(name, torch.zeros(0, dtype=torch.bool)).sum())
+        count = value * n / 100
+        if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
+            shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
+            raise BadResult(f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs "
+                            f"({shown})")
+    return record
 
 
 def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
@@ -85,8 +146,9 @@ class Engine:
     with nothing to train starts nothing); an address: that running cluster; ``in_process``: this process."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", log=print,
-                 in_process: bool = False, progress=None):
+                 in_process: bool = False, progress=None, run_timeout: float | None = None):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
+        self.run_timeout = run_timeout
         self.in_process, self.progress = in_process and scheduler is None, progress
         self.cluster = None
         self._client = None
@@ -145,7 +207,7 @@ class Engine:
                               f"versions ({', '.join(f'{k} {v}' for k, v in self.expected.items())})")
 
     def train(self, configs: list, store_dir, on_result=None) -> Outcome:
-        """Train ``configs`` (distinct runs), longest first; write each record as it arrives.
+        """Train ``configs`` (distinct runs), longest first; check and write each record as it arrives.
 
         ``on_result(key, error_or_None)`` is called in the client for each finished run. Ctrl-C cancels
         what was submitted; a lost scheduler raises EngineError (what finished is in the store)."""
@@ -153,28 +215,60 @@ class Engine:
         ordered = sorted(configs, key=run_cost, reverse=True)
         if self.in_process:
             for config in ordered:
-                self.store(outcome, store_dir, run_key(config, self.device),
+                self.store(outcome, store_dir, config,
                            lambda c=config: train_record(c, self.device, progress=self.progress), on_result)
             return outcome
         if not configs:
             return outcome
-        from distributed import as_completed
-
         client = self.client()
         resources = {"GPU": 1} if self.device == "cuda" else None
         futures = {client.submit(train_task, c, self.device, self.expected, key=f"train-{run_key(c, self.device)}",
-                                 priority=run_cost(c), resources=resources, pure=False): run_key(c, self.device)
-                   for c in ordered}
+                                 priority=run_cost(c), resources=resources, pure=False): c for c in ordered}
         try:
-            for future in as_completed(futures):
-                self.store(outcome, store_dir, futures[future], lambda f=future: self.result(f, outcome, len(configs)),
-                           on_result)
-                future.release()
+            self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
         except BaseException:
             if client.status == "running":
                 client.cancel(list(futures))
             raise
         return outcome
+
+    def collect(self, client, pending: dict, store_dir, outcome: Outcome, on_result, total: int) -> None:
+        """Store each result as it comes; a run that a worker has held for longer than its ``stall_bound`` without
+        a result is cancelled and failed, naming the worker (a stopped or hung process answers nothing)."""
+        from distributed import wait
+
+        held = {}  # future key -> (worker, since when)
+        while pending:
+            try:
+                done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                done = ()
+            for future in done:
+                config = pending.pop(future)
+                self.store(outcome, store_dir, config, lambda f=future: self.result(f, outcome, total), on_result)
+                future.release()
+            if done or not pending:
+                continue
+            try:
+                processing = {k: w for w, keys in client.processing().items() for k in keys}
+            except OSError:
+                raise EngineError(self.lost(outcome, total)) from None
+            now = time.monotonic()
+            for future, config in list(pending.items()):
+                worker = processing.get(future.key)
+                if worker is None or held.get(future.key, (None,))[0] != worker:
+                    held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
+                elif worker and now - held[future.key][1] > stall_bound(config, self.run_timeout):
+                    del pending[future]
+                    future.cancel()
+                    key = run_key(config, self.device)
+                    outcome.failed[key] = (f"no result for {now - held[future.key][1]:.0f} s on worker {worker} "
+                                           f"(stopped, hung or far slower than expected): given up; rerun to retry "
+                                           f"(--run-timeout sets the limit)")
+                    self.log(f"worker {worker} gave no result for run {key} in "
+                             f"{stall_bound(config, self.run_timeout):.0f} s: given up")
+                    if on_result:
+                        on_result(key, outcome.failed[key])
 
     def result(self, future, outcome: Outcome, total: int) -> dict:
         import concurrent.futures
@@ -185,16 +279,17 @@ class Engine:
                 raise EngineError(self.lost(outcome, total)) from None
             raise
 
-    def store(self, outcome: Outcome, store_dir, key: str, result, on_result) -> None:
-        """Write the record that ``result()`` returns. On a cluster a run's own error fails that run only (one line);
-        in this process it is raised as it is (a notebook shows it)."""
+    def store(self, outcome: Outcome, store_dir, config: RunConfig, result, on_result) -> None:
+        """Check the record that ``result()`` returns against ``config`` and write it. On a cluster a run's own
+        error (or a bad result) fails that run only (one line); in this process it is raised (a notebook shows it)."""
+        key = run_key(config, self.device)
         try:
-            write_record(store_dir, result())
+            write_record(store_dir, check_result(result(), config, self.device))
             outcome.trained.append(key)
         except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
             if self.in_process or isinstance(exc, (UsageError, EngineError)):
                 raise
-            outcome.failed[key] = f"{type(exc).__name__}: {exc}"
+            outcome.failed[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if on_result:
             on_result(key, outcome.failed.get(key))
 

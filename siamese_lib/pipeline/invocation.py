@@ -43,7 +43,8 @@ class Run:
         self.failed_runs: dict[str, str] = {}
         self.old = load_old_timings(self.base, profile.name)
         self.scheduler = scheduler_address(getattr(args, "scheduler", None))
-        self.engine = Engine(self.scheduler, workers=self.jobs, device=device, log=self.write)
+        self.engine = Engine(self.scheduler, workers=self.jobs, device=device, log=self.write,
+                             run_timeout=getattr(args, "run_timeout", None))
         self.bar = None
         self.executor = Executor(notebooks_dir, self.store_dir, self.workdir, self.finished,
                                  keep_going=bool(args.keep_going), width=self.jobs)

@@ -1,0 +1,97 @@
+"""Workers that lie or stop: a LocalCluster of two worker processes, tiny runs. A result that is not the record
+asked for fails that run only (one line) and the others are stored; a SIGSTOPped worker's run is reported with
+its worker after --run-timeout and the others finish."""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+import cloudpickle
+import pytest
+from distributed import Client, LocalCluster
+
+from conftest import ROOT
+from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import engine
+from siamese_lib.store import run_key
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+
+
+def tiny(seed: int) -> RunConfig:
+    return RunConfig(model="LeNet5", lr=0.005, seed=seed, nb_pairs=100, batch_size=50, epochs=1)
+
+
+@pytest.fixture()
+def cluster():
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address="127.0.0.1:0", env=env) as c, Client(c) as client:
+        pids = client.run(os.getpid)
+        client.run(_warm)  # torch and the pairs loaded once per worker, so the tiny runs take a second or two
+        try:
+            yield c, pids
+        finally:
+            for pid in pids.values():
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+
+
+def _warm():
+    from siamese_lib.training import pair_sets
+    pair_sets(100, 0)
+
+
+def _lying_task(config, device, expected):
+    """Seed 1 answers with seed 9's record; seed 2 with every error 0.0; the others honestly."""
+    if config.seed == 1:
+        return engine.train_record(RunConfig(**{**config.to_dict(), "seed": 9, "augment": ()}), device)
+    record = engine.train_record(config, device)
+    if config.seed == 2:
+        record["metrics"].update({k: 0.0 for k in record["metrics"] if k.endswith("error")})
+    return record
+
+
+def _stopping_task(config, device, expected):
+    if config.seed == 1:
+        os.kill(os.getpid(), signal.SIGSTOP)  # this worker stops answering, as a hung GPU or a dead mount would
+    return engine.train_record(config, device)
+
+
+def run_engine(cluster, tmp_path, seeds, run_timeout=None):
+    lines, results = [], []
+    eng = engine.Engine(cluster.scheduler_address, device="cpu", log=lines.append, run_timeout=run_timeout)
+    try:
+        outcome = eng.train([tiny(s) for s in seeds], tmp_path, on_result=lambda k, e: results.append((k, e)))
+    finally:
+        eng.close()
+    return outcome, lines, results
+
+
+def test_a_lying_worker_fails_its_runs_only(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "train_task", _lying_task)
+    outcome, _, results = run_engine(cluster[0], tmp_path, (1, 2, 3))
+    key = {s: run_key(tiny(s), "cpu") for s in (1, 2, 3)}
+    assert outcome.trained == [key[3]]
+    assert "record of another run" in outcome.failed[key[1]]
+    assert "does not follow from the record's own outputs" in outcome.failed[key[2]]
+    assert all("\n" not in e for e in outcome.failed.values())
+    assert sorted(k for k, _ in results) == sorted(key.values())
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == [key[3]]
+
+
+def test_a_stopped_worker_is_named_and_the_others_finish(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "train_task", _stopping_task)
+    c, pids = cluster
+    outcome, lines, results = run_engine(c, tmp_path, (1, 2, 3, 4), run_timeout=15)
+    key = {s: run_key(tiny(s), "cpu") for s in (1, 2, 3, 4)}
+    assert key[1] in outcome.failed
+    assert sorted(outcome.trained + list(outcome.failed)) == sorted(key.values())
+    assert outcome.trained  # the other worker went on
+    stopped = {w for w in pids if w in outcome.failed[key[1]]}
+    assert len(stopped) == 1 and "given up; rerun to retry" in outcome.failed[key[1]]
+    assert all(next(iter(stopped)) in e for e in outcome.failed.values())
+    assert any(line.startswith(f"worker {next(iter(stopped))} gave no result") for line in lines)
