@@ -58,3 +58,14 @@ def test_a_cells_csv_changed_by_hand_is_named(copy):
         verify.load_committed(copy)
     shutil.copy(RECORD / "cells.csv", copy.with_name("cells.csv"))
     assert len(verify.load_committed(copy)) == len(pd.read_csv(copy))
+
+
+@pytest.mark.parametrize("version", ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "@SUM(A1)", "-2+3"])
+def test_a_version_string_never_reaches_runs_csv_as_a_formula(tmp_path, version):
+    from siamese_lib.presentation.sections import write_data_csvs
+    frame = pd.read_csv(RECORD / "runs.csv").head(3).drop(columns=["record"])
+    frame["code_version"] = version
+    write_data_csvs(frame, [], tmp_path)
+    written = pd.read_csv(tmp_path / "runs.csv")
+    assert list(written["code_version"]) == [f"'{version}"] * 3
+    assert list(written["torch_version"]) == list(frame["torch_version"])  # ordinary text as it was
