@@ -5,8 +5,8 @@ is retried elsewhere without anything half-written. Runs go longest first (``pla
 is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
 differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
 that joins later cannot slip in. Every record that comes back is checked against what was asked (``check_result``)
-before it is stored, and a run that makes no progress for its bound (``stall_bound``) is reported with its worker
-and failed. Dask is imported only when a cluster is used.
+before it is stored, and a worker that holds a run past its bound (``stall_bound``) without a result is named and
+removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imported only when a cluster is used.
 """
 from __future__ import annotations
 
@@ -233,11 +233,12 @@ class Engine:
         return outcome
 
     def collect(self, client, pending: dict, store_dir, outcome: Outcome, on_result, total: int) -> None:
-        """Store each result as it comes; a run that a worker has held for longer than its ``stall_bound`` without
-        a result is cancelled and failed, naming the worker (a stopped or hung process answers nothing)."""
+        """Store each result as it comes. A worker that holds a run past its ``stall_bound`` without a result (a
+        stopped or hung process answers nothing) is removed from the cluster, so Dask retries its runs elsewhere;
+        a run that stalls a second time is failed (one line), as are the runs left when no worker remains."""
         from distributed import wait
 
-        held = {}  # future key -> (worker, since when)
+        held, stalled = {}, set()  # future key -> (worker, since when); runs that stalled once
         while pending:
             try:
                 done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
@@ -251,24 +252,35 @@ class Engine:
                 continue
             try:
                 processing = {k: w for w, keys in client.processing().items() for k in keys}
+                workers = client.scheduler_info()["workers"]
             except OSError:
                 raise EngineError(self.lost(outcome, total)) from None
             now = time.monotonic()
             for future, config in list(pending.items()):
-                worker = processing.get(future.key)
-                if worker is None or held.get(future.key, (None,))[0] != worker:
+                worker, bound = processing.get(future.key), stall_bound(config, self.run_timeout)
+                if not workers:
+                    self.give_up(pending, future, outcome, on_result, "no worker left in the cluster")
+                elif worker is None or held.get(future.key, (None,))[0] != worker:
                     held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
-                elif worker and now - held[future.key][1] > stall_bound(config, self.run_timeout):
-                    del pending[future]
-                    future.cancel()
+                elif now - held[future.key][1] > bound:
                     key = run_key(config, self.device)
-                    outcome.failed[key] = (f"no result for {now - held[future.key][1]:.0f} s on worker {worker} "
-                                           f"(stopped, hung or far slower than expected): given up; rerun to retry "
-                                           f"(--run-timeout sets the limit)")
-                    self.log(f"worker {worker} gave no result for run {key} in "
-                             f"{stall_bound(config, self.run_timeout):.0f} s: given up")
-                    if on_result:
-                        on_result(key, outcome.failed[key])
+                    if future.key in stalled:
+                        self.give_up(pending, future, outcome, on_result,
+                                     f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
+                                     f"rerun to retry (--run-timeout sets the limit)")
+                        continue
+                    stalled.add(future.key)
+                    self.log(f"worker {worker} gave no result for run {key} in {bound:.0f} s (stopped, hung or far "
+                             f"slower than expected): removed from the cluster; its runs are retried elsewhere")
+                    client.run_on_scheduler(_remove_worker, address=worker)
+                    processing = {k: w for k, w in processing.items() if w != worker}
+
+    def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
+        key = run_key(pending.pop(future), self.device)
+        future.cancel()
+        outcome.failed[key] = why
+        if on_result:
+            on_result(key, why)
 
     def result(self, future, outcome: Outcome, total: int) -> dict:
         import concurrent.futures
@@ -306,6 +318,12 @@ class Engine:
         if self.cluster is not None:
             self.cluster.close()
         self._client = self.cluster = None
+
+
+async def _remove_worker(dask_scheduler, address: str):
+    """On the scheduler: forget a worker that answers nothing; Dask reschedules its tasks on the others."""
+    result = dask_scheduler.remove_worker(address, stimulus_id=f"siamese-stalled-{time.time()}", close=True)
+    return await result if hasattr(result, "__await__") else result
 
 
 def scheduler_address(given: str | None) -> str | None:
