@@ -253,6 +253,7 @@ class Engine:
             try:
                 processing = {k: w for w, keys in client.processing().items() for k in keys}
                 workers = client.scheduler_info()["workers"]
+                states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
             except OSError:
                 raise EngineError(self.lost(outcome, total)) from None
             now = time.monotonic()
@@ -260,6 +261,12 @@ class Engine:
                 worker, bound = processing.get(future.key), stall_bound(config, self.run_timeout)
                 if not workers:
                     self.give_up(pending, future, outcome, on_result, "no worker left in the cluster")
+                elif states.get(future.key) == "erred" and not future.done():
+                    # the scheduler ended it but its outcome never reached this client (e.g. an error whose
+                    # traceback Dask could not carry): waiting longer would wait for ever
+                    self.give_up(pending, future, outcome, on_result, f"the run ended on the cluster "
+                                 f"(erred) without its outcome reaching "
+                                 f"this client: {first_words(states, future.key)}")
                 elif worker is None or held.get(future.key, (None,))[0] != worker:
                     held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
                 elif now - held[future.key][1] > bound:
@@ -318,6 +325,22 @@ class Engine:
         if self.cluster is not None:
             self.cluster.close()
         self._client = self.cluster = None
+
+
+def _task_states(dask_scheduler, keys: list) -> dict:
+    """On the scheduler: each task's state, and for an erred one its exception's text."""
+    out = {}
+    for key in keys:
+        task = dask_scheduler.tasks.get(key)
+        if task is not None:
+            out[key] = task.state
+            if task.state == "erred" and (task.exception_blame or task).exception_text:
+                out[f"{key}:error"] = (task.exception_blame or task).exception_text
+    return out
+
+
+def first_words(states: dict, key: str) -> str:
+    return " ".join(str(states.get(f"{key}:error", "no error text")).split())[:200]
 
 
 async def _remove_worker(dask_scheduler, address: str):
