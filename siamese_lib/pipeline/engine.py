@@ -4,7 +4,7 @@ the one writer) as it comes back, so workers need no shared filesystem and a run
 is retried elsewhere without anything half-written. Runs go longest first (``planning.run_cost``). Before anything
 is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
 differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
-that joins later cannot slip in. Every record that comes back is checked against what was asked (``check_result``)
+that joins later cannot slip in. Every record that comes back is checked against what was asked (``watch.check_result``)
 before it is stored, and a worker that holds a run past its bound (``stall_bound``) without a result is named and
 removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imported only when a cluster is used.
 """
@@ -17,12 +17,13 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from .. import __version__
-from ..common import OneLineError, UsageError
+from ..common import UsageError
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type, fingerprint
 from ..store import SCHEMA_VERSION, code_version, load_record, record_path, run_key, write_record
+from .watch import (POLL_SECONDS, BadResult, EngineError, VersionMismatch, Watch, check_result,  # noqa: F401
+                    difference, refuse_odd_workers, versions)
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one
@@ -30,73 +31,6 @@ WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long t
 # mmap threshold, so every training step maps and zero-fills its buffers again (measured: ~40 % system time
 # and several times slower runs on a busy machine). Workers keep glibc's defaults, as the notebook kernels did.
 NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-class EngineError(RuntimeError):
-    """The cluster cannot do the work (no compatible worker, the scheduler went away): one line for the user."""
-
-
-class VersionMismatch(RuntimeError):
-    pass
-
-
-class BadResult(OneLineError):
-    """A record that does not answer what was asked (another key or configuration, metrics its outputs refute)."""
-
-
-STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
-POLL_SECONDS = 2.0
-
-
-def stall_bound(config: RunConfig, run_timeout: float | None = None) -> float:
-    """Seconds a run may go without a result once a worker has it: ``run_timeout``, else a generous multiple of
-    its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
-    return run_timeout if run_timeout else STALL_FACTOR * run_cost(config) + STALL_FLOOR
-
-
-def check_result(record, config: RunConfig, device: str) -> dict:
-    """``record`` if it is the record of ``config`` on ``device``: its key and configuration are the request's, and
-    its test metrics recompute from its own per-pair outputs and the test pairs' known targets (training.error_metrics'
-    rules; head_prob and digit_prob are stored to 6 decimals, so a value of exactly 0.5 may count either way).
-    Else BadResult, one line. The one check for every result, in this process or from a worker."""
-    import torch
-
-    from ..training import pair_sets
-
-    if not isinstance(record, dict):
-        raise BadResult(f"the result is a {type(record).__name__}, not a record")
-    if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
-        raise BadResult(f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
-                        f"asked for {run_key(config, device)})")
-    outputs, metrics = record.get("outputs"), record.get("metrics")
-    try:
-        head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
-        p1, p2 = (torch.tensor(outputs[k], dtype=torch.int64) for k in ("digit1_pred", "digit2_pred"))
-        target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
-        if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
-            raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
-        recorded = {m: float(metrics[f"test_{m}"]) for m in ("error", "digit1_error", "digit2_error",
-                    "derived_error", "digit_prob_error", "head_vs_digits_disagreement")}
-    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
-        raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
-    derived = (p1 <= p2).long()
-    ties = head == 0.5
-    wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
-        "error": ((head > 0.5).long() != target) & ~ties, "digit1_error": p1 != classes[:, 0],
-        "digit2_error": p2 != classes[:, 1], "derived_error": derived != target,
-        "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
-        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties}
-    undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
-    n = len(target)
-    for name, value in recorded.items():
-        low = int(wrong[name].sum())
-        high = low + int(undecided.get(name, torch.zeros(0, dtype=torch.bool)).sum())
-        count = value * n / 100
-        if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
-            shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
-            raise BadResult(f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs "
-                            f"({shown})")
-    return record
 
 
 def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
@@ -115,16 +49,6 @@ def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict
         "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def versions() -> dict:
-    """What must be equal on a worker and the client for their numbers to be comparable."""
-    import torch
-    return {"siamese_lib": __version__, "torch": torch.__version__, "code": code_version()}
-
-
-def difference(mine: dict, theirs: dict) -> str:
-    return ", ".join(f"{k} {theirs.get(k)!r} (client: {v!r})" for k, v in mine.items() if theirs.get(k) != v)
 
 
 def train_task(config: RunConfig, device: str, expected: dict) -> dict:
@@ -189,22 +113,8 @@ class Engine:
                                   f"(waited {WORKER_WAIT_SECONDS} s)") from None
         link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
         self.log(f"Dask scheduler {client.scheduler.address}; dashboard: {link or 'none (install bokeh)'}")
-        self.check_workers(client)
+        refuse_odd_workers(client, self.expected, self.log)
         return client
-
-    def check_workers(self, client) -> None:
-        """Refuse (retire) every worker whose versions differ from the client's; one line per worker."""
-        found = client.run(versions)
-        bad = {addr: v for addr, v in found.items() if v != self.expected}
-        for addr, v in bad.items():
-            self.log(f"refused worker {addr}: {difference(self.expected, v)}; install the same version there")
-        if bad:
-            client.retire_workers(list(bad), close_workers=True)
-        if len(bad) == len(found):
-            address = client.scheduler.address
-            client.close()
-            raise EngineError(f"no worker of the Dask scheduler {address} runs the client's "
-                              f"versions ({', '.join(f'{k} {v}' for k, v in self.expected.items())})")
 
     def train(self, configs: list, store_dir, on_result=None) -> Outcome:
         """Train ``configs`` (distinct runs), longest first; check and write each record as it arrives.
@@ -238,7 +148,7 @@ class Engine:
         a run that stalls a second time is failed (one line), as are the runs left when no worker remains."""
         from distributed import wait
 
-        held, stalled = {}, set()  # future key -> (worker, since when); runs that stalled once
+        watch = Watch(self.run_timeout)
         while pending:
             try:
                 done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
@@ -251,36 +161,15 @@ class Engine:
             if done or not pending:
                 continue
             try:
-                processing = {k: w for w, keys in client.processing().items() for k in keys}
-                workers = client.scheduler_info()["workers"]
-                states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
+                verdicts = watch.look(client, pending)
             except OSError:
                 raise EngineError(self.lost(outcome, total)) from None
-            now = time.monotonic()
-            for future, config in list(pending.items()):
-                worker, bound = processing.get(future.key), stall_bound(config, self.run_timeout)
-                if not workers:
-                    self.give_up(pending, future, outcome, on_result, "no worker left in the cluster")
-                elif states.get(future.key) == "erred" and not future.done():
-                    # the scheduler ended it but its outcome never reached this client (e.g. an error whose
-                    # traceback Dask could not carry): waiting longer would wait for ever
-                    self.give_up(pending, future, outcome, on_result, f"the run ended on the cluster "
-                                 f"(erred) without its outcome reaching "
-                                 f"this client: {first_words(states, future.key)}")
-                elif worker is None or held.get(future.key, (None,))[0] != worker:
-                    held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
-                elif now - held[future.key][1] > bound:
-                    key = run_key(config, self.device)
-                    if future.key in stalled:
-                        self.give_up(pending, future, outcome, on_result,
-                                     f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
-                                     f"rerun to retry (--run-timeout sets the limit)")
-                        continue
-                    stalled.add(future.key)
-                    self.log(f"worker {worker} gave no result for run {key} in {bound:.0f} s (stopped, hung or far "
-                             f"slower than expected): removed from the cluster; its runs are retried elsewhere")
-                    client.run_on_scheduler(_remove_worker, address=worker)
-                    processing = {k: w for k, w in processing.items() if w != worker}
+            for future, why, worker in verdicts:
+                if worker is None:
+                    self.give_up(pending, future, outcome, on_result, why)
+                else:
+                    self.log(f"worker {worker} gave no result for run {run_key(pending[future], self.device)} "
+                             f"in {why}: removed from the cluster; its runs are retried elsewhere")
 
     def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
         key = run_key(pending.pop(future), self.device)
@@ -325,28 +214,6 @@ class Engine:
         if self.cluster is not None:
             self.cluster.close()
         self._client = self.cluster = None
-
-
-def _task_states(dask_scheduler, keys: list) -> dict:
-    """On the scheduler: each task's state, and for an erred one its exception's text."""
-    out = {}
-    for key in keys:
-        task = dask_scheduler.tasks.get(key)
-        if task is not None:
-            out[key] = task.state
-            if task.state == "erred" and (task.exception_blame or task).exception_text:
-                out[f"{key}:error"] = (task.exception_blame or task).exception_text
-    return out
-
-
-def first_words(states: dict, key: str) -> str:
-    return " ".join(str(states.get(f"{key}:error", "no error text")).split())[:200]
-
-
-async def _remove_worker(dask_scheduler, address: str):
-    """On the scheduler: forget a worker that answers nothing; Dask reschedules its tasks on the others."""
-    result = dask_scheduler.remove_worker(address, stimulus_id=f"siamese-stalled-{time.time()}", close=True)
-    return await result if hasattr(result, "__await__") else result
 
 
 def scheduler_address(given: str | None) -> str | None:
