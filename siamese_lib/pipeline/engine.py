@@ -146,6 +146,8 @@ class Engine:
         """Store each result as it comes. A worker that holds a run past its ``stall_bound`` without a result (a
         stopped or hung process answers nothing) is removed from the cluster, so Dask retries its runs elsewhere;
         a run that stalls a second time is failed (one line), as are the runs left when no worker remains."""
+        from concurrent.futures import CancelledError
+
         from distributed import wait
 
         watch = Watch(self.run_timeout)
@@ -154,6 +156,10 @@ class Engine:
                 done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
             except TimeoutError:
                 done = ()
+            except CancelledError:  # the scheduler went away (or a run was cancelled: its result() says so)
+                if client.status != "running":
+                    raise EngineError(self.lost(outcome, total)) from None
+                done = [f for f in pending if f.done()]
             for future in done:
                 config = pending.pop(future)
                 self.store(outcome, store_dir, config, lambda f=future: self.result(f, outcome, total), on_result)
