@@ -103,8 +103,10 @@ class Engine:
         else:
             try:
                 client = Client(self.scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+            except (OSError, TimeoutError, TypeError) as exc:  # TypeError: tls:// without Dask's TLS settings
+                hint = "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')" \
+                    if self.scheduler.startswith("tls://") else ""
+                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}") from None
             try:
                 client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
             except TimeoutError:
