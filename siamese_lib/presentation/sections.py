@@ -289,15 +289,13 @@ def conclusion_html(profile, cells, claims) -> str:
 
 def write_data_csvs(frame, cells, out_dir) -> dict:
     """The data behind the report: runs.csv (one row per training run) and cells.csv (one row per table
-    cell: paper's and our statistics), written atomically. A text that a spreadsheet would run as a formula
-    (beginning with =, +, -, @, a tab or a carriage return, e.g. a crafted version string) is written with a ' first."""
+    cell: paper's and our statistics), written atomically."""
     out_dir = Path(out_dir)
     runs = out_dir / "runs.csv"
     table = out_dir / "cells.csv"
     if not frame.empty:  # where each run's record lives: the evidence for every number built from it
-        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
-        frame = frame.assign(**{c: [f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v
-                                    for v in frame[c]] for c in frame.columns if frame[c].dtype.kind not in "biuf"})
+        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])  # and no text a spreadsheet runs:
+        frame = frame.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v)
     write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
                                                "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
                       if not frame.empty else b"")
