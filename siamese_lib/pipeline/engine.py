@@ -17,7 +17,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from ..common import UsageError
+from ..common import UsageError, same_package_env
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type, fingerprint
@@ -98,7 +98,7 @@ class Engine:
             with dask.config.set(NANNY_ENVIRON):
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                             host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                            silence_logs=logging.ERROR, resources=resources)
+                                            silence_logs=logging.ERROR, resources=resources, env=same_package_env())
             client = Client(self.cluster)
         else:
             try:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import filelock
 
-from .. import PACKAGE_ENV
-from ..common import NOTEBOOKS_DIR, ROOT, UsageError, check_run_places, write_atomically
+from ..common import NOTEBOOKS_DIR, UsageError, check_run_places, write_atomically
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
@@ -86,13 +85,6 @@ class Lock:
             self.lock.release()
 
 
-def same_package() -> None:
-    """The notebooks' kernels and the local workers import this package, not another clone's that the environment
-    holds: this root first on their PYTHONPATH, and PACKAGE_ENV for siamese_lib to refuse any other (one line)."""
-    os.environ[PACKAGE_ENV] = str(ROOT / "siamese_lib")
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-
-
 def main(args) -> int:
     try:
         profile = load_profile(args.profile)
@@ -117,7 +109,6 @@ def main(args) -> int:
     if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit
         check_clean_code(profile.name, allow=getattr(args, "allow_dirty", False))
     apply_numerics(profile.settings["numerics"])  # the kernels and workers inherit it (machine.py)
-    same_package()
     run = Run(args, profile, stages, device, args.jobs or default_jobs(), NOTEBOOKS_DIR)
     warnings = logging.getLogger("papermill")
     handler = PapermillWarnings(run.write)

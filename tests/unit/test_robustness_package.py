@@ -9,7 +9,7 @@ import sys
 
 from conftest import ROOT
 import siamese_lib
-from siamese_lib.pipeline import runner
+from siamese_lib.common import same_package_env
 
 SHOW = "import siamese_lib; print(siamese_lib.__file__)"
 
@@ -37,9 +37,8 @@ def test_a_process_importing_another_copy_refuses_in_one_line(tmp_path):
 
 def test_the_runner_points_its_kernels_and_workers_at_its_own_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(other_clone(tmp_path)))
-    monkeypatch.delenv(siamese_lib.PACKAGE_ENV, raising=False)
-    runner.same_package()
     (tmp_path / "notebooks").mkdir()
-    out = python(dict(os.environ), tmp_path / "notebooks")  # a kernel starts elsewhere, with the runner's environment
+    out = python({**os.environ, **same_package_env()}, tmp_path / "notebooks")  # a kernel starts elsewhere
     assert out.returncode == 0, out.stderr
     assert os.path.realpath(out.stdout.strip()) == os.path.realpath(siamese_lib.__file__)
+    assert siamese_lib.PACKAGE_ENV not in os.environ  # the runner's own environment is left as it was
