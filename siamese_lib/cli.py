@@ -110,12 +110,16 @@ def build_parser() -> Parser:
     r.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
                         "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")
+    r.add_argument("--run-timeout", type=positive_float, default=None, metavar="SECONDS",
+                   help="fail a run that a worker holds this long without a result (default: 20 x its expected "
+                        "time on one core + 300 s)")
 
     v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=10.0, help="time budget (default 10)")
     v.add_argument("--full", action="store_true", help="every committed run, no time budget")
     v.add_argument("--jobs", type=positive_int, default=None, help="processes at once (default 2)")
+    v.add_argument("--seed", type=int, default=None, help="the sample's seed, to repeat one (default: a new one, printed)")
     return parser
 
 

@@ -9,6 +9,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from . import PACKAGE_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 PARAMS_DIR = ROOT / "params"
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -101,6 +103,14 @@ def check_run_places(profile_name: str, with_report: bool) -> None:
     if with_report:
         check_directory(_place("SIAMESE_LIB_REPORT_DIR", ROOT / "report") / name,
                         "report folder (SIAMESE_LIB_REPORT_DIR)")
+
+
+def same_package_env() -> dict:
+    """For the processes the runner starts (notebook kernels, local workers): this package's root first on their
+    path, so they import this package and not another clone's that the environment holds, and PACKAGE_ENV, so that
+    siamese_lib refuses (one line) to be imported from anywhere else."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {PACKAGE_ENV: str(ROOT / "siamese_lib"), "PYTHONPATH": path}
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:

@@ -60,14 +60,20 @@ def uncommitted_code() -> list[str]:
     return [line[3:] for line in lines if line.strip()]
 
 
+UNKNOWN = "unknown"  # no git history here (e.g. a zip download): provenance cannot be established
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """The last commit that changed CODE_PATHS (12 hex digits), with DIRTY while any of them is uncommitted."""
+    """The last commit that changed CODE_PATHS (12 hex digits), with DIRTY while any of them is uncommitted. A tree
+    whose version cannot be established is treated like uncommitted code: UNKNOWN + DIRTY."""
     try:
         commit = _git("log", "-1", "--format=%H", "--", *CODE_PATHS).strip()[:12]
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (commit or "unknown") + (DIRTY if uncommitted_code() else "")
+        commit = ""
+    if not commit:
+        return UNKNOWN + DIRTY
+    return commit + (DIRTY if uncommitted_code() else "")
 
 
 def dirty_allowed() -> bool:
@@ -75,8 +81,8 @@ def dirty_allowed() -> bool:
 
 
 def check_clean_code(profile_name: str, allow: bool = False) -> None:
-    """Refuse (UsageError, one line) to train a committed profile's runs from uncommitted code, unless allowed;
-    ``allow`` holds for this process and the kernels and workers it starts."""
+    """Refuse (UsageError, one line) to train a committed profile's runs from uncommitted code (or code of no known
+    version), unless allowed; ``allow`` holds for this process and the kernels and workers it starts."""
     if allow:
         os.environ[ALLOW_DIRTY_ENV] = "1"
     if profile_name in CLEAN_PROFILES and not dirty_allowed() and code_version().endswith(DIRTY):
@@ -84,11 +90,15 @@ def check_clean_code(profile_name: str, allow: bool = False) -> None:
 
 
 def _refusal(profile_name: str) -> str:
-    changed = uncommitted_code()
-    shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
-    return (f"refusing to write records of profile {profile_name!r} from uncommitted changes "
-            f"({shown or 'see git status'}): commit them first, or pass --allow-dirty (make report ALLOW_DIRTY=1) "
-            f"for an experiment; its runs are then marked {DIRTY} in the report")
+    if code_version().startswith(UNKNOWN):
+        why = ("code whose version cannot be established (no git history here, e.g. a zip download): "
+               "clone the repository with git")
+    else:
+        changed = uncommitted_code()
+        shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
+        why = f"uncommitted changes ({shown or 'see git status'}): commit them"
+    return (f"refusing to write records of profile {profile_name!r} from {why} first, or pass --allow-dirty "
+            f"(make report ALLOW_DIRTY=1) for an experiment; its runs are then marked {DIRTY} in the report")
 
 
 def record_path(store_dir: Path, key: str) -> Path:

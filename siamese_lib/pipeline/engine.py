@@ -4,7 +4,9 @@ the one writer) as it comes back, so workers need no shared filesystem and a run
 is retried elsewhere without anything half-written. Runs go longest first (``planning.run_cost``). Before anything
 is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
 differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
-that joins later cannot slip in. Dask is imported only when a cluster is used.
+that joins later cannot slip in. Every record that comes back is checked against what was asked (``watch.check_result``)
+before it is stored, and a worker that holds a run past its bound (``stall_bound``) without a result is named and
+removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imported only when a cluster is used.
 """
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ import platform
 import time
 from dataclasses import dataclass, field
 
-from .. import __version__
-from ..common import UsageError
+from ..common import UsageError, same_package_env
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type, fingerprint
 from ..store import SCHEMA_VERSION, code_version, load_record, record_path, run_key, write_record
+from .watch import (POLL_SECONDS, BadResult, EngineError, VersionMismatch, Watch, check_result,  # noqa: F401
+                    difference, refuse_odd_workers, versions)
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one
@@ -28,14 +31,6 @@ WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long t
 # mmap threshold, so every training step maps and zero-fills its buffers again (measured: ~40 % system time
 # and several times slower runs on a busy machine). Workers keep glibc's defaults, as the notebook kernels did.
 NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-class EngineError(RuntimeError):
-    """The cluster cannot do the work (no compatible worker, the scheduler went away): one line for the user."""
-
-
-class VersionMismatch(RuntimeError):
-    pass
 
 
 def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
@@ -53,16 +48,6 @@ def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict
         "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def versions() -> dict:
-    """What must be equal on a worker and the client for their numbers to be comparable."""
-    import torch
-    return {"siamese_lib": __version__, "torch": torch.__version__, "code": code_version()}
-
-
-def difference(mine: dict, theirs: dict) -> str:
-    return ", ".join(f"{k} {theirs.get(k)!r} (client: {v!r})" for k, v in mine.items() if theirs.get(k) != v)
 
 
 def train_task(config: RunConfig, device: str, expected: dict) -> dict:
@@ -84,8 +69,9 @@ class Engine:
     with nothing to train starts nothing); an address: that running cluster; ``in_process``: this process."""
 
     def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", log=print,
-                 in_process: bool = False, progress=None):
+                 in_process: bool = False, progress=None, run_timeout: float | None = None):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
+        self.run_timeout = run_timeout
         self.in_process, self.progress = in_process and scheduler is None, progress
         self.cluster = None
         self._client = None
@@ -111,13 +97,15 @@ class Engine:
             with dask.config.set(NANNY_ENVIRON):
                 self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
                                             host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                            silence_logs=logging.ERROR, resources=resources)
+                                            silence_logs=logging.ERROR, resources=resources, env=same_package_env())
             client = Client(self.cluster)
         else:
             try:
                 client = Client(self.scheduler, timeout="20s")
-            except (OSError, TimeoutError) as exc:
-                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}") from None
+            except (OSError, TimeoutError, TypeError) as exc:  # TypeError: tls:// without Dask's TLS settings
+                hint = "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')" \
+                    if self.scheduler.startswith("tls://") else ""
+                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}") from None
             try:
                 client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
             except TimeoutError:
@@ -126,25 +114,11 @@ class Engine:
                                   f"(waited {WORKER_WAIT_SECONDS} s)") from None
         link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
         self.log(f"Dask scheduler {client.scheduler.address}; dashboard: {link or 'none (install bokeh)'}")
-        self.check_workers(client)
+        refuse_odd_workers(client, self.expected, self.log)
         return client
 
-    def check_workers(self, client) -> None:
-        """Refuse (retire) every worker whose versions differ from the client's; one line per worker."""
-        found = client.run(versions)
-        bad = {addr: v for addr, v in found.items() if v != self.expected}
-        for addr, v in bad.items():
-            self.log(f"refused worker {addr}: {difference(self.expected, v)}; install the same version there")
-        if bad:
-            client.retire_workers(list(bad), close_workers=True)
-        if len(bad) == len(found):
-            address = client.scheduler.address
-            client.close()
-            raise EngineError(f"no worker of the Dask scheduler {address} runs the client's "
-                              f"versions ({', '.join(f'{k} {v}' for k, v in self.expected.items())})")
-
     def train(self, configs: list, store_dir, on_result=None) -> Outcome:
-        """Train ``configs`` (distinct runs), longest first; write each record as it arrives.
+        """Train ``configs`` (distinct runs), longest first; check and write each record as it arrives.
 
         ``on_result(key, error_or_None)`` is called in the client for each finished run. Ctrl-C cancels
         what was submitted; a lost scheduler raises EngineError (what finished is in the store)."""
@@ -152,28 +126,64 @@ class Engine:
         ordered = sorted(configs, key=run_cost, reverse=True)
         if self.in_process:
             for config in ordered:
-                self.store(outcome, store_dir, run_key(config, self.device),
+                self.store(outcome, store_dir, config,
                            lambda c=config: train_record(c, self.device, progress=self.progress), on_result)
             return outcome
         if not configs:
             return outcome
-        from distributed import as_completed
-
         client = self.client()
         resources = {"GPU": 1} if self.device == "cuda" else None
         futures = {client.submit(train_task, c, self.device, self.expected, key=f"train-{run_key(c, self.device)}",
-                                 priority=run_cost(c), resources=resources, pure=False): run_key(c, self.device)
-                   for c in ordered}
+                                 priority=run_cost(c), resources=resources, pure=False): c for c in ordered}
         try:
-            for future in as_completed(futures):
-                self.store(outcome, store_dir, futures[future], lambda f=future: self.result(f, outcome, len(configs)),
-                           on_result)
-                future.release()
+            self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
         except BaseException:
             if client.status == "running":
                 client.cancel(list(futures))
             raise
         return outcome
+
+    def collect(self, client, pending: dict, store_dir, outcome: Outcome, on_result, total: int) -> None:
+        """Store each result as it comes. A worker that holds a run past its ``stall_bound`` without a result (a
+        stopped or hung process answers nothing) is removed from the cluster, so Dask retries its runs elsewhere;
+        a run that stalls a second time is failed (one line), as are the runs left when no worker remains."""
+        from concurrent.futures import CancelledError
+
+        from distributed import wait
+
+        watch = Watch(self.run_timeout)
+        while pending:
+            try:
+                done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+            except TimeoutError:
+                done = ()
+            except CancelledError:  # the scheduler went away (or a run was cancelled: its result() says so)
+                if client.status != "running":
+                    raise EngineError(self.lost(outcome, total)) from None
+                done = [f for f in pending if f.done()]
+            for future in done:
+                config = pending.pop(future)
+                self.store(outcome, store_dir, config, lambda f=future: self.result(f, outcome, total), on_result)
+                future.release()
+            if done or not pending:
+                continue
+            try:
+                verdicts = watch.look(client, pending)
+            except OSError:
+                raise EngineError(self.lost(outcome, total)) from None
+            for future, why, worker in verdicts:
+                if worker is None:
+                    self.give_up(pending, future, outcome, on_result, why)
+                else:
+                    self.log(f"worker {worker} gave no result for run {run_key(pending[future], self.device)} "
+                             f"in {why}: removed from the cluster; its runs are retried elsewhere")
+
+    def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
+        key = run_key(pending.pop(future), self.device)
+        future.cancel()
+        outcome.failed[key] = why
+        if on_result:
+            on_result(key, why)
 
     def result(self, future, outcome: Outcome, total: int) -> dict:
         import concurrent.futures
@@ -184,16 +194,17 @@ class Engine:
                 raise EngineError(self.lost(outcome, total)) from None
             raise
 
-    def store(self, outcome: Outcome, store_dir, key: str, result, on_result) -> None:
-        """Write the record that ``result()`` returns. On a cluster a run's own error fails that run only (one line);
-        in this process it is raised as it is (a notebook shows it)."""
+    def store(self, outcome: Outcome, store_dir, config: RunConfig, result, on_result) -> None:
+        """Check the record that ``result()`` returns against ``config`` and write it. On a cluster a run's own
+        error (or a bad result) fails that run only (one line); in this process it is raised (a notebook shows it)."""
+        key = run_key(config, self.device)
         try:
-            write_record(store_dir, result())
+            write_record(store_dir, check_result(result(), config, self.device))
             outcome.trained.append(key)
         except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
             if self.in_process or isinstance(exc, (UsageError, EngineError)):
                 raise
-            outcome.failed[key] = f"{type(exc).__name__}: {exc}"
+            outcome.failed[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if on_result:
             on_result(key, outcome.failed.get(key))
 

@@ -34,14 +34,15 @@ class Run:
         self.started = now_iso()
         self.all_jobs: list[Job] = []
         self.stage_span: dict[str, list[float]] = {}
-        self.workdir = Path(tempfile.mkdtemp(prefix="siamese-run-"))
         self.errors: list[str] = []      # failures outside notebooks (planning, the cluster, rendering)
         self.trained: set[str] = set()   # keys trained by this invocation
         self.failed_runs: dict[str, str] = {}
         self.old = load_old_timings(self.base, profile.name)
         self.scheduler = scheduler_address(getattr(args, "scheduler", None))
-        self.engine = Engine(self.scheduler, workers=self.jobs, device=device, log=self.write)
+        self.engine = Engine(self.scheduler, workers=self.jobs, device=device, log=self.write,
+                             run_timeout=getattr(args, "run_timeout", None))
         self.bar = None
+        self.workdir = Path(tempfile.mkdtemp(prefix="siamese-run-"))  # last: nothing after it can fail and leave it
         self.executor = Executor(notebooks_dir, self.store_dir, self.workdir, self.finished,
                                  keep_going=bool(args.keep_going), width=self.jobs)
 

@@ -9,6 +9,8 @@ import signal
 import time
 from pathlib import Path
 
+from ..common import same_package_env
+
 KERNEL_NAME = "siamese-lib"
 KERNEL_START_ATTEMPTS = 3  # several kernels starting at once can race for ports; retry the start
 RETRY_PAUSE = (0.5, 1.5)  # seconds (times the attempt number) before a retry, random to spread the starts
@@ -91,7 +93,7 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
     km = None
     partial = job.output.with_name(f".tmp-{job.output.name}")  # papermill saves as it goes; renamed when whole
     # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **same_package_env())
     with open(log_path, "ab") as log:
         try:
             km, result["kernel_start_seconds"], result["attempts"] = start_kernel(kernel, str(cwd), env, log)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import filelock
 
-from ..common import NOTEBOOKS_DIR, UsageError, check_run_places
+from ..common import NOTEBOOKS_DIR, UsageError, check_run_places, write_atomically
 from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
@@ -60,12 +60,17 @@ class Lock:
         self.lock = filelock.FileLock(str(path), timeout=0)
 
     def acquire(self) -> bool:
+        """False when another run holds it. A lock file that is a symlink is refused (UsageError): locking
+        through it would open, and may truncate, the file it points to. The pid file replaces a link."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_symlink():
+            raise UsageError(f"run: the lock file {self.path} is a symlink (to {os.readlink(self.path)}), "
+                             f"not written through; remove it")
         try:
             self.lock.acquire()
         except filelock.Timeout:
             return False
-        self.pid_path.write_text(f"{os.getpid()}\n")
+        write_atomically(self.pid_path, f"{os.getpid()}\n")
         return True
 
     def holder(self) -> str:
@@ -111,7 +116,12 @@ def main(args) -> int:
     warnings.addHandler(handler)
     warnings.propagate = False
     lock = Lock(run.base / ".lock")
-    if not lock.acquire():
+    try:
+        held = lock.acquire()
+    except BaseException:
+        shutil.rmtree(run.workdir, ignore_errors=True)
+        raise
+    if not held:
         shutil.rmtree(run.workdir, ignore_errors=True)
         raise UsageError(f"run: another run of profile {profile.name!r} is in progress "
                          f"(lock {run.rel(lock.path)} held by pid {lock.holder()}); wait for it to finish")
@@ -121,10 +131,8 @@ def main(args) -> int:
 
     old_term, old_int = signal.signal(signal.SIGTERM, on_term), signal.getsignal(signal.SIGINT)
     try:
-        try:
-            shutil.copyfile(profile.path, run.base / "profile.yaml")  # what this run was asked to do
-        except shutil.SameFileError:
-            pass
+        # what this run was asked to do; a new file, never written through a symlink that stands there
+        write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
         if args.from_record:
             from .published import seed_from_record
             seed_from_record(run)

@@ -1,8 +1,10 @@
 """``python -m siamese_lib verify``: retrain a sample of a committed record here and say whether it agrees.
 
-The record is ``report/<profile>/runs.csv`` (one row per run). The sample is stratified: cells (a
+The record is ``report/<profile>/runs.csv`` (one row per run; a duplicated row, a gap in a cell's seeds or a
+cells.csv row that does not follow from it is an error naming them). The sample is stratified: cells (a
 configuration over its seeds) are taken in turn from each (paper or beyond, model, protocol) stratum, each with at
-least MIN_SEEDS seeds so its mean can be tested, until the time budget is spent (``--full``: every run).
+least MIN_SEEDS seeds so its mean can be tested, until the time budget is spent (``--full``: every run). It is drawn
+anew each time (its seed printed; ``--seed`` repeats one), so an edit outside one sample is caught by another.
 Runs are retrained on the engine's local cluster (fresh processes, one torch thread each, the profile's
 numerics) into a store of their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
 """
@@ -20,7 +22,7 @@ import pandas as pd
 
 from .. import machine
 from ..analysis.agreement import cell_check, run_check, verdict
-from ..analysis.stats import fmt_p
+from ..analysis.stats import fmt_p, mean_std_n
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..experiments.profiles import ProfileError, load_profile
 from ..store import load_record, record_path, run_key
@@ -28,8 +30,8 @@ from ..config import KEY_OMITS_AT_DEFAULT, RunConfig
 from .engine import Engine, EngineError
 
 MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
-SAMPLE_SEED = 0     # the sample is the same on every machine, so two verifications check the same runs
 DEFAULT_MINUTES = 10.0
+CELL_FIELDS = ("protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs")  # cells.csv
 
 
 @dataclasses.dataclass
@@ -76,13 +78,51 @@ def load_committed(csv_path: Path) -> list[CommittedRun]:
         fp = row.get("machine")
         runs.append(CommittedRun(config, row["key"], row["device"], row, json.loads(fp) if isinstance(fp, str) and fp
                                  else None, float(row.get("train_seconds") or 0.0)))
+    problem = rows_problem(runs) or cells_problem(csv_path.with_name("cells.csv"), runs)
+    if problem:
+        raise UsageError(f"verify: {csv_path}: {problem}")
     return runs
 
 
+def rows_problem(runs: list[CommittedRun]) -> str | None:
+    """Duplicated rows (a key twice) and missing ones (a gap in a cell's seeds), named; None when there are none."""
+    seen, cells = {}, {}
+    for r in runs:
+        seen[r.key] = seen.get(r.key, 0) + 1
+        cells.setdefault(r.cell, set()).add(r.config.seed)
+    twice = [f"{k} ({n} times)" for k, n in seen.items() if n > 1]
+    gaps = [f"{cell} seeds {sorted(set(range(min(s), max(s) + 1)) - s)}" for cell, s in cells.items()
+            if len(s) != max(s) - min(s) + 1]
+    return "; ".join(filter(None, [twice and f"duplicated rows: {', '.join(twice[:5])}",
+                                   gaps and f"missing rows: {', '.join(gaps[:5])}"])) or None
+
+
+def cells_problem(cells_csv: Path, runs: list[CommittedRun]) -> str | None:
+    """The cells.csv rows (beside runs.csv) whose n, mean or std do not follow from runs.csv, named."""
+    if not cells_csv.is_file():
+        return None
+    errors = {}
+    for r in runs:
+        errors.setdefault(r.cell, []).append(float(r.metrics["test_error"]))
+    wrong = []
+    for row in pd.read_csv(cells_csv).to_dict("records"):
+        if not row.get("n"):
+            continue
+        fields = {f: row[f] for f in CELL_FIELDS}  # the rest at their defaults, as the tables' configurations
+        cell = CommittedRun(config_from_row({**RunConfig(**fields).to_dict(), **fields}), "", "", {}, None, 0.0).cell
+        mean, std, n = mean_std_n(errors.get(cell, []))
+        if n != row["n"] or not (math.isclose(mean, row["mean"], abs_tol=1e-6)
+                                 and (n < 2 or math.isclose(std, row["std"], abs_tol=1e-6))):
+            wrong.append(f"{row['table']} {cell} (cells.csv: mean {row['mean']:.4f}, n {row['n']}; "
+                         f"runs.csv: mean {mean:.4f}, n {n})")
+    return wrong and f"cells.csv does not follow from runs.csv: {'; '.join(wrong[:3])}" or None
+
+
 def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int, full: bool,
-                      slowdown: float = 1.0) -> list[CommittedRun]:
-    """Cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), MIN_SEEDS seeds each
-    (the lowest seeds), while the estimated cost (committed train seconds x ``slowdown``) fits the budget."""
+                      slowdown: float = 1.0, seed: int = 0) -> list[CommittedRun]:
+    """Cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), in an order drawn from
+    ``seed``, MIN_SEEDS seeds each (the lowest seeds), while the estimated cost (committed train seconds x
+    ``slowdown``) fits the budget."""
     cells: dict[str, list[CommittedRun]] = {}
     for r in runs:
         cells.setdefault(r.cell, []).append(r)
@@ -93,7 +133,7 @@ def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int
         c = members[0].config
         # the paper's cells (no validation split) first, and each model under both protocols in turn
         strata.setdefault((c.val_pairs > 0, c.model, c.protocol), []).append(name)
-    rng = random.Random(SAMPLE_SEED)
+    rng = random.Random(seed)
     queues = []
     for key in sorted(strata):
         names = sorted(strata[key])
@@ -153,8 +193,9 @@ def retrain_within_budget(sample, store_dir, numerics, jobs, budget, log) -> dic
 
 
 def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minutes: float, jobs: int, full: bool,
-           log=print) -> int:
+           log=print, seed: int | None = None) -> int:
     runs = load_committed(csv_path)
+    seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     cuda = machine.device_type("auto") == "cuda"
     runnable = [r for r in runs if r.device == "cpu" or cuda]
     if len(runnable) < len(runs):
@@ -162,11 +203,12 @@ def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minut
     # the committed seconds come from the committing machine; the plan assumes this one as fast, and
     # retrain_within_budget drops the cells that the measured speed leaves no time for
     start = time.perf_counter()
-    sample = stratified_sample(runnable, minutes * 60, jobs, full)
+    sample = stratified_sample(runnable, minutes * 60, jobs, full, seed=seed)
     if not sample:
         raise UsageError(f"verify: no cell of {MIN_SEEDS} seeds fits in {minutes:g} minutes; give more --minutes")
     log(f"verify {csv_path}: {len(sample)} of {len(runs)} runs in {len({r.cell for r in sample})} cells, "
-        f"{jobs} process(es), numerics {numerics}, budget {'none (--full)' if full else f'{minutes:g} min'}")
+        f"{jobs} process(es), numerics {numerics}, budget {'none (--full)' if full else f'{minutes:g} min'}, "
+        f"sample seed {seed} (--seed {seed} repeats this sample)")
     results = retrain_within_budget(sample, store_dir, numerics, jobs, None if full else minutes * 60, log)
     seconds = time.perf_counter() - start
     sample = [r for r in sample if r.key in results]
@@ -193,7 +235,7 @@ def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minut
         log(line)
     log(f"took {seconds:.0f} s")
     write_json_atomically(out_path, {
-        "record": str(csv_path), "numerics": numerics, "jobs": jobs, "minutes": None if full else minutes,
+        "record": str(csv_path), "sample_seed": seed, "numerics": numerics, "jobs": jobs, "minutes": None if full else minutes,
         "seconds": round(seconds, 1), "ok": v.ok, "criterion": v.criterion, "summary": v.lines,
         "machine_here": next(iter(results.values()))["machine"],
         "runs": [dataclasses.asdict(c) for c in checks], "cells": [dataclasses.asdict(c) for c in cells]})
@@ -210,4 +252,4 @@ def main(args) -> int:
     machine.apply_numerics(numerics)
     base = runs_root() / profile.name / "verify"
     return verify(report_root() / profile.name / "runs.csv", base / "store", base / "verify.json", numerics,
-                  args.minutes, args.jobs or min(2, os.cpu_count() or 1), args.full)
+                  args.minutes, args.jobs or min(2, os.cpu_count() or 1), args.full, seed=getattr(args, "seed", None))

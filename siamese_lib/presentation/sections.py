@@ -218,7 +218,8 @@ def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
     runs = out_dir / "runs.csv"
     table = out_dir / "cells.csv"
     if not frame.empty:  # where each run's record lives: the evidence for every number built from it
-        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
+        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])  # and no text a spreadsheet runs:
+        frame = frame.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v)
     write_atomically(runs, frame.sort_values(["model", "protocol", "weight_sharing", "aux_loss", "batch_norm",
                                                "dropout", "lr", "epochs", "seed"]).to_csv(index=False).encode()
                       if not frame.empty else b"")

@@ -129,3 +129,20 @@ def test_the_report_marks_runs_from_uncommitted_code(dirty_record):
     assert dirty_banner_html([clean, clean]) == ""
     banner = dirty_banner_html([clean, dirty_record, dirty_record])
     assert "2 of 3 runs were trained from uncommitted code" in banner and "0123456789ab+dirty (2)" in banner
+
+
+def test_a_tree_without_git_is_treated_like_uncommitted_code(clone, tmp_path):
+    """A zip download: no git history, so no code version; the paper profile refuses it unless allowed, and
+    its runs carry a version that the report marks on its first page."""
+    tree = tmp_path / "zip"
+    tree.mkdir()
+    archive = subprocess.run(["git", "archive", "HEAD"], cwd=clone, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    assert version_in(tree) == store.UNKNOWN + store.DIRTY
+    out = in_clone(tree, "-m", "siamese_lib", "run", "--profile", "paper", "--only", "table2")
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "version cannot be established" in lines[0] and "--allow-dirty" in lines[0]
+    assert not (tree / "runs" / "paper" / "store").exists()
+    record = {"code_version": store.UNKNOWN + store.DIRTY}
+    assert "1 of 1 runs were trained from uncommitted code" in dirty_banner_html([record])

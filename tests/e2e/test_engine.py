@@ -18,7 +18,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from conftest import ROOT
-from siamese_lib.pipeline import engine
+from siamese_lib.pipeline import engine, watch
 from siamese_lib.store import load_record, run_key
 from siamese_lib.pipeline.engine import train_record
 from siamese_lib.config import RunConfig
@@ -119,7 +119,7 @@ def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
 
 
 def _pretend_other_code():
-    engine.code_version = lambda: "other-commit"  # in the worker process only
+    watch.code_version = lambda: "other-commit"  # in the worker process only
 
 
 # --- an external cluster: `dask scheduler` and `dask worker` as processes of their own -------------------

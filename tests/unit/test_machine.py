@@ -87,7 +87,9 @@ def test_the_sample_is_stratified_and_fits_the_budget():
     assert len(sample) == 2 * len(cells) == 16  # 8 cells of 2 seeds, 20 s each per 2 jobs = 80 s
     assert {(r.config.model, r.config.protocol) for r in sample} == {(m, p) for m in ("Net", "LeNet5")
                                                                     for p in ("corrected", "original")}
-    assert verify.stratified_sample(runs, 80, 2, full=False) == sample  # the same sample every time
+    assert verify.stratified_sample(runs, 80, 2, full=False) == sample  # one seed, one sample
+    others = [verify.stratified_sample(runs, 40, 2, full=False, seed=s) for s in range(1, 6)]
+    assert len({tuple(r.cell for r in o) for o in others}) > 1  # another seed, another sample
     assert len(verify.stratified_sample(runs, 0, 2, full=True)) == len(runs)
 
 

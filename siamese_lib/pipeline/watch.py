@@ -1,0 +1,158 @@
+"""The workers, checked and watched: each must run the client's versions (``refuse_odd_workers``, and each task
+again); a record must answer what was asked (``check_result``, the one check for every result, in this process or
+from a worker); a worker that holds a run far longer than it should without a result is found (``Watch``: a stopped
+or hung process answers nothing, so only time tells)."""
+from __future__ import annotations
+
+import time
+
+from .. import __version__
+from ..common import OneLineError
+from ..config import RunConfig
+from ..experiments.planning import run_cost
+from ..store import code_version, run_key
+
+
+class EngineError(RuntimeError):
+    """The cluster cannot do the work (no compatible worker, the scheduler went away): one line for the user."""
+
+
+class VersionMismatch(RuntimeError):
+    """A worker whose package, torch or code version differs from the client's."""
+
+
+def versions() -> dict:
+    """What must be equal on a worker and the client for their numbers to be comparable."""
+    import torch
+    return {"siamese_lib": __version__, "torch": torch.__version__, "code": code_version()}
+
+
+def difference(mine: dict, theirs: dict) -> str:
+    return ", ".join(f"{k} {theirs.get(k)!r} (client: {v!r})" for k, v in mine.items() if theirs.get(k) != v)
+
+
+def refuse_odd_workers(client, expected: dict, log) -> None:
+    """Refuse (retire) every worker whose versions differ from the client's; one line per worker."""
+    found = client.run(versions)
+    bad = {addr: v for addr, v in found.items() if v != expected}
+    for addr, v in bad.items():
+        log(f"refused worker {addr}: {difference(expected, v)}; install the same version there")
+    if bad:
+        client.retire_workers(list(bad), close_workers=True)
+    if len(bad) == len(found):
+        address = client.scheduler.address
+        client.close()
+        raise EngineError(f"no worker of the Dask scheduler {address} runs the client's "
+                          f"versions ({', '.join(f'{k} {v}' for k, v in expected.items())})")
+
+
+class BadResult(OneLineError):
+    """A record that does not answer what was asked (another key or configuration, metrics its outputs refute)."""
+
+
+STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
+POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
+
+
+def stall_bound(config: RunConfig, run_timeout: float | None = None) -> float:
+    """Seconds a run may go without a result once a worker has it: ``run_timeout``, else a generous multiple of
+    its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
+    return run_timeout if run_timeout else STALL_FACTOR * run_cost(config) + STALL_FLOOR
+
+
+def check_result(record, config: RunConfig, device: str) -> dict:
+    """``record`` if it is the record of ``config`` on ``device``: its key and configuration are the request's, and
+    its test metrics recompute from its own per-pair outputs and the test pairs' known targets (training.error_metrics'
+    rules; head_prob and digit_prob are stored to 6 decimals, so a value of exactly 0.5 may count either way).
+    Else BadResult, one line. The one check for every result, in this process or from a worker."""
+    import torch
+
+    from ..training import pair_sets
+
+    if not isinstance(record, dict):
+        raise BadResult(f"the result is a {type(record).__name__}, not a record")
+    if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
+        raise BadResult(f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
+                        f"asked for {run_key(config, device)})")
+    outputs, metrics = record.get("outputs"), record.get("metrics")
+    try:
+        head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
+        p1, p2 = (torch.tensor(outputs[k], dtype=torch.int64) for k in ("digit1_pred", "digit2_pred"))
+        target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
+        if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
+            raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
+        recorded = {m: float(metrics[f"test_{m}"]) for m in ("error", "digit1_error", "digit2_error",
+                    "derived_error", "digit_prob_error", "head_vs_digits_disagreement")}
+    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
+        raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
+    derived = (p1 <= p2).long()
+    ties = head == 0.5
+    wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
+        "error": ((head > 0.5).long() != target) & ~ties, "digit1_error": p1 != classes[:, 0],
+        "digit2_error": p2 != classes[:, 1], "derived_error": derived != target,
+        "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
+        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties}
+    undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
+    n = len(target)
+    for name, value in recorded.items():
+        low = int(wrong[name].sum())
+        high = low + int(undecided.get(name, torch.zeros(0, dtype=torch.bool)).sum())
+        count = value * n / 100
+        if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
+            shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
+            raise BadResult(f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs "
+                            f"({shown})")
+    return record
+
+
+class Watch:
+    """Per run on a worker, since when it is held there; the runs that stalled once."""
+
+    def __init__(self, run_timeout: float | None):
+        self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
+
+    def look(self, client, pending: dict) -> list[tuple]:
+        """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
+        removed from the cluster (Dask reruns its runs elsewhere) for holding it ``why`` without a result."""
+        processing = {k: w for w, keys in client.processing().items() for k in keys}
+        workers = client.scheduler_info()["workers"]
+        states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
+        now, out = time.monotonic(), []
+        for future, config in pending.items():
+            worker, bound = processing.get(future.key), stall_bound(config, self.run_timeout)
+            if not workers:
+                out.append((future, "no worker left in the cluster", None))
+            elif states.get(future.key) == "erred" and not future.done():
+                # the scheduler ended it but its outcome never reached this client (e.g. an error whose
+                # traceback Dask could not carry): waiting longer would wait for ever
+                out.append((future, "the run ended on the cluster (erred) without its outcome reaching this client: "
+                            + " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200], None))
+            elif worker is None or self.held.get(future.key, (None,))[0] != worker:
+                self.held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
+            elif now - self.held[future.key][1] > bound and future.key in self.stalled:
+                out.append((future, f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
+                                    f"rerun to retry (--run-timeout sets the limit)", None))
+            elif now - self.held[future.key][1] > bound:
+                self.stalled.add(future.key)
+                client.run_on_scheduler(_remove_worker, address=worker)
+                processing = {k: w for k, w in processing.items() if w != worker}
+                out.append((future, f"{bound:.0f} s (stopped, hung or far slower than expected)", worker))
+        return out
+
+
+def _task_states(dask_scheduler, keys: list) -> dict:
+    """On the scheduler: each task's state, and for an erred one its exception's text."""
+    out = {}
+    for key in keys:
+        task = dask_scheduler.tasks.get(key)
+        if task is not None:
+            out[key] = task.state
+            if task.state == "erred" and (task.exception_blame or task).exception_text:
+                out[f"{key}:error"] = (task.exception_blame or task).exception_text
+    return out
+
+
+async def _remove_worker(dask_scheduler, address: str):
+    """On the scheduler: forget a worker that answers nothing; Dask reschedules its tasks on the others."""
+    result = dask_scheduler.remove_worker(address, stimulus_id=f"siamese-stalled-{time.time()}", close=True)
+    return await result if hasattr(result, "__await__") else result
