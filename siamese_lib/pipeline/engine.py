@@ -10,6 +10,7 @@ removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imp
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import logging
 import os
@@ -35,12 +36,16 @@ NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": N
 
 def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
     """Train ``config`` (on one torch thread) and return its record (not written): what a worker sends the client."""
-    import torch
-
     from ..training import train_run
 
     dev = device_type(device)
-    body = train_run(config, device=dev, progress=progress)  # one torch thread (its default): the same numbers anywhere
+    return as_record(config, dev, train_run(config, device=dev, progress=progress))  # one thread: the same numbers
+
+
+def as_record(config: RunConfig, dev: str, body: dict) -> dict:
+    """A training result (``train_run``'s layout) as the store's record of ``config``."""
+    import torch
+
     return {
         "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
         "torch_version": torch.__version__, "code_version": code_version(),
@@ -50,12 +55,27 @@ def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict
     }
 
 
-def train_task(config: RunConfig, device: str, expected: dict) -> dict:
-    """On a worker: refuse if this worker's versions differ from the client's, else train one run."""
+def train_task(unit: list, device: str, expected: dict) -> list[dict]:
+    """On a worker: refuse if this worker's versions differ from the client's, else train the unit's runs: one run,
+    or (on a GPU) the seeds of one configuration together (batched.train_seeds), one record each."""
     found = versions()
     if found != expected:
         raise VersionMismatch(f"this worker differs from the client: {difference(expected, found)}")
-    return train_record(config, device)
+    if len(unit) == 1:
+        return [train_record(unit[0], device)]
+    from ..batched import train_seeds
+    return [as_record(c, device, body) for c, body in zip(unit, train_seeds(unit, device))]
+
+
+def units(configs: list, device: str) -> list[list]:
+    """The runs as the engine hands them out, longest first: on a GPU the seeds of one configuration go together
+    (the GPU is idle with one small run; runs that draw random numbers while training stay one by one); on the CPU
+    one run per unit (measured faster there: docs/performance.md)."""
+    groups: dict = {}
+    for c in configs:
+        from_seed = device == "cuda" and not (c.dropout or c.augment)  # batched.draws_random_numbers, without torch
+        groups.setdefault(dataclasses.replace(c, seed=0) if from_seed else c, []).append(c)
+    return sorted(groups.values(), key=lambda u: sum(map(run_cost, u)), reverse=True)
 
 
 @dataclass
@@ -133,8 +153,9 @@ class Engine:
             return outcome
         client = self.client()
         resources = {"GPU": 1} if self.device == "cuda" else None
-        futures = {client.submit(train_task, c, self.device, self.expected, key=f"train-{run_key(c, self.device)}",
-                                 priority=run_cost(c), resources=resources, pure=False): c for c in ordered}
+        futures = {client.submit(train_task, u, self.device, self.expected, key=f"train-{run_key(u[0], self.device)}",
+                                 priority=sum(map(run_cost, u)), resources=resources, pure=False): u
+                   for u in units(ordered, self.device)}
         try:
             self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
         except BaseException:
@@ -162,8 +183,9 @@ class Engine:
                     raise EngineError(self.lost(outcome, total)) from None
                 done = [f for f in pending if f.done()]
             for future in done:
-                config = pending.pop(future)
-                self.store(outcome, store_dir, config, lambda f=future: self.result(f, outcome, total), on_result)
+                for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
+                    self.store(outcome, store_dir, config, lambda f=future, i=i: self.result(f, outcome, total)[i],
+                               on_result)
                 future.release()
             if done or not pending:
                 continue
@@ -175,15 +197,16 @@ class Engine:
                 if worker is None:
                     self.give_up(pending, future, outcome, on_result, why)
                 else:
-                    self.log(f"worker {worker} gave no result for run {run_key(pending[future], self.device)} "
+                    self.log(f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)} "
                              f"in {why}: removed from the cluster; its runs are retried elsewhere")
 
     def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
-        key = run_key(pending.pop(future), self.device)
         future.cancel()
-        outcome.failed[key] = why
-        if on_result:
-            on_result(key, why)
+        for config in pending.pop(future):
+            key = run_key(config, self.device)
+            outcome.failed[key] = why
+            if on_result:
+                on_result(key, why)
 
     def result(self, future, outcome: Outcome, total: int) -> dict:
         import concurrent.futures

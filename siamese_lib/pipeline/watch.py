@@ -54,10 +54,10 @@ STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expecte
 POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
 
 
-def stall_bound(config: RunConfig, run_timeout: float | None = None) -> float:
-    """Seconds a run may go without a result once a worker has it: ``run_timeout``, else a generous multiple of
-    its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
-    return run_timeout if run_timeout else STALL_FACTOR * run_cost(config) + STALL_FLOOR
+def stall_bound(unit: list, run_timeout: float | None = None) -> float:
+    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``, else a
+    generous multiple of its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
+    return run_timeout if run_timeout else STALL_FACTOR * sum(map(run_cost, unit)) + STALL_FLOOR
 
 
 def check_result(record, config: RunConfig, device: str) -> dict:
@@ -118,8 +118,8 @@ class Watch:
         workers = client.scheduler_info()["workers"]
         states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
         now, out = time.monotonic(), []
-        for future, config in pending.items():
-            worker, bound = processing.get(future.key), stall_bound(config, self.run_timeout)
+        for future, unit in pending.items():
+            worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout)
             if not workers:
                 out.append((future, "no worker left in the cluster", None))
             elif states.get(future.key) == "erred" and not future.done():

@@ -115,3 +115,28 @@ def test_configurations_that_draw_random_numbers_fall_back_to_one_by_one(mnist, 
 def test_anything_but_the_seed_differing_is_refused(configs, words):
     with pytest.raises(ValueError, match=words):
         train_seeds(configs, "cpu")
+
+
+def test_the_engine_hands_out_a_configurations_seeds_together_on_a_gpu_only():
+    from siamese_lib.pipeline.engine import units
+
+    def cfg(seed, **kw):
+        return RunConfig(model="LeNet5", lr=0.005, seed=seed, nb_pairs=100, batch_size=50, epochs=2, **kw)
+
+    runs = [cfg(1), cfg(2), cfg(3), cfg(1, dropout=True), cfg(2, dropout=True), cfg(1, aux_loss=False)]
+    assert all(len(u) == 1 for u in units(runs, "cpu")) and len(units(runs, "cpu")) == 6
+    gpu = units(runs, "cuda")
+    assert sorted(len(u) for u in gpu) == [1, 1, 1, 3]  # dropout draws random numbers: one by one
+    assert [c.seed for c in max(gpu, key=len)] == [1, 2, 3]
+    assert sorted(c.seed for u in gpu for c in u) == sorted(c.seed for c in runs)  # every run once
+
+
+def test_a_unit_of_seeds_comes_back_as_records_the_client_accepts(tmp_path):
+    from siamese_lib.pipeline.engine import check_result, train_task, versions
+    from siamese_lib.store import load_record, record_path, write_record
+
+    unit = [RunConfig(model="Net", lr=0.03, seed=s, nb_pairs=100, batch_size=50, epochs=1) for s in (1, 2)]
+    records = train_task(unit, "cpu", versions())  # what a GPU worker runs, here on the CPU
+    for config, record in zip(unit, records):
+        write_record(tmp_path, check_result(record, config, "cpu"))
+        assert load_record(record_path(tmp_path, record["key"]))["config"]["seed"] == config.seed
