@@ -10,21 +10,18 @@ removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imp
 """
 from __future__ import annotations
 
-import dataclasses
-import datetime
 import logging
 import os
-import platform
 import time
 from dataclasses import dataclass, field
 
 from ..common import UsageError, same_package_env
 from ..config import RunConfig
 from ..experiments.planning import run_cost
-from ..machine import device_type, fingerprint
-from ..store import SCHEMA_VERSION, code_version, load_record, record_path, run_key, write_record
-from .watch import (POLL_SECONDS, BadResult, EngineError, VersionMismatch, Watch, check_result,  # noqa: F401
-                    difference, refuse_odd_workers, versions)
+from ..machine import device_type
+from ..store import load_record, record_path, run_key, write_record
+from .tasks import train_record, train_task, units
+from .watch import POLL_SECONDS, BadResult, EngineError, Watch, check_result, refuse_odd_workers, versions  # noqa: F401
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one
@@ -32,50 +29,6 @@ WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long t
 # mmap threshold, so every training step maps and zero-fills its buffers again (measured: ~40 % system time
 # and several times slower runs on a busy machine). Workers keep glibc's defaults, as the notebook kernels did.
 NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
-    """Train ``config`` (on one torch thread) and return its record (not written): what a worker sends the client."""
-    from ..training import train_run
-
-    dev = device_type(device)
-    return as_record(config, dev, train_run(config, device=dev, progress=progress))  # one thread: the same numbers
-
-
-def as_record(config: RunConfig, dev: str, body: dict) -> dict:
-    """A training result (``train_run``'s layout) as the store's record of ``config``."""
-    import torch
-
-    return {
-        "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
-        "torch_version": torch.__version__, "code_version": code_version(),
-        "python": platform.python_version(),
-        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def train_task(unit: list, device: str, expected: dict) -> list[dict]:
-    """On a worker: refuse if this worker's versions differ from the client's, else train the unit's runs: one run,
-    or (on a GPU) the seeds of one configuration together (batched.train_seeds), one record each."""
-    found = versions()
-    if found != expected:
-        raise VersionMismatch(f"this worker differs from the client: {difference(expected, found)}")
-    if len(unit) == 1:
-        return [train_record(unit[0], device)]
-    from ..batched import train_seeds
-    return [as_record(c, device, body) for c, body in zip(unit, train_seeds(unit, device))]
-
-
-def units(configs: list, device: str) -> list[list]:
-    """The runs as the engine hands them out, longest first: on a GPU the seeds of one configuration go together
-    (the GPU is idle with one small run; runs that draw random numbers while training stay one by one); on the CPU
-    one run per unit (measured faster there: docs/performance.md)."""
-    groups: dict = {}
-    for c in configs:
-        from_seed = device == "cuda" and not (c.dropout or c.augment)  # batched.draws_random_numbers, without torch
-        groups.setdefault(dataclasses.replace(c, seed=0) if from_seed else c, []).append(c)
-    return sorted(groups.values(), key=lambda u: sum(map(run_cost, u)), reverse=True)
 
 
 @dataclass

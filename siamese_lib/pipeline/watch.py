@@ -52,6 +52,7 @@ class BadResult(OneLineError):
 
 STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
 POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
+NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
 
 
 def stall_bound(unit: list, run_timeout: float | None = None) -> float:
@@ -110,6 +111,7 @@ class Watch:
 
     def __init__(self, run_timeout: float | None):
         self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
+        self.workerless_since = None  # a cluster starting (or a loaded machine) has none for a while: not a failure
 
     def look(self, client, pending: dict) -> list[tuple]:
         """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
@@ -118,10 +120,13 @@ class Watch:
         workers = client.scheduler_info()["workers"]
         states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
         now, out = time.monotonic(), []
+        self.workerless_since = None if workers else (self.workerless_since or now)
         for future, unit in pending.items():
             worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout)
-            if not workers:
-                out.append((future, "no worker left in the cluster", None))
+            if self.workerless_since is not None and now - self.workerless_since > NO_WORKER_SECONDS:
+                out.append((future, f"no worker in the cluster for {NO_WORKER_SECONDS} s", None))
+            elif not workers:
+                continue
             elif states.get(future.key) == "erred" and not future.done():
                 # the scheduler ended it but its outcome never reached this client (e.g. an error whose
                 # traceback Dask could not carry): waiting longer would wait for ever

@@ -45,23 +45,25 @@ def _warm():
     pair_sets(100, 0)
 
 
-def _lying_task(config, device, expected):
-    """Seed 1 answers with seed 9's record; seed 2 with every error 0.0; the others honestly."""
+def _lying_task(unit, device, expected):
+    """Seed 1 answers with seed 9's record; seed 2 with every error 0.0; the others honestly (a unit: one run on the CPU)."""
+    (config,) = unit
     if config.seed == 1:
-        return engine.train_record(RunConfig(**{**config.to_dict(), "seed": 9, "augment": ()}), device)
+        return [engine.train_record(RunConfig(**{**config.to_dict(), "seed": 9, "augment": ()}), device)]
     record = engine.train_record(config, device)
     if config.seed == 2:
         record["metrics"].update({k: 0.0 for k in record["metrics"] if k.endswith("error")})
-    return record
+    return [record]
 
 
 def stopping_task(marker):
     """The first worker to train seed 1 stops answering (as a hung GPU or a dead mount would); later ones train it."""
-    def task(config, device, expected):
+    def task(unit, device, expected):
+        (config,) = unit
         if config.seed == 1 and not os.path.exists(marker):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGSTOP)
-        return engine.train_record(config, device)
+        return [engine.train_record(config, device)]
     return task
 
 

@@ -65,7 +65,8 @@ def test_a_version_string_never_reaches_runs_csv_as_a_formula(tmp_path, version)
     from siamese_lib.presentation.sections import write_data_csvs
     frame = pd.read_csv(RECORD / "runs.csv").head(3).drop(columns=["record"])
     frame["code_version"] = version
-    write_data_csvs(frame, [], tmp_path)
+    from siamese_lib.analysis.tables import table_cells
+    write_data_csvs(frame, table_cells([], []), tmp_path, 1.0)  # the cells: none run
     written = pd.read_csv(tmp_path / "runs.csv")
     assert list(written["code_version"]) == [f"'{version}"] * 3
     assert list(written["torch_version"]) == list(frame["torch_version"])  # ordinary text as it was
