@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import t as student_t
-from scipy.stats import ttest_ind_from_stats
 
 # One threshold per kind of test, stated here only.
 # Difference (two-sided Welch): the conventional 5 %. It serves every "is there a difference" question of the
@@ -40,6 +38,7 @@ def welch_p(mean1, std1, n1, mean2, std2, n2) -> float:
         return float("nan")
     if std1 == 0 and std2 == 0:
         return 0.0 if mean1 != mean2 else 1.0
+    from scipy.stats import ttest_ind_from_stats  # here: scipy takes most of a second to import
     return float(ttest_ind_from_stats(mean1, std1, n1, mean2, std2, n2, equal_var=False).pvalue)
 
 
@@ -58,6 +57,7 @@ def tost_p(mean1, std1, n1, mean2, std2, n2, margin) -> float:
     if se == 0:
         return 0.0 if abs(d) < margin else 1.0
     df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    from scipy.stats import t as student_t
     p_low = student_t.sf((d + margin) / se, df)    # H0: d <= -margin
     p_high = student_t.cdf((d - margin) / se, df)  # H0: d >= +margin
     return float(max(p_low, p_high))

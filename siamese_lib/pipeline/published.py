@@ -30,7 +30,6 @@ from ..common import UsageError, write_atomically
 from ..config import RunConfig
 from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
-from ..presentation.sections import write_data_csvs
 from ..store import OUTPUTS, CorruptRecord, load_records, record_path, write_record
 
 FILE_NAME = "records.parquet"
@@ -191,6 +190,7 @@ def derive_csvs(path, out_dir) -> dict:
             raise RecordFileError(f"{path}: holds no plan, so its table cells cannot be derived")
         (Path(tmp) / "plan.json").write_text(meta["plan"])  # the cells are those of the plan the record was made by
         cells = table_cells(records, load_plan(tmp), profile.name)
+        from ..presentation.sections import write_data_csvs  # matplotlib and torch: only when deriving
         return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
 
 
