@@ -106,7 +106,7 @@ def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
         finally:
             eng.close()
         refused = [line for line in lines if line.startswith("refused worker")]
-        assert refused == [f"refused worker {odd}: code 'other-commit' (client: {engine.versions()["code"]!r}); "
+        assert refused == [f"refused worker {odd}: code 'other-commit' (client: {engine.versions()['code']!r}); "
                            "install the same version there"]
         assert outcome.trained == [run_key(config(3), "cpu")]
         assert odd not in client.scheduler_info()["workers"]
