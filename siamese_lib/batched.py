@@ -42,11 +42,6 @@ def seed_group_problem(configs) -> str | None:
     return None
 
 
-def draws_random_numbers(config: RunConfig) -> bool:
-    """True when training draws random numbers after the model's init (dropout, augmentations)."""
-    return bool(config.dropout or config.augment)
-
-
 def train_seeds(configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1) -> list[dict]:
     """Train configurations that differ only in seed; one result per config, each as ``train_run`` returns it.
 
@@ -57,7 +52,7 @@ def train_seeds(configs: list[RunConfig], device: str = "auto", progress=None, t
     problem = seed_group_problem(configs)
     if problem:
         raise ValueError(problem)
-    if len(configs) == 1 or draws_random_numbers(configs[0]):
+    if len(configs) == 1 or configs[0].draws_random_numbers:
         return [train_run(c, device, progress, threads) for c in configs]
     dev = resolve_device(device)
     with torch_threads(threads):

@@ -227,6 +227,12 @@ class RunConfig(_Fields):
             raise ValueError(one_line(exc)) from None
 
     @property
+    def draws_random_numbers(self) -> bool:
+        """Whether training draws random numbers after the model's init (dropout, augmentations): such runs
+        cannot be trained as a batch of seeds with the one-by-one path's random stream."""
+        return bool(self.dropout or self.augment)
+
+    @property
     def trained_epochs(self) -> int:
         cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
         if cap is not None and not self.aux_loss:

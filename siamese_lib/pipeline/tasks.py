@@ -51,6 +51,6 @@ def units(configs: list, device: str) -> list[list]:
     one run per unit (measured faster there: docs/performance.md)."""
     groups: dict = {}
     for c in configs:
-        from_seed = device == "cuda" and not (c.dropout or c.augment)  # batched.draws_random_numbers, without torch
+        from_seed = device == "cuda" and not c.draws_random_numbers
         groups.setdefault(dataclasses.replace(c, seed=0) if from_seed else c, []).append(c)
     return sorted(groups.values(), key=lambda u: sum(map(run_cost, u)), reverse=True)
