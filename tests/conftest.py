@@ -1,6 +1,8 @@
 """Shared fixtures: MNIST decoded once per session (about 5 s), and small helpers for the CLI."""
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -69,3 +71,33 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
 def files_under(path: Path) -> list[str]:
     """Every file and folder below ``path``, relative, sorted (to assert that nothing was written)."""
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))
+
+
+@contextlib.contextmanager
+def external_cluster(folder: Path):
+    """A `dask scheduler` and one `dask worker` as processes of their own on 127.0.0.1, running this checkout's
+    package; yields (address, environment, scheduler process) and stops both afterwards."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    dask, info = Path(sys.executable).with_name("dask"), folder / "scheduler.json"
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                                  "--scheduler-file", str(info)], env=env, cwd=folder,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.time() + 120
+        while not info.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5)  # written, then complete
+        address = json.loads(info.read_text())["address"]
+        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
+                                   "127.0.0.1", "--no-dashboard"], env=env, cwd=folder,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        yield address, env, scheduler
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -11,13 +11,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import cloudpickle
 import pytest
 from distributed import Client, LocalCluster
 
-from conftest import ROOT
+from conftest import ROOT, external_cluster
 from siamese_lib.pipeline import engine, watch
 from siamese_lib.store import load_record, run_key
 from siamese_lib.pipeline.engine import train_record
@@ -125,23 +124,8 @@ def _pretend_other_code():
 # --- an external cluster: `dask scheduler` and `dask worker` as processes of their own -------------------
 
 def test_run_with_an_external_scheduler(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    info = tmp_path / "scheduler.json"
-    dask = Path(sys.executable).with_name("dask")
-    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(info)], env=env, cwd=tmp_path,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
-    try:
-        deadline = time.time() + 120
-        while not info.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)  # written, then complete
-        address = json.loads(info.read_text())["address"]
+    with external_cluster(tmp_path) as (address, env, _):
         assert address.startswith("tcp://127.0.0.1:")
-        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1",
-                                   "--host", "127.0.0.1", "--no-dashboard"], env=env, cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         profile = tmp_path / "tiny.yaml"
         profile.write_text("nb_pairs: 100\nbatch_size: 50\nstages:\n  table1: {models: [LeNet5], "
                            "weight_sharing: [true], aux_loss: [true], seeds: [1, 2], epochs: 1}\n")
@@ -156,11 +140,3 @@ def test_run_with_an_external_scheduler(tmp_path):
         assert len(list(store.glob("*.json"))) == 2
         t = json.loads((tmp_path / "runs" / "tiny" / "timings.json").read_text())
         assert t["invocations"][-1]["scheduler"] == address
-    finally:
-        for proc in (worker, scheduler):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()

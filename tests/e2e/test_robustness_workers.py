@@ -11,7 +11,7 @@ import cloudpickle
 import pytest
 from distributed import Client, LocalCluster
 
-from conftest import ROOT
+from conftest import ROOT, external_cluster
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine
 from siamese_lib.store import run_key
@@ -103,26 +103,7 @@ def test_a_stopped_worker_is_named_and_its_runs_are_retried_elsewhere(cluster, t
 
 
 def test_a_lost_scheduler_is_one_line_and_keeps_what_finished(tmp_path):
-    import json
-    import subprocess
-    import time
-    from pathlib import Path
-
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    dask, info = Path(sys.executable).with_name("dask"), tmp_path / "scheduler.json"
-    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(info)], env=env, cwd=tmp_path,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
-    try:
-        deadline = time.time() + 120
-        while not info.exists() and time.time() < deadline:
-            time.sleep(0.2)
-        time.sleep(0.5)
-        address = json.loads(info.read_text())["address"]
-        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
-                                   "127.0.0.1", "--no-dashboard"], env=env, cwd=tmp_path,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with external_cluster(tmp_path) as (address, _, scheduler):
         eng = engine.Engine(address, device="cpu", log=lambda line: None)
         try:
             with pytest.raises(engine.EngineError, match=r"lost the Dask scheduler at .*: 1 of 3 runs finished"):
@@ -130,7 +111,3 @@ def test_a_lost_scheduler_is_one_line_and_keeps_what_finished(tmp_path):
         finally:
             eng.close()
         assert len(list((tmp_path / "store").glob("*.json"))) == 1
-    finally:
-        for proc in (worker, scheduler):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
