@@ -63,7 +63,7 @@ def reference_epoch(model, optimizer, split: Split, batch_size=BATCH_SIZE):
 def library_model(config: RunConfig, dev):
     """train_run's model (tests/e2e/test_bench.py checks that this set-up reproduces its loss curve)."""
     model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
-                        branch_calls=config.branch_calls).to(dev)
+                        branch_calls=config.branch_calls, head=config.head).to(dev)
     return model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
 
 

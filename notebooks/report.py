@@ -41,7 +41,7 @@ from siamese_lib.experiments import lr_rule, planning
 from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
 from siamese_lib.pipeline.published import publish_record
 from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
-from siamese_lib.presentation.selection_section import selection_html
+from siamese_lib.presentation.selection_section import confirmation_html, selection_html
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -63,8 +63,11 @@ claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "orig
 claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
+round2 = sel.load_selection(prof, store_dir, "selection_round2")
 words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper,
                                 sel.headline_numbers(selection))
+words.update(round2=sel.headline_numbers(round2),
+             round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None])
 words["profile"] = profile_text.profile_numbers(prof)
 rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
@@ -80,7 +83,8 @@ display(HTML(sections.title_html(prof, records, rendered) + templates.render("ab
 # <a href="#introduction">I. Introduction</a> · <a href="#architecture">II. Model architecture</a> ·
 # <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
 # <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
-# <a href="#selection">VII. Selection declared before it ran</a>. Supplement:
+# <a href="#selection">VII. Selection declared before it ran</a> ·
+# <a href="#selection-round2">VIII. A second round, and a confirmation set</a>. Supplement:
 # <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
 # <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
@@ -239,6 +243,13 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
 
 # %%
 display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
+
+# %%
+display(HTML('<h2 id="selection-round2">VIII. A second round, and a confirmation set</h2>'
+             + selection_html(round2, ("XIV", "XV", "5"))
+             + '<h3 id="confirmation">Where each number was measured</h3>'
+             + confirmation_html([("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan),
+                                 prof.settings["confirmation_seeds"])))
 
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>

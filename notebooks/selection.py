@@ -10,7 +10,8 @@
 # # Selection, declared before it runs
 #
 # The candidate space, the comparison rules, the seeds and the rule are all written in the profile
-# (`stages.selection`) before anything trains. This notebook does one of two parts:
+# (`stages.selection`, and a second round in `stages.selection_round2`) before anything trains. This
+# notebook does one of two parts:
 #
 # - `part = "candidate"`: trains one candidate on the **selection seeds**. Every candidate uses the
 #   same seeds, hence the same training/validation splits (a seed fixes the fold's shuffle; its first
@@ -18,13 +19,17 @@
 # - `part = "final"`: applies the rule to the stored candidates (validation columns only: the rule
 #   refuses any test column), then trains the chosen configuration on **fresh seeds** that took no part
 #   in the choice. Its test error over those seeds is the headline; the test pairs are scored once.
+#   The members of the ensembles the round names in advance train on the same fresh seeds. Final runs
+#   are also scored on the confirmation set (`confirm_seeds`: test images no test pair uses), which no
+#   choice ever reads.
 
 # %% tags=["parameters"]
 # Parameters (the runner passes the profile's stage; these defaults are a tiny space for a look in Jupyter)
 from typing import Optional, Union  # noqa: F401 - for the annotations below
 part: str = "candidate"            # "candidate" or "final"
-candidate: str = "lenet5_cosine"   # the candidate to train (part "candidate") or the rule's choice (part "final")
+candidate: str = "lenet5_cosine"   # the candidate to train; part "final": the rule's choice or an ensemble's member
 seeds: list[int] = []              # part "final": the fresh seeds this execution trains
+confirm_seeds: list[int] = []      # part "final": data seeds of the confirmation set (empty: none)
 selection: dict = {
     "candidates": {"lenet5_cosine": {"model": "LeNet5", "lr": 2e-3, "lr_schedule": "cosine", "epochs": 2},
                    "lenet5_constant": {"model": "LeNet5", "lr": 5e-3, "epochs": 2}},
@@ -50,15 +55,15 @@ from IPython.display import Markdown, display
 from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
-from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate
+from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate, final_candidates
 from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
-settings = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size)
+settings = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, confirmation_seeds=confirm_seeds)
 if part == "final" and not seeds:
     seeds = selection["final_seeds"]
-params = dict(settings, part=part, candidate=candidate, seeds=seeds, selection=selection)
+params = dict(settings, part=part, candidate=candidate, seeds=seeds, selection=selection, confirm_seeds=confirm_seeds)
 display(Markdown(sel.space_markdown(selection, settings)))
 
 # %% [markdown]
@@ -75,8 +80,8 @@ if part == "final":
     choice = chosen_candidate(selection, settings, store)
     if choice is None:
         raise LookupError(f"the selection runs are not all in {store}: run the candidates first")
-    if choice["candidate"] != candidate:
-        raise ValueError(f"the rule chooses {choice['candidate']!r}, not {candidate!r}")
+    if candidate not in final_candidates(selection, choice["candidate"]):
+        raise ValueError(f"the rule chooses {choice['candidate']!r}, and {candidate!r} is in no declared ensemble")
     display(Markdown(f"Rule: {RULE_TEXT}. Chosen: **{choice['candidate']}** judged by the "
                      f"**{choice['rule']}** rule, mean validation error {choice['mean']:.2f} %."))
 
@@ -88,7 +93,8 @@ if part == "final":
 # %%
 configs = configs_for("selection", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
-cols = [c for c in ("val_error", "val_digit_prob_error", "test_error", "test_digit_prob_error")
+cols = [c for c in ("val_error", "val_digit_prob_error", "test_error", "test_digit_prob_error", "confirm_error",
+                    "confirm_digit_prob_error")
         if c in records[0]["metrics"]]
 pd.DataFrame([{"seed": r["config"]["seed"], **{c: r["metrics"][c] for c in cols}} for r in records]).round(2)
 

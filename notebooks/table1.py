@@ -39,6 +39,7 @@ store_dir: str = "../runs/interactive/store"  # results store; a relative path i
 threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+confirm_seeds: list[int] = []                 # data seeds of the confirmation set, scored too (the runner: paper's best cell)
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -65,7 +66,7 @@ torch.set_num_threads(threads)
 # %%
 params = dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, lr=lr, seeds=seeds,
               epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed,
-              batch_size=batch_size)
+              batch_size=batch_size, confirm_seeds=checked["confirm_seeds"])
 configs = configs_for("table1", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 

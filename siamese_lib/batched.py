@@ -62,13 +62,13 @@ def train_seeds(configs: list[RunConfig], device: str = "auto", progress=None, t
 def _train_together(configs, dev, progress) -> list[dict]:
     config = configs[0]
     start = time.perf_counter()
-    runs = [setup_run(c, dev) for c in configs]  # (train, val, test, model) per seed, as train_run makes them
-    models = [r[3] for r in runs]
+    runs = [setup_run(c, dev) for c in configs]  # (splits, model) per seed, as train_run makes them
+    models = [r[1] for r in runs]
     for m in models:
         m.train()
     params, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")  # the architecture only; each seed's tensors come in per call
-    trains = [r[0] for r in runs]
+    trains = [r[0].train for r in runs]
     # each step's mini-batch of every seed, stacked: [seeds, batch, ...]
     batches = list(zip(*(torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
                          for f in ("input", "target", "classes"))))
@@ -100,7 +100,7 @@ def _train_together(configs, dev, progress) -> list[dict]:
             for name, t in [*m.named_parameters(), *m.named_buffers()]:
                 t.copy_((params if name in params else buffers)[name][i])
     results = []
-    for i, (c, (train, val, test, model)) in enumerate(zip(configs, runs)):
+    for i, (c, (splits, model)) in enumerate(zip(configs, runs)):
         seed_start = time.perf_counter() - share
-        results.append(finish_run(model, c, (train, val, test), dev, [e[i] for e in epoch_losses], share, seed_start))
+        results.append(finish_run(model, c, splits, dev, [e[i] for e in epoch_losses], share, seed_start))
     return results

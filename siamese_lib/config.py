@@ -23,6 +23,7 @@ PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
 EXTRA_MODELS = ("VGG",)
 MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS  # models.ARCHITECTURES builds each of them
 PROTOCOLS = ("corrected", "original")
+MNIST_SIZES = {"train": 60000, "test": 10000}  # images per split
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
 
 
@@ -34,19 +35,31 @@ class ProtocolSettings:
     normalize_test: bool           # quirk 2: the test input normalised with the training statistics
     eval_mode: bool                # quirk 3: model.eval() at test time (batch norm running statistics, no dropout)
     shared_branch_calls: int       # quirk 6: branch calls per step with weight sharing (RunConfig.branch_calls)
+    net_head: str                  # quirk 5: Net's comparison head (RunConfig.head; HEADS)
 
 
 PROTOCOL_SETTINGS = {
-    "corrected": ProtocolSettings(no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1),
+    "corrected": ProtocolSettings(no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1,
+                                  net_head="linear"),
     "original": ProtocolSettings(no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, normalize_test=False, eval_mode=False,
-                                 shared_branch_calls=2),
+                                 shared_branch_calls=2, net_head="conv"),
 }
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
-# Fields added after records were first stored: left out of the run key while at the value every
-# earlier record ran with, so every earlier record keeps its key (store.run_key).
-KEY_OMITS_AT_DEFAULT = {"lr_schedule": "constant", "branch_calls": 1}
+# The comparison heads (models.HEADS builds them): "linear" = Linear(20,72)-ReLU-Linear(72,2); "conv" = the same
+# as 1x1 Conv1d layers with a BatchNorm1d(72) after the ReLU. Each model's own head, as the paper describes it:
+HEADS = ("linear", "conv")
+MODEL_HEADS = {"Net": "linear", "LeNet5": "linear", "LeNet5_FullyConv": "conv", "ResNet": "linear", "VGG": "linear"}
+
+
+def key_defaults(config: dict) -> dict:
+    """Fields added after records were first stored, at the value every earlier record ran with: left out of the
+    run key at that value, so every earlier record keeps its key (store.run_key), and read as it when absent."""
+    model = config.get("model")
+    return {"lr_schedule": "constant", "branch_calls": 1,
+            "head": MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear",
+            "confirm_seeds": []}
 
 
 # --- the typed rules -----------------------------------------------------------------------------
@@ -166,6 +179,8 @@ Protocol = OneOf(*PROTOCOLS)
 Augment = ruled(tuple[OneOf(*AUGMENTATIONS), ...],
                 f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}",
                 BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v), AfterValidator(_distinct))
+ConfirmSeeds = ruled(tuple[Seed, ...], "must be a list of distinct seeds",
+                     BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v), AfterValidator(_distinct))
 # how a run is executed (not part of what determines it)
 Device = OneOf(*DEVICES)
 Threads = Int(1, MAX_THREADS)
@@ -198,9 +213,20 @@ class _Fields:
     # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
     # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
     branch_calls: Optional[ruled(StrictInt, "must be 1 or 2", Field(ge=1, le=2))] = None
+    # The comparison head (HEADS). None: the model's own (MODEL_HEADS), except Net under the original protocol,
+    # which ran the authors' last code's "conv" head (quirk 5).
+    head: Optional[OneOf(*HEADS)] = None
+    # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained on,
+    # never chosen on. Empty: no confirmation set.
+    confirm_seeds: ConfirmSeeds = ()
 
     @model_validator(mode="after")
     def _across_fields(self):
+        if self.confirm_seeds and self.protocol != "corrected":
+            raise ValueError("confirm_seeds: the confirmation set is evaluated under the corrected protocol only")
+        if self.head is None:
+            own = PROTOCOL_SETTINGS[self.protocol].net_head if self.model == "Net" else MODEL_HEADS[self.model]
+            object.__setattr__(self, "head", own)
         if self.branch_calls is None:
             calls = PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if self.weight_sharing else 1
             object.__setattr__(self, "branch_calls", calls)
@@ -233,6 +259,11 @@ class RunConfig(_Fields):
         return bool(self.dropout or self.augment)
 
     @property
+    def confirm_pairs(self) -> int:
+        """Pairs in the confirmation set: per seed, the test images the test pairs leave unused, paired."""
+        return len(self.confirm_seeds) * ((MNIST_SIZES["test"] - 2 * self.nb_pairs) // 2)
+
+    @property
     def trained_epochs(self) -> int:
         cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
         if cap is not None and not self.aux_loss:
@@ -241,7 +272,7 @@ class RunConfig(_Fields):
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        d["augment"] = list(self.augment)
+        d["augment"], d["confirm_seeds"] = list(self.augment), list(self.confirm_seeds)
         return d
 
 

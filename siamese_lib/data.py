@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import write_atomically
+from .config import MNIST_SIZES
 
 # sha256 over train images, train labels, test images, test labels (uint8 / int64 bytes, in that order).
 MNIST_SHA256 = "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b"
@@ -186,8 +187,9 @@ def _digest(arrays: dict) -> str:
 
 def verify(arrays: dict, source: str) -> None:
     """Shapes, dtypes, label counts and the pinned digest; raises DataError on any mismatch."""
-    expected = {"train_images": ((60000, 28, 28), torch.uint8), "train_labels": ((60000,), torch.int64),
-                "test_images": ((10000, 28, 28), torch.uint8), "test_labels": ((10000,), torch.int64)}
+    n, m = MNIST_SIZES["train"], MNIST_SIZES["test"]
+    expected = {"train_images": ((n, 28, 28), torch.uint8), "train_labels": ((n,), torch.int64),
+                "test_images": ((m, 28, 28), torch.uint8), "test_labels": ((m,), torch.int64)}
     for key, (shape, dtype) in expected.items():
         t = arrays.get(key)
         if t is None or tuple(t.shape) != shape or t.dtype != dtype:
@@ -253,13 +255,20 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
 
 # --- the course prologue -----------------------------------------------------
 
-def _mnist_to_pairs(nb: int, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator):
+def _pairs(a: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
+    """The pairs of image indices ``a`` [n, 2]: 14x14 inputs [n,2,14,14], targets (d1 <= d2) and classes."""
     images = F.avg_pool2d(images.view(-1, 1, 28, 28).float(), kernel_size=2)
-    a = torch.randperm(images.size(0), generator=generator)[: 2 * nb].view(nb, 2)
-    pairs = torch.cat((images[a[:, 0]], images[a[:, 1]]), 1)
     classes = labels[a]
-    target = (classes[:, 0] <= classes[:, 1]).long()
-    return pairs, target, classes
+    return torch.cat((images[a[:, 0]], images[a[:, 1]]), 1), (classes[:, 0] <= classes[:, 1]).long(), classes
+
+
+def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
+    return torch.randperm(n_images, generator=generator)[: 2 * nb].view(nb, 2)
+
+
+def _check_nb(nb) -> None:
+    if not isinstance(nb, int) or isinstance(nb, bool) or not 1 <= nb <= 5000:
+        raise ValueError(f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}")
 
 
 def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
@@ -268,13 +277,34 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
     Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2],
     test_input, test_target, test_classes). Not normalised: see ``normalize``.
     """
-    if not isinstance(nb, int) or isinstance(nb, bool) or not 1 <= nb <= 5000:
-        raise ValueError(f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}")
+    _check_nb(nb)
     mnist = load_mnist(data_dir)
     generator = torch.Generator().manual_seed(seed)
-    train = _mnist_to_pairs(nb, mnist["train_images"], mnist["train_labels"], generator)
-    test = _mnist_to_pairs(nb, mnist["test_images"], mnist["test_labels"], generator)
-    return (*train, *test)
+    train = _draw(nb, len(mnist["train_labels"]), generator)
+    test = _draw(nb, len(mnist["test_labels"]), generator)
+    return (*_pairs(train, mnist["train_images"], mnist["train_labels"]),
+            *_pairs(test, mnist["test_images"], mnist["test_labels"]))
+
+
+def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
+    """Index pairs [n, 2] into the MNIST test images that ``generate_pair_sets(nb, seed)``'s test pairs leave
+    unused: per confirmation seed, those images shuffled and paired afresh ((10000 - 2 nb) // 2 pairs each), so
+    no image of a confirmation pair is in a test pair; an image may recur across confirmation seeds."""
+    _check_nb(nb)
+    generator = torch.Generator().manual_seed(seed)
+    _draw(nb, MNIST_SIZES["train"], generator)  # the training pairs' draw comes first
+    used = _draw(nb, MNIST_SIZES["test"], generator).reshape(-1)
+    unused = torch.ones(MNIST_SIZES["test"], dtype=torch.bool)
+    unused[used] = False
+    free = unused.nonzero().squeeze(1)
+    return torch.cat([free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))]
+                      for s in confirm_seeds])
+
+
+def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):
+    """The confirmation set (input, target, classes) of ``confirmation_indices``; not normalised."""
+    mnist = load_mnist(data_dir)
+    return _pairs(confirmation_indices(nb, seed, confirm_seeds), mnist["test_images"], mnist["test_labels"])
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import MODEL_NAMES  # the names live where torch is not needed
+from .config import MODEL_HEADS, MODEL_NAMES  # the names live where torch is not needed
 
 DROPOUT_P = 0.25
 HEAD_HIDDEN = 72  # one unit per (digit, digit) combination worth distinguishing, as in the paper
@@ -84,7 +84,7 @@ def linear_head(batch_norm=True, dropout=False):
 
 
 class ConvHead(nn.Module):
-    """LeNet5_FullyConv's head: 1x1 Conv1d layers over the 20 concatenated logits."""
+    """LeNet5_FullyConv's head (and Net's in the authors' last code): 1x1 Conv1d layers over the 20 logits."""
 
     def __init__(self, batch_norm=True, dropout=False):
         super().__init__()
@@ -96,13 +96,9 @@ class ConvHead(nn.Module):
         return self.layers(x.unsqueeze(-1)).squeeze(-1)
 
 
-ARCHITECTURES = {
-    "Net": (net_branch, linear_head),
-    "LeNet5": (lenet5_branch, linear_head),
-    "LeNet5_FullyConv": (lenet5_fullyconv_branch, ConvHead),
-    "ResNet": (resnet_branch, linear_head),
-    "VGG": (vgg_branch, linear_head),
-}
+ARCHITECTURES = {"Net": net_branch, "LeNet5": lenet5_branch, "LeNet5_FullyConv": lenet5_fullyconv_branch,
+                 "ResNet": resnet_branch, "VGG": vgg_branch}
+HEADS = {"linear": linear_head, "conv": ConvHead}  # config.HEADS; each model's own in config.MODEL_HEADS
 
 
 class Siamese(nn.Module):
@@ -131,15 +127,18 @@ class Siamese(nn.Module):
 
 
 def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True, dropout: bool = False,
-                branch_calls: int = 1) -> Siamese:
+                branch_calls: int = 1, head: str | None = None) -> Siamese:
     """``branch_calls`` (weight sharing only): 1 = both images in one call of the branch, 2 = one call per
-    image, each with its own batch-norm statistics (the authors' forward)."""
+    image, each with its own batch-norm statistics (the authors' forward). ``head``: "linear" or "conv"
+    (None: the model's own, config.MODEL_HEADS)."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     if branch_calls not in (1, 2):
         raise ValueError(f"branch_calls must be 1 or 2, got {branch_calls!r}")
-    make_branch, make_head = ARCHITECTURES[name]
-    return Siamese(make_branch, make_head, weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout,
+    head = MODEL_HEADS[name] if head is None else head
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
+    return Siamese(ARCHITECTURES[name], HEADS[head], weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout,
                    branch_calls=branch_calls)
 
 

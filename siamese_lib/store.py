@@ -19,7 +19,8 @@ from pydantic import (AfterValidator, Field, PlainValidator, StrictFloat, Strict
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
 from .machine import fingerprint_problems
-from .config import KEY_OMITS_AT_DEFAULT, Int, Number, OneOf, RunConfig, Strict, one_line, ruled
+from .config import key_defaults
+from .config import Int, Number, OneOf, RunConfig, Strict, one_line, ruled
 
 SCHEMA_VERSION = 1
 
@@ -31,7 +32,7 @@ class CorruptRecord(OneLineError):
 def run_key(config: RunConfig, device_type: str) -> str:
     """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
     d = config.to_dict()
-    for name, value in KEY_OMITS_AT_DEFAULT.items():
+    for name, value in key_defaults(d).items():
         if d[name] == value:
             del d[name]
     payload = json.dumps({"config": d, "device": device_type}, sort_keys=True)
@@ -113,9 +114,11 @@ Text = ruled(StrictStr, "must be a text of 1..200 characters", Field(min_length=
 # the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
 Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]]
 Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
+# val_*: when the configuration holds out validation pairs; confirm_*: when it has confirmation seeds
+OPTIONAL_SPLITS = {"val": lambda c: c.val_pairs > 0, "confirm": lambda c: bool(c.confirm_seeds)}
 Metrics = create_model("Metrics", __base__=Strict, train_seconds=(Seconds, ...), wall_seconds=(Seconds, ...),
-                       **{f"{s}_{m}": (Percent, None if s == "val" else ...) for s in ("train", "test", "val")
-                          for m in ERROR_METRICS})  # val_*: when the configuration holds out validation pairs
+                       **{f"{s}_{m}": (Percent, None if s in OPTIONAL_SPLITS else ...)
+                          for s in ("train", "test", *OPTIONAL_SPLITS) for m in ERROR_METRICS})
 
 
 class Curves(Strict):
@@ -127,6 +130,8 @@ class Outputs(Strict):  # one value per test pair
     digit_prob: Probabilities
     digit1_pred: Digits
     digit2_pred: Digits
+    confirm_head_prob: Probabilities = None  # one value per confirmation pair (with confirm_seeds)
+    confirm_digit_prob: Probabilities = None
 
 
 def _config(value) -> RunConfig:
@@ -157,13 +162,19 @@ class Record(Strict):
 
     @model_validator(mode="after")
     def _as_its_config(self):
-        c, given = self.config, self.metrics.model_fields_set
-        lacking = sorted({f"val_{m}" for m in ERROR_METRICS} - given) if c.val_pairs else []
-        extra = sorted(name for name in given if name.startswith("val_")) if not c.val_pairs else []
+        c, given = self.config, self.metrics.model_fields_set | self.outputs.model_fields_set
+        wanted = {split: has(c) for split, has in OPTIONAL_SPLITS.items()}
+        names = {s: {f"{s}_{m}" for m in ERROR_METRICS} | ({"confirm_head_prob", "confirm_digit_prob"}
+                                                           if s == "confirm" else set()) for s in OPTIONAL_SPLITS}
+        lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given)
+        extra = sorted(set().union(*(names[s] for s in wanted if not wanted[s])) & given)
         lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
-                   **{f"outputs.{k}": (v, c.nb_pairs, "test pair") for k, v in self.outputs}}
+                   **{f"outputs.{k}": (v, c.confirm_pairs if k.startswith("confirm_") else c.nb_pairs,
+                                       "confirmation pair" if k.startswith("confirm_") else "test pair")
+                      for k, v in self.outputs if v is not None}}
         problems = [f"metrics lack {', '.join(lacking)}"] if lacking else []
-        problems += [f"metrics.{extra[0]} is not a metric of this configuration"] if extra else []
+        where = "outputs" if extra and extra[0] in self.outputs.model_fields_set else "metrics"
+        problems += [f"{where}.{extra[0]} is not a metric of this configuration"] if extra else []
         problems += [f"{name} must be {n} values (one per {per})" for name, (v, n, per) in lengths.items() if len(v) != n]
         if self.epochs_trained not in (None, c.trained_epochs):
             problems.append(f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}")
@@ -176,7 +187,7 @@ class Record(Strict):
 
 
 REQUIRED_FIELDS = tuple(name for name, field in Record.model_fields.items() if field.is_required())
-OUTPUTS = tuple(Outputs.model_fields)
+OUTPUTS = tuple(name for name, field in Outputs.model_fields.items() if field.is_required())
 
 
 def validate_record(record, path: Path) -> dict:
@@ -193,7 +204,7 @@ def validate_record(record, path: Path) -> dict:
 
 def config_from_dict(d: dict) -> RunConfig:
     """A stored configuration; one stored before a field existed ran with that field's old value."""
-    return RunConfig(**{**KEY_OMITS_AT_DEFAULT, **d})
+    return RunConfig(**{**key_defaults(d), **d})
 
 
 CORRUPT_HINT = "never used; delete the file to recompute that run (or rerun with --force)"

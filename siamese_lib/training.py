@@ -9,14 +9,18 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from .config import PROTOCOL_SETTINGS, RunConfig
-from .data import generate_pair_sets, normalize
+from .data import confirmation_pairs, generate_pair_sets, normalize
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
+
+CONFIRM_OUTPUTS = ("head_prob", "digit_prob")  # kept per confirmation pair (stored as confirm_<name>)
+
 
 def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device_type(device))
@@ -41,40 +45,37 @@ class Split:
         return len(self.target)
 
 
-def prepare_data(config: RunConfig, device: torch.device):
-    """Train, validation (held out of the training pairs; None if val_pairs is 0) and test splits.
+class Splits(NamedTuple):
+    train: Split
+    val: Split | None      # held out of the training pairs (config.val_pairs; None if 0)
+    test: Split
+    confirm: Split | None  # the confirmation set (config.confirm_seeds; None if empty): evaluated only
 
-    The training order is the fold's shuffle: the caller seeds torch before calling.
+
+def prepare_data(config: RunConfig, device: torch.device) -> Splits:
+    """The run's splits; the training order is the fold's shuffle: the caller seeds torch before calling.
+
+    With validation pairs (the first val_pairs of the fold's shuffle, held out) the normalisation statistics
+    come from the trained-on pairs alone, so nothing of the validation pairs (not even their pixel statistics)
+    reaches the model; without, from every training pair (the paper's numerics, unchanged). The test input is
+    normalised with them unless the protocol leaves it raw (quirk 2); the confirmation set like the test input.
     """
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
-    if config.val_pairs:
-        return _prepare_with_validation(config, device, tr_in, tr_t, tr_c, te_in, te_t, te_c)
-    if not PROTOCOL_SETTINGS[config.protocol].normalize_test:
-        tr_in = normalize(tr_in)[0]  # quirk 2: the test input stays un-normalised
-    else:
-        tr_in, te_in = normalize(tr_in, te_in)
-    perm = torch.randperm(len(tr_t))
-    train = Split(tr_in[perm], tr_t[perm], tr_c[perm])
-    return train.to(device), None, Split(te_in, te_t, te_c).to(device)
-
-
-def _prepare_with_validation(config: RunConfig, device, tr_in, tr_t, tr_c, te_in, te_t, te_c):
-    """The first val_pairs of the fold's shuffle are held out; the rest are trained on.
-
-    The normalisation statistics come from the trained-on pairs alone, so nothing of the
-    validation pairs (not even their pixel statistics) reaches the model. A separate
-    path, so the paper's configurations (val_pairs 0) keep their exact numerics.
-    """
+    perm = torch.randperm(len(tr_t))  # the same draw with or without validation: the same fold shuffle
     k = config.val_pairs
-    perm = torch.randperm(len(tr_t))  # the same draw as without validation: same fold shuffle
-    fit = tr_in[perm[k:]]
+    fit = tr_in[perm[k:]] if k else tr_in
     mean, std = fit.mean(), fit.std()
     tr_in = (tr_in - mean) / std
-    if PROTOCOL_SETTINGS[config.protocol].normalize_test:  # quirk 2: else the test input stays un-normalised
-        te_in = (te_in - mean) / std
-    val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]])
-    train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]])
-    return train.to(device), val.to(device), Split(te_in, te_t, te_c).to(device)
+    raw = not PROTOCOL_SETTINGS[config.protocol].normalize_test
+
+    def held_out(x, target, classes):
+        return Split(x if raw else (x - mean) / std, target, classes).to(device)
+
+    confirm = held_out(*confirmation_pairs(config.nb_pairs, config.data_seed, config.confirm_seeds)) \
+        if config.confirm_seeds else None
+    val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]]).to(device) if k else None
+    train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]]).to(device)
+    return Splits(train, val, held_out(te_in, te_t, te_c), confirm)
 
 
 def aux_weight_at(config: RunConfig, epoch: int) -> float:
@@ -226,30 +227,35 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
 
 def setup_run(config: RunConfig, dev: torch.device):
     """A run's start, in the order that fixes its numbers: seed, the fold's shuffle, the model's init.
-    Returns (train, val, test, model)."""
+    Returns (splits, model)."""
     enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
     torch.manual_seed(config.seed)
-    train, val, test = prepare_data(config, dev)
+    splits = prepare_data(config, dev)
     model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
-                        branch_calls=config.branch_calls).to(dev)
+                        branch_calls=config.branch_calls, head=config.head).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    return train, val, test, model
+    return splits, model
 
 
-def finish_run(model, config: RunConfig, splits, dev, losses, train_seconds: float, start: float) -> dict:
-    """Evaluate a trained model on its splits (train, val, test) and assemble train_run's result.
+def finish_run(model, config: RunConfig, splits: Splits, dev, losses, train_seconds: float, start: float) -> dict:
+    """Evaluate a trained model on its splits and assemble train_run's result.
     ``losses``: the per-epoch summed training losses (tensors); ``start``: perf_counter at the run's start."""
-    train, val, test = splits
-    metrics, _ = error_metrics(model, train, config, "train")
-    test_metrics, test_out = error_metrics(model, test, config, "test")
-    metrics.update(test_metrics)
-    if val is not None:
-        metrics.update(error_metrics(model, val, config, "val")[0])
+    metrics, outputs = {}, {}
+    # in this order: under the original protocol evaluation runs in training mode, whose dropout draws numbers
+    for name in ("train", "test", "val", "confirm"):
+        split = getattr(splits, name)
+        if split is None:
+            continue
+        split_metrics, out = error_metrics(model, split, config, name)
+        metrics.update(split_metrics)
+        if name in ("test", "confirm"):  # per pair, for ensembles: the test pairs' and the confirmation set's
+            prefix = "" if name == "test" else "confirm_"
+            outputs.update({prefix + k: [round(float(v), 6) for v in t.cpu()] if t.is_floating_point()
+                            else [int(v) for v in t.cpu()] for k, t in out.items()
+                            if name == "test" or k in CONFIRM_OUTPUTS})
     metrics["train_seconds"] = train_seconds
     metrics["wall_seconds"] = time.perf_counter() - start
-    outputs = {k: [round(float(v), 6) for v in t.cpu()] if t.is_floating_point() else [int(v) for v in t.cpu()]
-               for k, t in test_out.items()}
     return {"metrics": metrics, "curves": {"train_loss": [float(v) for v in torch.stack(losses).cpu()]},
             "outputs": outputs, "device": dev.type, "epochs_trained": config.trained_epochs,
             "threads": torch.get_num_threads()}
@@ -259,26 +265,28 @@ def train_run(config: RunConfig, device: str = "auto", progress=None, threads: i
     """Train one configuration on ``threads`` torch threads (set for the run, restored after: the same
     numbers however it is called); ``progress(epoch, epochs)`` after each epoch. Returns a store record's body:
 
-    - ``metrics``: ``{train,test[,val]}_{error, digit1_error, digit2_error, derived_error, digit_prob_error,
-      head_vs_digits_disagreement}`` in percent (val only when ``val_pairs``), ``train_seconds``, ``wall_seconds``
+    - ``metrics``: ``{train,test[,val][,confirm]}_{error, digit1_error, digit2_error, derived_error,
+      digit_prob_error, head_vs_digits_disagreement}`` in percent (val only when ``val_pairs``, confirm only with
+      ``confirm_seeds``), ``train_seconds``, ``wall_seconds``
     - ``curves``: ``{"train_loss": [summed loss of each epoch]}``
     - ``outputs``: per test pair, ``head_prob`` and ``digit_prob`` (P(d1 <= d2) from the head and from the
-      digits, 6 decimals), ``digit1_pred``, ``digit2_pred``
+      digits, 6 decimals), ``digit1_pred``, ``digit2_pred``; per confirmation pair ``confirm_head_prob`` and
+      ``confirm_digit_prob``
     - ``device`` ("cpu" or "cuda"), ``epochs_trained`` (config.trained_epochs), ``threads``
     """
     dev = resolve_device(device)
     with torch_threads(threads):
         start = time.perf_counter()
-        train, val, test, model = setup_run(config, dev)
+        splits, model = setup_run(config, dev)
         optimizer = make_optimizer(model, config)
-        batches = mini_batches(train, config.batch_size)
+        batches = mini_batches(splits.train, config.batch_size)
         epoch_losses = []
         scheduler = make_scheduler(optimizer, config)
         model.train()
         for epoch in range(config.trained_epochs):
-            epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, train))
+            epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, splits.train))
             if scheduler is not None:
                 scheduler.step()
             if progress is not None:
                 progress(epoch + 1, config.trained_epochs)
-        return finish_run(model, config, (train, val, test), dev, epoch_losses, time.perf_counter() - start, start)
+        return finish_run(model, config, splits, dev, epoch_losses, time.perf_counter() - start, start)

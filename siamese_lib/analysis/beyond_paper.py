@@ -54,6 +54,7 @@ def record_row(record: dict, variant: str) -> dict:
     row["augment"] = ",".join(record["config"].get("augment", []))
     for k in OUTPUT_COLUMNS:
         row[k] = record["outputs"][k]
+    row.update({k: v for k, v in record["outputs"].items() if k.startswith("confirm_")})
     return row
 
 

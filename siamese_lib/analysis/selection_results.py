@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
-from ..experiments.selection import (RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_configs)
-from ..store import find_record
-from .stats import mean_std_n
-from .beyond_paper import PAPER_BEST, ensemble_errors, record_row
+from ..config import MNIST_SIZES
+from ..data import confirmation_pairs
+from ..experiments.selection import (CHOSEN, RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_candidates,
+                                     final_configs)
+from ..store import find_record, run_key
+from .stats import error_interval, mean_std_n
+from .beyond_paper import PAPER_BEST, record_row, test_truth
 
 FIELD_ORDER = ("model", "lr", "lr_schedule", "epochs", "augment", "dropout", "batch_norm", "aux_weight", "weight_decay")
 
@@ -36,62 +40,132 @@ def space_markdown(stage: dict, settings: dict) -> str:
             f"{settings['nb_pairs']} training pairs. Rule: {RULE_TEXT}.")
 
 
-def scores_frame(stage: dict, settings: dict, store_dir) -> tuple[pd.DataFrame, list[str]]:
-    """Per (candidate, rule): mean, std and n of the validation error over the selection seeds."""
-    scores, missing = candidate_scores(stage, settings, store_dir)
-    rows = []
-    for s in scores:
-        mean, std, n = mean_std_n(s["values"])
-        rows.append({"candidate": s["candidate"], "rule": s["rule"], "val_mean": mean, "val_std": std, "n": n})
-    return pd.DataFrame(rows), missing
-
-
 def scores_runs(scores: list[dict]) -> pd.DataFrame:
     """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
     return pd.DataFrame([{"candidate": s["candidate"], "rule": s["rule"], "val_error": float(v)}
                          for s in scores for v in s["values"]])
 
 
-def load_selection(profile, store_dir) -> dict | None:
-    """Everything the report shows of the stage; None when the profile has no selection stage.
+def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
+    """The targets of the confirmation set's pairs (data.confirmation_pairs)."""
+    return confirmation_pairs(nb_pairs, data_seed, list(confirm_seeds))[1].numpy()
 
-    Keys: stage, scores (frame), missing (selection runs absent), choice (None until every
-    candidate is stored), final (frame of the chosen configuration's fresh-seed runs), final_missing,
-    headline (mean, std, n of the chosen rule's test error) and ensemble (its error, %)."""
-    stage = profile.stages.get("selection")
-    if stage is None:
-        return None
-    settings = profile.settings
-    scores, missing = scores_frame(stage, settings, store_dir)
-    out = {"stage": stage, "scores": scores, "missing": missing,
-           "runs": scores_runs(candidate_scores(stage, settings, store_dir)[0]), "choice": None, "final": pd.DataFrame(),
-           "final_missing": [], "headline": None, "ensemble": math.nan}
-    if missing:
-        return out
-    choice = choose(candidate_scores(stage, settings, store_dir)[0])
-    out["choice"] = choice
-    rows = []
-    for config in final_configs(stage, settings, choice["candidate"]):
-        rec = find_record(store_dir, config, "cpu") or find_record(store_dir, config, "cuda")
-        if rec is None:
-            out["final_missing"].append(config.seed)
-        else:
-            rows.append(record_row(rec, choice["candidate"]))
-    if rows:
-        final = pd.DataFrame(rows)
-        column = f"test_{RULE_COLUMNS[choice['rule']]}"
-        out["final"] = final
-        out["headline"] = dict(zip(("mean", "std", "n"), mean_std_n(final[column])), column=column)
-        ens = ensemble_errors(final).iloc[0]
-        out["ensemble"] = float(ens["head_error" if choice["rule"] == "head" else "digit_prob_error"])
+
+def _scored(values, pairs: int) -> dict:
+    """Mean, std, n and 95 % interval (stats.error_interval) of errors in percent on a set of ``pairs`` pairs."""
+    mean, std, n = mean_std_n(values)
+    lo, hi = error_interval(values, pairs)
+    return {"mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "pairs": pairs}
+
+
+def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
+    """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and, where they were scored on it, on the
+    confirmation set; each with its interval. ``confirm`` is None for runs without a confirmation set."""
+    first = frame.iloc[0]
+    seeds = list(first["confirm_seeds"]) if len(first.get("confirm_seeds", [])) else []
+    confirm_pairs = len(seeds) * ((MNIST_SIZES["test"] - 2 * int(first["nb_pairs"])) // 2)
+    return {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])),
+            "confirm": _scored(frame[f"confirm_{suffix}"], confirm_pairs) if seeds else None}
+
+
+def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
+    """The ensemble of ``frame``'s runs: the mean of their ``prob`` outputs > 0.5 predicts d1 <= d2; its error on the
+    test pairs and (when every run has it) on the confirmation set, each with its binomial interval."""
+    first = frame.iloc[0]
+    nb, ds = int(first["nb_pairs"]), int(first["data_seed"])
+    out = {}
+    for name, column, truth in (("test", prob, lambda: np.asarray(test_truth(nb, ds)[0])),
+                                ("confirm", f"confirm_{prob}",
+                                 lambda: confirm_truth(nb, ds, first["confirm_seeds"]))):
+        if column not in frame or frame[column].isna().any():
+            out[name] = None
+            continue
+        target = truth()
+        error = 100 * float(np.mean((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target))
+        out[name] = _scored([error], len(target))
     return out
 
 
+def _final_rows(stage: dict, settings: dict, store_dir, name: str) -> tuple[list[dict], list[int]]:
+    rows, missing = [], []
+    for config in final_configs(stage, settings, name):
+        rec = find_record(store_dir, config, "cpu") or find_record(store_dir, config, "cuda")
+        if rec is None:
+            missing.append(config.seed)
+        else:
+            rows.append(record_row(rec, name))
+    return rows, missing
+
+
+def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
+    """Everything the report shows of a selection round (``name``: its stage); None when the profile has none.
+
+    Keys: name, stage, scores (frame), missing (selection runs absent), runs, choice (None until every candidate
+    is stored), final (frame of the chosen configuration's fresh-seed runs), final_missing, headline (mean, std, n,
+    column and 95 % interval of the chosen rule's test error), confirm (the same on the confirmation set, or None),
+    ensemble (the chosen seeds' ensemble error on the test pairs, %) and ensembles (one row per declared ensemble)."""
+    stage = profile.stages.get(name)
+    if stage is None:
+        return None
+    settings = profile.settings
+    scores, missing = candidate_scores(stage, settings, store_dir)
+    frame = pd.DataFrame([dict(zip(("val_mean", "val_std", "n"), mean_std_n(s["values"])), candidate=s["candidate"],
+                               rule=s["rule"]) for s in scores])
+    out = {"name": name, "stage": stage, "scores": frame, "missing": missing, "runs": scores_runs(scores),
+           "choice": None, "final": pd.DataFrame(), "final_missing": [], "headline": None, "confirm": None,
+           "ensemble": math.nan, "ensembles": []}
+    if missing:
+        return out
+    choice = choose(scores)
+    out["choice"] = choice
+    finals = {}
+    for c in final_candidates(stage, choice["candidate"]):
+        rows, lacking = _final_rows(stage, settings, store_dir, c)
+        finals[c] = pd.DataFrame(rows)
+        if c == choice["candidate"]:
+            out["final_missing"] = lacking
+        elif lacking:
+            out["final_missing"] += [f"{c} seed {s}" for s in lacking]
+    final = finals[choice["candidate"]]
+    if final.empty:
+        return out
+    suffix = RULE_COLUMNS[choice["rule"]]
+    prob = "head_prob" if choice["rule"] == "head" else "digit_prob"
+    scored = scored_runs(final, suffix)
+    out["final"] = final
+    out["headline"] = dict(scored["test"], column=f"test_{suffix}")
+    out["confirm"] = scored["confirm"]
+    out["ensemble"] = ensemble_scores(final, prob)["test"]["mean"]
+    for ens, members in (stage.get("ensembles") or {}).items():
+        names = list(dict.fromkeys(choice["candidate"] if m == CHOSEN else m for m in members))
+        runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
+        complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
+        out["ensembles"].append({"name": ens, "members": names, "runs": len(runs), "complete": complete,
+                                 **(ensemble_scores(runs, prob) if complete else {"test": None, "confirm": None})})
+    return out
+
+
+def cell_confirmation(records, executions) -> dict | None:
+    """The table cell scored on the confirmation set too (the paper's best, corrected protocol): its label and
+    its head's error on the test pairs and on the confirmation set (scored_runs); None when no cell has it."""
+    for ex in executions:
+        configs = ex.configs()
+        if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
+            continue
+        keys = {k for k in (run_key(c, d) for c in configs for d in ("cpu", "cuda"))}
+        rows = [record_row(r, ex.name) for r in records if r["key"] in keys]
+        if len(rows) < len(configs):
+            return None
+        return {"label": ex.name, **scored_runs(pd.DataFrame(rows), "error")}
+    return None
+
+
 def headline_numbers(result: dict) -> dict | None:
-    """The pre-declared selection's headline for the templates; None without one."""
+    """A selection round's headline for the templates; None without one."""
     if not result or result["headline"] is None:
         return None
     h, c = result["headline"], result["choice"]
     return {"candidates": len(result["stage"]["candidates"]), "candidate": c["candidate"],
             "rule": c["rule"].replace("_", " "), "mean": h["mean"], "std": h["std"], "n": h["n"],
+            "lo": h["lo"], "hi": h["hi"], "confirm": result["confirm"],
             "ensemble": result["ensemble"], "missing": len(result["final_missing"]), "paper_best": PAPER_BEST["mean"]}

@@ -96,3 +96,15 @@ def seed_ranges(seeds) -> str:
         out.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
         i = j + 1
     return ", ".join(out)
+
+
+def error_interval(values, pairs: int) -> tuple[float, float]:
+    """95 % interval (normal approximation, clipped at 0) of a mean error in percent over runs scored on one set of
+    ``pairs`` pairs: the runs' spread (the standard error of their mean; none for one run or an ensemble) and the
+    set's own sampling (binomial at the mean rate) combined."""
+    mean, std, n = mean_std_n(values)
+    if not n or pairs < 1:
+        return math.nan, math.nan
+    rate = mean / 100
+    se = math.sqrt((std ** 2 / n if n > 1 else 0.0) + 1e4 * rate * (1 - rate) / pairs)
+    return max(0.0, mean - 1.96 * se), mean + 1.96 * se

@@ -258,6 +258,7 @@ def records_frame(records):
     for r in records:
         row = {**r["config"], **r["metrics"]}
         row["augment"] = ",".join(r["config"].get("augment", []))
+        row["confirm_seeds"] = ",".join(map(str, r["config"].get("confirm_seeds", [])))
         row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
                    code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"],
                    machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "")

@@ -26,7 +26,7 @@ from .variants import VARIANTS
 # Parameters of every training notebook; those named like a RunConfig field take its type.
 STAGE_PARAMETERS = {
     "lr_search": ("model", "lr"),
-    "table1": ("model", "weight_sharing", "aux_loss", "lr", "protocol"),
+    "table1": ("model", "weight_sharing", "aux_loss", "lr", "protocol", "confirm_seeds"),
     "table2": ("weight_sharing", "batch_norm", "dropout", "lr", "protocol"),
     "beyond_paper": ("model", "variant", "lr"),
 }
@@ -60,6 +60,7 @@ TYPES = {
     "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
     "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model
     "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
+    "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],
     "device": Device,
     "threads": Threads,
     # True/False, or the runner's time stamp (retrain what was stored before it)
@@ -71,8 +72,9 @@ TYPES = {
 }
 
 
+OPTIONAL = {"confirm_seeds": ()}  # parameters a notebook of an earlier version never received
 MODELS = {stage: create_model(stage, __base__=Strict,
-                              **{name: (TYPES[name], ...) for name in names + COMMON_PARAMETERS})
+                              **{name: (TYPES[name], OPTIONAL.get(name, ...)) for name in names + COMMON_PARAMETERS})
           for stage, names in STAGE_PARAMETERS.items()}
 
 

@@ -16,8 +16,8 @@ from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS
 from ..store import config_from_dict, load_records, run_key
 from ..config import RunConfig
-from .profiles import PAPER_LRS, STAGES, TRAINING_STAGES, Profile
-from .selection import candidate_configs, chosen_candidate, final_configs
+from .profiles import PAPER_BEST_CELL, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile, notebook_name
+from .selection import candidate_configs, chosen_candidate, final_candidates, final_configs
 from .lr_rule import choose_learning_rates, config_id, index_records, infer_lr_search
 from .variants import VARIANTS, applies_to, variant_configs
 
@@ -40,7 +40,7 @@ class Execution:
 
     @property
     def notebook(self) -> Path:
-        return NOTEBOOKS_DIR / f"{self.stage}.ipynb"
+        return NOTEBOOKS_DIR / f"{notebook_name(self.stage)}.ipynb"
 
     def configs(self) -> list[RunConfig]:
         return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)
@@ -103,7 +103,7 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
     """The training runs of one execution, from its parameters (notebooks call this too)."""
     if stage not in TRAINING_STAGES:
         return []
-    if stage == "selection":
+    if stage in SELECTION_STAGES:
         return _selection_configs(p)
     common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
                   epochs=p["epochs"])
@@ -111,7 +111,8 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
         return [RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common) for s in p["seeds"]]
     if stage == "table1":
         return [RunConfig(model=p["model"], weight_sharing=p["weight_sharing"], aux_loss=p["aux_loss"],
-                          lr=p["lr"], seed=s, protocol=p["protocol"], **common) for s in p["seeds"]]
+                          lr=p["lr"], seed=s, protocol=p["protocol"], confirm_seeds=tuple(p.get("confirm_seeds", ())),
+                          **common) for s in p["seeds"]]
     if stage == "table2":
         return [RunConfig(model="LeNet5", aux_loss=True, weight_sharing=p["weight_sharing"],
                           batch_norm=p["batch_norm"], dropout=p["dropout"], lr=p["lr"], seed=s,
@@ -123,7 +124,8 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
 
 def _selection_configs(p: dict) -> list[RunConfig]:
     """A candidate on the selection seeds, or the chosen candidate on (some of) the fresh final seeds."""
-    settings = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"])
+    settings = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
+                    confirmation_seeds=p.get("confirm_seeds", []))
     if p["part"] == "candidate":
         return candidate_configs(p["selection"], settings, p["candidate"])
     return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
@@ -166,10 +168,12 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
             for model in g["models"]:
                 for ws in g["weight_sharing"]:
                     for aux in g["aux_loss"]:
+                        cell = dict(model=model, weight_sharing=ws, aux_loss=aux)
+                        best = protocol == "corrected" and cell == PAPER_BEST_CELL and s["confirmation_seeds"]
                         out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
-                                             dict(base, model=model, weight_sharing=ws, aux_loss=aux,
-                                                  lr=lr_for(model), seeds=g["seeds"],
-                                                  epochs=g["epochs"], protocol=protocol)))
+                                             dict(base, **cell, lr=lr_for(model), seeds=g["seeds"],
+                                                  epochs=g["epochs"], protocol=protocol,
+                                                  **({"confirm_seeds": s["confirmation_seeds"]} if best else {}))))
         if "table2" in st and "table2" in wanted:
             g = st["table2"]
             for ws in g["weight_sharing"]:
@@ -189,8 +193,9 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                                      dict(base, model=model, variant=variant,
                                           lr=lr_for(model),
                                           seeds=g["seeds"], epochs=g["epochs"])))
-    if "selection" in st and "selection" in wanted:
-        out += _selection_executions(profile, st["selection"], base, store_dir)
+    for stage in SELECTION_STAGES:
+        if stage in st and stage in wanted:
+            out += _selection_executions(profile, stage, base, store_dir)
     for stage in ("figures", "report"):
         if stage in st and stage in wanted:
             out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
@@ -199,17 +204,20 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
     return out
 
 
-def _selection_executions(profile: Profile, stage: dict, base: dict, store_dir) -> list[Execution]:
-    """One execution per candidate; once all their runs are stored, one per fresh seed of the choice
-    (the runner expands the stage again after its candidates: see pipeline.runner.plan)."""
-    out = [Execution("selection", f"candidate-{name}", dict(base, part="candidate", candidate=name, seeds=[],
-                                                             selection=stage))
-           for name in stage["candidates"]]
+def _selection_executions(profile: Profile, name: str, base: dict, store_dir) -> list[Execution]:
+    """One execution per candidate; once all their runs are stored, one per fresh seed of the choice and of each
+    other member of a declared ensemble (the runner expands the stage again after its candidates: see
+    pipeline.invocation.plan). The final runs are scored on the confirmation set too, when the profile has one."""
+    stage = profile.stages[name]
+    part = dict(base, selection=stage, confirm_seeds=profile.settings["confirmation_seeds"] or [])
+    out = [Execution(name, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
+           for c in stage["candidates"]]
     chosen = chosen_candidate(stage, profile.settings, store_dir) if store_dir else None
     if chosen is not None:
-        out += [Execution("selection", f"final-seed{s}", dict(base, part="final", candidate=chosen["candidate"],
-                                                               seeds=[s], selection=stage))
-                for s in stage["final_seeds"]]
+        for c in final_candidates(stage, chosen["candidate"]):
+            label = "final" if c == chosen["candidate"] else f"final-{c}"
+            out += [Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
+                    for s in stage["final_seeds"]]
     return out
 
 

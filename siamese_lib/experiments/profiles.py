@@ -20,13 +20,23 @@ from ..config import (FIELD_TYPES, BatchSize, Epochs, Flag, Listed, Lr, NbPairs,
                       RunConfig, Seed, Strict, one_line, ruled)
 from ..machine import NUMERICS
 from ..config import PAPER_MODELS
-from .selection import CANDIDATE_FIELDS, FINAL_TRAINING, RULE_COLUMNS, candidate_config
+from .selection import CANDIDATE_FIELDS, CHOSEN, FINAL_TRAINING, RULE_COLUMNS, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
-TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper", "selection")
+# Two selection rounds, each declared before it ran; both run the selection notebook.
+SELECTION_STAGES = ("selection", "selection_round2")
+TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper") + SELECTION_STAGES
 STAGES = TRAINING_STAGES + ("figures", "report")
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
+# The paper's best cell (Table I: LeNet5_FullyConv, weight sharing + auxiliary loss), scored on the confirmation set
+# too (corrected protocol).
+PAPER_BEST_CELL = {"model": "LeNet5_FullyConv", "weight_sharing": True, "aux_loss": True}
+
+
+def notebook_name(stage: str) -> str:
+    """The notebook that runs a stage (notebooks/<name>.ipynb)."""
+    return "selection" if stage in SELECTION_STAGES else stage
 
 
 class ProfileError(ValueError):
@@ -84,6 +94,19 @@ class Selection(Strict):
     selection_seeds: Seeds
     final_seeds: Seeds
     final_training: OneOf(*FINAL_TRAINING)
+    # named in advance: each ensemble averages the probabilities of its members' final runs (every final seed of
+    # each member); a member is a candidate of this round or "chosen" (the rule's choice)
+    ensembles: dict[ruled(StrictStr, "ensemble names must use letters, digits, '_', '-' or '.'",
+                          Field(pattern=r"^[A-Za-z0-9_.-]+$")), Listed(StrictStr)] = None
+
+    @model_validator(mode="after")
+    def _members(self):
+        for name, members in (self.ensembles or {}).items():
+            unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
+            if unknown:
+                raise ValueError(f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
+                                 f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}")
+        return self
 
     @field_validator("final_seeds")
     @classmethod
@@ -109,6 +132,7 @@ class Stages(Strict):  # a stage left out is not run
     table2: Table2 = None
     beyond_paper: BeyondPaper = None
     selection: Selection = None
+    selection_round2: Selection = None  # a second round, declared before any of its runs; the first stays as it is
     figures: NoSettings = None
     report: NoSettings = None
 
@@ -116,6 +140,12 @@ class Stages(Strict):  # a stage left out is not run
     def _trains(self):
         if not self.model_fields_set & set(TRAINING_STAGES):
             raise ValueError(f"names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
+        if self.selection and self.selection_round2:
+            first, second = (set(r.selection_seeds) | set(r.final_seeds) for r in (self.selection,
+                                                                                   self.selection_round2))
+            if first & second:
+                raise ValueError(f"selection_round2 must use fresh seeds, none of the first round's (shared: "
+                                 f"{sorted(first & second)})")
         return self
 
 
@@ -129,6 +159,9 @@ class ProfileModel(Strict):
     numerics: OneOf(*NUMERICS) = "native"
     # percentage points of test error: the margin of the report's equivalence test (declared before the runs)
     equivalence_margin: Annotated[Number(0, 100.0, above=True), Float] = 1.0
+    # data seeds of the confirmation set (data.confirmation_pairs), declared before anything runs: the selection
+    # rounds' final runs and the paper's best cell are also scored on it; no choice is ever made on it
+    confirmation_seeds: Listed(Seed) = None
     stages: Stages
 
 
@@ -258,9 +291,10 @@ def _check_runs(settings: dict, stages: dict, where: str) -> None:
                     for v in g.get("variants", VARIANTS):
                         if applies_to(v, m):
                             variant_configs(v, m, PAPER_LRS[m], [seed], epochs=epochs, **base)
-            for name, spec in g.get("candidates", {}).items() if stage == "selection" else ():
-                key = f"stages.selection.candidates.{name}"
+            for name, spec in g.get("candidates", {}).items() if stage in SELECTION_STAGES else ():
+                key = f"stages.{stage}.candidates.{name}"
                 candidate_config(spec, 0, settings)
+                candidate_config(spec, 0, settings, val_pairs=0, confirm_seeds=settings["confirmation_seeds"] or ())
         except ValueError as exc:
             raise ProfileError(f"{where}: key '{key}': {exc}") from None
 

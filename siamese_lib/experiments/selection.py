@@ -24,6 +24,7 @@ RULE_COLUMNS = {"head": "error", "digit_prob": "digit_prob_error"}
 CANDIDATE_FIELDS = ("model", "lr", "epochs", "lr_schedule", "augment", "dropout", "batch_norm",
                     "aux_weight", "weight_decay")
 FINAL_TRAINING = ("all_pairs", "same_split")
+CHOSEN = "chosen"  # in a round's ensembles: the candidate its rule chooses
 RULE_TEXT = ("the (candidate, comparison rule) with the lowest mean validation error over the selection "
              "seeds; ties go to the candidate listed first")
 
@@ -32,12 +33,15 @@ class SelectionError(ValueError):
     """A choice that would use what it must not (test columns) or lacks what it needs."""
 
 
-def candidate_config(spec: dict, seed: int, settings: dict, val_pairs: int | None = None) -> RunConfig:
+def candidate_config(spec: dict, seed: int, settings: dict, val_pairs: int | None = None,
+                     confirm_seeds=()) -> RunConfig:
     """One run of a candidate: the profile's data, the corrected protocol, a validation split
-    (``val_pairs``; by default the stage's 20 %) and the candidate's fields."""
+    (``val_pairs``; by default the stage's 20 %), the confirmation set's seeds (final runs only) and the
+    candidate's fields."""
     nb = settings["nb_pairs"]
     fields = dict(nb_pairs=nb, data_seed=settings["data_seed"], batch_size=settings["batch_size"],
-                  protocol="corrected", val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs)
+                  protocol="corrected", val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs,
+                  confirm_seeds=tuple(confirm_seeds))
     fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
     return RunConfig(**fields, seed=seed)
 
@@ -47,10 +51,12 @@ def candidate_configs(stage: dict, settings: dict, name: str) -> list[RunConfig]
 
 
 def final_configs(stage: dict, settings: dict, name: str, seeds=None) -> list[RunConfig]:
-    """The chosen candidate on the fresh final seeds; trained on every training pair when the
-    profile says ``final_training: all_pairs`` (declared in advance: nothing is left to choose)."""
+    """A candidate (the chosen one, or an ensemble's member) on the fresh final seeds; trained on every training
+    pair when the profile says ``final_training: all_pairs`` (declared in advance: nothing is left to choose);
+    scored on the confirmation set too when ``settings`` has ``confirmation_seeds``."""
     val = 0 if stage["final_training"] == "all_pairs" else None
-    return [candidate_config(stage["candidates"][name], s, settings, val_pairs=val)
+    confirm = settings.get("confirmation_seeds") or ()
+    return [candidate_config(stage["candidates"][name], s, settings, val_pairs=val, confirm_seeds=confirm)
             for s in (stage["final_seeds"] if seeds is None else seeds)]
 
 
@@ -94,3 +100,9 @@ def chosen_candidate(stage: dict, settings: dict, store_dir, device: str = "cpu"
     """The rule's choice once every selection run is in the store; None before."""
     scores, missing = candidate_scores(stage, settings, store_dir, device)
     return None if missing else choose(scores)
+
+
+def final_candidates(stage: dict, chosen: str) -> list[str]:
+    """The candidates trained on the final seeds: the choice, then every other member of a declared ensemble."""
+    members = [chosen if m == CHOSEN else m for ms in (stage.get("ensembles") or {}).values() for m in ms]
+    return list(dict.fromkeys([chosen, *members]))

@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from ..common import ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
 from ..experiments.planning import Execution, expand, plan_document, run_cost
-from ..experiments.profiles import TRAINING_STAGES
+from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
 from .engine import Engine, scheduler_address
 from .kernels import first_line
@@ -181,8 +181,9 @@ def plan(run: Run) -> None:
     phases = [training]
     if run.profile.settings["learning_rates"] == "auto" and "lr_search" in training and len(training) > 1:
         phases = [["lr_search"], [s for s in training if s != "lr_search"]]
-    if "selection" in training:  # the choice's fresh-seed runs are planned once its candidates are stored
-        phases.append(["selection"])
+    rounds = [s for s in training if s in SELECTION_STAGES]
+    if rounds:  # a choice's fresh-seed runs are planned once its candidates are stored
+        phases.append(rounds)
     used, fresh = set(), 0
     try:
         for phase in phases:

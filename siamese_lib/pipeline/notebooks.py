@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..common import TEMPLATE_DIR, inside, safe_name
+from ..experiments.profiles import notebook_name
 from ..store import run_key
 from .kernels import execute_job, kernel_name, signal_group
 
@@ -78,7 +79,7 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
         used.add(output)
         configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
         job = Job(ex.stage, name, params, output, configs, [run_key(c, device) for c in configs])
-        source = (notebooks_dir / f"{ex.stage}.ipynb").read_bytes()
+        source = (notebooks_dir / f"{notebook_name(ex.stage)}.ipynb").read_bytes()
         job.fingerprint = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         jobs.append(job)
     return jobs
@@ -188,7 +189,7 @@ class Executor:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         job.started = time.time()
         job.status = "running"
-        notebook = self.notebooks_dir / f"{job.stage}.ipynb"
+        notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
         problem = parameters_problem(notebook)
         if problem:
             job.result = {"status": "failed", "error": problem}

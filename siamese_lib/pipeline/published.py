@@ -30,14 +30,14 @@ from ..common import UsageError, write_atomically
 from ..config import RunConfig
 from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
-from ..store import OUTPUTS, CorruptRecord, load_records, record_path, write_record
+from ..store import CorruptRecord, load_records, record_path, write_record
 
 FILE_NAME = "records.parquet"
 FORMAT_VERSION = 1
 META = "siamese_lib."   # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = 6     # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
 OUTPUT_TYPES = {"head_prob": pa.float32(), "digit_prob": pa.float32(), "digit1_pred": pa.int8(),
-                "digit2_pred": pa.int8()}
+                "digit2_pred": pa.int8(), "confirm_head_prob": pa.float32(), "confirm_digit_prob": pa.float32()}
 PROVENANCE = {"schema_version": pa.int16(), "device": pa.string(), "torch_version": pa.string(),
               "code_version": pa.string(), "python": pa.string(), "host": pa.string(), "cpu": pa.string(),
               "threads": pa.int32(), "epochs_trained": pa.int32(), "machine": pa.string(), "created": pa.string()}
@@ -57,9 +57,9 @@ def checksum_file(path) -> Path:
 def _config_types() -> dict:
     """Each configuration field's column type, from the type of its value in a configuration."""
     def arrow(v):
-        return (pa.list_(pa.string()) if isinstance(v, list) else pa.bool_() if isinstance(v, bool)
+        return (pa.list_(arrow(v[0]) if v else pa.string()) if isinstance(v, list) else pa.bool_() if isinstance(v, bool)
                 else pa.int64() if isinstance(v, int) else pa.float64() if isinstance(v, float) else pa.string())
-    return {name: arrow(value) for name, value in RunConfig().to_dict().items()}
+    return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
 
 
 def _metric_names(records) -> list:
@@ -81,7 +81,7 @@ def records_table(records, metadata: dict) -> pa.Table:
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    columns.update({n: (pa.list_(t), [r["outputs"][n] for r in records]) for n, t in OUTPUT_TYPES.items()})
+    columns.update({n: (pa.list_(t), [r["outputs"].get(n) for r in records]) for n, t in OUTPUT_TYPES.items()})
     for n, t in PROVENANCE.items():
         values = [r.get(n) for r in records]
         columns[n] = (t, [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values])
@@ -147,7 +147,7 @@ def records_from_table(table: pa.Table) -> list[dict]:
     out = []
     for row in table.to_pylist():
         outputs = {n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-                   for n in OUTPUTS}
+                   for n in OUTPUT_TYPES if row[n] is not None}
         record = {"schema_version": row["schema_version"], "key": row["key"],
                   "config": {n: row[n] for n in layout["config"]},
                   "metrics": {n: row[n] for n in layout["metrics"] if row[n] is not None},

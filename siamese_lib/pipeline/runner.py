@@ -24,7 +24,7 @@ from pathlib import Path
 import filelock
 
 from ..common import NOTEBOOKS_DIR, UsageError, check_run_places, write_atomically
-from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile
+from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile, notebook_name
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
@@ -102,8 +102,8 @@ def main(args) -> int:
         raise UsageError(f"run: profile {profile.name!r} has none of the stages asked for ({', '.join(wanted)}); "
                          f"it has: {', '.join(profile.stages)}")
     for stage in stages:
-        if not (NOTEBOOKS_DIR / f"{stage}.ipynb").is_file():
-            raise UsageError(f"run: notebook notebooks/{stage}.ipynb is missing (the {stage!r} stage runs it); "
+        if not (NOTEBOOKS_DIR / f"{notebook_name(stage)}.ipynb").is_file():
+            raise UsageError(f"run: notebook notebooks/{notebook_name(stage)}.ipynb is missing (the {stage!r} stage runs it); "
                              f"skip the stage with --only")
 
     if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit

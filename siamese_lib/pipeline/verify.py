@@ -26,7 +26,7 @@ from ..analysis.stats import fmt_p, mean_std_n
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..experiments.profiles import ProfileError, load_profile
 from ..store import load_record, record_path, run_key
-from ..config import KEY_OMITS_AT_DEFAULT, RunConfig
+from ..config import RunConfig, key_defaults
 from .engine import Engine, EngineError
 
 MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
@@ -57,12 +57,13 @@ def config_from_row(row: dict) -> RunConfig:
     """A runs.csv row's configuration (a column absent from an older CSV: the value those runs had)."""
     values = {}
     for f in dataclasses.fields(RunConfig):
-        v = row.get(f.name, KEY_OMITS_AT_DEFAULT.get(f.name))
-        if f.name == "augment":
-            values[f.name] = tuple(a for a in str(v).split(",") if a) if isinstance(v, str) else ()
+        v = row.get(f.name, key_defaults(row).get(f.name))
+        if f.name in ("augment", "confirm_seeds"):
+            items = tuple(a for a in str(v).split(",") if a) if isinstance(v, str) else ()
+            values[f.name] = tuple(map(int, items)) if f.name == "confirm_seeds" else items
         elif v is not None and not (isinstance(v, float) and math.isnan(v)):
             default = getattr(RunConfig, f.name)
-            kind = type(default) if default is not None else int
+            kind = type(default) if default is not None else str if f.name == "head" else int
             values[f.name] = bool(v) if kind is bool else kind(v)
     return RunConfig(**values)
 

@@ -12,8 +12,8 @@ import pandas as pd
 from .. import machine
 from ..analysis.stats import fmt_p, mean_std_n, welch_p
 from ..common import ROOT
-from ..models import ConvHead, Siamese, build_model, count_parameters, net_branch
-from ..config import PROTOCOL_SETTINGS, RunConfig
+from ..models import build_model, count_parameters
+from ..config import HEADS, PROTOCOL_SETTINGS, RunConfig
 from ..training import make_optimizer
 from .html import esc, html_table
 
@@ -21,6 +21,9 @@ from .html import esc, html_table
 # auxiliary loss, corrected protocol, 10 seeds), one row per run as in runs.csv: measured on the machine its
 # rows name, through the store (python -m siamese_lib verify can retrain them like any record).
 FORWARD_MEASUREMENT = ROOT / "docs" / "measurements" / "forward_calls.csv"
+# Net's two heads under the original protocol, the four Net cells of Table I, 10 seeds each, one row per run as in
+# runs.csv: the linear head's runs are the previous committed record's, the conv head's this code's.
+HEAD_MEASUREMENT = ROOT / "docs" / "measurements" / "net_head.csv"
 
 
 def _yes(b) -> str:
@@ -47,6 +50,33 @@ def _forward_text(effect) -> str:
             f"(n {n1}, {n2}); Δ {effect['diff']:+.2f} pp, Welch p {fmt_p(effect['p'])}")
 
 
+def head_effect(csv_path: Path = HEAD_MEASUREMENT) -> pd.DataFrame | None:
+    """Per Net cell (ws, aux) of the original protocol: mean test and train error of each head over its seeds,
+    and the conv-minus-linear test difference with its Welch p; None when not measured."""
+    if not Path(csv_path).is_file():
+        return None
+    rows = []
+    for (ws, aux), cell in pd.read_csv(csv_path).groupby(["weight_sharing", "aux_loss"]):
+        side = {h: cell[cell["head"] == h] for h in HEADS}
+        if min(len(s) for s in side.values()) < 2:
+            continue
+        (ml, sl, nl), (mc, sc, nc) = (mean_std_n(side[h]["test_error"]) for h in ("linear", "conv"))
+        rows.append({"weight_sharing": bool(ws), "aux_loss": bool(aux), "linear_test": ml, "conv_test": mc,
+                     "diff": mc - ml, "p": welch_p(mc, sc, nc, ml, sl, nl), "n": min(nl, nc),
+                     "linear_train": side["linear"]["train_error"].mean(),
+                     "conv_train": side["conv"]["train_error"].mean()})
+    return pd.DataFrame(rows) if rows else None
+
+
+def _head_text(effect) -> str:
+    if effect is None:
+        return "not measured"
+    cells = "; ".join(f"ws{int(r.weight_sharing)} aux{int(r.aux_loss)}: test {r.linear_test:.2f} -> {r.conv_test:.2f} % "
+                      f"(Welch p {fmt_p(r.p)}), train {r.linear_train:.2f} -> {r.conv_train:.2f} %"
+                      for r in effect.itertuples())
+    return f"Net, original protocol, linear -> conv head, mean of {int(effect['n'].min())} seeds: {cells}"
+
+
 def _shift_text(grouped, quirk: int) -> str:
     """The mean original-minus-corrected shift of the cells a quirk touches (jointly with the others)."""
     if grouped is None or len(grouped) == 0:
@@ -64,8 +94,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
     epochs = RunConfig().epochs
     no_aux = {p: RunConfig(protocol=p, aux_loss=False).trained_epochs for p in PROTOCOL_SETTINGS}
     ws = {p: RunConfig(protocol=p).branch_calls for p in PROTOCOL_SETTINGS}
-    linear_net = count_parameters(build_model("Net"))
-    conv_net = count_parameters(Siamese(net_branch, ConvHead))
+    nets = {h: count_parameters(build_model("Net", head=h)) for h in HEADS}
     adam = make_optimizer(build_model("Net"), RunConfig()).defaults
     return [
         ["1. Epochs without the auxiliary loss", f"{epochs}", f"{orig.no_aux_epochs} (hard-coded)",
@@ -77,10 +106,10 @@ def departures(grouped_shifts=None) -> list[list[str]]:
         ["4. The 'last layer benchmark' error", "an error", "head vs digits disagreement",
          "both reported: test_derived_error (vs labels), test_head_vs_digits_disagreement",
          "same as corrected", "a different quantity: both columns in runs.csv"],
-        ["5. Net's comparison head", f"Linear(20,72)-ReLU-Linear(72,2): {linear_net} parameters",
-         f"Conv1d(20,72,1)-ReLU-BN1d-Conv1d(72,2,1): {conv_net} parameters",
-         f"Linear head ({linear_net})", f"Linear head ({linear_net}), the head whose count the paper reports; "
-         f"their last code's Conv1d head ({conv_net}) is not used", "not measured"],
+        ["5. Net's comparison head", f"Linear(20,72)-ReLU-Linear(72,2): {nets['linear']:,} parameters",
+         f"Conv1d(20,72,1)-ReLU-BN1d-Conv1d(72,2,1): {nets['conv']:,} parameters",
+         f"{corr.net_head} head ({nets[corr.net_head]:,}), the one whose count the paper reports",
+         f"{orig.net_head} head ({nets[orig.net_head]:,}), the authors' last code", _head_text(head_effect())],
         ["6. Shared branch with weight sharing: calls per step (batch-norm statistics)",
          "not stated", f"{orig.shared_branch_calls} (once per image)", f"{ws['corrected']} "
          f"({'both images pooled in one call' if ws['corrected'] == 1 else 'once per image'})",

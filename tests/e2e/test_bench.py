@@ -59,7 +59,7 @@ def test_library_loop_is_train_runs_loop(config):
     expected = training.train_run(config, device="cpu")["curves"]["train_loss"]
     dev = torch.device("cpu")
     torch.manual_seed(config.seed)  # train_run's order: seed, data (the fold's shuffle), model
-    train, _, _ = training.prepare_data(config, dev)
+    train = training.prepare_data(config, dev).train
     model = bench.library_model(config, dev)
     optimizer = training.make_optimizer(model, config)
     batches = training.mini_batches(train, config.batch_size)

@@ -54,11 +54,12 @@ def float64(monkeypatch):
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_in_float64_the_batched_seeds_equal_the_one_by_one_seeds(mnist, float64, setting):
     """The same computation, only the kernels' summation order differs: in float64 (measured: loss curves
-    within 1.7e-15 relative) every metric and every stored output (6 decimals) is equal."""
+    within 1.7e-15 relative; 3.5e-12 with the Conv1d + BatchNorm1d head of Net under the original protocol)
+    every metric and every stored output (6 decimals) is equal."""
     configs = group(**SETTINGS[setting])
     for one, together in zip([train_run(c, "cpu") for c in configs], train_seeds(configs, "cpu")):
         same_shape(one, together)
-        assert together["curves"]["train_loss"] == pytest.approx(one["curves"]["train_loss"], rel=1e-12)
+        assert together["curves"]["train_loss"] == pytest.approx(one["curves"]["train_loss"], rel=1e-10)
         assert without_timing(together)["metrics"] == without_timing(one)["metrics"]
         assert together["outputs"] == one["outputs"]
 

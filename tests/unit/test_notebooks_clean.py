@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from siamese_lib.common import NOTEBOOKS_DIR
-from siamese_lib.experiments.profiles import STAGES, TRAINING_STAGES, load_profile
+from siamese_lib.experiments.profiles import STAGES, TRAINING_STAGES, load_profile, notebook_name
 from siamese_lib.experiments.planning import expand
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
@@ -21,7 +21,7 @@ def parameters_cell(nb):
 
 
 def test_every_stage_has_its_notebook():
-    assert {p.stem for p in NOTEBOOKS} >= set(STAGES)
+    assert {p.stem for p in NOTEBOOKS} >= {notebook_name(s) for s in STAGES}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -50,7 +50,7 @@ def test_parameters_cells_declare_what_the_runner_passes():
             extra = {"threads", "force"} if ex.stage in TRAINING_STAGES else {"runs_dir"}
             if ex.stage == "report":
                 extra.add("report_dir")
-            passed.setdefault(ex.stage, set()).update(ex.parameters, extra)
+            passed.setdefault(notebook_name(ex.stage), set()).update(ex.parameters, extra)
     for stage, keys in passed.items():
         assert keys <= declared[stage], f"{stage}.ipynb lacks parameters {sorted(keys - declared[stage])}"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from siamese_lib import store
-from siamese_lib.config import RunConfig
+from siamese_lib.config import RunConfig, key_defaults
 from siamese_lib.experiments import planning, profiles, selection
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,11 +18,12 @@ EXPECTED = json.loads((Path(__file__).with_name("run_keys_main.json")).read_text
 def _all_configs(name):
     """Every run a profile implies; the selection stage's without the store (candidates and finals of each)."""
     p = profiles.load_profile(name)
-    stages = [s for s in profiles.TRAINING_STAGES if s != "selection"]
+    stages = [s for s in profiles.TRAINING_STAGES if s not in profiles.SELECTION_STAGES]
     out = [c for e in planning.expand(p, "", stages=stages) for c in e.configs()]
-    sel = p.stages.get("selection")
-    for cand in (sel or {}).get("candidates", {}):
-        out += selection.candidate_configs(sel, p.settings, cand) + selection.final_configs(sel, p.settings, cand)
+    for stage in profiles.SELECTION_STAGES:
+        sel = p.stages.get(stage)
+        for cand in (sel or {}).get("candidates", {}):
+            out += selection.candidate_configs(sel, p.settings, cand) + selection.final_configs(sel, p.settings, cand)
     return out
 
 
@@ -38,6 +39,8 @@ def test_sampled_runs_keep_their_dict_and_key():
         given = s.get("given")
         config = store.config_from_dict(s["config"]) if given is None else RunConfig(**given)
         d = config.to_dict()
+        later = {k: d.pop(k) for k in list(d) if k not in s["config"]}  # fields added after the sample was taken
+        assert later == {k: v for k, v in key_defaults(d).items() if k in later}, later  # at their old values
         assert json.dumps(d) == json.dumps(s["config"]), s  # same values, same types, same order
         assert store.run_key(config, s["device"]) == s["key"]
         assert store.config_from_dict(d) == config
@@ -53,7 +56,7 @@ def test_every_committed_paper_run_keeps_its_key():
     assert rows
     names = list(RunConfig().to_dict())
     for row in rows:
-        d = {k: row[k] for k in names}
+        d = {k: row[k] for k in names if k in row}  # head, confirm_seeds: after this record
         d.update({k: d[k] == "True" for k in BOOLS}, **{k: int(d[k]) for k in INTS},
                  **{k: float(d[k]) for k in FLOATS}, augment=[a for a in d["augment"].split(",") if a])
         assert store.run_key(store.config_from_dict(d), row["device"]) == row["key"], row["key"]
