@@ -66,7 +66,8 @@ selection = sel.load_selection(prof, store_dir)
 round2 = sel.load_selection(prof, store_dir, "selection_round2")
 words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper,
                                 sel.headline_numbers(selection))
-words.update(round2=sel.headline_numbers(round2),
+net_head = provenance.head_effect()
+words.update(round2=sel.headline_numbers(round2), net_head=[] if net_head is None else net_head.to_dict("records"),
              round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None])
 words["profile"] = profile_text.profile_numbers(prof)
 rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

@@ -103,3 +103,19 @@ def test_pair_sets_with_avg_pool_are_means_of_2x2_blocks(mnist, pairs100):
     assert torch.allclose(img, raw.view(14, 2, 14, 2).mean(dim=(1, 3)))
     assert tr_c[3, 1] == mnist["train_labels"][idx]
     assert torch.allclose(img, F.avg_pool2d(raw[None, None], 2)[0, 0])
+
+
+def test_the_confirmation_set_uses_only_test_images_no_test_pair_uses(mnist):
+    import torch
+    from siamese_lib.data import confirmation_indices, confirmation_pairs
+    nb = 1000
+    idx = confirmation_indices(nb, 0, [101, 102, 103])
+    assert idx.shape == (12000, 2) and (idx[:, 0] != idx[:, 1]).all()
+    # the test pairs' images, drawn again as the prologue draws them: training pairs first, then test pairs
+    g = torch.Generator().manual_seed(0)
+    torch.randperm(60000, generator=g)
+    used = set(torch.randperm(10000, generator=g)[: 2 * nb].tolist())
+    assert not used & set(idx.reshape(-1).tolist()) and len(set(idx.reshape(-1).tolist())) == 10000 - 2 * nb
+    x, target, classes = confirmation_pairs(nb, 0, [101])
+    assert x.shape == (4000, 2, 14, 14) and torch.equal(target, (classes[:, 0] <= classes[:, 1]).long())
+    assert torch.equal(confirmation_indices(nb, 0, [101]), idx[:4000])  # a seed's pairs do not depend on the others

@@ -68,3 +68,14 @@ def test_unknown_model_name_lists_the_valid_ones(bad):
     assert repr(bad) in message
     for name in MODEL_NAMES:
         assert name in message
+
+
+def test_net_takes_the_authors_conv_head_under_the_original_protocol():
+    from siamese_lib.config import RunConfig
+    assert RunConfig(model="Net", protocol="original").head == "conv" and RunConfig(model="Net").head == "linear"
+    assert RunConfig(model="LeNet5_FullyConv").head == "conv" and RunConfig(model="ResNet", protocol="original").head == "linear"
+    conv = build_model("Net", head="conv")
+    assert "BatchNorm1d" in {type(m).__name__ for m in conv.head.modules()}
+    assert count_parameters(conv) - count_parameters(build_model("Net")) == 2 * 72  # the BatchNorm1d(72)
+    with pytest.raises(ValueError, match="head must be one of linear, conv"):
+        build_model("Net", head="mlp")

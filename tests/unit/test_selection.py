@@ -60,3 +60,35 @@ def test_profile_refuses_unknown_candidate_fields_and_bad_values(tmp_path):
         load_profile(write(tmp_path, BASE.replace("lr: 0.002", "test_pairs: 5") + "    final_seeds: [3]\n"))
     with pytest.raises(ProfileError, match="'stages.selection.candidates.a.lr': must be a finite number > 0"):
         load_profile(write(tmp_path, BASE.replace("lr: 0.002", "lr: -1") + "    final_seeds: [3]\n"))
+
+
+def write_rounds(tmp_path, round2: str, top: str = ""):
+    p = tmp_path / "r.yaml"
+    p.write_text(top + "stages:\n  selection:\n" + BASE + "    final_seeds: [3, 4]\n  selection_round2:\n" + round2)
+    return str(p)
+
+
+ROUND2 = ("    candidates: {a: {model: LeNet5, lr: 0.002}, b: {model: VGG, lr: 0.002}}\n    rules: [head]\n"
+          "    selection_seeds: [5, 6]\n    final_seeds: [7, 8]\n    final_training: all_pairs\n")
+
+
+def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path):
+    with pytest.raises(ProfileError, match=r"fresh seeds, none of the first round's \(shared: \[4\]\)"):
+        load_profile(write_rounds(tmp_path, ROUND2.replace("final_seeds: [7, 8]", "final_seeds: [4, 8]")))
+    with pytest.raises(ProfileError, match="'c' is neither a candidate of this round nor 'chosen'"):
+        load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, c]}\n"))
+    p = load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, b], seeds: [chosen]}\n",
+                                  top="confirmation_seeds: [101]\n"))
+    assert p.stages["selection_round2"]["ensembles"] == {"mixed": ["a", "b"], "seeds": ["chosen"]}
+    ex = planning.expand(p, "", stages=("selection_round2",))
+    assert [e.name for e in ex] == ["candidate-a", "candidate-b"] and ex[0].notebook.name == "selection.ipynb"
+    assert all(not c.confirm_seeds for e in ex for c in e.configs())  # the choice is never scored on it
+
+
+def test_final_runs_train_the_choice_and_every_ensemble_member_scored_on_the_confirmation_set():
+    from siamese_lib.experiments.selection import final_candidates
+    stage = {"ensembles": {"seeds": ["chosen"], "mixed": ["b", "a", "chosen"]}}
+    assert final_candidates(stage, "a") == ["a", "b"] and final_candidates({}, "b") == ["b"]
+    stage = load_profile("paper").stages["selection_round2"]
+    final = final_configs(stage, {**SETTINGS, "confirmation_seeds": [101, 102, 103]}, "vgg_100ep")
+    assert all(c.confirm_seeds == (101, 102, 103) and c.confirm_pairs == 12000 and c.val_pairs == 0 for c in final)

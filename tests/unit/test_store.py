@@ -148,3 +148,25 @@ def test_a_record_with_a_broken_machine_fingerprint_is_refused(tmp_path, stored)
     target.write_text(json.dumps(bad))
     with pytest.raises(store.CorruptRecord, match="fingerprint"):
         store.load_record(target)
+
+
+def test_a_run_with_a_confirmation_set_stores_it_and_a_record_must_match_its_config(tmp_path, mnist):
+    from siamese_lib.analysis.selection_results import ensemble_scores, scored_runs
+    from siamese_lib.analysis.beyond_paper import record_row
+    config = RunConfig(model="LeNet5", epochs=1, nb_pairs=100, batch_size=50, confirm_seeds=(101,))
+    record, _ = engine.ensure_run(config, tmp_path, device="cpu")
+    assert len(record["outputs"]["confirm_head_prob"]) == config.confirm_pairs == 4900
+    assert 0 <= record["metrics"]["confirm_error"] <= 100
+    frame = pd.DataFrame([record_row(record, "a")])
+    scored = scored_runs(frame, "error")
+    assert scored["confirm"]["mean"] == record["metrics"]["confirm_error"] and scored["confirm"]["pairs"] == 4900
+    # one run's ensemble is that run: the same error on both sets
+    ens = ensemble_scores(frame, "head_prob")
+    assert ens["test"]["mean"] == pytest.approx(record["metrics"]["test_error"], abs=1e-4)
+    assert ens["confirm"]["mean"] == pytest.approx(record["metrics"]["confirm_error"], abs=1e-4)
+    path = store.record_path(tmp_path, record["key"])
+    lacking = json.loads(path.read_text())
+    del lacking["outputs"]["confirm_digit_prob"]
+    path.write_text(json.dumps(lacking))
+    with pytest.raises(store.CorruptRecord, match="lack confirm_digit_prob"):
+        store.load_record(path)
