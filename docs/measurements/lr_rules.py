@@ -1,0 +1,60 @@
+"""Which learning-rate rules reproduce the paper's four picks, read on the authors' own LR-search log.
+
+    git -C MIRROR show HEAD:Projects/Proj1/stored_results/lr_results.pt > /tmp/lr/lr_results.pt
+    PYTHONPATH=. .venv/bin/python docs/measurements/lr_rules.py /tmp/lr/lr_results.pt
+
+MIRROR is a clone of github.com/RaphaelUebersax/Deep-Learning-course. The file is a float32 tensor [4 models, 6 rates,
+100 epochs]: the summed training loss per epoch, the mean over the authors' 3 seeds (their readme.txt and
+setting_learning_rate.py). Every rule is a ``lr_rule.LossRule`` scored by ``lr_rule.rule_score``, the library's own
+scoring, with the log's seed-mean curve as the one curve. Prints the markdown tables of docs/measurements/lr_rules.md.
+"""
+import sys
+
+import torch
+
+from siamese_lib.experiments.lr_rule import DECLARED_RULE, POST_HOC_RULE, LossRule, rule_score
+from siamese_lib.experiments.profiles import PAPER_LRS
+
+MODELS = ["Net", "LeNet5", "LeNet5_FullyConv", "ResNet"]   # the log's order (readme.txt)
+RATES = [3e-1, 5e-2, 3e-2, 5e-3, 3e-3, 5e-4]
+
+
+def family() -> dict[str, LossRule]:
+    rules = {}
+    for log, mean in ((False, "mean"), (True, "geometric mean")):
+        for k in (5, 10, 20, 50):
+            rules[f"{mean} of the last {k} epochs"] = LossRule(start=-k, log=log)
+        for e in (10, 20, 30, 50):
+            rules[f"{mean} of the first {e} epochs"] = LossRule(stop=e, log=log)
+        rules[f"{mean} of all 100 epochs"] = LossRule(log=log)
+    rules["last epoch (100)"] = LossRule(start=-1)
+    for e in (10, 20, 30):
+        rules[f"epoch {e} alone"] = LossRule(start=e - 1, stop=e)
+    return rules
+
+
+def main(path: str) -> None:
+    log = torch.load(path, weights_only=True).double().numpy()
+    assert log.shape == (len(MODELS), len(RATES), 100), log.shape
+    print("| Rule | " + " | ".join(MODELS) + " | Paper's picks matched | Smallest margin |")
+    print("|---|" + "---|" * (len(MODELS) + 2))
+    print("| *the paper* | " + " | ".join(f"{PAPER_LRS[m]:g}" for m in MODELS) + " | | |")
+    for name, rule in family().items():
+        picks, margins = [], []
+        for i, _ in enumerate(MODELS):
+            score = sorted((rule_score([log[i, j]], rule), lr) for j, lr in enumerate(RATES))
+            picks.append(score[0][1])
+            margins.append(score[1][0] / score[0][0])  # the runner-up's score over the winner's
+        hits = sum(p == PAPER_LRS[m] for p, m in zip(picks, MODELS))
+        tag = " (declared)" if rule == DECLARED_RULE else " (post hoc)" if rule == POST_HOC_RULE else ""
+        print(f"| {name}{tag} | " + " | ".join(f"{p:g}" for p in picks) + f" | {hits} of 4 | "
+              + (f"x{min(margins):.2f}" if hits == 4 else "") + " |")
+    i = MODELS.index("LeNet5_FullyConv")
+    print("\nLeNet5_FullyConv on the log, per rate: declared score | post-hoc score | loss at epoch 30")
+    for j, lr in enumerate(RATES):
+        print(f"| {lr:g} | {rule_score([log[i, j]]):.4g} | {rule_score([log[i, j]], POST_HOC_RULE):.4g} "
+              f"| {log[i, j, 29]:.4g} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
