@@ -128,3 +128,21 @@ def test_the_wall_time_says_how_many_runs_its_passes_trained():
                                                    "30 read back from the store, trained before them")
     assert _runs_trained_in_passes({"invocations": [{"seconds": 1.0}]}, 5) == ""  # not counted: say nothing
     assert _runs_trained_in_passes({}, 5) == ""
+
+
+def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why_they_differ():
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_analysis import LATE_WINNER
+    from siamese_lib.presentation.sections import lr_choice_html
+    lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
+    table = " ".join(lr_choice_html(lr).split())
+    assert "<th>Post-hoc rule (whole curve, log scale)</th>" in table and "found after seeing the paper's picks" in table
+    assert "<td>LeNet5_FullyConv</td><td>0.05</td><td>0.3</td><td>0.05</td><td>0.05</td>" in table
+    assert "TABLE IV-B:" in table and "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in table
+    assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in table
+    text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())
+    assert "For LeNet5_FullyConv it picks 0.3 against the paper's 0.05" in text
+    assert "lies below the 0.05 one in 10 of the 20 epochs (from epoch 11 to the end)" in text
+    assert "it agrees with the paper for 1 of 1 models" in text and "against 0.321 at our rule's 0.3" in text
+    assert "the tables use the paper's rates" in text
