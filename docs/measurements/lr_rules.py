@@ -49,12 +49,13 @@ def main(path: str) -> None:
         tag = " (declared)" if rule == DECLARED_RULE else " (post hoc)" if rule == POST_HOC_RULE else ""
         print(f"| {name}{tag} | " + " | ".join(f"{p:g}" for p in picks) + f" | {hits} of 4 | "
               + (f"x{min(margins):.2f}" if hits == 4 else "") + " |")
-    i = MODELS.index("LeNet5_FullyConv")
-    print("\nLeNet5_FullyConv on the log, per rate: declared score | post-hoc score | loss at epoch 30")
-    for j, lr in enumerate(RATES):
-        print(f"| {lr:g} | {rule_score([log[i, j]]):.4g} | {rule_score([log[i, j]], POST_HOC_RULE):.4g} "
-              f"| {log[i, j, 29]:.4g} |")
-
+    print("\n| Model | Rate | Mean of the last 10 epochs (declared) | Last epoch | Epoch 30 | Geometric mean of all "
+          "100 epochs (post hoc) |\n|---|---|---|---|---|---|")
+    for i, m in ((MODELS.index(m), m) for m in ("Net", "LeNet5_FullyConv")):
+        for j, lr in enumerate(RATES):
+            c = [log[i, j]]
+            print(f"| {m} | {lr:g}{' (paper)' if lr == PAPER_LRS[m] else ''} | {rule_score(c):.4g} | "
+                  f"{log[i, j, -1]:.4g} | {log[i, j, 29]:.4g} | {rule_score(c, POST_HOC_RULE):.4g} |")
 
 if __name__ == "__main__":
     main(sys.argv[1])
