@@ -48,7 +48,7 @@ def main(path: str) -> None:
         hits = sum(p == PAPER_LRS[m] for p, m in zip(picks, MODELS))
         tag = " (declared)" if rule == DECLARED_RULE else " (post hoc)" if rule == POST_HOC_RULE else ""
         print(f"| {name}{tag} | " + " | ".join(f"{p:g}" for p in picks) + f" | {hits} of 4 | "
-              + (f"x{min(margins):.2f}" if hits == 4 else "") + " |")
+              + (f"x{min(margins):.2f} ({MODELS[margins.index(min(margins))]})" if hits == 4 else "") + " |")
     print("\n| Model | Rate | Mean of the last 10 epochs (declared) | Last epoch | Epoch 30 | Geometric mean of all "
           "100 epochs (post hoc) |\n|---|---|---|---|---|---|")
     for i, m in ((MODELS.index(m), m) for m in ("Net", "LeNet5_FullyConv")):
