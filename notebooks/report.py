@@ -37,8 +37,8 @@ from siamese_lib.analysis import selection_results as sel
 from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.experiments import lr_rule, planning
-from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
+from siamese_lib.experiments import planning
+from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import publish_record
 from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
 from siamese_lib.presentation.selection_section import confirmation_html, selection_html
@@ -165,7 +165,8 @@ note = "; ".join(f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" f
 display(HTML(html.figure_html(figures.lr_search_figure(curves, used), "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
              "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
              "is dotted." + (f" Not drawn, runs missing: {note}." if note else ""))))
-display(HTML(sections.lr_choice_html(curves, used)))
+lr = findings.lr_numbers(curves, used)  # Table IV's rates and evidence, the discussion's numbers
+display(HTML(sections.lr_choice_html(lr)))
 
 # %% [markdown]
 # <h3 id="results">B. Model comparison</h3>
@@ -217,9 +218,6 @@ else:
 display(HTML(templates.render("deviations.html.j2", **words)))
 
 # %%
-rule = lr_rule.choose_learning_rates(curves)
-lr = dict(final_epochs=lr_rule.FINAL_EPOCHS, differ=[dict(model=m, rule=r, paper=PAPER_LRS[m], faster=r > PAPER_LRS[m])
-                                                      for m, r in rule.items() if r != PAPER_LRS[m]])
 display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else None, **words)))
 
 # %%

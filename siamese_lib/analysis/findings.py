@@ -1,11 +1,15 @@
 """The numbers the report's words are filled with (the words live in report/template/paper/sections/).
 
 One dict per part of the report, plain values only: verdict counts over distinct cells, the claims under
-each protocol, the cells that differ from the paper. Nothing here formats a sentence.
+each protocol, the cells that differ from the paper, the learning-rate rules. Nothing here formats a sentence.
 """
 from __future__ import annotations
 
-from ..config import ORIGINAL_NO_AUX_EPOCHS
+import numpy as np
+
+from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
+from ..experiments.lr_rule import FINAL_EPOCHS, POST_HOC_RULE, choose_learning_rates, post_hoc_learning_rates, rule_score
+from ..experiments.profiles import PAPER_LRS
 from .claims import MIN_SEEDS, NOT_TESTED, combine
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
 from .tables import QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
@@ -59,6 +63,40 @@ def deviation_rows(cells, margin) -> list[dict]:
              "corrected": _cell(d.corrected, margin), "original": _cell(d.original, margin),
              "quirks": [f"quirk {q}" for q in applicable_quirks(d.table, d.key)]}
             for d in deviations(cells, margin)]
+
+
+def _crossing(ours, paper) -> dict:
+    """Where the seeds' mean curve of one rate (``ours``) lies below another's (``paper``): in how many epochs, and
+    from which epoch (1-based) on it stays below to the end (None when it ends above)."""
+    a, b = (np.mean(np.asarray(e["curves"], dtype=float), axis=0) for e in (ours, paper))
+    below = a < b
+    since = len(below) - int(np.argmin(below[::-1])) + 1 if not below.all() else 1
+    return {"epochs": len(below), "below": int(below.sum()), "since": since if below[-1] else None}
+
+
+def lr_numbers(curves, used) -> dict:
+    """Table IV and the discussion's numbers. Per searched model: the paper's rate, the declared rule's and the
+    post-hoc rule's picks (None while the search is incomplete) and the rate the tables used. Per model where a
+    pick differs from the paper's (``differ``): every rate's score under both rules (the curves' evidence), and,
+    where the paper's rate was searched, where the declared pick's curve lies below the paper's rate's."""
+    declared, post_hoc = choose_learning_rates(curves), post_hoc_learning_rates(curves)
+    rows, differ = [], []
+    for m in (m for m in PAPER_MODELS if m in curves):
+        by_lr, paper = curves[m], PAPER_LRS[m]
+        rows.append({"model": m, "paper": paper, "rule": declared.get(m), "post_hoc": post_hoc.get(m),
+                     "used": used.get(m), "rates": len(by_lr), "complete": sum(not e["missing_seeds"] for e in by_lr.values())})
+        if m not in declared or declared[m] == post_hoc[m] == paper:
+            continue
+        scores = {lr: {"rule": rule_score(by_lr[lr]["curves"]), "post_hoc": rule_score(by_lr[lr]["curves"], POST_HOC_RULE)}
+                  for lr in sorted(by_lr, reverse=True)}
+        differ.append({"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores,
+                       "rule_differs": declared[m] != paper, "post_hoc_differs": post_hoc[m] != paper,
+                       "faster": declared[m] > paper, "paper_searched": paper in by_lr,
+                       "crossing": _crossing(by_lr[declared[m]], by_lr[paper])
+                       if paper in by_lr and declared[m] != paper else None})
+    return {"final_epochs": FINAL_EPOCHS, "rows": rows, "differ": differ,
+            "post_hoc_matches": sum(r["post_hoc"] == r["paper"] for r in rows),
+            "tables_use_paper": bool(used) and all(used[m] == PAPER_LRS[m] for m in used if m in PAPER_LRS)}
 
 
 def quirk_list() -> list[dict]:

@@ -16,6 +16,7 @@ from siamese_lib.common import write_atomically
 from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
 from siamese_lib.config import RunConfig
 from siamese_lib.analysis import claims as claims_mod
+from siamese_lib.analysis import findings
 from siamese_lib.analysis import stats
 from siamese_lib.analysis import tables
 from siamese_lib.analysis import verdicts
@@ -231,6 +232,43 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
     assert curves["ResNet"][0.05]["missing_seeds"] == [2]
     # the synthetic curves are lowest at 0.005 (see fill_store)
     assert lr_rule.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
+
+
+def _search(**by_lr):
+    """{model: {lr: entry}} of one model, LeNet5_FullyConv (the paper's 0.05), two seeds per rate: each seed's curve
+    the given one plus a small seed offset."""
+    return {"LeNet5_FullyConv": {float(lr.replace("_", ".")): {"curves": [[v * (1 + 0.01 * s) for v in c] for s in (1, 2)],
+                                                               "seeds": [1, 2], "missing_seeds": []}
+                                 for lr, c in by_lr.items()}}
+
+
+# 0_3 ends lowest but lies far higher for the first half; 0_05 is flat and low; 0_005 is lowest until it diverges
+LATE_WINNER = _search(**{"0_3": [10.0] * 10 + [0.01] * 10, "0_05": [0.1] * 20, "0_005": [0.001] * 19 + [float("nan")]})
+
+
+def test_post_hoc_rule_reads_the_whole_curve_on_a_log_scale():
+    assert lr_rule.choose_learning_rates(LATE_WINNER) == {"LeNet5_FullyConv": 0.3}  # the last 10 epochs: 0.01 < 0.1
+    # geometric means over all epochs: sqrt(10 * 0.01) = 0.32 for 0.3 against 0.1 for 0.05
+    assert lr_rule.post_hoc_learning_rates(LATE_WINNER) == {"LeNet5_FullyConv": 0.05}
+    assert lr_rule.rule_score([[10.0, 0.1]], lr_rule.POST_HOC_RULE) == pytest.approx(1.0)
+    assert lr_rule.rule_score([[1.0, 2.0], [3.0, 4.0]]) == pytest.approx(2.5)  # the seeds' mean curve, then its tail
+    # an early divergence loses under the post-hoc rule even though the declared rule does not read it
+    early_nan = _search(**{"0_05": [float("nan")] + [0.001] * 19, "0_005": [0.1] * 20})
+    assert lr_rule.choose_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.05}
+    assert lr_rule.post_hoc_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.005}
+
+
+def test_lr_numbers_give_both_rules_and_the_curves_evidence():
+    lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
+    assert lr["rows"] == [{"model": "LeNet5_FullyConv", "paper": 0.05, "rule": 0.3, "post_hoc": 0.05, "used": 0.05,
+                           "rates": 3, "complete": 3}]
+    (d,) = lr["differ"]
+    assert d["rule_differs"] and not d["post_hoc_differs"] and d["faster"]
+    assert d["crossing"] == {"epochs": 20, "below": 10, "since": 11}
+    assert d["scores"][0.3]["rule"] == pytest.approx(0.01 * 1.015) and math.isinf(d["scores"][0.005]["post_hoc"])
+    assert lr["post_hoc_matches"] == 1 and lr["tables_use_paper"]
+    agree = findings.lr_numbers(_search(**{"0_05": [0.1] * 20, "0_005": [1.0] * 20}), {})
+    assert agree["differ"] == [] and agree["rows"][0]["rule"] == agree["rows"][0]["post_hoc"] == 0.05
 
 
 # --- deviations and claims --------------------------------------------------------------------------------------

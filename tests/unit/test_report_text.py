@@ -128,3 +128,33 @@ def test_the_wall_time_says_how_many_runs_its_passes_trained():
                                                    "30 read back from the store, trained before them")
     assert _runs_trained_in_passes({"invocations": [{"seconds": 1.0}]}, 5) == ""  # not counted: say nothing
     assert _runs_trained_in_passes({}, 5) == ""
+
+
+def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why_they_differ():
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_analysis import LATE_WINNER
+    from siamese_lib.presentation.sections import lr_choice_html
+    lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
+    table = " ".join(lr_choice_html(lr).split())
+    assert "<th>Post-hoc rule (whole curve, log scale)</th>" in table and "found after seeing the paper's picks" in table
+    assert "<td>LeNet5_FullyConv</td><td>0.05</td><td>0.3</td><td>0.05</td><td>0.05</td>" in table
+    assert "TABLE IV-B:" in table and "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in table
+    assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in table
+    text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())
+    assert "For LeNet5_FullyConv it picks 0.3 against the paper's 0.05" in text
+    assert "lies below the 0.05 one in 10 of the 20 epochs (from epoch 11 to the end)" in text
+    assert "it agrees with the paper for 1 of 1 models" in text and "against 0.321 at our rule's 0.3" in text
+    assert "the tables use the paper's rates" in text
+
+
+def test_the_discussion_names_a_post_hoc_pick_where_our_rule_agrees_with_the_paper():
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_analysis import _search
+    # the paper's 0.05 ends lowest; 0.005 lies lower over the search as a whole (on a log scale)
+    lr = findings.lr_numbers(_search(**{"0_05": [100.0] * 10 + [0.01] * 10, "0_005": [0.1] * 20}), {})
+    text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())
+    assert "On our curves it picks the paper's rate for every model searched." in text
+    assert "it agrees with the paper for 0 of 1 models: for LeNet5_FullyConv it picks 0.005" in text
+    assert "at the paper's and our rule's 0.05)" in text and "the tables use the rates Table IV lists" in text
