@@ -82,17 +82,18 @@ def lr_choice_html(lr: dict) -> str:
                              "and over seeds); the rate a post-hoc rule picks, found after seeing the paper's picks (the "
                              "lowest geometric mean over every epoch of the seeds' mean curve: the lowest curve as the "
                              "log-scale Fig. 3 draws it; reported only, it plans no run); and the rate the tables used.")
-    if not lr["differ"]:
+    if not lr["evidence"]:
         return out
     def bold(x, pick):
         text = f"{x:.3g}" if math.isfinite(x) else "diverged"
         return f"<b>{text}</b>" if pick else text
     ev = [[d["model"], f"{rate:g}" + (" (paper)" if rate == d["paper"] else ""), bold(s["rule"], rate == d["rule"]),
-           bold(s["post_hoc"], rate == d["post_hoc"])] for d in lr["differ"] for rate, s in d["scores"].items()]
+           bold(s["post_hoc"], rate == d["post_hoc"])] for d in lr["evidence"] for rate, s in d["scores"].items()]
     return out + html_table(["Model", "Rate", f"Our rule: mean of the last {lr['final_epochs']} epochs",
                              "Post-hoc rule: geometric mean of every epoch"], ev, cls="results",
-                            caption="TABLE IV-B: The curves' evidence for the models where a rule's pick differs "
-                                    "from the paper's: each rate's score under each rule, from the summed training "
+                            caption="TABLE IV-B: The curves' evidence for LeNet5_FullyConv and for every model where "
+                                    "a rule's pick differs from the paper's: each rate's score under each rule, from "
+                                    "the summed training "
                                     "loss averaged over seeds (lower wins; bold: the rule's pick; diverged: a "
                                     "non-finite loss at an epoch the rule reads).")
 

@@ -269,6 +269,8 @@ def test_lr_numbers_give_both_rules_and_the_curves_evidence():
     assert lr["post_hoc_matches"] == 1 and lr["tables_use_paper"]
     agree = findings.lr_numbers(_search(**{"0_05": [0.1] * 20, "0_005": [1.0] * 20}), {})
     assert agree["differ"] == [] and agree["rows"][0]["rule"] == agree["rows"][0]["post_hoc"] == 0.05
+    # LeNet5_FullyConv's evidence is shown even where both rules agree with the paper (the pick a record disputed)
+    assert [e["model"] for e in agree["evidence"]] == ["LeNet5_FullyConv"] and set(agree["evidence"][0]["scores"]) == {0.05, 0.005}
 
 
 # --- deviations and claims --------------------------------------------------------------------------------------
