@@ -248,7 +248,7 @@ display(HTML('<h2 id="selection-round2">VIII. A second round, and a confirmation
              + selection_html(round2, ("XIV", "XV", "5"))
              + '<h3 id="confirmation">Where each number was measured</h3>'
              + confirmation_html([("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan),
-                                 prof.settings["confirmation_seeds"])))
+                                 prof.settings)))
 
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>

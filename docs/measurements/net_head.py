@@ -2,8 +2,10 @@
 
     .venv/bin/python docs/measurements/net_head.py OLD_runs.csv NEW_runs.csv docs/measurements/net_head.csv
 
-OLD: a runs.csv whose original-protocol Net runs used the paper's linear head (the record committed before issue 24:
-`git show 3843b27:report/paper/runs.csv`); NEW: a runs.csv of runs with the authors' conv head (issue 24's code).
+OLD: a runs.csv of the original-protocol Net runs with the paper's linear head (issue 24: trained on the same machine
+as NEW by net_head_linear_runs.py, `head="linear"`; a runs.csv without a head column, such as the record committed
+before issue 24, `git show 3843b27:report/paper/runs.csv`, reads as the linear head); NEW: a runs.csv of the runs
+with the authors' conv head (issue 24's code, the original protocol's default).
 The rows are copied, not computed: each keeps its key, code version and machine, so `verify` can retrain it. The
 report's departures table reads the result (presentation.provenance.head_effect).
 """

@@ -57,8 +57,9 @@ def selection_html(result, numbers: tuple = ("XII", "XIII", "4")) -> str:
     return "".join(out)
 
 
-def confirmation_html(rounds: list, paper_cell, confirmation_seeds) -> str:
-    """Table XVI: each headline on the test pairs and on the confirmation set, with 95 % intervals."""
+def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
+    """Table XVI: each headline on the test pairs and on the confirmation set, with 95 % intervals (``settings``:
+    the profile's)."""
     rows = []
     if paper_cell is not None:
         rows.append(["the paper's best cell (Table I, corrected protocol, head)", esc(paper_cell["label"]),
@@ -78,4 +79,6 @@ def confirmation_html(rounds: list, paper_cell, confirmation_seeds) -> str:
                        "confirmation set no decision has seen (95 % intervals: the runs' spread and the set's "
                        "binomial sampling combined; an ensemble is one predictor)", cls="results") if rows else \
         '<p class="note">No run scored on the confirmation set is in the store yet.</p>'
-    return render("confirmation.html.j2", seeds=confirmation_seeds or [], pairs=pairs) + table
+    n = settings["nb_pairs"]
+    return render("confirmation.html.j2", seeds=settings["confirmation_seeds"] or [], pairs=pairs, test_pairs=n,
+                  data_seed=settings["data_seed"], se_1pct=100 * (0.01 * 0.99 / n) ** 0.5) + table
