@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import PROTOCOL_SETTINGS, RunConfig
-from .data import confirmation_pairs, generate_pair_sets, normalize
+from .data import confirmation_pairs, generate_pair_sets
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
 

@@ -87,17 +87,18 @@ def _candidates(value):
     return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
+Name = ruled(StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$"))
+
+
 class Selection(Strict):
-    candidates: Annotated[dict[ruled(StrictStr, "candidate names must use letters, digits, '_', '-' or '.'",
-                                     Field(pattern=r"^[A-Za-z0-9_.-]+$")), Candidate], BeforeValidator(_candidates)]
+    candidates: Annotated[dict[Name, Candidate], BeforeValidator(_candidates)]
     rules: Listed(OneOf(*RULE_COLUMNS))
     selection_seeds: Seeds
     final_seeds: Seeds
     final_training: OneOf(*FINAL_TRAINING)
     # named in advance: each ensemble averages the probabilities of its members' final runs (every final seed of
     # each member); a member is a candidate of this round or "chosen" (the rule's choice)
-    ensembles: dict[ruled(StrictStr, "ensemble names must use letters, digits, '_', '-' or '.'",
-                          Field(pattern=r"^[A-Za-z0-9_.-]+$")), Listed(StrictStr)] = None
+    ensembles: dict[Name, Listed(StrictStr)] = None
 
     @model_validator(mode="after")
     def _members(self):
