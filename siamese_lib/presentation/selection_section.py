@@ -62,18 +62,18 @@ def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
     the profile's)."""
     rows = []
     if paper_cell is not None:
-        rows.append(["the paper's best cell (Table I, corrected protocol, head)", esc(paper_cell["label"]),
-                     str(paper_cell["test"]["n"]), _interval(paper_cell["test"]), _interval(paper_cell["confirm"])])
+        rows.append(["the paper's best (Table I, head)", esc(paper_cell["label"]), str(paper_cell["test"]["n"]),
+                     _interval(paper_cell["test"]), _interval(paper_cell["confirm"])])
     for label, r in rounds:
         if r is None or r["headline"] is None:
             continue
-        rows.append([f"{label}: the choice ({esc(r['choice']['rule'])} rule)", esc(r["choice"]["candidate"]),
+        rows.append([f"{label} choice ({esc(r['choice']['rule'])})", esc(r["choice"]["candidate"]),
                      str(r["headline"]["n"]), _interval(r["headline"]), _interval(r["confirm"])])
-        rows += [[f"{label}: ensemble {esc(e['name'])}", esc(" + ".join(e["members"])), str(e["runs"]),
+        rows += [[f"{label} ensemble {esc(e['name'])}", " +<br>".join(map(esc, e["members"])), str(e["runs"]),
                   _interval(e["test"]), _interval(e["confirm"])] for e in r["ensembles"]]
     scored = [paper_cell["confirm"] if paper_cell else None] + [r["confirm"] for _, r in rounds if r is not None]
     pairs = next((s["pairs"] for s in scored if s), 0)
-    table = html_table(["", "configuration", "runs", "test pairs (data seed 0): error % [95 %]",
+    table = html_table(["", "configuration", "runs", "test pairs: error % [95 %]",
                         "confirmation set: error % [95 %]"], rows,
                        "TABLE XVI: Each headline where it was measured: the test pairs every stage has seen, and the "
                        "confirmation set no decision has seen (95 % intervals: the runs' spread and the set's "
