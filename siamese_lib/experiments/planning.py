@@ -53,7 +53,9 @@ def plan_document(profile_name: str, device: str, executions: list[Execution]) -
     """What ``runs/<profile>/plan.json`` holds: each execution (stage, name, parameters without this machine's
     paths) with its run keys, and each run's configuration under its key."""
     entries, runs = [], {}
-    for ex in executions:
+    # in stage order: a selection round's finals are planned after every round's candidates when they are trained
+    # here, and with them when the store already holds their choice; the same plan either way
+    for ex in sorted(executions, key=lambda ex: STAGES.index(ex.stage)):
         keys = []
         for config in ex.configs():
             keys.append(run_key(config, device))

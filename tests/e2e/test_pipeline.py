@@ -75,7 +75,8 @@ def test_smoke_profile_end_to_end(smoke):
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"smoke profile: {smoke['seconds']:.1f} s wall with --jobs 2")
     plan = smoke["plan"]
-    assert {s for s, _ in plan} == {"lr_search", "table1", "table2", "beyond_paper", "selection", "figures", "report"}
+    assert {s for s, _ in plan} == {"lr_search", "table1", "table2", "beyond_paper", "selection", "selection_round2",
+                                   "figures", "report"}
     assert ("selection", "final-seed21") in plan  # the choice's fresh seeds, planned after its candidates
     # every execution left its executed notebook, without an error in it
     for stage, name in plan:
