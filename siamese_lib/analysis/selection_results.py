@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..config import MNIST_SIZES
+from ..config import confirmation_size
 from ..data import confirmation_pairs
 from ..experiments.selection import (CHOSEN, RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_candidates,
                                      final_configs)
@@ -63,7 +63,7 @@ def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
     confirmation set; each with its interval. ``confirm`` is None for runs without a confirmation set."""
     first = frame.iloc[0]
     seeds = list(first["confirm_seeds"]) if len(first.get("confirm_seeds", [])) else []
-    confirm_pairs = len(seeds) * ((MNIST_SIZES["test"] - 2 * int(first["nb_pairs"])) // 2)
+    confirm_pairs = confirmation_size(int(first["nb_pairs"]), len(seeds))
     return {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])),
             "confirm": _scored(frame[f"confirm_{suffix}"], confirm_pairs) if seeds else None}
 

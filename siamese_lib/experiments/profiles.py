@@ -11,16 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import (AfterValidator, BeforeValidator, Field, StrictStr, ValidationError, create_model, field_validator,
-                      model_validator)
+from pydantic import AfterValidator, BeforeValidator, StrictStr, ValidationError, model_validator
 
 from ..common import PARAMS_DIR
 from ..config import MAX_LIST_ITEMS  # noqa: F401 (a limit on profiles too)
-from ..config import (FIELD_TYPES, BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, Refusal,
+from ..config import (BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, Refusal,
                       RunConfig, Seed, Strict, one_line, ruled)
 from ..machine import NUMERICS
 from ..config import PAPER_MODELS
-from .selection import CANDIDATE_FIELDS, CHOSEN, FINAL_TRAINING, RULE_COLUMNS, candidate_config
+from .selection import Selection, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
 # Two selection rounds, each declared before it ran; both run the selection notebook.
@@ -75,47 +74,6 @@ class Table2(Grid):
 class BeyondPaper(Grid):
     models: PaperModels
     variants: Listed(OneOf(*VARIANTS)) = None  # absent: every variant
-
-
-# a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting
-Candidate = create_model("Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS})
-
-
-def _candidates(value):
-    if not isinstance(value, dict) or not value:
-        raise Refusal("must be a non-empty mapping of name -> fields")
-    return {name: {} if spec is None else spec for name, spec in value.items()}
-
-
-Name = ruled(StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$"))
-
-
-class Selection(Strict):
-    candidates: Annotated[dict[Name, Candidate], BeforeValidator(_candidates)]
-    rules: Listed(OneOf(*RULE_COLUMNS))
-    selection_seeds: Seeds
-    final_seeds: Seeds
-    final_training: OneOf(*FINAL_TRAINING)
-    # named in advance: each ensemble averages the probabilities of its members' final runs (every final seed of
-    # each member); a member is a candidate of this round or "chosen" (the rule's choice)
-    ensembles: dict[Name, Listed(StrictStr)] = None
-
-    @model_validator(mode="after")
-    def _members(self):
-        for name, members in (self.ensembles or {}).items():
-            unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
-            if unknown:
-                raise ValueError(f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
-                                 f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}")
-        return self
-
-    @field_validator("final_seeds")
-    @classmethod
-    def _fresh(cls, seeds, info):
-        shared = sorted(set(seeds) & set(info.data.get("selection_seeds", ())))
-        if shared:
-            raise Refusal(f"must be fresh seeds, none of the selection seeds (shared: {shared})")
-        return seeds
 
 
 def _no_settings(value):

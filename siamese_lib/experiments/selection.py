@@ -14,8 +14,12 @@ import math
 
 import numpy as np
 
+from typing import Annotated
+
+from pydantic import BeforeValidator, Field, StrictStr, create_model, field_validator, model_validator
+
 from ..store import find_record
-from ..config import RunConfig
+from ..config import FIELD_TYPES, Listed, OneOf, Refusal, RunConfig, Seed, Strict, ruled
 from .variants import val_pairs_for
 
 # Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).
@@ -27,6 +31,49 @@ FINAL_TRAINING = ("all_pairs", "same_split")
 CHOSEN = "chosen"  # in a round's ensembles: the candidate its rule chooses
 RULE_TEXT = ("the (candidate, comparison rule) with the lowest mean validation error over the selection "
              "seeds; ties go to the candidate listed first")
+
+
+# --- a round's schema in a profile (profiles.Stages: selection, selection_round2) ---------------------------------
+# a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting
+Candidate = create_model("Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS})
+
+
+def _candidates(value):
+    if not isinstance(value, dict) or not value:
+        raise Refusal("must be a non-empty mapping of name -> fields")
+    return {name: {} if spec is None else spec for name, spec in value.items()}
+
+
+Name = ruled(StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$"))
+
+
+class Selection(Strict):
+    candidates: Annotated[dict[Name, Candidate], BeforeValidator(_candidates)]
+    rules: Listed(OneOf(*RULE_COLUMNS))
+    selection_seeds: Listed(Seed)
+    final_seeds: Listed(Seed)
+    final_training: OneOf(*FINAL_TRAINING)
+    # named in advance: each ensemble averages the probabilities of its members' final runs (every final seed of
+    # each member); a member is a candidate of this round or "chosen" (the rule's choice)
+    ensembles: dict[Name, Listed(StrictStr)] = None
+
+    @model_validator(mode="after")
+    def _members(self):
+        for name, members in (self.ensembles or {}).items():
+            unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
+            if unknown:
+                raise ValueError(f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
+                                 f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}")
+        return self
+
+    @field_validator("final_seeds")
+    @classmethod
+    def _fresh(cls, seeds, info):
+        shared = sorted(set(seeds) & set(info.data.get("selection_seeds", ())))
+        if shared:
+            raise Refusal(f"must be fresh seeds, none of the selection seeds (shared: {shared})")
+        return seeds
+
 
 
 class SelectionError(ValueError):
