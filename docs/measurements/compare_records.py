@@ -1,35 +1,44 @@
-"""Two committed records, cell by cell: the test error's mean, std and n in each, the difference and Welch's p.
+"""Two committed records, cell by cell: is each cell of the new record equivalent to the old one's?
 
-    .venv/bin/python docs/measurements/compare_records.py OLD_runs.csv NEW_runs.csv OUT.csv
+    .venv/bin/python docs/measurements/compare_records.py OLD_DIR NEW_DIR OUT.csv [--profile paper]
 
-A cell is a configuration without its seed (as `make verify` groups runs). The original protocol's weight-sharing
-cells ran one forward call per pair before issue 13 and the authors' two calls after it: they are matched
-across that change and the `forward` column says so. Written for issue 17 (the previous record is
-`git show cf3fb85:report/paper/runs.csv`); the result is docs/measurements/record_comparison.csv.
+Each DIR holds a record's runs.csv and cells.csv (e.g. `git show 5a6f094:report/paper/runs.csv`). A cell is a
+configuration without its seed (as `make verify` groups runs). Per cell present in both: the test error's mean,
+std and n on each side, the difference (new - old), Welch's p with its Benjamini-Hochberg adjustment over the
+cells compared, and the report's own verdict (`analysis.verdicts.agreement`, the old record in the paper's place)
+at the profile's declared `equivalence_margin`. `changed` names what the code changed in the cell's runs between
+the records (Net's head under the original protocol: issue 24; the forward calls per pair: issue 13), so a moved
+cell can be told from seed noise. First written for issue 17 (record_comparison.csv), then issue 28.
 """
-import re
+import argparse
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from siamese_lib.analysis.stats import welch_p
+from siamese_lib.analysis.stats import FDR, bh_adjust, welch_p
+from siamese_lib.analysis.verdicts import agreement
+from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.verify import load_committed
 
+# What a code change may alter in a cell's runs without changing the cell's name.
+TRACKED = ("head", "branch_calls")
 
-def cells(csv_path: Path) -> dict[str, dict]:
+
+def cells(record_dir: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for run in load_committed(csv_path):
-        name = re.sub(r" branch_calls=\d+", "", run.cell)  # matched across the change
-        cell = out.setdefault(name, {"errors": [], "calls": set(), "codes": set()})
+    for run in load_committed(record_dir / "runs.csv"):
+        name = " ".join(w for w in run.cell.split() if not w.startswith("branch_calls="))
+        cell = out.setdefault(name, {"errors": [], "codes": set()} | {f: set() for f in TRACKED})
         cell["errors"].append(float(run.metrics["test_error"]))
-        cell["calls"].add(run.config.branch_calls)
         cell["codes"].add(run.metrics["code_version"])
+        for f in TRACKED:
+            cell[f].add(str(getattr(run.config, f)))
     return out
 
 
-def compare(old_csv: Path, new_csv: Path) -> pd.DataFrame:
-    old, new = cells(old_csv), cells(new_csv)
+def compare(old_dir: Path, new_dir: Path, margin: float) -> pd.DataFrame:
+    old, new = cells(old_dir), cells(new_dir)
     rows = []
     for name in sorted(set(old) | set(new)):
         a, b = old.get(name), new.get(name)
@@ -38,31 +47,40 @@ def compare(old_csv: Path, new_csv: Path) -> pd.DataFrame:
             e = pd.Series(c["errors"] if c else [], dtype=float)
             row |= {f"{side}_mean": e.mean(), f"{side}_std": e.std(), f"{side}_n": len(e)}
         if a and b:
-            row["difference"] = row["new_mean"] - row["old_mean"]
-            row["welch_p"] = welch_p(row["old_mean"], row["old_std"], row["old_n"],
-                                     row["new_mean"], row["new_std"], row["new_n"])
-            row["forward"] = "" if a["calls"] == b["calls"] else \
-                f"{'/'.join(map(str, sorted(a['calls'])))} -> {'/'.join(map(str, sorted(b['calls'])))} calls"
+            stats = (row["new_mean"], row["new_std"], row["new_n"], row["old_mean"], row["old_std"], row["old_n"])
+            verdict = agreement(*stats, margin)
+            row |= {"difference": verdict.difference, "welch_p": welch_p(*stats), "tost_p": verdict.tost_p,
+                    "verdict": verdict.verdict,
+                    "changed": "; ".join(f"{f} {'/'.join(sorted(a[f]))} -> {'/'.join(sorted(b[f]))}"
+                                         for f in TRACKED if a[f] != b[f])}
         row["old_code"] = ",".join(sorted(a["codes"])) if a else ""
+        row["new_code"] = ",".join(sorted(b["codes"])) if b else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    both = table["welch_p"].notna()
+    table.loc[both, "welch_q"] = bh_adjust(table.loc[both, "welch_p"])
+    return table
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
-        print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
-        return 2
-    table = compare(Path(argv[0]), Path(argv[1]))
-    table.to_csv(argv[2], index=False, float_format="%.6g")
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("old_dir", type=Path)
+    parser.add_argument("new_dir", type=Path)
+    parser.add_argument("out_csv", type=Path)
+    parser.add_argument("--profile", default="paper", help="whose equivalence_margin (default: paper)")
+    args = parser.parse_args(argv)
+    margin = float(load_profile(args.profile).settings["equivalence_margin"])
+    table = compare(args.old_dir, args.new_dir, margin)
+    table.to_csv(args.out_csv, index=False, float_format="%.6g")
     both = table.dropna(subset=["welch_p"])
     print(f"{len(table)} cells: {len(both)} in both records, {int((table.old_n == 0).sum())} new only, "
-          f"{int((table.new_n == 0).sum())} old only")
-    for alpha in (0.05, 0.01):
-        print(f"  Welch p < {alpha}: {int((both.welch_p < alpha).sum())} of {len(both)}")
-    moved = both.assign(size=both.difference.abs()).sort_values("welch_p").head(10)
-    for r in moved.itertuples():
+          f"{int((table.new_n == 0).sum())} old only; margin {margin:g} points")
+    print("verdicts (new against old):", both.verdict.value_counts().to_dict())
+    print(f"Welch p < 0.05: {int((both.welch_p < 0.05).sum())}; BH q < {FDR}: {int((both.welch_q < FDR).sum())}")
+    for r in both.sort_values("welch_p").head(12).itertuples():
         print(f"  {r.cell}: {r.old_mean:.2f} ± {r.old_std:.2f} (n {r.old_n}) -> {r.new_mean:.2f} ± {r.new_std:.2f} "
-              f"(n {r.new_n}), {r.difference:+.2f}, p {r.welch_p:.3g} {r.forward}")
+              f"(n {r.new_n}), {r.difference:+.2f}, p {r.welch_p:.3g}, q {r.welch_q:.3g}, {r.verdict}"
+              f"{'; ' + r.changed if r.changed else ''}")
     return 0
 
 
