@@ -40,14 +40,28 @@ def copy(tmp_path):
 
 def test_a_duplicated_and_a_missing_row_are_named(copy):
     frame = pd.read_csv(copy)
-    dropped, doubled = frame.iloc[3], frame.iloc[20]
-    frame = pd.concat([frame.drop(index=3), frame.iloc[[20]]])  # as many rows as before
+    table_cell = frame.index[(frame["model"] == "Net") & (frame["protocol"] == "corrected") & frame["augment"].isna()
+                             & (frame["val_pairs"] == 0) & (frame["epochs"] == 30)]
+    dropped, doubled = frame.loc[table_cell[0]], frame.iloc[20]
+    frame = pd.concat([frame.drop(index=table_cell[0]), frame.iloc[[20]]])  # as many rows as before
     frame.to_csv(copy, index=False)
     with pytest.raises(UsageError) as err:
         verify.load_committed(copy)
-    line = str(err.value)
-    assert f"duplicated rows: {doubled['key']} (2 times)" in line
-    assert "missing rows: " in line and f"seeds [{dropped['seed']}]" in line
+    assert f"duplicated rows: {doubled['key']} (2 times)" in str(err.value)
+    frame.drop_duplicates("key").to_csv(copy, index=False)
+    shutil.copy(RECORD / "cells.csv", copy.with_name("cells.csv"))  # the removed row's cell no longer follows
+    with pytest.raises(UsageError, match="cells.csv does not follow from runs.csv: Table I corrected Net") as err:
+        verify.load_committed(copy)
+    assert "n 10; runs.csv: mean" in str(err.value) and ", n 9)" in str(err.value), dropped["key"]
+
+
+def test_the_committed_record_loads_though_two_stages_share_a_configuration():
+    """The earlier stage's best_refit and round 2's lenet5_100ep are one configuration on two seed ranges."""
+    runs = verify.load_committed(RECORD / "runs.csv")
+    seeds: dict[str, set] = {}
+    for r in runs:
+        seeds.setdefault(r.cell, set()).add(r.config.seed)
+    assert any(len(s) != max(s) - min(s) + 1 for s in seeds.values())
 
 
 def test_a_cells_csv_changed_by_hand_is_named(copy):

@@ -59,4 +59,6 @@ def test_every_committed_paper_run_keeps_its_key():
         d = {k: row[k] for k in names if k in row}  # head, confirm_seeds: after this record
         d.update({k: d[k] == "True" for k in BOOLS}, **{k: int(d[k]) for k in INTS},
                  **{k: float(d[k]) for k in FLOATS}, augment=[a for a in d["augment"].split(",") if a])
+        if "confirm_seeds" in d:  # a list column, written as "101,102,103" ("" when empty)
+            d["confirm_seeds"] = [int(a) for a in d["confirm_seeds"].split(",") if a]
         assert store.run_key(store.config_from_dict(d), row["device"]) == row["key"], row["key"]
