@@ -19,7 +19,7 @@ import pandas as pd
 from siamese_lib.analysis.stats import FDR, bh_adjust, welch_p
 from siamese_lib.analysis.verdicts import agreement
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.verify import CommittedRun, config_from_row
+from siamese_lib.pipeline.verify import load_committed
 
 # What a code change may alter in a cell's runs without changing the cell's name.
 TRACKED = ("head", "branch_calls")
@@ -27,10 +27,7 @@ TRACKED = ("head", "branch_calls")
 
 def cells(record_dir: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    # every row as verify reads it, without verify's check of gaps in a cell's seeds: two stages that share a
-    # configuration (beyond_paper's `best` and round 2's LeNet5 candidate) make one cell with two seed ranges
-    for row in pd.read_csv(record_dir / "runs.csv").to_dict("records"):
-        run = CommittedRun(config_from_row(row), row["key"], row["device"], row, None, 0.0)
+    for run in load_committed(record_dir / "runs.csv"):  # checked as verify checks a record
         name = " ".join(w for w in run.cell.split() if not w.startswith("branch_calls="))
         cell = out.setdefault(name, {"errors": [], "codes": set()} | {f: set() for f in TRACKED})
         cell["errors"].append(float(run.metrics["test_error"]))
