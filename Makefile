@@ -43,7 +43,11 @@ test: setup lint
 test-fast: setup
 	$(BIN)/python -m pytest -q tests/unit -m "not slow"
 
+# ruff: the package, the notebooks' paired scripts, the tests and the benchmarks (`ruff format` fixes the format)
+LINTED := siamese_lib notebooks/*.py tests benchmarks docs
 lint: setup
+	$(BIN)/ruff format --check -q $(LINTED)
+	$(BIN)/ruff check -q $(LINTED)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/deptry siamese_lib
 

@@ -3,6 +3,7 @@
 Each part changes one thing in the library's training step (layout, Adam flavour, host syncs, bf16,
 torch.compile, threads, evaluation mode) and times it against the unchanged step, side by side.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,24 +17,46 @@ import torch
 import torch.nn.functional as F
 
 from siamese_lib.common import ROOT, write_json_atomically
-from siamese_lib.config import RunConfig
+from siamese_lib.config import PAPER_MODELS, RunConfig
 from siamese_lib.experiments.profiles import PAPER_LRS
-from siamese_lib.config import PAPER_MODELS
 from siamese_lib.models import build_model
 from siamese_lib.training import Split, comparison_from_digits, mini_batches, train_run
 
-from .bench import BATCH_SIZE, alternate, library_model, machine_info, matmul_gflops, peak_rss_mb, synthetic_split, \
-    threads_set
+from .bench import (
+    BATCH_SIZE,
+    alternate,
+    library_model,
+    machine_info,
+    matmul_gflops,
+    peak_rss_mb,
+    synthetic_split,
+    threads_set,
+)
 
 PARTS = ("layout", "bitwise", "threads", "eval", "bf16", "compile")
 
 
-def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="foreach", sync=False, two_call=False,
-            bf16=False, compile=False, inplace_relu=False):
+def variant(
+    config: RunConfig,
+    split: Split,
+    dev,
+    channels_last=True,
+    adam="foreach",
+    sync=False,
+    two_call=False,
+    bf16=False,
+    compile=False,
+    inplace_relu=False,
+):
     """The library step with one thing changed; returns a function that trains one block (epoch)."""
     torch.manual_seed(config.seed)
-    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
-                        branch_calls=2 if two_call else 1).to(dev)
+    model = build_model(
+        config.model,
+        config.weight_sharing,
+        config.batch_norm,
+        config.dropout,
+        branch_calls=2 if two_call else 1,
+    ).to(dev)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if inplace_relu:
@@ -50,7 +73,9 @@ def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="fore
         for xb, tb, cb in batches:
             with torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
                 d1, d2, c = forward(xb)
-                loss = F.cross_entropy(c, tb) + (F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1]))
+                loss = F.cross_entropy(c, tb) + (
+                    F.cross_entropy(d1, cb[:, 0]) + F.cross_entropy(d2, cb[:, 1])
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -58,6 +83,7 @@ def variant(config: RunConfig, split: Split, dev, channels_last=True, adam="fore
                 loss.item()
             total += loss.detach()
         return total
+
     run.model = model
     return run
 
@@ -71,15 +97,22 @@ def compare(name: str, variants: dict, split: Split, dev, rounds: int, threads=N
         blocks = {label: _with_threads(fn, threads[label]) for label, fn in blocks.items()}
     res = alternate(blocks, rounds=rounds, warmup=1, dev=dev)
     base = next(iter(res.values()))
-    return {label: {"wall_ms": 1e3 * r["wall"] / steps, "cpu_ms": 1e3 * r["cpu"] / steps,
-                    "wall_ratio": r["wall"] / base["wall"], "cpu_ratio": r["cpu"] / base["cpu"]}
-            for label, r in res.items()}
+    return {
+        label: {
+            "wall_ms": 1e3 * r["wall"] / steps,
+            "cpu_ms": 1e3 * r["cpu"] / steps,
+            "wall_ratio": r["wall"] / base["wall"],
+            "cpu_ratio": r["cpu"] / base["cpu"],
+        }
+        for label, r in res.items()
+    }
 
 
 def _with_threads(fn, n):
     def run():
         with threads_set(n):
             return fn()
+
     return run
 
 
@@ -90,8 +123,11 @@ def same_parameters(config: RunConfig, split: Split, dev, blocks: int, **variant
         for _ in range(blocks):
             fn()
     ref = [p.detach().clone() for p in runs["library"].model.parameters()]
-    return {label: all(torch.equal(a, b) for a, b in zip(ref, fn.model.parameters()))
-            for label, fn in runs.items() if label != "library"}
+    return {
+        label: all(torch.equal(a, b) for a, b in zip(ref, fn.model.parameters()))
+        for label, fn in runs.items()
+        if label != "library"
+    }
 
 
 def _eval_pass(model, split: Split, context, batch_size=1000):
@@ -112,8 +148,12 @@ def evaluation_modes(dev, rounds: int) -> dict:
     for name in ("LeNet5", "ResNet"):
         model = library_model(RunConfig(model=name, lr=PAPER_LRS[name]), dev)
         modes = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad, "grad": torch.enable_grad}
-        res = alternate({k: (lambda m=m: _eval_pass(model, split, m)) for k, m in modes.items()},
-                        rounds=rounds, warmup=1, dev=dev)
+        res = alternate(
+            {k: (lambda m=m: _eval_pass(model, split, m)) for k, m in modes.items()},  # noqa: B023 (called in this iteration)
+            rounds=rounds,
+            warmup=1,
+            dev=dev,
+        )
         out[name] = {k: {"wall_ms": 1e3 * r["wall"], "cpu_ms": 1e3 * r["cpu"]} for k, r in res.items()}
     return out
 
@@ -128,8 +168,11 @@ def bf16_errors(models=("LeNet5", "Net"), seeds=(1, 2), epochs=10) -> list:
             for label in ("float32", "bfloat16"):
                 t0 = time.perf_counter()
                 # no cast cache: it would keep the first bf16 copy of each weight for the whole run
-                with (torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False) if label == "bfloat16"
-                      else contextlib.nullcontext()):
+                with (
+                    torch.autocast("cpu", dtype=torch.bfloat16, cache_enabled=False)
+                    if label == "bfloat16"
+                    else contextlib.nullcontext()
+                ):
                     r = train_run(config, device="cpu")
                 row[label] = {"test_error": r["metrics"]["test_error"], "seconds": time.perf_counter() - t0}
             out.append(row)
@@ -144,9 +187,14 @@ def compile_cost(name: str, split: Split, dev, rounds: int) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     compiled()
     first = {"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time() - c0}
-    res = alternate({"eager": variant(config, split, dev), "compiled": compiled}, rounds=rounds, warmup=1, dev=dev)
-    return {"model": name, "first_block": first,
-            **{k: {"wall_ms": 1e3 * r["wall"] / steps, "cpu_ms": 1e3 * r["cpu"] / steps} for k, r in res.items()}}
+    res = alternate(
+        {"eager": variant(config, split, dev), "compiled": compiled}, rounds=rounds, warmup=1, dev=dev
+    )
+    return {
+        "model": name,
+        "first_block": first,
+        **{k: {"wall_ms": 1e3 * r["wall"] / steps, "cpu_ms": 1e3 * r["cpu"] / steps} for k, r in res.items()},
+    }
 
 
 def study(parts, rounds: int = 4, progress=print) -> dict:
@@ -158,33 +206,58 @@ def study(parts, rounds: int = 4, progress=print) -> dict:
     if "layout" in parts:  # channels-last, host sync, Adam flavours, one forward over both images
         out["layout"] = {}
         for name in PAPER_MODELS:
-            out["layout"][name] = compare(name, {
-                "library": {}, "nchw": dict(channels_last=False), "sync": dict(sync=True),
-                "adam_single": dict(adam="single"), "adam_fused": dict(adam="fused"),
-                "two_call": dict(two_call=True), "inplace_relu": dict(inplace_relu=True)}, split, dev, rounds)
-            progress(f"layout {name}: " + ", ".join(f"{k} {v['cpu_ratio']:.2f}" for k, v in out["layout"][name].items()))
+            out["layout"][name] = compare(
+                name,
+                {
+                    "library": {},
+                    "nchw": dict(channels_last=False),
+                    "sync": dict(sync=True),
+                    "adam_single": dict(adam="single"),
+                    "adam_fused": dict(adam="fused"),
+                    "two_call": dict(two_call=True),
+                    "inplace_relu": dict(inplace_relu=True),
+                },
+                split,
+                dev,
+                rounds,
+            )
+            progress(
+                f"layout {name}: "
+                + ", ".join(f"{k} {v['cpu_ratio']:.2f}" for k, v in out["layout"][name].items())
+            )
     if "bitwise" in parts:
         out["bitwise"] = {}
         for name in PAPER_MODELS:
             config = RunConfig(model=name, lr=PAPER_LRS[name], nb_pairs=len(split), epochs=1)
-            out["bitwise"][name] = same_parameters(config, split, dev, 2, library={}, adam_fused=dict(adam="fused"),
-                                                   adam_single=dict(adam="single"), sync=dict(sync=True),
-                                                   inplace_relu=dict(inplace_relu=True))
+            out["bitwise"][name] = same_parameters(
+                config,
+                split,
+                dev,
+                2,
+                library={},
+                adam_fused=dict(adam="fused"),
+                adam_single=dict(adam="single"),
+                sync=dict(sync=True),
+                inplace_relu=dict(inplace_relu=True),
+            )
             progress(f"bitwise {name}: {out['bitwise'][name]}")
     if "threads" in parts and os.cpu_count() > 1:
         n = os.cpu_count()
         out["threads"] = {}
         for name in ("LeNet5", "ResNet"):
-            out["threads"][name] = compare(name, {"1": {}, str(n): {}}, split, dev, rounds,
-                                           threads={"1": 1, str(n): n})
+            out["threads"][name] = compare(
+                name, {"1": {}, str(n): {}}, split, dev, rounds, threads={"1": 1, str(n): n}
+            )
             progress(f"threads {name}: {out['threads'][name]}")
         out["threads"]["matmul"] = {str(t): matmul_gflops(512, dev, t) for t in (1, n)}
     if "eval" in parts:
         out["eval"] = evaluation_modes(dev, rounds)
         progress(f"eval: {out['eval']}")
     if "bf16" in parts:
-        out["bf16_speed"] = {name: compare(name, {"float32": {}, "bfloat16": dict(bf16=True)}, split, dev, rounds)
-                             for name in ("LeNet5", "ResNet")}
+        out["bf16_speed"] = {
+            name: compare(name, {"float32": {}, "bfloat16": dict(bf16=True)}, split, dev, rounds)
+            for name in ("LeNet5", "ResNet")
+        }
         progress(f"bf16 speed: {out['bf16_speed']}")
         out["bf16_error"] = bf16_errors()
         progress(f"bf16 error: {out['bf16_error']}")

@@ -25,8 +25,10 @@
 # test columns). The 1000 test pairs are scored once, for the final numbers.
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters
 from typing import Optional, Union  # noqa: F401 - for the annotations below
+
 model: str = "LeNet5_FullyConv"               # the paper's best two: LeNet5_FullyConv and LeNet5
 variant: str = "aug_all"                      # a name in siamese_lib.experiments.variants.VARIANTS
 lr: float = 5e-2                              # the paper's rate for the model (a variant may replace it)
@@ -40,6 +42,7 @@ store_dir: str = "../runs/interactive/store"  # results store; a relative path i
 threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+# fmt: on
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -59,14 +62,27 @@ from siamese_lib.experiments.planning import configs_for
 from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
-params = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, store_dir=str(store),
-              device=device, model=model, variant=variant, lr=lr, seeds=seeds, epochs=epochs)
+params = dict(
+    nb_pairs=nb_pairs,
+    data_seed=data_seed,
+    batch_size=batch_size,
+    store_dir=str(store),
+    device=device,
+    model=model,
+    variant=variant,
+    lr=lr,
+    seeds=seeds,
+    epochs=epochs,
+)
 configs = configs_for("beyond_paper", params)
 spec = variants.VARIANTS[variant]
-display(Markdown(
-    f"**{model}, variant `{variant}`**: {spec['description']}. Changes to the paper's setting: "
-    f"{spec['overrides'] or 'none'}; {configs[0].epochs} epochs; {configs[0].val_pairs} of the "
-    f"{nb_pairs} training pairs held out for validation; {len(configs)} seed(s)."))
+display(
+    Markdown(
+        f"**{model}, variant `{variant}`**: {spec['description']}. Changes to the paper's setting: "
+        f"{spec['overrides'] or 'none'}; {configs[0].epochs} epochs; {configs[0].val_pairs} of the "
+        f"{nb_pairs} training pairs held out for validation; {len(configs)} seed(s)."
+    )
+)
 
 # %% [markdown]
 # ## The runs
@@ -111,10 +127,16 @@ ensemble.drop(columns=["model", "variant"]).round(2)
 
 # %%
 e = ensemble.iloc[0]
-val = (f"validation: {table.loc['mean', 'val_error']:.2f} % and {table.loc['mean', 'val_digit_prob_error']:.2f} %"
-       if "val_error" in table else "no validation split: trained on all the training pairs")
-display(Markdown(
-    f"{model}, `{variant}`: test error {table.loc['mean', 'test_error']:.2f} % with the head, "
-    f"{table.loc['mean', 'test_digit_prob_error']:.2f} % with P(d1 <= d2) from the digits (means over "
-    f"{len(df)} seed(s); {val}). The ensemble of the seeds: "
-    f"{e['head_error']:.2f} % (head) and {e['digit_prob_error']:.2f} % (digits)."))
+val = (
+    f"validation: {table.loc['mean', 'val_error']:.2f} % and {table.loc['mean', 'val_digit_prob_error']:.2f} %"
+    if "val_error" in table
+    else "no validation split: trained on all the training pairs"
+)
+display(
+    Markdown(
+        f"{model}, `{variant}`: test error {table.loc['mean', 'test_error']:.2f} % with the head, "
+        f"{table.loc['mean', 'test_digit_prob_error']:.2f} % with P(d1 <= d2) from the digits (means over "
+        f"{len(df)} seed(s); {val}). The ensemble of the seeds: "
+        f"{e['head_error']:.2f} % (head) and {e['digit_prob_error']:.2f} % (digits)."
+    )
+)

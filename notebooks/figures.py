@@ -13,6 +13,7 @@
 # copies. Run it interactively to look at one figure at a time.
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters (papermill overrides them). An empty profile: the first of paper, quick, smoke whose store
 # holds runs. Empty paths follow from the profile name: runs/<profile>/, runs/<profile>/store,
 # params/<profile>.yaml.
@@ -25,15 +26,15 @@ nb_pairs = 1000
 data_seed = 0
 batch_size = 100
 device = "auto"
+# fmt: on
 
 # %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-
-from siamese_lib.analysis import tables
 from IPython.display import HTML, display
 
+from siamese_lib.analysis import tables
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import lr_rule, planning

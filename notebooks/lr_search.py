@@ -17,8 +17,10 @@
 # figures and report notebooks overlay the rates of a model from the results store.
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters
 from typing import Optional, Union  # noqa: F401 - for the annotations below
+
 model: str = "LeNet5"                         # Net, LeNet5, LeNet5_FullyConv or ResNet
 lr: float = 5e-3                              # Adam learning rate
 seeds: list[int] = [1, 2]                     # one training run per seed (the paper: 1..10; LR search 1..3)
@@ -31,6 +33,7 @@ store_dir: str = "../runs/interactive/store"  # results store; a relative path i
 threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+# fmt: on
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -56,8 +59,15 @@ torch.set_num_threads(threads)
 # and evaluated in eval mode). A run already in the store is read back, not retrained.
 
 # %%
-params = dict(model=model, lr=lr, seeds=seeds, epochs=epochs, nb_pairs=nb_pairs,
-              data_seed=data_seed, batch_size=batch_size)
+params = dict(
+    model=model,
+    lr=lr,
+    seeds=seeds,
+    epochs=epochs,
+    nb_pairs=nb_pairs,
+    data_seed=data_seed,
+    batch_size=batch_size,
+)
 configs = configs_for("lr_search", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 
@@ -80,8 +90,12 @@ epoch = np.arange(1, curves.shape[1] + 1)
 fig, ax = plt.subplots(figsize=(6, 3.5))
 ax.plot(epoch, mean, label=f"{model}, lr = {lr:g}")
 ax.fill_between(epoch, mean - std, mean + std, alpha=0.25)
-ax.set(xlabel="epoch", ylabel="summed training loss", yscale="log",
-       title=f"{model}, lr = {lr:g}: mean over {len(records)} seed(s)")
+ax.set(
+    xlabel="epoch",
+    ylabel="summed training loss",
+    yscale="log",
+    title=f"{model}, lr = {lr:g}: mean over {len(records)} seed(s)",
+)
 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 ax.legend()
 plt.show()
@@ -97,7 +111,10 @@ table
 # ## What came out
 
 # %%
-display(Markdown(
-    f"{model} at lr = {lr:g} ends with a mean summed training loss of {mean[-1]:.3g} after "
-    f"{len(epoch)} epochs and a test error of {table.loc['mean', 'test_error']:.2f} % "
-    f"(std {table.loc['std', 'test_error']:.2f}, {len(records)} seed(s))."))
+display(
+    Markdown(
+        f"{model} at lr = {lr:g} ends with a mean summed training loss of {mean[-1]:.3g} after "
+        f"{len(epoch)} epochs and a test error of {table.loc['mean', 'test_error']:.2f} % "
+        f"(std {table.loc['std', 'test_error']:.2f}, {len(records)} seed(s))."
+    )
+)

@@ -7,6 +7,7 @@
 # ---
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters (papermill overrides them). An empty profile: the first of paper, quick, smoke whose store
 # holds runs. Empty paths follow from the profile name: runs/<profile>/, runs/<profile>/store,
 # params/<profile>.yaml and runs/<profile>/report/ (the runner passes report/<profile>/: only it writes there).
@@ -20,6 +21,7 @@ nb_pairs = 1000
 data_seed = 0
 batch_size = 100
 device = "auto"
+# fmt: on
 
 # %%
 import datetime
@@ -27,20 +29,29 @@ import warnings
 from pathlib import Path
 
 import matplotlib
+
 matplotlib.use("Agg")  # figures are embedded by html.figure_html, each with its caption
 from IPython.display import HTML, display
 
-from siamese_lib.analysis import findings, tables
-from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
 from siamese_lib.analysis import beyond_paper as beyond
+from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis import selection_results as sel
-from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
+from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
 from siamese_lib.common import PARAMS_DIR, runs_root
+from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import publish_record
-from siamese_lib.presentation import beyond_section, figures, html, profile_text, provenance, sections, templates
+from siamese_lib.presentation import (
+    beyond_section,
+    figures,
+    html,
+    profile_text,
+    provenance,
+    sections,
+    templates,
+)
 from siamese_lib.presentation.selection_section import confirmation_html, selection_html
 from siamese_lib.store import load_records
 
@@ -64,20 +75,35 @@ claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
 round2 = sel.load_selection(prof, store_dir, "selection_round2")
-words = findings.report_numbers(cells, prof.settings["protocols"], margin, claims, claims_original, claims_paper,
-                                sel.headline_numbers(selection))
+words = findings.report_numbers(
+    cells,
+    prof.settings["protocols"],
+    margin,
+    claims,
+    claims_original,
+    claims_paper,
+    sel.headline_numbers(selection),
+)
 net_head = provenance.head_effect()
-words.update(round2=sel.headline_numbers(round2), net_head=[] if net_head is None else net_head.to_dict("records"),
-             round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None])
+words.update(
+    round2=sel.headline_numbers(round2),
+    net_head=[] if net_head is None else net_head.to_dict("records"),
+    round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None],
+)
 words["profile"] = profile_text.profile_numbers(prof)
-rendered = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+rendered = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 # %%
 if picked:
     display(HTML(f'<p class="note">{picked}</p>'))
-display(HTML(sections.title_html(prof, records, rendered) + templates.render("abstract.html.j2", **words)
-             + templates.render("findings.html.j2", **words)),
-        metadata={"report_title": profile_text.report_title(prof)})  # render.py puts it in <title> and the PDF
+display(
+    HTML(
+        sections.title_html(prof, records, rendered)
+        + templates.render("abstract.html.j2", **words)
+        + templates.render("findings.html.j2", **words)
+    ),
+    metadata={"report_title": profile_text.report_title(prof)},
+)  # render.py puts it in <title> and the PDF
 
 # %% [markdown]
 # <nav class="toc"><p><b>Contents.</b> Main text: <a href="#findings">Findings</a> ·
@@ -99,8 +125,16 @@ display(HTML(templates.render("intro.html.j2", **words)))
 
 # %%
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
-display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: The first eight training pairs, each with "
-             "its two digit classes and the target (1 when the first digit is at most the second).", width="80%")))
+display(
+    HTML(
+        html.figure_html(
+            figures.sample_pairs_figure(pairs, n=8),
+            "Fig. 1: The first eight training pairs, each with "
+            "its two digit classes and the target (1 when the first digit is at most the second).",
+            width="80%",
+        )
+    )
+)
 
 # %% [markdown]
 # <h2 id="architecture">II. Model architecture</h2>
@@ -126,9 +160,16 @@ display(HTML(html.figure_html(figures.sample_pairs_figure(pairs, n=8), "Fig. 1: 
 # counts without weight sharing, when each image has its own branch, and VGG's.
 
 # %%
-display(HTML(html.figure_html(figures.architecture_figure(), "Fig. 2 (the paper's Fig. 1): The siamese architecture "
-             "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
-             "train the digit logits on the digit classes.")))
+display(
+    HTML(
+        html.figure_html(
+            figures.architecture_figure(),
+            "Fig. 2 (the paper's Fig. 1): The siamese architecture "
+            "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
+            "train the digit logits on the digit classes.",
+        )
+    )
+)
 display(HTML(sections.parameters_html()))
 
 # %% [markdown]
@@ -161,10 +202,19 @@ display(HTML(templates.render("lr_search.html.j2", **words)))
 curves = planning.lr_search_curves(records, plan)
 used = planning.used_learning_rates(prof, curves, store_dir)
 incomplete = {m: sorted(lr for lr, e in by_lr.items() if e["missing_seeds"]) for m, by_lr in curves.items()}
-note = "; ".join(f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" for m, lrs in incomplete.items() if lrs)
-display(HTML(html.figure_html(figures.lr_search_figure(curves, used), "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
-             "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
-             "is dotted." + (f" Not drawn, runs missing: {note}." if note else ""))))
+note = "; ".join(
+    f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" for m, lrs in incomplete.items() if lrs
+)
+display(
+    HTML(
+        html.figure_html(
+            figures.lr_search_figure(curves, used),
+            "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
+            "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
+            "is dotted." + (f" Not drawn, runs missing: {note}." if note else ""),
+        )
+    )
+)
 lr = findings.lr_numbers(curves, used)  # Table IV's rates and evidence, the discussion's numbers
 display(HTML(sections.lr_choice_html(lr)))
 
@@ -177,16 +227,35 @@ display(HTML(sections.lr_choice_html(lr)))
 # separately.
 
 # %%
-display(HTML(html.table1_html(cells, "corrected", "TABLE I: Test error (%) of the four models, corrected protocol. "
-             "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
-             "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.", margin)))
+display(
+    HTML(
+        html.table1_html(
+            cells,
+            "corrected",
+            "TABLE I: Test error (%) of the four models, corrected protocol. "
+            "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
+            "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.",
+            margin,
+        )
+    )
+)
 display(HTML(html.missing_html(cells, "corrected", "table1")))
 
 # %%
 # the heading travels with its table, so a page never ends on it
-display(HTML("<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
-             "normalisation and dropout.</p>" + html.table2_html(cells, "corrected", "TABLE II: Test error (%) of "
-             "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.", margin)))
+display(
+    HTML(
+        "<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
+        "normalisation and dropout.</p>"
+        + html.table2_html(
+            cells,
+            "corrected",
+            "TABLE II: Test error (%) of "
+            "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.",
+            margin,
+        )
+    )
+)
 display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %% [markdown]
@@ -194,16 +263,38 @@ display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %%
 if "original" in prof.settings["protocols"]:
-    display(HTML("<p>The same tables with the authors' quirks put back (each described once, in <a "
-                 "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
-                 "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
-                 "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"))
-    display(HTML(html.table1_html(cells, "original", "TABLE I (original protocol): Test error (%) of the four models "
-                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
-                 f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).", margin)))
+    display(
+        HTML(
+            "<p>The same tables with the authors' quirks put back (each described once, in <a "
+            "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
+            "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
+            "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"
+        )
+    )
+    display(
+        HTML(
+            html.table1_html(
+                cells,
+                "original",
+                "TABLE I (original protocol): Test error (%) of the four models "
+                "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
+                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).",
+                margin,
+            )
+        )
+    )
     display(HTML(html.missing_html(cells, "original", "table1")))
-    display(HTML(html.table2_html(cells, "original", "TABLE II (original protocol): Test error (%) of LeNet5 with "
-                 "auxiliary loss under the authors' original protocol.", margin)))
+    display(
+        HTML(
+            html.table2_html(
+                cells,
+                "original",
+                "TABLE II (original protocol): Test error (%) of LeNet5 with "
+                "auxiliary loss under the authors' original protocol.",
+                margin,
+            )
+        )
+    )
     display(HTML(html.missing_html(cells, "original", "table2")))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
@@ -224,31 +315,52 @@ display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else N
 expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
 xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
-display(HTML(templates.render("beyond.html.j2", stage=prof.stages.get("beyond_paper") if expected else None,
-                              present=have_ext, expected=expected)))
+display(
+    HTML(
+        templates.render(
+            "beyond.html.j2",
+            stage=prof.stages.get("beyond_paper") if expected else None,
+            present=have_ext,
+            expected=expected,
+        )
+    )
+)
 
 # %%
 if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    display(HTML("<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
-                 "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-                 "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)))
+    display(
+        HTML(
+            "<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
+            "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
+            "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)
+        )
+    )
     summary = beyond.best_summary(xdf)
-    display(HTML("<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
-                 "reported below has the lowest mean validation error over every variant and rule of the stage. The "
-                 "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
-                 "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
-                 "is <i>post hoc</i>: it was added after the held-out-split runs' test "
-                 "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)))
+    display(
+        HTML(
+            "<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
+            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
+            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
+            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
+            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
+            "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)
+        )
+    )
 
 # %%
 display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
 
 # %%
-display(HTML('<h2 id="selection-round2">VIII. A second round, and a confirmation set</h2>'
-             + selection_html(round2, ("XIV", "XV", "5"))
-             + '<h3 id="confirmation">Where each number was measured</h3>'
-             + confirmation_html([("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan),
-                                 prof.settings)))
+display(
+    HTML(
+        '<h2 id="selection-round2">VIII. A second round, and a confirmation set</h2>'
+        + selection_html(round2, ("XIV", "XV", "5"))
+        + '<h3 id="confirmation">Where each number was measured</h3>'
+        + confirmation_html(
+            [("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan), prof.settings
+        )
+    )
+)
 
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>
@@ -258,46 +370,85 @@ display(HTML('<h2 id="selection-round2">VIII. A second round, and a confirmation
 # notebook of every configuration, the profile that defined the run, and the data behind the report.
 
 # %%
-display(HTML('<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
-             "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
-             "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
-             "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
-             + provenance.departures_html(tables.quirk_shifts(cells)[1])))
+display(
+    HTML(
+        '<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
+        "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
+        "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
+        "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
+        + provenance.departures_html(tables.quirk_shifts(cells)[1])
+    )
+)
 
 # %%
-display(HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings)))
+display(
+    HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings))
+)
 
 # %%
 protocols = tuple(prof.settings["protocols"])
-display(HTML('<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
-             + html.figure_html(figures.errorbar_figure(cells, "table1", protocols), "Fig. S1: Table I as error bars: "
-                                "mean ± std of the test error, the paper's and ours under each protocol run.")
-             + html.figure_html(figures.errorbar_figure(cells, "table2", protocols), "Fig. S2: Table II as error bars, "
-                                "the same marks.", width="85%")
-             + (html.quirk_shift_html(*tables.quirk_shifts(cells)) if "original" in protocols else
-                '<p class="note">Not run: this profile runs the corrected protocol only.</p>')))
+display(
+    HTML(
+        '<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
+        + html.figure_html(
+            figures.errorbar_figure(cells, "table1", protocols),
+            "Fig. S1: Table I as error bars: "
+            "mean ± std of the test error, the paper's and ours under each protocol run.",
+        )
+        + html.figure_html(
+            figures.errorbar_figure(cells, "table2", protocols),
+            "Fig. S2: Table II as error bars, the same marks.",
+            width="85%",
+        )
+        + (
+            html.quirk_shift_html(*tables.quirk_shifts(cells))
+            if "original" in protocols
+            else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
+        )
+    )
+)
 
 # %%
 if have_ext:
     counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
-    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
-                 + beyond_section.beyond_paper_intro_html(xdf, expected)
-                 + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
-                 + beyond_section.table3_html(xdf) + beyond_section.rules_html(xdf)
-                 + html.figure_html(figures.aux_weight_figure(xdf), "Fig. S3: Test error against the weight w of the "
-        "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
-        "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
-        "outputs as digits.", width="80%")
-                 + html.figure_html(figures.plot_confusion(counts),
-        f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
-        f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
-        f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.", width="55%")))
+    display(
+        HTML(
+            '<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
+            + beyond_section.beyond_paper_intro_html(xdf, expected)
+            + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+            + beyond_section.table3_html(xdf)
+            + beyond_section.rules_html(xdf)
+            + html.figure_html(
+                figures.aux_weight_figure(xdf),
+                "Fig. S3: Test error against the weight w of the "
+                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
+                "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
+                "outputs as digits.",
+                width="80%",
+            )
+            + html.figure_html(
+                figures.plot_confusion(counts),
+                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
+                f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
+                f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
+                width="55%",
+            )
+        )
+    )
 else:
-    display(HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>'))
+    display(
+        HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>')
+    )
 
 # %%
-display(HTML('<h3 id="verification">E. Machines, software and verification</h3>' + sections.environment_html(records)
-             + provenance.machines_html(records) + provenance.verify_html(runs_dir / "verify" / "verify.json")))
+display(
+    HTML(
+        '<h3 id="verification">E. Machines, software and verification</h3>'
+        + sections.environment_html(records)
+        + provenance.machines_html(records)
+        + provenance.verify_html(runs_dir / "verify" / "verify.json")
+    )
+)
 
 # %%
 display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.timings_html(timings)))
@@ -306,19 +457,27 @@ display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.t
 display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebooks_html(timings, runs_dir)))
 
 # %%
-display(HTML(f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
-             f"<pre>{html.esc(profile_path.read_text())}</pre>"))
+display(
+    HTML(
+        f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
+        f"<pre>{html.esc(profile_path.read_text())}</pre>"
+    )
+)
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir, margin)
 paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
-display(HTML('<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
-             "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
-             "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
-             "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
-             "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
-             "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
-             "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"))
+display(
+    HTML(
+        '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
+        "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
+        "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
+        "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
+        "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
+        "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
+        "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"
+    )
+)
 
 # %%
 display(HTML(templates.render("claims_detail.html.j2", **words)))

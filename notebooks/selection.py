@@ -24,8 +24,10 @@
 #   choice ever reads.
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters (the runner passes the profile's stage; these defaults are a tiny space for a look in Jupyter)
 from typing import Optional, Union  # noqa: F401 - for the annotations below
+
 part: str = "candidate"            # "candidate" or "final"
 candidate: str = "lenet5_cosine"   # the candidate to train; part "final": the rule's choice or an ensemble's member
 seeds: list[int] = []              # part "final": the fresh seeds this execution trains
@@ -46,6 +48,7 @@ store_dir: str = "../runs/interactive/store"  # results store; a relative path i
 threads: int = 1                   # torch threads; the runner uses 1 per kernel
 force: Union[bool, float] = False  # True: retrain even when the store has the run
 scheduler: Optional[str] = None    # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+# fmt: on
 
 # %%
 import pandas as pd
@@ -60,10 +63,14 @@ from siamese_lib.pipeline.engine import ensure_runs
 
 torch.set_num_threads(threads)
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
-settings = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, confirmation_seeds=confirm_seeds)
+settings = dict(
+    nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, confirmation_seeds=confirm_seeds
+)
 if part == "final" and not seeds:
     seeds = selection["final_seeds"]
-params = dict(settings, part=part, candidate=candidate, seeds=seeds, selection=selection, confirm_seeds=confirm_seeds)
+params = dict(
+    settings, part=part, candidate=candidate, seeds=seeds, selection=selection, confirm_seeds=confirm_seeds
+)
 display(Markdown(sel.space_markdown(selection, settings)))
 
 # %% [markdown]
@@ -81,9 +88,15 @@ if part == "final":
     if choice is None:
         raise LookupError(f"the selection runs are not all in {store}: run the candidates first")
     if candidate not in final_candidates(selection, choice["candidate"]):
-        raise ValueError(f"the rule chooses {choice['candidate']!r}, and {candidate!r} is in no declared ensemble")
-    display(Markdown(f"Rule: {RULE_TEXT}. Chosen: **{choice['candidate']}** judged by the "
-                     f"**{choice['rule']}** rule, mean validation error {choice['mean']:.2f} %."))
+        raise ValueError(
+            f"the rule chooses {choice['candidate']!r}, and {candidate!r} is in no declared ensemble"
+        )
+    display(
+        Markdown(
+            f"Rule: {RULE_TEXT}. Chosen: **{choice['candidate']}** judged by the "
+            f"**{choice['rule']}** rule, mean validation error {choice['mean']:.2f} %."
+        )
+    )
 
 # %% [markdown]
 # ## The runs
@@ -93,9 +106,18 @@ if part == "final":
 # %%
 configs = configs_for("selection", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
-cols = [c for c in ("val_error", "val_digit_prob_error", "test_error", "test_digit_prob_error", "confirm_error",
-                    "confirm_digit_prob_error")
-        if c in records[0]["metrics"]]
+cols = [
+    c
+    for c in (
+        "val_error",
+        "val_digit_prob_error",
+        "test_error",
+        "test_digit_prob_error",
+        "confirm_error",
+        "confirm_digit_prob_error",
+    )
+    if c in records[0]["metrics"]
+]
 pd.DataFrame([{"seed": r["config"]["seed"], **{c: r["metrics"][c] for c in cols}} for r in records]).round(2)
 
 # %% [markdown]

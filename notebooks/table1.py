@@ -22,8 +22,10 @@
 # norm on test batches of 100 in training mode, and 25 epochs without the auxiliary loss).
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters
 from typing import Optional, Union  # noqa: F401 - for the annotations below
+
 model: str = "LeNet5"                         # Net, LeNet5, LeNet5_FullyConv or ResNet
 weight_sharing: bool = True                   # one branch for both images, or one branch per image
 aux_loss: bool = True                         # add the two digit-classification losses to the comparison loss
@@ -40,6 +42,7 @@ threads: int = 1                              # torch threads (the runner: 1 per
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 confirm_seeds: list[int] = []                 # data seeds of the confirmation set, scored too (the runner: paper's best cell)
+# fmt: on
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -64,9 +67,19 @@ torch.set_num_threads(threads)
 # One training run per seed. A run already in the store is read back, not retrained.
 
 # %%
-params = dict(model=model, weight_sharing=weight_sharing, aux_loss=aux_loss, lr=lr, seeds=seeds,
-              epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed,
-              batch_size=batch_size, confirm_seeds=checked["confirm_seeds"])
+params = dict(
+    model=model,
+    weight_sharing=weight_sharing,
+    aux_loss=aux_loss,
+    lr=lr,
+    seeds=seeds,
+    epochs=epochs,
+    protocol=protocol,
+    nb_pairs=nb_pairs,
+    data_seed=data_seed,
+    batch_size=batch_size,
+    confirm_seeds=checked["confirm_seeds"],
+)
 configs = configs_for("table1", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 
@@ -85,8 +98,13 @@ table
 # ## What came out
 
 # %%
-setting = (f"{model}, weight sharing {'on' if weight_sharing else 'off'}, "
-           f"auxiliary loss {'on' if aux_loss else 'off'} ({protocol} protocol, lr = {lr:g})")
-display(Markdown(
-    f"{setting}: test error {table.loc['mean', 'test_error']:.2f} % "
-    f"(std {table.loc['std', 'test_error']:.2f}) over {len(records)} seed(s) of {epochs} epochs."))
+setting = (
+    f"{model}, weight sharing {'on' if weight_sharing else 'off'}, "
+    f"auxiliary loss {'on' if aux_loss else 'off'} ({protocol} protocol, lr = {lr:g})"
+)
+display(
+    Markdown(
+        f"{setting}: test error {table.loc['mean', 'test_error']:.2f} % "
+        f"(std {table.loc['std', 'test_error']:.2f}) over {len(records)} seed(s) of {epochs} epochs."
+    )
+)

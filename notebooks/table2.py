@@ -17,8 +17,10 @@
 # the table from the results store.
 
 # %% tags=["parameters"]
+# fmt: off
 # Parameters
 from typing import Optional, Union  # noqa: F401 - for the annotations below
+
 weight_sharing: bool = True                   # one branch for both images, or one branch per image
 batch_norm: bool = True                       # batch normalisation after each convolution
 dropout: bool = False                         # dropout 0.25 after the hidden linear layers
@@ -34,6 +36,7 @@ store_dir: str = "../runs/interactive/store"  # results store; a relative path i
 threads: int = 1                              # torch threads (the runner: 1 per kernel, same numbers for any --jobs)
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
+# fmt: on
 
 # %%
 from siamese_lib.experiments.parameters import check_parameters
@@ -58,9 +61,18 @@ torch.set_num_threads(threads)
 # One training run per seed. A run already in the store is read back, not retrained.
 
 # %%
-params = dict(weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout, lr=lr,
-              seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs,
-              data_seed=data_seed, batch_size=batch_size)
+params = dict(
+    weight_sharing=weight_sharing,
+    batch_norm=batch_norm,
+    dropout=dropout,
+    lr=lr,
+    seeds=seeds,
+    epochs=epochs,
+    protocol=protocol,
+    nb_pairs=nb_pairs,
+    data_seed=data_seed,
+    batch_size=batch_size,
+)
 configs = configs_for("table2", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
 
@@ -75,12 +87,17 @@ table
 # %% [markdown]
 # ## What came out
 
+
 # %%
 def on(flag):
     return "on" if flag else "off"
 
-display(Markdown(
-    f"LeNet5 with the auxiliary loss, weight sharing {on(weight_sharing)}, batch norm "
-    f"{on(batch_norm)} and dropout {on(dropout)} ({protocol} protocol, lr = {lr:g}): test error "
-    f"{table.loc['mean', 'test_error']:.2f} % (std {table.loc['std', 'test_error']:.2f}) over "
-    f"{len(records)} seed(s) of {epochs} epochs."))
+
+display(
+    Markdown(
+        f"LeNet5 with the auxiliary loss, weight sharing {on(weight_sharing)}, batch norm "
+        f"{on(batch_norm)} and dropout {on(dropout)} ({protocol} protocol, lr = {lr:g}): test error "
+        f"{table.loc['mean', 'test_error']:.2f} % (std {table.loc['std', 'test_error']:.2f}) over "
+        f"{len(records)} seed(s) of {epochs} epochs."
+    )
+)

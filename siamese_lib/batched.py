@@ -14,6 +14,7 @@ batched matrix products) sum in another order, and 30 epochs amplify the last bi
 while training (dropout, augmentations) fall back to ``train_run`` per seed, since per-seed random
 streams under vmap cannot follow the sequential path's one global stream.
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,8 +26,16 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from .config import RunConfig
 from .machine import torch_threads
-from .training import (aux_weight_at, batch_loss, finish_run, make_optimizer, make_scheduler, resolve_device,
-                       setup_run, train_run)
+from .training import (
+    aux_weight_at,
+    batch_loss,
+    finish_run,
+    make_optimizer,
+    make_scheduler,
+    resolve_device,
+    setup_run,
+    train_run,
+)
 
 
 def seed_group_problem(configs) -> str | None:
@@ -36,13 +45,18 @@ def seed_group_problem(configs) -> str | None:
     first = dataclasses.replace(configs[0], seed=0)
     for c in configs[1:]:
         if dataclasses.replace(c, seed=0) != first:
-            diff = [f.name for f in dataclasses.fields(c) if f.name != "seed"
-                    and getattr(c, f.name) != getattr(configs[0], f.name)]
+            diff = [
+                f.name
+                for f in dataclasses.fields(c)
+                if f.name != "seed" and getattr(c, f.name) != getattr(configs[0], f.name)
+            ]
             return f"train_seeds takes configurations that differ only in seed; these also differ in {', '.join(diff)}"
     return None
 
 
-def train_seeds(configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1) -> list[dict]:
+def train_seeds(
+    configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1
+) -> list[dict]:
     """Train configurations that differ only in seed; one result per config, each as ``train_run`` returns it.
 
     Batched (one vmapped step for all seeds) unless training draws random numbers or there is one
@@ -70,8 +84,14 @@ def _train_together(configs, dev, progress) -> list[dict]:
     base = copy.deepcopy(models[0]).to("meta")  # the architecture only; each seed's tensors come in per call
     trains = [r[0].train for r in runs]
     # each step's mini-batch of every seed, stacked: [seeds, batch, ...]
-    batches = list(zip(*(torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
-                         for f in ("input", "target", "classes"))))
+    batches = list(
+        zip(
+            *(
+                torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
+                for f in ("input", "target", "classes")
+            )
+        )
+    )
     optimizer = make_optimizer(list(params.values()), config)
     scheduler = make_scheduler(optimizer, config)
 
@@ -81,7 +101,7 @@ def _train_together(configs, dev, progress) -> list[dict]:
     epoch_losses = []
     for epoch in range(config.trained_epochs):
         w = aux_weight_at(config, epoch)
-        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))
+        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))  # noqa: B023 (called in this iteration)
         total = torch.zeros(len(configs), device=dev)
         for xb, tb, cb in batches:
             losses = step(params, buffers, xb, tb, cb)

@@ -2,6 +2,7 @@
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,7 +14,18 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from .common import UsageError, absolute_path_variables
-from .config import DEVICES, FIELD_TYPES, MODEL_NAMES, PROTOCOLS, Int, Number, RunConfig, Threads, field_rule, one_line
+from .config import (
+    DEVICES,
+    FIELD_TYPES,
+    MODEL_NAMES,
+    PROTOCOLS,
+    Int,
+    Number,
+    RunConfig,
+    Threads,
+    field_rule,
+    one_line,
+)
 from .experiments.profiles import PAPER_LRS, STAGES
 
 # Each command imports what it runs (torch, Dask, papermill, pandas) when it runs: --help and usage errors answer at once.
@@ -49,6 +61,7 @@ def typed(kind, parse=int):
             return adapter.validate_python(value)
         except ValidationError as exc:
             raise argparse.ArgumentTypeError(one_line(exc, "")) from None
+
     return convert
 
 
@@ -57,7 +70,11 @@ def field_value(name: str, parse=int):
     return typed(FIELD_TYPES[name], parse)
 
 
-positive_int, positive_float, threads_value = typed(Int(1)), typed(Number(0, above=True), float), typed(Threads)
+positive_int, positive_float, threads_value = (
+    typed(Int(1)),
+    typed(Number(0, above=True), float),
+    typed(Threads),
+)
 
 
 def a_path(text):
@@ -81,45 +98,89 @@ def build_parser() -> Parser:
     t.add_argument("--aux-loss", action=Switch, default=True)
     t.add_argument("--batch-norm", action=Switch, default=True)
     t.add_argument("--dropout", action=Switch, default=False)
-    t.add_argument("--lr", type=field_value("lr", float), default=None,
-                   help=f"default: the paper's rate for the model; lr {field_rule('lr')}")
+    t.add_argument(
+        "--lr",
+        type=field_value("lr", float),
+        default=None,
+        help=f"default: the paper's rate for the model; lr {field_rule('lr')}",
+    )
     t.add_argument("--epochs", type=field_value("epochs", int), default=30, help=field_rule("epochs"))
-    t.add_argument("--batch-size", type=field_value("batch_size", int), default=100, help=field_rule("batch_size"))
+    t.add_argument(
+        "--batch-size", type=field_value("batch_size", int), default=100, help=field_rule("batch_size")
+    )
     t.add_argument("--seed", type=field_value("seed", int), default=1, help=field_rule("seed"))
     t.add_argument("--protocol", choices=PROTOCOLS, default="corrected")
     t.add_argument("--nb-pairs", type=field_value("nb_pairs", int), default=1000, help=field_rule("nb_pairs"))
-    t.add_argument("--data-dir", type=a_path, default=None,
-                   help="a torchvision-format MNIST folder (default: offline copy)")
+    t.add_argument(
+        "--data-dir",
+        type=a_path,
+        default=None,
+        help="a torchvision-format MNIST folder (default: offline copy)",
+    )
     t.add_argument("--device", choices=DEVICES, default="auto")
     t.add_argument("--threads", type=threads_value, default=1, help="torch threads (default 1)")
 
     r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
-    r.add_argument("--profile", required=True, type=profile_value, help="a name in params/ (paper, quick, smoke) or a .yaml path")
-    r.add_argument("--jobs", type=positive_int, default=None,
-                   help="local Dask workers (one thread each) and notebooks at once (default: CPU cores)")
+    r.add_argument(
+        "--profile",
+        required=True,
+        type=profile_value,
+        help="a name in params/ (paper, quick, smoke) or a .yaml path",
+    )
+    r.add_argument(
+        "--jobs",
+        type=positive_int,
+        default=None,
+        help="local Dask workers (one thread each) and notebooks at once (default: CPU cores)",
+    )
     r.add_argument("--device", choices=DEVICES, default="auto")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
-    r.add_argument("--keep-going", action=Switch, default=True,
-                   help="after a failed notebook, finish the others (default) or cancel them")
-    r.add_argument("--allow-dirty", action="store_true",
-                   help="profile paper: train from uncommitted code anyway (refused by default); "
-                        "those runs are marked +dirty in the report")
-    r.add_argument("--from-record", action="store_true", help="first seed the store from the published record, "
-                   "report/PROFILE/records.parquet (checked; its runs are not retrained)")
-    r.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
-                        "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)")
-    r.add_argument("--run-timeout", type=positive_float, default=None, metavar="SECONDS",
-                   help="fail a run that a worker holds this long without a result (default: 20 x its expected "
-                        "time on one core + 300 s)")
+    r.add_argument(
+        "--keep-going",
+        action=Switch,
+        default=True,
+        help="after a failed notebook, finish the others (default) or cancel them",
+    )
+    r.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="profile paper: train from uncommitted code anyway (refused by default); "
+        "those runs are marked +dirty in the report",
+    )
+    r.add_argument(
+        "--from-record",
+        action="store_true",
+        help="first seed the store from the published record, "
+        "report/PROFILE/records.parquet (checked; its runs are not retrained)",
+    )
+    r.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
+        "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)",
+    )
+    r.add_argument(
+        "--run-timeout",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a run that a worker holds this long without a result (default: 20 x its expected "
+        "time on one core + 300 s)",
+    )
 
     v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=10.0, help="time budget (default 10)")
     v.add_argument("--full", action="store_true", help="every committed run, no time budget")
     v.add_argument("--jobs", type=positive_int, default=None, help="processes at once (default 2)")
-    v.add_argument("--seed", type=int, default=None, help="the sample's seed, to repeat one (default: a new one, printed)")
+    v.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="the sample's seed, to repeat one (default: a new one, printed)",
+    )
     return parser
 
 
@@ -127,12 +188,24 @@ def cmd_train(args) -> int:
     from .data import DataError, load_mnist
     from .training import resolve_device, train_run
 
-    fields = ("model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "epochs", "batch_size", "seed",
-              "protocol", "nb_pairs")
+    fields = (
+        "model",
+        "weight_sharing",
+        "aux_loss",
+        "batch_norm",
+        "dropout",
+        "epochs",
+        "batch_size",
+        "seed",
+        "protocol",
+        "nb_pairs",
+    )
     try:
         device = resolve_device(args.device)
-        config = RunConfig(**{f: getattr(args, f) for f in fields},
-                           lr=args.lr if args.lr is not None else PAPER_LRS[args.model])
+        config = RunConfig(
+            **{f: getattr(args, f) for f in fields},
+            lr=args.lr if args.lr is not None else PAPER_LRS[args.model],
+        )
     except ValueError as exc:  # no GPU; the rules across fields, e.g. batch norm's two pairs per mini-batch
         raise UsageError(f"train: {exc}") from None
     if args.data_dir is not None:
@@ -147,9 +220,18 @@ def cmd_train(args) -> int:
         result = train_run(config, device=device.type, threads=args.threads)
     except DataError as exc:
         raise UsageError(f"train: {exc}") from None
-    print(json.dumps({"config": config.to_dict(), "device": result["device"],
-                      "epochs_trained": result["epochs_trained"], "metrics": result["metrics"],
-                      "train_loss": result["curves"]["train_loss"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "config": config.to_dict(),
+                "device": result["device"],
+                "epochs_trained": result["epochs_trained"],
+                "metrics": result["metrics"],
+                "train_loss": result["curves"]["train_loss"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -162,9 +244,11 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "run":
             from .pipeline import runner
+
             return runner.main(args)
         if args.command == "verify":
             from .pipeline import verify
+
             return verify.main(args)
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
@@ -174,6 +258,9 @@ def main(argv=None) -> int:
         print(f"error: {where}{exc.strerror or exc}; finished runs are kept in the store", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("interrupted: finished runs are kept in the store; rerun the same command to resume", file=sys.stderr)
+        print(
+            "interrupted: finished runs are kept in the store; rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     return 1

@@ -1,4 +1,5 @@
 """What every layer may use: the project's paths, the usage-error type, one atomic writer."""
+
 from __future__ import annotations
 
 import datetime
@@ -30,8 +31,13 @@ class UsageError(OneLineError):
 
 # Environment variables naming files or folders: made absolute where the user stands, once, so that
 # every code path and every subprocess (the notebooks' kernels start elsewhere) reads the same place.
-PATH_VARIABLES = ("SIAMESE_LIB_RUNS_DIR", "SIAMESE_LIB_REPORT_DIR", "SIAMESE_LIB_CACHE", "SIAMESE_LIB_MNIST_PKL",
-                  "PYTORCH_DATA_DIR")
+PATH_VARIABLES = (
+    "SIAMESE_LIB_RUNS_DIR",
+    "SIAMESE_LIB_REPORT_DIR",
+    "SIAMESE_LIB_CACHE",
+    "SIAMESE_LIB_MNIST_PKL",
+    "PYTORCH_DATA_DIR",
+)
 
 
 def absolute_path_variables() -> None:
@@ -65,7 +71,7 @@ def directory_problem(path, what: str = "directory") -> str | None:
         return f"{what} {path} is a file, not a directory"
     try:
         fd, probe = tempfile.mkstemp(dir=path, prefix=".tmp-probe-")  # tried, not guessed from permission
-    except OSError as exc:                                             # bits: root and read-only mounts too
+    except OSError as exc:  # bits: root and read-only mounts too
         return f"{what} {path} is not writable: {exc.strerror or exc}"
     os.close(fd)
     os.unlink(probe)
@@ -101,8 +107,9 @@ def check_run_places(profile_name: str, with_report: bool) -> None:
     check_directory(runs / name, "runs folder (SIAMESE_LIB_RUNS_DIR)")
     check_directory(runs / name / "store", "results store")
     if with_report:
-        check_directory(_place("SIAMESE_LIB_REPORT_DIR", ROOT / "report") / name,
-                        "report folder (SIAMESE_LIB_REPORT_DIR)")
+        check_directory(
+            _place("SIAMESE_LIB_REPORT_DIR", ROOT / "report") / name, "report folder (SIAMESE_LIB_REPORT_DIR)"
+        )
 
 
 def same_package_env() -> dict:
@@ -137,7 +144,7 @@ def write_json_atomically(path: Path, data) -> None:
 
 
 def now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 def safe_name(text: str, limit: int = 120) -> str:

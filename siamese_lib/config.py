@@ -5,15 +5,27 @@ profiles, the notebooks' parameters, the train command and the store's records a
 types (pydantic, strict: a bool is not an int, a string is not a number), and ``one_line`` turns
 pydantic's list of errors into the one line every caller shows.
 """
+
 import dataclasses
 import difflib
 import reprlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Literal, Optional, Union, get_type_hints
+from typing import Annotated, Literal, Union, get_type_hints
 
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat,
-                      StrictInt, ValidationError, WrapValidator, model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    WrapValidator,
+    model_validator,
+)
 from pydantic.dataclasses import dataclass as typed_dataclass
 
 from .machine import DEVICES  # the --device values (machine.device_type resolves them)
@@ -31,18 +43,25 @@ ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function 
 class ProtocolSettings:
     """What each protocol does where the authors' code departs from the paper (the quirks); the code below
     reads these, and the report's table of departures is generated from them."""
-    no_aux_epochs: int | None      # quirk 1: epochs without the auxiliary loss (None: as configured)
-    normalize_test: bool           # quirk 2: the test input normalised with the training statistics
-    eval_mode: bool                # quirk 3: model.eval() at test time (batch norm running statistics, no dropout)
-    shared_branch_calls: int       # quirk 6: branch calls per step with weight sharing (RunConfig.branch_calls)
-    net_head: str                  # quirk 5: Net's comparison head (RunConfig.head; HEADS)
+
+    no_aux_epochs: int | None  # quirk 1: epochs without the auxiliary loss (None: as configured)
+    normalize_test: bool  # quirk 2: the test input normalised with the training statistics
+    eval_mode: bool  # quirk 3: model.eval() at test time (batch norm running statistics, no dropout)
+    shared_branch_calls: int  # quirk 6: branch calls per step with weight sharing (RunConfig.branch_calls)
+    net_head: str  # quirk 5: Net's comparison head (RunConfig.head; HEADS)
 
 
 PROTOCOL_SETTINGS = {
-    "corrected": ProtocolSettings(no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1,
-                                  net_head="linear"),
-    "original": ProtocolSettings(no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, normalize_test=False, eval_mode=False,
-                                 shared_branch_calls=2, net_head="conv"),
+    "corrected": ProtocolSettings(
+        no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1, net_head="linear"
+    ),
+    "original": ProtocolSettings(
+        no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS,
+        normalize_test=False,
+        eval_mode=False,
+        shared_branch_calls=2,
+        net_head="conv",
+    ),
 }
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
@@ -50,24 +69,34 @@ LR_SCHEDULES = ("constant", "cosine")
 # The comparison heads (models.HEADS builds them): "linear" = Linear(20,72)-ReLU-Linear(72,2); "conv" = the same
 # as 1x1 Conv1d layers with a BatchNorm1d(72) after the ReLU. Each model's own head, as the paper describes it:
 HEADS = ("linear", "conv")
-MODEL_HEADS = {"Net": "linear", "LeNet5": "linear", "LeNet5_FullyConv": "conv", "ResNet": "linear", "VGG": "linear"}
+MODEL_HEADS = {
+    "Net": "linear",
+    "LeNet5": "linear",
+    "LeNet5_FullyConv": "conv",
+    "ResNet": "linear",
+    "VGG": "linear",
+}
 
 
 def key_defaults(config: dict) -> dict:
     """Fields added after records were first stored, at the value every earlier record ran with: left out of the
     run key at that value, so every earlier record keeps its key (store.run_key), and read as it when absent."""
     model = config.get("model")
-    return {"lr_schedule": "constant", "branch_calls": 1,
-            "head": MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear",
-            "confirm_seeds": []}
+    return {
+        "lr_schedule": "constant",
+        "branch_calls": 1,
+        "head": MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear",
+        "confirm_seeds": [],
+    }
 
 
 # --- the typed rules -----------------------------------------------------------------------------
 
+
 def short_repr(value, limit: int = 80) -> str:
     """repr bounded in depth, length and text: an error message never expands a huge value."""
     text = reprlib.repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Refusal(ValueError):
@@ -79,27 +108,38 @@ class UnknownKey(ValueError):
 
     def __init__(self, key, allowed: list):
         close = difflib.get_close_matches(str(key), allowed, n=1)
-        self.key, self.hint, self.allowed = str(key), f" (did you mean '{close[0]}'?)" if close else "", allowed
+        self.key, self.hint, self.allowed = (
+            str(key),
+            f" (did you mean '{close[0]}'?)" if close else "",
+            allowed,
+        )
 
 
 def ruled(kind, rule: str, *constraints):
     """``kind`` under ``constraints``; whatever it refuses is refused with the one ``rule`` ('must be ...')."""
+
     def check(value, handler):
         try:
             return handler(value)
         except ValidationError:
             raise Refusal(rule) from None
+
     return Annotated[kind, *constraints, WrapValidator(check), Field(description=rule)]
 
 
 def Int(lo: int, hi: int | None = None):
-    return ruled(StrictInt, f"must be an integer in {lo}..{hi}" if hi is not None else f"must be an integer >= {lo}",
-                 Field(ge=lo, le=hi))
+    return ruled(
+        StrictInt,
+        f"must be an integer in {lo}..{hi}" if hi is not None else f"must be an integer >= {lo}",
+        Field(ge=lo, le=hi),
+    )
 
 
 def Number(lo: float, hi: float | None = None, above: bool = False):
     """A finite number; an int stays an int and a float a float (a run's key hashes the value as given)."""
-    words = f"must be a finite number {'>' if above else '>='} {lo:g}" + (f" and <= {hi:g}" if hi is not None else "")
+    words = f"must be a finite number {'>' if above else '>='} {lo:g}" + (
+        f" and <= {hi:g}" if hi is not None else ""
+    )
     bounds = Field(gt=lo, le=hi, allow_inf_nan=False) if above else Field(ge=lo, le=hi, allow_inf_nan=False)
     return ruled(Union[StrictInt, StrictFloat], words, bounds)
 
@@ -133,6 +173,7 @@ def Listed(item):
 
 class Strict(BaseModel):
     """A typed mapping: strict types, and an unknown key refused with a hint at the key it may mean."""
+
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
     @model_validator(mode="before")
@@ -151,7 +192,9 @@ def one_line(exc: ValidationError, label: str = "{}") -> str:
     with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
     err = exc.errors(include_url=False)[0]
     kind, error = err["type"], (err.get("ctx") or {}).get("error")
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(".")
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(
+        "."
+    )
     if isinstance(error, UnknownKey) or kind == "unexpected_keyword_argument":
         key = ".".join(k for k in (where, getattr(error, "key", "")) if k)
         name = f"field {key!r}" if label == "{}" else label.format(key)
@@ -159,8 +202,11 @@ def one_line(exc: ValidationError, label: str = "{}") -> str:
     head = label.format(where) if where or "{" not in label else ""
     if kind == "missing":
         return f"{head} is required"
-    text = str(error) if kind == "value_error" and not isinstance(error, Refusal) else \
-        f"{error or err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
+    text = (
+        str(error)
+        if kind == "value_error" and not isinstance(error, Refusal)
+        else f"{error or err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
+    )
     return f"{head}: {text}" if head else text
 
 
@@ -176,11 +222,18 @@ NbPairs = Int(1, 5000)  # pairs are drawn without repeat from the 10000 MNIST te
 BatchSize = Int(1, 5000)
 Lr = Number(0, 1.0, above=True)
 Protocol = OneOf(*PROTOCOLS)
-Augment = ruled(tuple[OneOf(*AUGMENTATIONS), ...],
-                f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}",
-                BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v), AfterValidator(_distinct))
-ConfirmSeeds = ruled(tuple[Seed, ...], "must be a list of distinct seeds",
-                     BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v), AfterValidator(_distinct))
+Augment = ruled(
+    tuple[OneOf(*AUGMENTATIONS), ...],
+    f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}",
+    BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v),
+    AfterValidator(_distinct),
+)
+ConfirmSeeds = ruled(
+    tuple[Seed, ...],
+    "must be a list of distinct seeds",
+    BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v),
+    AfterValidator(_distinct),
+)
 # how a run is executed (not part of what determines it)
 Device = OneOf(*DEVICES)
 Threads = Int(1, MAX_THREADS)
@@ -189,6 +242,7 @@ Threads = Int(1, MAX_THREADS)
 @typed_dataclass(frozen=True, config=ConfigDict(strict=True, extra="forbid"))
 class _Fields:
     """Everything that determines a run's result (the results store hashes all of it)."""
+
     model: OneOf(*MODEL_NAMES) = "LeNet5"
     weight_sharing: Flag = True
     aux_loss: Flag = True
@@ -212,10 +266,10 @@ class _Fields:
     # With weight sharing: 1 = both images through the branch in one call (batch norm pools their
     # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
     # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
-    branch_calls: Optional[ruled(StrictInt, "must be 1 or 2", Field(ge=1, le=2))] = None
+    branch_calls: ruled(StrictInt, "must be 1 or 2", Field(ge=1, le=2)) | None = None
     # The comparison head (HEADS). None: the model's own (MODEL_HEADS), except Net under the original protocol,
     # which ran the authors' last code's "conv" head (quirk 5).
-    head: Optional[OneOf(*HEADS)] = None
+    head: OneOf(*HEADS) | None = None
     # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained on,
     # never chosen on. Empty: no confirmation set.
     confirm_seeds: ConfirmSeeds = ()
@@ -223,23 +277,31 @@ class _Fields:
     @model_validator(mode="after")
     def _across_fields(self):
         if self.confirm_seeds and self.protocol != "corrected":
-            raise ValueError("confirm_seeds: the confirmation set is evaluated under the corrected protocol only")
+            raise ValueError(
+                "confirm_seeds: the confirmation set is evaluated under the corrected protocol only"
+            )
         if self.head is None:
-            own = PROTOCOL_SETTINGS[self.protocol].net_head if self.model == "Net" else MODEL_HEADS[self.model]
+            own = (
+                PROTOCOL_SETTINGS[self.protocol].net_head if self.model == "Net" else MODEL_HEADS[self.model]
+            )
             object.__setattr__(self, "head", own)
         if self.branch_calls is None:
             calls = PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if self.weight_sharing else 1
             object.__setattr__(self, "branch_calls", calls)
         if self.branch_calls == 2 and not self.weight_sharing:
-            raise ValueError("branch_calls 2 (one call per image) needs weight sharing; without it each image "
-                             "has its own branch: 1")
+            raise ValueError(
+                "branch_calls 2 (one call per image) needs weight sharing; without it each image "
+                "has its own branch: 1"
+            )
         if self.val_pairs >= self.nb_pairs:
             raise ValueError(f"val_pairs must be below nb_pairs ({self.nb_pairs}), got {self.val_pairs}")
         size, split = smallest_training_mode_batch(self) if self.batch_norm else (2, "")
         if size < 2:
-            raise ValueError(f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which "
-                             f"batch norm cannot take in training mode; choose one that leaves at least 2 pairs in "
-                             f"every mini-batch")
+            raise ValueError(
+                f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which "
+                f"batch norm cannot take in training mode; choose one that leaves at least 2 pairs in "
+                f"every mini-batch"
+            )
         return self
 
 

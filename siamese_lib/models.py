@@ -4,6 +4,7 @@ Each branch maps one 1x14x14 image to 10 digit logits; the two branches' logits
 are concatenated (20) and a comparison head with a 72-unit hidden layer gives the
 2 comparison logits. With weight sharing a single branch serves both images.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,32 +31,57 @@ def _conv_stage(c_in, c_out, batch_norm):
 
 def net_branch(batch_norm=True, dropout=False):
     return nn.Sequential(
-        *_conv_stage(1, 16, batch_norm), *_conv_stage(16, 32, batch_norm), nn.Flatten(),
-        nn.Linear(128, 64), nn.ReLU(), *_dropout(dropout), nn.Linear(64, 10))
+        *_conv_stage(1, 16, batch_norm),
+        *_conv_stage(16, 32, batch_norm),
+        nn.Flatten(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        *_dropout(dropout),
+        nn.Linear(64, 10),
+    )
 
 
 def lenet5_branch(batch_norm=True, dropout=False):
     return nn.Sequential(
-        *_conv_stage(1, 32, batch_norm), *_conv_stage(32, 64, batch_norm), nn.Flatten(),
-        nn.Linear(256, 120), nn.ReLU(), *_dropout(dropout),
-        nn.Linear(120, 84), nn.ReLU(), *_dropout(dropout), nn.Linear(84, 10))
+        *_conv_stage(1, 32, batch_norm),
+        *_conv_stage(32, 64, batch_norm),
+        nn.Flatten(),
+        nn.Linear(256, 120),
+        nn.ReLU(),
+        *_dropout(dropout),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        *_dropout(dropout),
+        nn.Linear(84, 10),
+    )
 
 
 def lenet5_fullyconv_branch(batch_norm=True, dropout=False):
     def conv_relu_bn(c_in, c_out, k):
         return [nn.Conv2d(c_in, c_out, k), nn.ReLU(), *_bn2d(c_out, batch_norm)]
+
     return nn.Sequential(
-        *_conv_stage(1, 32, batch_norm), *_conv_stage(32, 64, batch_norm),
-        *conv_relu_bn(64, 120, 2), *_dropout(dropout), *conv_relu_bn(120, 84, 1), *_dropout(dropout),
-        *conv_relu_bn(84, 10, 1), nn.Flatten())
+        *_conv_stage(1, 32, batch_norm),
+        *_conv_stage(32, 64, batch_norm),
+        *conv_relu_bn(64, 120, 2),
+        *_dropout(dropout),
+        *conv_relu_bn(120, 84, 1),
+        *_dropout(dropout),
+        *conv_relu_bn(84, 10, 1),
+        nn.Flatten(),
+    )
 
 
 class ResNetBlock(nn.Module):
     def __init__(self, channels=32, batch_norm=True):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1), *_bn2d(channels, batch_norm), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, padding=1), *_bn2d(channels, batch_norm))
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *_bn2d(channels, batch_norm),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, padding=1),
+            *_bn2d(channels, batch_norm),
+        )
         self.relu = nn.ReLU()
 
     def forward(self, x):
@@ -64,19 +90,37 @@ class ResNetBlock(nn.Module):
 
 def resnet_branch(batch_norm=True, dropout=False, blocks=3, channels=32):
     return nn.Sequential(
-        nn.Conv2d(1, channels, 3, padding=1), *_bn2d(channels, batch_norm), nn.ReLU(),
+        nn.Conv2d(1, channels, 3, padding=1),
+        *_bn2d(channels, batch_norm),
+        nn.ReLU(),
         *[ResNetBlock(channels, batch_norm) for _ in range(blocks)],
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), *_dropout(dropout), nn.Linear(channels, 10))
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        *_dropout(dropout),
+        nn.Linear(channels, 10),
+    )
 
 
 def vgg_branch(batch_norm=True, dropout=False):
     """Beyond the paper: two VGG-style stages of two padded 3x3 convolutions each (32 then 64
     channels; 14x14 -> 7x7 -> 3x3), then 576 -> 128 -> 10."""
+
     def conv(c_in, c_out):
         return [nn.Conv2d(c_in, c_out, 3, padding=1), *_bn2d(c_out, batch_norm), nn.ReLU()]
+
     return nn.Sequential(
-        *conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(576, 128), nn.ReLU(), *_dropout(dropout), nn.Linear(128, 10))
+        *conv(1, 32),
+        *conv(32, 32),
+        nn.MaxPool2d(2),
+        *conv(32, 64),
+        *conv(64, 64),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(576, 128),
+        nn.ReLU(),
+        *_dropout(dropout),
+        nn.Linear(128, 10),
+    )
 
 
 def linear_head(batch_norm=True, dropout=False):
@@ -89,23 +133,33 @@ class ConvHead(nn.Module):
     def __init__(self, batch_norm=True, dropout=False):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.Conv1d(20, HEAD_HIDDEN, 1), nn.ReLU(), *([nn.BatchNorm1d(HEAD_HIDDEN)] if batch_norm else []),
-            *_dropout(dropout), nn.Conv1d(HEAD_HIDDEN, 2, 1))
+            nn.Conv1d(20, HEAD_HIDDEN, 1),
+            nn.ReLU(),
+            *([nn.BatchNorm1d(HEAD_HIDDEN)] if batch_norm else []),
+            *_dropout(dropout),
+            nn.Conv1d(HEAD_HIDDEN, 2, 1),
+        )
 
     def forward(self, x):
         return self.layers(x.unsqueeze(-1)).squeeze(-1)
 
 
-ARCHITECTURES = {"Net": net_branch, "LeNet5": lenet5_branch, "LeNet5_FullyConv": lenet5_fullyconv_branch,
-                 "ResNet": resnet_branch, "VGG": vgg_branch}
+ARCHITECTURES = {
+    "Net": net_branch,
+    "LeNet5": lenet5_branch,
+    "LeNet5_FullyConv": lenet5_fullyconv_branch,
+    "ResNet": resnet_branch,
+    "VGG": vgg_branch,
+}
 HEADS = {"linear": linear_head, "conv": ConvHead}  # config.HEADS; each model's own in config.MODEL_HEADS
 
 
 class Siamese(nn.Module):
     """Two branches (one module when weights are shared) and a comparison head."""
 
-    def __init__(self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False,
-                 branch_calls=1):
+    def __init__(
+        self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False, branch_calls=1
+    ):
         super().__init__()
         self.weight_sharing = weight_sharing
         self.branch_calls = branch_calls
@@ -120,14 +174,20 @@ class Siamese(nn.Module):
             # one pass over both images: half the kernel launches; batch norm then sees
             # both images' statistics together (the authors' code made two calls: quirk 6)
             d = self.branch1(torch.cat((x1, x2), 0))
-            d1, d2 = d[: x.shape[0]], d[x.shape[0]:]
+            d1, d2 = d[: x.shape[0]], d[x.shape[0] :]
         else:
             d1, d2 = self.branch1(x1), self.branch2(x2)
         return d1, d2, self.head(torch.cat((d1, d2), 1))
 
 
-def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True, dropout: bool = False,
-                branch_calls: int = 1, head: str | None = None) -> Siamese:
+def build_model(
+    name: str,
+    weight_sharing: bool = True,
+    batch_norm: bool = True,
+    dropout: bool = False,
+    branch_calls: int = 1,
+    head: str | None = None,
+) -> Siamese:
     """``branch_calls`` (weight sharing only): 1 = both images in one call of the branch, 2 = one call per
     image, each with its own batch-norm statistics (the authors' forward). ``head``: "linear" or "conv"
     (None: the model's own, config.MODEL_HEADS)."""
@@ -138,8 +198,14 @@ def build_model(name: str, weight_sharing: bool = True, batch_norm: bool = True,
     head = MODEL_HEADS[name] if head is None else head
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
-    return Siamese(ARCHITECTURES[name], HEADS[head], weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout,
-                   branch_calls=branch_calls)
+    return Siamese(
+        ARCHITECTURES[name],
+        HEADS[head],
+        weight_sharing=weight_sharing,
+        batch_norm=batch_norm,
+        dropout=dropout,
+        branch_calls=branch_calls,
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

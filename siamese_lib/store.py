@@ -4,23 +4,32 @@ never trains (the engine, pipeline/engine.py, does).
 Records are written atomically (temp file, fsync, rename), so the store never holds a
 partial record; a record that fails to parse or validate is reported by path, never used.
 """
+
 import datetime
 import functools
 import hashlib
 import json
 import os
-import sys
 import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import (AfterValidator, Field, PlainValidator, StrictFloat, StrictInt, StrictStr, ValidationError, create_model,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainValidator,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from .common import OneLineError, UsageError, runs_root, write_atomically
+from .config import Int, Number, OneOf, RunConfig, Strict, key_defaults, one_line, ruled
 from .machine import fingerprint_problems
-from .config import key_defaults
-from .config import Int, Number, OneOf, RunConfig, Strict, one_line, ruled
 
 SCHEMA_VERSION = 1
 
@@ -43,8 +52,8 @@ def run_key(config: RunConfig, device_type: str) -> str:
 # so a long run resumed after a docs-only commit keeps one version.
 CODE_PATHS = ("siamese_lib", "notebooks", "params", "pyproject.toml", "constraints.txt")
 DIRTY = "+dirty"
-ALLOW_DIRTY_ENV = "SIAMESE_LIB_ALLOW_DIRTY"   # set by `run --allow-dirty`; the kernels and workers inherit it
-CLEAN_PROFILES = ("paper",)                  # the profiles whose record is committed
+ALLOW_DIRTY_ENV = "SIAMESE_LIB_ALLOW_DIRTY"  # set by `run --allow-dirty`; the kernels and workers inherit it
+CLEAN_PROFILES = ("paper",)  # the profiles whose record is committed
 
 
 def _git(*args: str) -> str:
@@ -92,14 +101,18 @@ def check_clean_code(profile_name: str, allow: bool = False) -> None:
 
 def _refusal(profile_name: str) -> str:
     if code_version().startswith(UNKNOWN):
-        why = ("code whose version cannot be established (no git history here, e.g. a zip download): "
-               "clone the repository with git")
+        why = (
+            "code whose version cannot be established (no git history here, e.g. a zip download): "
+            "clone the repository with git"
+        )
     else:
         changed = uncommitted_code()
         shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
         why = f"uncommitted changes ({shown or 'see git status'}): commit them"
-    return (f"refusing to write records of profile {profile_name!r} from {why} first, or pass --allow-dirty "
-            f"(make report ALLOW_DIRTY=1) for an experiment; its runs are then marked {DIRTY} in the report")
+    return (
+        f"refusing to write records of profile {profile_name!r} from {why} first, or pass --allow-dirty "
+        f"(make report ALLOW_DIRTY=1) for an experiment; its runs are then marked {DIRTY} in the report"
+    )
 
 
 def record_path(store_dir: Path, key: str) -> Path:
@@ -107,8 +120,14 @@ def record_path(store_dir: Path, key: str) -> Path:
 
 
 # --- a record's schema: every field's type and range, checked on every load -----------------------
-ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error",
-                 "head_vs_digits_disagreement")
+ERROR_METRICS = (
+    "error",
+    "digit1_error",
+    "digit2_error",
+    "derived_error",
+    "digit_prob_error",
+    "head_vs_digits_disagreement",
+)
 Percent, Seconds = Number(0, 100), Number(0)
 Text = ruled(StrictStr, "must be a text of 1..200 characters", Field(min_length=1, max_length=200))
 # the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
@@ -116,9 +135,17 @@ Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=Fals
 Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
 # val_*: when the configuration holds out validation pairs; confirm_*: when it has confirmation seeds
 OPTIONAL_SPLITS = {"val": lambda c: c.val_pairs > 0, "confirm": lambda c: bool(c.confirm_seeds)}
-Metrics = create_model("Metrics", __base__=Strict, train_seconds=(Seconds, ...), wall_seconds=(Seconds, ...),
-                       **{f"{s}_{m}": (Percent, None if s in OPTIONAL_SPLITS else ...)
-                          for s in ("train", "test", *OPTIONAL_SPLITS) for m in ERROR_METRICS})
+Metrics = create_model(
+    "Metrics",
+    __base__=Strict,
+    train_seconds=(Seconds, ...),
+    wall_seconds=(Seconds, ...),
+    **{
+        f"{s}_{m}": (Percent, None if s in OPTIONAL_SPLITS else ...)
+        for s in ("train", "test", *OPTIONAL_SPLITS)
+        for m in ERROR_METRICS
+    },
+)
 
 
 class Curves(Strict):
@@ -164,20 +191,37 @@ class Record(Strict):
     def _as_its_config(self):
         c, given = self.config, self.metrics.model_fields_set | self.outputs.model_fields_set
         wanted = {split: has(c) for split, has in OPTIONAL_SPLITS.items()}
-        names = {s: {f"{s}_{m}" for m in ERROR_METRICS} | ({"confirm_head_prob", "confirm_digit_prob"}
-                                                           if s == "confirm" else set()) for s in OPTIONAL_SPLITS}
+        names = {
+            s: {f"{s}_{m}" for m in ERROR_METRICS}
+            | ({"confirm_head_prob", "confirm_digit_prob"} if s == "confirm" else set())
+            for s in OPTIONAL_SPLITS
+        }
         lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given)
         extra = sorted(set().union(*(names[s] for s in wanted if not wanted[s])) & given)
-        lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
-                   **{f"outputs.{k}": (v, c.confirm_pairs if k.startswith("confirm_") else c.nb_pairs,
-                                       "confirmation pair" if k.startswith("confirm_") else "test pair")
-                      for k, v in self.outputs if v is not None}}
+        lengths = {
+            "curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
+            **{
+                f"outputs.{k}": (
+                    v,
+                    c.confirm_pairs if k.startswith("confirm_") else c.nb_pairs,
+                    "confirmation pair" if k.startswith("confirm_") else "test pair",
+                )
+                for k, v in self.outputs
+                if v is not None
+            },
+        }
         problems = [f"metrics lack {', '.join(lacking)}"] if lacking else []
         where = "outputs" if extra and extra[0] in self.outputs.model_fields_set else "metrics"
         problems += [f"{where}.{extra[0]} is not a metric of this configuration"] if extra else []
-        problems += [f"{name} must be {n} values (one per {per})" for name, (v, n, per) in lengths.items() if len(v) != n]
+        problems += [
+            f"{name} must be {n} values (one per {per})"
+            for name, (v, n, per) in lengths.items()
+            if len(v) != n
+        ]
         if self.epochs_trained not in (None, c.trained_epochs):
-            problems.append(f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}")
+            problems.append(
+                f"epochs_trained {self.epochs_trained} differs from its config's {c.trained_epochs}"
+            )
         if run_key(c, self.device) != self.key:
             problems.append("key does not match its configuration")
         problems += fingerprint_problems(self.machine) if self.machine is not None else []
@@ -198,7 +242,9 @@ def validate_record(record, path: Path) -> dict:
         raise CorruptRecord(f"{path}: {one_line(exc)}") from None
     if path.stem != record["key"]:
         raise CorruptRecord(f"{path}: key does not match its configuration")
-    record["config"] = config.to_dict()  # every field, so a record stored before a field existed reads as its default
+    record["config"] = (
+        config.to_dict()
+    )  # every field, so a record stored before a field existed reads as its default
     return record
 
 
@@ -221,7 +267,9 @@ def load_record(path: Path) -> dict:
                 raise CorruptRecord(f"{path}: {size} bytes, more than a record can hold ({MAX_RECORD_BYTES})")
             record = json.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CorruptRecord(f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})") from exc
+            raise CorruptRecord(
+                f"{path}: unreadable or truncated record ({type(exc).__name__}: {exc})"
+            ) from exc
         return validate_record(record, Path(path))
     except CorruptRecord as exc:
         raise CorruptRecord(f"{exc}; {CORRUPT_HINT}") from exc.__cause__
@@ -252,8 +300,14 @@ def _is_clean_store(store_dir) -> bool:
 def write_record(store_dir, record: dict) -> Path:
     """Write one record into the store, atomically; the one place records are written."""
     path = record_path(store_dir, record["key"])
-    if _is_clean_store(store_dir) and str(record.get("code_version", "")).endswith(DIRTY) and not dirty_allowed():
-        raise UsageError(_refusal(Path(store_dir).parent.name))  # the committed record takes no uncommitted code
+    if (
+        _is_clean_store(store_dir)
+        and str(record.get("code_version", "")).endswith(DIRTY)
+        and not dirty_allowed()
+    ):
+        raise UsageError(
+            _refusal(Path(store_dir).parent.name)
+        )  # the committed record takes no uncommitted code
     text = json.dumps(record)
     validate_record(json.loads(text), path)  # never store a record that a later load would refuse
     write_atomically(path, text)

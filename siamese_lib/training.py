@@ -4,6 +4,7 @@ The paper's fold protocol: per seed, seed torch, shuffle the training pairs once
 build the model (its init follows from the same seed), train with Adam on fixed
 mini-batches (the same order every epoch), evaluate once at the end.
 """
+
 from __future__ import annotations
 
 import functools
@@ -47,7 +48,7 @@ class Split:
 
 class Splits(NamedTuple):
     train: Split
-    val: Split | None      # held out of the training pairs (config.val_pairs; None if 0)
+    val: Split | None  # held out of the training pairs (config.val_pairs; None if 0)
     test: Split
     confirm: Split | None  # the confirmation set (config.confirm_seeds; None if empty): evaluated only
 
@@ -71,8 +72,11 @@ def prepare_data(config: RunConfig, device: torch.device) -> Splits:
     def held_out(x, target, classes):
         return Split(x if raw else (x - mean) / std, target, classes).to(device)
 
-    confirm = held_out(*confirmation_pairs(config.nb_pairs, config.data_seed, config.confirm_seeds)) \
-        if config.confirm_seeds else None
+    confirm = (
+        held_out(*confirmation_pairs(config.nb_pairs, config.data_seed, config.confirm_seeds))
+        if config.confirm_seeds
+        else None
+    )
     val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]]).to(device) if k else None
     train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]]).to(device)
     return Splits(train, val, held_out(te_in, te_t, te_c), confirm)
@@ -174,7 +178,7 @@ def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[
         f"{prefix}_error": pct(head_pred != t),
         f"{prefix}_digit1_error": pct(p1 != c[:, 0]),
         f"{prefix}_digit2_error": pct(p2 != c[:, 1]),
-        f"{prefix}_derived_error": pct(derived != t),           # comparison of the argmax digits
+        f"{prefix}_derived_error": pct(derived != t),  # comparison of the argmax digits
         f"{prefix}_digit_prob_error": pct((digits_prob > 0.5).long() != t),  # exact P(d1 <= d2) > 0.5
         f"{prefix}_head_vs_digits_disagreement": pct(derived != head_pred),  # the authors' quirk-4 number
     }
@@ -188,14 +192,22 @@ def make_optimizer(model_or_params, config: RunConfig):
 
 
 def make_scheduler(optimizer, config: RunConfig):
-    return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs) \
-        if config.lr_schedule == "cosine" else None
+    return (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
+        if config.lr_schedule == "cosine"
+        else None
+    )
 
 
 def mini_batches(split: Split, batch_size: int) -> list:
     """The fixed mini-batches of one fold: views made once, the same order every epoch."""
-    return list(zip(torch.split(split.input, batch_size), torch.split(split.target, batch_size),
-                    torch.split(split.classes, batch_size)))
+    return list(
+        zip(
+            torch.split(split.input, batch_size),
+            torch.split(split.target, batch_size),
+            torch.split(split.classes, batch_size),
+        )
+    )
 
 
 def batch_loss(outputs, target, classes, w: float, config: RunConfig, params):
@@ -231,14 +243,22 @@ def setup_run(config: RunConfig, dev: torch.device):
     enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
     torch.manual_seed(config.seed)
     splits = prepare_data(config, dev)
-    model = build_model(config.model, config.weight_sharing, config.batch_norm, config.dropout,
-                        branch_calls=config.branch_calls, head=config.head).to(dev)
+    model = build_model(
+        config.model,
+        config.weight_sharing,
+        config.batch_norm,
+        config.dropout,
+        branch_calls=config.branch_calls,
+        head=config.head,
+    ).to(dev)
     if dev.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     return splits, model
 
 
-def finish_run(model, config: RunConfig, splits: Splits, dev, losses, train_seconds: float, start: float) -> dict:
+def finish_run(
+    model, config: RunConfig, splits: Splits, dev, losses, train_seconds: float, start: float
+) -> dict:
     """Evaluate a trained model on its splits and assemble train_run's result.
     ``losses``: the per-epoch summed training losses (tensors); ``start``: perf_counter at the run's start."""
     metrics, outputs = {}, {}
@@ -251,14 +271,25 @@ def finish_run(model, config: RunConfig, splits: Splits, dev, losses, train_seco
         metrics.update(split_metrics)
         if name in ("test", "confirm"):  # per pair, for ensembles: the test pairs' and the confirmation set's
             prefix = "" if name == "test" else "confirm_"
-            outputs.update({prefix + k: [round(float(v), 6) for v in t.cpu()] if t.is_floating_point()
-                            else [int(v) for v in t.cpu()] for k, t in out.items()
-                            if name == "test" or k in CONFIRM_OUTPUTS})
+            outputs.update(
+                {
+                    prefix + k: [round(float(v), 6) for v in t.cpu()]
+                    if t.is_floating_point()
+                    else [int(v) for v in t.cpu()]
+                    for k, t in out.items()
+                    if name == "test" or k in CONFIRM_OUTPUTS
+                }
+            )
     metrics["train_seconds"] = train_seconds
     metrics["wall_seconds"] = time.perf_counter() - start
-    return {"metrics": metrics, "curves": {"train_loss": [float(v) for v in torch.stack(losses).cpu()]},
-            "outputs": outputs, "device": dev.type, "epochs_trained": config.trained_epochs,
-            "threads": torch.get_num_threads()}
+    return {
+        "metrics": metrics,
+        "curves": {"train_loss": [float(v) for v in torch.stack(losses).cpu()]},
+        "outputs": outputs,
+        "device": dev.type,
+        "epochs_trained": config.trained_epochs,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def train_run(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:

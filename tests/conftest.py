@@ -1,4 +1,5 @@
 """Shared fixtures: MNIST decoded once per session (about 5 s), and small helpers for the CLI."""
+
 from __future__ import annotations
 
 import contextlib
@@ -64,8 +65,14 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
     """``python -m siamese_lib ARGS`` in a subprocess: the real entry point and exit status."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
-    return subprocess.run([sys.executable, "-m", "siamese_lib", *map(str, args)], cwd=cwd or ROOT,
-                          env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "siamese_lib", *map(str, args)],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def files_under(path: Path) -> list[str]:
@@ -77,11 +84,27 @@ def files_under(path: Path) -> list[str]:
 def external_cluster(folder: Path):
     """A `dask scheduler` and one `dask worker` as processes of their own on 127.0.0.1, running this checkout's
     package; yields (address, environment, scheduler process) and stops both afterwards."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     dask, info = Path(sys.executable).with_name("dask"), folder / "scheduler.json"
-    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                                  "--scheduler-file", str(info)], env=env, cwd=folder,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scheduler = subprocess.Popen(
+        [
+            str(dask),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(info),
+        ],
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     worker = None
     try:
         deadline = time.time() + 120
@@ -89,9 +112,24 @@ def external_cluster(folder: Path):
             time.sleep(0.2)
         time.sleep(0.5)  # written, then complete
         address = json.loads(info.read_text())["address"]
-        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1", "--host",
-                                   "127.0.0.1", "--no-dashboard"], env=env, cwd=folder,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [
+                str(dask),
+                "worker",
+                address,
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--host",
+                "127.0.0.1",
+                "--no-dashboard",
+            ],
+            env=env,
+            cwd=folder,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         yield address, env, scheduler
     finally:
         for proc in (worker, scheduler):

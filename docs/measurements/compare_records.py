@@ -10,6 +10,7 @@ at the profile's declared `equivalence_margin`. `changed` names what the code ch
 the records (Net's head under the original protocol: issue 24; the forward calls per pair: issue 13), so a moved
 cell can be told from seed noise. First written for issue 17 (record_comparison.csv), then issue 28.
 """
+
 import argparse
 import sys
 from pathlib import Path
@@ -47,12 +48,26 @@ def compare(old_dir: Path, new_dir: Path, margin: float) -> pd.DataFrame:
             e = pd.Series(c["errors"] if c else [], dtype=float)
             row |= {f"{side}_mean": e.mean(), f"{side}_std": e.std(), f"{side}_n": len(e)}
         if a and b:
-            stats = (row["new_mean"], row["new_std"], row["new_n"], row["old_mean"], row["old_std"], row["old_n"])
+            stats = (
+                row["new_mean"],
+                row["new_std"],
+                row["new_n"],
+                row["old_mean"],
+                row["old_std"],
+                row["old_n"],
+            )
             verdict = agreement(*stats, margin)
-            row |= {"difference": verdict.difference, "welch_p": welch_p(*stats), "tost_p": verdict.tost_p,
-                    "verdict": verdict.verdict,
-                    "changed": "; ".join(f"{f} {'/'.join(sorted(a[f]))} -> {'/'.join(sorted(b[f]))}"
-                                         for f in TRACKED if a[f] != b[f])}
+            row |= {
+                "difference": verdict.difference,
+                "welch_p": welch_p(*stats),
+                "tost_p": verdict.tost_p,
+                "verdict": verdict.verdict,
+                "changed": "; ".join(
+                    f"{f} {'/'.join(sorted(a[f]))} -> {'/'.join(sorted(b[f]))}"
+                    for f in TRACKED
+                    if a[f] != b[f]
+                ),
+            }
         row["old_code"] = ",".join(sorted(a["codes"])) if a else ""
         row["new_code"] = ",".join(sorted(b["codes"])) if b else ""
         rows.append(row)
@@ -73,14 +88,20 @@ def main(argv: list[str]) -> int:
     table = compare(args.old_dir, args.new_dir, margin)
     table.to_csv(args.out_csv, index=False, float_format="%.6g")
     both = table.dropna(subset=["welch_p"])
-    print(f"{len(table)} cells: {len(both)} in both records, {int((table.old_n == 0).sum())} new only, "
-          f"{int((table.new_n == 0).sum())} old only; margin {margin:g} points")
+    print(
+        f"{len(table)} cells: {len(both)} in both records, {int((table.old_n == 0).sum())} new only, "
+        f"{int((table.new_n == 0).sum())} old only; margin {margin:g} points"
+    )
     print("verdicts (new against old):", both.verdict.value_counts().to_dict())
-    print(f"Welch p < 0.05: {int((both.welch_p < 0.05).sum())}; BH q < {FDR}: {int((both.welch_q < FDR).sum())}")
+    print(
+        f"Welch p < 0.05: {int((both.welch_p < 0.05).sum())}; BH q < {FDR}: {int((both.welch_q < FDR).sum())}"
+    )
     for r in both.sort_values("welch_p").head(12).itertuples():
-        print(f"  {r.cell}: {r.old_mean:.2f} ± {r.old_std:.2f} (n {r.old_n}) -> {r.new_mean:.2f} ± {r.new_std:.2f} "
-              f"(n {r.new_n}), {r.difference:+.2f}, p {r.welch_p:.3g}, q {r.welch_q:.3g}, {r.verdict}"
-              f"{'; ' + r.changed if r.changed else ''}")
+        print(
+            f"  {r.cell}: {r.old_mean:.2f} ± {r.old_std:.2f} (n {r.old_n}) -> {r.new_mean:.2f} ± {r.new_std:.2f} "
+            f"(n {r.new_n}), {r.difference:+.2f}, p {r.welch_p:.3g}, q {r.welch_q:.3g}, {r.verdict}"
+            f"{'; ' + r.changed if r.changed else ''}"
+        )
     return 0
 
 

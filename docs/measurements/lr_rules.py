@@ -9,6 +9,7 @@ setting_learning_rate.py). Every rule is a ``lr_rule.LossRule`` scored by ``lr_r
 scoring, with the log's seed-mean curve as the one curve. Prints the markdown tables of docs/measurements/lr_rules.md;
 with a profile and its store, also both rules' picks and scores on our own search's curves.
 """
+
 import sys
 from pathlib import Path
 
@@ -16,12 +17,18 @@ import numpy as np
 import torch
 
 from siamese_lib.experiments import planning
-from siamese_lib.experiments.lr_rule import (DECLARED_RULE, POST_HOC_RULE, LossRule, choose_learning_rates,
-                                             post_hoc_learning_rates, rule_score)
+from siamese_lib.experiments.lr_rule import (
+    DECLARED_RULE,
+    POST_HOC_RULE,
+    LossRule,
+    choose_learning_rates,
+    post_hoc_learning_rates,
+    rule_score,
+)
 from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
 from siamese_lib.store import load_records
 
-MODELS = ["Net", "LeNet5", "LeNet5_FullyConv", "ResNet"]   # the log's order (readme.txt)
+MODELS = ["Net", "LeNet5", "LeNet5_FullyConv", "ResNet"]  # the log's order (readme.txt)
 RATES = [3e-1, 5e-2, 3e-2, 5e-3, 3e-3, 5e-4]
 
 
@@ -53,28 +60,46 @@ def main(path: str) -> None:
             margins.append(score[1][0] / score[0][0])  # the runner-up's score over the winner's
         hits = sum(p == PAPER_LRS[m] for p, m in zip(picks, MODELS))
         tag = " (declared)" if rule == DECLARED_RULE else " (post hoc)" if rule == POST_HOC_RULE else ""
-        print(f"| {name}{tag} | " + " | ".join(f"{p:g}" for p in picks) + f" | {hits} of 4 | "
-              + (f"x{min(margins):.2f} ({MODELS[margins.index(min(margins))]})" if hits == 4 else "") + " |")
-    evidence({m: {lr: [log[i, j]] for j, lr in enumerate(RATES)} for i, m in enumerate(MODELS)
-              if m in ("Net", "LeNet5_FullyConv")})
+        print(
+            f"| {name}{tag} | "
+            + " | ".join(f"{p:g}" for p in picks)
+            + f" | {hits} of 4 | "
+            + (f"x{min(margins):.2f} ({MODELS[margins.index(min(margins))]})" if hits == 4 else "")
+            + " |"
+        )
+    evidence(
+        {
+            m: {lr: [log[i, j]] for j, lr in enumerate(RATES)}
+            for i, m in enumerate(MODELS)
+            if m in ("Net", "LeNet5_FullyConv")
+        }
+    )
 
 
 def evidence(curves: dict) -> None:
     """Per model and rate: each rule's score, the last epoch's and epoch 30's loss of the seeds' mean curve."""
-    print("\n| Model | Rate | Mean of the last 10 epochs (declared) | Last epoch | Epoch 30 | Geometric mean of all "
-          "epochs (post hoc) |\n|---|---|---|---|---|---|")
+    print(
+        "\n| Model | Rate | Mean of the last 10 epochs (declared) | Last epoch | Epoch 30 | Geometric mean of all "
+        "epochs (post hoc) |\n|---|---|---|---|---|---|"
+    )
     for m, by_lr in curves.items():
         for lr in sorted(by_lr, reverse=True):
             c, mean = by_lr[lr], np.mean(by_lr[lr], axis=0)
-            print(f"| {m} | {lr:g}{' (paper)' if lr == PAPER_LRS[m] else ''} | {rule_score(c):.4g} | {mean[-1]:.4g} | "
-                  f"{mean[29]:.4g} | {rule_score(c, POST_HOC_RULE):.4g} |")
+            print(
+                f"| {m} | {lr:g}{' (paper)' if lr == PAPER_LRS[m] else ''} | {rule_score(c):.4g} | {mean[-1]:.4g} | "
+                f"{mean[29]:.4g} | {rule_score(c, POST_HOC_RULE):.4g} |"
+            )
 
 
 def ours(profile: str, store: str) -> None:
-    curves = planning.lr_search_curves(load_records(Path(store)),
-                                       planning.expand(load_profile(profile), "", stages=("lr_search",)))
-    print(f"\nOur search: declared rule {choose_learning_rates(curves)}; post-hoc rule {post_hoc_learning_rates(curves)}")
+    curves = planning.lr_search_curves(
+        load_records(Path(store)), planning.expand(load_profile(profile), "", stages=("lr_search",))
+    )
+    print(
+        f"\nOur search: declared rule {choose_learning_rates(curves)}; post-hoc rule {post_hoc_learning_rates(curves)}"
+    )
     evidence({m: {lr: e["curves"] for lr, e in by_lr.items()} for m, by_lr in curves.items()})
+
 
 if __name__ == "__main__":
     main(sys.argv[1])

@@ -9,12 +9,23 @@ with the authors' conv head (issue 24's code, the original protocol's default).
 The rows are copied, not computed: each keeps its key, code version and machine, so `verify` can retrain it. The
 report's departures table reads the result (presentation.provenance.head_effect).
 """
+
 import sys
 
 import pandas as pd
 
-COLUMNS = ["head", "weight_sharing", "aux_loss", "seed", "train_error", "test_error", "epochs_trained", "key",
-           "code_version", "machine"]
+COLUMNS = [
+    "head",
+    "weight_sharing",
+    "aux_loss",
+    "seed",
+    "train_error",
+    "test_error",
+    "epochs_trained",
+    "key",
+    "code_version",
+    "machine",
+]
 
 
 def net_original(csv_path: str, head: str) -> pd.DataFrame:
@@ -24,7 +35,9 @@ def net_original(csv_path: str, head: str) -> pd.DataFrame:
         runs = runs.assign(head="linear")  # stored before the field existed: the model's own head
     runs = runs[runs["head"] == head]
     if len(runs) != 40:
-        raise SystemExit(f"{csv_path}: {len(runs)} original-protocol Net runs with the {head} head, expected 40")
+        raise SystemExit(
+            f"{csv_path}: {len(runs)} original-protocol Net runs with the {head} head, expected 40"
+        )
     return runs[COLUMNS]
 
 
@@ -32,5 +45,9 @@ if __name__ == "__main__":
     old, new, out = sys.argv[1:4]
     frame = pd.concat([net_original(old, "linear"), net_original(new, "conv")], ignore_index=True)
     frame.sort_values(["head", "weight_sharing", "aux_loss", "seed"]).to_csv(out, index=False)
-    print(frame.groupby(["weight_sharing", "aux_loss", "head"])[["train_error", "test_error"]].agg(["mean", "std"])
-          .round(2).to_string())
+    print(
+        frame.groupby(["weight_sharing", "aux_loss", "head"])[["train_error", "test_error"]]
+        .agg(["mean", "std"])
+        .round(2)
+        .to_string()
+    )

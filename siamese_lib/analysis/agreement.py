@@ -5,6 +5,7 @@ any difference is a failure. Elsewhere (another CPU, or a record from before fin
 number may differ, and the criterion is that each cell's new mean agrees with the committed one: a
 two-sided Welch test at ALPHA.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,14 @@ from .. import machine
 from .stats import fmt_p, mean_std_n, welch_p
 
 ALPHA = 0.01  # per cell; a cell disagrees when Welch's p is below it
-COMPARED_METRICS = ("test_error", "test_digit1_error", "test_digit2_error", "test_derived_error",
-                    "test_digit_prob_error", "train_error")
+COMPARED_METRICS = (
+    "test_error",
+    "test_digit1_error",
+    "test_digit2_error",
+    "test_derived_error",
+    "test_digit_prob_error",
+    "train_error",
+)
 
 
 @dataclass
@@ -23,10 +30,10 @@ class RunCheck:
     key: str
     cell: str
     seed: int
-    committed: float          # test error (%), committed record
-    new: float                # test error (%), retrained here
-    identical: bool           # every compared metric equal, to the last bit
-    must_be_identical: bool   # the fingerprints say it had to be
+    committed: float  # test error (%), committed record
+    new: float  # test error (%), retrained here
+    identical: bool  # every compared metric equal, to the last bit
+    must_be_identical: bool  # the fingerprints say it had to be
 
     @property
     def failed(self) -> bool:
@@ -53,10 +60,19 @@ class CellCheck:
         return not self.tested or self.p >= ALPHA
 
 
-def run_check(key, cell, seed, committed_metrics: dict, new_metrics: dict, committed_machine, new_machine) -> RunCheck:
+def run_check(
+    key, cell, seed, committed_metrics: dict, new_metrics: dict, committed_machine, new_machine
+) -> RunCheck:
     same = all(_same(committed_metrics.get(m), new_metrics.get(m)) for m in COMPARED_METRICS)
-    return RunCheck(key, cell, seed, float(committed_metrics["test_error"]), float(new_metrics["test_error"]), same,
-                    machine.must_be_identical(committed_machine, new_machine))
+    return RunCheck(
+        key,
+        cell,
+        seed,
+        float(committed_metrics["test_error"]),
+        float(new_metrics["test_error"]),
+        same,
+        machine.must_be_identical(committed_machine, new_machine),
+    )
 
 
 def _number(x):
@@ -78,7 +94,7 @@ def cell_check(cell, committed_errors, new_errors) -> CellCheck:
 @dataclass
 class Verdict:
     ok: bool
-    criterion: str   # "bit-identical" or "statistical"
+    criterion: str  # "bit-identical" or "statistical"
     failed_runs: list
     failed_cells: list
     lines: list
@@ -92,22 +108,36 @@ def verdict(runs: list[RunCheck], cells: list[CellCheck]) -> Verdict:
     n_same = sum(r.identical for r in runs)
     lines.append(f"runs: {n_same} of {len(runs)} bit-identical to the committed record")
     if exact:
-        lines.append("criterion: bit-identical (the fingerprints say this machine must reproduce every run exactly)")
+        lines.append(
+            "criterion: bit-identical (the fingerprints say this machine must reproduce every run exactly)"
+        )
     else:
         n_exact = sum(r.must_be_identical for r in runs)
-        lines.append(f"criterion: statistical (Welch, alpha {ALPHA} per cell): the committed runs came from another "
-                     f"machine or numerics, or carry no fingerprint, so per-seed numbers may differ"
-                     + (f"; {n_exact} run(s) had to be identical" if n_exact else ""))
+        lines.append(
+            f"criterion: statistical (Welch, alpha {ALPHA} per cell): the committed runs came from another "
+            f"machine or numerics, or carry no fingerprint, so per-seed numbers may differ"
+            + (f"; {n_exact} run(s) had to be identical" if n_exact else "")
+        )
     untested = [c.cell for c in cells if not c.tested]
     if untested:
         lines.append(f"not tested (fewer than 2 seeds on a side): {', '.join(untested)}")
     for r in failed_runs:
-        lines.append(f"FAIL run {r.key} ({r.cell}, seed {r.seed}): {r.committed:.2f} % committed, {r.new:.2f} % here, "
-                     "and the fingerprints say they must be identical")
+        lines.append(
+            f"FAIL run {r.key} ({r.cell}, seed {r.seed}): {r.committed:.2f} % committed, {r.new:.2f} % here, "
+            "and the fingerprints say they must be identical"
+        )
     for c in failed_cells:
-        lines.append(f"FAIL cell {c.cell}: committed {c.committed_mean:.2f} % (n {c.committed_n}), here "
-                     f"{c.new_mean:.2f} % (n {c.new_n}), Welch p {fmt_p(c.p)} < {ALPHA}")
+        lines.append(
+            f"FAIL cell {c.cell}: committed {c.committed_mean:.2f} % (n {c.committed_n}), here "
+            f"{c.new_mean:.2f} % (n {c.new_n}), Welch p {fmt_p(c.p)} < {ALPHA}"
+        )
     ok = not failed_runs and not failed_cells
-    lines.append("verdict: " + ("everything agrees" if ok else
-                                f"{len(failed_runs)} run(s) and {len(failed_cells)} cell(s) disagree"))
+    lines.append(
+        "verdict: "
+        + (
+            "everything agrees"
+            if ok
+            else f"{len(failed_runs)} run(s) and {len(failed_cells)} cell(s) disagree"
+        )
+    )
     return Verdict(ok, "bit-identical" if exact else "statistical", failed_runs, failed_cells, lines)

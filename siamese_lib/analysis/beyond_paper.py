@@ -3,6 +3,7 @@
 Fairness rule: ``select_best`` ranks on ``val_*`` columns only and refuses ``test_*`` ones; the test
 pairs give the final numbers, once.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,12 +19,16 @@ from .stats import FDR, bh_adjust, mean_std_n, welch_p
 # The paper's best (Table I): LeNet5_FullyConv, weight sharing + auxiliary loss, 10 seeds.
 PAPER_BEST = {"label": "paper: LeNet5_FullyConv", "mean": 3.629, "std": 0.748, "n": 10}
 RULES = {"head": "error", "digits": "derived_error", "digit_prob": "digit_prob_error"}
-RULE_LABELS = {"head": "learned head", "digits": "argmax digits, d1 <= d2",
-               "digit_prob": "exact P(d1 <= d2) from the two softmaxes"}
+RULE_LABELS = {
+    "head": "learned head",
+    "digits": "argmax digits, d1 <= d2",
+    "digit_prob": "exact P(d1 <= d2) from the two softmaxes",
+}
 OUTPUT_COLUMNS = ("head_prob", "digit_prob", "digit1_pred", "digit2_pred")
 
 
 # --- reading the stage's records --------------------------------------------------
+
 
 def load_beyond_paper(executions, store_dir, missing="raise"):
     """One row per run of the beyond_paper stage's executions (a plan's): model, variant, seed, metrics, outputs.
@@ -35,22 +40,30 @@ def load_beyond_paper(executions, store_dir, missing="raise"):
     for ex in (e for e in executions if e.stage == "beyond_paper"):
         for config in ex.configs():
             # a bad record is reported on stderr and counts as absent (store.load_records does the same)
-            record = find_record(store_dir, config, "cpu", report_to_stderr) or \
-                find_record(store_dir, config, "cuda", report_to_stderr)
+            record = find_record(store_dir, config, "cpu", report_to_stderr) or find_record(
+                store_dir, config, "cuda", report_to_stderr
+            )
             if record is None:
                 absent.append(f"{ex.name} seed {config.seed}")
                 continue
             rows.append(record_row(record, ex.parameters["variant"]))
     if absent and missing == "raise":
-        raise LookupError(f"{len(absent)} beyond-the-paper runs are not in {store_dir} (first: {absent[0]}); "
-                          f"run the profile's beyond_paper stage first")
+        raise LookupError(
+            f"{len(absent)} beyond-the-paper runs are not in {store_dir} (first: {absent[0]}); "
+            f"run the profile's beyond_paper stage first"
+        )
     return pd.DataFrame(rows)
 
 
 def record_row(record: dict, variant: str) -> dict:
     """A flat row: the configuration, the variant's name, the metrics and the per-test-pair outputs."""
-    row = {**record["config"], **record["metrics"], "variant": variant, "key": record["key"],
-           "device": record["device"]}
+    row = {
+        **record["config"],
+        **record["metrics"],
+        "variant": variant,
+        "key": record["key"],
+        "device": record["device"],
+    }
     row["augment"] = ",".join(record["config"].get("augment", []))
     for k in OUTPUT_COLUMNS:
         row[k] = record["outputs"][k]
@@ -61,8 +74,9 @@ def record_row(record: dict, variant: str) -> dict:
 def _ordered(df, keys=("model", "variant")):
     """Groups in VARIANTS order (then name) so tables read like the stage's list."""
     order = {v: i for i, v in enumerate(VARIANTS)}
-    groups = sorted(df.groupby(list(keys), sort=False), key=lambda g: (g[0][0], order.get(g[0][1], len(order)),
-                                                                        g[0][1]))
+    groups = sorted(
+        df.groupby(list(keys), sort=False), key=lambda g: (g[0][0], order.get(g[0][1], len(order)), g[0][1])
+    )
     return groups
 
 
@@ -77,19 +91,30 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
     for (model, variant), g in _ordered(df):
         mean, std, n = mean_std_n(g[metric])
         bm, bs, bn = base.get(model, (math.nan, math.nan, 0))
-        rows.append({"model": model, "variant": variant,
-                     "description": VARIANTS.get(variant, {}).get("description", ""),
-                     "mean": mean, "std": std, "n": n,
-                     "vs_paper": mean - paper["mean"],
-                     "p_vs_paper": welch_p(mean, std, n, paper["mean"], paper["std"], paper["n"]),
-                     "vs_baseline": mean - bm if variant != baseline else math.nan,
-                     "p_vs_baseline": welch_p(mean, std, n, bm, bs, bn) if variant != baseline else math.nan})
+        rows.append(
+            {
+                "model": model,
+                "variant": variant,
+                "description": VARIANTS.get(variant, {}).get("description", ""),
+                "mean": mean,
+                "std": std,
+                "n": n,
+                "vs_paper": mean - paper["mean"],
+                "p_vs_paper": welch_p(mean, std, n, paper["mean"], paper["std"], paper["n"]),
+                "vs_baseline": mean - bm if variant != baseline else math.nan,
+                "p_vs_baseline": welch_p(mean, std, n, bm, bs, bn) if variant != baseline else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def ablation_frame(df):
     """The runs of the best recipe's ablation (LeNet5, variants 'best*', refits left out); empty without one."""
-    ab = df[(df["model"] == "LeNet5") & df["variant"].str.startswith("best") & ~df["variant"].isin(list(REFITS.values()))]
+    ab = df[
+        (df["model"] == "LeNet5")
+        & df["variant"].str.startswith("best")
+        & ~df["variant"].isin(list(REFITS.values()))
+    ]
     return ab if "best" in set(ab["variant"]) and len(set(ab["variant"])) > 1 else ab.iloc[0:0]
 
 
@@ -100,12 +125,18 @@ def tested_against_baseline(df) -> pd.DataFrame:
     parts = []
     for metric in ("test_error", "test_digit_prob_error"):
         t = table3(df, metric=metric)
-        parts.append(t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))]
-                     .assign(metric=metric, baseline=BASELINE))
+        parts.append(
+            t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))].assign(
+                metric=metric, baseline=BASELINE
+            )
+        )
     ab = ablation_frame(df)
     if len(ab):
-        parts.append(table3(ab, baseline="best", metric="test_digit_prob_error")
-                     .assign(metric="test_digit_prob_error", baseline="best"))
+        parts.append(
+            table3(ab, baseline="best", metric="test_digit_prob_error").assign(
+                metric="test_digit_prob_error", baseline="best"
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
     out = out[out["p_vs_baseline"].notna()].reset_index(drop=True)
     out["q_vs_baseline"] = bh_adjust(out["p_vs_baseline"])
@@ -126,6 +157,7 @@ def rules_table(df, split: str = "test"):
 
 
 # --- ensembles ----------------------------------------------------------------------
+
 
 def test_truth(nb_pairs: int, data_seed: int):
     """(target [n], classes [n, 2]) of the test pairs, as lists, from the prologue's pairs."""
@@ -165,15 +197,19 @@ def ensemble_errors(df, truth=None):
             row[f"{name}_error"] = 100 * err
             row[f"{name}_se"] = 100 * math.sqrt(err * (1 - err) / len(target))
         row["mean_single_head_error"] = float(g["test_error"].mean()) if "test_error" in g else math.nan
-        row["mean_single_digit_prob_error"] = (float(g["test_digit_prob_error"].mean())
-                                               if "test_digit_prob_error" in g else math.nan)
+        row["mean_single_digit_prob_error"] = (
+            float(g["test_digit_prob_error"].mean()) if "test_digit_prob_error" in g else math.nan
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # --- model choice (fairness rule) ----------------------------------------------------
 
-def select_best(df, metrics=("val_error", "val_derived_error", "val_digit_prob_error"), by=("model", "variant")):
+
+def select_best(
+    df, metrics=("val_error", "val_derived_error", "val_digit_prob_error"), by=("model", "variant")
+):
     """The (group, rule) with the lowest mean validation error, and only then its test numbers.
 
     Raises ValueError if any ranking column is not a validation column (fairness rule: the
@@ -183,8 +219,10 @@ def select_best(df, metrics=("val_error", "val_derived_error", "val_digit_prob_e
     metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
     bad = [m for m in metrics if not str(m).startswith("val_")]
     if bad:
-        raise ValueError(f"select_best ranks on validation columns only (val_*), got {bad}: "
-                         "the test pairs are used once, for the final numbers")
+        raise ValueError(
+            f"select_best ranks on validation columns only (val_*), got {bad}: "
+            "the test pairs are used once, for the final numbers"
+        )
     missing = [m for m in metrics if m not in df]
     if missing:
         raise ValueError(f"no validation metrics {missing} in the runs: train with val_pairs > 0")
@@ -201,13 +239,21 @@ def select_best(df, metrics=("val_error", "val_derived_error", "val_digit_prob_e
     g = df
     for k, v in zip(by, keys):
         g = g[g[k] == v]
-    test_metric = "test_" + m[len("val_"):]
+    test_metric = "test_" + m[len("val_") :]
     t_mean, t_std, n = mean_std_n(g[test_metric])
-    return {**dict(zip(by, keys)), "metric": m, "val_mean": val_mean, "test_metric": test_metric,
-            "test_mean": t_mean, "test_std": t_std, "n": n}
+    return {
+        **dict(zip(by, keys)),
+        "metric": m,
+        "val_mean": val_mean,
+        "test_metric": test_metric,
+        "test_mean": t_mean,
+        "test_std": t_std,
+        "n": n,
+    }
 
 
 # --- digit errors that flip the comparison --------------------------------------------
+
 
 def flip_confusion(df, model: str, variant: str, truth=None):
     """10 x 10 counts (true digit -> predicted digit), over all seeds of (model, variant), of the digit
@@ -232,6 +278,7 @@ def flip_confusion(df, model: str, variant: str, truth=None):
 
 # --- the auxiliary weight ---------------------------------------------------------------
 
+
 def aux_weight_frame(df, metrics=("test_error", "test_digit_prob_error")):
     """Mean and std per (model, aux weight) over the variants that change nothing but the weight
     (constant schedule), plus the linear-decay variant (schedule 'linear_decay')."""
@@ -250,6 +297,7 @@ def aux_weight_frame(df, metrics=("test_error", "test_digit_prob_error")):
 
 # --- for the report ----------------------------------------------------------------------
 
+
 def best_summary(df, truth=None) -> dict:
     """The configuration chosen on validation (select_best), its final test numbers and its ensemble
     (with the chosen rule), plus a one-paragraph text for the report."""
@@ -257,11 +305,15 @@ def best_summary(df, truth=None) -> dict:
     rule = next(r for r, suffix in RULES.items() if choice["metric"] == f"val_{suffix}")
     g = df[(df["model"] == choice["model"]) & (df["variant"] == choice["variant"])]
     ens = ensemble_errors(g, truth).iloc[0]
-    ens_error = ens[{"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]]
-    text = (f"Chosen on the validation splits alone: {choice['model']}, variant `{choice['variant']}` "
-            f"({VARIANTS.get(choice['variant'], {}).get('description', '')}), rule: {RULE_LABELS[rule]} "
-            f"(validation error {choice['val_mean']:.2f} %). On the test pairs, scored once: "
-            f"{choice['test_mean']:.2f} ± {choice['test_std']:.2f} % over {choice['n']} seeds; the ensemble of "
-            f"those {int(ens['n_seeds'])} runs: {ens_error:.2f} %. The paper's best: {PAPER_BEST['mean']} ± "
-            f"{PAPER_BEST['std']} % (n = {PAPER_BEST['n']}).")
+    ens_error = ens[
+        {"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]
+    ]
+    text = (
+        f"Chosen on the validation splits alone: {choice['model']}, variant `{choice['variant']}` "
+        f"({VARIANTS.get(choice['variant'], {}).get('description', '')}), rule: {RULE_LABELS[rule]} "
+        f"(validation error {choice['val_mean']:.2f} %). On the test pairs, scored once: "
+        f"{choice['test_mean']:.2f} ± {choice['test_std']:.2f} % over {choice['n']} seeds; the ensemble of "
+        f"those {int(ens['n_seeds'])} runs: {ens_error:.2f} %. The paper's best: {PAPER_BEST['mean']} ± "
+        f"{PAPER_BEST['std']} % (n = {PAPER_BEST['n']})."
+    )
     return {**choice, "rule": rule, "ensemble_error": float(ens_error), "text": text}

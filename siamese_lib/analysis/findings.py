@@ -3,12 +3,19 @@
 One dict per part of the report, plain values only: verdict counts over distinct cells, the claims under
 each protocol, the cells that differ from the paper, the learning-rate rules. Nothing here formats a sentence.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
-from ..experiments.lr_rule import FINAL_EPOCHS, POST_HOC_RULE, choose_learning_rates, post_hoc_learning_rates, rule_score
+from ..experiments.lr_rule import (
+    FINAL_EPOCHS,
+    POST_HOC_RULE,
+    choose_learning_rates,
+    post_hoc_learning_rates,
+    rule_score,
+)
 from ..experiments.profiles import PAPER_LRS
 from .claims import MIN_SEEDS, NOT_TESTED, combine
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
@@ -22,22 +29,44 @@ def _cell(c, margin) -> dict | None:
     if c is None or not c.complete:
         return None
     a = cell_agreement(c, margin)
-    return {"label": c.label, "table": TABLE_NAMES[c.table], "mean": c.mean, "std": c.std, "n": c.n,
-            "paper_mean": c.paper_mean, "paper_std": c.paper_std, "paper_n": c.paper_n, "diff": a.difference,
-            "welch_p": a.welch_p, "tost_p": a.tost_p, "verdict": a.verdict, "epochs": c.epochs,
-            "epochs_trained": c.epochs_trained}
+    return {
+        "label": c.label,
+        "table": TABLE_NAMES[c.table],
+        "mean": c.mean,
+        "std": c.std,
+        "n": c.n,
+        "paper_mean": c.paper_mean,
+        "paper_std": c.paper_std,
+        "paper_n": c.paper_n,
+        "diff": a.difference,
+        "welch_p": a.welch_p,
+        "tost_p": a.tost_p,
+        "verdict": a.verdict,
+        "epochs": c.epochs,
+        "epochs_trained": c.epochs_trained,
+    }
 
 
 def agreement_numbers(cells, protocols, margin) -> dict:
     """Per protocol: the verdict counts over distinct complete cells, how many cells the tables have and how
     many are complete; the tests' thresholds; the paper's best configuration as we measure it."""
-    out = {"margin": margin, "alpha_equivalence": ALPHA_EQUIVALENCE, "alpha_difference": ALPHA_DIFFERENCE,
-           "fdr": FDR, "verdicts": list(VERDICTS), "protocols": {}}
+    out = {
+        "margin": margin,
+        "alpha_equivalence": ALPHA_EQUIVALENCE,
+        "alpha_difference": ALPHA_DIFFERENCE,
+        "fdr": FDR,
+        "verdicts": list(VERDICTS),
+        "protocols": {},
+    }
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
-        out["protocols"][p] = {"counts": verdict_counts(cells, p, margin), "distinct": len(distinct_cells(cells, p)),
-                               "cells": len(mine), "complete": sum(c.complete for c in mine),
-                               "paper_best": _cell(cell_map(cells, p).get(PAPER_BEST_KEY), margin)}
+        out["protocols"][p] = {
+            "counts": verdict_counts(cells, p, margin),
+            "distinct": len(distinct_cells(cells, p)),
+            "cells": len(mine),
+            "complete": sum(c.complete for c in mine),
+            "paper_best": _cell(cell_map(cells, p).get(PAPER_BEST_KEY), margin),
+        }
     done = [c for c in cells if c.protocol == "corrected" and c.table == "table1" and c.complete]
     out["best"] = _cell(min(done, key=lambda c: c.mean), margin) if done else None
     return out
@@ -49,20 +78,37 @@ def claim_rows(corrected, original, paper_own) -> list[dict]:
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
-        rows.append({"name": c.name, "paper": c.paper, "rule": c.rule, "corrected": c.verdict,
-                     "original": o.verdict if o else None, "paper_own": paper_own[i].verdict if paper_own else None,
-                     "verdict": combine(c, o), "evidence": c.evidence, "evidence_original": o.evidence if o else None,
-                     "tested": c.verdict != NOT_TESTED})
+        rows.append(
+            {
+                "name": c.name,
+                "paper": c.paper,
+                "rule": c.rule,
+                "corrected": c.verdict,
+                "original": o.verdict if o else None,
+                "paper_own": paper_own[i].verdict if paper_own else None,
+                "verdict": combine(c, o),
+                "evidence": c.evidence,
+                "evidence_original": o.evidence if o else None,
+                "tested": c.verdict != NOT_TESTED,
+            }
+        )
     return rows
 
 
 def deviation_rows(cells, margin) -> list[dict]:
     """The distinct cells judged "different" under either protocol, with both protocols' numbers and the quirks
     that touch them (by name, described once in the supplement)."""
-    return [{"label": cell_label(d.table, d.key), "table": TABLE_NAMES[d.table], "kind": d.kind,
-             "corrected": _cell(d.corrected, margin), "original": _cell(d.original, margin),
-             "quirks": [f"quirk {q}" for q in applicable_quirks(d.table, d.key)]}
-            for d in deviations(cells, margin)]
+    return [
+        {
+            "label": cell_label(d.table, d.key),
+            "table": TABLE_NAMES[d.table],
+            "kind": d.kind,
+            "corrected": _cell(d.corrected, margin),
+            "original": _cell(d.original, margin),
+            "quirks": [f"quirk {q}" for q in applicable_quirks(d.table, d.key)],
+        }
+        for d in deviations(cells, margin)
+    ]
 
 
 def _crossing(ours, paper) -> dict:
@@ -74,7 +120,9 @@ def _crossing(ours, paper) -> dict:
     return {"epochs": len(below), "below": int(below.sum()), "since": since if below[-1] else None}
 
 
-EVIDENCE_ALWAYS = "LeNet5_FullyConv"  # the model whose pick our previous record disputed: its evidence is always shown
+EVIDENCE_ALWAYS = (
+    "LeNet5_FullyConv"  # the model whose pick our previous record disputed: its evidence is always shown
+)
 
 
 def lr_numbers(curves, used) -> dict:
@@ -87,23 +135,55 @@ def lr_numbers(curves, used) -> dict:
     rows, differ, evidence = [], [], []
     for m in (m for m in PAPER_MODELS if m in curves):
         by_lr, paper = curves[m], PAPER_LRS[m]
-        rows.append({"model": m, "paper": paper, "rule": declared.get(m), "post_hoc": post_hoc.get(m),
-                     "used": used.get(m), "rates": len(by_lr), "complete": sum(not e["missing_seeds"] for e in by_lr.values())})
+        rows.append(
+            {
+                "model": m,
+                "paper": paper,
+                "rule": declared.get(m),
+                "post_hoc": post_hoc.get(m),
+                "used": used.get(m),
+                "rates": len(by_lr),
+                "complete": sum(not e["missing_seeds"] for e in by_lr.values()),
+            }
+        )
         if m not in declared or (declared[m] == post_hoc[m] == paper and m != EVIDENCE_ALWAYS):
             continue
-        scores = {lr: {"rule": rule_score(by_lr[lr]["curves"]), "post_hoc": rule_score(by_lr[lr]["curves"], POST_HOC_RULE)}
-                  for lr in sorted(by_lr, reverse=True)}
-        evidence.append({"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores})
+        scores = {
+            lr: {
+                "rule": rule_score(by_lr[lr]["curves"]),
+                "post_hoc": rule_score(by_lr[lr]["curves"], POST_HOC_RULE),
+            }
+            for lr in sorted(by_lr, reverse=True)
+        }
+        evidence.append(
+            {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
+        )
         if declared[m] == post_hoc[m] == paper:
             continue
-        differ.append({"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores,
-                       "rule_differs": declared[m] != paper, "post_hoc_differs": post_hoc[m] != paper,
-                       "faster": declared[m] > paper, "paper_searched": paper in by_lr,
-                       "crossing": _crossing(by_lr[declared[m]], by_lr[paper])
-                       if paper in by_lr and declared[m] != paper else None})
-    return {"final_epochs": FINAL_EPOCHS, "rows": rows, "differ": differ, "evidence": evidence,
-            "post_hoc_matches": sum(r["post_hoc"] == r["paper"] for r in rows),
-            "tables_use_paper": bool(used) and all(used[m] == PAPER_LRS[m] for m in used if m in PAPER_LRS)}
+        differ.append(
+            {
+                "model": m,
+                "rule": declared[m],
+                "post_hoc": post_hoc[m],
+                "paper": paper,
+                "scores": scores,
+                "rule_differs": declared[m] != paper,
+                "post_hoc_differs": post_hoc[m] != paper,
+                "faster": declared[m] > paper,
+                "paper_searched": paper in by_lr,
+                "crossing": _crossing(by_lr[declared[m]], by_lr[paper])
+                if paper in by_lr and declared[m] != paper
+                else None,
+            }
+        )
+    return {
+        "final_epochs": FINAL_EPOCHS,
+        "rows": rows,
+        "differ": differ,
+        "evidence": evidence,
+        "post_hoc_matches": sum(r["post_hoc"] == r["paper"] for r in rows),
+        "tables_use_paper": bool(used) and all(used[m] == PAPER_LRS[m] for m in used if m in PAPER_LRS),
+    }
 
 
 def quirk_list() -> list[dict]:
@@ -114,7 +194,13 @@ def report_numbers(cells, protocols, margin, claims, claims_original, claims_pap
     """Everything the report's templates are filled with (agreement, claims, deviations, the rule's sizes, and the
     pre-declared selection's headline, selection_results.headline_numbers, or None)."""
     rows = claim_rows(claims, claims_original if "original" in protocols else None, claims_paper)
-    return dict(agreement=agreement_numbers(cells, protocols, margin), claims=rows,
-                deviations=deviation_rows(cells, margin), min_seeds=MIN_SEEDS,
-                quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS, has_original="original" in protocols,
-                tested=bool(rows) and all(r["tested"] for r in rows), selection=selection)
+    return dict(
+        agreement=agreement_numbers(cells, protocols, margin),
+        claims=rows,
+        deviations=deviation_rows(cells, margin),
+        min_seeds=MIN_SEEDS,
+        quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,
+        has_original="original" in protocols,
+        tested=bool(rows) and all(r["tested"] for r in rows),
+        selection=selection,
+    )

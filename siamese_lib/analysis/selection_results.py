@@ -1,5 +1,6 @@
 """Reading the selection stage: the declared space, each candidate's validation scores, the choice,
 and the chosen configuration's test error on the fresh seeds (the headline) with its ensemble."""
+
 from __future__ import annotations
 
 import math
@@ -9,13 +10,30 @@ import pandas as pd
 
 from ..config import confirmation_size
 from ..data import confirmation_pairs
-from ..experiments.selection import (CHOSEN, RULE_COLUMNS, RULE_TEXT, candidate_scores, choose, final_candidates,
-                                     final_configs)
+from ..experiments.selection import (
+    CHOSEN,
+    RULE_COLUMNS,
+    RULE_TEXT,
+    candidate_scores,
+    choose,
+    final_candidates,
+    final_configs,
+)
 from ..store import find_record, run_key
-from .stats import error_interval, mean_std_n
 from .beyond_paper import PAPER_BEST, record_row, test_truth
+from .stats import error_interval, mean_std_n
 
-FIELD_ORDER = ("model", "lr", "lr_schedule", "epochs", "augment", "dropout", "batch_norm", "aux_weight", "weight_decay")
+FIELD_ORDER = (
+    "model",
+    "lr",
+    "lr_schedule",
+    "epochs",
+    "augment",
+    "dropout",
+    "batch_norm",
+    "aux_weight",
+    "weight_decay",
+)
 
 
 def space_frame(stage: dict) -> pd.DataFrame:
@@ -33,17 +51,24 @@ def space_frame(stage: dict) -> pd.DataFrame:
 
 def space_markdown(stage: dict, settings: dict) -> str:
     n = len(stage["candidates"]) * len(stage["rules"])
-    return (f"Declared space: {len(stage['candidates'])} candidates x {len(stage['rules'])} comparison rules "
-            f"({', '.join(stage['rules'])}) = {n} choices, each on selection seeds "
-            f"{', '.join(map(str, stage['selection_seeds']))}; the choice trains on fresh seeds "
-            f"{', '.join(map(str, stage['final_seeds']))} ({stage['final_training'].replace('_', ' ')}); "
-            f"{settings['nb_pairs']} training pairs. Rule: {RULE_TEXT}.")
+    return (
+        f"Declared space: {len(stage['candidates'])} candidates x {len(stage['rules'])} comparison rules "
+        f"({', '.join(stage['rules'])}) = {n} choices, each on selection seeds "
+        f"{', '.join(map(str, stage['selection_seeds']))}; the choice trains on fresh seeds "
+        f"{', '.join(map(str, stage['final_seeds']))} ({stage['final_training'].replace('_', ' ')}); "
+        f"{settings['nb_pairs']} training pairs. Rule: {RULE_TEXT}."
+    )
 
 
 def scores_runs(scores: list[dict]) -> pd.DataFrame:
     """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
-    return pd.DataFrame([{"candidate": s["candidate"], "rule": s["rule"], "val_error": float(v)}
-                         for s in scores for v in s["values"]])
+    return pd.DataFrame(
+        [
+            {"candidate": s["candidate"], "rule": s["rule"], "val_error": float(v)}
+            for s in scores
+            for v in s["values"]
+        ]
+    )
 
 
 def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
@@ -64,8 +89,10 @@ def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
     first = frame.iloc[0]
     seeds = list(first["confirm_seeds"]) if len(first.get("confirm_seeds", [])) else []
     confirm_pairs = confirmation_size(int(first["nb_pairs"]), len(seeds))
-    return {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])),
-            "confirm": _scored(frame[f"confirm_{suffix}"], confirm_pairs) if seeds else None}
+    return {
+        "test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])),
+        "confirm": _scored(frame[f"confirm_{suffix}"], confirm_pairs) if seeds else None,
+    }
 
 
 def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
@@ -74,14 +101,17 @@ def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
     first = frame.iloc[0]
     nb, ds = int(first["nb_pairs"]), int(first["data_seed"])
     out = {}
-    for name, column, truth in (("test", prob, lambda: np.asarray(test_truth(nb, ds)[0])),
-                                ("confirm", f"confirm_{prob}",
-                                 lambda: confirm_truth(nb, ds, first["confirm_seeds"]))):
+    for name, column, truth in (
+        ("test", prob, lambda: np.asarray(test_truth(nb, ds)[0])),
+        ("confirm", f"confirm_{prob}", lambda: confirm_truth(nb, ds, first["confirm_seeds"])),
+    ):
         if column not in frame or frame[column].isna().any():
             out[name] = None
             continue
         target = truth()
-        error = 100 * float(np.mean((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target))
+        error = 100 * float(
+            np.mean((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target)
+        )
         out[name] = _scored([error], len(target))
     return out
 
@@ -109,11 +139,30 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
         return None
     settings = profile.settings
     scores, missing = candidate_scores(stage, settings, store_dir)
-    frame = pd.DataFrame([dict(zip(("val_mean", "val_std", "n"), mean_std_n(s["values"])), candidate=s["candidate"],
-                               rule=s["rule"]) for s in scores])
-    out = {"name": name, "stage": stage, "scores": frame, "missing": missing, "runs": scores_runs(scores),
-           "choice": None, "final": pd.DataFrame(), "final_missing": [], "headline": None, "confirm": None,
-           "ensemble": math.nan, "ensembles": []}
+    frame = pd.DataFrame(
+        [
+            dict(
+                zip(("val_mean", "val_std", "n"), mean_std_n(s["values"])),
+                candidate=s["candidate"],
+                rule=s["rule"],
+            )
+            for s in scores
+        ]
+    )
+    out = {
+        "name": name,
+        "stage": stage,
+        "scores": frame,
+        "missing": missing,
+        "runs": scores_runs(scores),
+        "choice": None,
+        "final": pd.DataFrame(),
+        "final_missing": [],
+        "headline": None,
+        "confirm": None,
+        "ensemble": math.nan,
+        "ensembles": [],
+    }
     if missing:
         return out
     choice = choose(scores)
@@ -140,8 +189,15 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
         names = list(dict.fromkeys(choice["candidate"] if m == CHOSEN else m for m in members))
         runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
         complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
-        out["ensembles"].append({"name": ens, "members": names, "runs": len(runs), "complete": complete,
-                                 **(ensemble_scores(runs, prob) if complete else {"test": None, "confirm": None})})
+        out["ensembles"].append(
+            {
+                "name": ens,
+                "members": names,
+                "runs": len(runs),
+                "complete": complete,
+                **(ensemble_scores(runs, prob) if complete else {"test": None, "confirm": None}),
+            }
+        )
     return out
 
 
@@ -165,7 +221,17 @@ def headline_numbers(result: dict) -> dict | None:
     if not result or result["headline"] is None:
         return None
     h, c = result["headline"], result["choice"]
-    return {"candidates": len(result["stage"]["candidates"]), "candidate": c["candidate"],
-            "rule": c["rule"].replace("_", " "), "mean": h["mean"], "std": h["std"], "n": h["n"],
-            "lo": h["lo"], "hi": h["hi"], "confirm": result["confirm"],
-            "ensemble": result["ensemble"], "missing": len(result["final_missing"]), "paper_best": PAPER_BEST["mean"]}
+    return {
+        "candidates": len(result["stage"]["candidates"]),
+        "candidate": c["candidate"],
+        "rule": c["rule"].replace("_", " "),
+        "mean": h["mean"],
+        "std": h["std"],
+        "n": h["n"],
+        "lo": h["lo"],
+        "hi": h["hi"],
+        "confirm": result["confirm"],
+        "ensemble": result["ensemble"],
+        "missing": len(result["final_missing"]),
+        "paper_best": PAPER_BEST["mean"],
+    }

@@ -1,5 +1,6 @@
 """The statistics every table uses: one mean/std (sample std, ddof 1), one Welch test, one equivalence test
 (two one-sided Welch tests), one multiplicity correction (Benjamini-Hochberg), one p-value format."""
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,7 @@ def welch_p(mean1, std1, n1, mean2, std2, n2) -> float:
     if std1 == 0 and std2 == 0:
         return 0.0 if mean1 != mean2 else 1.0
     from scipy.stats import ttest_ind_from_stats  # here: scipy takes most of a second to import
+
     return float(ttest_ind_from_stats(mean1, std1, n1, mean2, std2, n2, equal_var=False).pvalue)
 
 
@@ -52,13 +54,14 @@ def tost_p(mean1, std1, n1, mean2, std2, n2, margin) -> float:
     if _undefined(mean1, std1, n1, mean2, std2, n2) or n1 < 2 or n2 < 2:
         return float("nan")
     d = mean1 - mean2
-    v1, v2 = std1 ** 2 / n1, std2 ** 2 / n2
+    v1, v2 = std1**2 / n1, std2**2 / n2
     se = math.sqrt(v1 + v2)
     if se == 0:
         return 0.0 if abs(d) < margin else 1.0
-    df = (v1 + v2) ** 2 / (v1 ** 2 / (n1 - 1) + v2 ** 2 / (n2 - 1))
+    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
     from scipy.stats import t as student_t
-    p_low = student_t.sf((d + margin) / se, df)    # H0: d <= -margin
+
+    p_low = student_t.sf((d + margin) / se, df)  # H0: d <= -margin
     p_high = student_t.cdf((d - margin) / se, df)  # H0: d >= +margin
     return float(max(p_low, p_high))
 
@@ -106,5 +109,5 @@ def error_interval(values, pairs: int) -> tuple[float, float]:
     if not n or pairs < 1:
         return math.nan, math.nan
     rate = mean / 100
-    se = math.sqrt((std ** 2 / n if n > 1 else 0.0) + 1e4 * rate * (1 - rate) / pairs)
+    se = math.sqrt((std**2 / n if n > 1 else 0.0) + 1e4 * rate * (1 - rate) / pairs)
     return max(0.0, mean - 1.96 * se), mean + 1.96 * se

@@ -2,6 +2,7 @@
 report) and the cells. A cell is computed only when every run its configuration asks for is in the store;
 otherwise it is reported as missing, with the missing seeds, never filled in. Verdicts: ``verdicts``.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from .. import machine
-from ..experiments.lr_rule import config_id, index_records
 from ..config import PAPER_MODELS
+from ..experiments.lr_rule import config_id, index_records
 from .stats import mean_std, seed_ranges, welch_p
 
 # --- the paper's published numbers (ee559-project1-report.txt) -------------------------
@@ -21,21 +22,33 @@ from .stats import mean_std, seed_ranges, welch_p
 PAPER_N = 10  # "mean and standard deviation over ten fold repetitions"
 # Table I: (model, weight_sharing, aux_loss) -> (mean, std) test error %, batch norm on.
 PAPER_TABLE1 = {
-    ("Net", False, False): (17.7, 1.217), ("Net", False, True): (8.719, 1.12),
-    ("Net", True, False): (15.91, 1.627), ("Net", True, True): (6.909, 0.914),
-    ("LeNet5", False, False): (16.459, 1.921), ("LeNet5", False, True): (6.149, 0.91),
-    ("LeNet5", True, False): (13.63, 1.161), ("LeNet5", True, True): (6.08, 0.8),
-    ("LeNet5_FullyConv", False, False): (17.2, 1.061), ("LeNet5_FullyConv", False, True): (5.109, 0.737),
-    ("LeNet5_FullyConv", True, False): (13.49, 1.127), ("LeNet5_FullyConv", True, True): (3.629, 0.748),
-    ("ResNet", False, False): (17.469, 0.5696), ("ResNet", False, True): (6.98, 0.625),
-    ("ResNet", True, False): (14.97, 1.666), ("ResNet", True, True): (5.159, 0.579),
+    ("Net", False, False): (17.7, 1.217),
+    ("Net", False, True): (8.719, 1.12),
+    ("Net", True, False): (15.91, 1.627),
+    ("Net", True, True): (6.909, 0.914),
+    ("LeNet5", False, False): (16.459, 1.921),
+    ("LeNet5", False, True): (6.149, 0.91),
+    ("LeNet5", True, False): (13.63, 1.161),
+    ("LeNet5", True, True): (6.08, 0.8),
+    ("LeNet5_FullyConv", False, False): (17.2, 1.061),
+    ("LeNet5_FullyConv", False, True): (5.109, 0.737),
+    ("LeNet5_FullyConv", True, False): (13.49, 1.127),
+    ("LeNet5_FullyConv", True, True): (3.629, 0.748),
+    ("ResNet", False, False): (17.469, 0.5696),
+    ("ResNet", False, True): (6.98, 0.625),
+    ("ResNet", True, False): (14.97, 1.666),
+    ("ResNet", True, True): (5.159, 0.579),
 }
 # Table II, LeNet5 with auxiliary loss: (weight_sharing, batch_norm, dropout) -> (mean, std).
 PAPER_TABLE2 = {
-    (False, False, False): (9.619, 2.737), (False, False, True): (10.12, 1.637),
-    (False, True, False): (6.149, 0.91), (False, True, True): (8.59, 0.79),
-    (True, False, False): (7.02, 1.512), (True, False, True): (7.32, 1.005),
-    (True, True, False): (6.08, 0.802), (True, True, True): (6.71, 0.879),
+    (False, False, False): (9.619, 2.737),
+    (False, False, True): (10.12, 1.637),
+    (False, True, False): (6.149, 0.91),
+    (False, True, True): (8.59, 0.79),
+    (True, False, False): (7.02, 1.512),
+    (True, False, True): (7.32, 1.005),
+    (True, True, False): (6.08, 0.802),
+    (True, True, True): (6.71, 0.879),
 }
 # Section II: parameter counts "calculated for the models including weight sharing".
 PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}
@@ -80,6 +93,7 @@ def applicable_quirks(table: str, key: tuple) -> list[int]:
 @dataclass
 class Cell:
     """One cell of Table I or II under one protocol: the paper's numbers and ours."""
+
     table: str
     protocol: str
     key: tuple
@@ -89,11 +103,11 @@ class Cell:
     expected_seeds: list = field(default_factory=list)
     missing_seeds: list = field(default_factory=list)
     lr: float | None = None
-    epochs: int | None = None                        # as configured (the paper's 30)
-    epochs_trained: int | None = None                # as trained: 25 for no-aux cells of the original protocol (quirk 1)
-    errors: list = field(default_factory=list)      # our per-seed test errors, in seed order
+    epochs: int | None = None  # as configured (the paper's 30)
+    epochs_trained: int | None = None  # as trained: 25 for no-aux cells of the original protocol (quirk 1)
+    errors: list = field(default_factory=list)  # our per-seed test errors, in seed order
     train_seconds: list = field(default_factory=list)
-    note: str = ""                                   # why a cell has no configuration (not in the profile...)
+    note: str = ""  # why a cell has no configuration (not in the profile...)
 
     @property
     def label(self) -> str:
@@ -136,8 +150,10 @@ class Cell:
         if self.complete:
             return ""
         have = len(self.expected_seeds) - len(self.missing_seeds)
-        return (f"missing seeds {seed_ranges(self.missing_seeds)} ({have}/{len(self.expected_seeds)} runs in the "
-                f"store; lr {self.lr:g}, {self.epochs} epochs, {self.protocol} protocol)")
+        return (
+            f"missing seeds {seed_ranges(self.missing_seeds)} ({have}/{len(self.expected_seeds)} runs in the "
+            f"store; lr {self.lr:g}, {self.epochs} epochs, {self.protocol} protocol)"
+        )
 
 
 def _cell_key(stage: str, p: dict) -> tuple:
@@ -158,9 +174,15 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
     for ex in executions:
         configs = ex.configs()
         key = _cell_key(ex.stage, ex.parameters)
-        cell = Cell(ex.stage, ex.parameters["protocol"], key, *PAPER_TABLES[ex.stage][key],
-                    lr=ex.parameters["lr"], epochs=ex.parameters["epochs"],
-                    epochs_trained=min((cfg.trained_epochs for cfg in configs), default=None))
+        cell = Cell(
+            ex.stage,
+            ex.parameters["protocol"],
+            key,
+            *PAPER_TABLES[ex.stage][key],
+            lr=ex.parameters["lr"],
+            epochs=ex.parameters["epochs"],
+            epochs_trained=min((cfg.trained_epochs for cfg in configs), default=None),
+        )
         for cfg in configs:
             cell.expected_seeds.append(cfg.seed)
             found = idx.get(config_id(cfg))
@@ -176,8 +198,10 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
             for key in keys:
                 c = cells.get((stage, protocol, key))
                 if c is None:
-                    why = (f"not run: the profile '{profile_name}' does not include this "
-                           f"configuration under the {protocol} protocol")
+                    why = (
+                        f"not run: the profile '{profile_name}' does not include this "
+                        f"configuration under the {protocol} protocol"
+                    )
                     c = Cell(stage, protocol, key, *PAPER_TABLES[stage][key], note=why)
                 out.append(c)
     return out
@@ -193,12 +217,27 @@ def cells_frame(cells):
     for c in cells:
         row = {"table": TABLE_NAMES[c.table], "protocol": c.protocol}
         if c.table == "table1":
-            row.update(model=c.key[0], weight_sharing=c.key[1], aux_loss=c.key[2], batch_norm=True, dropout=False)
+            row.update(
+                model=c.key[0], weight_sharing=c.key[1], aux_loss=c.key[2], batch_norm=True, dropout=False
+            )
         else:
-            row.update(model="LeNet5", weight_sharing=c.key[0], aux_loss=True, batch_norm=c.key[1], dropout=c.key[2])
-        row.update(lr=c.lr, epochs=c.epochs, paper_mean=c.paper_mean, paper_std=c.paper_std, paper_n=c.paper_n,
-                   mean=c.mean, std=c.std, n=c.n, difference=c.diff, welch_p=c.p_value,
-                   mean_train_seconds=c.mean_train_seconds, missing=c.missing_text())
+            row.update(
+                model="LeNet5", weight_sharing=c.key[0], aux_loss=True, batch_norm=c.key[1], dropout=c.key[2]
+            )
+        row.update(
+            lr=c.lr,
+            epochs=c.epochs,
+            paper_mean=c.paper_mean,
+            paper_std=c.paper_std,
+            paper_n=c.paper_n,
+            mean=c.mean,
+            std=c.std,
+            n=c.n,
+            difference=c.diff,
+            welch_p=c.p_value,
+            mean_train_seconds=c.mean_train_seconds,
+            missing=c.missing_text(),
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -237,10 +276,17 @@ def quirk_shifts(cells):
         o = orig.get(k)
         if o is None or not (c.complete and o.complete):
             continue
-        rows.append({"table": TABLE_NAMES[k[0]], "cell": cell_label(*k),
-                     "quirks": ", ".join(map(str, applicable_quirks(*k))),
-                     "corrected": c.mean, "original": o.mean, "shift": o.mean - c.mean,
-                     "p": welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n)})
+        rows.append(
+            {
+                "table": TABLE_NAMES[k[0]],
+                "cell": cell_label(*k),
+                "quirks": ", ".join(map(str, applicable_quirks(*k))),
+                "corrected": c.mean,
+                "original": o.mean,
+                "shift": o.mean - c.mean,
+                "p": welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n),
+            }
+        )
     per_cell = pd.DataFrame(rows, columns=["table", "cell", "quirks", "corrected", "original", "shift", "p"])
     if per_cell.empty:
         return per_cell, pd.DataFrame(columns=["quirks", "cells", "mean shift", "min shift", "max shift"])
@@ -259,17 +305,29 @@ def records_frame(records):
         row = {**r["config"], **r["metrics"]}
         row["augment"] = ",".join(r["config"].get("augment", []))
         row["confirm_seeds"] = ",".join(map(str, r["config"].get("confirm_seeds", [])))
-        row.update(key=r["key"], device=r["device"], torch_version=r["torch_version"],
-                   code_version=r["code_version"], epochs_trained=r.get("epochs_trained"), created=r["created"],
-                   machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "")
+        row.update(
+            key=r["key"],
+            device=r["device"],
+            torch_version=r["torch_version"],
+            code_version=r["code_version"],
+            epochs_trained=r.get("epochs_trained"),
+            created=r["created"],
+            machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "",
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def seed_table(records):
     """Per-seed errors (%) with mean and std (over seeds, ddof 1) rows."""
-    cols = ["test_error", "test_derived_error", "test_digit1_error", "test_digit2_error", "train_error",
-            "train_seconds"]
+    cols = [
+        "test_error",
+        "test_derived_error",
+        "test_digit1_error",
+        "test_digit2_error",
+        "train_error",
+        "train_seconds",
+    ]
     rows = {r["config"]["seed"]: {c: r["metrics"].get(c) for c in cols} for r in records}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "seed"

@@ -9,12 +9,13 @@ whether or not it is also significantly non-zero: a difference smaller than the 
 declares negligible); "different" when only the difference test rejects; "inconclusive" when neither does.
 Counts are over distinct cells: a Table II cell made of the same runs as a Table I cell is counted once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, tost_p, welch_p
 from . import tables
+from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, tost_p, welch_p
 from .tables import cell_map
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
@@ -23,10 +24,10 @@ VERDICTS = (EQUIVALENT, DIFFERENT, INCONCLUSIVE)
 
 @dataclass(frozen=True)
 class Agreement:
-    difference: float     # ours - paper, points
+    difference: float  # ours - paper, points
     welch_p: float
     tost_p: float
-    verdict: str          # one of VERDICTS, '' when either side is undefined
+    verdict: str  # one of VERDICTS, '' when either side is undefined
 
 
 def agreement(mean, std, n, paper_mean, paper_std, paper_n, margin) -> Agreement:
@@ -88,8 +89,10 @@ def verdict_frame(cells, margin):
 def frame_verdicts(frame, margin):
     """The verdicts recomputed from a cells.csv's summary columns (a published record's, say)."""
     out = frame.copy()
-    results = [agreement(r.mean, r.std, r.n, r.paper_mean, r.paper_std, r.paper_n, margin)
-               for r in frame.itertuples()]
+    results = [
+        agreement(r.mean, r.std, r.n, r.paper_mean, r.paper_std, r.paper_n, margin)
+        for r in frame.itertuples()
+    ]
     out["tost_p"] = [r.tost_p for r in results]
     out["verdict"] = [r.verdict for r in results]
     out["counted"] = ~out.duplicated(CONFIG_COLUMNS) & out["n"].gt(0)
@@ -119,9 +122,9 @@ def verdict_counts(cells, protocol, margin) -> dict:
 class Deviation:
     table: str
     key: tuple
-    corrected: object       # tables.Cell
-    original: object        # tables.Cell or None
-    kind: str               # 'quirk', 'unexplained', 'original only', 'undetermined'
+    corrected: object  # tables.Cell
+    original: object  # tables.Cell or None
+    kind: str  # 'quirk', 'unexplained', 'original only', 'undetermined'
 
     @property
     def largest_abs_diff(self) -> float:
@@ -145,8 +148,15 @@ def deviations(cells, margin) -> list[Deviation]:
         if not (dev_c or dev_o):
             continue
         o_equivalent = o is not None and cell_agreement(o, margin).verdict == EQUIVALENT
-        kind = ("unexplained" if dev_c and dev_o else "original only" if dev_o
-                else "quirk" if o_equivalent else "undetermined")
+        kind = (
+            "unexplained"
+            if dev_c and dev_o
+            else "original only"
+            if dev_o
+            else "quirk"
+            if o_equivalent
+            else "undetermined"
+        )
         out.append(Deviation(k[0], k[1], c, o, kind))
     out.sort(key=lambda d: -d.largest_abs_diff)
     return out

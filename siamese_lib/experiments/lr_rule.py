@@ -5,6 +5,7 @@
 (docs/measurements/lr_rules.md): it is reported beside the declared rule, never used to plan a run. Records are
 matched to configurations by ``config_id``.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ import numpy as np
 
 from ..config import RunConfig
 
-FINAL_EPOCHS = 10        # the declared rule averages the summed training loss over this many last epochs
+FINAL_EPOCHS = 10  # the declared rule averages the summed training loss over this many last epochs
 VARIANT_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
 
 
@@ -25,6 +26,7 @@ class LossRule:
     """Per model, the rate whose score is lowest. The score reads the seeds' mean curve of summed training loss at
     the epochs ``curve[start:stop]`` (Python slice) and averages them: arithmetically, or geometrically when
     ``log`` (the mean height of the curve as drawn on a log scale)."""
+
     start: int | None = None
     stop: int | None = None
     log: bool = False
@@ -39,8 +41,12 @@ POST_HOC_RULE = LossRule(log=True)
 def is_paper_setting(config: dict) -> bool:
     """True when a record's variant fields are at the paper's defaults."""
     d = RunConfig()
-    return all(list(config.get(k, ())) == list(d.augment) if k == "augment" else config.get(k, getattr(d, k)) == getattr(d, k)
-               for k in VARIANT_FIELDS)
+    return all(
+        list(config.get(k, ())) == list(d.augment)
+        if k == "augment"
+        else config.get(k, getattr(d, k)) == getattr(d, k)
+        for k in VARIANT_FIELDS
+    )
 
 
 def config_id(config) -> str:
@@ -62,7 +68,7 @@ def index_records(records) -> dict[str, list[dict]]:
 def rule_score(curves, rule: LossRule = DECLARED_RULE) -> float:
     """The score of one rate: ``curves`` are its seeds' curves (of one length). A curve with a non-finite value at
     the epochs read (a diverged run) scores +inf, so it never wins."""
-    read = np.mean(np.asarray(curves, dtype=float), axis=0)[rule.start:rule.stop]
+    read = np.mean(np.asarray(curves, dtype=float), axis=0)[rule.start : rule.stop]
     if read.size == 0 or not np.all(np.isfinite(read)):
         return math.inf
     if rule.log:
@@ -94,12 +100,20 @@ def infer_lr_search(records) -> dict:
     """Without a profile: the LR-search runs are the corrected, weight-sharing + aux + batch-norm, no-dropout
     runs with the variant fields at their defaults; per model, the epoch count with the most distinct
     rates (ties: the most epochs) is the search."""
-    groups = defaultdict(lambda: defaultdict(list))  # (model, epochs, nb_pairs, data_seed, batch) -> lr -> runs
+    groups = defaultdict(
+        lambda: defaultdict(list)
+    )  # (model, epochs, nb_pairs, data_seed, batch) -> lr -> runs
     seeds = defaultdict(set)
     for r in records:
         c = r["config"]
-        if not (c["protocol"] == "corrected" and c["weight_sharing"] and c["aux_loss"] and c["batch_norm"]
-                and not c["dropout"] and is_paper_setting(c)):
+        if not (
+            c["protocol"] == "corrected"
+            and c["weight_sharing"]
+            and c["aux_loss"]
+            and c["batch_norm"]
+            and not c["dropout"]
+            and is_paper_setting(c)
+        ):
             continue
         g = (c["model"], c["epochs"], c["nb_pairs"], c["data_seed"], c["batch_size"])
         groups[g][c["lr"]].append((c["seed"], r["curves"]["train_loss"]))
@@ -109,7 +123,12 @@ def infer_lr_search(records) -> dict:
         model = g[0]
         if model in out or len(groups[g]) < 2:
             continue
-        out[model] = {lr: {"curves": [c for _, c in runs], "seeds": sorted(s for s, _ in runs),
-                           "missing_seeds": sorted(seeds[g] - {s for s, _ in runs})}
-                      for lr, runs in groups[g].items()}
+        out[model] = {
+            lr: {
+                "curves": [c for _, c in runs],
+                "seeds": sorted(s for s, _ in runs),
+                "missing_seeds": sorted(seeds[g] - {s for s, _ in runs}),
+            }
+            for lr, runs in groups[g].items()
+        }
     return out

@@ -6,18 +6,39 @@ profiles and the train command use: a bad value given with ``papermill -p`` (or 
 notebook with one line naming the parameter, what is allowed and what was given; so does a name the
 notebook does not take (a misspelt ``-p epoch 2``, which papermill itself only warns about).
 """
+
 import ast
 import json
 import os
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
-from pydantic import (BeforeValidator, AfterValidator, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      ValidationError, create_model)
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    create_model,
+)
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import FIELD_TYPES, Device, Listed, OneOf, Refusal, Seed, Strict, Threads, one_line, ruled
-from ..config import PAPER_MODELS
+from ..config import (
+    FIELD_TYPES,
+    PAPER_MODELS,
+    Device,
+    Listed,
+    OneOf,
+    Refusal,
+    Seed,
+    Strict,
+    Threads,
+    one_line,
+    ruled,
+)
 from ..training import resolve_device
 from .planning import configs_for
 from .profiles import PAPER_LRS
@@ -30,8 +51,18 @@ STAGE_PARAMETERS = {
     "table2": ("weight_sharing", "batch_norm", "dropout", "lr", "protocol"),
     "beyond_paper": ("model", "variant", "lr"),
 }
-COMMON_PARAMETERS = ("seeds", "epochs", "nb_pairs", "data_seed", "batch_size", "device", "store_dir", "threads",
-                     "force", "scheduler")
+COMMON_PARAMETERS = (
+    "seeds",
+    "epochs",
+    "nb_pairs",
+    "data_seed",
+    "batch_size",
+    "device",
+    "store_dir",
+    "threads",
+    "force",
+    "scheduler",
+)
 
 
 class ParameterError(OneLineError, ValueError):
@@ -45,7 +76,9 @@ def _list_text(value):
     try:
         return json.loads(value)
     except ValueError:
-        raise Refusal("must be a list; papermill -p passes text: give it as YAML, -y 'seeds: [1, 2]'") from None
+        raise Refusal(
+            "must be a list; papermill -p passes text: give it as YAML, -y 'seeds: [1, 2]'"
+        ) from None
 
 
 def _store_dir(value):
@@ -58,24 +91,33 @@ def _store_dir(value):
 TYPES = {
     **FIELD_TYPES,
     "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
-    "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model
+    "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821 (ruff reads the key as a forward reference)
     "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
-    "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],
+    "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],  # noqa: F821
     "device": Device,
     "threads": Threads,
     # True/False, or the runner's time stamp (retrain what was stored before it)
-    "force": ruled(Union[StrictBool, Annotated[Union[StrictInt, StrictFloat], Field(ge=0, allow_inf_nan=False)]],
-                   "must be true, false or a time stamp"),
-    "store_dir": Annotated[ruled(StrictStr, "must be a folder path", Field(min_length=1)), AfterValidator(_store_dir)],
+    "force": ruled(
+        Union[StrictBool, Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]],
+        "must be true, false or a time stamp",
+    ),
+    "store_dir": Annotated[
+        ruled(StrictStr, "must be a folder path", Field(min_length=1)), AfterValidator(_store_dir)
+    ],
     "variant": OneOf(*VARIANTS),
     "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
 }
 
 
 OPTIONAL = {"confirm_seeds": ()}  # parameters a notebook of an earlier version never received
-MODELS = {stage: create_model(stage, __base__=Strict,
-                              **{name: (TYPES[name], OPTIONAL.get(name, ...)) for name in names + COMMON_PARAMETERS})
-          for stage, names in STAGE_PARAMETERS.items()}
+MODELS = {
+    stage: create_model(
+        stage,
+        __base__=Strict,
+        **{name: (TYPES[name], OPTIONAL.get(name, ...)) for name in names + COMMON_PARAMETERS},
+    )
+    for stage, names in STAGE_PARAMETERS.items()
+}
 
 
 def _assigned(namespace: dict) -> set:
@@ -83,9 +125,17 @@ def _assigned(namespace: dict) -> set:
     both begin '# Parameters'); outside a kernel (no ``In``), every name given."""
     if "In" not in namespace:
         return set(namespace)
-    cells = [ast.parse(source).body for source in namespace["In"] if source.lstrip().startswith("# Parameters")]
-    return {t.id for body in cells for node in body if isinstance(node, (ast.Assign, ast.AnnAssign))
-            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    cells = [
+        ast.parse(source).body for source in namespace["In"] if source.lstrip().startswith("# Parameters")
+    ]
+    return {
+        t.id
+        for body in cells
+        for node in body
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(t, ast.Name)
+    }
 
 
 def check_parameters(stage: str, namespace: dict) -> dict:

@@ -5,20 +5,27 @@ parameters determine its training runs through ``configs_for``, the one function
 pipeline and the notebooks use. With ``learning_rates: auto`` the tables' rates come from the
 profile's own LR search, by the rule in ``choose_learning_rates`` (part of the protocol, so it lives here).
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from ..common import NOTEBOOKS_DIR
-from ..config import PAPER_MODELS
+from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from ..config import RunConfig
-from .profiles import PAPER_BEST_CELL, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile, notebook_name
-from .selection import candidate_configs, chosen_candidate, final_candidates, final_configs
 from .lr_rule import choose_learning_rates, config_id, index_records, infer_lr_search
+from .profiles import (
+    PAPER_BEST_CELL,
+    PAPER_LRS,
+    SELECTION_STAGES,
+    STAGES,
+    TRAINING_STAGES,
+    Profile,
+    notebook_name,
+)
+from .selection import candidate_configs, chosen_candidate, final_candidates, final_configs
 from .variants import VARIANTS, applies_to, variant_configs
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
@@ -27,12 +34,15 @@ SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
 
 
 def run_cost(config) -> float:
-    return MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000 * SECONDS_PER_UNIT
+    return (
+        MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000 * SECONDS_PER_UNIT
+    )
 
 
 @dataclass
 class Execution:
     """One notebook execution: a stage, a configuration name (a safe file name) and papermill parameters."""
+
     stage: str
     name: str
     parameters: dict
@@ -46,7 +56,12 @@ class Execution:
         return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)
 
 
-PATH_PARAMETERS = ("store_dir", "runs_dir", "profile_path", "report_dir")  # this machine's paths: not in a plan
+PATH_PARAMETERS = (
+    "store_dir",
+    "runs_dir",
+    "profile_path",
+    "report_dir",
+)  # this machine's paths: not in a plan
 
 
 def plan_document(profile_name: str, device: str, executions: list[Execution]) -> dict:
@@ -60,9 +75,20 @@ def plan_document(profile_name: str, device: str, executions: list[Execution]) -
         for config in ex.configs():
             keys.append(run_key(config, device))
             runs[keys[-1]] = config.to_dict()
-        entries.append({"stage": ex.stage, "name": ex.name, "runs": keys,
-                        "parameters": {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS}})
-    return {"profile": profile_name, "device": device, "executions": entries, "runs": runs}  # the same plan, the same bytes
+        entries.append(
+            {
+                "stage": ex.stage,
+                "name": ex.name,
+                "runs": keys,
+                "parameters": {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS},
+            }
+        )
+    return {
+        "profile": profile_name,
+        "device": device,
+        "executions": entries,
+        "runs": runs,
+    }  # the same plan, the same bytes
 
 
 class PlanError(ValueError):
@@ -89,10 +115,14 @@ def load_plan(runs_dir) -> list[Execution]:
             runs[key] = config_from_dict(d)
             if run_key(runs[key], device) != key:
                 raise ValueError(f"run {key}: its configuration does not hash to its key")
-        return [Execution(e["stage"], e["name"], e["parameters"], [runs[k] for k in e["runs"]])
-                for e in plan["executions"]]
+        return [
+            Execution(e["stage"], e["name"], e["parameters"], [runs[k] for k in e["runs"]])
+            for e in plan["executions"]
+        ]
     except FileNotFoundError:
-        raise PlanError(f"{path}: no plan; run the profile first (python -m siamese_lib run --profile NAME)") from None
+        raise PlanError(
+            f"{path}: no plan; run the profile first (python -m siamese_lib run --profile NAME)"
+        ) from None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise PlanError(f"{path}: not a plan the runner wrote ({type(exc).__name__}: {exc})") from None
 
@@ -107,18 +137,43 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
         return []
     if stage in SELECTION_STAGES:
         return _selection_configs(p)
-    common = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
-                  epochs=p["epochs"])
+    common = dict(
+        nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"], epochs=p["epochs"]
+    )
     if stage == "lr_search":
-        return [RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common) for s in p["seeds"]]
+        return [
+            RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common)
+            for s in p["seeds"]
+        ]
     if stage == "table1":
-        return [RunConfig(model=p["model"], weight_sharing=p["weight_sharing"], aux_loss=p["aux_loss"],
-                          lr=p["lr"], seed=s, protocol=p["protocol"], confirm_seeds=tuple(p.get("confirm_seeds", ())),
-                          **common) for s in p["seeds"]]
+        return [
+            RunConfig(
+                model=p["model"],
+                weight_sharing=p["weight_sharing"],
+                aux_loss=p["aux_loss"],
+                lr=p["lr"],
+                seed=s,
+                protocol=p["protocol"],
+                confirm_seeds=tuple(p.get("confirm_seeds", ())),
+                **common,
+            )
+            for s in p["seeds"]
+        ]
     if stage == "table2":
-        return [RunConfig(model="LeNet5", aux_loss=True, weight_sharing=p["weight_sharing"],
-                          batch_norm=p["batch_norm"], dropout=p["dropout"], lr=p["lr"], seed=s,
-                          protocol=p["protocol"], **common) for s in p["seeds"]]
+        return [
+            RunConfig(
+                model="LeNet5",
+                aux_loss=True,
+                weight_sharing=p["weight_sharing"],
+                batch_norm=p["batch_norm"],
+                dropout=p["dropout"],
+                lr=p["lr"],
+                seed=s,
+                protocol=p["protocol"],
+                **common,
+            )
+            for s in p["seeds"]
+        ]
     if stage == "beyond_paper":
         return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
     return []
@@ -126,8 +181,12 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
 
 def _selection_configs(p: dict) -> list[RunConfig]:
     """A candidate on the selection seeds, or the chosen candidate on (some of) the fresh final seeds."""
-    settings = dict(nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"],
-                    confirmation_seeds=p.get("confirm_seeds", []))
+    settings = dict(
+        nb_pairs=p["nb_pairs"],
+        data_seed=p["data_seed"],
+        batch_size=p["batch_size"],
+        confirmation_seeds=p.get("confirm_seeds", []),
+    )
     if p["part"] == "candidate":
         return candidate_configs(p["selection"], settings, p["candidate"])
     return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
@@ -139,15 +198,22 @@ def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
 
     rates = auto_learning_rates(store_dir, profile)  # the profile's own LR search defines the runs
     if model not in rates:
-        raise KeyError(f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models")
+        raise KeyError(
+            f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models"
+        )
     return rates[model]
 
 
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
     """All executions of the profile's stages (in stage order), with their papermill parameters."""
     s = profile.settings
-    base = dict(nb_pairs=s["nb_pairs"], data_seed=s["data_seed"], batch_size=s["batch_size"],
-                store_dir=str(store_dir), device=device)
+    base = dict(
+        nb_pairs=s["nb_pairs"],
+        data_seed=s["data_seed"],
+        batch_size=s["batch_size"],
+        store_dir=str(store_dir),
+        device=device,
+    )
     wanted = stages or STAGES
     out = []
     st = profile.stages
@@ -162,8 +228,13 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
         g = st["lr_search"]
         for model in g["models"]:
             for lr in g["lrs"]:
-                out.append(Execution("lr_search", f"{model}-lr{lr:g}",
-                                     dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"])))
+                out.append(
+                    Execution(
+                        "lr_search",
+                        f"{model}-lr{lr:g}",
+                        dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"]),
+                    )
+                )
     for protocol in s["protocols"]:
         if "table1" in st and "table1" in wanted:
             g = st["table1"]
@@ -172,37 +243,79 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
                     for aux in g["aux_loss"]:
                         cell = dict(model=model, weight_sharing=ws, aux_loss=aux)
                         best = protocol == "corrected" and cell == PAPER_BEST_CELL and s["confirmation_seeds"]
-                        out.append(Execution("table1", f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
-                                             dict(base, **cell, lr=lr_for(model), seeds=g["seeds"],
-                                                  epochs=g["epochs"], protocol=protocol,
-                                                  **({"confirm_seeds": s["confirmation_seeds"]} if best else {}))))
+                        out.append(
+                            Execution(
+                                "table1",
+                                f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
+                                dict(
+                                    base,
+                                    **cell,
+                                    lr=lr_for(model),
+                                    seeds=g["seeds"],
+                                    epochs=g["epochs"],
+                                    protocol=protocol,
+                                    **({"confirm_seeds": s["confirmation_seeds"]} if best else {}),
+                                ),
+                            )
+                        )
         if "table2" in st and "table2" in wanted:
             g = st["table2"]
             for ws in g["weight_sharing"]:
                 for bn in g["batch_norm"]:
                     for do in g["dropout"]:
-                        out.append(Execution("table2", f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
-                                             dict(base, weight_sharing=ws, batch_norm=bn, dropout=do,
-                                                  lr=lr_for("LeNet5"),
-                                                  seeds=g["seeds"], epochs=g["epochs"], protocol=protocol)))
+                        out.append(
+                            Execution(
+                                "table2",
+                                f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
+                                dict(
+                                    base,
+                                    weight_sharing=ws,
+                                    batch_norm=bn,
+                                    dropout=do,
+                                    lr=lr_for("LeNet5"),
+                                    seeds=g["seeds"],
+                                    epochs=g["epochs"],
+                                    protocol=protocol,
+                                ),
+                            )
+                        )
     if "beyond_paper" in st and "beyond_paper" in wanted:
         g = st["beyond_paper"]
         for model in g["models"]:
             for variant in g.get("variants", list(VARIANTS)):
                 if not applies_to(variant, model):  # e.g. the best recipe's ablations: LeNet5 only
                     continue
-                out.append(Execution("beyond_paper", f"{model}-{variant}",
-                                     dict(base, model=model, variant=variant,
-                                          lr=lr_for(model),
-                                          seeds=g["seeds"], epochs=g["epochs"])))
+                out.append(
+                    Execution(
+                        "beyond_paper",
+                        f"{model}-{variant}",
+                        dict(
+                            base,
+                            model=model,
+                            variant=variant,
+                            lr=lr_for(model),
+                            seeds=g["seeds"],
+                            epochs=g["epochs"],
+                        ),
+                    )
+                )
     for stage in SELECTION_STAGES:
         if stage in st and stage in wanted:
             out += _selection_executions(profile, stage, base, store_dir)
     for stage in ("figures", "report"):
         if stage in st and stage in wanted:
-            out.append(Execution(stage, stage, dict(profile=profile.name, store_dir=str(store_dir),
-                                                    runs_dir=str(Path(store_dir).parent),
-                                                    profile_path=str(Path(profile.path).resolve()))))
+            out.append(
+                Execution(
+                    stage,
+                    stage,
+                    dict(
+                        profile=profile.name,
+                        store_dir=str(store_dir),
+                        runs_dir=str(Path(store_dir).parent),
+                        profile_path=str(Path(profile.path).resolve()),
+                    ),
+                )
+            )
     return out
 
 
@@ -212,18 +325,23 @@ def _selection_executions(profile: Profile, name: str, base: dict, store_dir) ->
     pipeline.invocation.plan). The final runs are scored on the confirmation set too, when the profile has one."""
     stage = profile.stages[name]
     part = dict(base, selection=stage, confirm_seeds=profile.settings["confirmation_seeds"] or [])
-    out = [Execution(name, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
-           for c in stage["candidates"]]
+    out = [
+        Execution(name, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
+        for c in stage["candidates"]
+    ]
     chosen = chosen_candidate(stage, profile.settings, store_dir) if store_dir else None
     if chosen is not None:
         for c in final_candidates(stage, chosen["candidate"]):
             label = "final" if c == chosen["candidate"] else f"final-{c}"
-            out += [Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
-                    for s in stage["final_seeds"]]
+            out += [
+                Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
+                for s in stage["final_seeds"]
+            ]
     return out
 
 
 # --- the learning-rate rule ----------------------------------------------------------------
+
 
 def used_learning_rates(profile, models, store_dir) -> dict:
     """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
@@ -269,9 +387,14 @@ def auto_learning_rates(store_dir, profile=None) -> dict:
     else:
         curves = infer_lr_search(records)
     chosen = choose_learning_rates(curves)
-    wanted = profile.stages["lr_search"]["models"] if profile is not None and "lr_search" in profile.stages \
+    wanted = (
+        profile.stages["lr_search"]["models"]
+        if profile is not None and "lr_search" in profile.stages
         else list(PAPER_MODELS)
+    )
     lacking = [m for m in wanted if m not in chosen]
     if lacking:
-        raise KeyError(f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first")
+        raise KeyError(
+            f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first"
+        )
     return chosen

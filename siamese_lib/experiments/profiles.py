@@ -5,6 +5,7 @@ schema; their fields are config.py's types, so a value is refused with the same 
 the notebooks' parameters and the train command. ``planning`` turns a validated profile into runs and
 notebook executions.
 """
+
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,11 +15,26 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, StrictStr, ValidationError, model_validator
 
 from ..common import PARAMS_DIR
-from ..config import MAX_LIST_ITEMS  # noqa: F401 (a limit on profiles too)
-from ..config import (BatchSize, Epochs, Flag, Listed, Lr, NbPairs, Number, OneOf, Protocol, Refusal,
-                      RunConfig, Seed, Strict, one_line, ruled)
+from ..config import (
+    MAX_LIST_ITEMS,  # noqa: F401 (a limit on profiles too)
+    PAPER_MODELS,
+    BatchSize,
+    Epochs,
+    Flag,
+    Listed,
+    Lr,
+    NbPairs,
+    Number,
+    OneOf,
+    Protocol,
+    Refusal,
+    RunConfig,
+    Seed,
+    Strict,
+    one_line,
+    ruled,
+)
 from ..machine import NUMERICS
-from ..config import PAPER_MODELS
 from .selection import Selection, candidate_config
 from .variants import VARIANTS, applies_to, variant_configs
 
@@ -91,7 +107,9 @@ class Stages(Strict):  # a stage left out is not run
     table2: Table2 = None
     beyond_paper: BeyondPaper = None
     selection: Selection = None
-    selection_round2: Selection = None  # a second round, declared before any of its runs; the first stays as it is
+    selection_round2: Selection = (
+        None  # a second round, declared before any of its runs; the first stays as it is
+    )
     figures: NoSettings = None
     report: NoSettings = None
 
@@ -100,11 +118,14 @@ class Stages(Strict):  # a stage left out is not run
         if not self.model_fields_set & set(TRAINING_STAGES):
             raise ValueError(f"names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
         if self.selection and self.selection_round2:
-            first, second = (set(r.selection_seeds) | set(r.final_seeds) for r in (self.selection,
-                                                                                   self.selection_round2))
+            first, second = (
+                set(r.selection_seeds) | set(r.final_seeds) for r in (self.selection, self.selection_round2)
+            )
             if first & second:
-                raise ValueError(f"selection_round2 must use fresh seeds, none of the first round's (shared: "
-                                 f"{sorted(first & second)})")
+                raise ValueError(
+                    f"selection_round2 must use fresh seeds, none of the first round's (shared: "
+                    f"{sorted(first & second)})"
+                )
         return self
 
 
@@ -128,6 +149,7 @@ class ProfileModel(Strict):
 class Profile:
     """A loaded profile: ``model`` typed (``profile.model.stages.table1.epochs``; ``profile.nb_pairs``...);
     ``settings`` (the top-level keys) and ``stages`` (stage -> its keys) as plain dicts."""
+
     name: str
     path: Path
     model: ProfileModel
@@ -154,7 +176,9 @@ def profile_path(name_or_path: str) -> Path:
     if p.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
         return p
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name_or_path)):
-        raise ProfileError(f"profile name {name_or_path!r}: use letters, digits, '_' or '-', or a path to a .yaml file")
+        raise ProfileError(
+            f"profile name {name_or_path!r}: use letters, digits, '_' or '-', or a path to a .yaml file"
+        )
     return PARAMS_DIR / f"{name_or_path}.yaml"
 
 
@@ -165,7 +189,9 @@ def _compose(text: str, where: str):
         if isinstance(event, yaml.AliasEvent):
             aliases += 1
             if aliases > MAX_ALIASES:
-                raise ProfileError(f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out")
+                raise ProfileError(
+                    f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out"
+                )
         elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > MAX_DEPTH:
@@ -194,12 +220,15 @@ def _check_nodes(root, where: str) -> None:
             keys = set()
             for k, v in node.value:
                 if k.tag == "tag:yaml.org,2002:merge":
-                    raise ProfileError(f"{where}: merge keys ('<<', line {k.start_mark.line + 1}) are not "
-                                       f"supported; write the keys out")
+                    raise ProfileError(
+                        f"{where}: merge keys ('<<', line {k.start_mark.line + 1}) are not "
+                        f"supported; write the keys out"
+                    )
                 name = f"{prefix}{k.value}" if isinstance(k, yaml.ScalarNode) else prefix + "?"
                 if name in keys:
-                    raise ProfileError(f"{where}: key '{name}' is given twice (line {k.start_mark.line + 1}); "
-                                       f"give it once")
+                    raise ProfileError(
+                        f"{where}: key '{name}' is given twice (line {k.start_mark.line + 1}); give it once"
+                    )
                 keys.add(name)
                 stack.append((v, name + "."))
         elif isinstance(node, yaml.SequenceNode):
@@ -220,7 +249,9 @@ def _read_yaml(path: Path, where: str):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
+        raise ProfileError(
+            f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{where}: cannot read: {exc}") from None
 
@@ -228,23 +259,36 @@ def _read_yaml(path: Path, where: str):
 def _check_runs(settings: dict, stages: dict, where: str) -> None:
     """Every kind of run the profile implies must be a valid RunConfig (cross-field rules, such as batch
     norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
-    base = dict(nb_pairs=settings["nb_pairs"], data_seed=settings["data_seed"], batch_size=settings["batch_size"])
+    base = dict(
+        nb_pairs=settings["nb_pairs"], data_seed=settings["data_seed"], batch_size=settings["batch_size"]
+    )
     for stage, g in stages.items():
         seed, epochs = g.get("seeds", [1])[0], g.get("epochs")
         runs = []
         if stage == "lr_search":
             runs = [dict(model=m, lr=lr) for m in g["models"] for lr in g["lrs"]]
         elif stage == "table1":
-            runs = [dict(model=m, weight_sharing=ws, aux_loss=aux, protocol=p) for p in settings["protocols"]
-                    for m in g["models"] for ws in g["weight_sharing"] for aux in g["aux_loss"]]
+            runs = [
+                dict(model=m, weight_sharing=ws, aux_loss=aux, protocol=p)
+                for p in settings["protocols"]
+                for m in g["models"]
+                for ws in g["weight_sharing"]
+                for aux in g["aux_loss"]
+            ]
         elif stage == "table2":
-            runs = [dict(model="LeNet5", weight_sharing=ws, batch_norm=bn, dropout=dr, protocol=p)
-                    for p in settings["protocols"] for ws in g["weight_sharing"] for bn in g["batch_norm"]
-                    for dr in g["dropout"]]
+            runs = [
+                dict(model="LeNet5", weight_sharing=ws, batch_norm=bn, dropout=dr, protocol=p)
+                for p in settings["protocols"]
+                for ws in g["weight_sharing"]
+                for bn in g["batch_norm"]
+                for dr in g["dropout"]
+            ]
         key = f"stages.{stage}"
         try:
             for fields in runs:
-                RunConfig(**{"lr": PAPER_LRS[fields["model"]], **base, **fields, "seed": seed, "epochs": epochs})
+                RunConfig(
+                    **{"lr": PAPER_LRS[fields["model"]], **base, **fields, "seed": seed, "epochs": epochs}
+                )
             if stage == "beyond_paper":
                 for m in g["models"]:
                     for v in g.get("variants", VARIANTS):
@@ -253,7 +297,9 @@ def _check_runs(settings: dict, stages: dict, where: str) -> None:
             for name, spec in g.get("candidates", {}).items() if stage in SELECTION_STAGES else ():
                 key = f"stages.{stage}.candidates.{name}"
                 candidate_config(spec, 0, settings)
-                candidate_config(spec, 0, settings, val_pairs=0, confirm_seeds=settings["confirmation_seeds"] or ())
+                candidate_config(
+                    spec, 0, settings, val_pairs=0, confirm_seeds=settings["confirmation_seeds"] or ()
+                )
         except ValueError as exc:
             raise ProfileError(f"{where}: key '{key}': {exc}") from None
 
@@ -266,7 +312,9 @@ def load_profile(name_or_path: str) -> Profile:
     path = profile_path(name_or_path)
     where = str(path)
     if not path.is_file():
-        raise ProfileError(f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}")
+        raise ProfileError(
+            f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}"
+        )
     raw = _read_yaml(path, where)
     if raw is None:
         raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
@@ -281,6 +329,8 @@ def load_profile(name_or_path: str) -> Profile:
     _check_runs(profile.settings, profile.stages, where)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile.name) or profile.name.endswith("."):
         # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
-        raise ProfileError(f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, "
-                           f"'_', '-' or '.'")
+        raise ProfileError(
+            f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, "
+            f"'_', '-' or '.'"
+        )
     return profile

@@ -8,34 +8,46 @@ out). The rule picks one (candidate, comparison rule) by its mean validation err
 configuration is then trained once on fresh seeds that took no part in the choice, and its test
 error over those seeds is the headline.
 """
+
 from __future__ import annotations
 
 import math
-
-import numpy as np
-
 from typing import Annotated
 
+import numpy as np
 from pydantic import BeforeValidator, Field, StrictStr, create_model, field_validator, model_validator
 
-from ..store import find_record
 from ..config import FIELD_TYPES, Listed, OneOf, Refusal, RunConfig, Seed, Strict, ruled
+from ..store import find_record
 from .variants import val_pairs_for
 
 # Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).
 RULE_COLUMNS = {"head": "error", "digit_prob": "digit_prob_error"}
 # RunConfig fields a candidate may set; the data (pairs, data seed, batch size) and protocol are the profile's.
-CANDIDATE_FIELDS = ("model", "lr", "epochs", "lr_schedule", "augment", "dropout", "batch_norm",
-                    "aux_weight", "weight_decay")
+CANDIDATE_FIELDS = (
+    "model",
+    "lr",
+    "epochs",
+    "lr_schedule",
+    "augment",
+    "dropout",
+    "batch_norm",
+    "aux_weight",
+    "weight_decay",
+)
 FINAL_TRAINING = ("all_pairs", "same_split")
 CHOSEN = "chosen"  # in a round's ensembles: the candidate its rule chooses
-RULE_TEXT = ("the (candidate, comparison rule) with the lowest mean validation error over the selection "
-             "seeds; ties go to the candidate listed first")
+RULE_TEXT = (
+    "the (candidate, comparison rule) with the lowest mean validation error over the selection "
+    "seeds; ties go to the candidate listed first"
+)
 
 
 # --- a round's schema in a profile (profiles.Stages: selection, selection_round2) ---------------------------------
 # a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting
-Candidate = create_model("Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS})
+Candidate = create_model(
+    "Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS}
+)
 
 
 def _candidates(value):
@@ -44,7 +56,9 @@ def _candidates(value):
     return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
-Name = ruled(StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$"))
+Name = ruled(
+    StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$")
+)
 
 
 class Selection(Strict):
@@ -62,8 +76,10 @@ class Selection(Strict):
         for name, members in (self.ensembles or {}).items():
             unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
             if unknown:
-                raise ValueError(f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
-                                 f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}")
+                raise ValueError(
+                    f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
+                    f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}"
+                )
         return self
 
     @field_validator("final_seeds")
@@ -75,20 +91,25 @@ class Selection(Strict):
         return seeds
 
 
-
 class SelectionError(ValueError):
     """A choice that would use what it must not (test columns) or lacks what it needs."""
 
 
-def candidate_config(spec: dict, seed: int, settings: dict, val_pairs: int | None = None,
-                     confirm_seeds=()) -> RunConfig:
+def candidate_config(
+    spec: dict, seed: int, settings: dict, val_pairs: int | None = None, confirm_seeds=()
+) -> RunConfig:
     """One run of a candidate: the profile's data, the corrected protocol, a validation split
     (``val_pairs``; by default the stage's 20 %), the confirmation set's seeds (final runs only) and the
     candidate's fields."""
     nb = settings["nb_pairs"]
-    fields = dict(nb_pairs=nb, data_seed=settings["data_seed"], batch_size=settings["batch_size"],
-                  protocol="corrected", val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs,
-                  confirm_seeds=tuple(confirm_seeds))
+    fields = dict(
+        nb_pairs=nb,
+        data_seed=settings["data_seed"],
+        batch_size=settings["batch_size"],
+        protocol="corrected",
+        val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs,
+        confirm_seeds=tuple(confirm_seeds),
+    )
     fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
     return RunConfig(**fields, seed=seed)
 
@@ -103,8 +124,10 @@ def final_configs(stage: dict, settings: dict, name: str, seeds=None) -> list[Ru
     scored on the confirmation set too when ``settings`` has ``confirmation_seeds``."""
     val = 0 if stage["final_training"] == "all_pairs" else None
     confirm = settings.get("confirmation_seeds") or ()
-    return [candidate_config(stage["candidates"][name], s, settings, val_pairs=val, confirm_seeds=confirm)
-            for s in (stage["final_seeds"] if seeds is None else seeds)]
+    return [
+        candidate_config(stage["candidates"][name], s, settings, val_pairs=val, confirm_seeds=confirm)
+        for s in (stage["final_seeds"] if seeds is None else seeds)
+    ]
 
 
 def choose(scores: list[dict]) -> dict:
@@ -126,7 +149,9 @@ def choose(scores: list[dict]) -> dict:
     return {**best, "mean": best_mean}
 
 
-def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list[dict], list[str]]:
+def candidate_scores(
+    stage: dict, settings: dict, store_dir, device: str = "cpu"
+) -> tuple[list[dict], list[str]]:
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
@@ -138,8 +163,14 @@ def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu"
             records.append(rec)
         for rule in stage["rules"]:
             column = f"val_{RULE_COLUMNS[rule]}"
-            scores.append({"candidate": name, "rule": rule, "column": column,
-                           "values": [r["metrics"][column] for r in records if r is not None]})
+            scores.append(
+                {
+                    "candidate": name,
+                    "rule": rule,
+                    "column": column,
+                    "values": [r["metrics"][column] for r in records if r is not None],
+                }
+            )
     return scores, missing
 
 

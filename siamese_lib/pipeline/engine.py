@@ -8,6 +8,7 @@ that joins later cannot slip in. Every record that comes back is checked against
 before it is stored, and a worker that holds a run past its bound (``stall_bound``) without a result is named and
 removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imported only when a cluster is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,16 +34,24 @@ NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": N
 
 @dataclass
 class Outcome:
-    trained: list = field(default_factory=list)   # keys written into the store by this call
-    failed: dict = field(default_factory=dict)    # key -> one-line error
+    trained: list = field(default_factory=list)  # keys written into the store by this call
+    failed: dict = field(default_factory=dict)  # key -> one-line error
 
 
 class Engine:
     """Where runs train: ``scheduler`` None: a LocalCluster of ``workers`` processes, started on first use (a run
     with nothing to train starts nothing); an address: that running cluster; ``in_process``: this process."""
 
-    def __init__(self, scheduler: str | None = None, workers: int = 1, device: str = "cpu", log=print,
-                 in_process: bool = False, progress=None, run_timeout: float | None = None):
+    def __init__(
+        self,
+        scheduler: str | None = None,
+        workers: int = 1,
+        device: str = "cpu",
+        log=print,
+        in_process: bool = False,
+        progress=None,
+        run_timeout: float | None = None,
+    ):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
         self.run_timeout = run_timeout
         self.in_process, self.progress = in_process and scheduler is None, progress
@@ -68,23 +77,36 @@ class Engine:
             # "GPU" resource per run it may hold at once
             resources = {"GPU": 1} if self.device == "cuda" else None
             with dask.config.set(NANNY_ENVIRON):
-                self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                            host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                            silence_logs=logging.ERROR, resources=resources, env=same_package_env())
+                self.cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.ERROR,
+                    resources=resources,
+                    env=same_package_env(),
+                )
             client = Client(self.cluster)
         else:
             try:
                 client = Client(self.scheduler, timeout="20s")
             except (OSError, TimeoutError, TypeError) as exc:  # TypeError: tls:// without Dask's TLS settings
-                hint = "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')" \
-                    if self.scheduler.startswith("tls://") else ""
-                raise EngineError(f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}") from None
+                hint = (
+                    "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')"
+                    if self.scheduler.startswith("tls://")
+                    else ""
+                )
+                raise EngineError(
+                    f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}"
+                ) from None
             try:
                 client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
             except TimeoutError:
                 client.close()
-                raise EngineError(f"the Dask scheduler at {self.scheduler} has no worker "
-                                  f"(waited {WORKER_WAIT_SECONDS} s)") from None
+                raise EngineError(
+                    f"the Dask scheduler at {self.scheduler} has no worker (waited {WORKER_WAIT_SECONDS} s)"
+                ) from None
         link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
         self.log(f"Dask scheduler {client.scheduler.address}; dashboard: {link or 'none (install bokeh)'}")
         refuse_odd_workers(client, self.expected, self.log)
@@ -99,16 +121,31 @@ class Engine:
         ordered = sorted(configs, key=run_cost, reverse=True)
         if self.in_process:
             for config in ordered:
-                self.store(outcome, store_dir, config,
-                           lambda c=config: train_record(c, self.device, progress=self.progress), on_result)
+                self.store(
+                    outcome,
+                    store_dir,
+                    config,
+                    lambda c=config: train_record(c, self.device, progress=self.progress),
+                    on_result,
+                )
             return outcome
         if not configs:
             return outcome
         client = self.client()
         resources = {"GPU": 1} if self.device == "cuda" else None
-        futures = {client.submit(train_task, u, self.device, self.expected, key=f"train-{run_key(u[0], self.device)}",
-                                 priority=sum(map(run_cost, u)), resources=resources, pure=False): u
-                   for u in units(ordered, self.device)}
+        futures = {
+            client.submit(
+                train_task,
+                u,
+                self.device,
+                self.expected,
+                key=f"train-{run_key(u[0], self.device)}",
+                priority=sum(map(run_cost, u)),
+                resources=resources,
+                pure=False,
+            ): u
+            for u in units(ordered, self.device)
+        }
         try:
             self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
         except BaseException:
@@ -137,8 +174,13 @@ class Engine:
                 done = [f for f in pending if f.done()]
             for future in done:
                 for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
-                    self.store(outcome, store_dir, config, lambda f=future, i=i: self.result(f, outcome, total)[i],
-                               on_result)
+                    self.store(
+                        outcome,
+                        store_dir,
+                        config,
+                        lambda f=future, i=i: self.result(f, outcome, total)[i],
+                        on_result,
+                    )
                 future.release()
             if done or not pending:
                 continue
@@ -150,8 +192,10 @@ class Engine:
                 if worker is None:
                     self.give_up(pending, future, outcome, on_result, why)
                 else:
-                    self.log(f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)} "
-                             f"in {why}: removed from the cluster; its runs are retried elsewhere")
+                    self.log(
+                        f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)} "
+                        f"in {why}: removed from the cluster; its runs are retried elsewhere"
+                    )
 
     def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
         future.cancel()
@@ -163,6 +207,7 @@ class Engine:
 
     def result(self, future, outcome: Outcome, total: int) -> dict:
         import concurrent.futures
+
         try:
             return future.result()
         except (concurrent.futures.CancelledError, OSError):
@@ -185,12 +230,16 @@ class Engine:
             on_result(key, outcome.failed.get(key))
 
     def lost(self, outcome: Outcome, total: int) -> str:
-        return (f"lost the Dask scheduler at {self.address}: {len(outcome.trained)} of {total} runs finished "
-                f"and are kept in the store; rerun the same command to resume")
+        return (
+            f"lost the Dask scheduler at {self.address}: {len(outcome.trained)} of {total} runs finished "
+            f"and are kept in the store; rerun the same command to resume"
+        )
 
     def close(self) -> None:
         if self._client is not None:
-            if self._client.status != "running":  # the scheduler is gone: its reconnect loop would log tracebacks
+            if (
+                self._client.status != "running"
+            ):  # the scheduler is gone: its reconnect loop would log tracebacks
                 for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
                     logging.getLogger(name).setLevel(logging.CRITICAL)
             self._client.close()
@@ -240,10 +289,15 @@ def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, 
     where = "on the cluster" if scheduler else "here"
     for i, config in enumerate(configs, 1):
         record = load_record(record_path(store_dir, run_key(config, dev)))
-        how = f"trained {where} ({time.perf_counter() - start:.1f} s for all)" \
-            if record["key"] in missing else "from the store"
-        log(f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
-            f"({how}; key {record['key']})")
+        how = (
+            f"trained {where} ({time.perf_counter() - start:.1f} s for all)"
+            if record["key"] in missing
+            else "from the store"
+        )
+        log(
+            f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
+            f"({how}; key {record['key']})"
+        )
         records.append(record)
     return records
 
@@ -263,6 +317,7 @@ class EpochBar:
 
     def __call__(self, epoch: int, epochs: int) -> None:
         from tqdm.auto import tqdm
+
         if self.bar is None or epoch == 1:
             self.close()
             self.bar = tqdm(total=epochs, unit="epoch", leave=False, desc="training")

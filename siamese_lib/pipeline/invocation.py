@@ -1,6 +1,7 @@
 """One invocation of ``run``: the training executions planned from the profile, their missing runs trained on the
 engine (longest first) while each notebook is executed the moment its runs are stored, then figures and the
 report when what they read changed; the plan (``runs/<profile>/plan.json``), progress lines and timings."""
+
 from __future__ import annotations
 
 import sys
@@ -10,7 +11,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..common import ROOT, UsageError, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import (
+    ROOT,
+    UsageError,
+    inside,
+    now_iso,
+    report_root,
+    runs_root,
+    safe_name,
+    write_json_atomically,
+)
 from ..experiments.planning import Execution, expand, plan_document, run_cost
 from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
@@ -18,6 +28,7 @@ from .engine import Engine, scheduler_address
 from .kernels import first_line
 from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, make_jobs, presentation_state, up_to_date
 from .timings import clock, load_old_timings, write_timings
+
 
 class Run:
     """One invocation of ``run``: the plan, the engine, the notebooks, the progress and timings.json."""
@@ -34,17 +45,30 @@ class Run:
         self.started = now_iso()
         self.all_jobs: list[Job] = []
         self.stage_span: dict[str, list[float]] = {}
-        self.errors: list[str] = []      # failures outside notebooks (planning, the cluster, rendering)
-        self.trained: set[str] = set()   # keys trained by this invocation
+        self.errors: list[str] = []  # failures outside notebooks (planning, the cluster, rendering)
+        self.trained: set[str] = set()  # keys trained by this invocation
         self.failed_runs: dict[str, str] = {}
         self.old = load_old_timings(self.base, profile.name)
         self.scheduler = scheduler_address(getattr(args, "scheduler", None))
-        self.engine = Engine(self.scheduler, workers=self.jobs, device=device, log=self.write,
-                             run_timeout=getattr(args, "run_timeout", None))
+        self.engine = Engine(
+            self.scheduler,
+            workers=self.jobs,
+            device=device,
+            log=self.write,
+            run_timeout=getattr(args, "run_timeout", None),
+        )
         self.bar = None
-        self.workdir = Path(tempfile.mkdtemp(prefix="siamese-run-"))  # last: nothing after it can fail and leave it
-        self.executor = Executor(notebooks_dir, self.store_dir, self.workdir, self.finished,
-                                 keep_going=bool(args.keep_going), width=self.jobs)
+        self.workdir = Path(
+            tempfile.mkdtemp(prefix="siamese-run-")
+        )  # last: nothing after it can fail and leave it
+        self.executor = Executor(
+            notebooks_dir,
+            self.store_dir,
+            self.workdir,
+            self.finished,
+            keep_going=bool(args.keep_going),
+            width=self.jobs,
+        )
 
     @property
     def stop(self) -> bool:
@@ -76,11 +100,19 @@ class Run:
             return
         start, total, done = time.time(), len(todo), 0
         cost = sum(run_cost(c) for c in todo.values())
-        self.write(f"{total} runs to train (about {clock(cost)} on one core), on "
-                   f"{self.scheduler or f'a local cluster of {self.jobs} worker(s)'}")
+        self.write(
+            f"{total} runs to train (about {clock(cost)} on one core), on "
+            f"{self.scheduler or f'a local cluster of {self.jobs} worker(s)'}"
+        )
         if sys.stderr.isatty():
-            self.bar = tqdm(total=total, unit="run", file=sys.stderr, smoothing=0, dynamic_ncols=True,
-                            desc=f"{self.name} runs")
+            self.bar = tqdm(
+                total=total,
+                unit="run",
+                file=sys.stderr,
+                smoothing=0,
+                dynamic_ncols=True,
+                desc=f"{self.name} runs",
+            )
 
         def on_result(key, error):
             nonlocal done
@@ -93,8 +125,11 @@ class Run:
             if self.bar is not None:
                 self.bar.update(1)
             else:
-                self.write(f"[runs {done}/{total}, {clock(time.time() - start)} elapsed] "
-                           + ("failed" if error else "trained") + f" {key}")
+                self.write(
+                    f"[runs {done}/{total}, {clock(time.time() - start)} elapsed] "
+                    + ("failed" if error else "trained")
+                    + f" {key}"
+                )
             for job in waiting.pop(key, []):
                 job.waiting.discard(key)
                 if not job.waiting:
@@ -113,8 +148,10 @@ class Run:
         failed = [k for k in job.keys if k in self.failed_runs]
         if failed:
             job.status = "failed"
-            job.error = (f"{len(failed)} of its runs failed on the cluster (e.g. {failed[0]}: "
-                         f"{first_line(self.failed_runs[failed[0]])}); the notebook was not executed")
+            job.error = (
+                f"{len(failed)} of its runs failed on the cluster (e.g. {failed[0]}: "
+                f"{first_line(self.failed_runs[failed[0]])}); the notebook was not executed"
+            )
             self.report_job(job)
             return
         self.executor.submit(job)
@@ -164,7 +201,9 @@ class Run:
         notebooks = sum(j.status != "up-to-date" for j in self.all_jobs)
         head = f"[{finished}/{notebooks} notebooks, {clock(time.time() - self.t0)} elapsed]"
         if job.status == "failed":
-            self.write(f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}")
+            self.write(
+                f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}"
+            )
         elif job.status == "ok":
             self.write(f"{head} ok {job.label} ({job.seconds:.1f} s)")
 
@@ -175,7 +214,9 @@ class Run:
 def plan(run: Run) -> None:
     """Runs on the cluster and the training notebooks as their runs arrive; figures once every run is in
     the store (beside the last notebooks); the report last. Presentation only when something changed."""
-    previous = {(e.get("stage"), e.get("name")): e for e in run.old.get("executions", []) if isinstance(e, dict)}
+    previous = {
+        (e.get("stage"), e.get("name")): e for e in run.old.get("executions", []) if isinstance(e, dict)
+    }
     training = [s for s in run.stages if s in TRAINING_STAGES]
     # With learning_rates: auto the later stages' rates come from this LR search: expand them after it.
     phases = [training]
@@ -206,14 +247,22 @@ def plan(run: Run) -> None:
             run.train_and_execute(jobs)
         write_plan(run)  # again: the selection's final runs are planned once its candidates are stored
         if fresh:
-            run.write(f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
-                      f"same notebook and parameters): not executed again")
+            run.write(
+                f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
+                f"same notebook and parameters): not executed again"
+            )
         presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
         jobs = []
         if presentation and not run.stop:
             extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
-            jobs = make_jobs(expand(run.profile, str(run.store_dir), run.device, stages=presentation), run.base,
-                             run.device, run.notebooks_dir, used, extra)
+            jobs = make_jobs(
+                expand(run.profile, str(run.store_dir), run.device, stages=presentation),
+                run.base,
+                run.device,
+                run.notebooks_dir,
+                used,
+                extra,
+            )
             state = presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
             for job in jobs:  # presentation fingerprints cover the store, the verification and the code
                 job.fingerprint = f"{job.fingerprint}-{state}"
@@ -223,7 +272,9 @@ def plan(run: Run) -> None:
             report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
             if not run.force and not changed and report_there and up_to_date(job, previous, run.store_dir):
                 job.status = "up-to-date"
-                run.write(f"{job.label} is up to date (same store, notebook and parameters): not executed again")
+                run.write(
+                    f"{job.label} is up to date (same store, notebook and parameters): not executed again"
+                )
                 continue
             changed = True
             if job.stage == "report":
@@ -262,20 +313,27 @@ def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
             f"run: {label}: {len(keys) - len(missing)} of its {len(keys)} runs are stored from code {', '.join(other)} "
             f"(e.g. the published record) and the other {len(missing)} would be trained now by code "
             f"{code_version()}: refusing to mix two code versions in one cell; retrain every run with this code "
-            f"(--force), delete this cell's stored runs, or check out code version {other[0]}")
+            f"(--force), delete this cell's stored runs, or check out code version {other[0]}"
+        )
 
 
 def write_plan(run: Run) -> None:
     """``runs/<profile>/plan.json`` (planning.plan_document): the profile's training executions and their runs,
     computed once here; the report reads it instead of expanding the profile again. Stages this invocation does
     not run (``--only``) are planned too, as far as the store allows (a choice not made yet is left out)."""
-    executions = [Execution(j.stage, j.name, j.parameters, j.configs) for j in run.all_jobs if j.stage in TRAINING_STAGES]
+    executions = [
+        Execution(j.stage, j.name, j.parameters, j.configs)
+        for j in run.all_jobs
+        if j.stage in TRAINING_STAGES
+    ]
     planned = {(ex.stage, ex.name) for ex in executions}
     others = [s for s in TRAINING_STAGES if s in run.profile.stages and s not in run.stages]
     try:
-        executions += [Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs())
-                       for ex in (expand(run.profile, str(run.store_dir), run.device, stages=others) if others else [])
-                       if (ex.stage, safe_name(ex.name)) not in planned]
+        executions += [
+            Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs())
+            for ex in (expand(run.profile, str(run.store_dir), run.device, stages=others) if others else [])
+            if (ex.stage, safe_name(ex.name)) not in planned
+        ]
     except Exception:  # noqa: BLE001 - e.g. auto learning rates before their search: planned when it has run
         pass
     write_json_atomically(run.base / "plan.json", plan_document(run.profile.name, run.device, executions))
@@ -283,7 +341,9 @@ def write_plan(run: Run) -> None:
 
 def render(run: Run, job: Job) -> None:
     """Render the executed report notebook to report/<profile>/ (HTML and PDF)."""
-    from ..presentation.render import render_report  # nbconvert and WeasyPrint: only when a report is rendered
+    from ..presentation.render import (
+        render_report,  # nbconvert and WeasyPrint: only when a report is rendered
+    )
 
     start = time.time()
     out_dir = run.report_dir
@@ -292,8 +352,10 @@ def render(run: Run, job: Job) -> None:
     except KeyboardInterrupt:
         raise
     except Exception as exc:
-        run.errors.append(f"rendering {run.rel(job.output)} into {run.rel(out_dir)}: "
-                          f"{type(exc).__name__}: {first_line(exc)}")
+        run.errors.append(
+            f"rendering {run.rel(job.output)} into {run.rel(out_dir)}: "
+            f"{type(exc).__name__}: {first_line(exc)}"
+        )
         run.write(f"FAILED {run.errors[-1]}")
     finally:
         run.span("report", start, time.time())

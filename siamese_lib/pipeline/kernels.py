@@ -1,4 +1,5 @@
 """One notebook execution: a Jupyter kernel of its own, papermill in a thread of the runner."""
+
 from __future__ import annotations
 
 import json
@@ -22,14 +23,19 @@ def kernel_name() -> str:
 
 # --- one notebook execution: a kernel of its own, papermill in a thread of the runner -------
 
+
 class KernelStartError(RuntimeError):
     pass
 
 
-def start_kernel(name: str, cwd: str, env: dict | None = None, log=None, attempts: int = KERNEL_START_ATTEMPTS):
+def start_kernel(
+    name: str, cwd: str, env: dict | None = None, log=None, attempts: int = KERNEL_START_ATTEMPTS
+):
     """A started, ready kernel manager; returns (km, seconds of the successful start, attempts used)."""
     from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import KernelManager  # here: a command that executes no notebook never loads Jupyter
+    from jupyter_client.manager import (
+        KernelManager,  # here: a command that executes no notebook never loads Jupyter
+    )
 
     last = None
     for attempt in range(1, attempts + 1):
@@ -51,8 +57,10 @@ def start_kernel(name: str, cwd: str, env: dict | None = None, log=None, attempt
             stop_kernel(km)
             if attempt < attempts:
                 time.sleep(random.uniform(*RETRY_PAUSE) * attempt)
-    raise KernelStartError(f"kernel {name!r} failed to start {attempts} times; last error: "
-                           f"{type(last).__name__}: {first_line(last)}")
+    raise KernelStartError(
+        f"kernel {name!r} failed to start {attempts} times; last error: "
+        f"{type(last).__name__}: {first_line(last)}"
+    )
 
 
 def kernel_pid(km):
@@ -91,7 +99,9 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
 
     result = {"status": "failed", "error": None}
     km = None
-    partial = job.output.with_name(f".tmp-{job.output.name}")  # papermill saves as it goes; renamed when whole
+    partial = job.output.with_name(
+        f".tmp-{job.output.name}"
+    )  # papermill saves as it goes; renamed when whole
     # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **same_package_env())
     with open(log_path, "ab") as log:
@@ -104,13 +114,23 @@ def execute_job(job, notebook: Path, kernel: str, cwd: Path, log_path: Path) -> 
             job.kernel_start_seconds, job.attempts = result["kernel_start_seconds"], result["attempts"]
             if job.cancel.is_set():
                 raise KeyboardInterrupt
-            pm.execute_notebook(str(notebook), str(partial), parameters=job.parameters, kernel_name=kernel,
-                                km=km, progress_bar=False, log_output=False, start_timeout=120)
+            pm.execute_notebook(
+                str(notebook),
+                str(partial),
+                parameters=job.parameters,
+                kernel_name=kernel,
+                km=km,
+                progress_bar=False,
+                log_output=False,
+                start_timeout=120,
+            )
             result["status"] = "ok"
         except pm.PapermillExecutionError as exc:
             result["error"] = f"cell [{exc.exec_count}] raised {exc.ename}: {first_line(exc.evalue)}"
         except NoSuchKernel:
-            result["error"] = f"Jupyter kernel {kernel!r} is not installed (run `make setup`, or set SIAMESE_LIB_KERNEL)"
+            result["error"] = (
+                f"Jupyter kernel {kernel!r} is not installed (run `make setup`, or set SIAMESE_LIB_KERNEL)"
+            )
         except DeadKernelError as exc:
             result["error"] = f"the kernel died: {first_line(exc)}"
         except KernelStartError as exc:

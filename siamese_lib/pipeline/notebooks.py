@@ -2,6 +2,7 @@
 its own, up to ``--jobs`` at once). An execution succeeds when papermill says so and every run the plan names
 for it is in the store afterwards; a notebook without a cell tagged 'parameters' is not executed (it would
 run on its own defaults)."""
+
 from __future__ import annotations
 
 import functools
@@ -23,20 +24,31 @@ from .kernels import execute_job, kernel_name, signal_group
 
 PRESENTATION_STAGES = ("figures", "report")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-HIDDEN_PARAMETERS = {"store_dir", "runs_dir", "profile_path", "device", "threads", "force", "nb_pairs", "data_seed",
-                     "batch_size", "scheduler"}
+HIDDEN_PARAMETERS = {
+    "store_dir",
+    "runs_dir",
+    "profile_path",
+    "device",
+    "threads",
+    "force",
+    "nb_pairs",
+    "data_seed",
+    "batch_size",
+    "scheduler",
+}
 
 
 @dataclass(eq=False)
 class Job:
     """One notebook execution and what became of it."""
+
     stage: str
-    name: str                 # the execution's name, made safe for a file name
+    name: str  # the execution's name, made safe for a file name
     parameters: dict
     output: Path
     configs: list = field(default_factory=list)
     keys: list = field(default_factory=list)
-    status: str = "pending"   # pending, running, ok, failed, cancelled, up-to-date
+    status: str = "pending"  # pending, running, ok, failed, cancelled, up-to-date
     error: str | None = None
     cancel: threading.Event = field(default_factory=threading.Event)
     kernel_pid: int | None = None
@@ -44,7 +56,7 @@ class Job:
     log: Path | None = None
     started: float = 0.0
     seconds: float = 0.0
-    trained: int = 0          # runs of this execution trained by this invocation (a shared run counts once)
+    trained: int = 0  # runs of this execution trained by this invocation (a shared run counts once)
     cached: int = 0
     kernel_start_seconds: float | None = None
     notebook_seconds: float | None = None
@@ -80,7 +92,9 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
         configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
         job = Job(ex.stage, name, params, output, configs, [run_key(c, device) for c in configs])
         source = (notebooks_dir / f"{notebook_name(ex.stage)}.ipynb").read_bytes()
-        job.fingerprint = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        job.fingerprint = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[
+            :16
+        ]
         jobs.append(job)
     return jobs
 
@@ -92,7 +106,9 @@ def presentation_state(store_dir: Path, also=()) -> str:
     for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
         if path.exists():
             st = path.stat()
-            h.update(f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode())  # names: a moved folder is the same
+            h.update(
+                f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode()
+            )  # names: a moved folder is the same
     return h.hexdigest()[:16]
 
 
@@ -163,8 +179,9 @@ class Executor:
     ``submit`` queues a job (the runner does so the moment its runs are in the store, while the cluster
     trains the others); ``collect`` finishes the executions that have ended, or waits for all of them."""
 
-    def __init__(self, notebooks_dir: Path, store_dir: Path, workdir: Path, on_finish, keep_going: bool,
-                 width: int):
+    def __init__(
+        self, notebooks_dir: Path, store_dir: Path, workdir: Path, on_finish, keep_going: bool, width: int
+    ):
         self.notebooks_dir, self.store_dir, self.workdir = notebooks_dir, store_dir, workdir
         self.on_finish, self.keep_going = on_finish, keep_going
         self.pool = ThreadPoolExecutor(max_workers=max(1, width))
@@ -206,7 +223,11 @@ class Executor:
         job.attempts = result.get("attempts", job.attempts)
         job.notebook_seconds = notebook_duration(job.output)
         if result["status"] == "ok":
-            result = {"status": "failed", "error": problem} if (problem := runs_check(job, self.store_dir)) else result
+            result = (
+                {"status": "failed", "error": problem}
+                if (problem := runs_check(job, self.store_dir))
+                else result
+            )
         if job.cancel.is_set():
             job.status = "cancelled"
         elif result["status"] == "ok":
@@ -214,7 +235,9 @@ class Executor:
         else:
             job.status, job.error = "failed", result.get("error") or "unknown error"
             if job.log and job.log.exists() and job.log.stat().st_size:
-                shutil.copyfile(job.log, job.output.with_suffix(".log"))  # the kernel's stderr, for a dead kernel
+                shutil.copyfile(
+                    job.log, job.output.with_suffix(".log")
+                )  # the kernel's stderr, for a dead kernel
 
     def collect(self, block: bool = True) -> None:
         """Finish the executions that have ended (with ``block``: wait for every one submitted)."""

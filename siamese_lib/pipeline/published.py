@@ -14,6 +14,7 @@ and ``cells.csv`` are derived again (``derive_csvs``). Records keep their own co
 is never filled partly with stored runs of another code version and partly with runs trained now
 (``invocation.check_code_mix`` refuses, exit 2).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,13 +35,32 @@ from ..store import CorruptRecord, load_records, record_path, write_record
 
 FILE_NAME = "records.parquet"
 FORMAT_VERSION = 1
-META = "siamese_lib."   # prefix of the file-level metadata keys
-OUTPUT_DECIMALS = 6     # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
-OUTPUT_TYPES = {"head_prob": pa.float32(), "digit_prob": pa.float32(), "digit1_pred": pa.int8(),
-                "digit2_pred": pa.int8(), "confirm_head_prob": pa.float32(), "confirm_digit_prob": pa.float32()}
-PROVENANCE = {"schema_version": pa.int16(), "device": pa.string(), "torch_version": pa.string(),
-              "code_version": pa.string(), "python": pa.string(), "host": pa.string(), "cpu": pa.string(),
-              "threads": pa.int32(), "epochs_trained": pa.int32(), "machine": pa.string(), "created": pa.string()}
+META = "siamese_lib."  # prefix of the file-level metadata keys
+OUTPUT_DECIMALS = (
+    6  # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
+)
+OUTPUT_TYPES = {
+    "head_prob": pa.float32(),
+    "digit_prob": pa.float32(),
+    "digit1_pred": pa.int8(),
+    "digit2_pred": pa.int8(),
+    "confirm_head_prob": pa.float32(),
+    "confirm_digit_prob": pa.float32(),
+}
+PROVENANCE = {
+    "schema_version": pa.int16(),
+    "device": pa.string(),
+    "torch_version": pa.string(),
+    "code_version": pa.string(),
+    "python": pa.string(),
+    "host": pa.string(),
+    "cpu": pa.string(),
+    "threads": pa.int32(),
+    "epochs_trained": pa.int32(),
+    "machine": pa.string(),
+    "created": pa.string(),
+}
+
 
 class RecordFileError(UsageError):
     """A published record that is absent, altered or of another format (one line, exit 2)."""
@@ -56,9 +76,20 @@ def checksum_file(path) -> Path:
 
 def _config_types() -> dict:
     """Each configuration field's column type, from the type of its value in a configuration."""
+
     def arrow(v):
-        return (pa.list_(arrow(v[0]) if v else pa.string()) if isinstance(v, list) else pa.bool_() if isinstance(v, bool)
-                else pa.int64() if isinstance(v, int) else pa.float64() if isinstance(v, float) else pa.string())
+        return (
+            pa.list_(arrow(v[0]) if v else pa.string())
+            if isinstance(v, list)
+            else pa.bool_()
+            if isinstance(v, bool)
+            else pa.int64()
+            if isinstance(v, int)
+            else pa.float64()
+            if isinstance(v, float)
+            else pa.string()
+        )
+
     return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
 
 
@@ -81,12 +112,22 @@ def records_table(records, metadata: dict) -> pa.Table:
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    columns.update({n: (pa.list_(t), [r["outputs"].get(n) for r in records]) for n, t in OUTPUT_TYPES.items()})
+    columns.update(
+        {n: (pa.list_(t), [r["outputs"].get(n) for r in records]) for n, t in OUTPUT_TYPES.items()}
+    )
     for n, t in PROVENANCE.items():
         values = [r.get(n) for r in records]
-        columns[n] = (t, [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values])
-    layout = {"config": list(config), "metrics": metrics, "curves": ["train_loss"], "outputs": list(OUTPUT_TYPES),
-              "provenance": list(PROVENANCE)}
+        columns[n] = (
+            t,
+            [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values],
+        )
+    layout = {
+        "config": list(config),
+        "metrics": metrics,
+        "curves": ["train_loss"],
+        "outputs": list(OUTPUT_TYPES),
+        "provenance": list(PROVENANCE),
+    }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
     schema = pa.schema([pa.field(n, t) for n, (t, _) in columns.items()], metadata=meta)
     return pa.table({n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=schema)
@@ -103,14 +144,26 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
     records = load_records(store_dir)
     sink = pa.BufferOutputStream()
     table = records_table(records, metadata)
-    floats = [n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)]  # byte-stream split: 18 % smaller
-    pq.write_table(table, sink, compression="zstd", compression_level=9, column_encoding=dict.fromkeys(
-        floats, "BYTE_STREAM_SPLIT"), use_dictionary=[n for n in table.column_names if n not in floats])
+    floats = [
+        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
+    ]  # byte-stream split: 18 % smaller
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        compression_level=9,
+        column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
+        use_dictionary=[n for n in table.column_names if n not in floats],
+    )
     data = sink.getvalue().to_pybytes()
     back = records_from_table(pq.read_table(pa.BufferReader(data)))
     lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
-    if lost:  # e.g. outputs with more decimals than float32 keeps: never publish a record that reads back otherwise
-        raise ValueError(f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published")
+    if (
+        lost
+    ):  # e.g. outputs with more decimals than float32 keeps: never publish a record that reads back otherwise
+        raise ValueError(
+            f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
+        )
     path = record_file(report_dir)
     write_atomically(path, data)
     write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
@@ -127,12 +180,15 @@ def read_metadata(path) -> dict:
         raise RecordFileError(f"{path}: its checksum {sidecar.name} is missing; refusing an unchecked record")
     expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
     if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
-        raise RecordFileError(f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated")
+        raise RecordFileError(
+            f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated"
+        )
     raw = pq.read_schema(path).metadata or {}
-    meta = {k.decode()[len(META):]: v.decode() for k, v in raw.items() if k.decode().startswith(META)}
+    meta = {k.decode()[len(META) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META)}
     if meta.get("format_version") != str(FORMAT_VERSION):
-        raise RecordFileError(f"{path}: format version {meta.get('format_version')!r}, this code reads "
-                              f"{FORMAT_VERSION}")
+        raise RecordFileError(
+            f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
+        )
     return meta
 
 
@@ -146,12 +202,19 @@ def records_from_table(table: pa.Table) -> list[dict]:
     layout = json.loads(table.schema.metadata[(META + "columns").encode()])
     out = []
     for row in table.to_pylist():
-        outputs = {n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-                   for n in OUTPUT_TYPES if row[n] is not None}
-        record = {"schema_version": row["schema_version"], "key": row["key"],
-                  "config": {n: row[n] for n in layout["config"]},
-                  "metrics": {n: row[n] for n in layout["metrics"] if row[n] is not None},
-                  "curves": {n: row[n] for n in layout["curves"]}, "outputs": outputs}
+        outputs = {
+            n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
+            for n in OUTPUT_TYPES
+            if row[n] is not None
+        }
+        record = {
+            "schema_version": row["schema_version"],
+            "key": row["key"],
+            "config": {n: row[n] for n in layout["config"]},
+            "metrics": {n: row[n] for n in layout["metrics"] if row[n] is not None},
+            "curves": {n: row[n] for n in layout["curves"]},
+            "outputs": outputs,
+        }
         for n in layout["provenance"]:
             if row.get(n) is not None and n != "schema_version":
                 record[n] = json.loads(row[n]) if n == "machine" else row[n]
@@ -188,9 +251,12 @@ def derive_csvs(path, out_dir) -> dict:
         profile = load_profile(str(profile_file))
         if "plan" not in meta:
             raise RecordFileError(f"{path}: holds no plan, so its table cells cannot be derived")
-        (Path(tmp) / "plan.json").write_text(meta["plan"])  # the cells are those of the plan the record was made by
+        (Path(tmp) / "plan.json").write_text(
+            meta["plan"]
+        )  # the cells are those of the plan the record was made by
         cells = table_cells(records, load_plan(tmp), profile.name)
         from ..presentation.sections import write_data_csvs  # matplotlib and torch: only when deriving
+
         return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
 
 
@@ -199,8 +265,10 @@ def seed_from_record(run) -> None:
     through the store's writer); only the runs the record lacks are trained."""
     path = record_file(run.report_dir)
     written, kept = seed_store(path, run.store_dir)
-    run.write(f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
-              f"(kept); only runs the record lacks are trained")
+    run.write(
+        f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
+        f"(kept); only runs the record lacks are trained"
+    )
 
 
 REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME)
@@ -213,16 +281,22 @@ def report_lines(report_dir, since: float, rel=str) -> list[str]:
     if not there:
         return []
     now = [p for p in there if p.stat().st_mtime >= since]
-    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/"
-             f"{{{', '.join(p.name for p in (now or there))}}}"]
+    lines = [
+        f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/"
+        f"{{{', '.join(p.name for p in (now or there))}}}"
+    ]
     try:
         cells = pd.read_csv(Path(report_dir) / "cells.csv")
-        cells = cells[(cells["table"] == TABLE_NAMES["table1"]) & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
+        cells = cells[
+            (cells["table"] == TABLE_NAMES["table1"]) & (cells["protocol"] == "corrected") & (cells["n"] > 0)
+        ]
     except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
         return lines
     if not cells.empty:
         c = cells.loc[cells["mean"].idxmin()]
         label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
-        lines.append(f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
-                     f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)")
+        lines.append(
+            f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
+            f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)"
+        )
     return lines

@@ -12,6 +12,7 @@ SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --schedu
 Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage error,
 the lock is held or (profile paper) uncommitted code; 130 interrupted (finished runs kept).
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,8 +47,10 @@ def parse_only(text, usage_error):
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if s not in STAGES]
     if unknown or not names:
-        raise usage_error(f"run: --only {text!r}: unknown stage {', '.join(map(repr, unknown)) or '(none given)'}; "
-                          f"allowed: {', '.join(STAGES)}")
+        raise usage_error(
+            f"run: --only {text!r}: unknown stage {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"allowed: {', '.join(STAGES)}"
+        )
     return [s for s in STAGES if s in names]
 
 
@@ -64,8 +67,10 @@ class Lock:
         through it would open, and may truncate, the file it points to. The pid file replaces a link."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_symlink():
-            raise UsageError(f"run: the lock file {self.path} is a symlink (to {os.readlink(self.path)}), "
-                             f"not written through; remove it")
+            raise UsageError(
+                f"run: the lock file {self.path} is a symlink (to {os.readlink(self.path)}), "
+                f"not written through; remove it"
+            )
         try:
             self.lock.acquire()
         except filelock.Timeout:
@@ -99,12 +104,16 @@ def main(args) -> int:
         raise UsageError(f"run: {exc}") from None
     stages = [s for s in wanted if s in profile.stages]
     if not stages:
-        raise UsageError(f"run: profile {profile.name!r} has none of the stages asked for ({', '.join(wanted)}); "
-                         f"it has: {', '.join(profile.stages)}")
+        raise UsageError(
+            f"run: profile {profile.name!r} has none of the stages asked for ({', '.join(wanted)}); "
+            f"it has: {', '.join(profile.stages)}"
+        )
     for stage in stages:
         if not (NOTEBOOKS_DIR / f"{notebook_name(stage)}.ipynb").is_file():
-            raise UsageError(f"run: notebook notebooks/{notebook_name(stage)}.ipynb is missing (the {stage!r} stage runs it); "
-                             f"skip the stage with --only")
+            raise UsageError(
+                f"run: notebook notebooks/{notebook_name(stage)}.ipynb is missing (the {stage!r} stage runs it); "
+                f"skip the stage with --only"
+            )
 
     if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit
         check_clean_code(profile.name, allow=getattr(args, "allow_dirty", False))
@@ -123,8 +132,10 @@ def main(args) -> int:
         raise
     if not held:
         shutil.rmtree(run.workdir, ignore_errors=True)
-        raise UsageError(f"run: another run of profile {profile.name!r} is in progress "
-                         f"(lock {run.rel(lock.path)} held by pid {lock.holder()}); wait for it to finish")
+        raise UsageError(
+            f"run: another run of profile {profile.name!r} is in progress "
+            f"(lock {run.rel(lock.path)} held by pid {lock.holder()}); wait for it to finish"
+        )
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -135,6 +146,7 @@ def main(args) -> int:
         write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
         if args.from_record:
             from .published import seed_from_record
+
             seed_from_record(run)
         try:
             plan(run)
@@ -155,8 +167,11 @@ def main(args) -> int:
                 job.status = "cancelled"
         write_timings(run, "interrupted")
         print(summary(run), file=sys.stderr)
-        print("interrupted: submitted runs cancelled, kernels stopped; finished runs are kept in the store; "
-              "rerun the same command to resume", file=sys.stderr)
+        print(
+            "interrupted: submitted runs cancelled, kernels stopped; finished runs are kept in the store; "
+            "rerun the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     finally:
         run.engine.close()

@@ -1,4 +1,5 @@
 """What a worker runs: one training run, or on a GPU the seeds of one configuration together, as store records."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,9 @@ def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict
     from ..training import train_run
 
     dev = device_type(device)
-    return as_record(config, dev, train_run(config, device=dev, progress=progress))  # one thread: the same numbers
+    return as_record(
+        config, dev, train_run(config, device=dev, progress=progress)
+    )  # one thread: the same numbers
 
 
 def as_record(config: RunConfig, dev: str, body: dict) -> dict:
@@ -25,11 +28,17 @@ def as_record(config: RunConfig, dev: str, body: dict) -> dict:
     import torch
 
     return {
-        "schema_version": SCHEMA_VERSION, "key": run_key(config, dev), "config": config.to_dict(), **body,
-        "torch_version": torch.__version__, "code_version": code_version(),
+        "schema_version": SCHEMA_VERSION,
+        "key": run_key(config, dev),
+        "config": config.to_dict(),
+        **body,
+        "torch_version": torch.__version__,
+        "code_version": code_version(),
         "python": platform.python_version(),
-        "host": platform.node(), "cpu": platform.processor() or platform.machine(), "machine": fingerprint(dev),
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
+        "machine": fingerprint(dev),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -42,6 +51,7 @@ def train_task(unit: list, device: str, expected: dict) -> list[dict]:
     if len(unit) == 1:
         return [train_record(unit[0], device)]
     from ..batched import train_seeds
+
     return [as_record(c, device, body) for c, body in zip(unit, train_seeds(unit, device))]
 
 

@@ -8,6 +8,7 @@ anew each time (its seed printed; ``--seed`` repeats one), so an edit outside on
 Runs are retrained on the engine's local cluster (fresh processes, one torch thread each, the profile's
 numerics) into a store of their own, ``runs/<profile>/verify/store``, so the record that was checked and the retrains stay apart.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,14 +25,23 @@ from .. import machine
 from ..analysis.agreement import cell_check, run_check, verdict
 from ..analysis.stats import fmt_p, mean_std_n
 from ..common import UsageError, report_root, runs_root, write_json_atomically
+from ..config import RunConfig, key_defaults
 from ..experiments.profiles import ProfileError, load_profile
 from ..store import load_record, record_path, run_key
-from ..config import RunConfig, key_defaults
 from .engine import Engine, EngineError
 
-MIN_SEEDS = 2       # per sampled cell: Welch needs two on each side
+MIN_SEEDS = 2  # per sampled cell: Welch needs two on each side
 DEFAULT_MINUTES = 10.0
-CELL_FIELDS = ("protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs")  # cells.csv
+CELL_FIELDS = (
+    "protocol",
+    "model",
+    "weight_sharing",
+    "aux_loss",
+    "batch_norm",
+    "dropout",
+    "lr",
+    "epochs",
+)  # cells.csv
 
 
 @dataclasses.dataclass
@@ -46,11 +56,24 @@ class CommittedRun:
     @property
     def cell(self) -> str:
         c = self.config
-        extra = "".join(f" {f}={getattr(c, f)}" for f in ("aux_weight", "aux_schedule", "weight_decay", "l1",
-                                                           "augment", "val_pairs", "lr_schedule", "branch_calls")
-                        if getattr(c, f) != getattr(RunConfig(protocol=c.protocol, weight_sharing=c.weight_sharing), f))
-        return (f"{c.protocol} {c.model} ws{int(c.weight_sharing)} aux{int(c.aux_loss)} bn{int(c.batch_norm)} "
-                f"do{int(c.dropout)} lr {c.lr:g} {c.epochs} ep{extra}")
+        extra = "".join(
+            f" {f}={getattr(c, f)}"
+            for f in (
+                "aux_weight",
+                "aux_schedule",
+                "weight_decay",
+                "l1",
+                "augment",
+                "val_pairs",
+                "lr_schedule",
+                "branch_calls",
+            )
+            if getattr(c, f) != getattr(RunConfig(protocol=c.protocol, weight_sharing=c.weight_sharing), f)
+        )
+        return (
+            f"{c.protocol} {c.model} ws{int(c.weight_sharing)} aux{int(c.aux_loss)} bn{int(c.batch_norm)} "
+            f"do{int(c.dropout)} lr {c.lr:g} {c.epochs} ep{extra}"
+        )
 
 
 def config_from_row(row: dict) -> RunConfig:
@@ -70,15 +93,25 @@ def config_from_row(row: dict) -> RunConfig:
 
 def load_committed(csv_path: Path) -> list[CommittedRun]:
     if not csv_path.is_file():
-        raise UsageError(f"verify: no committed record at {csv_path} (run the profile first, or name another)")
+        raise UsageError(
+            f"verify: no committed record at {csv_path} (run the profile first, or name another)"
+        )
     runs = []
     for row in pd.read_csv(csv_path).to_dict("records"):
         config = config_from_row(row)
         if run_key(config, row["device"]) != row["key"]:
             raise UsageError(f"verify: {csv_path}: cannot rebuild the configuration of run {row['key']}")
         fp = row.get("machine")
-        runs.append(CommittedRun(config, row["key"], row["device"], row, json.loads(fp) if isinstance(fp, str) and fp
-                                 else None, float(row.get("train_seconds") or 0.0)))
+        runs.append(
+            CommittedRun(
+                config,
+                row["key"],
+                row["device"],
+                row,
+                json.loads(fp) if isinstance(fp, str) and fp else None,
+                float(row.get("train_seconds") or 0.0),
+            )
+        )
     problem = rows_problem(runs) or cells_problem(csv_path.with_name("cells.csv"), runs)
     if problem:
         raise UsageError(f"verify: {csv_path}: {problem}")
@@ -108,17 +141,29 @@ def cells_problem(cells_csv: Path, runs: list[CommittedRun]) -> str | None:
         if not row.get("n"):
             continue
         fields = {f: row[f] for f in CELL_FIELDS}  # the rest at their defaults, as the tables' configurations
-        cell = CommittedRun(config_from_row({**RunConfig(**fields).to_dict(), **fields}), "", "", {}, None, 0.0).cell
+        cell = CommittedRun(
+            config_from_row({**RunConfig(**fields).to_dict(), **fields}), "", "", {}, None, 0.0
+        ).cell
         mean, std, n = mean_std_n(errors.get(cell, []))
-        if n != row["n"] or not (math.isclose(mean, row["mean"], abs_tol=1e-6)
-                                 and (n < 2 or math.isclose(std, row["std"], abs_tol=1e-6))):
-            wrong.append(f"{row['table']} {cell} (cells.csv: mean {row['mean']:.4f}, n {row['n']}; "
-                         f"runs.csv: mean {mean:.4f}, n {n})")
+        if n != row["n"] or not (
+            math.isclose(mean, row["mean"], abs_tol=1e-6)
+            and (n < 2 or math.isclose(std, row["std"], abs_tol=1e-6))
+        ):
+            wrong.append(
+                f"{row['table']} {cell} (cells.csv: mean {row['mean']:.4f}, n {row['n']}; "
+                f"runs.csv: mean {mean:.4f}, n {n})"
+            )
     return wrong and f"cells.csv does not follow from runs.csv: {'; '.join(wrong[:3])}" or None
 
 
-def stratified_sample(runs: list[CommittedRun], budget_seconds: float, jobs: int, full: bool,
-                      slowdown: float = 1.0, seed: int = 0) -> list[CommittedRun]:
+def stratified_sample(
+    runs: list[CommittedRun],
+    budget_seconds: float,
+    jobs: int,
+    full: bool,
+    slowdown: float = 1.0,
+    seed: int = 0,
+) -> list[CommittedRun]:
     """Cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), in an order drawn from
     ``seed``, MIN_SEEDS seeds each (the lowest seeds), while the estimated cost (committed train seconds x
     ``slowdown``) fits the budget."""
@@ -168,31 +213,48 @@ def retrain_within_budget(sample, store_dir, numerics, jobs, budget, log) -> dic
             ratio = spent["here"] / spent["there"] if spent["there"] else 1.0
             left = sum(r.train_seconds for r in cell) * ratio / jobs
             if budget is not None and time.perf_counter() - start + left > budget:
-                log(f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed second)")
+                log(
+                    f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed second)"
+                )
                 break
             by_key = {r.key: r for r in cell}
             for device in sorted({r.device for r in cell}):
-                engine = engines.setdefault(device, Engine(None, workers=jobs, device=device, log=lambda line: None))
+                engine = engines.setdefault(
+                    device, Engine(None, workers=jobs, device=device, log=lambda line: None)
+                )
                 outcome = engine.train([r.config for r in cell if r.device == device], store_dir)
                 if outcome.failed:
                     key, error = next(iter(outcome.failed.items()))
-                    raise EngineError(f"verify: retraining {by_key[key].cell} seed {by_key[key].config.seed} "
-                                      f"failed: {error}")
+                    raise EngineError(
+                        f"verify: retraining {by_key[key].cell} seed {by_key[key].config.seed} "
+                        f"failed: {error}"
+                    )
             for r in cell:
                 record = load_record(record_path(store_dir, r.key))
                 results[r.key] = {"metrics": record["metrics"], "machine": record["machine"]}
                 spent["here"] += record["metrics"]["train_seconds"]
                 spent["there"] += r.train_seconds
-                log(f"  [{len(results)}/{len(sample)}] {r.cell} seed {r.config.seed}: committed "
-                    f"{r.metrics['test_error']:.2f} %, here {record['metrics']['test_error']:.2f} %")
+                log(
+                    f"  [{len(results)}/{len(sample)}] {r.cell} seed {r.config.seed}: committed "
+                    f"{r.metrics['test_error']:.2f} %, here {record['metrics']['test_error']:.2f} %"
+                )
     finally:
         for engine in engines.values():
             engine.close()
     return results
 
 
-def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minutes: float, jobs: int, full: bool,
-           log=print, seed: int | None = None) -> int:
+def verify(
+    csv_path: Path,
+    store_dir: Path,
+    out_path: Path,
+    numerics: str,
+    minutes: float,
+    jobs: int,
+    full: bool,
+    log=print,
+    seed: int | None = None,
+) -> int:
     runs = load_committed(csv_path)
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     cuda = machine.device_type("auto") == "cuda"
@@ -204,40 +266,72 @@ def verify(csv_path: Path, store_dir: Path, out_path: Path, numerics: str, minut
     start = time.perf_counter()
     sample = stratified_sample(runnable, minutes * 60, jobs, full, seed=seed)
     if not sample:
-        raise UsageError(f"verify: no cell of {MIN_SEEDS} seeds fits in {minutes:g} minutes; give more --minutes")
-    log(f"verify {csv_path}: {len(sample)} of {len(runs)} runs in {len({r.cell for r in sample})} cells, "
+        raise UsageError(
+            f"verify: no cell of {MIN_SEEDS} seeds fits in {minutes:g} minutes; give more --minutes"
+        )
+    log(
+        f"verify {csv_path}: {len(sample)} of {len(runs)} runs in {len({r.cell for r in sample})} cells, "
         f"{jobs} process(es), numerics {numerics}, budget {'none (--full)' if full else f'{minutes:g} min'}, "
-        f"sample seed {seed} (--seed {seed} repeats this sample)")
+        f"sample seed {seed} (--seed {seed} repeats this sample)"
+    )
     results = retrain_within_budget(sample, store_dir, numerics, jobs, None if full else minutes * 60, log)
     seconds = time.perf_counter() - start
     sample = [r for r in sample if r.key in results]
     if not sample:
         raise UsageError(f"verify: not one run finished within {minutes:g} minutes; give more --minutes")
-    checks = [run_check(r.key, r.cell, r.config.seed, r.metrics, results[r.key]["metrics"], r.machine,
-                        results[r.key]["machine"]) for r in sample]
+    checks = [
+        run_check(
+            r.key,
+            r.cell,
+            r.config.seed,
+            r.metrics,
+            results[r.key]["metrics"],
+            r.machine,
+            results[r.key]["machine"],
+        )
+        for r in sample
+    ]
     by_cell = {}
     for r in sample:
         by_cell.setdefault(r.cell, []).append(results[r.key]["metrics"]["test_error"])
-    cells = [cell_check(name, [r.metrics["test_error"] for r in runs if r.cell == name], new)
-             for name, new in by_cell.items()]
+    cells = [
+        cell_check(name, [r.metrics["test_error"] for r in runs if r.cell == name], new)
+        for name, new in by_cell.items()
+    ]
     v = verdict(checks, cells)
     log("\nper run (test error %, committed -> here):")
     for c in checks:
-        log(f"  {'identical ' if c.identical else 'different '} {c.cell} seed {c.seed}: {c.committed:.2f} -> {c.new:.2f}")
+        log(
+            f"  {'identical ' if c.identical else 'different '} {c.cell} seed {c.seed}: {c.committed:.2f} -> {c.new:.2f}"
+        )
     log("per cell (committed: all its seeds; here: the seeds retrained):")
     for c in cells:
-        log(f"  {'agrees   ' if c.agrees else 'DISAGREES'} {c.cell}: {c.committed_mean:.2f} +- {c.committed_std:.2f} "
-            f"(n {c.committed_n}) vs {c.new_mean:.2f} +- {c.new_std:.2f} (n {c.new_n}), Welch p {fmt_p(c.p)}")
+        log(
+            f"  {'agrees   ' if c.agrees else 'DISAGREES'} {c.cell}: {c.committed_mean:.2f} +- {c.committed_std:.2f} "
+            f"(n {c.committed_n}) vs {c.new_mean:.2f} +- {c.new_std:.2f} (n {c.new_n}), Welch p {fmt_p(c.p)}"
+        )
     log(f"this machine: {machine.describe(next(iter(results.values()))['machine'])}")
     log(f"committed machines: {', '.join(sorted({machine.describe(r.machine) for r in sample}))}")
     for line in v.lines:
         log(line)
     log(f"took {seconds:.0f} s")
-    write_json_atomically(out_path, {
-        "record": str(csv_path), "sample_seed": seed, "numerics": numerics, "jobs": jobs, "minutes": None if full else minutes,
-        "seconds": round(seconds, 1), "ok": v.ok, "criterion": v.criterion, "summary": v.lines,
-        "machine_here": next(iter(results.values()))["machine"],
-        "runs": [dataclasses.asdict(c) for c in checks], "cells": [dataclasses.asdict(c) for c in cells]})
+    write_json_atomically(
+        out_path,
+        {
+            "record": str(csv_path),
+            "sample_seed": seed,
+            "numerics": numerics,
+            "jobs": jobs,
+            "minutes": None if full else minutes,
+            "seconds": round(seconds, 1),
+            "ok": v.ok,
+            "criterion": v.criterion,
+            "summary": v.lines,
+            "machine_here": next(iter(results.values()))["machine"],
+            "runs": [dataclasses.asdict(c) for c in checks],
+            "cells": [dataclasses.asdict(c) for c in cells],
+        },
+    )
     log(f"wrote {out_path}")
     return 0 if v.ok else 1
 
@@ -250,5 +344,13 @@ def main(args) -> int:
     numerics = profile.settings["numerics"]
     machine.apply_numerics(numerics)
     base = runs_root() / profile.name / "verify"
-    return verify(report_root() / profile.name / "runs.csv", base / "store", base / "verify.json", numerics,
-                  args.minutes, args.jobs or min(2, os.cpu_count() or 1), args.full, seed=getattr(args, "seed", None))
+    return verify(
+        report_root() / profile.name / "runs.csv",
+        base / "store",
+        base / "verify.json",
+        numerics,
+        args.minutes,
+        args.jobs or min(2, os.cpu_count() or 1),
+        args.full,
+        seed=getattr(args, "seed", None),
+    )

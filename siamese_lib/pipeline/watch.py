@@ -2,6 +2,7 @@
 again); a record must answer what was asked (``check_result``, the one check for every result, in this process or
 from a worker); a worker that holds a run far longer than it should without a result is found (``Watch``: a stopped
 or hung process answers nothing, so only time tells)."""
+
 from __future__ import annotations
 
 import time
@@ -24,6 +25,7 @@ class VersionMismatch(RuntimeError):
 def versions() -> dict:
     """What must be equal on a worker and the client for their numbers to be comparable."""
     import torch
+
     return {"siamese_lib": __version__, "torch": torch.__version__, "code": code_version()}
 
 
@@ -42,15 +44,20 @@ def refuse_odd_workers(client, expected: dict, log) -> None:
     if len(bad) == len(found):
         address = client.scheduler.address
         client.close()
-        raise EngineError(f"no worker of the Dask scheduler {address} runs the client's "
-                          f"versions ({', '.join(f'{k} {v}' for k, v in expected.items())})")
+        raise EngineError(
+            f"no worker of the Dask scheduler {address} runs the client's "
+            f"versions ({', '.join(f'{k} {v}' for k, v in expected.items())})"
+        )
 
 
 class BadResult(OneLineError):
     """A record that does not answer what was asked (another key or configuration, metrics its outputs refute)."""
 
 
-STALL_FACTOR, STALL_FLOOR = 20, 300  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
+STALL_FACTOR, STALL_FLOOR = (
+    20,
+    300,
+)  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
 POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
 NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
 
@@ -73,8 +80,10 @@ def check_result(record, config: RunConfig, device: str) -> dict:
     if not isinstance(record, dict):
         raise BadResult(f"the result is a {type(record).__name__}, not a record")
     if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
-        raise BadResult(f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
-                        f"asked for {run_key(config, device)})")
+        raise BadResult(
+            f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
+            f"asked for {run_key(config, device)})"
+        )
     outputs, metrics = record.get("outputs"), record.get("metrics")
     try:
         head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
@@ -82,17 +91,29 @@ def check_result(record, config: RunConfig, device: str) -> dict:
         target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
         if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
             raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
-        recorded = {m: float(metrics[f"test_{m}"]) for m in ("error", "digit1_error", "digit2_error",
-                    "derived_error", "digit_prob_error", "head_vs_digits_disagreement")}
+        recorded = {
+            m: float(metrics[f"test_{m}"])
+            for m in (
+                "error",
+                "digit1_error",
+                "digit2_error",
+                "derived_error",
+                "digit_prob_error",
+                "head_vs_digits_disagreement",
+            )
+        }
     except (TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
     derived = (p1 <= p2).long()
     ties = head == 0.5
     wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
-        "error": ((head > 0.5).long() != target) & ~ties, "digit1_error": p1 != classes[:, 0],
-        "digit2_error": p2 != classes[:, 1], "derived_error": derived != target,
+        "error": ((head > 0.5).long() != target) & ~ties,
+        "digit1_error": p1 != classes[:, 0],
+        "digit2_error": p2 != classes[:, 1],
+        "derived_error": derived != target,
         "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
-        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties}
+        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties,
+    }
     undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
     n = len(target)
     for name, value in recorded.items():
@@ -101,8 +122,9 @@ def check_result(record, config: RunConfig, device: str) -> dict:
         count = value * n / 100
         if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
             shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
-            raise BadResult(f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs "
-                            f"({shown})")
+            raise BadResult(
+                f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs ({shown})"
+            )
     return record
 
 
@@ -111,7 +133,9 @@ class Watch:
 
     def __init__(self, run_timeout: float | None):
         self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
-        self.workerless_since = None  # a cluster starting (or a loaded machine) has none for a while: not a failure
+        self.workerless_since = (
+            None  # a cluster starting (or a loaded machine) has none for a while: not a failure
+        )
 
     def look(self, client, pending: dict) -> list[tuple]:
         """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
@@ -130,13 +154,28 @@ class Watch:
             elif states.get(future.key) == "erred" and not future.done():
                 # the scheduler ended it but its outcome never reached this client (e.g. an error whose
                 # traceback Dask could not carry): waiting longer would wait for ever
-                out.append((future, "the run ended on the cluster (erred) without its outcome reaching this client: "
-                            + " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200], None))
+                out.append(
+                    (
+                        future,
+                        "the run ended on the cluster (erred) without its outcome reaching this client: "
+                        + " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200],
+                        None,
+                    )
+                )
             elif worker is None or self.held.get(future.key, (None,))[0] != worker:
-                self.held[future.key] = (worker, now)  # queued, or (re)started on another worker: a fresh clock
+                self.held[future.key] = (
+                    worker,
+                    now,
+                )  # queued, or (re)started on another worker: a fresh clock
             elif now - self.held[future.key][1] > bound and future.key in self.stalled:
-                out.append((future, f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
-                                    f"rerun to retry (--run-timeout sets the limit)", None))
+                out.append(
+                    (
+                        future,
+                        f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
+                        f"rerun to retry (--run-timeout sets the limit)",
+                        None,
+                    )
+                )
             elif now - self.held[future.key][1] > bound:
                 self.stalled.add(future.key)
                 client.run_on_scheduler(_remove_worker, address=worker)

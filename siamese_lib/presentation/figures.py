@@ -3,6 +3,7 @@
 Each function returns a matplotlib Figure and draws only what it is given: missing
 data shows as absent (and is named in the caption by the caller), never invented.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-from ..analysis.tables import PAPER_TABLES, cell_map, yesno
 from ..analysis.beyond_paper import aux_weight_frame
+from ..analysis.tables import PAPER_TABLES, cell_map, yesno
 from ..config import PAPER_MODELS
 
 PAPER_COLOR = "#555555"
@@ -47,10 +48,28 @@ def _box(ax, xy, w, h, text, color="#e8eef7", fontsize=7.5, edge="#333333", styl
 
 
 def _arrow(ax, start, end, text=None, style="-|>", ls="-", color="#333333"):
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle=style, mutation_scale=8, linewidth=0.8, color=color,
-                                 linestyle=ls, shrinkA=0, shrinkB=0))
+    ax.add_patch(
+        FancyArrowPatch(
+            start,
+            end,
+            arrowstyle=style,
+            mutation_scale=8,
+            linewidth=0.8,
+            color=color,
+            linestyle=ls,
+            shrinkA=0,
+            shrinkB=0,
+        )
+    )
     if text:
-        ax.text((start[0] + end[0]) / 2, (start[1] + end[1]) / 2 + 0.12, text, ha="center", va="bottom", fontsize=6.5)
+        ax.text(
+            (start[0] + end[0]) / 2,
+            (start[1] + end[1]) / 2 + 0.12,
+            text,
+            ha="center",
+            va="bottom",
+            fontsize=6.5,
+        )
 
 
 def architecture_figure():
@@ -65,8 +84,10 @@ def architecture_figure():
         _box(ax, (2.2, y), 1.4, 1.0, name, color="#f3f3f3")
         _arrow(ax, (1.6, 2.6), (2.2, y + 0.5))
     # branches
-    for y, name in ((3.5, "branch 1\n(Net | LeNet5 |\nLeNet5_FullyConv | ResNet)"),
-                    (0.5, "branch 2\n(same architecture)")):
+    for y, name in (
+        (3.5, "branch 1\n(Net | LeNet5 |\nLeNet5_FullyConv | ResNet)"),
+        (0.5, "branch 2\n(same architecture)"),
+    ):
         _box(ax, (4.2, y), 2.6, 1.2, name, color="#dbe7f6")
         _arrow(ax, (3.6, y + 0.6), (4.2, y + 0.6))
     _arrow(ax, (5.5, 3.5), (5.5, 1.7), style="<|-|>", ls="--", color="#1f77b4")
@@ -102,8 +123,17 @@ def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataF
                 continue
             used = chosen.get(model) is not None and math.isclose(lr, chosen[model])
             for seed, curve in zip(e["seeds"], e["curves"]):
-                rows += [{"model": model, "rate": f"{lr:g}", "line": USED if used else SEARCHED, "seed": seed,
-                          "epoch": i + 1, "loss": float(v)} for i, v in enumerate(curve)]
+                rows += [
+                    {
+                        "model": model,
+                        "rate": f"{lr:g}",
+                        "line": USED if used else SEARCHED,
+                        "seed": seed,
+                        "epoch": i + 1,
+                        "loss": float(v),
+                    }
+                    for i, v in enumerate(curve)
+                ]
     return pd.DataFrame(rows)
 
 
@@ -114,10 +144,23 @@ def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
     if df.empty:
         return None
     # a qualitative palette: six rates must be told apart, not ordered by shade
-    g = sns.relplot(data=df, x="epoch", y="loss", hue="rate", style="line", style_order=[SEARCHED, USED],
-                    dashes={SEARCHED: "", USED: (1, 1)}, col="model", col_wrap=min(2, df["model"].nunique()),
-                    kind="line", errorbar=None, palette="tab10", height=2.3, aspect=1.45,
-                    facet_kws={"sharey": False, "sharex": False})
+    g = sns.relplot(
+        data=df,
+        x="epoch",
+        y="loss",
+        hue="rate",
+        style="line",
+        style_order=[SEARCHED, USED],
+        dashes={SEARCHED: "", USED: (1, 1)},
+        col="model",
+        col_wrap=min(2, df["model"].nunique()),
+        kind="line",
+        errorbar=None,
+        palette="tab10",
+        height=2.3,
+        aspect=1.45,
+        facet_kws={"sharey": False, "sharex": False},
+    )
     g.set(yscale="log")
     g.set_axis_labels("epoch", "summed training loss")
     g.set_titles("{col_name}")
@@ -132,8 +175,9 @@ def selection_figure(scores_runs: pd.DataFrame):
         return None
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * scores_runs["candidate"].nunique() + 1.2))
     sns.barplot(data=scores_runs, y="candidate", x="val_error", hue="rule", errorbar=None, alpha=0.45, ax=ax)
-    sns.stripplot(data=scores_runs, y="candidate", x="val_error", hue="rule", dodge=True, legend=False, size=4,
-                  ax=ax)
+    sns.stripplot(
+        data=scores_runs, y="candidate", x="val_error", hue="rule", dodge=True, legend=False, size=4, ax=ax
+    )
     ax.set_xlabel("validation error (%), each dot one selection seed")
     ax.set_ylabel("")
     ax.grid(axis="x", alpha=0.3, lw=0.4)
@@ -163,7 +207,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     width = 0.8 / len(series)
     x = np.arange(len(keys))
     maps = {p: cell_map(cells, p) for p in protocols}
-    for j, (name, protocol) in enumerate(series):
+    for j, (_name, protocol) in enumerate(series):
         xs, ys, es, miss = [], [], [], []
         for i, key in enumerate(keys):
             xi = i - 0.4 + width * (j + 0.5)
@@ -178,8 +222,17 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
                 miss.append(xi)
         color = PAPER_COLOR if protocol is None else PROTOCOL_COLORS[protocol]
         label = "paper" if protocol is None else f"ours ({protocol})"
-        ax.errorbar(xs, ys, yerr=es, fmt="o" if protocol is None else "s", ms=3.2, capsize=2, lw=0.9,
-                    color=color, label=label)
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=es,
+            fmt="o" if protocol is None else "s",
+            ms=3.2,
+            capsize=2,
+            lw=0.9,
+            color=color,
+            label=label,
+        )
         if miss:
             ax.plot(miss, [0.3] * len(miss), "x", color=color, ms=4, label=f"ours ({protocol}): missing")
     ax.set_xticks(x)
@@ -192,9 +245,19 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
         for i, m in enumerate(PAPER_MODELS):
             if i:
                 ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
-            ax.text(4 * i + 1.5, 1.0, m, transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)
+            ax.text(
+                4 * i + 1.5,
+                1.0,
+                m,
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=7.5,
+            )
     ax.set_xlim(-0.6, len(keys) - 0.4)
-    ax.legend(fontsize=7, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
+    ax.legend(
+        fontsize=7, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32)
+    )
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -207,8 +270,15 @@ def plot_confusion(counts, title: str = ""):
         for j in range(10):
             if counts.values[i, j]:
                 dark = counts.values[i, j] > counts.values.max() / 2  # white on the dark cells
-                ax.text(j, i, str(counts.values[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if dark else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(counts.values[i, j]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
     ax.set_xticks(range(10))
     ax.set_yticks(range(10))
     ax.set_xlabel("predicted digit")
@@ -224,8 +294,11 @@ def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
     (from 1 to 0) drawn as an open marker at w = 1; the digit rules are left out at w = 0 (nothing
     trains the digit outputs as digits there). Returns the Figure."""
     frame = aux_weight_frame(df, metrics)
-    labels = {"test_error": "learned head", "test_digit_prob_error": "P(d1 <= d2) from digits",
-              "test_derived_error": "argmax digits"}
+    labels = {
+        "test_error": "learned head",
+        "test_digit_prob_error": "P(d1 <= d2) from digits",
+        "test_derived_error": "argmax digits",
+    }
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for i, (model, g) in enumerate(frame.groupby("model")):
         for j, m in enumerate(metrics):
@@ -233,12 +306,27 @@ def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
             const = g[g["schedule"] == "constant"].sort_values("aux_weight")
             if m != "test_error":  # with w = 0 the digit outputs are not trained as digits
                 const = const[const["aux_weight"] > 0]
-            ax.errorbar(const["aux_weight"], const[f"{m}_mean"], yerr=const[f"{m}_std"], marker="o", capsize=3,
-                        color=color, label=f"{model}, {labels.get(m, m)}")
+            ax.errorbar(
+                const["aux_weight"],
+                const[f"{m}_mean"],
+                yerr=const[f"{m}_std"],
+                marker="o",
+                capsize=3,
+                color=color,
+                label=f"{model}, {labels.get(m, m)}",
+            )
             decay = g[g["schedule"] == "linear_decay"]
             if not decay.empty:
-                ax.errorbar(decay["aux_weight"], decay[f"{m}_mean"], yerr=decay[f"{m}_std"], marker="s",
-                            mfc="none", capsize=3, color=color, linestyle="none")
+                ax.errorbar(
+                    decay["aux_weight"],
+                    decay[f"{m}_mean"],
+                    yerr=decay[f"{m}_std"],
+                    marker="s",
+                    mfc="none",
+                    capsize=3,
+                    color=color,
+                    linestyle="none",
+                )
     ax.set_xscale("symlog", linthresh=0.3)
     weights = sorted(frame["aux_weight"].unique())
     ax.set_xticks(weights, [f"{w:g}" for w in weights])

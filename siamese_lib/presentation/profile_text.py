@@ -1,6 +1,7 @@
 """What a report is, said from its profile: the title, and the facts the templates state (seeds, epochs,
 protocols, stages, pairs), so a reduced run can never speak of the paper's ten seeds or 30 epochs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,13 @@ from .html import esc
 
 PAPER_PROFILE = "paper"
 TITLE = "Siamese networks that compare two MNIST digits: a reproduction"
-STAGE_LABELS = {"lr_search": "LR search", "table1": "Table I", "table2": "Table II",
-                "beyond_paper": "beyond the paper", "selection": "selection (declared in advance)"}
+STAGE_LABELS = {
+    "lr_search": "LR search",
+    "table1": "Table I",
+    "table2": "Table II",
+    "beyond_paper": "beyond the paper",
+    "selection": "selection (declared in advance)",
+}
 PROTOCOL_LABELS = {"corrected": "a corrected protocol", "original": "the authors' original protocol"}
 
 
@@ -39,8 +45,10 @@ def size_text(profile) -> str:
             parts.append(f"{STAGE_LABELS[stage]}: {stage_size(profile, stage)}")
     sel = profile.stages.get("selection")
     if sel:
-        parts.append(f"selection: {_n(len(sel['candidates']), 'candidate')} on {_n(len(sel['selection_seeds']), 'seed')}"
-                     f", the choice on {_n(len(sel['final_seeds']), 'fresh seed')}")
+        parts.append(
+            f"selection: {_n(len(sel['candidates']), 'candidate')} on {_n(len(sel['selection_seeds']), 'seed')}"
+            f", the choice on {_n(len(sel['final_seeds']), 'fresh seed')}"
+        )
     return "; ".join(parts)
 
 
@@ -63,18 +71,33 @@ def short_size(profile) -> str:
     def span(values, word):
         lo, hi = min(values), max(values)
         return f"{lo} {word}{'' if hi == 1 else 's'}" if lo == hi else f"{lo}-{hi} {word}s"
-    per = (f"; {span([len(g['seeds']) for g in gs], 'seed')} and {span([g['epochs'] for g in gs], 'epoch')} per "
-           f"configuration") if gs else ""
+
+    per = (
+        (
+            f"; {span([len(g['seeds']) for g in gs], 'seed')} and {span([g['epochs'] for g in gs], 'epoch')} per "
+            f"configuration"
+        )
+        if gs
+        else ""
+    )
     return f"{profile.settings['nb_pairs']} training pairs{per}"
 
 
 def profile_numbers(profile) -> dict:
     """What the templates say about the run, from its profile (a reduced run never speaks of the paper's size)."""
     s = profile.settings
-    return {"name": profile.name, "reduced": is_reduced(profile), "nb_pairs": s["nb_pairs"],
-            "batch_size": s["batch_size"], "learning_rates": s["learning_rates"], "protocols": list(s["protocols"]),
-            "protocols_text": protocols_text(profile), "stages": profile.stages, "size_text": size_text(profile),
-            "short_size": short_size(profile)}
+    return {
+        "name": profile.name,
+        "reduced": is_reduced(profile),
+        "nb_pairs": s["nb_pairs"],
+        "batch_size": s["batch_size"],
+        "learning_rates": s["learning_rates"],
+        "protocols": list(s["protocols"]),
+        "protocols_text": protocols_text(profile),
+        "stages": profile.stages,
+        "size_text": size_text(profile),
+        "short_size": short_size(profile),
+    }
 
 
 def claims_size(profile) -> tuple[int, int]:
@@ -97,16 +120,30 @@ def _has_runs(store: Path) -> bool:
 def pick_profile(requested: str, runs: Path) -> tuple[str, str]:
     """(profile, note for the first output). ``requested`` empty: the first of DEFAULT_ORDER whose store under
     ``runs`` holds records, else smoke; the note then says which stores are empty and how to fill one."""
-    fill = ("fill one with <code>python -m siamese_lib run --profile smoke</code> (about a minute) or "
-            "<code>make report PROFILE=quick</code> (about 5 minutes on 2 cores), then run this notebook again")
+    fill = (
+        "fill one with <code>python -m siamese_lib run --profile smoke</code> (about a minute) or "
+        "<code>make report PROFILE=quick</code> (about 5 minutes on 2 cores), then run this notebook again"
+    )
     if requested:
         store = runs / requested / "store"
-        note = "" if _has_runs(store) else (f"The results store <code>{esc(str(store))}</code> is empty: "
-                                             f"fill it with <code>python -m siamese_lib run --profile "
-                                             f"{esc(requested)}</code>, then run this notebook again.")
+        note = (
+            ""
+            if _has_runs(store)
+            else (
+                f"The results store <code>{esc(str(store))}</code> is empty: "
+                f"fill it with <code>python -m siamese_lib run --profile "
+                f"{esc(requested)}</code>, then run this notebook again."
+            )
+        )
         return requested, note
     for name in DEFAULT_ORDER:
         if _has_runs(runs / name / "store"):
-            return name, f"Showing profile <i>{name}</i>: the first of {', '.join(DEFAULT_ORDER)} with runs in its store."
+            return (
+                name,
+                f"Showing profile <i>{name}</i>: the first of {', '.join(DEFAULT_ORDER)} with runs in its store.",
+            )
     looked = ", ".join(f"<code>{esc(str(runs / n / 'store'))}</code>" for n in DEFAULT_ORDER)
-    return "smoke", f"No results store holds runs yet (looked in {looked}): showing the empty smoke profile; {fill}."
+    return (
+        "smoke",
+        f"No results store holds runs yet (looked in {looked}): showing the empty smoke profile; {fill}.",
+    )

@@ -5,6 +5,7 @@ base64, one embedded stylesheet, no script or remote reference), so the file rea
 PDF: WeasyPrint over that HTML with the same stylesheet's print rules; it may read data: and
 file: URLs only, so rendering never touches the network.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,6 +22,7 @@ TEMPLATE_NAME = "paper"
 
 # --- rendering -----------------------------------------------------------------------------------------
 
+
 class RemoteURLRefused(Exception):
     pass
 
@@ -29,6 +31,7 @@ def _url_fetcher():
     """Only data: and file: URLs; anything remote is refused (rendering stays offline)."""
     try:
         from weasyprint.urls import URLFetcher  # WeasyPrint >= 68
+
         return URLFetcher(allowed_protocols={"data", "file"})
     except ImportError:  # older WeasyPrint: a function fetcher
         from weasyprint import default_url_fetcher
@@ -37,6 +40,7 @@ def _url_fetcher():
             if not url.startswith(("data:", "file:")):
                 raise RemoteURLRefused(f"refusing to fetch {url}: the report renders offline")
             return default_url_fetcher(url, *args, **kwargs)
+
         return fetch
 
 
@@ -53,17 +57,26 @@ def report_title(nb) -> str | None:
 def notebook_to_html(executed_notebook: Path) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
-    exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)],
-                            exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(
+        template_name=TEMPLATE_NAME,
+        extra_template_basedirs=[str(TEMPLATE_DIR)],
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
     body, _ = exporter.from_notebook_node(nb)
     return body
 
 
 def check_offline(text: str) -> list[str]:
     """Remote references that would be fetched by a reader's browser or by WeasyPrint (should be none)."""
-    return sorted(set(re.findall(r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)', text)
-                      + re.findall(r'url\(\s*["\']?((?:https?:)?//[^)"\']+)', text)
-                      + re.findall(r'@import\s+["\']?((?:https?:)?//[^;"\']+)', text)))
+    return sorted(
+        set(
+            re.findall(r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)', text)
+            + re.findall(r'url\(\s*["\']?((?:https?:)?//[^)"\']+)', text)
+            + re.findall(r'@import\s+["\']?((?:https?:)?//[^;"\']+)', text)
+        )
+    )
 
 
 def render_report(executed_notebook: Path, out_dir: Path) -> dict:
@@ -73,12 +86,15 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     the HTML references anything remote (it must read offline).
     """
     import weasyprint
+
     executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
     t0 = time.perf_counter()
     body = notebook_to_html(executed_notebook)
     remote = check_offline(body)
     if remote:
-        raise ValueError(f"the report HTML references remote resources, so it would not read offline: {remote[:5]}")
+        raise ValueError(
+            f"the report HTML references remote resources, so it would not read offline: {remote[:5]}"
+        )
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
     t1 = time.perf_counter()
@@ -88,5 +104,9 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     pdf = doc.write_pdf()
     write_atomically(pdf_path, pdf)
     t2 = time.perf_counter()
-    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages),
-            "seconds": {"html": round(t1 - t0, 2), "pdf": round(t2 - t1, 2)}}
+    return {
+        "html": html_path,
+        "pdf": pdf_path,
+        "pages": len(doc.pages),
+        "seconds": {"html": round(t1 - t0, 2), "pdf": round(t2 - t1, 2)},
+    }

@@ -2,6 +2,7 @@
 
 A person edits the templates as documents; this module only loads them and lends them the number formats.
 """
+
 from __future__ import annotations
 
 import jinja2
@@ -11,10 +12,21 @@ from ..analysis.stats import fmt_p, seed_ranges
 from ..common import TEMPLATE_DIR
 from .html import fmt, paper_num, signed
 
-_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "paper" / "sections")),
-                          autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-_ENV.filters.update(fmt=fmt, p=fmt_p, signed=signed, paper=paper_num, seeds=seed_ranges,
-                    n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}")
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "paper" / "sections")),
+    autoescape=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
+_ENV.filters.update(
+    fmt=fmt,
+    p=fmt_p,
+    signed=signed,
+    paper=paper_num,
+    seeds=seed_ranges,
+    n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}",
+)
 
 
 def render(name: str, **numbers) -> str:

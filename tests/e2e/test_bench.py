@@ -1,6 +1,7 @@
 """The benchmarks (benchmarks/, not part of the package): a smoke run writes its JSON with sane fields,
 its usage errors, and that its set-up of the library's training loop is the loop train_run runs
 (same loss curve, bit for bit)."""
+
 import json
 import subprocess
 import sys
@@ -11,15 +12,19 @@ import torch
 
 from benchmarks import bench
 from siamese_lib import training
-from siamese_lib.config import RunConfig
-from siamese_lib.config import PAPER_MODELS
+from siamese_lib.config import PAPER_MODELS, RunConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_bench(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "benchmarks.bench", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_smoke_bench_prints_table_and_writes_json(tmp_path):
@@ -29,10 +34,22 @@ def test_smoke_bench_prints_table_and_writes_json(tmp_path):
     assert "lib/ref" in proc.stdout and f"wrote {out}" in proc.stdout
     result = json.loads(out.read_text())
     rows = result["rows"]
-    assert {(r["model"], r["weight_sharing"]) for r in rows} == {(m, ws) for m in PAPER_MODELS for ws in (True, False)}
+    assert {(r["model"], r["weight_sharing"]) for r in rows} == {
+        (m, ws) for m in PAPER_MODELS for ws in (True, False)
+    }
     for r in rows:
-        for key in ("reference_ms", "library_ms", "ratio", "reference_cpu_ms", "library_cpu_ms", "flops_per_step",
-                    "library_gflops", "library_gflops_per_thread", "matmul_gflops_interleaved", "peak_rss_mb"):
+        for key in (
+            "reference_ms",
+            "library_ms",
+            "ratio",
+            "reference_cpu_ms",
+            "library_cpu_ms",
+            "flops_per_step",
+            "library_gflops",
+            "library_gflops_per_thread",
+            "matmul_gflops_interleaved",
+            "peak_rss_mb",
+        ):
             assert r[key] > 0, (r["model"], key, r[key])
         assert r["ratio"] == pytest.approx(r["library_ms"] / r["reference_ms"])
     # ResNet does far more arithmetic per step than Net: the FLOP counter must see it
@@ -51,10 +68,13 @@ def test_usage_errors_are_one_line_and_write_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("config", [
-    RunConfig(model="LeNet5", dropout=True, nb_pairs=200, epochs=2, seed=3),
-    RunConfig(model="Net", weight_sharing=False, aux_loss=False, nb_pairs=200, epochs=2, seed=4),
-])
+@pytest.mark.parametrize(
+    "config",
+    [
+        RunConfig(model="LeNet5", dropout=True, nb_pairs=200, epochs=2, seed=3),
+        RunConfig(model="Net", weight_sharing=False, aux_loss=False, nb_pairs=200, epochs=2, seed=4),
+    ],
+)
 def test_library_loop_is_train_runs_loop(config):
     expected = training.train_run(config, device="cpu")["curves"]["train_loss"]
     dev = torch.device("cpu")
@@ -64,6 +84,8 @@ def test_library_loop_is_train_runs_loop(config):
     optimizer = training.make_optimizer(model, config)
     batches = training.mini_batches(train, config.batch_size)
     model.train()
-    losses = [float(training.train_epoch(model, optimizer, batches, config, e, train))
-              for e in range(config.trained_epochs)]
+    losses = [
+        float(training.train_epoch(model, optimizer, batches, config, e, train))
+        for e in range(config.trained_epochs)
+    ]
     assert losses == expected

@@ -2,6 +2,7 @@
 is the last commit that changed the code (a docs-only commit keeps it), an uncommitted change to the package,
 a notebook or a profile stops `run --profile paper` with one line and exit 2 before anything runs, and a dirty
 record cannot enter the paper store unless the developer allowed it, in which case the report says so."""
+
 import json
 import os
 import subprocess
@@ -9,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
+
 from siamese_lib import store
-from siamese_lib.pipeline import engine
 from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import engine
 from siamese_lib.presentation.sections import dirty_banner_html
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
@@ -43,10 +44,17 @@ def clone(tmp_path_factory) -> Path:
 
 
 def in_clone(clone: Path, *args: str, env_extra=None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(clone), "SIAMESE_LIB_RUNS_DIR": str(clone / "runs"),
-           "SIAMESE_LIB_REPORT_DIR": str(clone / "report"), **(env_extra or {})}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(clone),
+        "SIAMESE_LIB_RUNS_DIR": str(clone / "runs"),
+        "SIAMESE_LIB_REPORT_DIR": str(clone / "report"),
+        **(env_extra or {}),
+    }
     env.pop(store.ALLOW_DIRTY_ENV, None)
-    return subprocess.run([sys.executable, *args], cwd=clone, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], cwd=clone, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def version_in(clone: Path) -> str:
@@ -82,7 +90,7 @@ def test_run_refuses_the_paper_profile_from_uncommitted_code(clone, path):
     finally:
         target.write_text(original)
     assert out.returncode == 2, out.stderr
-    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "refusing to write records of profile 'paper'" in lines[0] and path in lines[0]
     assert "--allow-dirty" in lines[0] and "Traceback" not in out.stderr
     assert not (clone / "runs" / "paper" / "store").exists()  # refused before anything ran
@@ -140,7 +148,7 @@ def test_a_tree_without_git_is_treated_like_uncommitted_code(clone, tmp_path):
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     assert version_in(tree) == store.UNKNOWN + store.DIRTY
     out = in_clone(tree, "-m", "siamese_lib", "run", "--profile", "paper", "--only", "table2")
-    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    lines = [line for line in out.stderr.splitlines() if line.strip()]
     assert out.returncode == 2 and len(lines) == 1, out.stderr
     assert "version cannot be established" in lines[0] and "--allow-dirty" in lines[0]
     assert not (tree / "runs" / "paper" / "store").exists()

@@ -2,6 +2,7 @@
 a worker killed mid-run, a version-mismatched worker refused) and an external `dask scheduler` +
 `dask worker` started as separate processes on 127.0.0.1, used through ``run --scheduler``.
 The smoke profile end to end on the default LocalCluster is test_pipeline.py's smoke test."""
+
 from __future__ import annotations
 
 import json
@@ -14,13 +15,13 @@ import time
 
 import cloudpickle
 import pytest
+from conftest import ROOT, external_cluster
 from distributed import Client, LocalCluster
 
-from conftest import ROOT, external_cluster
-from siamese_lib.pipeline import engine, watch
-from siamese_lib.store import load_record, run_key
-from siamese_lib.pipeline.engine import train_record
 from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import engine, watch
+from siamese_lib.pipeline.engine import train_record
+from siamese_lib.store import load_record, run_key
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
 TIMING_METRICS = {"train_seconds", "wall_seconds"}
@@ -29,8 +30,12 @@ TIMEOUT = 900
 
 def numbers(record: dict) -> dict:
     """What must be equal wherever a run is trained (not its timings, host or creation time)."""
-    return {"metrics": {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS},
-            "curves": record["curves"], "outputs": record["outputs"], "key": record["key"]}
+    return {
+        "metrics": {k: v for k, v in record["metrics"].items() if k not in TIMING_METRICS},
+        "curves": record["curves"],
+        "outputs": record["outputs"],
+        "key": record["key"],
+    }
 
 
 def config(seed: int, epochs: int = 1, nb_pairs: int = 100) -> RunConfig:
@@ -40,21 +45,30 @@ def config(seed: int, epochs: int = 1, nb_pairs: int = 100) -> RunConfig:
 @pytest.fixture(scope="module")
 def cluster():
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", env=env) as c:
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address="127.0.0.1:0",
+        env=env,
+    ) as c:
         yield c
 
 
 def test_same_numbers_in_process_and_on_a_local_worker(cluster, tmp_path):
     here = train_record(config(1), "cpu")  # conftest: one torch thread, as every worker
     lines = []
-    records = engine.ensure_runs([config(1)], tmp_path, device="cpu", scheduler=cluster.scheduler_address,
-                                 log=lines.append)
+    records = engine.ensure_runs(
+        [config(1)], tmp_path, device="cpu", scheduler=cluster.scheduler_address, log=lines.append
+    )
     assert numbers(records[0]) == numbers(here) and records[0]["threads"] == here["threads"] == 1
     assert "trained on the cluster" in lines[-1]
     assert list(records[0]) == list(here)  # the same record layout, field for field
     # a second call finds it in the store: nothing submitted
-    engine.ensure_runs([config(1)], tmp_path, device="cpu", scheduler=cluster.scheduler_address, log=lines.append)
+    engine.ensure_runs(
+        [config(1)], tmp_path, device="cpu", scheduler=cluster.scheduler_address, log=lines.append
+    )
     assert "from the store" in lines[-1]
 
 
@@ -89,13 +103,23 @@ def test_a_worker_killed_mid_run_is_retried_and_nothing_is_trained_twice(cluster
     assert killed, "no worker was killed"
     assert outcome.failed == {} and sorted(outcome.trained) == sorted(keys)
     assert sorted(k for k, _ in results) == sorted(keys)  # each run came back (and was written) once
-    assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(keys) and not list(tmp_path.glob(".tmp-*"))
+    assert sorted(p.stem for p in tmp_path.glob("*.json")) == sorted(keys) and not list(
+        tmp_path.glob(".tmp-*")
+    )
     assert numbers(load_record(tmp_path / f"{keys[0]}.json")) == numbers(train_record(configs[0], "cpu"))
 
 
 def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0") as c, Client(c) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        ) as c,
+        Client(c) as client,
+    ):
         odd = sorted(client.scheduler_info()["workers"])[0]
         client.run(_pretend_other_code, workers=[odd])
         lines = []
@@ -105,8 +129,10 @@ def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
         finally:
             eng.close()
         refused = [line for line in lines if line.startswith("refused worker")]
-        assert refused == [f"refused worker {odd}: code 'other-commit' (client: {engine.versions()['code']!r}); "
-                           "install the same version there"]
+        assert refused == [
+            f"refused worker {odd}: code 'other-commit' (client: {engine.versions()['code']!r}); "
+            "install the same version there"
+        ]
         assert outcome.trained == [run_key(config(3), "cpu")]
         assert odd not in client.scheduler_info()["workers"]
         # every worker different: the run refuses, in one line, before anything is submitted
@@ -123,16 +149,38 @@ def _pretend_other_code():
 
 # --- an external cluster: `dask scheduler` and `dask worker` as processes of their own -------------------
 
+
 def test_run_with_an_external_scheduler(tmp_path):
     with external_cluster(tmp_path) as (address, env, _):
         assert address.startswith("tcp://127.0.0.1:")
         profile = tmp_path / "tiny.yaml"
-        profile.write_text("nb_pairs: 100\nbatch_size: 50\nstages:\n  table1: {models: [LeNet5], "
-                           "weight_sharing: [true], aux_loss: [true], seeds: [1, 2], epochs: 1}\n")
-        proc = subprocess.run([sys.executable, "-m", "siamese_lib", "run", "--profile", str(profile),
-                               "--scheduler", address, "--device", "cpu"], cwd=ROOT, capture_output=True, text=True,
-                              env=dict(env, SIAMESE_LIB_RUNS_DIR=str(tmp_path / "runs"),
-                                       SIAMESE_LIB_REPORT_DIR=str(tmp_path / "report")), timeout=TIMEOUT)
+        profile.write_text(
+            "nb_pairs: 100\nbatch_size: 50\nstages:\n  table1: {models: [LeNet5], "
+            "weight_sharing: [true], aux_loss: [true], seeds: [1, 2], epochs: 1}\n"
+        )
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "siamese_lib",
+                "run",
+                "--profile",
+                str(profile),
+                "--scheduler",
+                address,
+                "--device",
+                "cpu",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(
+                env,
+                SIAMESE_LIB_RUNS_DIR=str(tmp_path / "runs"),
+                SIAMESE_LIB_REPORT_DIR=str(tmp_path / "report"),
+            ),
+            timeout=TIMEOUT,
+        )
         print(proc.stderr)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"Dask scheduler {address}" in proc.stderr and "runs: 2 trained" in proc.stderr

@@ -3,6 +3,7 @@
 
 Every run writes under tmp_path (SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR), never into runs/.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,18 +15,18 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import jupyter_client.manager
+import nbformat
 import pytest
 import yaml
 
+from siamese_lib import common
 from siamese_lib.cli import main as cli_main
 from siamese_lib.common import PARAMS_DIR
 from siamese_lib.experiments.planning import expand
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.store import load_record, run_key
-from siamese_lib import common
 from siamese_lib.pipeline import kernels
+from siamese_lib.store import load_record, run_key
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 3600  # a safety net only: a smoke run takes about a minute on two free cores
@@ -33,14 +34,22 @@ TIMING_METRICS = {"train_seconds", "wall_seconds"}
 
 
 def env_for(base: Path, **extra) -> dict:
-    env = dict(os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report"))
+    env = dict(
+        os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report")
+    )
     env.update(extra)
     return env
 
 
 def run_cli(base: Path, *args, timeout=TIMEOUT, **extra):
-    return subprocess.run([sys.executable, "-m", "siamese_lib", "run", *map(str, args)], cwd=ROOT,
-                          env=env_for(base, **extra), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "siamese_lib", "run", *map(str, args)],
+        cwd=ROOT,
+        env=env_for(base, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def expected(profile_path, store_dir, stages=None):
@@ -51,7 +60,10 @@ def expected(profile_path, store_dir, stages=None):
 
 def stamps(store: Path, keys) -> dict:
     """key -> (mtime_ns, created) of the store's records."""
-    return {k: ((store / f"{k}.json").stat().st_mtime_ns, load_record(store / f"{k}.json")["created"]) for k in keys}
+    return {
+        k: ((store / f"{k}.json").stat().st_mtime_ns, load_record(store / f"{k}.json")["created"])
+        for k in keys
+    }
 
 
 def write_profile(path: Path, body: dict) -> Path:
@@ -61,13 +73,19 @@ def write_profile(path: Path, body: dict) -> Path:
 
 # --- the smoke profile, once, shared by the tests that build on it ------------------------------
 
+
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     base = tmp_path_factory.mktemp("smoke")
     start = time.time()
     proc = run_cli(base, "--profile", "smoke", "--jobs", "2", "--device", "cpu")
-    return {"base": base, "proc": proc, "seconds": time.time() - start, "runs": base / "runs" / "smoke",
-            "plan": expected(PARAMS_DIR / "smoke.yaml", base / "runs" / "smoke" / "store")}
+    return {
+        "base": base,
+        "proc": proc,
+        "seconds": time.time() - start,
+        "runs": base / "runs" / "smoke",
+        "plan": expected(PARAMS_DIR / "smoke.yaml", base / "runs" / "smoke" / "store"),
+    }
 
 
 def test_smoke_profile_end_to_end(smoke):
@@ -75,8 +93,16 @@ def test_smoke_profile_end_to_end(smoke):
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"smoke profile: {smoke['seconds']:.1f} s wall with --jobs 2")
     plan = smoke["plan"]
-    assert {s for s, _ in plan} == {"lr_search", "table1", "table2", "beyond_paper", "selection", "selection_round2",
-                                   "figures", "report"}
+    assert {s for s, _ in plan} == {
+        "lr_search",
+        "table1",
+        "table2",
+        "beyond_paper",
+        "selection",
+        "selection_round2",
+        "figures",
+        "report",
+    }
     assert ("selection", "final-seed21") in plan  # the choice's fresh seeds, planned after its candidates
     # every execution left its executed notebook, without an error in it
     for stage, name in plan:
@@ -101,7 +127,9 @@ def test_smoke_profile_end_to_end(smoke):
     assert sum(e["trained"] for e in t["executions"]) == len(keys)  # each distinct run trained exactly once
     # the rendered report
     report = smoke["base"] / "report" / "smoke"
-    assert (report / "report.html").stat().st_size > 0 and (report / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (report / "report.html").stat().st_size > 0 and (report / "report.pdf").read_bytes()[
+        :5
+    ] == b"%PDF-"
     # the summary
     assert "0 failed" in proc.stderr and f"runs: {len(keys)} trained" in proc.stderr
     assert "dashboard: http://127.0.0.1:" in proc.stderr  # the local cluster's Dask dashboard
@@ -120,7 +148,9 @@ def test_rerun_recomputes_nothing(smoke):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "are up to date" in proc.stderr and "runs: 0 trained" in proc.stderr
     assert "figures/figures is up to date" in proc.stderr and "report/report is up to date" in proc.stderr
-    notebooks = re.search(r"smoke: (\d+) notebooks", smoke["proc"].stderr).group(1)  # every one of the first run's
+    notebooks = re.search(r"smoke: (\d+) notebooks", smoke["proc"].stderr).group(
+        1
+    )  # every one of the first run's
     assert "Dask scheduler" not in proc.stderr and f"{notebooks} already up to date" in proc.stderr
     assert stamps(store, before) == before and len(list(store.glob("*.json"))) == len(before)
     assert report.stat().st_mtime_ns == rendered
@@ -133,8 +163,10 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
     runs, store = smoke["runs"], smoke["runs"] / "store"
     body = yaml.safe_load((PARAMS_DIR / "smoke.yaml").read_text())
     # two notebooks, the same two runs: Table I's LeNet5 with aux loss is Table II's BN on, dropout off
-    body["stages"] = {"table1": dict(body["stages"]["table1"], aux_loss=[True]),
-                      "table2": dict(body["stages"]["table2"], dropout=[False])}
+    body["stages"] = {
+        "table1": dict(body["stages"]["table1"], aux_loss=[True]),
+        "table2": dict(body["stages"]["table2"], dropout=[False]),
+    }
     profile = write_profile(tmp_path / "smoke.yaml", body)  # named smoke: the same runs/smoke/
     shared = list(expected(profile, store).values())
     assert len(shared) == 2 and shared[0] == shared[1]
@@ -149,7 +181,9 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
     assert f"runs: {len(key_list)} trained, {len(key_list)} from the store" in proc.stderr
     for k in key_list:
         after = load_record(store / f"{k}.json")
-        assert (store / f"{k}.json").stat().st_mtime_ns > stamped[k][0] and after["created"] > before[k]["created"]
+        assert (store / f"{k}.json").stat().st_mtime_ns > stamped[k][0] and after["created"] > before[k][
+            "created"
+        ]
         strip = lambda m: {n: v for n, v in m.items() if n not in TIMING_METRICS}  # noqa: E731
         assert strip(after["metrics"]) == strip(before[k]["metrics"])
         assert after["curves"] == before[k]["curves"] and after["outputs"] == before[k]["outputs"]
@@ -162,20 +196,49 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
 
 # --- interrupt and resume ---------------------------------------------------------------------
 
+
 def test_interrupt_then_resume_recomputes_nothing(tmp_path):
     # ResNet runs of a couple of seconds each: the interrupt lands part-way however fast the machine
-    profile = write_profile(tmp_path / "resume.yaml", {
-        "nb_pairs": 200, "batch_size": 50,
-        "stages": {"table1": {"models": ["ResNet"], "weight_sharing": [True], "aux_loss": [True],
-                              "seeds": [1, 2, 3, 4, 5], "epochs": 3}}})
+    profile = write_profile(
+        tmp_path / "resume.yaml",
+        {
+            "nb_pairs": 200,
+            "batch_size": 50,
+            "stages": {
+                "table1": {
+                    "models": ["ResNet"],
+                    "weight_sharing": [True],
+                    "aux_loss": [True],
+                    "seeds": [1, 2, 3, 4, 5],
+                    "epochs": 3,
+                }
+            },
+        },
+    )
     runs = tmp_path / "runs" / "resume"
     store = runs / "store"
     (keys,) = expected(profile, store).values()
     # a shell started in the background ignores SIGINT and its children inherit that: restore the default
-    proc = subprocess.Popen([sys.executable, "-m", "siamese_lib", "run", "--profile", str(profile), "--jobs", "1",
-                             "--device", "cpu"], cwd=ROOT, env=env_for(tmp_path), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "siamese_lib",
+            "run",
+            "--profile",
+            str(profile),
+            "--jobs",
+            "1",
+            "--device",
+            "cpu",
+        ],
+        cwd=ROOT,
+        env=env_for(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.time() + TIMEOUT
         while not list(store.glob("[!.]*.json")) and proc.poll() is None and time.time() < deadline:
@@ -208,6 +271,7 @@ def test_interrupt_then_resume_recomputes_nothing(tmp_path):
 
 # --- usage errors, the lock, failures (in process: no kernel starts unless said) -----------------
 
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path / "runs"))
@@ -230,6 +294,7 @@ def test_unknown_stage_is_a_usage_error(isolated, capsys):
 
 def test_absent_gpu_is_a_usage_error(isolated, capsys):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("a GPU is present")
     assert cli_main(["run", "--profile", "smoke", "--device", "cuda"]) == 2
@@ -245,6 +310,7 @@ def test_bad_profile_is_a_usage_error(isolated, capsys):
 
 def test_second_run_of_a_profile_refuses(isolated, capsys):
     import fcntl
+
     lock = isolated / "runs" / "smoke" / ".lock"
     lock.parent.mkdir(parents=True)
     with open(lock, "w") as held:
@@ -258,10 +324,24 @@ def test_second_run_of_a_profile_refuses(isolated, capsys):
 def test_failing_notebook_is_named_and_no_keep_going_cancels_the_rest(isolated, capsys, monkeypatch):
     """A kernel that is not installed stands for any failure of a notebook (no kernel starts here)."""
     monkeypatch.setenv("SIAMESE_LIB_KERNEL", "no-such-kernel")
-    profile = write_profile(isolated / "fail.yaml", {
-        "nb_pairs": 100, "stages": {"table1": {"models": ["LeNet5"], "weight_sharing": [True],
-                                               "aux_loss": [False, True], "seeds": [1], "epochs": 1}}})
-    assert cli_main(["run", "--profile", str(profile), "--jobs", "1", "--no-keep-going", "--device", "cpu"]) == 1
+    profile = write_profile(
+        isolated / "fail.yaml",
+        {
+            "nb_pairs": 100,
+            "stages": {
+                "table1": {
+                    "models": ["LeNet5"],
+                    "weight_sharing": [True],
+                    "aux_loss": [False, True],
+                    "seeds": [1],
+                    "epochs": 1,
+                }
+            },
+        },
+    )
+    assert (
+        cli_main(["run", "--profile", str(profile), "--jobs", "1", "--no-keep-going", "--device", "cpu"]) == 1
+    )
     err = capsys.readouterr().err
     assert "FAILED table1/corrected-LeNet5-ws1-aux" in err and "model=LeNet5" in err
     assert "'no-such-kernel' is not installed" in err
@@ -271,8 +351,9 @@ def test_failing_notebook_is_named_and_no_keep_going_cancels_the_rest(isolated, 
     assert len(list((isolated / "runs" / "fail" / "store").glob("*.json"))) == 2  # trained first, and kept
 
 
-@pytest.mark.parametrize("name", ["../../x", "..", ".hidden", "a/b\\c", '"); import os; os.system("touch pwned")#',
-                                  "", "x" * 500])
+@pytest.mark.parametrize(
+    "name", ["../../x", "..", ".hidden", "a/b\\c", '"); import os; os.system("touch pwned")#', "", "x" * 500]
+)
 def test_execution_names_cannot_leave_the_runs_folder(tmp_path, name):
     safe = common.safe_name(name)
     assert safe and not safe.startswith(".") and len(safe) <= 120
@@ -288,6 +369,7 @@ def test_inside_refuses_an_escape(tmp_path):
 
 class FakeKernelManager:
     """Stands for jupyter_client's KernelManager: the first ``fail`` starts die as in a port race."""
+
     starts = 0
     fail = 1
 
@@ -303,9 +385,15 @@ class FakeKernelManager:
 
     def client(self):
         class Client:
-            def start_channels(self): pass
-            def wait_for_ready(self, timeout): pass
-            def stop_channels(self): pass
+            def start_channels(self):
+                pass
+
+            def wait_for_ready(self, timeout):
+                pass
+
+            def stop_channels(self):
+                pass
+
         return Client()
 
     def shutdown_kernel(self, now=False):
@@ -314,7 +402,9 @@ class FakeKernelManager:
 
 @pytest.mark.parametrize("fail, attempts", [(0, 1), (1, 2), (2, 3)])
 def test_kernel_start_is_retried(monkeypatch, fail, attempts):
-    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # kernels imports it per start
+    monkeypatch.setattr(
+        jupyter_client.manager, "KernelManager", FakeKernelManager
+    )  # kernels imports it per start
     monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", fail)
@@ -323,7 +413,9 @@ def test_kernel_start_is_retried(monkeypatch, fail, attempts):
 
 
 def test_kernel_start_gives_up_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # kernels imports it per start
+    monkeypatch.setattr(
+        jupyter_client.manager, "KernelManager", FakeKernelManager
+    )  # kernels imports it per start
     monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", 99)

@@ -1,6 +1,7 @@
 """The published record end to end: the smoke profile publishes report/smoke/records.parquet; a fresh place
 (no runs folder, only the published file and its checksum) renders the report from it with nothing trained, and
 runs.csv, cells.csv and the record come out byte-identical. Every run writes under tmp_path."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,11 +23,30 @@ TIMEOUT = 3600  # a safety net: a smoke run takes one to three minutes
 
 
 def run_smoke(base: Path, *extra):
-    env = dict(os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report"))
+    env = dict(
+        os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report")
+    )
     start = time.time()
-    proc = subprocess.run([sys.executable, "-m", "siamese_lib", "run", "--profile", "smoke", "--jobs", "2",
-                           "--device", "cpu", *extra], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "siamese_lib",
+            "run",
+            "--profile",
+            "smoke",
+            "--jobs",
+            "2",
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
     return proc, time.time() - start
 
 
@@ -63,7 +83,9 @@ def test_a_fresh_place_renders_the_report_from_the_record_without_training(train
     assert "seeded the store from" in proc.stderr and "report (written now)" in proc.stderr
     assert "best Table I cell (corrected protocol)" in proc.stderr
     for name in ("runs.csv", "cells.csv", published.FILE_NAME):
-        assert (fresh / "report" / "smoke" / name).read_bytes() == (trained / "report" / "smoke" / name).read_bytes()
+        assert (fresh / "report" / "smoke" / name).read_bytes() == (
+            trained / "report" / "smoke" / name
+        ).read_bytes()
     assert (fresh / "report" / "smoke" / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 

@@ -6,6 +6,7 @@ code-executing pickle, a hostile cache file, are refused in tests/unit/test_robu
 (Covered elsewhere, not repeated here: the lock and SIGINT resume and a missing kernel in
 test_pipeline.py; the report marking missing configurations in test_report.py.)
 """
+
 import json
 import os
 import signal
@@ -16,22 +17,22 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from conftest import ROOT
+
 from siamese_lib import cli
+from siamese_lib.experiments import planning, profiles
+from siamese_lib.pipeline import kernels, runner
 from siamese_lib.store import CorruptRecord, load_record, run_key
-from siamese_lib.experiments import planning
-from siamese_lib.experiments import profiles
-from siamese_lib.pipeline import kernels
-from siamese_lib.pipeline import runner
 
 PAYLOAD = '"); import os; os.system("touch pwned")#'
 TIMEOUT = 900  # generous: the machine may be loaded
 
 
 def write_profile(path: Path, aux_loss: list) -> Path:
-    path.write_text("nb_pairs: 100\nbatch_size: 100\nstages:\n  table1: {models: [LeNet5], weight_sharing: [true], "
-                    f"aux_loss: {json.dumps(aux_loss)}, seeds: [1, 2], epochs: 1}}\n")
+    path.write_text(
+        "nb_pairs: 100\nbatch_size: 100\nstages:\n  table1: {models: [LeNet5], weight_sharing: [true], "
+        f"aux_loss: {json.dumps(aux_loss)}, seeds: [1, 2], epochs: 1}}\n"
+    )
     return path
 
 
@@ -39,11 +40,16 @@ def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
     """A stand-in for notebooks/table1.ipynb: reads (or trains) the execution's runs, then runs ``tail``."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": kernels.KERNEL_NAME, "display_name": "siamese-lib", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": kernels.KERNEL_NAME,
+        "display_name": "siamese-lib",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell(
         'model = "LeNet5"\nweight_sharing = True\naux_loss = True\nlr = 0.005\nprotocol = "corrected"\n'
         'seeds = [1]\nepochs = 1\nnb_pairs = 100\ndata_seed = 0\nbatch_size = 100\nstore_dir = "store"\n'
-        'device = "cpu"\nthreads = 1\nforce = False\n')
+        'device = "cpu"\nthreads = 1\nforce = False\n'
+    )
     params.metadata["tags"] = ["parameters"] if tagged else []
     train = nbformat.v4.new_code_cell(
         "import os, signal, time\nfrom pathlib import Path\n"
@@ -52,7 +58,8 @@ def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
         "lr=lr, seeds=seeds, epochs=epochs, protocol=protocol, nb_pairs=nb_pairs, data_seed=data_seed, "
         "batch_size=batch_size))\n"
         "ensure_runs(configs, store_dir, device=device, force=force)\n"
-        "Path(f'pid-aux{int(aux_loss)}').write_text(str(os.getpid()))  # in the kernel's cwd: this folder\n")
+        "Path(f'pid-aux{int(aux_loss)}').write_text(str(os.getpid()))  # in the kernel's cwd: this folder\n"
+    )
     nb.cells = [params, train, nbformat.v4.new_code_cell(tail)]
     nbformat.write(nb, folder / "table1.ipynb")
     return folder
@@ -75,7 +82,9 @@ def wait_dead(pid: int, seconds: float = 30) -> bool:
 
 def keys_of(profile_path, store_dir, aux):
     """The run keys of the execution with aux_loss == aux, seed order."""
-    for e in planning.expand(profiles.load_profile(str(profile_path)), str(store_dir), "cpu", stages=["table1"]):
+    for e in planning.expand(
+        profiles.load_profile(str(profile_path)), str(store_dir), "cpu", stages=["table1"]
+    ):
         if e.parameters["aux_loss"] == aux:
             return [run_key(c, "cpu") for c in e.configs()]
     raise AssertionError(aux)
@@ -100,19 +109,31 @@ def env(tmp_path, monkeypatch):
     return runs
 
 
-HARNESS = ("import sys; from pathlib import Path; import siamese_lib.experiments.planning as P;"
-           " import siamese_lib.pipeline.runner as R; P.NOTEBOOKS_DIR = R.NOTEBOOKS_DIR = Path(sys.argv[1]);"
-           " from siamese_lib.cli import main; sys.exit(main(sys.argv[2:]))")
+HARNESS = (
+    "import sys; from pathlib import Path; import siamese_lib.experiments.planning as P;"
+    " import siamese_lib.pipeline.runner as R; P.NOTEBOOKS_DIR = R.NOTEBOOKS_DIR = Path(sys.argv[1]);"
+    " from siamese_lib.cli import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 def start_runner(nbdir: Path, argv: list, cwd: Path) -> subprocess.Popen:
     """``python -m siamese_lib ARGV`` in a subprocess, with ``nbdir`` in place of notebooks/."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    return subprocess.Popen([sys.executable, "-c", HARNESS, str(nbdir), *argv], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", HARNESS, str(nbdir), *argv],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used(tmp_path, env, monkeypatch, capsys):
+def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used(
+    tmp_path, env, monkeypatch, capsys
+):
     profile = write_profile(tmp_path / "robust.yaml", [False, True])
     base = env / "robust"
     store = base / "store"
@@ -121,8 +142,11 @@ def test_failing_notebooks_keep_finished_runs_and_a_corrupt_record_is_never_used
 
     # 1. the runs are trained on the cluster; then one notebook raises, the other's kernel dies
     #    (in a subprocess: a runner that hangs on a dead kernel must fail this test, not hang the suite)
-    nbdir = crafted_table1(tmp_path / "nb", "if aux_loss:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
-                                              "raise RuntimeError('boom after the first run')\n")
+    nbdir = crafted_table1(
+        tmp_path / "nb",
+        "if aux_loss:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "raise RuntimeError('boom after the first run')\n",
+    )
     proc = start_runner(nbdir, argv, tmp_path)
     try:
         _, err = proc.communicate(timeout=TIMEOUT)

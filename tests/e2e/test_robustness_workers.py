@@ -1,6 +1,7 @@
 """Workers that lie or stop: a LocalCluster of two worker processes, tiny runs. A result that is not the record
 asked for fails that run only (one line) and the others are stored; a SIGSTOPped worker's run is reported with
 its worker after --run-timeout and the others finish."""
+
 from __future__ import annotations
 
 import os
@@ -9,9 +10,9 @@ import sys
 
 import cloudpickle
 import pytest
+from conftest import ROOT, external_cluster
 from distributed import Client, LocalCluster
 
-from conftest import ROOT, external_cluster
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine
 from siamese_lib.store import run_key
@@ -26,8 +27,17 @@ def tiny(seed: int) -> RunConfig:
 @pytest.fixture()
 def cluster():
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", env=env) as c, Client(c) as client:
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            env=env,
+        ) as c,
+        Client(c) as client,
+    ):
         pids = client.run(os.getpid)
         client.run(_warm)  # torch and the pairs loaded once per worker, so the tiny runs take a second or two
         try:
@@ -42,6 +52,7 @@ def cluster():
 
 def _warm():
     from siamese_lib.training import pair_sets
+
     pair_sets(100, 0)
 
 
@@ -58,12 +69,14 @@ def _lying_task(unit, device, expected):
 
 def stopping_task(marker):
     """The first worker to train seed 1 stops answering (as a hung GPU or a dead mount would); later ones train it."""
+
     def task(unit, device, expected):
         (config,) = unit
         if config.seed == 1 and not os.path.exists(marker):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGSTOP)
         return [engine.train_record(config, device)]
+
     return task
 
 
@@ -106,8 +119,12 @@ def test_a_lost_scheduler_is_one_line_and_keeps_what_finished(tmp_path):
     with external_cluster(tmp_path) as (address, _, scheduler):
         eng = engine.Engine(address, device="cpu", log=lambda line: None)
         try:
-            with pytest.raises(engine.EngineError, match=r"lost the Dask scheduler at .*: 1 of 3 runs finished"):
-                eng.train([tiny(s) for s in (1, 2, 3)], tmp_path / "store", on_result=lambda k, e: scheduler.kill())
+            with pytest.raises(
+                engine.EngineError, match=r"lost the Dask scheduler at .*: 1 of 3 runs finished"
+            ):
+                eng.train(
+                    [tiny(s) for s in (1, 2, 3)], tmp_path / "store", on_result=lambda k, e: scheduler.kill()
+                )
         finally:
             eng.close()
         assert len(list((tmp_path / "store").glob("*.json"))) == 1

@@ -1,20 +1,24 @@
 """``python -m siamese_lib verify`` against a record made here: its runs must come back bit for bit, and the
 one run tampered with must fail, by name."""
+
 from __future__ import annotations
 
 import json
 
 import pandas as pd
 import torch
-
 from conftest import run_cli
-from siamese_lib.pipeline import engine
+
 from siamese_lib.analysis.tables import records_frame
 from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import engine
 
 # two cells of two seeds, smoke-sized (100 pairs, 2 epochs): a few seconds each
-CONFIGS = [RunConfig(model="LeNet5", nb_pairs=100, batch_size=50, epochs=2, seed=s, aux_loss=aux)
-           for aux in (True, False) for s in (1, 2)]
+CONFIGS = [
+    RunConfig(model="LeNet5", nb_pairs=100, batch_size=50, epochs=2, seed=s, aux_loss=aux)
+    for aux in (True, False)
+    for s in (1, 2)
+]
 
 
 def test_verify_reproduces_a_record_made_here_and_names_a_tampered_run(tmp_path, mnist):

@@ -1,5 +1,6 @@
 """Every notebook, run with its defaults in a fresh checkout, leaves `git status` clean: defaults write
 under runs/ (git-ignored); only the runner writes report/<profile>/."""
+
 from __future__ import annotations
 
 import shutil
@@ -27,8 +28,18 @@ def fresh_checkout(dest: Path) -> Path:
         elif rel and not src.exists() and (dest / rel).exists():
             (dest / rel).unlink()  # deleted in the working tree
     git("add", "-A", cwd=dest)
-    git("-c", "user.name=test", "-c", "user.email=test@invalid", "commit", "-q", "--allow-empty", "-m", "state",
-        cwd=dest)
+    git(
+        "-c",
+        "user.name=test",
+        "-c",
+        "user.email=test@invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "state",
+        cwd=dest,
+    )
     return dest
 
 
@@ -44,8 +55,13 @@ def test_every_notebook_with_defaults_leaves_git_status_clean(tmp_path, monkeypa
     out = tmp_path / "executed"
     out.mkdir()
     for name in ORDER:
-        pm.execute_notebook(str(clone / "notebooks" / f"{name}.ipynb"), str(out / f"{name}.ipynb"),
-                            kernel_name="siamese-lib", cwd=str(clone / "notebooks"), progress_bar=False)
+        pm.execute_notebook(
+            str(clone / "notebooks" / f"{name}.ipynb"),
+            str(out / f"{name}.ipynb"),
+            kernel_name="siamese-lib",
+            cwd=str(clone / "notebooks"),
+            progress_bar=False,
+        )
     assert git("status", "--porcelain", "--untracked-files=all", cwd=clone) == ""
     assert (clone / "runs" / "interactive" / "store").is_dir()  # the training notebooks' default store
     first = (out / "report.ipynb").read_text()

@@ -1,5 +1,6 @@
 """The report: HTML tables with every cell, the notebooks, and an end-to-end render (papermill, then HTML
 and PDF) from a tiny store: synthetic but valid records plus one real training run."""
+
 from __future__ import annotations
 
 import re
@@ -16,24 +17,48 @@ from siamese_lib.store import load_records
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
-from siamese_lib.analysis import stats
-from siamese_lib.analysis import tables
+
+from siamese_lib.analysis import stats, tables
 from siamese_lib.presentation import html as report_html
 from siamese_lib.presentation import render
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTIONS = ["Findings", "I. Introduction", "II. Model architecture", "III. Methodology", "IV. Results",
-            "V. Discussion", "VI. Beyond the paper", "VII. Selection declared before it ran", "Supplement"]
-CAPTIONS = ["TABLE I:", "TABLE II:", "TABLE I (original protocol):", "TABLE II (original protocol):", "TABLE III:",
-            "Fig. 1:", "Fig. 2", "Fig. 3", "Fig. S1:"]
+SECTIONS = [
+    "Findings",
+    "I. Introduction",
+    "II. Model architecture",
+    "III. Methodology",
+    "IV. Results",
+    "V. Discussion",
+    "VI. Beyond the paper",
+    "VII. Selection declared before it ran",
+    "Supplement",
+]
+CAPTIONS = [
+    "TABLE I:",
+    "TABLE II:",
+    "TABLE I (original protocol):",
+    "TABLE II (original protocol):",
+    "TABLE III:",
+    "Fig. 1:",
+    "Fig. 2",
+    "Fig. 3",
+    "Fig. S1:",
+]
 
 
 def skip_some(stage, p, seed):
     """Leave out the original-protocol ResNet cells of Table I and seed 3 of one Table II cell."""
     if stage == "table1" and p["protocol"] == "original" and p["model"] == "ResNet":
         return True
-    return stage == "table2" and p["protocol"] == "corrected" and p["weight_sharing"] and not p["batch_norm"] \
-        and p["dropout"] and seed == 3
+    return (
+        stage == "table2"
+        and p["protocol"] == "corrected"
+        and p["weight_sharing"]
+        and not p["batch_norm"]
+        and p["dropout"]
+        and seed == 3
+    )
 
 
 def cell_ids(html: str) -> dict:
@@ -45,13 +70,17 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     store = tmp_path / "store"
     fill_store(store, prof, paper_like, skip=skip_some)
     cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
-    html = "".join(report_html.table1_html(cells, p, f"TABLE I {p}", 1.0)
-                   + report_html.table2_html(cells, p, f"TABLE II {p}", 1.0) for p in ("corrected", "original"))
+    html = "".join(
+        report_html.table1_html(cells, p, f"TABLE I {p}", 1.0)
+        + report_html.table2_html(cells, p, f"TABLE II {p}", 1.0)
+        for p in ("corrected", "original")
+    )
     ids = cell_ids(html)
     assert len(ids) == 48
     missing = {k for k, v in ids.items() if v == "missing"}
-    assert missing == {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | \
-        {"table2/corrected/ws1/bn0/do1"}
+    assert missing == {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | {
+        "table2/corrected/ws1/bn0/do1"
+    }
     assert "missing seeds 3" in html and "missing seeds 1-3" in html
     # paper_like cells have the paper's mean exactly: the difference shows as 0.00 (never -0.00 or +0.00)
     assert html.count('class="diff">0.00<') == 48 - len(missing) and "-0.00" not in html
@@ -63,12 +92,22 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
 
 def test_side_by_side_numbers_in_a_cell():
     key = ("LeNet5", True, True)
-    c = tables.Cell("table1", "corrected", key, *tables.PAPER_TABLE1[key], expected_seeds=[1, 2, 3, 4],
-               errors=[4.0, 5.0, 5.0, 6.0], lr=0.005, epochs=30)
+    c = tables.Cell(
+        "table1",
+        "corrected",
+        key,
+        *tables.PAPER_TABLE1[key],
+        expected_seeds=[1, 2, 3, 4],
+        errors=[4.0, 5.0, 5.0, 6.0],
+        lr=0.005,
+        epochs=30,
+    )
     html = report_html._cell_tds(c, set(), None, set(), None, 1.0)
     # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
     assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
-    assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(stats.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10))
+    assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(
+        stats.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10)
+    )
     # 1.08 points below the paper with n = 4: neither within the 1-point margin nor shown different
     assert 'class="verdict inc"' in html
 
@@ -76,17 +115,23 @@ def test_side_by_side_numbers_in_a_cell():
 def test_rendering_never_fetches_remote_urls():
     fetcher = render._url_fetcher()
     fetch = getattr(fetcher, "fetch", fetcher)
-    with pytest.raises(Exception):
+    with pytest.raises((ValueError, render.RemoteURLRefused), match="disallowed protocol|refusing to fetch"):
         fetch("https://example.invalid/font.woff")
-    assert render.check_offline('<img src="https://x.invalid/a.png"><link href="//cdn.invalid/s.css">') == \
-        ["//cdn.invalid/s.css", "https://x.invalid/a.png"]
+    fetched = fetch("data:text/plain;base64,b2s=")  # positive control: a data: URL is fetched
+    body = fetched.get("string") if isinstance(fetched, dict) else fetched.read()
+    assert body == b"ok"
+    assert render.check_offline('<img src="https://x.invalid/a.png"><link href="//cdn.invalid/s.css">') == [
+        "//cdn.invalid/s.css",
+        "https://x.invalid/a.png",
+    ]
     assert render.check_offline('<img src="data:image/png;base64,AAAA"><a href="../runs/x.ipynb">x</a>') == []
 
 
 def pdf_text(pdf: Path) -> str | None:
     if shutil.which("pdftotext"):
-        return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+        ).stdout
     try:
         import pypdf
     except ImportError:
@@ -97,8 +142,9 @@ def pdf_text(pdf: Path) -> str | None:
 def test_report_renders_end_to_end(tmp_path):
     import papermill as pm
     import torch
-    from siamese_lib.pipeline.engine import ensure_run
+
     from siamese_lib.config import RunConfig
+    from siamese_lib.pipeline.engine import ensure_run
 
     profile_path = write_profile(tmp_path)
     prof = load_profile(str(profile_path))
@@ -106,26 +152,63 @@ def test_report_renders_end_to_end(tmp_path):
     store = runs_dir / "store"
     # one real run (Net, no weight sharing, no aux loss, seed 1, corrected), the rest synthetic
     torch.set_num_threads(1)
-    real = RunConfig(model="Net", weight_sharing=False, aux_loss=False, lr=0.03, epochs=2, batch_size=50, seed=1,
-                     nb_pairs=100)
+    real = RunConfig(
+        model="Net",
+        weight_sharing=False,
+        aux_loss=False,
+        lr=0.03,
+        epochs=2,
+        batch_size=50,
+        seed=1,
+        nb_pairs=100,
+    )
     record, cached = ensure_run(real, store, device="cpu")
     assert not cached
+
     def errors(stage, p, seed):  # Net with WS and aux deviates by 5 points under the corrected protocol only
-        shift = 5.0 if stage == "table1" and p["model"] == "Net" and p["weight_sharing"] and p["aux_loss"] \
-            and p["protocol"] == "corrected" else 0.0
+        shift = (
+            5.0
+            if stage == "table1"
+            and p["model"] == "Net"
+            and p["weight_sharing"]
+            and p["aux_loss"]
+            and p["protocol"] == "corrected"
+            else 0.0
+        )
         return paper_like(stage, p, seed) + shift
 
-    done = fill_store(store, prof, errors, skip=lambda s, p, seed: skip_some(s, p, seed) or (
-        s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
-        and p["protocol"] == "corrected" and seed == 1))
+    done = fill_store(
+        store,
+        prof,
+        errors,
+        skip=lambda s, p, seed: (
+            skip_some(s, p, seed)
+            or (
+                s == "table1"
+                and p["model"] == "Net"
+                and not p["weight_sharing"]
+                and not p["aux_loss"]
+                and p["protocol"] == "corrected"
+                and seed == 1
+            )
+        ),
+    )
     assert real not in done
 
     report_dir = tmp_path / "report" / "tiny"
-    params = dict(profile="tiny", store_dir=str(store), runs_dir=str(runs_dir), profile_path=str(profile_path))
+    params = dict(
+        profile="tiny", store_dir=str(store), runs_dir=str(runs_dir), profile_path=str(profile_path)
+    )
     executed = runs_dir / "report.ipynb"
     stored = sorted(p.name for p in store.iterdir())
-    pm.execute_notebook(str(ROOT / "notebooks" / "report.ipynb"), str(executed), kernel_name="siamese-lib",
-                        parameters={**params, "report_dir": str(report_dir)}, cwd=str(tmp_path), progress_bar=False)
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "report.ipynb"),
+        str(executed),
+        kernel_name="siamese-lib",
+        parameters={**params, "report_dir": str(report_dir)},
+        cwd=str(tmp_path),
+        progress_bar=False,
+    )
     # (figures.ipynb draws with the same plots functions; the pipeline's smoke run executes it)
     assert sorted(p.name for p in store.iterdir()) == stored  # the report reads the store, never trains
 
@@ -138,8 +221,9 @@ def test_report_renders_end_to_end(tmp_path):
     # every cell of Tables I and II, both protocols, present or marked missing
     ids = cell_ids(html)
     assert len(ids) == 48
-    assert {k for k, v in ids.items() if v == "missing"} == \
-        {f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)} | {"table2/corrected/ws1/bn0/do1"}
+    assert {k for k, v in ids.items() if v == "missing"} == {
+        f"table1/original/ResNet/ws{ws}/aux{aux}" for ws in (0, 1) for aux in (0, 1)
+    } | {"table2/corrected/ws1/bn0/do1"}
     assert "missing seeds 1-3" in html
     # the deviating cell is listed (judged different), with what the other protocol says
     deviations = re.search(r'<ol class="deviations">(.*?)</ol>', html, re.S).group(1)
@@ -148,8 +232,10 @@ def test_report_renders_end_to_end(tmp_path):
     # a verdict per complete cell, and cells.csv says it too
     assert re.search(r'<td class="verdict (eq|dev|inc)"', html)
     # it says what it is, and every link resolves to a file beside the report
-    assert "<title>Siamese networks that compare two MNIST digits: a reproduction — a reduced run (tiny), " \
+    assert (
+        "<title>Siamese networks that compare two MNIST digits: a reproduction — a reduced run (tiny), "
         "not the paper's protocol</title>" in html
+    )
     assert 'class="banner reduced"' in html and "not tested at this size" in html
     for href in re.findall(r'href="([^"#][^"]*)"', html):
         assert (report_dir / href).is_file(), href
@@ -174,7 +260,14 @@ def test_report_renders_end_to_end(tmp_path):
     flat = squash(text)
     for title in SECTIONS:
         assert squash(title) in flat, title
-    for caption in ("TABLE I:", "TABLE II:", "TABLE III:", "TABLE I (original protocol):", "Fig. 1:", "Fig. 3"):
+    for caption in (
+        "TABLE I:",
+        "TABLE II:",
+        "TABLE III:",
+        "TABLE I (original protocol):",
+        "Fig. 1:",
+        "Fig. 3",
+    ):
         assert squash(caption) in flat, caption
     assert squash("missing seeds 1-3") in flat
 

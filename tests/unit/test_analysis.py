@@ -1,6 +1,7 @@
 """Aggregation of the store into the paper's tables, the statistics against the paper, the LR rule,
 the deviation reasons and the claims. Stores are built from synthetic but valid records, written
 through the store's own functions (no training here)."""
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.common import write_atomically
-from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
-from siamese_lib.config import RunConfig
 from siamese_lib.analysis import claims as claims_mod
-from siamese_lib.analysis import findings
-from siamese_lib.analysis import stats
-from siamese_lib.analysis import tables
-from siamese_lib.analysis import verdicts
+from siamese_lib.analysis import findings, stats, tables, verdicts
+from siamese_lib.common import write_atomically
+from siamese_lib.config import RunConfig
 from siamese_lib.experiments import lr_rule, planning
+from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_TEXT = ROOT.parent / "shared" / "paper" / "ee559-project1-report.txt"
@@ -28,18 +26,37 @@ PAPER_TEXT = ROOT.parent / "shared" / "paper" / "ee559-project1-report.txt"
 
 # --- helpers shared with test_report.py ---------------------------------------------------------------
 
-def put_record(store: Path, config: RunConfig, test_error: float, curve=None, train_seconds=1.0,
-               device="cpu", created="2025-01-01T00:00:00+00:00") -> dict:
+
+def put_record(
+    store: Path,
+    config: RunConfig,
+    test_error: float,
+    curve=None,
+    train_seconds=1.0,
+    device="cpu",
+    created="2025-01-01T00:00:00+00:00",
+) -> dict:
     """A valid record written atomically where the store would write it (load_records validates it)."""
     key = run_key(config, device)
     metrics = {f"{split}_{m}": 0.0 for split in ("train", "test") for m in ERROR_METRICS}  # every field
     metrics.update(test_error=float(test_error), train_seconds=train_seconds, wall_seconds=train_seconds)
-    record = {"schema_version": SCHEMA_VERSION, "key": key, "config": config.to_dict(), "device": device,
-              "metrics": metrics, "curves": {"train_loss": list(curve or [1.0] * config.trained_epochs)},
-              "outputs": {k: [0.5 if k.endswith("prob") else 0] * config.nb_pairs for k in OUTPUTS},
-              "torch_version": "test", "code_version": "synthetic", "created": created,
-              "epochs_trained": config.trained_epochs, "threads": 1, "host": "test", "cpu": "test",
-              "python": "3.11"}
+    record = {
+        "schema_version": SCHEMA_VERSION,
+        "key": key,
+        "config": config.to_dict(),
+        "device": device,
+        "metrics": metrics,
+        "curves": {"train_loss": list(curve or [1.0] * config.trained_epochs)},
+        "outputs": {k: [0.5 if k.endswith("prob") else 0] * config.nb_pairs for k in OUTPUTS},
+        "torch_version": "test",
+        "code_version": "synthetic",
+        "created": created,
+        "epochs_trained": config.trained_epochs,
+        "threads": 1,
+        "host": "test",
+        "cpu": "test",
+        "python": "3.11",
+    }
     write_atomically(record_path(store, key), json.dumps(record))
     return record
 
@@ -83,13 +100,16 @@ def fill_store(store: Path, profile, error_for, skip=()):
     """One record per configuration of the profile's Table I/II and LR search; error_for(stage, params, seed)
     gives the test error; configurations for which skip(stage, params, seed) is true are left out."""
     from siamese_lib.experiments.planning import expand
+
     done = set()
     for ex in expand(profile, str(store)):
         for cfg in ex.configs():
             if cfg in done or (skip and skip(ex.stage, ex.parameters, cfg.seed)):
                 continue
             done.add(cfg)
-            curve = [10.0 / (e + 1) * (1 + abs(math.log10(cfg.lr / 0.005))) for e in range(cfg.trained_epochs)]
+            curve = [
+                10.0 / (e + 1) * (1 + abs(math.log10(cfg.lr / 0.005))) for e in range(cfg.trained_epochs)
+            ]
             put_record(store, cfg, error_for(ex.stage, ex.parameters, cfg.seed), curve=curve)
     return done
 
@@ -107,11 +127,14 @@ def paper_like(stage, p, seed):
 
 # --- the paper's numbers as data -------------------------------------------------------------------------
 
-@pytest.mark.skipif(not PAPER_TEXT.is_file(), reason="the paper's text (shared/paper) is not beside the repository")
+
+@pytest.mark.skipif(
+    not PAPER_TEXT.is_file(), reason="the paper's text (shared/paper) is not beside the repository"
+)
 def test_paper_numbers_are_the_printed_ones():
     text = PAPER_TEXT.read_text()
-    t1 = text[text.index("TABLE I:"):text.index("TABLE II:")]
-    t2 = text[text.index("TABLE II:"):text.index("V. DISCUSSION")]
+    t1 = text[text.index("TABLE I:") : text.index("TABLE II:")]
+    t2 = text[text.index("TABLE II:") : text.index("V. DISCUSSION")]
     nums1 = [float(x) for x in re.findall(r"\t(\d+\.\d+)", t1)]
     expected1 = []
     for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet"):
@@ -121,20 +144,22 @@ def test_paper_numbers_are_the_printed_ones():
     assert nums1 == expected1
     nums2 = [float(x) for x in re.findall(r"\t(\d+\.\d+)", t2)]
     assert nums2 == [v for k in tables.TABLE2_KEYS for v in tables.PAPER_TABLE2[k]]
-    for m, n in tables.PAPER_PARAMETERS.items():
+    for _m, n in tables.PAPER_PARAMETERS.items():
         assert f"({n} parameters)" in text or f"{n}" in text
 
 
 # --- statistics --------------------------------------------------------------------------------------------
 
+
 def test_welch_p_matches_hand_computation():
     # ours 5.0 ± 1.0 (n=4) against 6.08 ± 0.802 (n=10)
-    v1, v2 = 1.0 ** 2 / 4, 0.802 ** 2 / 10
+    v1, v2 = 1.0**2 / 4, 0.802**2 / 10
     t = (5.0 - 6.08) / math.sqrt(v1 + v2)
-    df = (v1 + v2) ** 2 / (v1 ** 2 / 3 + v2 ** 2 / 9)
+    df = (v1 + v2) ** 2 / (v1**2 / 3 + v2**2 / 9)
     assert t == pytest.approx(-1.92636, abs=1e-5)
     assert df == pytest.approx(4.63989, abs=1e-5)
     from scipy.stats import t as student_t
+
     by_hand = 2 * student_t.sf(abs(t), df)
     p = stats.welch_p(5.0, 1.0, 4, 6.08, 0.802, 10)
     assert p == pytest.approx(by_hand, rel=1e-9)
@@ -153,19 +178,29 @@ def test_cell_statistics_from_a_store(tmp_path):
     fill_store(store, prof, lambda s, p, seed: {1: 4.0, 2: 5.0, 3: 6.0}.get(seed, 10.0))
     cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     assert len(cells) == 2 * (16 + 8)
-    c = next(c for c in cells if c.table == "table1" and c.protocol == "corrected" and c.key == ("LeNet5", True, True))
+    c = next(
+        c
+        for c in cells
+        if c.table == "table1" and c.protocol == "corrected" and c.key == ("LeNet5", True, True)
+    )
     assert c.complete and c.n == 3
     assert c.mean == pytest.approx(5.0) and c.std == pytest.approx(1.0)  # sample std, ddof=1
     assert c.diff == pytest.approx(5.0 - 6.08)
-    v1, v2 = 1.0 / 3, 0.8 ** 2 / 10  # Table I prints 0.8 for this cell (Table II: 0.802)
+    v1, v2 = 1.0 / 3, 0.8**2 / 10  # Table I prints 0.8 for this cell (Table II: 0.802)
     t = (5.0 - 6.08) / math.sqrt(v1 + v2)
-    df = (v1 + v2) ** 2 / (v1 ** 2 / 2 + v2 ** 2 / 9)
+    df = (v1 + v2) ** 2 / (v1**2 / 2 + v2**2 / 9)
     from scipy.stats import t as student_t
+
     assert c.p_value == pytest.approx(2 * student_t.sf(abs(t), df), rel=1e-9)
     assert c.lr == 0.005 and c.epochs == 2
     frame = tables.cells_frame(cells)
-    row = frame[(frame.table == "Table I") & (frame.protocol == "corrected") & (frame.model == "LeNet5")
-                & frame.weight_sharing & frame.aux_loss].iloc[0]
+    row = frame[
+        (frame.table == "Table I")
+        & (frame.protocol == "corrected")
+        & (frame.model == "LeNet5")
+        & frame.weight_sharing
+        & frame.aux_loss
+    ].iloc[0]
     assert row["mean"] == pytest.approx(5.0) and row["paper_mean"] == 6.08 and row["n"] == 3
     assert row["welch_p"] == pytest.approx(c.p_value)
 
@@ -174,26 +209,43 @@ def test_missing_runs_are_reported_not_filled(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
     # drop seed 2 of one cell and the whole original-protocol Table II
-    fill_store(store, prof, paper_like, skip=lambda s, p, seed: (
-        (s == "table1" and p["model"] == "Net" and not p["weight_sharing"] and not p["aux_loss"]
-         and p["protocol"] == "corrected" and seed == 2)
-        or (s == "table2" and p["protocol"] == "original" and p["batch_norm"] is False)))
+    fill_store(
+        store,
+        prof,
+        paper_like,
+        skip=lambda s, p, seed: (
+            (
+                s == "table1"
+                and p["model"] == "Net"
+                and not p["weight_sharing"]
+                and not p["aux_loss"]
+                and p["protocol"] == "corrected"
+                and seed == 2
+            )
+            or (s == "table2" and p["protocol"] == "original" and p["batch_norm"] is False)
+        ),
+    )
     cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     c = next(c for c in cells if c.protocol == "corrected" and c.key == ("Net", False, False))
     assert not c.complete and c.missing_seeds == [2] and c.n == 0
     assert math.isnan(c.mean) and math.isnan(c.p_value)
-    assert "missing seeds 2 (2/3 runs in the store; lr 0.03, 2 epochs, corrected protocol)" == c.missing_text()
+    assert (
+        "missing seeds 2 (2/3 runs in the store; lr 0.03, 2 epochs, corrected protocol)" == c.missing_text()
+    )
     missing_t2 = [c for c in cells if c.table == "table2" and c.protocol == "original" and not c.complete]
     assert {c.key for c in missing_t2} == {k for k in tables.TABLE2_KEYS if not k[1]}
     # the best cells ignore incomplete ones
-    ours_per, ours_best, _, paper_best = tables.best_cells([c for c in cells if c.protocol == "corrected"], "table1")
+    ours_per, ours_best, _, paper_best = tables.best_cells(
+        [c for c in cells if c.protocol == "corrected"], "table1"
+    )
     assert ("Net", False, False) not in ours_per and paper_best == ("LeNet5_FullyConv", True, True)
 
 
 def test_cells_outside_the_profile_say_so(tmp_path):
-    text = TINY_PROFILE.replace("models: [Net, LeNet5, LeNet5_FullyConv, ResNet]\n    weight_sharing",
-                                "models: [Net]\n    weight_sharing").replace("protocols: [corrected, original]",
-                                                                            "protocols: [corrected]")
+    text = TINY_PROFILE.replace(
+        "models: [Net, LeNet5, LeNet5_FullyConv, ResNet]\n    weight_sharing",
+        "models: [Net]\n    weight_sharing",
+    ).replace("protocols: [corrected, original]", "protocols: [corrected]")
     prof = load_profile(str(write_profile(tmp_path, text)))
     cells = tables.table_cells([], planning.expand(prof, str(tmp_path / "store")), prof.name)
     other = next(c for c in cells if c.protocol == "corrected" and c.key == ("ResNet", True, True))
@@ -204,6 +256,7 @@ def test_cells_outside_the_profile_say_so(tmp_path):
 
 # --- the LR rule ------------------------------------------------------------------------------------------------
 
+
 def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
     store = tmp_path / "store"
     losses = {0.05: 3.0, 0.005: 1.0, 0.0005: 2.0}
@@ -211,21 +264,33 @@ def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
         for lr, final in losses.items():
             for seed in (1, 2):
                 curve = [50.0] * 5 + [final + 0.1 * seed] * 10  # the rule reads the last 10 epochs
-                put_record(store, RunConfig(model=model, lr=lr, seed=seed, epochs=15, nb_pairs=100), 5.0, curve=curve)
+                put_record(
+                    store, RunConfig(model=model, lr=lr, seed=seed, epochs=15, nb_pairs=100), 5.0, curve=curve
+                )
     # a diverged rate (NaN loss) must never win, however low its early losses
     for seed in (1, 2):
-        put_record(store, RunConfig(model="Net", lr=0.3, seed=seed, epochs=15, nb_pairs=100), 50.0,
-                   curve=[0.001] * 14 + [float("nan")])
+        put_record(
+            store,
+            RunConfig(model="Net", lr=0.3, seed=seed, epochs=15, nb_pairs=100),
+            50.0,
+            curve=[0.001] * 14 + [float("nan")],
+        )
     # Table I-like runs at one rate and another epoch count are not part of the search
     put_record(store, RunConfig(model="Net", lr=0.03, seed=1, epochs=2, nb_pairs=100), 5.0, curve=[0.0, 0.0])
-    assert planning.auto_learning_rates(store) == {m: 0.005 for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")}
+    assert planning.auto_learning_rates(store) == {
+        m: 0.005 for m in ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
+    }
 
 
 def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
     prof = load_profile(str(write_profile(tmp_path)))
     store = tmp_path / "store"
-    fill_store(store, prof, paper_like, skip=lambda s, p, seed: s == "lr_search" and p["model"] == "ResNet"
-               and p["lr"] == 0.05 and seed == 2)
+    fill_store(
+        store,
+        prof,
+        paper_like,
+        skip=lambda s, p, seed: s == "lr_search" and p["model"] == "ResNet" and p["lr"] == 0.05 and seed == 2,
+    )
     with pytest.raises(KeyError, match="ResNet"):
         planning.auto_learning_rates(store, prof)
     curves = planning.lr_search_curves(load_records(store), planning.expand(prof, str(store)))
@@ -237,21 +302,34 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
 def _search(**by_lr):
     """{model: {lr: entry}} of one model, LeNet5_FullyConv (the paper's 0.05), two seeds per rate: each seed's curve
     the given one plus a small seed offset."""
-    return {"LeNet5_FullyConv": {float(lr.replace("_", ".")): {"curves": [[v * (1 + 0.01 * s) for v in c] for s in (1, 2)],
-                                                               "seeds": [1, 2], "missing_seeds": []}
-                                 for lr, c in by_lr.items()}}
+    return {
+        "LeNet5_FullyConv": {
+            float(lr.replace("_", ".")): {
+                "curves": [[v * (1 + 0.01 * s) for v in c] for s in (1, 2)],
+                "seeds": [1, 2],
+                "missing_seeds": [],
+            }
+            for lr, c in by_lr.items()
+        }
+    }
 
 
 # 0_3 ends lowest but lies far higher for the first half; 0_05 is flat and low; 0_005 is lowest until it diverges
-LATE_WINNER = _search(**{"0_3": [10.0] * 10 + [0.01] * 10, "0_05": [0.1] * 20, "0_005": [0.001] * 19 + [float("nan")]})
+LATE_WINNER = _search(
+    **{"0_3": [10.0] * 10 + [0.01] * 10, "0_05": [0.1] * 20, "0_005": [0.001] * 19 + [float("nan")]}
+)
 
 
 def test_post_hoc_rule_reads_the_whole_curve_on_a_log_scale():
-    assert lr_rule.choose_learning_rates(LATE_WINNER) == {"LeNet5_FullyConv": 0.3}  # the last 10 epochs: 0.01 < 0.1
+    assert lr_rule.choose_learning_rates(LATE_WINNER) == {
+        "LeNet5_FullyConv": 0.3
+    }  # the last 10 epochs: 0.01 < 0.1
     # geometric means over all epochs: sqrt(10 * 0.01) = 0.32 for 0.3 against 0.1 for 0.05
     assert lr_rule.post_hoc_learning_rates(LATE_WINNER) == {"LeNet5_FullyConv": 0.05}
     assert lr_rule.rule_score([[10.0, 0.1]], lr_rule.POST_HOC_RULE) == pytest.approx(1.0)
-    assert lr_rule.rule_score([[1.0, 2.0], [3.0, 4.0]]) == pytest.approx(2.5)  # the seeds' mean curve, then its tail
+    assert lr_rule.rule_score([[1.0, 2.0], [3.0, 4.0]]) == pytest.approx(
+        2.5
+    )  # the seeds' mean curve, then its tail
     # an early divergence loses under the post-hoc rule even though the declared rule does not read it
     early_nan = _search(**{"0_05": [float("nan")] + [0.001] * 19, "0_005": [0.1] * 20})
     assert lr_rule.choose_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.05}
@@ -260,35 +338,58 @@ def test_post_hoc_rule_reads_the_whole_curve_on_a_log_scale():
 
 def test_lr_numbers_give_both_rules_and_the_curves_evidence():
     lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
-    assert lr["rows"] == [{"model": "LeNet5_FullyConv", "paper": 0.05, "rule": 0.3, "post_hoc": 0.05, "used": 0.05,
-                           "rates": 3, "complete": 3}]
+    assert lr["rows"] == [
+        {
+            "model": "LeNet5_FullyConv",
+            "paper": 0.05,
+            "rule": 0.3,
+            "post_hoc": 0.05,
+            "used": 0.05,
+            "rates": 3,
+            "complete": 3,
+        }
+    ]
     (d,) = lr["differ"]
     assert d["rule_differs"] and not d["post_hoc_differs"] and d["faster"]
     assert d["crossing"] == {"epochs": 20, "below": 10, "since": 11}
-    assert d["scores"][0.3]["rule"] == pytest.approx(0.01 * 1.015) and math.isinf(d["scores"][0.005]["post_hoc"])
+    assert d["scores"][0.3]["rule"] == pytest.approx(0.01 * 1.015) and math.isinf(
+        d["scores"][0.005]["post_hoc"]
+    )
     assert lr["post_hoc_matches"] == 1 and lr["tables_use_paper"]
     agree = findings.lr_numbers(_search(**{"0_05": [0.1] * 20, "0_005": [1.0] * 20}), {})
     assert agree["differ"] == [] and agree["rows"][0]["rule"] == agree["rows"][0]["post_hoc"] == 0.05
     # LeNet5_FullyConv's evidence is shown even where both rules agree with the paper (the pick a record disputed)
-    assert [e["model"] for e in agree["evidence"]] == ["LeNet5_FullyConv"] and set(agree["evidence"][0]["scores"]) == {0.05, 0.005}
+    assert [e["model"] for e in agree["evidence"]] == ["LeNet5_FullyConv"] and set(
+        agree["evidence"][0]["scores"]
+    ) == {0.05, 0.005}
 
 
 # --- deviations and claims --------------------------------------------------------------------------------------
 
+
 def _cell(protocol, errors, key=("LeNet5", True, True), table="table1"):
     mean, std = tables.PAPER_TABLES[table][key]
     seeds = list(range(1, len(errors) + 1))
-    return tables.Cell(table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30)
+    return tables.Cell(
+        table, protocol, key, mean, std, expected_seeds=seeds, errors=list(errors), lr=0.005, epochs=30
+    )
 
 
 def test_deviation_kinds_follow_the_two_protocols():
-    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]      # about the paper's 6.08, std 0.5
-    far = [x + 4 for x in agree]                                     # 4 points above: different
+    agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]  # about the paper's 6.08, std 0.5
+    far = [x + 4 for x in agree]  # 4 points above: different
     quirk = verdicts.deviations([_cell("corrected", far), _cell("original", agree)], 1.0)
     assert len(quirk) == 1 and quirk[0].kind == "quirk"
-    assert verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0].kind == "unexplained"
-    assert verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0].kind == "original only"
-    assert verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0].kind == "undetermined"
+    assert (
+        verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0].kind == "unexplained"
+    )
+    assert (
+        verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0].kind
+        == "original only"
+    )
+    assert (
+        verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0].kind == "undetermined"
+    )
     assert verdicts.deviations([_cell("corrected", agree), _cell("original", agree)], 1.0) == []
 
 
@@ -321,15 +422,19 @@ def test_cell_verdicts():
 
 def test_counts_are_over_distinct_runs():
     agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]
-    t1 = _cell("corrected", agree)                                   # LeNet5, WS, aux: the same runs as ...
-    t2 = _cell("corrected", agree, key=(True, True, False), table="table2")   # ... Table II's WS + BN cell
+    t1 = _cell("corrected", agree)  # LeNet5, WS, aux: the same runs as ...
+    t2 = _cell("corrected", agree, key=(True, True, False), table="table2")  # ... Table II's WS + BN cell
     t2_other = _cell("corrected", agree, key=(True, True, True), table="table2")
     assert verdicts.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
     assert sum(verdicts.verdict_counts([t1, t2, t2_other], "corrected", 1.0).values()) == 2
     frame = verdicts.verdict_frame([t1, t2, t2_other], 1.0)
     assert frame["counted"].tolist() == [True, False, True]
     again = verdicts.frame_verdicts(frame.drop(columns=["verdict", "counted", "tost_p"]), 1.0)
-    assert again["verdict"].tolist() == frame["verdict"].tolist() and again["counted"].tolist() == [True, False, True]
+    assert again["verdict"].tolist() == frame["verdict"].tolist() and again["counted"].tolist() == [
+        True,
+        False,
+        True,
+    ]
 
 
 def test_quirks_that_apply():
@@ -340,20 +445,25 @@ def test_quirks_that_apply():
 
 
 def test_quirk_shifts():
-    per_cell, grouped = tables.quirk_shifts([_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])])
+    per_cell, grouped = tables.quirk_shifts(
+        [_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])]
+    )
     assert per_cell["shift"].tolist() == [pytest.approx(2.0)]
     assert grouped.iloc[0]["quirks"] == "2, 3" and grouped.iloc[0]["cells"] == 1
 
 
 def test_claims_on_the_papers_own_numbers():
     claims = {c.name: c for c in claims_mod.evaluate_claims(claims_mod.paper_stats())}
-    assert claims["Auxiliary loss"].verdict == "holds"               # ratios 2.0-3.7, mean 2.7
+    assert claims["Auxiliary loss"].verdict == "holds"  # ratios 2.0-3.7, mean 2.7
     assert claims["LeNet5_FullyConv best"].verdict == "holds"
     # LeNet5 with auxiliary loss: weight sharing gains only 0.07 points (p=0.86) in the paper itself
     assert claims["Weight sharing"].verdict == "does not hold"
     assert "7 of 8" in claims["Weight sharing"].evidence
     assert claims["Dropout hurts"].verdict == "does not hold"
-    assert claims["ResNet vs LeNet5"].verdict == "holds" and "not evaluated" in claims["ResNet vs LeNet5"].evidence
+    assert (
+        claims["ResNet vs LeNet5"].verdict == "holds"
+        and "not evaluated" in claims["ResNet vs LeNet5"].evidence
+    )
 
 
 def test_claims_follow_our_numbers():
@@ -382,7 +492,9 @@ def test_magnitudes_are_judged_at_the_precision_the_rule_states():
             stats[("table1", (m, False, aux))] = claims_mod.Stat(ws.mean + g, 0.3, 10)
             stats[("table1", (m, True, aux))] = claims_mod.Stat(ws.mean, 0.3, 10)
     claim = claims_mod.claim_weight_sharing(stats)
-    assert claim.verdict == "holds" and "mean gain 3.5 points" in claim.evidence   # 3.5037 is 3.5 at the rule's 0.1
+    assert (
+        claim.verdict == "holds" and "mean gain 3.5 points" in claim.evidence
+    )  # 3.5037 is 3.5 at the rule's 0.1
 
 
 def test_combined_verdicts():
@@ -396,8 +508,11 @@ def test_combined_verdicts():
 
 def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):
     from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
+
     assert planning.used_learning_rates(load_profile("paper"), list(PAPER_LRS), tmp_path) == PAPER_LRS
     auto = tmp_path / "auto.yaml"
-    auto.write_text("learning_rates: auto\nstages:\n  lr_search:\n    models: [Net]\n    lrs: [0.1, 0.01]\n"
-                    "    seeds: [1]\n    epochs: 2\n")
+    auto.write_text(
+        "learning_rates: auto\nstages:\n  lr_search:\n    models: [Net]\n    lrs: [0.1, 0.01]\n"
+        "    seeds: [1]\n    epochs: 2\n"
+    )
     assert planning.used_learning_rates(load_profile(str(auto)), ["Net", "LeNet5"], tmp_path / "store") == {}

@@ -1,4 +1,5 @@
 """Seeds trained together (batched.train_seeds) against the same seeds trained one by one (training.train_run)."""
+
 import dataclasses
 
 import pytest
@@ -14,10 +15,20 @@ SEEDS = (1, 2, 3)
 # what the batched path must reproduce: the paper's setting, the original protocol (branch calls 2, batch norm
 # in training mode at test), no weight sharing / batch norm with L1, L2, a cosine schedule and
 # pairs held out for validation (each seed normalised with its own training pairs' statistics)
-SETTINGS = {"LeNet5": dict(model="LeNet5"),
-            "Net-original": dict(model="Net", protocol="original", aux_loss=False),
-            "LeNet5-plain": dict(model="LeNet5", weight_sharing=False, batch_norm=False, l1=1e-4, weight_decay=1e-3,
-                                 lr_schedule="cosine", aux_schedule="linear_decay", val_pairs=20)}
+SETTINGS = {
+    "LeNet5": dict(model="LeNet5"),
+    "Net-original": dict(model="Net", protocol="original", aux_loss=False),
+    "LeNet5-plain": dict(
+        model="LeNet5",
+        weight_sharing=False,
+        batch_norm=False,
+        l1=1e-4,
+        weight_decay=1e-3,
+        lr_schedule="cosine",
+        aux_schedule="linear_decay",
+        val_pairs=20,
+    ),
+}
 
 
 def group(**kw):
@@ -32,7 +43,11 @@ def same_shape(a, b):
     assert set(a) == set(b) and set(a["metrics"]) == set(b["metrics"])
     assert {k: len(v) for k, v in a["outputs"].items()} == {k: len(v) for k, v in b["outputs"].items()}
     assert len(a["curves"]["train_loss"]) == len(b["curves"]["train_loss"])
-    assert (a["device"], a["epochs_trained"], a["threads"]) == (b["device"], b["epochs_trained"], b["threads"])
+    assert (a["device"], a["epochs_trained"], a["threads"]) == (
+        b["device"],
+        b["epochs_trained"],
+        b["threads"],
+    )
 
 
 @pytest.fixture
@@ -83,8 +98,11 @@ def test_in_float32_the_batched_seeds_stay_within_rounding_noise(mnist, model):
         same_shape(one, together)
         (first1, second1), (first2, second2) = one["curves"]["train_loss"], together["curves"]["train_loss"]
         assert first2 == pytest.approx(first1, rel=1e-5) and second2 == pytest.approx(second1, rel=1e-3)
-        gap = max(abs(x - y) for k in ("head_prob", "digit_prob")
-                  for x, y in zip(one["outputs"][k], together["outputs"][k]))
+        gap = max(
+            abs(x - y)
+            for k in ("head_prob", "digit_prob")
+            for x, y in zip(one["outputs"][k], together["outputs"][k])
+        )
         assert gap <= 1e-2
         for x, y in zip(one["outputs"]["head_prob"], together["outputs"]["head_prob"]):
             assert (x > 0.5) == (y > 0.5) or abs(x - 0.5) <= gap
@@ -107,12 +125,15 @@ def test_configurations_that_draw_random_numbers_fall_back_to_one_by_one(mnist, 
     assert len(train_seeds(augmented, "cpu")) == 3
 
 
-@pytest.mark.parametrize("configs, words", [
-    ([], "non-empty list"),
-    ([RunConfig(seed=1), {"seed": 2}], "non-empty list of RunConfigs"),
-    ([RunConfig(seed=1), RunConfig(seed=2, lr=1e-3)], "differ only in seed; these also differ in lr"),
-    ([RunConfig(seed=1), RunConfig(seed=1, model="Net", epochs=3)], "also differ in model, epochs"),
-])
+@pytest.mark.parametrize(
+    "configs, words",
+    [
+        ([], "non-empty list"),
+        ([RunConfig(seed=1), {"seed": 2}], "non-empty list of RunConfigs"),
+        ([RunConfig(seed=1), RunConfig(seed=2, lr=1e-3)], "differ only in seed; these also differ in lr"),
+        ([RunConfig(seed=1), RunConfig(seed=1, model="Net", epochs=3)], "also differ in model, epochs"),
+    ],
+)
 def test_anything_but_the_seed_differing_is_refused(configs, words):
     with pytest.raises(ValueError, match=words):
         train_seeds(configs, "cpu")

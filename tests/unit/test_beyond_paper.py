@@ -1,4 +1,5 @@
 """The beyond-the-paper stage: variants, augmentation, the fairness rule and the analysis helpers."""
+
 import math
 import re
 
@@ -6,14 +7,25 @@ import pandas as pd
 import pytest
 import torch
 
-from siamese_lib.config import RunConfig
-from siamese_lib.training import Split, augment_batch, aux_weight_at, shift_images
 from siamese_lib.analysis import beyond_paper as beyond
+from siamese_lib.config import RunConfig
 from siamese_lib.experiments import variants
-from siamese_lib.presentation import figures
 from siamese_lib.presentation import beyond_section as report_html
+from siamese_lib.presentation import figures
+from siamese_lib.training import Split, augment_batch, aux_weight_at, shift_images
 
-EXTENSION_FIELDS = ("lr", "aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "epochs", "lr_schedule", "model")
+EXTENSION_FIELDS = (
+    "lr",
+    "aux_weight",
+    "aux_schedule",
+    "weight_decay",
+    "l1",
+    "augment",
+    "val_pairs",
+    "epochs",
+    "lr_schedule",
+    "model",
+)
 
 
 def test_variants_are_valid_and_distinct():
@@ -34,7 +46,10 @@ def test_variants_are_valid_and_distinct():
     assert {0.0, 1.0} <= weights
     assert any(s["overrides"].get("aux_schedule") == "linear_decay" for s in variants.VARIANTS.values())
     for field in ("weight_decay", "l1"):
-        assert len({s["overrides"][field] for s in variants.VARIANTS.values() if set(s["overrides"]) == {field}}) >= 2
+        assert (
+            len({s["overrides"][field] for s in variants.VARIANTS.values() if set(s["overrides"]) == {field}})
+            >= 2
+        )
     augments = {tuple(s["overrides"].get("augment", ())) for s in variants.VARIANTS.values()}
     assert {("repair",), ("swap",), ("shift",), variants.AUG_ALL} <= augments
 
@@ -43,7 +58,13 @@ def test_variant_configs():
     configs = variants.variant_configs("aux_w3", "LeNet5_FullyConv", 5e-2, [1, 2, 3], 1000, 0, 100, 30)
     assert [c.seed for c in configs] == [1, 2, 3]
     c = configs[0]
-    assert (c.model, c.lr, c.aux_weight, c.epochs, c.protocol) == ("LeNet5_FullyConv", 5e-2, 3.0, 30, "corrected")
+    assert (c.model, c.lr, c.aux_weight, c.epochs, c.protocol) == (
+        "LeNet5_FullyConv",
+        5e-2,
+        3.0,
+        30,
+        "corrected",
+    )
     assert c.val_pairs == 200 and c.aux_loss and c.weight_sharing and c.batch_norm and not c.dropout
     base = variants.variant_configs("baseline", "LeNet5", 5e-3, [4], 1000, 0, 100, 30)[0]
     paper = RunConfig(model="LeNet5", lr=5e-3, seed=4, val_pairs=200)
@@ -52,7 +73,12 @@ def test_variant_configs():
     assert (small.nb_pairs, small.data_seed, small.batch_size, small.val_pairs) == (10, 3, 5, 2)
     best = variants.variant_configs("best", "LeNet5", 5e-3, [1], 1000, 0, 100, 30)[0]
     # the recipe's own rate, schedule and length replace the stage's
-    assert (best.lr, best.augment, best.lr_schedule, best.epochs) == (2e-3, ("repair", "swap", "affine"), "cosine", 100)
+    assert (best.lr, best.augment, best.lr_schedule, best.epochs) == (
+        2e-3,
+        ("repair", "swap", "affine"),
+        "cosine",
+        100,
+    )
     with pytest.raises(ValueError, match="LeNet5 only"):
         variants.variant_configs("best", "LeNet5_FullyConv", 5e-2, [1], 1000, 0, 100, 30)
     with pytest.raises(ValueError, match="unknown variant"):
@@ -62,9 +88,12 @@ def test_variant_configs():
 def test_variants_for_one_model_are_skipped_for_the_others(tmp_path):
     from siamese_lib.experiments.planning import expand
     from siamese_lib.experiments.profiles import load_profile
+
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [Net, LeNet5]\n"
-                    "    variants: [baseline, best_no_swap]\n    seeds: [1]\n    epochs: 1\n")
+    path.write_text(
+        "nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [Net, LeNet5]\n"
+        "    variants: [baseline, best_no_swap]\n    seeds: [1]\n    epochs: 1\n"
+    )
     execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("beyond_paper",))
     # a variant defined for LeNet5 only is skipped for the other models
     assert [e.name for e in execs] == ["Net-baseline", "LeNet5-baseline", "LeNet5-best_no_swap"]
@@ -73,9 +102,12 @@ def test_variants_for_one_model_are_skipped_for_the_others(tmp_path):
 def test_profiles_expand_the_stage(tmp_path):
     from siamese_lib.experiments.planning import configs_for, expand
     from siamese_lib.experiments.profiles import load_profile
+
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
-                    "    variants: [baseline, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n")
+    path.write_text(
+        "nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
+        "    variants: [baseline, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n"
+    )
     execs = expand(load_profile(str(path)), tmp_path / "store", "cpu", stages=("beyond_paper",))
     assert [e.name for e in execs] == ["LeNet5-baseline", "LeNet5-aug_all"]
     configs = configs_for("beyond_paper", execs[1].parameters)
@@ -110,7 +142,9 @@ def test_augmentation_keeps_targets_consistent(augment):
 def test_swap_exchanges_images_and_classes():
     torch.manual_seed(1)
     pool = _pool(200)
-    x, target, classes = augment_batch(RunConfig(augment=("swap",)), pool.input, pool.target, pool.classes, None)
+    x, target, classes = augment_batch(
+        RunConfig(augment=("swap",)), pool.input, pool.target, pool.classes, None
+    )
     swapped = (classes != pool.classes).any(1)
     assert 0 < swapped.sum() < 200
     assert torch.equal(classes[swapped], pool.classes[swapped].flip(1))
@@ -139,12 +173,14 @@ def test_aux_weight_schedule():
 
 def test_validation_split_is_held_out(tmp_path, monkeypatch):
     from siamese_lib import training
+
     n = 30
     tr = torch.arange(n * 2 * 14 * 14, dtype=torch.float32).view(n, 2, 14, 14)
     classes = torch.arange(n * 2).view(n, 2) % 10
     target = (classes[:, 0] <= classes[:, 1]).long()
-    monkeypatch.setattr(training, "pair_sets", lambda nb, seed: (tr, target, classes, tr[:5], target[:5],
-                                                                  classes[:5]))
+    monkeypatch.setattr(
+        training, "pair_sets", lambda nb, seed: (tr, target, classes, tr[:5], target[:5], classes[:5])
+    )
     torch.manual_seed(3)
     train, val, test, _ = training.prepare_data(RunConfig(nb_pairs=n, val_pairs=10), torch.device("cpu"))
     assert (len(train), len(val), len(test)) == (20, 10, 5)
@@ -181,20 +217,38 @@ def _hand_frame():
     """Two variants x two seeds on four test pairs, classes (1,2) (3,3) (5,4) (9,0): targets 1 1 0 0."""
     rows = []
     spec = {  # variant -> per seed: head_prob, digit_prob, digit1_pred, digit2_pred, metrics
-        "a": [([0.9, 0.6, 0.4, 0.2], [0.8, 0.7, 0.3, 0.1], [1, 3, 5, 9], [2, 3, 4, 0]),
-              ([0.7, 0.3, 0.6, 0.1], [0.9, 0.4, 0.2, 0.3], [1, 4, 5, 9], [2, 3, 4, 0])],
-        "b": [([0.2, 0.9, 0.1, 0.1], [0.4, 0.8, 0.1, 0.6], [1, 3, 3, 9], [0, 3, 4, 0]),
-              ([0.4, 0.8, 0.2, 0.3], [0.4, 0.9, 0.1, 0.7], [1, 3, 5, 9], [2, 3, 4, 9])],
+        "a": [
+            ([0.9, 0.6, 0.4, 0.2], [0.8, 0.7, 0.3, 0.1], [1, 3, 5, 9], [2, 3, 4, 0]),
+            ([0.7, 0.3, 0.6, 0.1], [0.9, 0.4, 0.2, 0.3], [1, 4, 5, 9], [2, 3, 4, 0]),
+        ],
+        "b": [
+            ([0.2, 0.9, 0.1, 0.1], [0.4, 0.8, 0.1, 0.6], [1, 3, 3, 9], [0, 3, 4, 0]),
+            ([0.4, 0.8, 0.2, 0.3], [0.4, 0.9, 0.1, 0.7], [1, 3, 5, 9], [2, 3, 4, 9]),
+        ],
     }
     val = {"a": (3.0, 2.0, 2.0), "b": (4.0, 3.0, 1.0)}  # head, derived, digit_prob
     test = {"a": 2.0, "b": 5.0}
     for variant, seeds in spec.items():
         for seed, (head, prob, d1, d2) in enumerate(seeds, 1):
-            rows.append({"model": "M", "variant": variant, "seed": seed, "nb_pairs": 4, "data_seed": 0,
-                         "head_prob": head, "digit_prob": prob, "digit1_pred": d1, "digit2_pred": d2,
-                         "val_error": val[variant][0], "val_derived_error": val[variant][1],
-                         "val_digit_prob_error": val[variant][2], "test_error": test[variant],
-                         "test_derived_error": test[variant], "test_digit_prob_error": test[variant]})
+            rows.append(
+                {
+                    "model": "M",
+                    "variant": variant,
+                    "seed": seed,
+                    "nb_pairs": 4,
+                    "data_seed": 0,
+                    "head_prob": head,
+                    "digit_prob": prob,
+                    "digit1_pred": d1,
+                    "digit2_pred": d2,
+                    "val_error": val[variant][0],
+                    "val_derived_error": val[variant][1],
+                    "val_digit_prob_error": val[variant][2],
+                    "test_error": test[variant],
+                    "test_derived_error": test[variant],
+                    "test_digit_prob_error": test[variant],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -223,7 +277,9 @@ def test_flip_confusion_counts_only_flipping_digit_errors():
     # seed 1: image-2 of pair 1 (2 read as 0) flips 1<=2; pair 3 (5 read as 3) flips 5<=4;
     # seed 2: image-2 of pair 4 (0 read as 9) flips 9<=0. Nothing else is wrong.
     expected = {(2, 0): 1, (5, 3): 1, (0, 9): 1}
-    assert {(i, j): int(counts.iloc[i, j]) for i in range(10) for j in range(10) if counts.iloc[i, j]} == expected
+    assert {
+        (i, j): int(counts.iloc[i, j]) for i in range(10) for j in range(10) if counts.iloc[i, j]
+    } == expected
     a = beyond.flip_confusion(_hand_frame(), "M", "a", truth=HAND_TRUTH)
     # seed 2 of a reads 3 as 4 in pair 2 (3 <= 3 becomes 4 <= 3): a flip
     assert int(a.values.sum()) == 1 and int(a.iloc[3, 4]) == 1
@@ -232,19 +288,27 @@ def test_flip_confusion_counts_only_flipping_digit_errors():
 
 
 def test_table3_and_rules_table():
-    df = pd.DataFrame({"model": ["M"] * 6, "variant": ["baseline"] * 3 + ["aux_w3"] * 3,
-                       "test_error": [4.0, 5.0, 6.0, 2.0, 2.5, 3.0],
-                       "test_derived_error": [3.0] * 6, "test_digit_prob_error": [1.0, 2.0, 3.0, 1.0, 1.0, 1.0]})
+    df = pd.DataFrame(
+        {
+            "model": ["M"] * 6,
+            "variant": ["baseline"] * 3 + ["aux_w3"] * 3,
+            "test_error": [4.0, 5.0, 6.0, 2.0, 2.5, 3.0],
+            "test_derived_error": [3.0] * 6,
+            "test_digit_prob_error": [1.0, 2.0, 3.0, 1.0, 1.0, 1.0],
+        }
+    )
     t = beyond.table3(df).set_index("variant")
     assert list(t.index) == ["baseline", "aux_w3"]  # VARIANTS order
     assert t.loc["aux_w3", "mean"] == pytest.approx(2.5) and t.loc["aux_w3", "std"] == pytest.approx(0.5)
     assert t.loc["aux_w3", "n"] == 3
     from scipy.stats import ttest_ind_from_stats
+
     p = ttest_ind_from_stats(2.5, 0.5, 3, 3.629, 0.748, 10, equal_var=False).pvalue
     assert t.loc["aux_w3", "p_vs_paper"] == pytest.approx(p)
     assert t.loc["aux_w3", "vs_baseline"] == pytest.approx(-2.5)
     assert t.loc["aux_w3", "p_vs_baseline"] == pytest.approx(
-        ttest_ind_from_stats(2.5, 0.5, 3, 5.0, 1.0, 3, equal_var=False).pvalue)
+        ttest_ind_from_stats(2.5, 0.5, 3, 5.0, 1.0, 3, equal_var=False).pvalue
+    )
     assert math.isnan(t.loc["baseline", "p_vs_baseline"])
     r = beyond.rules_table(df).set_index("variant")
     assert r.loc["baseline", "digit_prob_mean"] == pytest.approx(2.0)
@@ -253,16 +317,35 @@ def test_table3_and_rules_table():
 
 def test_aux_weight_figure():
     rows = []
-    for variant, w, sched in (("baseline", 1.0, "constant"), ("aux_w0", 0.0, "constant"),
-                              ("aux_w3", 3.0, "constant"), ("aux_decay", 1.0, "linear_decay"),
-                              ("aug_all", 1.0, "constant")):
+    for variant, w, sched in (
+        ("baseline", 1.0, "constant"),
+        ("aux_w0", 0.0, "constant"),
+        ("aux_w3", 3.0, "constant"),
+        ("aux_decay", 1.0, "linear_decay"),
+        ("aug_all", 1.0, "constant"),
+    ):
         for seed in (1, 2):
-            rows.append({"model": "M", "variant": variant, "aux_weight": w, "aux_schedule": sched, "epochs": 30,
-                         "weight_decay": 0.0, "l1": 0.0, "augment": "repair,swap,shift" if variant == "aug_all"
-                         else "", "test_error": w + seed, "test_digit_prob_error": 2 * w + seed})
+            rows.append(
+                {
+                    "model": "M",
+                    "variant": variant,
+                    "aux_weight": w,
+                    "aux_schedule": sched,
+                    "epochs": 30,
+                    "weight_decay": 0.0,
+                    "l1": 0.0,
+                    "augment": "repair,swap,shift" if variant == "aug_all" else "",
+                    "test_error": w + seed,
+                    "test_digit_prob_error": 2 * w + seed,
+                }
+            )
     frame = beyond.aux_weight_frame(pd.DataFrame(rows))
-    assert sorted(zip(frame["aux_weight"], frame["schedule"])) == [(0.0, "constant"), (1.0, "constant"),
-                                                                     (1.0, "linear_decay"), (3.0, "constant")]
+    assert sorted(zip(frame["aux_weight"], frame["schedule"])) == [
+        (0.0, "constant"),
+        (1.0, "constant"),
+        (1.0, "linear_decay"),
+        (3.0, "constant"),
+    ]
     assert frame.set_index(["aux_weight", "schedule"]).loc[(3.0, "constant"), "test_error_mean"] == 4.5
     fig = figures.aux_weight_figure(pd.DataFrame(rows))
     assert fig.axes and fig.axes[0].get_xlabel().startswith("auxiliary weight")
@@ -270,8 +353,10 @@ def test_aux_weight_figure():
 
 def _tiny_profile(tmp_path):
     path = tmp_path / "ext.yaml"
-    path.write_text("nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
-                    "    variants: [baseline, aux_w3, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n")
+    path.write_text(
+        "nb_pairs: 20\nstages:\n  beyond_paper:\n    models: [LeNet5]\n"
+        "    variants: [baseline, aux_w3, aug_all]\n    seeds: [1, 2]\n    epochs: 1\n"
+    )
     return path
 
 
@@ -281,6 +366,7 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     from siamese_lib.experiments.planning import expand
     from siamese_lib.experiments.profiles import load_profile
     from siamese_lib.pipeline.engine import ensure_run
+
     profile, store = load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store"
     with pytest.raises(LookupError, match="6 beyond-the-paper runs are not in"):
         beyond.load_beyond_paper(expand(profile, str(store)), store)
@@ -303,8 +389,11 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     best = beyond.select_best(df)
     assert best["variant"] in ("baseline", "aux_w3", "aug_all") and best["test_metric"].startswith("test_")
     summary = beyond.best_summary(df)
-    assert (summary["model"], summary["variant"], summary["metric"]) == (best["model"], best["variant"],
-                                                                       best["metric"])
+    assert (summary["model"], summary["variant"], summary["metric"]) == (
+        best["model"],
+        best["variant"],
+        best["metric"],
+    )
     assert "validation" in summary["text"] and 0 <= summary["ensemble_error"] <= 100
     html = report_html.table3_html(df)
     assert html.count("<tr>") == 1 + 3 and "TABLE IX" in html  # the header and one row per (model, variant)
@@ -319,25 +408,38 @@ def test_notebook_parameters_match_the_runner(tmp_path):
     import ast
 
     import nbformat
+
     from siamese_lib.common import NOTEBOOKS_DIR
     from siamese_lib.experiments.planning import expand
     from siamese_lib.experiments.profiles import load_profile
+
     nb = nbformat.read(NOTEBOOKS_DIR / "beyond_paper.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    names = {node.target.id for node in ast.parse(cell.source).body if isinstance(node, ast.AnnAssign)}  # typed
-    (first, *_) = expand(load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu",
-                         stages=("beyond_paper",))
+    names = {
+        node.target.id for node in ast.parse(cell.source).body if isinstance(node, ast.AnnAssign)
+    }  # typed
+    (first, *_) = expand(
+        load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store", "cpu", stages=("beyond_paper",)
+    )
     assert names == set(first.parameters) | {"threads", "force", "scheduler"}
 
 
 def test_best_paragraph_gives_the_refit_as_post_hoc_and_the_ablation():
     """The chosen configuration on validation, its refit's number (post hoc, never bolder) and the ablation."""
     import pandas as pd
+
     rows = []
     for variant, val, test in (("best", 1.0, 1.6), ("best_no_affine", 2.0, 2.4), ("best_refit", None, 1.4)):
         for seed in (1, 2, 3):
-            row = {"model": "LeNet5", "variant": variant, "seed": seed, "nb_pairs": 1000,
-                   "test_error": test + 1, "test_derived_error": test, "test_digit_prob_error": test + seed / 10}
+            row = {
+                "model": "LeNet5",
+                "variant": variant,
+                "seed": seed,
+                "nb_pairs": 1000,
+                "test_error": test + 1,
+                "test_derived_error": test,
+                "test_digit_prob_error": test + seed / 10,
+            }
             if val is not None:
                 row.update(val_error=val + 1, val_derived_error=val + 0.5, val_digit_prob_error=val)
             rows.append(row)
@@ -346,14 +448,26 @@ def test_best_paragraph_gives_the_refit_as_post_hoc_and_the_ablation():
     assert (summary["variant"], summary["metric"]) == ("best", "val_digit_prob_error")  # the refit has no val
     html = report_html.best_html(df, summary)
     assert "<code>best</code>" in html and "<code>best_refit</code>" in html
-    assert "1.60 ± 0.10 %" in html and "<i>Post hoc</i>" in html and "<b>" not in html and "target" not in html
+    assert (
+        "1.60 ± 0.10 %" in html and "<i>Post hoc</i>" in html and "<b>" not in html and "target" not in html
+    )
     assert "TABLE XI" in html and "best_no_affine" in html and "best_refit</code></td>" not in html
 
 
 def test_findings_list_only_significant_differences_with_their_sign():
     import pandas as pd
-    rows = [{"model": "LeNet5", "variant": v, "seed": s, "test_error": e + s / 10, "test_digit_prob_error": 2.0 + s / 10}
-            for v, e in (("baseline", 5.0), ("aux_w3", 2.0), ("l1_1e_5", 5.05)) for s in (1, 2, 3)]
+
+    rows = [
+        {
+            "model": "LeNet5",
+            "variant": v,
+            "seed": s,
+            "test_error": e + s / 10,
+            "test_digit_prob_error": 2.0 + s / 10,
+        }
+        for v, e in (("baseline", 5.0), ("aux_w3", 2.0), ("l1_1e_5", 5.05))
+        for s in (1, 2, 3)
+    ]
     html = report_html.findings_html(pd.DataFrame(rows))
     head, prob = html.split("</li>")[:2]
     assert "lower error with <code>aux_w3</code> (-3.00)" in head and "l1_1e_5" not in head
@@ -362,14 +476,31 @@ def test_findings_list_only_significant_differences_with_their_sign():
 
 def test_effects_are_those_that_survive_benjamini_hochberg():
     import pandas as pd
+
     # five variants: one clear effect, one at raw p just under 0.05 that the correction over 10 tests removes
     rows = []
-    for v, e in (("baseline", 5.0), ("aux_w3", 2.0), ("aux_w0.5", 4.75), ("l1_1e_5", 5.0), ("l2_1e_4", 5.0),
-                 ("aux_w0", 5.0)):
+    for v, e in (
+        ("baseline", 5.0),
+        ("aux_w3", 2.0),
+        ("aux_w0.5", 4.75),
+        ("l1_1e_5", 5.0),
+        ("l2_1e_4", 5.0),
+        ("aux_w0", 5.0),
+    ):
         for s, jitter in ((1, -0.1), (2, 0.0), (3, 0.1)):
-            rows.append({"model": "LeNet5", "variant": v, "seed": s, "test_error": e + jitter,
-                         "test_digit_prob_error": 2.0 + jitter})
+            rows.append(
+                {
+                    "model": "LeNet5",
+                    "variant": v,
+                    "seed": s,
+                    "test_error": e + jitter,
+                    "test_digit_prob_error": 2.0 + jitter,
+                }
+            )
     t = beyond.tested_against_baseline(pd.DataFrame(rows)).set_index(["metric", "variant"])
     head = t.loc["test_error"]
     assert head.loc["aux_w0.5", "p_vs_baseline"] < 0.05 and not head.loc["aux_w0.5", "effect"]
-    assert head.loc["aux_w3", "effect"] and head.loc["aux_w3", "q_vs_baseline"] >= head.loc["aux_w3", "p_vs_baseline"]
+    assert (
+        head.loc["aux_w3", "effect"]
+        and head.loc["aux_w3", "q_vs_baseline"] >= head.loc["aux_w3", "p_vs_baseline"]
+    )

@@ -1,8 +1,8 @@
 """MNIST from the offline copy, its cache, and the course prologue's pair sets."""
-import torch
-import torch.nn.functional as F
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from siamese_lib import data
 
@@ -33,9 +33,11 @@ def _prologue(nb, seed, mnist):
     the GLOBAL torch RNG seeded once, train pairs drawn first, then test pairs."""
     torch.manual_seed(seed)
     out = ()
-    for images, labels in ((mnist["train_images"], mnist["train_labels"]),
-                           (mnist["test_images"], mnist["test_labels"])):
-        x = images.view(-1, 1, 28, 28).float()            # 0..255, not normalised
+    for images, labels in (
+        (mnist["train_images"], mnist["train_labels"]),
+        (mnist["test_images"], mnist["test_labels"]),
+    ):
+        x = images.view(-1, 1, 28, 28).float()  # 0..255, not normalised
         x = torch.nn.functional.avg_pool2d(x, kernel_size=2)
         a = torch.randperm(x.size(0))
         a = a[: 2 * nb].view(nb, 2)
@@ -107,7 +109,9 @@ def test_pair_sets_with_avg_pool_are_means_of_2x2_blocks(mnist, pairs100):
 
 def test_the_confirmation_set_uses_only_test_images_no_test_pair_uses(mnist):
     import torch
+
     from siamese_lib.data import confirmation_indices, confirmation_pairs
+
     nb = 1000
     idx = confirmation_indices(nb, 0, [101, 102, 103])
     assert idx.shape == (12000, 2) and (idx[:, 0] != idx[:, 1]).all()
@@ -118,4 +122,6 @@ def test_the_confirmation_set_uses_only_test_images_no_test_pair_uses(mnist):
     assert not used & set(idx.reshape(-1).tolist()) and len(set(idx.reshape(-1).tolist())) == 10000 - 2 * nb
     x, target, classes = confirmation_pairs(nb, 0, [101])
     assert x.shape == (4000, 2, 14, 14) and torch.equal(target, (classes[:, 0] <= classes[:, 1]).long())
-    assert torch.equal(confirmation_indices(nb, 0, [101]), idx[:4000])  # a seed's pairs do not depend on the others
+    assert torch.equal(
+        confirmation_indices(nb, 0, [101]), idx[:4000]
+    )  # a seed's pairs do not depend on the others

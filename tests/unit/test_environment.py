@@ -1,14 +1,14 @@
 """pyproject.toml ranges, constraints.txt pins and environment.yml pins must agree; CI runs make test."""
+
 import os
 import re
 import tomllib
 
 import yaml
+from conftest import ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
-
-from conftest import ROOT
 
 
 def pyproject_requirements(extras=("lab", "test")):
@@ -71,6 +71,7 @@ def test_torch_pair_is_pinned():
 def test_the_pins_are_what_is_installed():
     # the venv the tests run in was built from constraints.txt; a drift means the lock file is stale
     from importlib.metadata import PackageNotFoundError, version
+
     stale = []
     for name, pinned in constraints_pins().items():
         try:
@@ -94,7 +95,9 @@ def test_ci_runs_make_test():
     assert ci.is_file() and os.access(ci, os.X_OK)
     text = ci.read_text()
     assert text.startswith("#!") and "set -e" in text
-    commands = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    commands = [
+        line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
     assert "make test" in commands
 
 

@@ -1,4 +1,5 @@
 """The machine fingerprint, the numerics modes, and the agreement rules of verify."""
+
 from __future__ import annotations
 
 import math
@@ -7,8 +8,8 @@ import pytest
 
 from siamese_lib import machine
 from siamese_lib.analysis import agreement
-from siamese_lib.pipeline import verify
 from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import verify
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -39,7 +40,9 @@ def test_fingerprint_names_what_decides_the_last_bits():
     assert not machine.must_be_identical(fp, dict(fp, cpu_model="another CPU"))  # native: the CPU counts
     portable = dict(fp, numerics="portable")
     assert machine.must_be_identical(portable, dict(portable, cpu_model="another CPU", cpu_vendor="x"))
-    assert not machine.must_be_identical(None, fp) and not machine.must_be_identical(dict(fp, numerics="mixed"), fp)
+    assert not machine.must_be_identical(None, fp) and not machine.must_be_identical(
+        dict(fp, numerics="mixed"), fp
+    )
     assert "thread" in machine.describe(fp) and machine.describe(None).startswith("not recorded")
 
 
@@ -49,6 +52,7 @@ def test_apply_numerics_sets_the_environment_children_inherit(monkeypatch):
     try:
         machine.apply_numerics("portable")
         import os
+
         assert all(os.environ[k] == v for k, v in machine.PORTABLE_ENV.items())
         assert os.environ[machine.MODE_VAR] == "portable"
         machine.apply_numerics("native")
@@ -80,13 +84,19 @@ def _committed(config, seconds=10.0):
 
 
 def test_the_sample_is_stratified_and_fits_the_budget():
-    runs = [_committed(RunConfig(model=m, aux_loss=a, seed=s, protocol=p))
-            for m in ("Net", "LeNet5") for a in (True, False) for p in ("corrected", "original") for s in range(1, 5)]
+    runs = [
+        _committed(RunConfig(model=m, aux_loss=a, seed=s, protocol=p))
+        for m in ("Net", "LeNet5")
+        for a in (True, False)
+        for p in ("corrected", "original")
+        for s in range(1, 5)
+    ]
     sample = verify.stratified_sample(runs, budget_seconds=80, jobs=2, full=False)
     cells = {r.cell for r in sample}
     assert len(sample) == 2 * len(cells) == 16  # 8 cells of 2 seeds, 20 s each per 2 jobs = 80 s
-    assert {(r.config.model, r.config.protocol) for r in sample} == {(m, p) for m in ("Net", "LeNet5")
-                                                                    for p in ("corrected", "original")}
+    assert {(r.config.model, r.config.protocol) for r in sample} == {
+        (m, p) for m in ("Net", "LeNet5") for p in ("corrected", "original")
+    }
     assert verify.stratified_sample(runs, 80, 2, full=False) == sample  # one seed, one sample
     others = [verify.stratified_sample(runs, 40, 2, full=False, seed=s) for s in range(1, 6)]
     assert len({tuple(r.cell for r in o) for o in others}) > 1  # another seed, another sample
@@ -103,6 +113,7 @@ def test_a_runs_csv_row_rebuilds_its_configuration():
 
 def test_a_profile_names_its_numerics(tmp_path):
     from siamese_lib.experiments.profiles import ProfileError, load_profile
+
     assert load_profile("paper").settings["numerics"] == "native"
     bad = tmp_path / "bad.yaml"
     bad.write_text("numerics: fast\nstages:\n  figures:\n")
@@ -112,6 +123,7 @@ def test_a_profile_names_its_numerics(tmp_path):
 
 def test_verify_usage_errors(tmp_path, monkeypatch, capsys):
     from siamese_lib import cli
+
     monkeypatch.setenv("SIAMESE_LIB_REPORT_DIR", str(tmp_path))
     monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path))
     assert cli.main(["verify", "--profile", "smoke"]) == 2

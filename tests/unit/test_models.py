@@ -1,4 +1,5 @@
 """The paper's four siamese networks: parameter counts, forward shapes, names."""
+
 import pytest
 import torch
 
@@ -23,8 +24,7 @@ def test_vgg_candidate_is_a_separate_larger_model():
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-@pytest.mark.parametrize("weight_sharing,batch_norm,dropout",
-                         [(True, True, False), (False, False, True)])
+@pytest.mark.parametrize("weight_sharing,batch_norm,dropout", [(True, True, False), (False, False, True)])
 def test_forward_shapes(name, weight_sharing, batch_norm, dropout):
     torch.manual_seed(0)
     model = build_model(name, weight_sharing=weight_sharing, batch_norm=batch_norm, dropout=dropout)
@@ -54,6 +54,7 @@ def test_weight_sharing_means_one_branch(name):
 def test_dropout_and_batch_norm_switches_change_the_layers():
     def kinds(m):
         return {type(x).__name__ for x in m.modules()}
+
     assert "Dropout" not in kinds(build_model("LeNet5"))
     assert "Dropout" in kinds(build_model("LeNet5", dropout=True))
     assert "BatchNorm2d" in kinds(build_model("LeNet5"))
@@ -72,8 +73,14 @@ def test_unknown_model_name_lists_the_valid_ones(bad):
 
 def test_net_takes_the_authors_conv_head_under_the_original_protocol():
     from siamese_lib.config import RunConfig
-    assert RunConfig(model="Net", protocol="original").head == "conv" and RunConfig(model="Net").head == "linear"
-    assert RunConfig(model="LeNet5_FullyConv").head == "conv" and RunConfig(model="ResNet", protocol="original").head == "linear"
+
+    assert (
+        RunConfig(model="Net", protocol="original").head == "conv" and RunConfig(model="Net").head == "linear"
+    )
+    assert (
+        RunConfig(model="LeNet5_FullyConv").head == "conv"
+        and RunConfig(model="ResNet", protocol="original").head == "linear"
+    )
     conv = build_model("Net", head="conv")
     assert "BatchNorm1d" in {type(m).__name__ for m in conv.head.modules()}
     assert count_parameters(conv) - count_parameters(build_model("Net")) == 2 * 72  # the BatchNorm1d(72)

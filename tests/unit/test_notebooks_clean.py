@@ -1,4 +1,5 @@
 """The committed notebooks are clean and parameterised the way the runner drives them."""
+
 from __future__ import annotations
 
 import shutil
@@ -10,8 +11,8 @@ import nbformat
 import pytest
 
 from siamese_lib.common import NOTEBOOKS_DIR
-from siamese_lib.experiments.profiles import STAGES, TRAINING_STAGES, load_profile, notebook_name
 from siamese_lib.experiments.planning import expand
+from siamese_lib.experiments.profiles import STAGES, TRAINING_STAGES, load_profile, notebook_name
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 
@@ -43,6 +44,7 @@ def test_notebook_is_committed_clean(path):
 def test_parameters_cells_declare_what_the_runner_passes():
     """Every parameter the runner injects (from the profiles' expansion) is declared with a default."""
     import papermill as pm
+
     declared = {p.stem: set(pm.inspect_notebook(str(p))) for p in NOTEBOOKS}
     passed = {}
     for name in ("smoke", "quick", "paper"):
@@ -67,9 +69,13 @@ def test_pair_is_in_sync(path):
     """The .ipynb holds exactly the cells of its .py (sources, kinds and tags): edit either, then sync."""
     script = jupytext.read(path.with_suffix(".py"))
     notebook = nbformat.read(path, as_version=4)
+
     def cells(nb):
         return [(c.cell_type, c.source, c.metadata.get("tags", [])) for c in nb.cells]
-    assert cells(script) == cells(notebook), f"{path.name} and {path.stem}.py differ: run jupytext --sync {path.stem}.py"
+
+    assert cells(script) == cells(notebook), (
+        f"{path.name} and {path.stem}.py differ: run jupytext --sync {path.stem}.py"
+    )
 
 
 def test_an_edit_in_jupyter_reaches_the_script(tmp_path):
@@ -79,8 +85,12 @@ def test_an_edit_in_jupyter_reaches_the_script(tmp_path):
     nb = nbformat.read(tmp_path / "table1.ipynb", as_version=4)
     nb.cells[-1].source += "\nprint('edited in Jupyter')"
     nbformat.write(nb, tmp_path / "table1.ipynb")
-    proc = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(tmp_path / "table1.ipynb")],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jupytext", "--sync", str(tmp_path / "table1.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     script = (tmp_path / "table1.py").read_text()
     assert "print('edited in Jupyter')" in script

@@ -3,6 +3,7 @@ tests/fixtures/portable_bits.json (made on a 2-core AMD EPYC VM with `python ben
 --write tests/fixtures/portable_bits.json`). Bit equality is demanded where the two fingerprints' numerics
 signatures match (machine.must_be_identical: same torch, MKL, oneDNN, ISA cap, threads); elsewhere the
 comparison is reported, not failed."""
+
 import copy
 import importlib.util
 import json
@@ -12,7 +13,6 @@ import sys
 import warnings
 
 import pytest
-
 from conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "portable_bits.json"
@@ -27,8 +27,13 @@ def gpu_check():
 
 @pytest.mark.slow
 def test_portable_runs_here_are_bit_identical_to_the_fixture(mnist):
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "portable"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "portable"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(result["runs"]) == len(json.loads(FIXTURE.read_text())["runs"]) == 3
@@ -36,8 +41,11 @@ def test_portable_runs_here_are_bit_identical_to_the_fixture(mnist):
         assert result["identical"], result
         assert proc.returncode == 0
     else:
-        warnings.warn(f"portable bits not comparable here (numerics signature differs in "
-                      f"{result['signature_differs_in']}): identical={result['identical']}, {result['runs']}")
+        warnings.warn(
+            f"portable bits not comparable here (numerics signature differs in "
+            f"{result['signature_differs_in']}): identical={result['identical']}, {result['runs']}",
+            stacklevel=2,
+        )
 
 
 def test_the_comparison_sees_one_changed_bit_and_a_changed_signature():
@@ -56,4 +64,5 @@ def test_the_comparison_sees_one_changed_bit_and_a_changed_signature():
     other_torch["machine"]["torch"] = "2.11.0+cu130"
     result = check.compare_portable(fixture, other_torch)
     assert not result["must_be_identical"] and result["signature_differs_in"] == {
-        "torch": (fixture["machine"]["torch"], "2.11.0+cu130")}
+        "torch": (fixture["machine"]["torch"], "2.11.0+cu130")
+    }

@@ -1,5 +1,6 @@
 """Figures and the report are executed again when what they read changed: the store, the verification's
 result, or the package's code (a change to a figure must not leave an old report "up to date")."""
+
 import os
 
 from siamese_lib.pipeline import notebooks

@@ -1,16 +1,23 @@
 """What a report says about itself: generated protocol sentences, the power rule for verdicts,
 the default profile of the presentation notebooks."""
+
 from __future__ import annotations
 
 import html
 from pathlib import Path
 
-from siamese_lib.analysis.claims import (MIN_SEEDS, NOT_TESTED, PAPER_EPOCHS, Claim, apply_power_rule,
-                                         size_shortfall)
 from siamese_lib.analysis import findings, tables
-from siamese_lib.presentation import templates
+from siamese_lib.analysis.claims import (
+    MIN_SEEDS,
+    NOT_TESTED,
+    PAPER_EPOCHS,
+    Claim,
+    apply_power_rule,
+    size_shortfall,
+)
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import profile_text as pt
+from siamese_lib.presentation import templates
 
 
 def _say(template, profile):
@@ -39,7 +46,9 @@ def test_paper_profile_states_the_papers_protocol():
     method = _say("methodology.html.j2", paper)
     assert "As in the paper, each configuration is trained with 10 seeds (1-10)" in method
     assert "30 epochs" in method and "(the paper: 30)" not in method and "Two protocols are run" in method
-    assert pt.report_title(paper).endswith("under the paper's full protocol") and "profile" not in pt.report_title(paper)
+    assert pt.report_title(paper).endswith(
+        "under the paper's full protocol"
+    ) and "profile" not in pt.report_title(paper)
     assert "reduced" not in _say("banner.html.j2", paper) + _say("abstract.html.j2", paper)
     assert "a corrected protocol and under the authors' original protocol" in _say("abstract.html.j2", paper)
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
@@ -77,13 +86,22 @@ def test_pick_profile_prefers_a_store_with_runs(tmp_path: Path):
 
 def _cell(errors, key=("LeNet5", True, True)):
     mean, std = tables.PAPER_TABLE1[key]
-    return tables.Cell("table1", "corrected", key, mean, std, expected_seeds=list(range(1, len(errors) + 1)),
-                       errors=list(errors), lr=0.005, epochs=30)
+    return tables.Cell(
+        "table1",
+        "corrected",
+        key,
+        mean,
+        std,
+        expected_seeds=list(range(1, len(errors) + 1)),
+        errors=list(errors),
+        lr=0.005,
+        epochs=30,
+    )
 
 
 def _words(claim_verdict, profile="paper"):
-    near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]                       # the paper's 6.08: equivalent
-    far = [x + 5 for x in near]                                                      # 5 points off: different
+    near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]  # the paper's 6.08: equivalent
+    far = [x + 5 for x in near]  # 5 points off: different
     cells = [_cell(near), _cell(far, ("Net", True, True)), _cell([6.0, 9.0], ("ResNet", True, True))]
     claims = [claim(claim_verdict)]
     words = findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
@@ -92,52 +110,88 @@ def _words(claim_verdict, profile="paper"):
 
 def test_the_abstract_counts_verdicts_only_at_the_rules_size():
     tested = templates.render("abstract.html.j2", beyond="", **_words("holds"))
-    assert "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ " \
-           "and 1 are inconclusive" in " ".join(tested.split())
+    assert (
+        "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ "
+        "and 1 are inconclusive" in " ".join(tested.split())
+    )
     assert "The paper's claims that hold here: Aux loss helps." in " ".join(tested.split())
     reduced = templates.render("abstract.html.j2", beyond="", **_words(NOT_TESTED))
-    assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(reduced.split())
+    assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(
+        reduced.split()
+    )
 
 
 def test_the_findings_name_each_claims_verdict():
-    text = " ".join(templates.render("findings.html.j2", beyond_headline="", **_words("contradicted")).split())
+    text = " ".join(
+        templates.render("findings.html.j2", beyond_headline="", **_words("contradicted")).split()
+    )
     assert "<b>Aux loss helps</b>: contradicted." in text
     assert "1 equivalent within ±1.0 point, 1 different, 1 inconclusive" in text
 
 
 def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
     from siamese_lib.presentation.sections import timings_html
-    one = {"profile": "paper", "stages": {"training": 90.0}, "total_seconds": 100.0,
-           "invocations": [{"started": "2026-11-27T17:10:00", "seconds": 100.0, "status": "ok", "trained": 3}]}
-    assert "total: the whole command<" in timings_html(one) and "invocations of this run" not in timings_html(one)
-    two = {**one, "total_seconds": 160.0, "invocations": one["invocations"] + [
-        {"started": "2026-11-28T09:00:00", "seconds": 60.0, "status": "running", "trained": 2, "cpu": "Intel Xeon",
-         "cores": 2}]}
+
+    one = {
+        "profile": "paper",
+        "stages": {"training": 90.0},
+        "total_seconds": 100.0,
+        "invocations": [{"started": "2026-11-27T17:10:00", "seconds": 100.0, "status": "ok", "trained": 3}],
+    }
+    assert "total: the whole command<" in timings_html(one) and "invocations of this run" not in timings_html(
+        one
+    )
+    two = {
+        **one,
+        "total_seconds": 160.0,
+        "invocations": one["invocations"]
+        + [
+            {
+                "started": "2026-11-28T09:00:00",
+                "seconds": 60.0,
+                "status": "running",
+                "trained": 2,
+                "cpu": "Intel Xeon",
+                "cores": 2,
+            }
+        ],
+    }
     text = timings_html(two)
     assert "total: the whole command, 2 invocations added up" in text and "160 s (0.04 h)" in text
-    assert "<td>1</td><td>2026-11-27T17:10:00</td><td>ok</td><td class=\"num\">3</td><td>?</td>" in text
-    assert "<td>running when this report was rendered</td><td class=\"num\">2</td><td>Intel Xeon (2 cores)</td>" \
-           "<td class=\"num\">60 s</td>" in text
+    assert '<td>1</td><td>2026-11-27T17:10:00</td><td>ok</td><td class="num">3</td><td>?</td>' in text
+    assert (
+        '<td>running when this report was rendered</td><td class="num">2</td><td>Intel Xeon (2 cores)</td>'
+        '<td class="num">60 s</td>' in text
+    )
 
 
 def test_the_wall_time_says_how_many_runs_its_passes_trained():
     from siamese_lib.presentation.sections import _runs_trained_in_passes
+
     passes = {"invocations": [{"seconds": 100.0, "trained": 247}, {"seconds": 60.0, "trained": 623}]}
     assert _runs_trained_in_passes(passes, 870) == "; all 870 runs were trained in these passes"
-    assert _runs_trained_in_passes(passes, 900) == ("; 870 of the 900 runs were trained in these passes, the other "
-                                                   "30 read back from the store, trained before them")
+    assert _runs_trained_in_passes(passes, 900) == (
+        "; 870 of the 900 runs were trained in these passes, the other "
+        "30 read back from the store, trained before them"
+    )
     assert _runs_trained_in_passes({"invocations": [{"seconds": 1.0}]}, 5) == ""  # not counted: say nothing
     assert _runs_trained_in_passes({}, 5) == ""
 
 
 def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why_they_differ():
     import sys
+
     sys.path.insert(0, str(Path(__file__).parent))
     from test_analysis import LATE_WINNER
+
     from siamese_lib.presentation.sections import lr_choice_html
+
     lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
     table = " ".join(lr_choice_html(lr).split())
-    assert "<th>Post-hoc rule (whole curve, log scale)</th>" in table and "found after seeing the paper's picks" in table
+    assert (
+        "<th>Post-hoc rule (whole curve, log scale)</th>" in table
+        and "found after seeing the paper's picks" in table
+    )
     assert "<td>LeNet5_FullyConv</td><td>0.05</td><td>0.3</td><td>0.05</td><td>0.05</td>" in table
     assert "TABLE IV-B:" in table and "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in table
     assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in table
@@ -150,8 +204,10 @@ def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why
 
 def test_the_discussion_names_a_post_hoc_pick_where_our_rule_agrees_with_the_paper():
     import sys
+
     sys.path.insert(0, str(Path(__file__).parent))
     from test_analysis import _search
+
     # the paper's 0.05 ends lowest; 0.005 lies lower over the search as a whole (on a log scale)
     lr = findings.lr_numbers(_search(**{"0_05": [100.0] * 10 + [0.01] * 10, "0_005": [0.1] * 20}), {})
     text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())

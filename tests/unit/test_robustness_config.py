@@ -3,6 +3,7 @@
 The profile, the notebooks' parameters and the train command refuse the same values with the same words
 (the typed fields of config.py); what passes trains without crashing; loading a profile takes time linear in its text.
 """
+
 import time
 
 import pytest
@@ -11,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from siamese_lib import cli
+from siamese_lib.config import RunConfig, field_rule
 from siamese_lib.experiments import profiles
 from siamese_lib.experiments.parameters import ParameterError, check_parameters
 from siamese_lib.experiments.profiles import ProfileError, load_profile
-from siamese_lib.config import RunConfig, field_rule
 
 # field -> (profile key holding it, train flag, notebook parameter, bad values)
 SHARED = {
@@ -27,10 +28,20 @@ SHARED = {
 
 
 def _profile_text(key, value):
-    doc = {"nb_pairs": 100, "batch_size": 50,
-           "stages": {"lr_search": {"models": ["LeNet5"], "lrs": [0.005], "seeds": [1], "epochs": 2},
-                      "table1": {"models": ["LeNet5"], "weight_sharing": [True], "aux_loss": [True],
-                                 "seeds": [1, 2], "epochs": 2}}}
+    doc = {
+        "nb_pairs": 100,
+        "batch_size": 50,
+        "stages": {
+            "lr_search": {"models": ["LeNet5"], "lrs": [0.005], "seeds": [1], "epochs": 2},
+            "table1": {
+                "models": ["LeNet5"],
+                "weight_sharing": [True],
+                "aux_loss": [True],
+                "seeds": [1, 2],
+                "epochs": 2,
+            },
+        },
+    }
     target, *path = key.replace("[0]", "").split(".")
     if not path:
         doc[target] = value
@@ -41,15 +52,30 @@ def _profile_text(key, value):
 
 
 def _notebook_values(**changes):
-    values = dict(model="LeNet5", weight_sharing=True, aux_loss=True, lr=None, protocol="corrected", seeds=[1, 2],
-                  epochs=2, nb_pairs=100, data_seed=0, batch_size=50, device="cpu", store_dir="/tmp", threads=1,
-                  force=False, scheduler=None)
+    values = dict(
+        model="LeNet5",
+        weight_sharing=True,
+        aux_loss=True,
+        lr=None,
+        protocol="corrected",
+        seeds=[1, 2],
+        epochs=2,
+        nb_pairs=100,
+        data_seed=0,
+        batch_size=50,
+        device="cpu",
+        store_dir="/tmp",
+        threads=1,
+        force=False,
+        scheduler=None,
+    )
     return {**values, **changes}
 
 
 @pytest.mark.parametrize("field", list(SHARED))
-def test_profile_notebook_and_train_refuse_the_same_values_with_the_same_words(field, tmp_path, capsys,
-                                                                                monkeypatch):
+def test_profile_notebook_and_train_refuse_the_same_values_with_the_same_words(
+    field, tmp_path, capsys, monkeypatch
+):
     key, flag, parameter, bad_values = SHARED[field]
     rule = field_rule(field)
     monkeypatch.chdir(tmp_path)
@@ -90,17 +116,20 @@ def test_batch_norm_with_a_mini_batch_of_one_pair_is_refused_everywhere(tmp_path
         RunConfig(protocol="original", nb_pairs=201, batch_size=100, val_pairs=100)
 
 
-@pytest.mark.parametrize("change,words", [
-    (dict(model="LeNet6"), "parameter model: must be one of"),
-    (dict(seeds=3), "parameter seeds: must be a non-empty list"),
-    (dict(seeds=[1, 1]), "must not repeat"),
-    (dict(device="gpu"), "parameter device: must be one of auto, cpu, cuda"),
-    (dict(threads=0), "parameter threads: must be an integer"),
-    (dict(force="yes"), "parameter force: must be true, false or a time stamp"),
-    (dict(protocol="authors"), "parameter protocol: must be one of corrected, original"),
-    (dict(weight_sharing="False"), "parameter weight_sharing: must be true or false"),
-    (dict(store_dir="/proc/version/store"), "store_dir /proc/version/store cannot be"),
-])
+@pytest.mark.parametrize(
+    "change,words",
+    [
+        (dict(model="LeNet6"), "parameter model: must be one of"),
+        (dict(seeds=3), "parameter seeds: must be a non-empty list"),
+        (dict(seeds=[1, 1]), "must not repeat"),
+        (dict(device="gpu"), "parameter device: must be one of auto, cpu, cuda"),
+        (dict(threads=0), "parameter threads: must be an integer"),
+        (dict(force="yes"), "parameter force: must be true, false or a time stamp"),
+        (dict(protocol="authors"), "parameter protocol: must be one of corrected, original"),
+        (dict(weight_sharing="False"), "parameter weight_sharing: must be true or false"),
+        (dict(store_dir="/proc/version/store"), "store_dir /proc/version/store cannot be"),
+    ],
+)
 def test_a_bad_notebook_parameter_is_one_line_naming_it(change, words):
     with pytest.raises(ParameterError) as info:
         check_parameters("table1", _notebook_values(**change))
@@ -113,9 +142,24 @@ def test_notebook_parameters_fill_in_the_paper_rate_and_an_absolute_store(tmp_pa
     checked = check_parameters("table1", _notebook_values(model="Net", store_dir=str(tmp_path / "s")))
     assert checked["lr"] == profiles.PAPER_LRS["Net"] and checked["store"] == tmp_path / "s"
     with pytest.raises(ParameterError, match="variant 'best' is defined for LeNet5 only"):
-        check_parameters("beyond_paper", dict(model="Net", variant="best", lr=0.03, seeds=[1], epochs=2, nb_pairs=100,
-                         data_seed=0, batch_size=50, device="cpu", store_dir=str(tmp_path), threads=1, force=False,
-                         scheduler=None))
+        check_parameters(
+            "beyond_paper",
+            dict(
+                model="Net",
+                variant="best",
+                lr=0.03,
+                seeds=[1],
+                epochs=2,
+                nb_pairs=100,
+                data_seed=0,
+                batch_size=50,
+                device="cpu",
+                store_dir=str(tmp_path),
+                threads=1,
+                force=False,
+                scheduler=None,
+            ),
+        )
 
 
 def test_a_misspelt_parameter_is_refused_and_a_list_given_as_text_is_read(tmp_path):
@@ -123,7 +167,10 @@ def test_a_misspelt_parameter_is_refused_and_a_list_given_as_text_is_read(tmp_pa
     be parameters; papermill -p passes a list as text."""
     cells = ["", "# Parameters\nfrom typing import Optional\nmodel: str = 'LeNet5'\n", "records = []\n"]
     namespace = {**_notebook_values(store_dir=str(tmp_path)), "Optional": None, "records": [], "In": cells}
-    assert check_parameters("table1", namespace)["seeds"] == [1, 2]  # other names of the kernel: not parameters
+    assert check_parameters("table1", namespace)["seeds"] == [
+        1,
+        2,
+    ]  # other names of the kernel: not parameters
     with pytest.raises(ParameterError, match=r"unknown parameter epoch \(did you mean 'epochs'\?\)"):
         check_parameters("table1", {**namespace, "epoch": 3, "In": cells + ["# Parameters\nepoch = 3\n"]})
     assert check_parameters("table1", {**namespace, "seeds": "[3, 4]"})["seeds"] == [3, 4]
@@ -135,6 +182,7 @@ def test_a_misspelt_parameter_is_refused_and_a_list_given_as_text_is_read(tmp_pa
 
 
 # --- profiles that expand ------------------------------------------------------------------------
+
 
 def _timed_refusal(path, words):
     start = time.perf_counter()
@@ -162,10 +210,18 @@ def test_nested_aliases_under_1_kb_load_at_once(tmp_path):
 
 
 def test_an_alias_bomb_inside_a_checked_value_is_quoted_briefly(tmp_path):
-    lines = ["stages:", "  table1:", "    models: [LeNet5]", "    weight_sharing: [true]", "    aux_loss: [true]",
-             "    epochs: 2", "    seeds: &a9 [" + ", ".join(["*a8"] * 9) + "]"]
-    head = ["x: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [f"y{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]"
-                                                   for i in range(1, 9)]
+    lines = [
+        "stages:",
+        "  table1:",
+        "    models: [LeNet5]",
+        "    weight_sharing: [true]",
+        "    aux_loss: [true]",
+        "    epochs: 2",
+        "    seeds: &a9 [" + ", ".join(["*a8"] * 9) + "]",
+    ]
+    head = ["x: &a0 [1, 1, 1, 1, 1, 1, 1, 1, 1]"] + [
+        f"y{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)
+    ]
     path = tmp_path / "bomb.yaml"
     path.write_text("\n".join(lines + head) + "\n")  # unknown keys come after stages in the file...
     start = time.perf_counter()
@@ -189,25 +245,43 @@ def test_a_long_seed_list_is_linear_and_the_limits_are_stated(tmp_path):
     assert _timed_refusal(path, "must not repeat values (repeated: 1)") < 5
 
 
-@pytest.mark.parametrize("text,words", [
-    ("a: &a {x: 1}\nb: {<<: *a}\nstages: {}\n", "merge keys ('<<', line 2) are not supported"),
-    ("stages: " + "[" * 30 + "]" * 30 + "\n", f"nested more than {profiles.MAX_DEPTH} levels deep"),
-    ("x: &a [1]\n" + "".join(f"y{i}: *a\n" for i in range(profiles.MAX_ALIASES + 1)) + "stages: {}\n",
-     f"more than {profiles.MAX_ALIASES} YAML aliases"),
-    ("stages: &s [*s]\n", "'stages'"),  # a recursive alias: refused, no endless walk
-])
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("a: &a {x: 1}\nb: {<<: *a}\nstages: {}\n", "merge keys ('<<', line 2) are not supported"),
+        ("stages: " + "[" * 30 + "]" * 30 + "\n", f"nested more than {profiles.MAX_DEPTH} levels deep"),
+        (
+            "x: &a [1]\n" + "".join(f"y{i}: *a\n" for i in range(profiles.MAX_ALIASES + 1)) + "stages: {}\n",
+            f"more than {profiles.MAX_ALIASES} YAML aliases",
+        ),
+        ("stages: &s [*s]\n", "'stages'"),  # a recursive alias: refused, no endless walk
+    ],
+)
 def test_yaml_limits_are_named(tmp_path, text, words):
     path = tmp_path / "p.yaml"
     path.write_text(text)
     assert _timed_refusal(path, words) < 2
 
 
-PROFILE_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-2, 2**33) | st.floats() | st.text(max_size=8)
-                              | st.sampled_from(["LeNet5", "Net", "corrected", "original", "paper", "auto", "aug_all"]),
-                              lambda inner: st.lists(inner, max_size=4)
-                              | st.dictionaries(st.sampled_from(["models", "lrs", "seeds", "epochs", "table1",
-                                                                 "weight_sharing", "aux_loss", "x"]), inner, max_size=4),
-                              max_leaves=12)
+PROFILE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-2, 2**33)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(["LeNet5", "Net", "corrected", "original", "paper", "auto", "aug_all"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["models", "lrs", "seeds", "epochs", "table1", "weight_sharing", "aux_loss", "x"]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
 PROFILE_KEYS = ["description", "nb_pairs", "data_seed", "batch_size", "protocols", "learning_rates", "stages"]
 
 
@@ -230,4 +304,3 @@ def test_property_any_profile_loads_valid_or_is_one_line(tmp_path, doc):
 def test_every_shipped_profile_still_loads():
     for name in profiles.available_profiles():
         load_profile(name)
-

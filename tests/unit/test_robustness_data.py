@@ -1,4 +1,5 @@
 """MNIST sources that are missing, damaged, altered or hostile: a clear DataError and no cache written."""
+
 import gzip
 import io
 import os
@@ -8,8 +9,8 @@ import struct
 import numpy as np
 import pytest
 import torch
-
 from conftest import files_under
+
 from siamese_lib import data
 from siamese_lib.data import DataError
 
@@ -21,7 +22,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("SIAMESE_LIB_CACHE", str(cache))
     monkeypatch.delenv("PYTORCH_DATA_DIR", raising=False)
     pkl = tmp_path / "mnist.pkl.gz"
-    monkeypatch.setenv("SIAMESE_LIB_MNIST_PKL", str(pkl))  # the documented name: the tests below read this file
+    monkeypatch.setenv(
+        "SIAMESE_LIB_MNIST_PKL", str(pkl)
+    )  # the documented name: the tests below read this file
     return pkl, cache
 
 
@@ -88,8 +91,14 @@ def test_offline_copy_altered_checksum_mismatch(isolated, mnist, past_file_check
     pkl, cache = isolated
     labels = mnist["train_labels"].numpy()
     zeros = np.zeros((50000, 784), np.uint8)
-    _write_pkl(pkl, ((zeros, labels[:50000]), (zeros[:10000], labels[50000:]),
-                     (zeros[:10000], mnist["test_labels"].numpy())))
+    _write_pkl(
+        pkl,
+        (
+            (zeros, labels[:50000]),
+            (zeros[:10000], labels[50000:]),
+            (zeros[:10000], mnist["test_labels"].numpy()),
+        ),
+    )
     _refused("sha256 .* does not match the pinned", cache)
 
 
@@ -128,11 +137,15 @@ class EvalPayload:
 
 @pytest.mark.parametrize("payload", [Payload, EvalPayload])
 @pytest.mark.parametrize("position", ["alone", "after valid arrays"])
-def test_code_executing_pickle_is_refused_without_running(payload, position, isolated, tmp_path, past_file_check):
+def test_code_executing_pickle_is_refused_without_running(
+    payload, position, isolated, tmp_path, past_file_check
+):
     pkl, cache = isolated
     marker = tmp_path / "pwned"
     evil = payload(marker)
-    obj = evil if position == "alone" else ((np.zeros((2, 784), np.float32), np.zeros(2, np.int64)), evil, None)
+    obj = (
+        evil if position == "alone" else ((np.zeros((2, 784), np.float32), np.zeros(2, np.int64)), evil, None)
+    )
     raw = pickle.dumps(obj, protocol=2)
     assert b"system" in raw or b"eval" in raw  # the payload really is in the file
     with gzip.open(pkl, "wb") as f:
@@ -147,8 +160,10 @@ def test_code_executing_pickle_is_refused_without_running(payload, position, iso
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("global_name", ["builtins.getattr", "numpy.load", "numpy.core.multiarray.frombuffer",
-                                         "subprocess.Popen", "torch.load"])
+@pytest.mark.parametrize(
+    "global_name",
+    ["builtins.getattr", "numpy.load", "numpy.core.multiarray.frombuffer", "subprocess.Popen", "torch.load"],
+)
 def test_restricted_unpickler_admits_only_the_array_globals(global_name):
     module, name = global_name.rsplit(".", 1)
     raw = b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n."
@@ -186,8 +201,12 @@ def _write_idx(folder, mnist, alter=False):
         if alter and split == "test":
             images[123, 14, 14] ^= 1  # one pixel, one bit
         labels = mnist[f"{split}_labels"].numpy().astype(np.uint8)
-        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, *images.shape) + images.tobytes())
-        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, len(labels)) + labels.tobytes())
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(
+            struct.pack(">IIII", 2051, *images.shape) + images.tobytes()
+        )
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(
+            struct.pack(">II", 2049, len(labels)) + labels.tobytes()
+        )
 
 
 def test_data_dir_good_then_altered_by_one_bit(tmp_path, isolated, mnist):
@@ -210,8 +229,12 @@ def test_data_dir_that_is_not_mnist(tmp_path, isolated):
         folder.mkdir()
     raw = tmp_path / "garbage" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / name).write_bytes(os.urandom(64))
     for folder in (tmp_path / "empty", tmp_path / "garbage", tmp_path / "absent"):
         with pytest.raises(DataError) as info:

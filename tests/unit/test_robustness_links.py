@@ -1,9 +1,9 @@
 """Writes in the runs folder never follow a symlink to another file, and no temporary folder outlives a
 failed start: runs/<profile>/profile.yaml and .lock.pid linked elsewhere are replaced, not written through;
 a symlinked .lock is refused in one line."""
+
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -35,7 +35,9 @@ def smoke(tmp_path, monkeypatch):
 def test_a_linked_file_in_the_runs_folder_is_replaced_not_written_through(smoke, name, capsys):
     base, victim = smoke
     (base / name).symlink_to(victim)
-    assert cli.main(["run", "--profile", "smoke", "--device", "cpu", "--only", "table1"]) == 0, capsys.readouterr()
+    assert cli.main(["run", "--profile", "smoke", "--device", "cpu", "--only", "table1"]) == 0, (
+        capsys.readouterr()
+    )
     assert victim.read_text() == VICTIM
     assert not (base / name).is_symlink()
     if name == "profile.yaml":

@@ -1,5 +1,6 @@
 """The notebooks' kernels and the local workers run the runner's package: a second clone that shares one
 environment is not imported instead, and a process that imports another copy refuses with one line."""
+
 from __future__ import annotations
 
 import os
@@ -8,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
+
 import siamese_lib
 from siamese_lib.common import same_package_env
 
@@ -22,12 +24,17 @@ def other_clone(tmp_path):
 
 
 def python(env, cwd):
-    return subprocess.run([sys.executable, "-c", SHOW], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-c", SHOW], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_process_importing_another_copy_refuses_in_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(other_clone(tmp_path)),
-           siamese_lib.PACKAGE_ENV: str(ROOT / "siamese_lib")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(other_clone(tmp_path)),
+        siamese_lib.PACKAGE_ENV: str(ROOT / "siamese_lib"),
+    }
     out = python(env, tmp_path)
     assert out.returncode == 1
     last = out.stderr.strip().splitlines()[-1]

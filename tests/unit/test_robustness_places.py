@@ -4,6 +4,7 @@ A runs, report or store folder that is a file, read-only, a symlink loop or a da
 the place and what is wrong, exit 2 before anything runs, no temp folder left. A disk that fills mid-run:
 one line, exit 1, finished runs kept. An executed notebook is renamed into place only when complete.
 """
+
 import errno
 import json
 import os
@@ -43,7 +44,11 @@ def test_directory_problem_names_the_place_and_what_is_wrong(places):
     assert directory_problem(places / "new" / "deeper") is None  # absent but creatable: fine, nothing created
     assert not (places / "new").exists()
     assert directory_problem(places) is None and sorted(p.name for p in places.iterdir()) == [
-        "a_file", "dangling", "loop1", "loop2"]  # the write probe leaves nothing
+        "a_file",
+        "dangling",
+        "loop1",
+        "loop2",
+    ]  # the write probe leaves nothing
 
 
 def _temp_folders():
@@ -141,4 +146,6 @@ def test_file_flags_resolve_from_the_working_directory(tmp_path, monkeypatch, ca
     assert args.data_dir == str(tmp_path / "data")
     args = cli.build_parser().parse_args(["run", "--profile", "sub/p.yaml"])
     assert args.profile == str(tmp_path / "sub" / "p.yaml")
-    assert cli.build_parser().parse_args(["run", "--profile", "smoke"]).profile == "smoke"  # a name stays a name
+    assert (
+        cli.build_parser().parse_args(["run", "--profile", "smoke"]).profile == "smoke"
+    )  # a name stays a name

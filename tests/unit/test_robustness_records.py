@@ -1,5 +1,6 @@
 """Poisoned records (issue 15, class 2): every field is checked against its type and range on load; a bad
 record is reported by path and treated as missing, and nothing downstream crashes on it."""
+
 import copy
 import json
 import math
@@ -8,22 +9,28 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamese_lib import store
-from siamese_lib import training
-from siamese_lib.pipeline import engine
+from siamese_lib import store, training
 from siamese_lib.analysis import tables
-from siamese_lib.experiments.variants import variant_configs
 from siamese_lib.config import RunConfig
+from siamese_lib.experiments.variants import variant_configs
+from siamese_lib.pipeline import engine
 from siamese_lib.training import train_run
 
 # Real record shapes: the paper's setting, the original protocol without the auxiliary loss (25 epochs
 # whatever `epochs` says), and a beyond-the-paper run with a validation split (val_* metrics).
 SHAPES = {
     "paper": RunConfig(model="Net", nb_pairs=20, batch_size=10, epochs=2, seed=4),
-    "original no aux": RunConfig(model="Net", nb_pairs=20, batch_size=10, epochs=30, seed=4, protocol="original",
-                                 aux_loss=False),
-    "beyond, val_pairs": RunConfig(**{**variant_configs("aug_all", "LeNet5", 5e-3, [4], nb_pairs=20, data_seed=0,
-                                                        batch_size=10, epochs=2)[0].to_dict(), "augment": ("swap",)}),
+    "original no aux": RunConfig(
+        model="Net", nb_pairs=20, batch_size=10, epochs=30, seed=4, protocol="original", aux_loss=False
+    ),
+    "beyond, val_pairs": RunConfig(
+        **{
+            **variant_configs(
+                "aug_all", "LeNet5", 5e-3, [4], nb_pairs=20, data_seed=0, batch_size=10, epochs=2
+            )[0].to_dict(),
+            "augment": ("swap",),
+        }
+    ),
 }
 
 
@@ -40,7 +47,7 @@ def real(mnist, tmp_path_factory):
 
 
 def test_every_real_record_shape_is_accepted(real):
-    for name, (folder, path) in real.items():
+    for name, (_folder, path) in real.items():
         record = store.load_record(path)
         config = SHAPES[name]
         assert record["epochs_trained"] == config.trained_epochs == len(record["curves"]["train_loss"]), name
@@ -134,8 +141,11 @@ def test_nan_and_infinity_in_json_are_refused(real, tmp_path):
         bad.write_text(text.replace(json.dumps(loss), "[" + ", ".join([literal] * len(loss)) + "]"))
         with pytest.raises(store.CorruptRecord, match="curves.train_loss"):
             store.load_record(bad)
-        bad.write_text(text.replace(f'"test_error": {json.dumps(record["metrics"]["test_error"])}',
-                                    f'"test_error": {literal}'))
+        bad.write_text(
+            text.replace(
+                f'"test_error": {json.dumps(record["metrics"]["test_error"])}', f'"test_error": {literal}'
+            )
+        )
         with pytest.raises(store.CorruptRecord, match="test_error"):
             store.load_record(bad)
 
@@ -174,10 +184,11 @@ def test_a_huge_record_file_is_refused_without_parsing(real, tmp_path, monkeypat
         store.load_record(bad)
 
 
-JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                      max_size=3),
-                           max_leaves=8)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 def _fields(record, prefix=""):
@@ -209,8 +220,10 @@ def test_property_any_field_set_to_any_value_is_valid_or_refused_by_path(real, t
     m = loaded["metrics"]
     assert all(0 <= v <= 100 for k, v in m.items() if not k.endswith("_seconds"))
     assert all(math.isfinite(v) for v in loaded["curves"]["train_loss"])
-    assert len(loaded["curves"]["train_loss"]) == RunConfig(**{**loaded["config"], "augment": tuple(
-        loaded["config"]["augment"])}).trained_epochs
+    assert (
+        len(loaded["curves"]["train_loss"])
+        == RunConfig(**{**loaded["config"], "augment": tuple(loaded["config"]["augment"])}).trained_epochs
+    )
 
 
 def test_training_never_stores_a_record_that_a_load_would_refuse(mnist, tmp_path, monkeypatch):
@@ -226,8 +239,10 @@ def test_a_record_lacking_a_metric_or_outputs_is_refused(real, tmp_path):
     _, path = real["beyond, val_pairs"]
     record = json.loads(path.read_text())
     bad = tmp_path / path.name
-    for field, name, words in (("metrics", "val_error", "metrics lack val_error"),
-                               ("outputs", "digit_prob", "outputs.digit_prob is required")):
+    for field, name, words in (
+        ("metrics", "val_error", "metrics lack val_error"),
+        ("outputs", "digit_prob", "outputs.digit_prob is required"),
+    ):
         bad.write_text(json.dumps({**record, field: {k: v for k, v in record[field].items() if k != name}}))
         with pytest.raises(store.CorruptRecord, match=words):
             store.load_record(bad)

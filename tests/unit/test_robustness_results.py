@@ -1,4 +1,5 @@
 """What a worker sends back is checked against what was asked (engine.check_result), on every path."""
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,16 @@ def test_another_runs_record_is_refused(record):
         check_result(other, tiny(1), "cpu")
 
 
-@pytest.mark.parametrize("metric, value", [("test_error", 0.0), ("test_error", -1.0), ("test_digit1_error", 0.0),
-                                           ("test_derived_error", 50.0), ("test_digit_prob_error", 0.5)])
+@pytest.mark.parametrize(
+    "metric, value",
+    [
+        ("test_error", 0.0),
+        ("test_error", -1.0),
+        ("test_digit1_error", 0.0),
+        ("test_derived_error", 50.0),
+        ("test_digit_prob_error", 0.5),
+    ],
+)
 def test_metrics_that_the_outputs_refute_are_refused(record, metric, value):
     bad = copy.deepcopy(record)
     if bad["metrics"][metric] == value:
@@ -53,6 +62,7 @@ def test_every_error_zero_is_refused(record):
 
 def test_a_stored_one_half_may_count_either_way_and_no_more(record):
     from siamese_lib.training import pair_sets
+
     target = pair_sets(100, 0)[4]
     step = 100 / len(target)  # one pair, in percent
     tie = copy.deepcopy(record)

@@ -1,16 +1,16 @@
 """The results store under corrupted state and failing disks: never a partial or untrusted record."""
+
 import errno
 import json
 import os
 
 import pytest
-
 from conftest import files_under
-from siamese_lib import common, store
-from siamese_lib import training
-from siamese_lib.pipeline import engine
+
+from siamese_lib import common, store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
+from siamese_lib.pipeline import engine
 
 CONFIG = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=8)
 
@@ -19,6 +19,7 @@ CONFIG = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=8)
 def body(mnist):
     """A real record body (one tiny run), reused so the failure cases below need no training."""
     from siamese_lib.training import train_run
+
     return train_run(CONFIG, device="cpu")
 
 
@@ -33,6 +34,7 @@ def good(tmp_path, body, monkeypatch):
 
 def _mutations(record):
     """Ways a record can be wrong while still being JSON (name -> text)."""
+
     def changed(**kw):
         return json.dumps({**record, **kw})
 
@@ -56,8 +58,12 @@ def _mutations(record):
 
 
 def _truncations(text):
-    return {"truncated half way": text[: len(text) // 2], "truncated by one byte": text[:-1],
-            "empty file": "", "not UTF-8": b"\xff\xfe\x00garbage"}
+    return {
+        "truncated half way": text[: len(text) // 2],
+        "truncated by one byte": text[:-1],
+        "empty file": "",
+        "not UTF-8": b"\xff\xfe\x00garbage",
+    }
 
 
 def test_every_kind_of_bad_record_is_refused_by_path(good):
@@ -111,6 +117,7 @@ def test_force_replaces_a_corrupt_record_with_a_good_one(good):
 def _fail(exc):
     def raiser(*a, **k):
         raise exc
+
     return raiser
 
 
@@ -183,6 +190,7 @@ def test_a_failed_overwrite_keeps_the_old_record(good, monkeypatch):
 def test_leftover_temporary_file_is_not_read_as_a_record(tmp_path):
     """A crash between mkstemp and rename leaves a '.tmp-*.json' dot-file: loaders skip it."""
     from siamese_lib import store
+
     (tmp_path / ".tmp-abc123.json").write_text('{"half": ')
     assert store.load_records(tmp_path) == []
     common.write_atomically(tmp_path / "x.json", "{}")

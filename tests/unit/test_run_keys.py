@@ -1,5 +1,6 @@
 """Run keys never change (issue 22): RunConfig's validation moved to pydantic; the key of every configuration
 the shipped profiles imply, and of every run of the committed paper record, is the one main's code gave."""
+
 import csv
 import hashlib
 import json
@@ -23,7 +24,9 @@ def _all_configs(name):
     for stage in profiles.SELECTION_STAGES:
         sel = p.stages.get(stage)
         for cand in (sel or {}).get("candidates", {}):
-            out += selection.candidate_configs(sel, p.settings, cand) + selection.final_configs(sel, p.settings, cand)
+            out += selection.candidate_configs(sel, p.settings, cand) + selection.final_configs(
+                sel, p.settings, cand
+            )
     return out
 
 
@@ -31,7 +34,10 @@ def _all_configs(name):
 def test_every_run_of_a_shipped_profile_keeps_its_key(name):
     keys = sorted({store.run_key(c, d) for c in _all_configs(name) for d in ("cpu", "cuda")})
     expected = EXPECTED["profiles"][name]
-    assert (len(keys), hashlib.sha256(" ".join(keys).encode()).hexdigest()) == (expected["keys"], expected["sha256"])
+    assert (len(keys), hashlib.sha256(" ".join(keys).encode()).hexdigest()) == (
+        expected["keys"],
+        expected["sha256"],
+    )
 
 
 def test_sampled_runs_keep_their_dict_and_key():
@@ -39,7 +45,9 @@ def test_sampled_runs_keep_their_dict_and_key():
         given = s.get("given")
         config = store.config_from_dict(s["config"]) if given is None else RunConfig(**given)
         d = config.to_dict()
-        later = {k: d.pop(k) for k in list(d) if k not in s["config"]}  # fields added after the sample was taken
+        later = {
+            k: d.pop(k) for k in list(d) if k not in s["config"]
+        }  # fields added after the sample was taken
         assert later == {k: v for k, v in key_defaults(d).items() if k in later}, later  # at their old values
         assert json.dumps(d) == json.dumps(s["config"]), s  # same values, same types, same order
         assert store.run_key(config, s["device"]) == s["key"]
@@ -57,8 +65,12 @@ def test_every_committed_paper_run_keeps_its_key():
     names = list(RunConfig().to_dict())
     for row in rows:
         d = {k: row[k] for k in names if k in row}  # head, confirm_seeds: after this record
-        d.update({k: d[k] == "True" for k in BOOLS}, **{k: int(d[k]) for k in INTS},
-                 **{k: float(d[k]) for k in FLOATS}, augment=[a for a in d["augment"].split(",") if a])
+        d.update(
+            {k: d[k] == "True" for k in BOOLS},
+            **{k: int(d[k]) for k in INTS},
+            **{k: float(d[k]) for k in FLOATS},
+            augment=[a for a in d["augment"].split(",") if a],
+        )
         if "confirm_seeds" in d:  # a list column, written as "101,102,103" ("" when empty)
             d["confirm_seeds"] = [int(a) for a in d["confirm_seeds"].split(",") if a]
         assert store.run_key(store.config_from_dict(d), row["device"]) == row["key"], row["key"]

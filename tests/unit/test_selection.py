@@ -1,4 +1,5 @@
 """The selection stage: declared in the profile, chosen on validation columns only, final seeds fresh."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,16 +12,20 @@ SETTINGS = dict(nb_pairs=1000, data_seed=0, batch_size=100)
 
 
 def test_rule_refuses_test_columns():
-    scores = [{"candidate": "a", "rule": "head", "column": "val_error", "values": [3.0, 3.0]},
-              {"candidate": "b", "rule": "head", "column": "test_error", "values": [1.0, 1.0]}]
+    scores = [
+        {"candidate": "a", "rule": "head", "column": "val_error", "values": [3.0, 3.0]},
+        {"candidate": "b", "rule": "head", "column": "test_error", "values": [1.0, 1.0]},
+    ]
     with pytest.raises(SelectionError, match="validation columns only"):
         choose(scores)
 
 
 def test_rule_takes_the_lowest_mean_validation_error_first_listed_on_ties():
-    scores = [{"candidate": "a", "rule": "head", "column": "val_error", "values": [2.0, 4.0]},
-              {"candidate": "b", "rule": "digit_prob", "column": "val_digit_prob_error", "values": [3.0, 3.0]},
-              {"candidate": "c", "rule": "head", "column": "val_error", "values": [1.0, float("nan")]}]
+    scores = [
+        {"candidate": "a", "rule": "head", "column": "val_error", "values": [2.0, 4.0]},
+        {"candidate": "b", "rule": "digit_prob", "column": "val_digit_prob_error", "values": [3.0, 3.0]},
+        {"candidate": "c", "rule": "head", "column": "val_error", "values": [1.0, float("nan")]},
+    ]
     choice = choose(scores)
     assert (choice["candidate"], choice["rule"], choice["mean"]) == ("a", "head", 3.0)
 
@@ -45,14 +50,18 @@ def write(tmp_path, body):
     return str(p)
 
 
-BASE = ("    candidates: {a: {model: LeNet5, lr: 0.002}}\n    rules: [head]\n    selection_seeds: [1, 2]\n"
-        "    final_training: all_pairs\n")
+BASE = (
+    "    candidates: {a: {model: LeNet5, lr: 0.002}}\n    rules: [head]\n    selection_seeds: [1, 2]\n"
+    "    final_training: all_pairs\n"
+)
 
 
 def test_profile_refuses_final_seeds_used_for_selection(tmp_path):
     with pytest.raises(ProfileError, match="fresh seeds"):
         load_profile(write(tmp_path, BASE + "    final_seeds: [2, 3]\n"))
-    assert load_profile(write(tmp_path, BASE + "    final_seeds: [3, 4]\n")).stages["selection"]["final_seeds"] == [3, 4]
+    assert load_profile(write(tmp_path, BASE + "    final_seeds: [3, 4]\n")).stages["selection"][
+        "final_seeds"
+    ] == [3, 4]
 
 
 def test_profile_refuses_unknown_candidate_fields_and_bad_values(tmp_path):
@@ -64,12 +73,16 @@ def test_profile_refuses_unknown_candidate_fields_and_bad_values(tmp_path):
 
 def write_rounds(tmp_path, round2: str, top: str = ""):
     p = tmp_path / "r.yaml"
-    p.write_text(top + "stages:\n  selection:\n" + BASE + "    final_seeds: [3, 4]\n  selection_round2:\n" + round2)
+    p.write_text(
+        top + "stages:\n  selection:\n" + BASE + "    final_seeds: [3, 4]\n  selection_round2:\n" + round2
+    )
     return str(p)
 
 
-ROUND2 = ("    candidates: {a: {model: LeNet5, lr: 0.002}, b: {model: VGG, lr: 0.002}}\n    rules: [head]\n"
-          "    selection_seeds: [5, 6]\n    final_seeds: [7, 8]\n    final_training: all_pairs\n")
+ROUND2 = (
+    "    candidates: {a: {model: LeNet5, lr: 0.002}, b: {model: VGG, lr: 0.002}}\n    rules: [head]\n"
+    "    selection_seeds: [5, 6]\n    final_seeds: [7, 8]\n    final_training: all_pairs\n"
+)
 
 
 def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path):
@@ -77,8 +90,13 @@ def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path
         load_profile(write_rounds(tmp_path, ROUND2.replace("final_seeds: [7, 8]", "final_seeds: [4, 8]")))
     with pytest.raises(ProfileError, match="'c' is neither a candidate of this round nor 'chosen'"):
         load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, c]}\n"))
-    p = load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, b], seeds: [chosen]}\n",
-                                  top="confirmation_seeds: [101]\n"))
+    p = load_profile(
+        write_rounds(
+            tmp_path,
+            ROUND2 + "    ensembles: {mixed: [a, b], seeds: [chosen]}\n",
+            top="confirmation_seeds: [101]\n",
+        )
+    )
     assert p.stages["selection_round2"]["ensembles"] == {"mixed": ["a", "b"], "seeds": ["chosen"]}
     ex = planning.expand(p, "", stages=("selection_round2",))
     assert [e.name for e in ex] == ["candidate-a", "candidate-b"] and ex[0].notebook.name == "selection.ipynb"
@@ -87,8 +105,11 @@ def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path
 
 def test_final_runs_train_the_choice_and_every_ensemble_member_scored_on_the_confirmation_set():
     from siamese_lib.experiments.selection import final_candidates
+
     stage = {"ensembles": {"seeds": ["chosen"], "mixed": ["b", "a", "chosen"]}}
     assert final_candidates(stage, "a") == ["a", "b"] and final_candidates({}, "b") == ["b"]
     stage = load_profile("paper").stages["selection_round2"]
     final = final_configs(stage, {**SETTINGS, "confirmation_seeds": [101, 102, 103]}, "vgg_100ep")
-    assert all(c.confirm_seeds == (101, 102, 103) and c.confirm_pairs == 12000 and c.val_pairs == 0 for c in final)
+    assert all(
+        c.confirm_seeds == (101, 102, 103) and c.confirm_pairs == 12000 and c.val_pairs == 0 for c in final
+    )

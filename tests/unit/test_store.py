@@ -1,16 +1,16 @@
 """The results store: stable keys, one atomic record per run, reuse instead of retraining."""
+
 import json
 
 import pandas as pd
 import pytest
-
 from conftest import files_under
-from siamese_lib import store
-from siamese_lib import training
-from siamese_lib.pipeline import engine
+
+from siamese_lib import store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments import lr_rule
+from siamese_lib.pipeline import engine
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
 
@@ -22,14 +22,26 @@ def test_run_key_is_pinned():
     old_original = RunConfig(model="ResNet", seed=7, protocol="original", branch_calls=1)
     assert store.run_key(old_original, "cuda") == "8d5e1afc92ee8c5619e1"
     # the original protocol now runs the authors' two-call forward: a different model, so a new key
-    assert store.run_key(RunConfig(model="ResNet", seed=7, protocol="original"), "cuda") == "9d96fecf018836a9584d"
+    assert (
+        store.run_key(RunConfig(model="ResNet", seed=7, protocol="original"), "cuda")
+        == "9d96fecf018836a9584d"
+    )
 
 
 def test_run_key_depends_on_everything_that_determines_a_run():
     base = store.run_key(RunConfig(), "cpu")
-    variants = [RunConfig(seed=2), RunConfig(lr=5e-4), RunConfig(epochs=29), RunConfig(nb_pairs=999),
-                RunConfig(data_seed=1), RunConfig(dropout=True), RunConfig(protocol="original"),
-                RunConfig(aux_weight=0.5), RunConfig(augment=("swap",)), RunConfig(branch_calls=2)]
+    variants = [
+        RunConfig(seed=2),
+        RunConfig(lr=5e-4),
+        RunConfig(epochs=29),
+        RunConfig(nb_pairs=999),
+        RunConfig(data_seed=1),
+        RunConfig(dropout=True),
+        RunConfig(protocol="original"),
+        RunConfig(aux_weight=0.5),
+        RunConfig(augment=("swap",)),
+        RunConfig(branch_calls=2),
+    ]
     keys = {store.run_key(c, "cpu") for c in variants} | {store.run_key(RunConfig(), "cuda")}
     assert base not in keys and len(keys) == len(variants) + 1
 
@@ -107,16 +119,26 @@ def test_config_round_trips_through_a_record(stored):
 def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tmp_path):
     """lr_schedule came after the paper profile's records: they must still fill the tables."""
     import json
+
     from siamese_lib.store import load_records, record_path, run_key
+
     config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10)
     legacy = config.to_dict()
     del legacy["lr_schedule"]
     key = run_key(config, "cpu")
     metrics = {f"{split}_{m}": 7.0 for split in ("train", "test") for m in store.ERROR_METRICS}
-    record = {"schema_version": store.SCHEMA_VERSION, "key": key, "config": legacy,
-              "metrics": {**metrics, "train_seconds": 1.0, "wall_seconds": 1.0},
-              "curves": {"train_loss": [1.0, 0.5]}, "outputs": {k: [0] * 20 for k in store.OUTPUTS}, "device": "cpu",
-              "torch_version": "x", "code_version": "x", "created": "2026-11-26T00:00:00+00:00"}
+    record = {
+        "schema_version": store.SCHEMA_VERSION,
+        "key": key,
+        "config": legacy,
+        "metrics": {**metrics, "train_seconds": 1.0, "wall_seconds": 1.0},
+        "curves": {"train_loss": [1.0, 0.5]},
+        "outputs": {k: [0] * 20 for k in store.OUTPUTS},
+        "device": "cpu",
+        "torch_version": "x",
+        "code_version": "x",
+        "created": "2026-11-26T00:00:00+00:00",
+    }
     record_path(tmp_path, key).write_text(json.dumps(record))
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
@@ -126,8 +148,12 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
 def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(tmp_path):
     """Records stored before branch_calls ran both images in one call: they load as such, with their key."""
     import json
+
     from siamese_lib.store import load_records, record_path, run_key
-    config = RunConfig(model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10, protocol="original", branch_calls=1)
+
+    config = RunConfig(
+        model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10, protocol="original", branch_calls=1
+    )
     record, _ = engine.ensure_run(config, tmp_path, device="cpu")  # a complete record, as training writes it
     key = record["key"]
     assert key == run_key(config, "cpu")
@@ -140,6 +166,7 @@ def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(
 
 def test_a_record_with_a_broken_machine_fingerprint_is_refused(tmp_path, stored):
     import json
+
     store_dir, record = stored
     path = store.record_path(store_dir, record["key"])
     assert record["machine"]["cpu_model"] and record["machine"]["numerics"] in ("native", "portable")
@@ -151,15 +178,18 @@ def test_a_record_with_a_broken_machine_fingerprint_is_refused(tmp_path, stored)
 
 
 def test_a_run_with_a_confirmation_set_stores_it_and_a_record_must_match_its_config(tmp_path, mnist):
-    from siamese_lib.analysis.selection_results import ensemble_scores, scored_runs
     from siamese_lib.analysis.beyond_paper import record_row
+    from siamese_lib.analysis.selection_results import ensemble_scores, scored_runs
+
     config = RunConfig(model="LeNet5", epochs=1, nb_pairs=100, batch_size=50, confirm_seeds=(101,))
     record, _ = engine.ensure_run(config, tmp_path, device="cpu")
     assert len(record["outputs"]["confirm_head_prob"]) == config.confirm_pairs == 4900
     assert 0 <= record["metrics"]["confirm_error"] <= 100
     frame = pd.DataFrame([record_row(record, "a")])
     scored = scored_runs(frame, "error")
-    assert scored["confirm"]["mean"] == record["metrics"]["confirm_error"] and scored["confirm"]["pairs"] == 4900
+    assert (
+        scored["confirm"]["mean"] == record["metrics"]["confirm_error"] and scored["confirm"]["pairs"] == 4900
+    )
     # one run's ensemble is that run: the same error on both sets
     ens = ensemble_scores(frame, "head_prob")
     assert ens["test"]["mean"] == pytest.approx(record["metrics"]["test_error"], abs=1e-4)

@@ -5,9 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from siamese_lib import training
+from siamese_lib.config import RunConfig
 from siamese_lib.data import generate_pair_sets, normalize
 from siamese_lib.models import build_model
-from siamese_lib.config import RunConfig
 from siamese_lib.training import prepare_data, resolve_device, train_run
 
 TIMING = ("train_seconds", "wall_seconds")
@@ -65,7 +65,9 @@ def test_auxiliary_loss_adds_the_two_digit_losses(mnist):
             d1, d2, c = model(train.input)
         expected = F.cross_entropy(c, train.target)
         if aux:
-            expected = expected + F.cross_entropy(d1, train.classes[:, 0]) + F.cross_entropy(d2, train.classes[:, 1])
+            expected = (
+                expected + F.cross_entropy(d1, train.classes[:, 0]) + F.cross_entropy(d2, train.classes[:, 1])
+            )
         assert result["curves"]["train_loss"][0] == pytest.approx(float(expected), rel=1e-5)
 
 
@@ -95,8 +97,9 @@ def test_original_protocol_leaves_the_test_input_unnormalised(mnist):
 def test_original_protocol_uses_train_mode_batch_norm_at_test(mnist):
     torch.manual_seed(0)
     model = build_model("LeNet5")
-    split = training.Split(torch.randn(200, 2, 14, 14), torch.zeros(200, dtype=torch.long),
-                           torch.zeros(200, 2, dtype=torch.long))
+    split = training.Split(
+        torch.randn(200, 2, 14, 14), torch.zeros(200, dtype=torch.long), torch.zeros(200, 2, dtype=torch.long)
+    )
     original, corrected = tiny(protocol="original"), tiny(protocol="corrected")
 
     head, _, _, _ = training.predict(model, split, original)
@@ -125,16 +128,30 @@ def test_devices():
             resolve_device("cuda")
 
 
-@pytest.mark.parametrize("bad", [dict(model="VGG16"), dict(epochs=0), dict(lr=0.0), dict(lr=-1e-3),
-                                 dict(batch_size=0), dict(seed=-1), dict(nb_pairs=5001), dict(protocol="x"),
-                                 dict(epochs=2.0), dict(weight_sharing="yes")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(model="VGG16"),
+        dict(epochs=0),
+        dict(lr=0.0),
+        dict(lr=-1e-3),
+        dict(batch_size=0),
+        dict(seed=-1),
+        dict(nb_pairs=5001),
+        dict(protocol="x"),
+        dict(epochs=2.0),
+        dict(weight_sharing="yes"),
+    ],
+)
 def test_invalid_configurations_are_refused(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         RunConfig(**bad)
 
 
 def test_mini_batches_are_views_of_the_whole_split_in_order():
-    split = training.Split(torch.randn(250, 2, 14, 14), torch.randint(0, 2, (250,)), torch.randint(0, 10, (250, 2)))
+    split = training.Split(
+        torch.randn(250, 2, 14, 14), torch.randint(0, 2, (250,)), torch.randint(0, 10, (250, 2))
+    )
     batches = training.mini_batches(split, 100)
     assert [len(b[0]) for b in batches] == [100, 100, 50]  # every pair once, in the fold's order
     for part, whole in zip(zip(*batches), (split.input, split.target, split.classes)):
@@ -145,6 +162,7 @@ def test_mini_batches_are_views_of_the_whole_split_in_order():
 
 def test_affine_moves_keep_shape_and_identity_at_zero():
     from siamese_lib.training import affine_images
+
     torch.manual_seed(0)
     x = torch.randn(5, 2, 14, 14)
     assert torch.allclose(affine_images(x, degrees=0, scale=0, shift=0), x, atol=1e-5)
@@ -154,15 +172,19 @@ def test_affine_moves_keep_shape_and_identity_at_zero():
 
 def test_two_branch_calls_change_the_model_only_with_weight_sharing():
     import torch
-    from siamese_lib.models import build_model
+
     from siamese_lib.config import RunConfig
+    from siamese_lib.models import build_model
+
     x = torch.randn(6, 2, 14, 14)
     torch.manual_seed(0)
     one = build_model("LeNet5", branch_calls=1).train()
     torch.manual_seed(0)
     two = build_model("LeNet5", branch_calls=2).train()
     one.eval(), two.eval()
-    assert torch.allclose(one(x)[2], two(x)[2], atol=1e-6)  # same weights and running statistics: same function
+    assert torch.allclose(
+        one(x)[2], two(x)[2], atol=1e-6
+    )  # same weights and running statistics: same function
     one.train(), two.train()
     # in training mode batch norm pools both images' statistics (one call) or not (two calls)
     assert not torch.allclose(one(x)[0], two(x)[0])
@@ -173,16 +195,21 @@ def test_two_branch_calls_change_the_model_only_with_weight_sharing():
 
 
 def test_cosine_schedule_changes_the_run_and_only_new_fields_change_the_key():
-    from siamese_lib.store import run_key
     from siamese_lib.config import RunConfig
+    from siamese_lib.store import run_key
+
     plain = RunConfig(nb_pairs=20, epochs=2, batch_size=10)
     cos = RunConfig(nb_pairs=20, epochs=2, batch_size=10, lr_schedule="cosine")
     assert run_key(plain, "cpu") != run_key(cos, "cpu")
     # a field added later is left out of the key at its default: earlier records keep their keys
-    import hashlib, json
+    import hashlib
+    import json
+
     d = plain.to_dict()
     del d["lr_schedule"], d["branch_calls"], d["head"], d["confirm_seeds"]  # added later, at their old value
-    legacy = hashlib.sha256(json.dumps({"config": d, "device": "cpu"}, sort_keys=True).encode()).hexdigest()[:20]
+    legacy = hashlib.sha256(json.dumps({"config": d, "device": "cpu"}, sort_keys=True).encode()).hexdigest()[
+        :20
+    ]
     assert run_key(plain, "cpu") == legacy
     with pytest.raises(ValueError, match="lr_schedule"):
         RunConfig(lr_schedule="step")
@@ -210,9 +237,12 @@ def test_a_script_gets_the_numbers_of_the_train_command(mnist):
     """Issue 25: a script calling train_run at torch's default thread count (2 on a 2-core machine) got other
     numbers than the CLI (1 thread). Both now train on 1 thread unless told otherwise."""
     import json
+
     from conftest import run_cli
-    proc = run_cli("train", "--model", "LeNet5", "--seed", "1", "--epochs", "2", "--nb-pairs", "200",
-                   "--device", "cpu")
+
+    proc = run_cli(
+        "train", "--model", "LeNet5", "--seed", "1", "--epochs", "2", "--nb-pairs", "200", "--device", "cpu"
+    )
     assert proc.returncode == 0, proc.stderr
     cli = json.loads(proc.stdout)
     before = torch.get_num_threads()
@@ -222,5 +252,6 @@ def test_a_script_gets_the_numbers_of_the_train_command(mnist):
     finally:
         torch.set_num_threads(before)
     assert script["curves"]["train_loss"] == cli["train_loss"]
-    assert {k: v for k, v in script["metrics"].items() if k not in TIMING} == \
-        {k: v for k, v in cli["metrics"].items() if k not in TIMING}
+    assert {k: v for k, v in script["metrics"].items() if k not in TIMING} == {
+        k: v for k, v in cli["metrics"].items() if k not in TIMING
+    }
