@@ -24,8 +24,9 @@ def test_cache_makes_the_second_load_fast_and_identical(mnist_load):
     assert len(cache_files) == 1 and cache_files[0].endswith(".pt")  # atomic write: no temp file left
     for key in ("train_images", "train_labels", "test_images", "test_labels"):
         assert torch.equal(mnist_load["first"][key], mnist_load["arrays"][key])
-    assert mnist_load["cached_s"] < 1.0, mnist_load
-    assert mnist_load["cached_s"] < mnist_load["decode_s"] / 2, mnist_load
+    assert mnist_load["cached_s"] < mnist_load["decode_s"] / 2, (
+        mnist_load
+    )  # side by side, not a wall-clock limit
 
 
 def _prologue(nb, seed, mnist):
