@@ -182,57 +182,49 @@ def profile_path(name_or_path: str) -> Path:
     return PARAMS_DIR / f"{name_or_path}.yaml"
 
 
-def _compose(text: str, where: str):
-    """The YAML node tree, refused past the stated limits before anything is composed or constructed."""
-    aliases = depth = 0
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):  # a stream of events: linear in the text
-        if isinstance(event, yaml.AliasEvent):
-            aliases += 1
-            if aliases > MAX_ALIASES:
+class _Loader(yaml.SafeLoader):
+    """yaml.SafeLoader within limits, each refused in one line: aliases, nesting, a key given twice (safe_load
+    keeps the last silently) and merge keys ('<<', which copy mappings: a small file could grow exponentially)."""
+
+    def __init__(self, text: str, where: str):
+        super().__init__(text)
+        self.where, self.aliases, self.path = where, 0, []
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
                 raise ProfileError(
-                    f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out"
+                    f"{self.where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out"
                 )
-        elif isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
-                line = event.start_mark.line + 1
-                raise ProfileError(f"{where}: nested more than {MAX_DEPTH} levels deep (line {line})")
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
-    loader = yaml.SafeLoader(text)
-    try:
-        return loader, loader.get_single_node()
-    finally:
-        loader.dispose()
+        elif (
+            self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent) and len(self.path) >= MAX_DEPTH
+        ):
+            line = self.peek_event().start_mark.line + 1
+            raise ProfileError(f"{self.where}: nested more than {MAX_DEPTH} levels deep (line {line})")
+        if parent is not None:
+            self.path.append(f"[{index}]" if isinstance(index, int) else f".{getattr(index, 'value', '?')}")
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if parent is not None:
+                self.path.pop()
 
-
-def _check_nodes(root, where: str) -> None:
-    """Refuse a mapping key given twice (yaml.safe_load keeps the last silently) and merge keys ('<<',
-    which copy mappings and can grow a small file exponentially). Each node is visited once, however
-    many aliases share it, so the walk is linear in the text."""
-    seen_nodes, stack = set(), [(root, "")]
-    while stack:
-        node, prefix = stack.pop()
-        if id(node) in seen_nodes:
-            continue
-        seen_nodes.add(id(node))
-        if isinstance(node, yaml.MappingNode):
-            keys = set()
-            for k, v in node.value:
-                if k.tag == "tag:yaml.org,2002:merge":
-                    raise ProfileError(
-                        f"{where}: merge keys ('<<', line {k.start_mark.line + 1}) are not "
-                        f"supported; write the keys out"
-                    )
-                name = f"{prefix}{k.value}" if isinstance(k, yaml.ScalarNode) else prefix + "?"
-                if name in keys:
-                    raise ProfileError(
-                        f"{where}: key '{name}' is given twice (line {k.start_mark.line + 1}); give it once"
-                    )
-                keys.add(name)
-                stack.append((v, name + "."))
-        elif isinstance(node, yaml.SequenceNode):
-            stack.extend((v, f"{prefix.rstrip('.')}[{i}].") for i, v in enumerate(node.value))
+    def compose_mapping_node(self, anchor):
+        node, keys = super().compose_mapping_node(anchor), set()
+        for k, _ in node.value:
+            line = k.start_mark.line + 1
+            if k.tag == "tag:yaml.org,2002:merge":
+                raise ProfileError(
+                    f"{self.where}: merge keys ('<<', line {line}) are not supported; write the keys out"
+                )
+            name = "".join(self.path + [f".{k.value}" if isinstance(k, yaml.ScalarNode) else ".?"]).lstrip(
+                "."
+            )
+            if name in keys:
+                raise ProfileError(f"{self.where}: key '{name}' is given twice (line {line}); give it once")
+            keys.add(name)
+        return node
 
 
 def _read_yaml(path: Path, where: str):
@@ -240,12 +232,11 @@ def _read_yaml(path: Path, where: str):
         size = path.stat().st_size
         if size > MAX_PROFILE_BYTES:
             raise ProfileError(f"{where}: {size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
-        text = path.read_text()
-        loader, node = _compose(text, where)
-        if node is None:
-            return None
-        _check_nodes(node, where)
-        return loader.construct_document(node)
+        loader = _Loader(path.read_text(), where)
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
