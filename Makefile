@@ -39,9 +39,9 @@ reproduce: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-# The unit tier without its slow tests: under a minute.
+# Every tier without its slow tests (kernels, clusters, subprocesses, training for seconds): about a minute.
 test-fast: setup
-	$(BIN)/python -m pytest -q tests/unit -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow"
 
 # ruff: the package, the notebooks' paired scripts, the tests and the benchmarks (`ruff format` fixes the format)
 LINTED := siamese_lib notebooks/*.py tests benchmarks docs

@@ -1,4 +1,5 @@
-"""Shared fixtures: MNIST decoded once per session (about 5 s), and small helpers for the CLI."""
+"""Shared fixtures: MNIST decoded once per session (about 5 s), the smoke profile trained once per session, and
+small helpers for the CLI."""
 
 from __future__ import annotations
 
@@ -54,13 +55,6 @@ def mnist(mnist_load):
     return mnist_load["arrays"]
 
 
-def pytest_collection_modifyitems(items):
-    """The notebooks and end-to-end tiers start kernels and subprocesses: all of them are slow."""
-    for item in items:
-        if {"notebooks", "e2e"} & set(Path(item.fspath).relative_to(ROOT / "tests").parts[:-1]):
-            item.add_marker(pytest.mark.slow)
-
-
 def run_cli(*args, cwd=None, env=None, timeout=300):
     """``python -m siamese_lib ARGS`` in a subprocess: the real entry point and exit status."""
     full_env = {**os.environ, **(env or {})}
@@ -73,6 +67,19 @@ def run_cli(*args, cwd=None, env=None, timeout=300):
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """The smoke profile trained and rendered once per session (``run --profile smoke --jobs 2 --device cpu``)
+    under a temporary folder: {"base", "runs", "report", "proc", "seconds"}. Tests that change it work on a copy."""
+    base = tmp_path_factory.mktemp("smoke")
+    env = {"SIAMESE_LIB_RUNS_DIR": str(base / "runs"), "SIAMESE_LIB_REPORT_DIR": str(base / "report")}
+    start = time.time()
+    proc = run_cli("run", "--profile", "smoke", "--jobs", "2", "--device", "cpu", env=env, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs, report = base / "runs" / "smoke", base / "report" / "smoke"
+    return {"base": base, "runs": runs, "report": report, "proc": proc, "seconds": time.time() - start}
 
 
 def files_under(path: Path) -> list[str]:

@@ -27,6 +27,7 @@ def run_bench(*args, timeout=600):
     )
 
 
+@pytest.mark.slow
 def test_smoke_bench_prints_table_and_writes_json(tmp_path):
     out = tmp_path / "sub" / "bench.json"
     proc = run_bench("--smoke", "--out", str(out))
@@ -59,6 +60,7 @@ def test_smoke_bench_prints_table_and_writes_json(tmp_path):
     assert result["peak_rss_mb"] > 0 and result["settings"]["smoke"] is True
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
 def test_usage_errors_are_one_line_and_write_nothing(tmp_path):
     proc = run_bench("--smoke", "--device", "cuda", "--out", str(tmp_path / "b.json"), timeout=120)

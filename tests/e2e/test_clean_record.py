@@ -65,6 +65,7 @@ def version_in(clone: Path) -> str:
     return version
 
 
+@pytest.mark.slow
 def test_code_version_is_the_last_commit_that_changed_the_code(clone):
     code_commit = git(clone, "log", "-1", "--format=%H", "--", *store.CODE_PATHS)[:12]
     assert version_in(clone) == code_commit
@@ -80,6 +81,7 @@ def test_code_version_is_the_last_commit_that_changed_the_code(clone):
     assert version_in(clone) == git(clone, "rev-parse", "HEAD")[:12]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", ["siamese_lib/models.py", "notebooks/table1.py", "params/paper.yaml"])
 def test_run_refuses_the_paper_profile_from_uncommitted_code(clone, path):
     target = clone / path
@@ -139,6 +141,7 @@ def test_the_report_marks_runs_from_uncommitted_code(dirty_record):
     assert "2 of 3 runs were trained from uncommitted code" in banner and "0123456789ab+dirty (2)" in banner
 
 
+@pytest.mark.slow
 def test_a_tree_without_git_is_treated_like_uncommitted_code(clone, tmp_path):
     """A zip download: no git history, so no code version; the paper profile refuses it unless allowed, and
     its runs carry a version that the report marks on its first page."""

@@ -9,6 +9,7 @@ from conftest import files_under, run_cli
 from siamese_lib import cli
 
 
+@pytest.mark.slow
 def test_train_prints_its_metrics_as_json(tmp_path):
     proc = run_cli(
         "train",
@@ -109,6 +110,7 @@ def test_device_cuda_without_a_gpu(capsys, tmp_path, monkeypatch):
     assert len(captured.err.splitlines()) == 1 and "cuda" in captured.err
 
 
+@pytest.mark.slow
 def test_bad_input_through_the_real_entry_point(tmp_path):
     # the in-process cases above, spot-checked as a user runs them: exit status 2, one line, no traceback
     for argv in (

@@ -23,6 +23,8 @@ from siamese_lib.pipeline import engine, watch
 from siamese_lib.pipeline.engine import train_record
 from siamese_lib.store import load_record, run_key
 
+pytestmark = pytest.mark.slow  # a Dask cluster, workers killed and restarted
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
 TIMING_METRICS = {"train_seconds", "wall_seconds"}
 TIMEOUT = 900

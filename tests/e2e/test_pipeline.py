@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -71,28 +72,14 @@ def write_profile(path: Path, body: dict) -> Path:
     return path
 
 
-# --- the smoke profile, once, shared by the tests that build on it ------------------------------
+# --- the smoke profile, trained once per session (conftest.smoke_run) ---------------------------------
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    base = tmp_path_factory.mktemp("smoke")
-    start = time.time()
-    proc = run_cli(base, "--profile", "smoke", "--jobs", "2", "--device", "cpu")
-    return {
-        "base": base,
-        "proc": proc,
-        "seconds": time.time() - start,
-        "runs": base / "runs" / "smoke",
-        "plan": expected(PARAMS_DIR / "smoke.yaml", base / "runs" / "smoke" / "store"),
-    }
-
-
-def test_smoke_profile_end_to_end(smoke):
-    proc, runs = smoke["proc"], smoke["runs"]
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    print(f"smoke profile: {smoke['seconds']:.1f} s wall with --jobs 2")
-    plan = smoke["plan"]
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(smoke_run):
+    proc, runs = smoke_run["proc"], smoke_run["runs"]
+    print(f"smoke profile: {smoke_run['seconds']:.1f} s wall with --jobs 2")
+    plan = expected(PARAMS_DIR / "smoke.yaml", runs / "store")
     assert {s for s, _ in plan} == {
         "lr_search",
         "table1",
@@ -126,10 +113,9 @@ def test_smoke_profile_end_to_end(smoke):
         assert e["kernel_start_seconds"] > 0
     assert sum(e["trained"] for e in t["executions"]) == len(keys)  # each distinct run trained exactly once
     # the rendered report
-    report = smoke["base"] / "report" / "smoke"
-    assert (report / "report.html").stat().st_size > 0 and (report / "report.pdf").read_bytes()[
-        :5
-    ] == b"%PDF-"
+    report = smoke_run["report"]
+    assert (report / "report.html").stat().st_size > 0
+    assert (report / "report.pdf").read_bytes()[:5] == b"%PDF-"
     # the summary
     assert "0 failed" in proc.stderr and f"runs: {len(keys)} trained" in proc.stderr
     assert "dashboard: http://127.0.0.1:" in proc.stderr  # the local cluster's Dask dashboard
@@ -137,37 +123,36 @@ def test_smoke_profile_end_to_end(smoke):
         assert f"  {stage}" in proc.stderr
 
 
-def test_rerun_recomputes_nothing(smoke):
+@pytest.mark.slow
+def test_rerun_recomputes_nothing(smoke_run):
     """A rerun with nothing to do executes no notebook (figures and report included) and starts no cluster."""
-    assert smoke["proc"].returncode == 0
-    store = smoke["runs"] / "store"
+    store = smoke_run["runs"] / "store"
     before = stamps(store, [p.stem for p in store.glob("*.json")])
-    report = smoke["base"] / "report" / "smoke" / "report.html"
+    report = smoke_run["report"] / "report.html"
     rendered = report.stat().st_mtime_ns
-    proc = run_cli(smoke["base"], "--profile", "smoke", "--device", "cpu")
+    proc = run_cli(smoke_run["base"], "--profile", "smoke", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "are up to date" in proc.stderr and "runs: 0 trained" in proc.stderr
     assert "figures/figures is up to date" in proc.stderr and "report/report is up to date" in proc.stderr
-    notebooks = re.search(r"smoke: (\d+) notebooks", smoke["proc"].stderr).group(
-        1
-    )  # every one of the first run's
+    notebooks = re.search(r"smoke: (\d+) notebooks", smoke_run["proc"].stderr).group(1)  # the first run's
     assert "Dask scheduler" not in proc.stderr and f"{notebooks} already up to date" in proc.stderr
     assert stamps(store, before) == before and len(list(store.glob("*.json"))) == len(before)
     assert report.stat().st_mtime_ns == rendered
 
 
-def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
+@pytest.mark.slow
+def test_force_with_one_job_recomputes_the_same_numbers(smoke_run, tmp_path):
     """--jobs 1 --force retrains what --jobs 2 trained: new records, identical numbers; a run that two
-    notebooks share is retrained once, not once per notebook."""
-    assert smoke["proc"].returncode == 0
-    runs, store = smoke["runs"], smoke["runs"] / "store"
+    notebooks share is retrained once, not once per notebook. On a copy of the session's smoke runs."""
+    shutil.copytree(smoke_run["runs"], tmp_path / "runs" / "smoke")
+    runs, store = tmp_path / "runs" / "smoke", tmp_path / "runs" / "smoke" / "store"
     body = yaml.safe_load((PARAMS_DIR / "smoke.yaml").read_text())
     # two notebooks, the same two runs: Table I's LeNet5 with aux loss is Table II's BN on, dropout off
     body["stages"] = {
         "table1": dict(body["stages"]["table1"], aux_loss=[True]),
         "table2": dict(body["stages"]["table2"], dropout=[False]),
     }
-    profile = write_profile(tmp_path / "smoke.yaml", body)  # named smoke: the same runs/smoke/
+    profile = write_profile(tmp_path / "smoke.yaml", body)  # named smoke: the same runs/smoke/ (the copy)
     shared = list(expected(profile, store).values())
     assert len(shared) == 2 and shared[0] == shared[1]
     key_list = shared[0]
@@ -176,7 +161,7 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
     stamped = stamps(store, key_list + others)
     time.sleep(1.1)  # 'created' has one-second resolution
 
-    proc = run_cli(smoke["base"], "--profile", profile, "--jobs", "1", "--force", "--device", "cpu")
+    proc = run_cli(tmp_path, "--profile", profile, "--jobs", "1", "--force", "--device", "cpu")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"runs: {len(key_list)} trained, {len(key_list)} from the store" in proc.stderr
     for k in key_list:
@@ -197,6 +182,7 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke, tmp_path):
 # --- interrupt and resume ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_interrupt_then_resume_recomputes_nothing(tmp_path):
     # ResNet runs of a couple of seconds each: the interrupt lands part-way however fast the machine
     profile = write_profile(
@@ -321,6 +307,7 @@ def test_second_run_of_a_profile_refuses(isolated, capsys):
     assert sorted(p.name for p in lock.parent.iterdir()) == [".lock"]  # nothing ran
 
 
+@pytest.mark.slow  # trains two runs first
 def test_failing_notebook_is_named_and_no_keep_going_cancels_the_rest(isolated, capsys, monkeypatch):
     """A kernel that is not installed stands for any failure of a notebook (no kernel starts here)."""
     monkeypatch.setenv("SIAMESE_LIB_KERNEL", "no-such-kernel")

@@ -5,77 +5,47 @@ runs.csv, cells.csv and the record come out byte-identical. Every run writes und
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_cli
 
 from siamese_lib.pipeline import published
 from siamese_lib.store import load_records
 
-ROOT = Path(__file__).resolve().parents[2]
-TIMEOUT = 3600  # a safety net: a smoke run takes one to three minutes
-
 
 def run_smoke(base: Path, *extra):
-    env = dict(
-        os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report")
-    )
+    env = {"SIAMESE_LIB_RUNS_DIR": str(base / "runs"), "SIAMESE_LIB_REPORT_DIR": str(base / "report")}
     start = time.time()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "siamese_lib",
-            "run",
-            "--profile",
-            "smoke",
-            "--jobs",
-            "2",
-            "--device",
-            "cpu",
-            *extra,
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+    proc = run_cli(
+        "run", "--profile", "smoke", "--jobs", "2", "--device", "cpu", *extra, env=env, timeout=3600
     )
     return proc, time.time() - start
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    base = tmp_path_factory.mktemp("trained")
-    proc, _ = run_smoke(base)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return base
-
-
-def test_the_report_step_publishes_every_run_and_its_checksum(trained):
-    report = trained / "report" / "smoke"
+@pytest.mark.slow
+def test_the_report_step_publishes_every_run_and_its_checksum(smoke_run, tmp_path):
+    report = smoke_run["report"]
     path = report / published.FILE_NAME
     digest = published.checksum_file(path).read_text().split()[0]
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    store = trained / "runs" / "smoke" / "store"
+    store = smoke_run["runs"] / "store"
     assert published.read_records(path) == load_records(store)
     assert len(pd.read_parquet(path)) == len(list(store.glob("*.json")))
-    derived = published.derive_csvs(path, trained / "derived")
+    derived = published.derive_csvs(path, tmp_path / "derived")
     for name in ("runs", "cells"):
         assert derived[name].read_bytes() == (report / f"{name}.csv").read_bytes(), name
 
 
-def test_a_fresh_place_renders_the_report_from_the_record_without_training(trained, tmp_path):
+@pytest.mark.slow
+def test_a_fresh_place_renders_the_report_from_the_record_without_training(smoke_run, tmp_path):
     fresh = tmp_path / "fresh"
     (fresh / "report" / "smoke").mkdir(parents=True)
     for name in (published.FILE_NAME, published.FILE_NAME + ".sha256"):
-        shutil.copy(trained / "report" / "smoke" / name, fresh / "report" / "smoke" / name)
+        shutil.copy(smoke_run["report"] / name, fresh / "report" / "smoke" / name)
     proc, seconds = run_smoke(fresh, "--from-record")
     assert proc.returncode == 0, proc.stderr[-3000:]
     print(f"smoke report from the published record: {seconds:.1f} s wall")
@@ -83,9 +53,7 @@ def test_a_fresh_place_renders_the_report_from_the_record_without_training(train
     assert "seeded the store from" in proc.stderr and "report (written now)" in proc.stderr
     assert "best Table I cell (corrected protocol)" in proc.stderr
     for name in ("runs.csv", "cells.csv", published.FILE_NAME):
-        assert (fresh / "report" / "smoke" / name).read_bytes() == (
-            trained / "report" / "smoke" / name
-        ).read_bytes()
+        assert (fresh / "report" / "smoke" / name).read_bytes() == (smoke_run["report"] / name).read_bytes()
     assert (fresh / "report" / "smoke" / "report.pdf").read_bytes()[:5] == b"%PDF-"
 
 

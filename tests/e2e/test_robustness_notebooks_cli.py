@@ -13,6 +13,8 @@ from siamese_lib import store
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine
 
+pytestmark = pytest.mark.slow  # papermill and CLI subprocesses, kernels
+
 NOTEBOOKS = ROOT / "notebooks"
 
 

@@ -24,6 +24,8 @@ from siamese_lib.experiments import planning, profiles
 from siamese_lib.pipeline import kernels, runner
 from siamese_lib.store import CorruptRecord, load_record, run_key
 
+pytestmark = pytest.mark.slow  # trains runs and executes notebooks
+
 PAYLOAD = '"); import os; os.system("touch pwned")#'
 TIMEOUT = 900  # generous: the machine may be loaded
 

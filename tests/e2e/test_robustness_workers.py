@@ -17,6 +17,8 @@ from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine
 from siamese_lib.store import run_key
 
+pytestmark = pytest.mark.slow  # Dask clusters and workers
+
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
 
 

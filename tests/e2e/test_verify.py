@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 import torch
 from conftest import run_cli
 
 from siamese_lib.analysis.tables import records_frame
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine
+
+pytestmark = pytest.mark.slow  # trains runs, then retrains them in subprocesses
 
 # two cells of two seeds, smoke-sized (100 pairs, 2 epochs): a few seconds each
 CONFIGS = [

@@ -139,6 +139,7 @@ def pdf_text(pdf: Path) -> str | None:
     return "\n".join(page.extract_text() for page in pypdf.PdfReader(str(pdf)).pages)
 
 
+@pytest.mark.slow
 def test_report_renders_end_to_end(tmp_path):
     import papermill as pm
     import torch

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import nbformat
 import papermill as pm
+import pytest
 
 from siamese_lib.common import NOTEBOOKS_DIR
+
+pytestmark = pytest.mark.slow  # a papermill kernel
 
 
 def test_beyond_paper_notebook_runs_with_papermill(tmp_path):
