@@ -1,19 +1,18 @@
 """Portable numerics across machines: short runs retrained here in ``numerics: portable`` against
 tests/fixtures/portable_bits.json (made on a 2-core AMD EPYC VM with `python benchmarks/gpu_check.py portable
---write tests/fixtures/portable_bits.json`). Bit equality is demanded where the two fingerprints' numerics
-signatures match (machine.must_be_identical: same torch, MKL, oneDNN, ISA cap, threads); elsewhere the
-comparison is reported, not failed."""
+--write tests/fixtures/portable_bits.json`). On any machine: the same runs twice in fresh processes give the same
+bits, and the fixture's numbers to within rounding; bit equality with the fixture where the two fingerprints'
+numerics signatures match (machine.must_be_identical: same torch, MKL, oneDNN, ISA cap, threads)."""
 
 import copy
 import importlib.util
 import json
 import math
-import subprocess
-import sys
-import warnings
 
 import pytest
 from conftest import ROOT
+
+from siamese_lib.store import config_from_dict
 
 FIXTURE = ROOT / "tests" / "fixtures" / "portable_bits.json"
 
@@ -26,26 +25,22 @@ def gpu_check():
 
 
 @pytest.mark.slow
-def test_portable_runs_here_are_bit_identical_to_the_fixture(mnist):
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "portable"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode in (0, 1), proc.stderr
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert len(result["runs"]) == len(json.loads(FIXTURE.read_text())["runs"]) == 3
+def test_portable_runs_repeat_here_and_match_the_fixture(mnist):
+    check, fixture = gpu_check(), json.loads(FIXTURE.read_text())
+    first = check.run_portable_child()
+    result = check.compare_portable(fixture, first)
+    assert [r["model"] for r in result["runs"]] == ["LeNet5", "Net", "LeNet5_FullyConv"]
     if result["must_be_identical"]:
         assert result["identical"], result
-        assert proc.returncode == 0
-    else:
-        warnings.warn(
-            f"portable bits not comparable here (numerics signature differs in "
-            f"{result['signature_differs_in']}): identical={result['identical']}, {result['runs']}",
-            stacklevel=2,
-        )
+    else:  # another machine: its own bits again in a second fresh process
+        again = check.compare_portable(first, check.run_portable_child())
+        assert again["must_be_identical"] and again["identical"], again
+    # elsewhere, other rounding: 4 optimiser steps on 200 pairs stay within 0.1% of the fixture's loss, and the
+    # test error within one pair in 200 (0.5 points) of it
+    for want, got, r in zip(fixture["runs"], first["runs"], result["runs"]):
+        assert config_from_dict(got["config"]) == config_from_dict(want["config"])
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=1e-3), r
+        assert abs(got["metrics"]["test_error"] - want["metrics"]["test_error"]) <= 0.5 + 1e-6, r
 
 
 def test_the_comparison_sees_one_changed_bit_and_a_changed_signature():
