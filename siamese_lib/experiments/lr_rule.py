@@ -18,7 +18,6 @@ import numpy as np
 from ..config import RunConfig
 
 FINAL_EPOCHS = 10  # the declared rule averages the summed training loss over this many last epochs
-VARIANT_FIELDS = ("aux_weight", "aux_schedule", "weight_decay", "l1", "augment", "val_pairs", "lr_schedule")
 
 
 @dataclass(frozen=True)
@@ -36,17 +35,6 @@ DECLARED_RULE = LossRule(start=-FINAL_EPOCHS)
 # POST HOC: chosen after seeing the paper's picks. Of the rules measured on the authors' own log
 # (docs/measurements/lr_rules.md) it reproduces all four, with the widest margin, and has no free parameter.
 POST_HOC_RULE = LossRule(log=True)
-
-
-def is_paper_setting(config: dict) -> bool:
-    """True when a record's variant fields are at the paper's defaults."""
-    d = RunConfig()
-    return all(
-        list(config.get(k, ())) == list(d.augment)
-        if k == "augment"
-        else config.get(k, getattr(d, k)) == getattr(d, k)
-        for k in VARIANT_FIELDS
-    )
 
 
 def config_id(config) -> str:
@@ -94,41 +82,3 @@ def post_hoc_learning_rates(curves_by_model: dict) -> dict:
     """POST HOC, found after seeing the paper's picks: per model, the rate whose seeds' mean curve is lowest over
     the whole search as drawn on a log scale (geometric mean over every epoch). Reported only; never plans a run."""
     return choose_learning_rates(curves_by_model, POST_HOC_RULE)
-
-
-def infer_lr_search(records) -> dict:
-    """Without a profile: the LR-search runs are the corrected, weight-sharing + aux + batch-norm, no-dropout
-    runs with the variant fields at their defaults; per model, the epoch count with the most distinct
-    rates (ties: the most epochs) is the search."""
-    groups = defaultdict(
-        lambda: defaultdict(list)
-    )  # (model, epochs, nb_pairs, data_seed, batch) -> lr -> runs
-    seeds = defaultdict(set)
-    for r in records:
-        c = r["config"]
-        if not (
-            c["protocol"] == "corrected"
-            and c["weight_sharing"]
-            and c["aux_loss"]
-            and c["batch_norm"]
-            and not c["dropout"]
-            and is_paper_setting(c)
-        ):
-            continue
-        g = (c["model"], c["epochs"], c["nb_pairs"], c["data_seed"], c["batch_size"])
-        groups[g][c["lr"]].append((c["seed"], r["curves"]["train_loss"]))
-        seeds[g].add(c["seed"])
-    out = {}
-    for g in sorted(groups, key=lambda g: (len(groups[g]), g[1]), reverse=True):
-        model = g[0]
-        if model in out or len(groups[g]) < 2:
-            continue
-        out[model] = {
-            lr: {
-                "curves": [c for _, c in runs],
-                "seeds": sorted(s for s, _ in runs),
-                "missing_seeds": sorted(seeds[g] - {s for s, _ in runs}),
-            }
-            for lr, runs in groups[g].items()
-        }
-    return out

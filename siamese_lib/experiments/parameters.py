@@ -40,16 +40,17 @@ from ..config import (
     ruled,
 )
 from ..training import resolve_device
-from .planning import configs_for
+from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import PAPER_LRS
 from .variants import VARIANTS
 
-# Parameters of every training notebook; those named like a RunConfig field take its type.
+# Parameters of every training notebook (those named like a RunConfig field take its type): its grid's, the rate,
+# the protocol where the stage has one, and table1's confirmation seeds (the paper's best cell).
 STAGE_PARAMETERS = {
-    "lr_search": ("model", "lr"),
-    "table1": ("model", "weight_sharing", "aux_loss", "lr", "protocol", "confirm_seeds"),
-    "table2": ("weight_sharing", "batch_norm", "dropout", "lr", "protocol"),
-    "beyond_paper": ("model", "variant", "lr"),
+    stage: tuple(dict.fromkeys([*cell.values(), "lr"]))
+    + ("protocol",) * (stage in PROTOCOL_STAGES)
+    + ("confirm_seeds",) * (stage == "table1")
+    for stage, cell in GRIDS.items()
 }
 COMMON_PARAMETERS = (
     "seeds",

@@ -15,7 +15,8 @@ from pathlib import Path
 from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from .lr_rule import choose_learning_rates, config_id, index_records, infer_lr_search
+from .grid import cell_name, configs_for, grid_cells
+from .lr_rule import choose_learning_rates, config_id, index_records
 from .profiles import (
     PAPER_BEST_CELL,
     PAPER_LRS,
@@ -25,8 +26,7 @@ from .profiles import (
     Profile,
     notebook_name,
 )
-from .selection import candidate_configs, chosen_candidate, final_candidates, final_configs
-from .variants import VARIANTS, applies_to, variant_configs
+from .selection import chosen_candidate, final_candidates
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
 MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}
@@ -127,71 +127,6 @@ def load_plan(runs_dir) -> list[Execution]:
         raise PlanError(f"{path}: not a plan the runner wrote ({type(exc).__name__}: {exc})") from None
 
 
-def _flag(b: bool) -> str:
-    return "1" if b else "0"
-
-
-def configs_for(stage: str, p: dict) -> list[RunConfig]:
-    """The training runs of one execution, from its parameters (notebooks call this too)."""
-    if stage not in TRAINING_STAGES:
-        return []
-    if stage in SELECTION_STAGES:
-        return _selection_configs(p)
-    common = dict(
-        nb_pairs=p["nb_pairs"], data_seed=p["data_seed"], batch_size=p["batch_size"], epochs=p["epochs"]
-    )
-    if stage == "lr_search":
-        return [
-            RunConfig(model=p["model"], lr=p["lr"], seed=s, protocol="corrected", **common)
-            for s in p["seeds"]
-        ]
-    if stage == "table1":
-        return [
-            RunConfig(
-                model=p["model"],
-                weight_sharing=p["weight_sharing"],
-                aux_loss=p["aux_loss"],
-                lr=p["lr"],
-                seed=s,
-                protocol=p["protocol"],
-                confirm_seeds=tuple(p.get("confirm_seeds", ())),
-                **common,
-            )
-            for s in p["seeds"]
-        ]
-    if stage == "table2":
-        return [
-            RunConfig(
-                model="LeNet5",
-                aux_loss=True,
-                weight_sharing=p["weight_sharing"],
-                batch_norm=p["batch_norm"],
-                dropout=p["dropout"],
-                lr=p["lr"],
-                seed=s,
-                protocol=p["protocol"],
-                **common,
-            )
-            for s in p["seeds"]
-        ]
-    if stage == "beyond_paper":
-        return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
-    return []
-
-
-def _selection_configs(p: dict) -> list[RunConfig]:
-    """A candidate on the selection seeds, or the chosen candidate on (some of) the fresh final seeds."""
-    settings = dict(
-        nb_pairs=p["nb_pairs"],
-        data_seed=p["data_seed"],
-        batch_size=p["batch_size"],
-        confirmation_seeds=p.get("confirm_seeds", []),
-    )
-    if p["part"] == "candidate":
-        return candidate_configs(p["selection"], settings, p["candidate"])
-    return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
-
-
 def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
     if profile.settings["learning_rates"] == "paper":
         return PAPER_LRS[model]
@@ -224,81 +159,25 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
             chosen[model] = learning_rate(profile, model, store_dir)
         return chosen[model]
 
-    if "lr_search" in st and "lr_search" in wanted:
-        g = st["lr_search"]
-        for model in g["models"]:
-            for lr in g["lrs"]:
-                out.append(
-                    Execution(
-                        "lr_search",
-                        f"{model}-lr{lr:g}",
-                        dict(base, model=model, lr=lr, seeds=g["seeds"], epochs=g["epochs"]),
-                    )
-                )
+    def grid(stage, protocol=None):
+        if stage not in st or stage not in wanted:
+            return
+        g, confirm = st[stage], {"confirm_seeds": s["confirmation_seeds"]} if s["confirmation_seeds"] else {}
+        for cell in grid_cells(stage, g):
+            p = (
+                dict(base, **cell)
+                if "lr" in cell
+                else dict(base, **cell, lr=lr_for(cell.get("model", "LeNet5")))
+            )
+            p.update(seeds=g["seeds"], epochs=g["epochs"], **({"protocol": protocol} if protocol else {}))
+            best = stage == "table1" and protocol == "corrected" and cell == PAPER_BEST_CELL
+            out.append(Execution(stage, cell_name(cell, protocol), dict(p, **confirm) if best else p))
+
+    grid("lr_search")
     for protocol in s["protocols"]:
-        if "table1" in st and "table1" in wanted:
-            g = st["table1"]
-            for model in g["models"]:
-                for ws in g["weight_sharing"]:
-                    for aux in g["aux_loss"]:
-                        cell = dict(model=model, weight_sharing=ws, aux_loss=aux)
-                        best = protocol == "corrected" and cell == PAPER_BEST_CELL and s["confirmation_seeds"]
-                        out.append(
-                            Execution(
-                                "table1",
-                                f"{protocol}-{model}-ws{_flag(ws)}-aux{_flag(aux)}",
-                                dict(
-                                    base,
-                                    **cell,
-                                    lr=lr_for(model),
-                                    seeds=g["seeds"],
-                                    epochs=g["epochs"],
-                                    protocol=protocol,
-                                    **({"confirm_seeds": s["confirmation_seeds"]} if best else {}),
-                                ),
-                            )
-                        )
-        if "table2" in st and "table2" in wanted:
-            g = st["table2"]
-            for ws in g["weight_sharing"]:
-                for bn in g["batch_norm"]:
-                    for do in g["dropout"]:
-                        out.append(
-                            Execution(
-                                "table2",
-                                f"{protocol}-ws{_flag(ws)}-bn{_flag(bn)}-do{_flag(do)}",
-                                dict(
-                                    base,
-                                    weight_sharing=ws,
-                                    batch_norm=bn,
-                                    dropout=do,
-                                    lr=lr_for("LeNet5"),
-                                    seeds=g["seeds"],
-                                    epochs=g["epochs"],
-                                    protocol=protocol,
-                                ),
-                            )
-                        )
-    if "beyond_paper" in st and "beyond_paper" in wanted:
-        g = st["beyond_paper"]
-        for model in g["models"]:
-            for variant in g.get("variants", list(VARIANTS)):
-                if not applies_to(variant, model):  # e.g. the best recipe's ablations: LeNet5 only
-                    continue
-                out.append(
-                    Execution(
-                        "beyond_paper",
-                        f"{model}-{variant}",
-                        dict(
-                            base,
-                            model=model,
-                            variant=variant,
-                            lr=lr_for(model),
-                            seeds=g["seeds"],
-                            epochs=g["epochs"],
-                        ),
-                    )
-                )
+        grid("table1", protocol)
+        grid("table2", protocol)
+    grid("beyond_paper")
     for stage in SELECTION_STAGES:
         if stage in st and stage in wanted:
             out += _selection_executions(profile, stage, base, store_dir)
@@ -374,25 +253,12 @@ def lr_search_curves(records, executions) -> dict:
     return out
 
 
-def auto_learning_rates(store_dir, profile=None) -> dict:
-    """{model: lr} chosen from the store's LR search by ``choose_learning_rates``'s rule.
-
-    With a profile, its lr_search stage defines the runs; without, they are inferred (see
-    ``lr_rule.infer_lr_search``). Raises KeyError naming the models whose search is absent or incomplete.
-    """
-
-    records = load_records(store_dir)
-    if profile is not None:
-        curves = lr_search_curves(records, expand(profile, "", stages=("lr_search",)))
-    else:
-        curves = infer_lr_search(records)
+def auto_learning_rates(store_dir, profile: Profile) -> dict:
+    """{model: lr} chosen by ``choose_learning_rates``'s rule from the store's runs of the profile's LR search.
+    Raises KeyError naming the models whose search is absent or incomplete."""
+    curves = lr_search_curves(load_records(store_dir), expand(profile, "", stages=("lr_search",)))
     chosen = choose_learning_rates(curves)
-    wanted = (
-        profile.stages["lr_search"]["models"]
-        if profile is not None and "lr_search" in profile.stages
-        else list(PAPER_MODELS)
-    )
-    lacking = [m for m in wanted if m not in chosen]
+    lacking = [m for m in profile.stages.get("lr_search", {}).get("models", PAPER_MODELS) if m not in chosen]
     if lacking:
         raise KeyError(
             f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first"

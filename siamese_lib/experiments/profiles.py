@@ -35,12 +35,10 @@ from ..config import (
     ruled,
 )
 from ..machine import NUMERICS
+from .grid import GRIDS, PROTOCOL_STAGES, SELECTION_STAGES, TRAINING_STAGES, configs_for, grid_cells
 from .selection import Selection, candidate_config
-from .variants import VARIANTS, applies_to, variant_configs
+from .variants import VARIANTS
 
-# Two selection rounds, each declared before it ran; both run the selection notebook.
-SELECTION_STAGES = ("selection", "selection_round2")
-TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper") + SELECTION_STAGES
 STAGES = TRAINING_STAGES + ("figures", "report")
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
@@ -250,41 +248,14 @@ def _read_yaml(path: Path, where: str):
 def _check_runs(settings: dict, stages: dict, where: str) -> None:
     """Every kind of run the profile implies must be a valid RunConfig (cross-field rules, such as batch
     norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
-    base = dict(
-        nb_pairs=settings["nb_pairs"], data_seed=settings["data_seed"], batch_size=settings["batch_size"]
-    )
+    base = {k: settings[k] for k in ("nb_pairs", "data_seed", "batch_size")}
     for stage, g in stages.items():
-        seed, epochs = g.get("seeds", [1])[0], g.get("epochs")
-        runs = []
-        if stage == "lr_search":
-            runs = [dict(model=m, lr=lr) for m in g["models"] for lr in g["lrs"]]
-        elif stage == "table1":
-            runs = [
-                dict(model=m, weight_sharing=ws, aux_loss=aux, protocol=p)
-                for p in settings["protocols"]
-                for m in g["models"]
-                for ws in g["weight_sharing"]
-                for aux in g["aux_loss"]
-            ]
-        elif stage == "table2":
-            runs = [
-                dict(model="LeNet5", weight_sharing=ws, batch_norm=bn, dropout=dr, protocol=p)
-                for p in settings["protocols"]
-                for ws in g["weight_sharing"]
-                for bn in g["batch_norm"]
-                for dr in g["dropout"]
-            ]
-        key = f"stages.{stage}"
+        key, one = f"stages.{stage}", dict(base, seeds=g.get("seeds", [1])[:1], epochs=g.get("epochs"))
         try:
-            for fields in runs:
-                RunConfig(
-                    **{"lr": PAPER_LRS[fields["model"]], **base, **fields, "seed": seed, "epochs": epochs}
-                )
-            if stage == "beyond_paper":
-                for m in g["models"]:
-                    for v in g.get("variants", VARIANTS):
-                        if applies_to(v, m):
-                            variant_configs(v, m, PAPER_LRS[m], [seed], epochs=epochs, **base)
+            for protocol in settings["protocols"] if stage in PROTOCOL_STAGES else [None]:
+                for cell in grid_cells(stage, g) if stage in GRIDS else ():
+                    run = {**one, "lr": PAPER_LRS[cell.get("model", "LeNet5")], **cell, "protocol": protocol}
+                    configs_for(stage, run)
             for name, spec in g.get("candidates", {}).items() if stage in SELECTION_STAGES else ():
                 key = f"stages.{stage}.candidates.{name}"
                 candidate_config(spec, 0, settings)
