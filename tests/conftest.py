@@ -82,6 +82,17 @@ def smoke_run(tmp_path_factory):
     return {"base": base, "runs": runs, "report": report, "proc": proc, "seconds": time.time() - start}
 
 
+def ensure_one(config, store_dir, force=False) -> tuple[dict, bool]:
+    """engine.ensure_runs for one run on cpu: (its record, whether the store's file was used as it was)."""
+    from siamese_lib import store
+    from siamese_lib.pipeline import engine
+
+    path = store.record_path(store_dir, store.run_key(config, "cpu"))
+    before = path.stat().st_mtime_ns if path.exists() else None
+    record = engine.ensure_runs([config], store_dir, "cpu", force, log=lambda line: None)[0]
+    return record, before == path.stat().st_mtime_ns
+
+
 def files_under(path: Path) -> list[str]:
     """Every file and folder below ``path``, relative, sorted (to assert that nothing was written)."""
     return sorted(str(p.relative_to(path)) for p in Path(path).rglob("*"))

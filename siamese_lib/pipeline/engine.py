@@ -302,13 +302,6 @@ def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, 
     return records
 
 
-def ensure_run(config: RunConfig, store_dir, device: str = "auto", force=False) -> tuple[dict, bool]:
-    """The record for ``config``: from the store when present, else trained here and saved. (record, cached)."""
-    path = record_path(store_dir, run_key(config, device_type(device)))
-    cached = path.exists() and not must_retrain(path, force)
-    return ensure_runs([config], store_dir, device, force, log=lambda line: None)[0], cached
-
-
 class EpochBar:
     """A progress bar over one run's epochs (tqdm's notebook widget in Jupyter, text elsewhere), made on first use."""
 

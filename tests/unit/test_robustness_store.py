@@ -5,12 +5,11 @@ import json
 import os
 
 import pytest
-from conftest import files_under
+from conftest import ensure_one, files_under
 
 from siamese_lib import common, store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
-from siamese_lib.pipeline import engine
 
 CONFIG = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=8)
 
@@ -27,7 +26,7 @@ def body(mnist):
 def good(tmp_path, body, monkeypatch):
     """A store with one valid record; training is replaced by the precomputed body."""
     monkeypatch.setattr(training, "train_run", lambda *a, **k: json.loads(json.dumps(body)))
-    record, cached = engine.ensure_run(CONFIG, tmp_path, device="cpu")
+    record, cached = ensure_one(CONFIG, tmp_path)
     assert not cached
     return tmp_path, store.record_path(tmp_path, record["key"]), record
 
@@ -88,7 +87,7 @@ def test_every_kind_of_bad_record_is_refused_by_path(good):
         with pytest.raises(store.CorruptRecord, match=path.name):
             store.find_record(store_dir, CONFIG, "cpu")
         with pytest.raises(store.CorruptRecord, match=path.name):
-            engine.ensure_run(CONFIG, store_dir, device="cpu")
+            ensure_one(CONFIG, store_dir)
         # and it is not silently replaced either: the evidence stays for the user to look at
         assert path.read_bytes() == (content if isinstance(content, bytes) else content.encode())
     path.write_text(text)
@@ -98,7 +97,7 @@ def test_every_kind_of_bad_record_is_refused_by_path(good):
 def test_a_corrupt_record_among_good_ones_is_named(good, body, monkeypatch, capsys):
     store_dir, path, _ = good
     other = RunConfig(model="Net", nb_pairs=100, epochs=1, seed=9)
-    engine.ensure_run(other, store_dir, device="cpu")
+    ensure_one(other, store_dir)
     assert len(store.load_records(store_dir)) == 2
     bad = store.record_path(store_dir, store.run_key(other, "cpu"))
     bad.write_text(bad.read_text()[:100])
@@ -110,7 +109,7 @@ def test_a_corrupt_record_among_good_ones_is_named(good, body, monkeypatch, caps
 def test_force_replaces_a_corrupt_record_with_a_good_one(good):
     store_dir, path, record = good
     path.write_text(path.read_text()[:50])
-    fresh, cached = engine.ensure_run(CONFIG, store_dir, device="cpu", force=True)
+    fresh, cached = ensure_one(CONFIG, store_dir, force=True)
     assert not cached and store.load_record(path)["key"] == record["key"]
 
 
@@ -139,7 +138,7 @@ def test_a_failed_write_leaves_no_partial_record_and_no_litter(case, tmp_path, b
     target = common.tempfile if where == "mkstemp" else common.os
     monkeypatch.setattr(target, where, _fail(exc))
     with pytest.raises(type(exc)):
-        engine.ensure_run(CONFIG, tmp_path, device="cpu")
+        ensure_one(CONFIG, tmp_path)
     monkeypatch.undo()
     assert files_under(tmp_path) == []
     assert store.find_record(tmp_path, CONFIG, "cpu") is None
@@ -180,7 +179,7 @@ def test_a_failed_overwrite_keeps_the_old_record(good, monkeypatch):
     before = path.read_bytes()
     monkeypatch.setattr(common.os, "fsync", _fail(DISK_FULL))
     with pytest.raises(OSError):
-        engine.ensure_run(CONFIG, store_dir, device="cpu", force=True)
+        ensure_one(CONFIG, store_dir, force=True)
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert files_under(store_dir) == [path.name]

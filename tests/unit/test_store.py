@@ -4,13 +4,12 @@ import json
 
 import pandas as pd
 import pytest
-from conftest import files_under
+from conftest import ensure_one, files_under
 
 from siamese_lib import store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments import lr_rule
-from siamese_lib.pipeline import engine
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
 
@@ -50,7 +49,7 @@ def test_run_key_depends_on_everything_that_determines_a_run():
 def stored(tmp_path_factory, mnist):
     """One tiny run trained into a fresh store."""
     store_dir = tmp_path_factory.mktemp("store")
-    record, cached = engine.ensure_run(TINY, store_dir, device="cpu")
+    record, cached = ensure_one(TINY, store_dir)
     assert not cached
     return store_dir, record
 
@@ -76,7 +75,7 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
         raise AssertionError("retrained a run that is in the store")
 
     monkeypatch.setattr(training, "train_run", no_training)
-    again, cached = engine.ensure_run(TINY, store_dir, device="cpu")
+    again, cached = ensure_one(TINY, store_dir)
     assert cached and again == json.loads(json.dumps(record))
     assert store.find_record(store_dir, TINY, "cpu") == again
     assert store.find_record(store_dir, RunConfig(seed=99), "cpu") is None
@@ -85,7 +84,7 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
     calls = []
     real = training.train_run
     monkeypatch.setattr(training, "train_run", lambda *a, **k: calls.append(1) or real(*a, **k))
-    forced, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=True)
+    forced, cached = ensure_one(TINY, store_dir, force=True)
     assert not cached and calls == [1]
     # the same configuration retrained gives the same numbers
     timing = ("train_seconds", "wall_seconds")
@@ -95,9 +94,9 @@ def test_second_call_reuses_the_record_and_force_recomputes(stored, monkeypatch)
     # a time stamp (the runner's --force): written after it -> reused; written before it -> retrained
     path = store.record_path(store_dir, record["key"])
     written = path.stat().st_mtime
-    _, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=written - 1)
+    _, cached = ensure_one(TINY, store_dir, force=written - 1)
     assert cached and calls == [1]
-    _, cached = engine.ensure_run(TINY, store_dir, device="cpu", force=written + 1)
+    _, cached = ensure_one(TINY, store_dir, force=written + 1)
     assert not cached and calls == [1, 1]
 
 
@@ -154,7 +153,7 @@ def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(
     config = RunConfig(
         model="Net", seed=3, epochs=2, nb_pairs=20, batch_size=10, protocol="original", branch_calls=1
     )
-    record, _ = engine.ensure_run(config, tmp_path, device="cpu")  # a complete record, as training writes it
+    record, _ = ensure_one(config, tmp_path)  # a complete record, as training writes it
     key = record["key"]
     assert key == run_key(config, "cpu")
     del record["config"]["branch_calls"]  # as stored before the field existed
@@ -182,7 +181,7 @@ def test_a_run_with_a_confirmation_set_stores_it_and_a_record_must_match_its_con
     from siamese_lib.analysis.selection_results import ensemble_scores, scored_runs
 
     config = RunConfig(model="LeNet5", epochs=1, nb_pairs=100, batch_size=50, confirm_seeds=(101,))
-    record, _ = engine.ensure_run(config, tmp_path, device="cpu")
+    record, _ = ensure_one(config, tmp_path)
     assert len(record["outputs"]["confirm_head_prob"]) == config.confirm_pairs == 4900
     assert 0 <= record["metrics"]["confirm_error"] <= 100
     frame = pd.DataFrame([record_row(record, "a")])
