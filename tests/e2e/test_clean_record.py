@@ -10,11 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, ensure_one
 
 from siamese_lib import store
 from siamese_lib.config import RunConfig
-from siamese_lib.pipeline import engine
 from siamese_lib.presentation.sections import dirty_banner_html
 
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "-c", "commit.gpgsign=false"]
@@ -115,7 +114,7 @@ TINY = RunConfig(model="Net", seed=1, epochs=1, nb_pairs=20, batch_size=10)
 
 @pytest.fixture
 def dirty_record(tmp_path, monkeypatch):
-    record, _ = engine.ensure_run(TINY, tmp_path / "elsewhere", device="cpu")
+    record, _ = ensure_one(TINY, tmp_path / "elsewhere")
     monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv(store.ALLOW_DIRTY_ENV, "0")
     return {**record, "code_version": "0123456789ab" + store.DIRTY}

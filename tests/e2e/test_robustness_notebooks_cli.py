@@ -7,11 +7,10 @@ import sys
 
 import papermill as pm
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, ensure_one, run_cli
 
 from siamese_lib import store
 from siamese_lib.config import RunConfig
-from siamese_lib.pipeline import engine
 
 pytestmark = pytest.mark.slow  # papermill and CLI subprocesses, kernels
 
@@ -74,7 +73,7 @@ def test_a_bad_parameter_and_a_poisoned_record_end_in_one_line(tmp_path, mnist):
     config = RunConfig(
         model="Net", lr=3e-2, nb_pairs=20, batch_size=10, epochs=1, seed=1
     )  # as table1 makes it
-    record, _ = engine.ensure_run(config, tmp_path / "store", device="cpu")
+    record, _ = ensure_one(config, tmp_path / "store")
     path = store.record_path(tmp_path / "store", record["key"])
     path.write_text(json.dumps({**record, "metrics": {**record["metrics"], "test_error": "12.5"}}))
     with pytest.raises(pm.PapermillExecutionError):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ensure_one
 
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
@@ -145,7 +146,6 @@ def test_report_renders_end_to_end(tmp_path):
     import torch
 
     from siamese_lib.config import RunConfig
-    from siamese_lib.pipeline.engine import ensure_run
 
     profile_path = write_profile(tmp_path)
     prof = load_profile(str(profile_path))
@@ -163,7 +163,7 @@ def test_report_renders_end_to_end(tmp_path):
         seed=1,
         nb_pairs=100,
     )
-    record, cached = ensure_run(real, store, device="cpu")
+    record, cached = ensure_one(real, store)
     assert not cached
 
     def errors(stage, p, seed):  # Net with WS and aux deviates by 5 points under the corrected protocol only

@@ -6,6 +6,7 @@ import re
 import pandas as pd
 import pytest
 import torch
+from conftest import ensure_one
 
 from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.config import RunConfig
@@ -365,14 +366,13 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     """Tiny runs into a store, read back per variant, and every analysis helper on real records."""
     from siamese_lib.experiments.planning import expand
     from siamese_lib.experiments.profiles import load_profile
-    from siamese_lib.pipeline.engine import ensure_run
 
     profile, store = load_profile(str(_tiny_profile(tmp_path))), tmp_path / "store"
     with pytest.raises(LookupError, match="6 beyond-the-paper runs are not in"):
         beyond.load_beyond_paper(expand(profile, str(store)), store)
     for ex in expand(profile, store, "cpu", stages=("beyond_paper",)):
         for config in ex.configs():
-            ensure_run(config, store, device="cpu")
+            ensure_one(config, store)
     df = beyond.load_beyond_paper(expand(profile, str(store)), store)
     assert sorted(df.groupby("variant").size().items()) == [("aug_all", 2), ("aux_w3", 2), ("baseline", 2)]
     assert len(df["head_prob"].iloc[0]) == 20 and (df["val_pairs"] == 4).all()

@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+from conftest import ensure_one
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from siamese_lib import store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments.variants import variant_configs
-from siamese_lib.pipeline import engine
 from siamese_lib.training import train_run
 
 # Real record shapes: the paper's setting, the original protocol without the auxiliary loss (25 epochs
@@ -36,11 +36,11 @@ SHAPES = {
 
 @pytest.fixture(scope="module")
 def real(mnist, tmp_path_factory):
-    """One real record per shape, made by store.ensure_run (the very code that writes the store)."""
+    """One real record per shape, made by engine.ensure_runs (the very code that writes the store)."""
     folder = tmp_path_factory.mktemp("store")
     out = {}
     for name, config in SHAPES.items():
-        record, cached = engine.ensure_run(config, folder, device="cpu")
+        record, cached = ensure_one(config, folder)
         assert not cached
         out[name] = (folder, store.record_path(folder, record["key"]))
     return out
@@ -59,7 +59,7 @@ def test_every_real_record_shape_is_accepted(real):
 def test_a_machine_fingerprint_is_accepted_and_optional(real, tmp_path):
     _, path = real["paper"]
     record = json.loads(path.read_text())
-    assert "machine" in record  # written by ensure_run (issue 13)
+    assert "machine" in record  # written by ensure_runs (issue 13)
     copy_path = tmp_path / path.name
     old = {k: v for k, v in record.items() if k != "machine"}  # as stored before fingerprints existed
     copy_path.write_text(json.dumps(old))
@@ -169,7 +169,7 @@ def test_ensure_run_refuses_a_poisoned_record_naming_it_and_keeps_the_evidence(r
     text = json.dumps(_poison(json.loads(path.read_text()), "metrics.test_error", "12.5"))
     bad.write_text(text)
     with pytest.raises(store.CorruptRecord, match=bad.name) as info:
-        engine.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
+        ensure_one(SHAPES["paper"], tmp_path)
     assert info.value._render_traceback_() == [f"CorruptRecord: {info.value}"]  # one line in a notebook
     assert bad.read_text() == text
 
@@ -231,7 +231,7 @@ def test_training_never_stores_a_record_that_a_load_would_refuse(mnist, tmp_path
     body["curves"]["train_loss"][0] = float("nan")  # as a diverged run would give
     monkeypatch.setattr(training, "train_run", lambda *a, **k: body)
     with pytest.raises(store.CorruptRecord, match="curves.train_loss"):
-        engine.ensure_run(SHAPES["paper"], tmp_path, device="cpu")
+        ensure_one(SHAPES["paper"], tmp_path)
     assert list(tmp_path.iterdir()) == []
 
 
