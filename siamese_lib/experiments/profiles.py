@@ -121,8 +121,7 @@ class Stages(Strict):  # a stage left out is not run
             )
             if first & second:
                 raise ValueError(
-                    f"selection_round2 must use fresh seeds, none of the first round's (shared: "
-                    f"{sorted(first & second)})"
+                    f"selection_round2 must use fresh seeds, none of the first round's (shared: {sorted(first & second)})"
                 )
         return self
 
@@ -209,19 +208,17 @@ class _Loader(yaml.SafeLoader):
                 self.path.pop()
 
     def compose_mapping_node(self, anchor):
-        node, keys = super().compose_mapping_node(anchor), set()
+        node, seen = super().compose_mapping_node(anchor), set()
         for k, _ in node.value:
-            line = k.start_mark.line + 1
+            key, line = (k.value if isinstance(k, yaml.ScalarNode) else "?"), k.start_mark.line + 1
             if k.tag == "tag:yaml.org,2002:merge":
                 raise ProfileError(
                     f"{self.where}: merge keys ('<<', line {line}) are not supported; write the keys out"
                 )
-            name = "".join(self.path + [f".{k.value}" if isinstance(k, yaml.ScalarNode) else ".?"]).lstrip(
-                "."
-            )
-            if name in keys:
+            if key in seen:
+                name = "".join([*self.path, f".{key}"]).lstrip(".")
                 raise ProfileError(f"{self.where}: key '{name}' is given twice (line {line}); give it once")
-            keys.add(name)
+            seen.add(key)
         return node
 
 
@@ -292,7 +289,6 @@ def load_profile(name_or_path: str) -> Profile:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile.name) or profile.name.endswith("."):
         # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
         raise ProfileError(
-            f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, "
-            f"'_', '-' or '.'"
+            f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, '_', '-' or '.'"
         )
     return profile

@@ -77,8 +77,7 @@ class Selection(Strict):
             unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
             if unknown:
                 raise ValueError(
-                    f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor "
-                    f"{CHOSEN!r}; candidates: {', '.join(self.candidates)}"
+                    f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor {CHOSEN!r}; candidates: {', '.join(self.candidates)}"
                 )
         return self
 
