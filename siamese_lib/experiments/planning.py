@@ -127,16 +127,12 @@ def load_plan(runs_dir) -> list[Execution]:
         raise PlanError(f"{path}: not a plan the runner wrote ({type(exc).__name__}: {exc})") from None
 
 
-def learning_rate(profile: Profile, model: str, store_dir=None) -> float:
+def learning_rates(profile: Profile, store_dir=None) -> dict:
+    """{model: the rate its tables use}: the paper's, or with ``learning_rates: auto`` the one chosen from the
+    profile's own LR search in the store (KeyError while that search is incomplete). The one lookup of a rate."""
     if profile.settings["learning_rates"] == "paper":
-        return PAPER_LRS[model]
-
-    rates = auto_learning_rates(store_dir, profile)  # the profile's own LR search defines the runs
-    if model not in rates:
-        raise KeyError(
-            f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models"
-        )
-    return rates[model]
+        return dict(PAPER_LRS)
+    return auto_learning_rates(store_dir, profile)
 
 
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
@@ -152,12 +148,16 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
     wanted = stages or STAGES
     out = []
     st = profile.stages
-    chosen = {}
+    rates = {}
 
-    def lr_for(model):  # auto rates read the whole store: once per model, not once per execution
-        if model not in chosen:
-            chosen[model] = learning_rate(profile, model, store_dir)
-        return chosen[model]
+    def lr_for(model):  # auto rates read the whole store: once, when a stage first needs a rate
+        if not rates:
+            rates.update(learning_rates(profile, store_dir))
+        if model not in rates:
+            raise KeyError(
+                f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models"
+            )
+        return rates[model]
 
     def grid(stage, protocol=None):
         if stage not in st or stage not in wanted:
@@ -224,14 +224,11 @@ def _selection_executions(profile: Profile, name: str, base: dict, store_dir) ->
 
 def used_learning_rates(profile, models, store_dir) -> dict:
     """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
-
-    used = {}
-    for m in models:
-        try:
-            used[m] = learning_rate(profile, m, store_dir)
-        except (KeyError, ValueError):
-            pass
-    return used
+    try:
+        rates = learning_rates(profile, store_dir)
+    except (KeyError, ValueError):
+        return {}
+    return {m: rates[m] for m in models if m in rates}
 
 
 def lr_search_curves(records, executions) -> dict:

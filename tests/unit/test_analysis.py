@@ -262,7 +262,9 @@ def test_cells_outside_the_profile_say_so(tmp_path):
 def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
     models = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
     search = f"{{models: [{', '.join(models)}], lrs: [0.05, 0.005, 0.0005], seeds: [1, 2], epochs: 15}}"
-    prof = load_profile(str(write_profile(tmp_path, f"nb_pairs: 100\nstages:\n  lr_search: {search}\n")))
+    table1 = "{models: [Net, LeNet5], weight_sharing: [true], aux_loss: [true], seeds: [1], epochs: 2}"
+    text = f"nb_pairs: 100\nlearning_rates: auto\nstages:\n  lr_search: {search}\n  table1: {table1}\n"
+    prof = load_profile(str(write_profile(tmp_path, text)))
     store = tmp_path / "store"
     losses = {0.05: 3.0, 0.005: 1.0, 0.0005: 2.0}
     for model in models:
@@ -276,6 +278,15 @@ def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
     # Table I-like runs at one rate and another epoch count are not part of the search
     put_record(store, RunConfig(model="Net", lr=0.03, seed=1, epochs=2, nb_pairs=100), 5.0, curve=[0.0, 0.0])
     assert planning.auto_learning_rates(store, prof) == {m: 0.005 for m in models}
+    # the tables are planned at the chosen rates; a model the search left out has none
+    assert [e.parameters["lr"] for e in planning.expand(prof, str(store), stages=["table1"])] == [
+        0.005,
+        0.005,
+    ]
+    assert planning.used_learning_rates(prof, ["Net", "VGG"], store) == {"Net": 0.005}
+    narrow = load_profile(str(write_profile(tmp_path, text.replace("Net, LeNet5,", "Net,"), "narrow")))
+    with pytest.raises(KeyError, match="auto needs an LR search of LeNet5"):
+        planning.expand(narrow, str(store), stages=["table1"])
 
 
 def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
