@@ -243,10 +243,7 @@ def _write_cache_atomically(arrays: dict, path: Path) -> None:
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> dict:
-    """The full MNIST as uint8 images [N, 28, 28] and int64 labels, verified.
-
-    Returns a dict with keys train_images, train_labels, test_images, test_labels.
-    """
+    """The full MNIST, verified: {train_images, test_images: uint8 [N, 28, 28]; train_labels, test_labels: int64}."""
     data_dir = data_dir or os.environ.get("PYTORCH_DATA_DIR")
     cache = cache_dir() / f"mnist-{MNIST_SHA256[:16]}.pt"
     if data_dir is None and use_cache and cache.is_file():

@@ -128,10 +128,7 @@ def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1
 
 
 def shift_images(x, max_shift: int = 1):
-    """Each image of each pair moved independently by up to max_shift pixels in x and y.
-
-    The border is padded by replicating the edge (background in MNIST), not wrapped round.
-    """
+    """Each image of each pair moved independently by up to max_shift pixels in x and y, the edge replicated."""
     n, c, h, w = x.shape
     m = max_shift
     padded = F.pad(x, (m, m, m, m), mode="replicate")

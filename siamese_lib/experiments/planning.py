@@ -1,10 +1,5 @@
-"""Planning: a validated profile -> its training runs and notebook executions.
-
-Each stage expands into executions (one notebook run per configuration); each execution's
-parameters determine its training runs through ``configs_for``, the one function that both the
-pipeline and the notebooks use. With ``learning_rates: auto`` the tables' rates come from the
-profile's own LR search, by the rule in ``choose_learning_rates`` (part of the protocol, so it lives here).
-"""
+"""Planning: a validated profile -> its notebook executions (one per cell of a stage's grid, grid.py) and their runs
+(``configs_for``); with ``learning_rates: auto`` the tables' rates come from the profile's own LR search."""
 
 from __future__ import annotations
 
