@@ -74,3 +74,18 @@ def test_every_committed_paper_run_keeps_its_key():
         if "confirm_seeds" in d:  # a list column, written as "101,102,103" ("" when empty)
             d["confirm_seeds"] = [int(a) for a in d["confirm_seeds"].split(",") if a]
         assert store.run_key(store.config_from_dict(d), row["device"]) == row["key"], row["key"]
+
+
+# plan_document of each shipped profile on cpu (no store: a selection's candidates only), as 445328e planned it
+PLANS = {
+    "paper": (116, "9afef5b7385e9b303612dcee7ef22236c3b073e164365b354c2a26bab82b9997"),
+    "quick": (42, "3ce301b538e7c6c8fa3625f7375624055bfe2a9a21083095a33dce808ca02d4c"),
+    "smoke": (14, "5a582650f9d16957b64656cd1dccdc11dca50bfd8ddee389719cf63bea1b29f6"),
+}
+
+
+@pytest.mark.parametrize("name", list(PLANS))
+def test_every_shipped_plan_keeps_its_executions_names_and_parameters(name):
+    executions = planning.expand(profiles.load_profile(name), "/nonexistent/store", "cpu")
+    plan = json.dumps(planning.plan_document(name, "cpu", executions))
+    assert (len(executions), hashlib.sha256(plan.encode()).hexdigest()) == PLANS[name]
