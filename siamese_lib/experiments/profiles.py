@@ -105,9 +105,7 @@ class Stages(Strict):  # a stage left out is not run
     table2: Table2 = None
     beyond_paper: BeyondPaper = None
     selection: Selection = None
-    selection_round2: Selection = (
-        None  # a second round, declared before any of its runs; the first stays as it is
-    )
+    selection_round2: Selection = None  # a second round, declared before any of its runs; the first stays
     figures: NoSettings = None
     report: NoSettings = None
 
