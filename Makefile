@@ -39,7 +39,7 @@ reproduce: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-# Every tier without its slow tests (kernels, clusters, subprocesses, training for seconds): about a minute.
+# Every tier without its slow tests (those that start kernels, clusters or subprocesses, or train for seconds).
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
