@@ -36,7 +36,6 @@ from IPython.display import HTML, display
 from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis import selection_results as sel
-from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
@@ -68,10 +67,6 @@ frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
 timings = tables.load_timings(runs_dir)
-size = profile_text.claims_size(prof)
-claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
-claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
-claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
 round2 = sel.load_selection(prof, store_dir, "selection_round2")
@@ -79,9 +74,8 @@ words = findings.report_numbers(
     cells,
     prof.settings["protocols"],
     margin,
-    claims,
-    claims_original,
-    claims_paper,
+    prof.settings["claim_rule"],
+    profile_text.claims_size(prof),
     sel.headline_numbers(selection),
 )
 net_head = provenance.head_effect()

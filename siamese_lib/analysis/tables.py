@@ -107,6 +107,7 @@ class Cell:
     epochs_trained: int | None = None  # as trained: 25 for no-aux cells of the original protocol (quirk 1)
     errors: list = field(default_factory=list)  # our per-seed test errors, in seed order
     train_seconds: list = field(default_factory=list)
+    train_errors: list = field(default_factory=list)  # our per-seed training errors (%), in seed order
     note: str = ""  # why a cell has no configuration (not in the profile...)
 
     @property
@@ -189,6 +190,7 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
             if found:
                 cell.errors.append(found[0]["metrics"]["test_error"])
                 cell.train_seconds.append(found[0]["metrics"].get("train_seconds", float("nan")))
+                cell.train_errors.append(found[0]["metrics"].get("train_error", float("nan")))
             else:
                 cell.missing_seeds.append(cfg.seed)
         cells[(ex.stage, cell.protocol, key)] = cell
