@@ -105,7 +105,9 @@ display(
 # <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
 # <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
 # <a href="#selection">VII. Selection declared before it ran</a> ·
-# <a href="#selection-round2">VIII. A second round, and a confirmation set</a>. Supplement:
+# <a href="#selection-round2">VIII. A second round, and a confirmation set</a> ·
+# <a href="#reproduction">IX. The reproduction in brief</a> · <a href="#conclusion">X. Conclusion</a> ·
+# <a href="#references">References</a>. Supplement:
 # <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
 # <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
@@ -141,10 +143,10 @@ display(
 #
 # - **Net**: two 3×3 convolutions (16 and 32 channels, each with batch norm, max-pooling and ReLU), then two linear
 #   layers (128→64→10).
-# - **LeNet5**: the same two stages with 32 and 64 channels, then three linear layers (256→120→84→10).
+# - **LeNet5** [2]: the same two stages with 32 and 64 channels, then three linear layers (256→120→84→10).
 # - **LeNet5_FullyConv**: LeNet5's convolutional stages, then its linear layers replaced by 2×2 and 1×1 convolutions
 #   (64→120→84→10), each followed by batch norm; its head is made of 1×1 one-dimensional convolutions with batch norm.
-# - **ResNet**: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
+# - **ResNet** [3]: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
 #   pooling and a linear layer (32→10).
 # - **VGG** (beyond the paper, a candidate of Section VII only): two stages of two padded 3×3 convolutions each
 #   (32 then 64 channels, each with batch norm and ReLU, a 2×2 max-pooling after each stage: 14×14 → 7×7 → 3×3), then
@@ -205,7 +207,9 @@ display(
             figures.lr_search_figure(curves, used),
             "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
             "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
-            "is dotted." + (f" Not drawn, runs missing: {note}." if note else ""),
+            "is dotted. Top: ours; bottom: the authors' own logged curves, those of the paper's Fig. 2 (their "
+            "repository, [1]), with the paper's picks dotted."
+            + (f" Not drawn, runs missing: {note}." if note else ""),
         )
     )
 )
@@ -257,14 +261,7 @@ display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %%
 if "original" in prof.settings["protocols"]:
-    display(
-        HTML(
-            "<p>The same tables with the authors' quirks put back (each described once, in <a "
-            "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
-            "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
-            "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"
-        )
-    )
+    display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
     display(
         HTML(
             html.table1_html(
@@ -272,7 +269,7 @@ if "original" in prof.settings["protocols"]:
                 "original",
                 "TABLE I (original protocol): Test error (%) of the four models "
                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
-                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).",
+                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (the quirk <i>25 epochs</i>).",
                 margin,
             )
         )
@@ -356,6 +353,9 @@ display(
     )
 )
 
+# %%
+display(HTML(templates.render("conclusion.html.j2", **words)))
+
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>
 #
@@ -367,9 +367,8 @@ display(
 display(
     HTML(
         '<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
-        "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
-        "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
-        "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
+        "<p>Every departure, read from this code's own settings; the original protocol reproduces the authors' "
+        "quirks (named as in <a href='#quirks'>Section IV-D</a>), the corrected protocol fixes them.</p>"
         + provenance.departures_html(tables.quirk_shifts(cells)[1])
     )
 )

@@ -129,7 +129,7 @@ def deviation_rows(cells, margin) -> list[dict]:
             "kind": d.kind,
             "corrected": _cell(d.corrected, margin),
             "original": _cell(d.original, margin),
-            "quirks": [f"quirk {q}" for q in applicable_quirks(d.table, d.key)],
+            "quirks": applicable_quirks(d.table, d.key),
         }
         for d in deviations(cells, margin)
     ]
@@ -211,7 +211,7 @@ def lr_numbers(curves, used) -> dict:
 
 
 def quirk_list() -> list[dict]:
-    return [{"number": q, "text": text} for q, text in QUIRKS.items()]
+    return [{"name": q, "text": text} for q, text in QUIRKS.items()]
 
 
 def failed_rows(cells) -> list[dict]:

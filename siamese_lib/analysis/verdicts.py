@@ -54,22 +54,13 @@ def cell_agreement(cell, margin) -> Agreement:
 CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
 
 
-def _config(cell) -> tuple:
-    """What determines a cell's runs (cells.csv's CONFIG_COLUMNS): two cells with the same are the same runs."""
-    if cell.table == "table1":
-        m, ws, aux = cell.key
-        return (cell.protocol, m, ws, aux, True, False, cell.lr, cell.epochs)
-    ws, bn, do = cell.key
-    return (cell.protocol, "LeNet5", ws, True, bn, do, cell.lr, cell.epochs)
-
-
 def distinct_cells(cells, protocol) -> list:
     """The complete cells of one protocol, each set of runs once: a Table II cell made of the same runs as a
     Table I cell (LeNet5, auxiliary loss, batch norm, no dropout) is left out."""
     seen, out = set(), []
     for c in cells:
-        if c.protocol == protocol and c.complete and _config(c) not in seen:
-            seen.add(_config(c))
+        if c.protocol == protocol and c.complete and c.config not in seen:
+            seen.add(c.config)
             out.append(c)
     return out
 

@@ -226,7 +226,7 @@ def quirk_shift_html(per_cell, grouped) -> str:
     g = [
         [esc(r.quirks), str(r.cells), signed(r._3), signed(r._4), signed(r._5)] for r in grouped.itertuples()
     ]
-    legend = "; ".join(f"{k}: {esc(v)}" for k, v in QUIRKS.items())
+    legend = "; ".join(f"<i>{esc(k)}</i>: {esc(v)}" for k, v in QUIRKS.items())
     t2 = html_table(
         ["Quirks that apply", "Cells", "Mean shift", "Min", "Max"],
         g,

@@ -91,17 +91,14 @@ def _head_text(effect) -> str:
     return f"Net, original protocol, linear -> conv head, mean of {int(effect['n'].min())} seeds: {cells}"
 
 
-def _shift_text(grouped, quirk: int) -> str:
+def _shift_text(grouped, quirk: str) -> str:
     """The mean original-minus-corrected shift of the cells a quirk touches (jointly with the others)."""
     if grouped is None or len(grouped) == 0:
         return "not measured (no original-protocol cells)"
-    rows = grouped[grouped["quirks"].apply(lambda q: str(quirk) in q.split(", "))]
+    rows = grouped[grouped["quirks"].apply(lambda q: quirk in q.split(", "))]
     if rows.empty:
         return "no cell isolates it"
-    parts = [
-        f"cells with quirks {r['quirks']}: {r['mean shift']:+.2f} pp (n {int(r['cells'])})"
-        for _, r in rows.iterrows()
-    ]
+    parts = [f"{r['quirks']}: {r['mean shift']:+.2f} pp (n {int(r['cells'])})" for _, r in rows.iterrows()]
     return "jointly, original − corrected: " + "; ".join(parts)
 
 
@@ -115,31 +112,32 @@ def departures(grouped_shifts=None) -> list[list[str]]:
     adam = make_optimizer(build_model("Net"), RunConfig()).defaults
     return [
         [
-            "1. Epochs without the auxiliary loss",
+            "25 epochs: epochs without the auxiliary loss",
             f"{epochs}",
             f"{orig.no_aux_epochs} (hard-coded)",
             f"{no_aux['corrected']}",
             f"{no_aux['original']}",
-            _shift_text(grouped_shifts, 1),
+            _shift_text(grouped_shifts, "25 epochs"),
         ],
         [
-            "2. Test input normalised with the training mean/std",
+            "raw test input: test input normalised with the training mean/std",
             "yes",
             _yes(orig.normalize_test),
             _yes(corr.normalize_test),
             _yes(orig.normalize_test),
-            _shift_text(grouped_shifts, 2),
+            _shift_text(grouped_shifts, "raw test input"),
         ],
         [
-            "3. model.eval() at test time (batch-norm running statistics, no dropout)",
+            "test-batch norm, test-time dropout: model.eval() at test time (batch-norm running statistics, no "
+            "dropout)",
             "yes (implied)",
             _yes(orig.eval_mode),
             _yes(corr.eval_mode),
             _yes(orig.eval_mode),
-            _shift_text(grouped_shifts, 3),
+            _shift_text(grouped_shifts, "test-batch norm"),
         ],
         [
-            "4. The 'last layer benchmark' error",
+            "The 'last layer benchmark' error (not a quirk of a protocol: both quantities are reported)",
             "an error",
             "head vs digits disagreement",
             "both reported: test_derived_error (vs labels), test_head_vs_digits_disagreement",
@@ -147,7 +145,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
             "a different quantity: both columns in runs.csv",
         ],
         [
-            "5. Net's comparison head",
+            "conv head: Net's comparison head",
             f"Linear(20,72)-ReLU-Linear(72,2): {nets['linear']:,} parameters",
             f"Conv1d(20,72,1)-ReLU-BN1d-Conv1d(72,2,1): {nets['conv']:,} parameters",
             f"{corr.net_head} head ({nets[corr.net_head]:,}), the one whose count the paper reports",
@@ -155,7 +153,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
             _head_text(head_effect()),
         ],
         [
-            "6. Shared branch with weight sharing: calls per step (batch-norm statistics)",
+            "two branch calls: shared branch with weight sharing, calls per step (batch-norm statistics)",
             "not stated",
             f"{orig.shared_branch_calls} (once per image)",
             f"{ws['corrected']} "
@@ -164,7 +162,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
             _forward_text(forward_effect()),
         ],
         [
-            "7. CPU memory layout",
+            "CPU memory layout",
             "–",
             "contiguous",
             "channels_last on CPU",
@@ -172,7 +170,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
             "numerics only (the last bits); same model",
         ],
         [
-            "8. Adam implementation",
+            "Adam implementation",
             "–",
             "PyTorch default of their version",
             f"foreach={adam.get('foreach')}",
@@ -180,7 +178,7 @@ def departures(grouped_shifts=None) -> list[list[str]]:
             "numerics only; same update",
         ],
         [
-            "9. Test-time batch",
+            "Test-time batch",
             "–",
             "100",
             "1000 (eval mode: no effect but the last bits)",

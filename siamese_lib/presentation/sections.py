@@ -23,7 +23,7 @@ from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from .html import esc, html_table
 from .profile_text import profile_numbers, report_title
-from .templates import render
+from .templates import render, template_hash
 
 # --- the report's generated sections ------------------------------------------------------------------
 
@@ -38,9 +38,8 @@ def title_html(profile, records, rendered: str) -> str:
         f'<div class="title-block"><h1>{esc(report_title(profile))}</h1>'
         '<p class="subtitle">of “EE-559 Deep Learning: Project 1” by R. Uebersax, P. Bedmar López and '
         "J. Perolini (EPFL)</p>"
-        f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
-        f"({len(records)} training runs; code {_counts(r['code_version'] for r in records)}); "
-        f"rendered {esc(rendered)} by code {esc(code_version())}.</p></div>"
+        f'<p class="meta">{len(records)} training runs (code {_counts(r["code_version"] for r in records)}); '
+        f"rendered {esc(rendered)} by code {esc(code_version())} with templates {template_hash()}.</p></div>"
         + render("banner.html.j2", profile=profile_numbers(profile))
         + dirty_banner_html(records)
     )

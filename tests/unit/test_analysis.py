@@ -437,10 +437,22 @@ def test_counts_are_over_distinct_runs():
 
 
 def test_quirks_that_apply():
-    assert tables.applicable_quirks("table1", ("Net", True, False)) == [1, 2, 3]
-    assert tables.applicable_quirks("table1", ("Net", True, True)) == [2, 3]
-    assert tables.applicable_quirks("table2", (True, False, True)) == [2, 4]
-    assert tables.applicable_quirks("table2", (True, True, True)) == [2, 3, 4]
+    q = tables.applicable_quirks
+    assert set(q("table1", ("Net", True, False))) == {
+        "25 epochs",
+        "raw test input",
+        "test-batch norm",
+        "conv head",
+        "two branch calls",
+    }
+    assert set(q("table1", ("LeNet5", False, True))) == {"raw test input", "test-batch norm"}
+    assert set(q("table2", (True, False, True))) == {
+        "raw test input",
+        "test-time dropout",
+        "two branch calls",
+    }
+    assert set(q("table2", (False, True, True))) == {"raw test input", "test-batch norm", "test-time dropout"}
+    assert all(set(q("table2", k)) <= set(tables.QUIRKS) for k in tables.TABLE2_KEYS)
 
 
 def test_quirk_shifts():
@@ -448,7 +460,17 @@ def test_quirk_shifts():
         [_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0])]
     )
     assert per_cell["shift"].tolist() == [pytest.approx(2.0)]
-    assert grouped.iloc[0]["quirks"] == "2, 3" and grouped.iloc[0]["cells"] == 1
+    assert grouped.iloc[0]["quirks"] == "raw test input, test-batch norm, two branch calls"
+    assert grouped.iloc[0]["cells"] == 1
+    # Table II's cell with batch norm and no dropout is Table I's LeNet5 cell with aux loss: counted once
+    twin = [
+        _cell(p, e, (True, True, False), "table2")
+        for p, e in (("corrected", [5, 6, 7]), ("original", [7, 8, 9]))
+    ]
+    per_cell, grouped = tables.quirk_shifts(
+        [_cell("corrected", [5.0, 6.0, 7.0]), _cell("original", [7.0, 8.0, 9.0]), *twin]
+    )
+    assert len(per_cell) == 1 and grouped["cells"].sum() == 1
 
 
 def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):
