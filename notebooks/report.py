@@ -104,15 +104,14 @@ display(
 # <a href="#introduction">I. Introduction</a> · <a href="#architecture">II. Model architecture</a> ·
 # <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
 # <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
-# <a href="#selection">VII. Selection declared before it ran</a> ·
-# <a href="#selection-round2">VIII. A second round, and a confirmation set</a> ·
-# <a href="#reproduction">IX. The reproduction in brief</a> · <a href="#conclusion">X. Conclusion</a> ·
+# <a href="#reproduction">VII. The reproduction in brief</a> · <a href="#conclusion">VIII. Conclusion</a> ·
 # <a href="#references">References</a>. Supplement:
 # <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
-# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
+# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, in full</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
 # <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
-# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims, comparison by comparison</a>.</p></nav>
+# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims under both rules</a> ·
+# <a href="#lr-detail">K. The learning-rate rules, rate by rate</a>.</p></nav>
 #
 # <h2 id="introduction">I. Introduction</h2>
 
@@ -148,7 +147,7 @@ display(
 #   (64→120→84→10), each followed by batch norm; its head is made of 1×1 one-dimensional convolutions with batch norm.
 # - **ResNet** [3]: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
 #   pooling and a linear layer (32→10).
-# - **VGG** (beyond the paper, a candidate of Section VII only): two stages of two padded 3×3 convolutions each
+# - **VGG** (beyond the paper, a candidate of the declared selections only): two stages of two padded 3×3 convolutions each
 #   (32 then 64 channels, each with batch norm and ReLU, a 2×2 max-pooling after each stage: 14×14 → 7×7 → 3×3), then
 #   two linear layers (576→128→10), with LeNet5's head.
 #
@@ -306,6 +305,8 @@ display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else N
 expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
 xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
+rounds = [("round 1", selection), ("round 2", round2)]
+last = round2 or selection
 display(
     HTML(
         templates.render(
@@ -313,42 +314,19 @@ display(
             stage=prof.stages.get("beyond_paper") if expected else None,
             present=have_ext,
             expected=expected,
+            **words,
         )
-    )
-)
-
-# %%
-if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    display(
-        HTML(
-            "<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
-            "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-            "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)
-        )
-    )
-    summary = beyond.best_summary(xdf)
-    display(
-        HTML(
-            "<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
-            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
-            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
-            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
-            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
-            "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)
-        )
-    )
-
-# %%
-display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
-
-# %%
-display(
-    HTML(
-        '<h2 id="selection-round2">VIII. A second round, and a confirmation set</h2>'
-        + selection_html(round2, ("XIV", "XV", "5"))
-        + '<h3 id="confirmation">Where each number was measured</h3>'
-        + confirmation_html(
-            [("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan), prof.settings
+        + confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
+        + (
+            html.figure_html(
+                figures.selection_figure(last["runs"]),
+                "Fig. 4: The last declared selection round: validation error of each candidate and rule over the "
+                "selection seeds (bars: the means the rule compares); the choice's test and confirmation errors "
+                "are in Table VII.",
+                width="70%",
+            )
+            if last and not last["runs"].empty
+            else ""
         )
     )
 )
@@ -402,36 +380,54 @@ display(
 )
 
 # %%
-if have_ext:
+display(HTML('<h3 id="beyond-tables">D. Beyond the paper, in full</h3>'))
+if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
+    summary = beyond.best_summary(xdf)
     counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
     display(
         HTML(
-            '<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
+            "<h4>The variants</h4>"
             + beyond_section.beyond_paper_intro_html(xdf, expected)
-            + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+            + "<p>Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) "
+            "computed exactly from the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble "
+            "averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+            + beyond_section.findings_html(xdf)
             + beyond_section.table3_html(xdf)
             + beyond_section.rules_html(xdf)
             + html.figure_html(
                 figures.aux_weight_figure(xdf),
                 "Fig. S3: Test error against the weight w of the "
-                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
-                "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
-                "outputs as digits.",
+                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: "
+                "w decaying linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing "
+                "trains the digit outputs as digits.",
                 width="80%",
             )
+            + "<h4>The best variant on validation, and what each ingredient is worth</h4><p>The configuration "
+            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
+            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
+            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
+            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
+            "errors had been seen.</p>"
+            + beyond_section.best_html(xdf, summary)
             + html.figure_html(
                 figures.plot_confusion(counts),
-                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
-                f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
-                f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
+                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip "
+                f"the comparison (with the other image's true digit, the predicted digit gives the other answer), "
+                f"summed over the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
                 width="55%",
             )
         )
     )
 else:
-    display(
-        HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>')
+    display(HTML('<p class="note">No data.</p>'))
+display(
+    HTML(
+        '<h4 id="selection">Selection round 1, declared before it ran</h4>'
+        + selection_html(selection, ("S8", "S9", "S5"))
+        + '<h4 id="selection-round2">Selection round 2, declared before any of its runs</h4>'
+        + selection_html(round2, ("S10", "S11", "S6"))
     )
+)
 
 # %%
 display(
@@ -474,3 +470,11 @@ display(
 
 # %%
 display(HTML(templates.render("claims_detail.html.j2", **words)))
+
+# %%
+display(
+    HTML(
+        templates.render("lr_detail.html.j2", lr=lr if lr["differ"] else None, **words)
+        + sections.lr_choice_html(lr, evidence=True)
+    )
+)

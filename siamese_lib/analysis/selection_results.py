@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..config import RunConfig
 from ..data import confirmation_indices, confirmation_pairs
 from ..experiments.selection import (
     CHOSEN,
@@ -233,6 +234,8 @@ def headline_numbers(result: dict) -> dict | None:
     return {
         "candidates": len(result["stage"]["candidates"]),
         "candidate": c["candidate"],
+        "model": result["stage"]["candidates"][c["candidate"]]["model"],
+        "epochs": result["stage"]["candidates"][c["candidate"]].get("epochs", RunConfig().epochs),
         "rule": c["rule"].replace("_", " "),
         "mean": h["mean"],
         "std": h["std"],

@@ -219,7 +219,7 @@ def quirk_shift_html(per_cell, grouped) -> str:
     t1 = html_table(
         ["Table", "Cell", "Quirks", "Corrected", "Original", "Shift", "p"],
         rows,
-        caption="TABLE V: Test error (%) under the corrected and the original protocol, per cell. "
+        caption="TABLE S2: Test error (%) under the corrected and the original protocol, per cell. "
         "Shift = original − corrected; p: Welch t-test between the two protocols.",
         cls="results shifts",
     )
@@ -230,7 +230,7 @@ def quirk_shift_html(per_cell, grouped) -> str:
     t2 = html_table(
         ["Quirks that apply", "Cells", "Mean shift", "Min", "Max"],
         g,
-        caption="TABLE VI: Shift (original − corrected, points) by the set of quirks that apply.",
+        caption="TABLE S3: Shift (original − corrected, points) by the set of quirks that apply.",
         cls="results",
     )
     return t1 + t2 + f'<p class="note">Quirks: {legend}.</p>'

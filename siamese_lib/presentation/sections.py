@@ -84,8 +84,9 @@ def parameters_html() -> str:
     )
 
 
-def lr_choice_html(lr: dict) -> str:
-    """Table IV from ``findings.lr_numbers``: the rates per model, then the curves' evidence where a pick differs."""
+def lr_choice_html(lr: dict, evidence: bool = False) -> str:
+    """Table IV from ``findings.lr_numbers``: the rates per model; with ``evidence``, Table S13 instead: the curves'
+    evidence where a pick differs."""
     if not lr["rows"]:
         return '<p class="note">The profile has no LR search stage.</p>'
     pending = "search incomplete ({complete} of {rates} rates complete)"
@@ -115,8 +116,10 @@ def lr_choice_html(lr: dict) -> str:
         "lowest geometric mean over every epoch of the seeds' mean curve: the lowest curve as the "
         "log-scale Fig. 3 draws it; reported only, it plans no run); and the rate the tables used.",
     )
-    if not lr["evidence"]:
+    if not evidence:
         return out
+    if not lr["evidence"]:
+        return ""
 
     def bold(x, pick):
         text = f"{x:.3g}" if math.isfinite(x) else "diverged"
@@ -132,7 +135,7 @@ def lr_choice_html(lr: dict) -> str:
         for d in lr["evidence"]
         for rate, s in d["scores"].items()
     ]
-    return out + html_table(
+    return html_table(
         [
             "Model",
             "Rate",
@@ -141,7 +144,7 @@ def lr_choice_html(lr: dict) -> str:
         ],
         ev,
         cls="results",
-        caption="TABLE IV-B: The curves' evidence for LeNet5_FullyConv and for every model where "
+        caption="TABLE S13: The curves' evidence for LeNet5_FullyConv and for every model where "
         "a rule's pick differs from the paper's: each rate's score under each rule, from "
         "the summed training "
         "loss averaged over seeds (lower wins; bold: the rule's pick; diverged: a "

@@ -17,7 +17,7 @@ def _interval(scored) -> str:
     return f"{fmt(scored['mean'])} [{fmt(scored['lo'])}, {fmt(scored['hi'])}]"
 
 
-def selection_html(result, numbers: tuple = ("XII", "XIII", "4")) -> str:
+def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
     """A round's declared space, each candidate's validation scores, the choice, the headline and its declared
     ensembles; one line when the profile has no such round or its runs are not stored yet. ``numbers``: the
     captions' numbers of its space table, scores table and figure."""
@@ -135,9 +135,10 @@ def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
         html_table(
             ["", "configuration", "runs", "test pairs: error % [95 %]", "confirmation set: error % [95 %]"],
             rows,
-            "TABLE XVI: Each headline where it was measured: the test pairs every stage has seen, and the "
+            "TABLE VII: Each headline where it was measured: the test pairs every stage has seen, and the "
             "confirmation set no decision has seen (95 % intervals: the runs' spread and the set's "
-            "binomial sampling combined; an ensemble is one predictor)",
+            "sampling combined, on the confirmation set with the covariance of pairs that share an image, "
+            "Section III; an ensemble is one predictor)",
             cls="results",
         )
         if rows
