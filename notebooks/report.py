@@ -348,6 +348,7 @@ display(
         "<p>Every departure, read from this code's own settings; the original protocol reproduces the authors' "
         "quirks (named as in <a href='#quirks'>Section IV-D</a>), the corrected protocol fixes them.</p>"
         + provenance.departures_html(tables.quirk_shifts(cells)[1])
+        + templates.render("net_head.html.j2", **words)
     )
 )
 
