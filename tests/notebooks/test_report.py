@@ -31,7 +31,9 @@ SECTIONS = [
     "IV. Results",
     "V. Discussion",
     "VI. Beyond the paper",
-    "VII. Selection declared before it ran",
+    "VII. The reproduction in brief",
+    "VIII. Conclusion",
+    "References",
     "Supplement",
 ]
 CAPTIONS = [
