@@ -79,7 +79,7 @@ def parameters_html() -> str:
         rows,
         caption="TABLE III: Parameters of the siamese models (batch norm on), with weight sharing "
         "(one branch for both images) and without (two branches), counted on the models as "
-        "built; VGG is used only beyond the paper (Section VII).",
+        "built; VGG is used only beyond the paper (Section VI).",
         cls="results",
     )
 
@@ -196,17 +196,26 @@ def protocol_html(profile, records, timings) -> str:
                 "Beyond the paper",
                 f"{len(variants)} variants, {n} (model, variant) configurations over "
                 f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
-                f"{g['epochs']} epochs unless a variant sets its own (Section VI)",
+                f"{g['epochs']} epochs unless a variant sets its own (Supplement D)",
             ]
         )
-    if "selection" in st:
-        g = st["selection"]
+    for stage, name in (("selection", "Selection"), ("selection_round2", "Second selection round")):
+        if stage in st:
+            g = st[stage]
+            rows.append(
+                [
+                    name,
+                    f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
+                    f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
+                    f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Supplement D)",
+                ]
+            )
+    if s.get("confirmation_seeds"):
         rows.append(
             [
-                "Selection",
-                f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
-                f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
-                f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VII)",
+                "Confirmation set",
+                f"data seeds {seed_ranges(s['confirmation_seeds'])}: the test images no test pair uses, paired "
+                "afresh per seed; the selections' final runs and the paper's best cell are scored on it (Section VI)",
             ]
         )
     trained = sorted(
