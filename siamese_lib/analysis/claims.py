@@ -207,8 +207,8 @@ def evaluate(spec: Spec, stats, margin) -> Claim:
     rows, effects, variances = [], [], []
     for label, worse, better in spec.comparisons:
         a, b = stats.get(worse), stats.get(better)
-        if a is None or b is None:
-            continue
+        if a is None or b is None or min(a.n, b.n) < 2 or (spec.ratio and min(a.mean, b.mean) <= 0):
+            continue  # not comparable: a cell missing, fewer than 2 runs, or no error to take a ratio of
         rows.append(
             {"label": label, "diff": a.mean - b.mean, "p": welch_p(a.mean, a.std, a.n, b.mean, b.std, b.n)}
         )

@@ -72,6 +72,12 @@ def test_failed_seeds_are_named_and_left_out_on_request():
     assert C.failed_seeds(cell) == [2, 4]
     assert C.stats_from_cells([cell])[("table1", cell.key)].mean == pytest.approx(24.25)
     assert C.stats_from_cells([cell], without_failed=True)[("table1", cell.key)].mean == pytest.approx(17.5)
+    # a cell whose every run failed, or one with no error to take a ratio of, is not comparable: no verdict
+    stats = C.paper_stats()
+    stats[("table1", ("Net", False, True))] = C.Stat(float("nan"), float("nan"), 0)
+    stats[("table1", ("LeNet5", True, True))] = C.Stat(0.0, 0.0, 10)
+    claims = {c.name: c for c in C.evaluate_claims(stats, 1.0)}
+    assert claims["Auxiliary loss"].verdict == claims["Weight sharing"].verdict == C.NOT_EVALUABLE
 
 
 # --- the committed record, recomputed -----------------------------------------------------------------
