@@ -237,8 +237,8 @@ def failed_rows(cells) -> list[dict]:
                 "std": c.std,
                 "median": float(np.median(c.errors)),
                 "paper_mean": c.paper_mean,
-                "kept_mean": float(np.mean(kept)),
-                "kept_median": float(np.median(kept)),
+                "kept_mean": float(np.mean(kept)) if kept else float("nan"),
+                "kept_median": float(np.median(kept)) if kept else float("nan"),
             }
         )
     return out
