@@ -10,7 +10,7 @@ import math
 import matplotlib.pyplot as plt
 
 from ..analysis.stats import fmt_p, seed_ranges
-from ..analysis.tables import QUIRKS, TABLE_NAMES, best_cells, yesno
+from ..analysis.tables import TABLE_NAMES, best_cells, yesno
 from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement
 from ..config import PAPER_MODELS
 
@@ -226,14 +226,13 @@ def quirk_shift_html(per_cell, grouped) -> str:
     g = [
         [esc(r.quirks), str(r.cells), signed(r._3), signed(r._4), signed(r._5)] for r in grouped.itertuples()
     ]
-    legend = "; ".join(f"<i>{esc(k)}</i>: {esc(v)}" for k, v in QUIRKS.items())
     t2 = html_table(
         ["Quirks that apply", "Cells", "Mean shift", "Min", "Max"],
         g,
         caption="TABLE S3: Shift (original − corrected, points) by the set of quirks that apply.",
         cls="results",
     )
-    return t1 + t2 + f'<p class="note">Quirks: {legend}.</p>'
+    return t1 + t2 + '<p class="note">The quirks are named as in <a href="#quirks">Section IV-D</a>.</p>'
 
 
 # --- figures ------------------------------------------------------------------------------------------
