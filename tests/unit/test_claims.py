@@ -198,3 +198,26 @@ def test_the_records_verdict_counts_adjusted(cells, protocol, adjusted):
     diff = int(((q_eq >= 0.05) & (q_diff < 0.05)).sum())
     assert (eq, diff, 22 - eq - diff) == adjusted
     assert tuple(frame_counts(cells, protocol, adjusted=True).values()) == adjusted
+
+
+def test_the_records_cell_verdicts_recomputed(cells):
+    """Every cell's verdict in cells.csv, from its summary columns with scipy's Welch tests here: equivalent when
+    both one-sided tests at the 1-point margin reject, different when only the two-sided test does."""
+    rows = cells[cells.n > 1]
+    assert len(rows) == 48
+    for r in rows.itertuples():
+        args = (r.std, r.n, r.paper_mean, r.paper_std, r.paper_n)
+        welch = sps.ttest_ind_from_stats(r.mean, *args, equal_var=False).pvalue
+        low = sps.ttest_ind_from_stats(r.mean + 1.0, *args, equal_var=False, alternative="greater").pvalue
+        high = sps.ttest_ind_from_stats(r.mean - 1.0, *args, equal_var=False, alternative="less").pvalue
+        want = (
+            "equivalent within the margin"
+            if max(low, high) < 0.05
+            else "different"
+            if welch < 0.05
+            else "inconclusive"
+        )
+        assert r.verdict == want, (r.table, r.protocol, r.model)
+        assert r.welch_p == pytest.approx(welch, rel=1e-9) and r.tost_p == pytest.approx(
+            max(low, high), rel=1e-9
+        )
