@@ -36,7 +36,6 @@ from IPython.display import HTML, display
 from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis import selection_results as sel
-from siamese_lib.analysis.claims import apply_power_rule, evaluate_claims, paper_stats, stats_from_cells
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
@@ -68,10 +67,6 @@ frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
 timings = tables.load_timings(runs_dir)
-size = profile_text.claims_size(prof)
-claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
-claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
-claims_paper = evaluate_claims(paper_stats())
 margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
 round2 = sel.load_selection(prof, store_dir, "selection_round2")
@@ -79,9 +74,8 @@ words = findings.report_numbers(
     cells,
     prof.settings["protocols"],
     margin,
-    claims,
-    claims_original,
-    claims_paper,
+    prof.settings["claim_rule"],
+    profile_text.claims_size(prof),
     sel.headline_numbers(selection),
 )
 net_head = provenance.head_effect()
@@ -110,13 +104,14 @@ display(
 # <a href="#introduction">I. Introduction</a> · <a href="#architecture">II. Model architecture</a> ·
 # <a href="#methodology">III. Methodology</a> · <a href="#results-section">IV. Results</a> ·
 # <a href="#discussion">V. Discussion</a> · <a href="#beyond">VI. Beyond the paper</a> ·
-# <a href="#selection">VII. Selection declared before it ran</a> ·
-# <a href="#selection-round2">VIII. A second round, and a confirmation set</a>. Supplement:
+# <a href="#reproduction">VII. The reproduction in brief</a> · <a href="#conclusion">VIII. Conclusion</a> ·
+# <a href="#references">References</a>. Supplement:
 # <a href="#departures">A. Departures</a> · <a href="#protocol">B. Protocol as run</a> ·
-# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, every variant</a> ·
+# <a href="#quirk-shifts">C. Error bars and what the quirks move</a> · <a href="#beyond-tables">D. Beyond the paper, in full</a> ·
 # <a href="#verification">E. Machines and verification</a> · <a href="#wall-time">F. Invocations and wall time</a> ·
 # <a href="#notebooks">G. Executed notebooks</a> · <a href="#profile">H. The profile</a> ·
-# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims, comparison by comparison</a>.</p></nav>
+# <a href="#data">I. The data</a> · <a href="#claims-detail">J. The claims under both rules</a> ·
+# <a href="#lr-detail">K. The learning-rate rules, rate by rate</a>.</p></nav>
 #
 # <h2 id="introduction">I. Introduction</h2>
 
@@ -147,12 +142,12 @@ display(
 #
 # - **Net**: two 3×3 convolutions (16 and 32 channels, each with batch norm, max-pooling and ReLU), then two linear
 #   layers (128→64→10).
-# - **LeNet5**: the same two stages with 32 and 64 channels, then three linear layers (256→120→84→10).
+# - **LeNet5** [2]: the same two stages with 32 and 64 channels, then three linear layers (256→120→84→10).
 # - **LeNet5_FullyConv**: LeNet5's convolutional stages, then its linear layers replaced by 2×2 and 1×1 convolutions
 #   (64→120→84→10), each followed by batch norm; its head is made of 1×1 one-dimensional convolutions with batch norm.
-# - **ResNet**: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
+# - **ResNet** [3]: a 3×3 convolution to 32 channels, three residual blocks that keep channels and size, global average
 #   pooling and a linear layer (32→10).
-# - **VGG** (beyond the paper, a candidate of Section VII only): two stages of two padded 3×3 convolutions each
+# - **VGG** (beyond the paper, a candidate of the declared selections only): two stages of two padded 3×3 convolutions each
 #   (32 then 64 channels, each with batch norm and ReLU, a 2×2 max-pooling after each stage: 14×14 → 7×7 → 3×3), then
 #   two linear layers (576→128→10), with LeNet5's head.
 #
@@ -211,7 +206,9 @@ display(
             figures.lr_search_figure(curves, used),
             "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
             "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
-            "is dotted." + (f" Not drawn, runs missing: {note}." if note else ""),
+            "is dotted. Top: ours; bottom: the authors' own logged curves, those of the paper's Fig. 2 (their "
+            "repository, [1]), with the paper's picks dotted."
+            + (f" Not drawn, runs missing: {note}." if note else ""),
         )
     )
 )
@@ -263,14 +260,7 @@ display(HTML(html.missing_html(cells, "corrected", "table2")))
 
 # %%
 if "original" in prof.settings["protocols"]:
-    display(
-        HTML(
-            "<p>The same tables with the authors' quirks put back (each described once, in <a "
-            "href='#departures'>Supplement A</a>): the 25 epochs without auxiliary loss, the un-normalised test "
-            "input, and no <code>model.eval()</code> (batch norm on each test mini-batch, dropout on at test "
-            "time). <a href='#quirk-shifts'>Supplement C</a> gives how far they move each cell.</p>"
-        )
-    )
+    display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
     display(
         HTML(
             html.table1_html(
@@ -278,7 +268,7 @@ if "original" in prof.settings["protocols"]:
                 "original",
                 "TABLE I (original protocol): Test error (%) of the four models "
                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
-                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (quirk 1).",
+                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (the quirk <i>25 epochs</i>).",
                 margin,
             )
         )
@@ -315,6 +305,8 @@ display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else N
 expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
 xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
+rounds = [("round 1", selection), ("round 2", round2)]
+last = round2 or selection
 display(
     HTML(
         templates.render(
@@ -322,45 +314,25 @@ display(
             stage=prof.stages.get("beyond_paper") if expected else None,
             present=have_ext,
             expected=expected,
+            **words,
+        )
+        + confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
+        + (
+            html.figure_html(
+                figures.selection_figure(last["runs"]),
+                "Fig. 4: The last declared selection round: validation error of each candidate and rule over the "
+                "selection seeds (bars: the means the rule compares); the choice's test and confirmation errors "
+                "are in Table VII.",
+                width="70%",
+            )
+            if last and not last["runs"].empty
+            else ""
         )
     )
 )
 
 # %%
-if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    display(
-        HTML(
-            "<h3>A. What the variants change</h3><p>Two comparison rules per variant: "
-            "the learned comparison head, as in the paper, and P(d1 ≤ d2) computed exactly from the two digit "
-            "softmaxes (the sum over i ≤ j of p1(i) p2(j)).</p>" + beyond_section.findings_html(xdf)
-        )
-    )
-    summary = beyond.best_summary(xdf)
-    display(
-        HTML(
-            "<h3>B. The best variant on validation, and what each ingredient is worth</h3><p>The configuration "
-            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
-            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
-            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
-            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
-            "errors had been seen.</p>" + beyond_section.best_html(xdf, summary)
-        )
-    )
-
-# %%
-display(HTML('<h2 id="selection">VII. Selection declared before it ran</h2>' + selection_html(selection)))
-
-# %%
-display(
-    HTML(
-        '<h2 id="selection-round2">VIII. A second round, and a confirmation set</h2>'
-        + selection_html(round2, ("XIV", "XV", "5"))
-        + '<h3 id="confirmation">Where each number was measured</h3>'
-        + confirmation_html(
-            [("round 1", selection), ("round 2", round2)], sel.cell_confirmation(records, plan), prof.settings
-        )
-    )
-)
+display(HTML(templates.render("conclusion.html.j2", **words)))
 
 # %% [markdown]
 # <h2 class="appendix" id="supplement">Supplement</h2>
@@ -373,10 +345,10 @@ display(
 display(
     HTML(
         '<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
-        "<p>Every departure, read from this code's own settings; elsewhere the report names them. The original "
-        "protocol reproduces the authors' quirks 1-3 (their missing <code>model.eval()</code> also leaves dropout "
-        "on at test time, counted as quirk 4 in Supplement C); the corrected protocol fixes them.</p>"
+        "<p>Every departure, read from this code's own settings; the original protocol reproduces the authors' "
+        "quirks (named as in <a href='#quirks'>Section IV-D</a>), the corrected protocol fixes them.</p>"
         + provenance.departures_html(tables.quirk_shifts(cells)[1])
+        + templates.render("net_head.html.j2", **words)
     )
 )
 
@@ -409,36 +381,54 @@ display(
 )
 
 # %%
-if have_ext:
+display(HTML('<h3 id="beyond-tables">D. Beyond the paper, in full</h3>'))
+if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
+    summary = beyond.best_summary(xdf)
     counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
     display(
         HTML(
-            '<h3 id="beyond-tables">D. Beyond the paper: every variant</h3>'
+            "<h4>The variants</h4>"
             + beyond_section.beyond_paper_intro_html(xdf, expected)
-            + "<p>The ensemble averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+            + "<p>Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) "
+            "computed exactly from the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble "
+            "averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
+            + beyond_section.findings_html(xdf)
             + beyond_section.table3_html(xdf)
             + beyond_section.rules_html(xdf)
             + html.figure_html(
                 figures.aux_weight_figure(xdf),
                 "Fig. S3: Test error against the weight w of the "
-                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: w decaying "
-                "linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing trains the digit "
-                "outputs as digits.",
+                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: "
+                "w decaying linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing "
+                "trains the digit outputs as digits.",
                 width="80%",
             )
+            + "<h4>The best variant on validation, and what each ingredient is worth</h4><p>The configuration "
+            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
+            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
+            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
+            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
+            "errors had been seen.</p>"
+            + beyond_section.best_html(xdf, summary)
             + html.figure_html(
                 figures.plot_confusion(counts),
-                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip the "
-                f"comparison (with the other image's true digit, the predicted digit gives the other answer), summed over "
-                f"the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
+                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip "
+                f"the comparison (with the other image's true digit, the predicted digit gives the other answer), "
+                f"summed over the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
                 width="55%",
             )
         )
     )
 else:
-    display(
-        HTML('<h3 id="beyond-tables">D. Beyond the paper: every variant</h3><p class="note">No data.</p>')
+    display(HTML('<p class="note">No data.</p>'))
+display(
+    HTML(
+        '<h4 id="selection">Selection round 1, declared before it ran</h4>'
+        + selection_html(selection, ("S8", "S9", "S5"))
+        + '<h4 id="selection-round2">Selection round 2, declared before any of its runs</h4>'
+        + selection_html(round2, ("S10", "S11", "S6"))
     )
+)
 
 # %%
 display(
@@ -481,3 +471,11 @@ display(
 
 # %%
 display(HTML(templates.render("claims_detail.html.j2", **words)))
+
+# %%
+display(
+    HTML(
+        templates.render("lr_detail.html.j2", lr=lr if lr["differ"] else None, **words)
+        + sections.lr_choice_html(lr, evidence=True)
+    )
+)

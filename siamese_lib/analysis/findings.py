@@ -6,6 +6,8 @@ each protocol, the cells that differ from the paper, the learning-rate rules. No
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
@@ -17,7 +19,19 @@ from ..experiments.lr_rule import (
     rule_score,
 )
 from ..experiments.profiles import PAPER_LRS
-from .claims import MIN_SEEDS, NOT_TESTED, combine
+from .claims import (
+    FAILED_TRAIN_ERROR,
+    HOLDS,
+    MIN_SEEDS,
+    NOT_EVALUABLE,
+    NOT_TESTED,
+    apply_power_rule,
+    combine,
+    evaluate_claims,
+    failed_seeds,
+    paper_stats,
+    stats_from_cells,
+)
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
 from .tables import QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
 from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts
@@ -62,6 +76,7 @@ def agreement_numbers(cells, protocols, margin) -> dict:
         mine = [c for c in cells if c.protocol == p]
         out["protocols"][p] = {
             "counts": verdict_counts(cells, p, margin),
+            "adjusted": verdict_counts(cells, p, margin, adjusted=True),
             "distinct": len(distinct_cells(cells, p)),
             "cells": len(mine),
             "complete": sum(c.complete for c in mine),
@@ -72,23 +87,32 @@ def agreement_numbers(cells, protocols, margin) -> dict:
     return out
 
 
-def claim_rows(corrected, original, paper_own) -> list[dict]:
-    """One row per claim: what the paper says, the rule, the verdict under each protocol and on the paper's own
-    numbers, the one combined verdict, and the evidence."""
+def _combine_old(c, o) -> str:
+    """The all-comparisons rule's one verdict, as the report gave it before the pooled-effect rule."""
+    if c.old_verdict in (HOLDS, NOT_TESTED, NOT_EVALUABLE) or o is None:
+        return c.old_verdict
+    return "holds only under the original protocol" if o.old_verdict == HOLDS else c.old_verdict
+
+
+def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
+    """One row per claim: what the paper says; under each protocol, on the paper's own numbers and (corrected
+    protocol) without the failed seeds, the pooled effect with its interval and both rules' verdicts; the one
+    verdict of each rule, and ``verdict``: that of the profile's ``rule``."""
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
+        new, old = combine(c.verdict, o.verdict if o else None), _combine_old(c, o)
         rows.append(
             {
                 "name": c.name,
                 "paper": c.paper,
-                "rule": c.rule,
-                "corrected": c.verdict,
-                "original": o.verdict if o else None,
-                "paper_own": paper_own[i].verdict if paper_own else None,
-                "verdict": combine(c, o),
-                "evidence": c.evidence,
-                "evidence_original": o.evidence if o else None,
+                "corrected": asdict(c),
+                "original": asdict(o) if o else None,
+                "paper_own": asdict(paper_own[i]) if paper_own else None,
+                "without_failed": asdict(without_failed[i]) if without_failed else None,
+                "pooled_verdict": new,
+                "old_verdict": old,
+                "verdict": new if rule == "pooled_effect" else old,
                 "tested": c.verdict != NOT_TESTED,
             }
         )
@@ -105,7 +129,7 @@ def deviation_rows(cells, margin) -> list[dict]:
             "kind": d.kind,
             "corrected": _cell(d.corrected, margin),
             "original": _cell(d.original, margin),
-            "quirks": [f"quirk {q}" for q in applicable_quirks(d.table, d.key)],
+            "quirks": applicable_quirks(d.table, d.key),
         }
         for d in deviations(cells, margin)
     ]
@@ -187,16 +211,67 @@ def lr_numbers(curves, used) -> dict:
 
 
 def quirk_list() -> list[dict]:
-    return [{"number": q, "text": text} for q, text in QUIRKS.items()]
+    return [{"name": q, "text": text} for q, text in QUIRKS.items()]
 
 
-def report_numbers(cells, protocols, margin, claims, claims_original, claims_paper, selection=None) -> dict:
-    """Everything the report's templates are filled with (agreement, claims, deviations, the rule's sizes, and the
-    pre-declared selection's headline, selection_results.headline_numbers, or None)."""
-    rows = claim_rows(claims, claims_original if "original" in protocols else None, claims_paper)
+def failed_rows(cells) -> list[dict]:
+    """The cells with failed seeds (claims.failed_seeds): which seeds, their training and test errors, and the
+    cell's mean, median and std with and without them."""
+    out = []
+    for c in cells:
+        bad = failed_seeds(c)
+        if not bad:
+            continue
+        kept = [e for s, e in zip(c.expected_seeds, c.errors, strict=True) if s not in bad]
+        out.append(
+            {
+                "protocol": c.protocol,
+                "label": c.label,
+                "table": TABLE_NAMES[c.table],
+                "seeds": [
+                    {"seed": s, "train": t, "test": e}
+                    for s, t, e in zip(c.expected_seeds, c.train_errors, c.errors, strict=True)
+                    if s in bad
+                ],
+                "mean": c.mean,
+                "std": c.std,
+                "median": float(np.median(c.errors)),
+                "paper_mean": c.paper_mean,
+                "kept_mean": float(np.mean(kept)) if kept else float("nan"),
+                "kept_median": float(np.median(kept)) if kept else float("nan"),
+            }
+        )
+    return out
+
+
+def claim_numbers(cells, protocols, margin, rule, size) -> list[dict]:
+    """claim_rows for our cells under each protocol run, the paper's own numbers and our cells without failed
+    seeds; ``size`` (fewest seeds, fewest epochs) for the power rule."""
+
+    def judged(protocol, without_failed=False):
+        return apply_power_rule(
+            evaluate_claims(stats_from_cells(cells, protocol, without_failed), margin), *size
+        )
+
+    return claim_rows(
+        judged("corrected"),
+        judged("original") if "original" in protocols else None,
+        evaluate_claims(paper_stats(), margin),
+        rule,
+        judged("corrected", without_failed=True),
+    )
+
+
+def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
+    """Everything the report's templates are filled with (agreement, claims, deviations, failed seeds, the rule's
+    sizes, and the pre-declared selection's headline, selection_results.headline_numbers, or None)."""
+    rows = claim_numbers(cells, protocols, margin, rule, size)
     return dict(
         agreement=agreement_numbers(cells, protocols, margin),
         claims=rows,
+        claim_rule=rule,
+        failed=failed_rows(cells),
+        failed_threshold=FAILED_TRAIN_ERROR,
         deviations=deviation_rows(cells, margin),
         min_seeds=MIN_SEEDS,
         quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..config import confirmation_size
-from ..data import confirmation_pairs
+from ..config import RunConfig
+from ..data import confirmation_indices, confirmation_pairs
 from ..experiments.selection import (
     CHOSEN,
     RULE_COLUMNS,
@@ -23,6 +23,7 @@ from ..store import find_record, run_key
 from .beyond_paper import PAPER_BEST, record_row, test_truth
 from .stats import error_interval, mean_std_n
 
+PROB_COLUMNS = {"error": "head_prob", "digit_prob_error": "digit_prob"}  # the rule's error -> its outputs
 FIELD_ORDER = (
     "model",
     "lr",
@@ -76,43 +77,52 @@ def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
     return confirmation_pairs(nb_pairs, data_seed, list(confirm_seeds))[1].numpy()
 
 
-def _scored(values, pairs: int) -> dict:
+def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
     """Mean, std, n and 95 % interval (stats.error_interval) of errors in percent on a set of ``pairs`` pairs."""
     mean, std, n = mean_std_n(values)
-    lo, hi = error_interval(values, pairs)
+    lo, hi = error_interval(values, pairs, pair_errors, images)
     return {"mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "pairs": pairs}
+
+
+def _confirm_set(first) -> tuple[np.ndarray, np.ndarray]:
+    """The confirmation set of a run (a frame row): its pairs' targets and their two images' ids."""
+    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), list(first["confirm_seeds"])
+    return confirm_truth(nb, ds, seeds), confirmation_indices(nb, ds, seeds).numpy()
+
+
+def _pair_errors(frame, column, target) -> np.ndarray:
+    """Per pair, the share of the runs (rows) whose ``column`` probability gives the wrong answer."""
+    return np.mean((np.stack(frame[column].map(np.asarray)) > 0.5) != target, axis=0)
 
 
 def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
     """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and, where they were scored on it, on the
-    confirmation set; each with its interval. ``confirm`` is None for runs without a confirmation set."""
+    confirmation set, whose pairs share images (each image in one pair per confirmation seed): its interval
+    counts the covariance they share (stats.shared_image_variance). ``confirm`` is None for runs without one."""
     first = frame.iloc[0]
     seeds = list(first["confirm_seeds"]) if len(first.get("confirm_seeds", [])) else []
-    confirm_pairs = confirmation_size(int(first["nb_pairs"]), len(seeds))
-    return {
-        "test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])),
-        "confirm": _scored(frame[f"confirm_{suffix}"], confirm_pairs) if seeds else None,
-    }
+    out = {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])), "confirm": None}
+    if seeds:
+        target, images = _confirm_set(first)
+        errors = _pair_errors(frame, "confirm_" + PROB_COLUMNS[suffix], target)
+        out["confirm"] = _scored(frame[f"confirm_{suffix}"], len(target), errors, images)
+    return out
 
 
 def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
     """The ensemble of ``frame``'s runs: the mean of their ``prob`` outputs > 0.5 predicts d1 <= d2; its error on the
-    test pairs and (when every run has it) on the confirmation set, each with its binomial interval."""
+    test pairs (binomial interval) and (when every run has it) on the confirmation set (shared-image interval)."""
     first = frame.iloc[0]
-    nb, ds = int(first["nb_pairs"]), int(first["data_seed"])
-    out = {}
-    for name, column, truth in (
-        ("test", prob, lambda: np.asarray(test_truth(nb, ds)[0])),
-        ("confirm", f"confirm_{prob}", lambda: confirm_truth(nb, ds, first["confirm_seeds"])),
-    ):
+    out = {"test": None, "confirm": None}
+    for name, column in (("test", prob), ("confirm", f"confirm_{prob}")):
         if column not in frame or frame[column].isna().any():
-            out[name] = None
             continue
-        target = truth()
-        error = 100 * float(
-            np.mean((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target)
-        )
-        out[name] = _scored([error], len(target))
+        if name == "test":
+            target, images = np.asarray(test_truth(int(first["nb_pairs"]), int(first["data_seed"]))[0]), None
+        else:
+            target, images = _confirm_set(first)
+        wrong = ((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target).astype(float)
+        out[name] = _scored([100 * wrong.mean()], len(target), None if images is None else wrong, images)
     return out
 
 
@@ -224,6 +234,8 @@ def headline_numbers(result: dict) -> dict | None:
     return {
         "candidates": len(result["stage"]["candidates"]),
         "candidate": c["candidate"],
+        "model": result["stage"]["candidates"][c["candidate"]]["model"],
+        "epochs": result["stage"]["candidates"][c["candidate"]].get("epochs", RunConfig().epochs),
         "rule": c["rule"].replace("_", " "),
         "mean": h["mean"],
         "std": h["std"],

@@ -49,40 +49,58 @@ def _undefined(*vals) -> bool:
 
 
 def tost_p(mean1, std1, n1, mean2, std2, n2, margin) -> float:
-    """Two one-sided Welch tests of |mean1 - mean2| < margin, from summary statistics: the larger of the two
-    one-sided p-values (small: the difference lies within +-margin). NaN when undefined."""
+    """Two one-sided Welch tests of |mean1 - mean2| < margin, from summary statistics (scipy's one-sided
+    ttest_ind_from_stats on the means shifted by the margin): the larger of the two p-values (small: the difference
+    lies within +-margin). NaN when undefined."""
     if _undefined(mean1, std1, n1, mean2, std2, n2) or n1 < 2 or n2 < 2:
         return float("nan")
-    d = mean1 - mean2
-    v1, v2 = std1**2 / n1, std2**2 / n2
-    se = math.sqrt(v1 + v2)
-    if se == 0:
-        return 0.0 if abs(d) < margin else 1.0
-    df = (v1 + v2) ** 2 / (v1**2 / (n1 - 1) + v2**2 / (n2 - 1))
-    from scipy.stats import t as student_t
+    if std1 == 0 and std2 == 0:
+        return 0.0 if abs(mean1 - mean2) < margin else 1.0
+    from scipy.stats import ttest_ind_from_stats
 
-    p_low = student_t.sf((d + margin) / se, df)  # H0: d <= -margin
-    p_high = student_t.cdf((d - margin) / se, df)  # H0: d >= +margin
-    return float(max(p_low, p_high))
+    low = ttest_ind_from_stats(
+        mean1 + margin, std1, n1, mean2, std2, n2, equal_var=False, alternative="greater"
+    )
+    high = ttest_ind_from_stats(
+        mean1 - margin, std1, n1, mean2, std2, n2, equal_var=False, alternative="less"
+    )
+    return float(max(low.pvalue, high.pvalue))
 
 
 def bh_adjust(pvalues) -> list[float]:
-    """Benjamini-Hochberg adjusted p-values, in the input order (NaN stays NaN and is not counted)."""
+    """Benjamini-Hochberg adjusted p-values (scipy's false_discovery_control), in the input order; NaN stays NaN
+    and is not counted in the family."""
+    from scipy.stats import false_discovery_control
+
     p = np.asarray([float(x) for x in pvalues], dtype=float)
     out = np.full(len(p), np.nan)
-    idx = np.flatnonzero(np.isfinite(p))
-    if len(idx):
-        order = idx[np.argsort(p[idx], kind="stable")]
-        m = len(order)
-        ranked = p[order] * m / np.arange(1, m + 1)
-        out[order] = np.minimum(np.minimum.accumulate(ranked[::-1])[::-1], 1.0)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = false_discovery_control(p[ok])
     return out.tolist()
+
+
+def pooled_effect(diffs, variances) -> tuple[float, float, float, float]:
+    """Inverse-variance weighted (fixed-effect) mean of independent estimates of one effect: (estimate, 95 % low,
+    95 % high, two-sided p of no effect), normal approximation. NaN when nothing is given."""
+    d, v = np.asarray(diffs, dtype=float), np.asarray(variances, dtype=float)
+    if not len(d):
+        return (math.nan,) * 4
+    from scipy.stats import norm
+
+    v = np.maximum(v, 1e-12)  # a comparison of two cells without spread: weighted as very precise
+    w = 1 / v
+    est, se = float((w * d).sum() / w.sum()), float(math.sqrt(1 / w.sum()))
+    z = norm.ppf(0.975)
+    return est, est - z * se, est + z * se, float(2 * norm.sf(abs(est) / se))
 
 
 def fmt_p(p) -> str:
     """The one way a p-value is printed: 2 significant digits, 0.xx above 0.1, 1e-4 style below 1e-3."""
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "–"
+    if p < 1e-300:
+        return "<1e-300"
     if p < 1e-3:
         return f"{p:.0e}".replace("e-0", "e-")
     return f"{p:.2g}" if p < 0.1 else f"{p:.2f}"
@@ -101,13 +119,30 @@ def seed_ranges(seeds) -> str:
     return ", ".join(out)
 
 
-def error_interval(values, pairs: int) -> tuple[float, float]:
+def shared_image_variance(pair_values, images) -> float:
+    """Variance of the mean of per-pair values when pairs share images (``images``: [pairs, 2] image ids): the
+    cluster-robust (sandwich) variance over images, which adds the covariance of every two pairs that share an
+    image. The sum over images of the squared sum of their pairs' residuals counts each pair's own square twice
+    (it has two images) and each sharing pair once: less one own square, it is the variance of the sum. With no
+    image shared it is the plain sum of squares over pairs squared, the binomial variance of an error rate."""
+    v = np.asarray(pair_values, dtype=float)
+    ids = np.asarray(images).astype(np.int64)
+    r = v - v.mean()
+    per_image = np.bincount(ids[:, 0], r, ids.max() + 1) + np.bincount(ids[:, 1], r, ids.max() + 1)
+    return max(float((per_image**2).sum() - (r**2).sum()), 0.0) / len(v) ** 2
+
+
+def error_interval(values, pairs: int, pair_errors=None, images=None) -> tuple[float, float]:
     """95 % interval (normal approximation, clipped at 0) of a mean error in percent over runs scored on one set of
     ``pairs`` pairs: the runs' spread (the standard error of their mean; none for one run or an ensemble) and the
-    set's own sampling (binomial at the mean rate) combined."""
+    set's own sampling combined. The set's sampling is binomial at the mean rate, or, given each pair's error
+    averaged over the runs (``pair_errors``, 0 to 1) and its two images' ids (``images``), shared_image_variance."""
     mean, std, n = mean_std_n(values)
     if not n or pairs < 1:
         return math.nan, math.nan
     rate = mean / 100
-    se = math.sqrt((std**2 / n if n > 1 else 0.0) + 1e4 * rate * (1 - rate) / pairs)
+    sampling = (
+        rate * (1 - rate) / pairs if pair_errors is None else shared_image_variance(pair_errors, images)
+    )
+    se = math.sqrt((std**2 / n if n > 1 else 0.0) + 1e4 * sampling)
     return max(0.0, mean - 1.96 * se), mean + 1.96 * se

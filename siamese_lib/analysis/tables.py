@@ -58,11 +58,14 @@ PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
 TABLE_NAMES = {"table1": "Table I", "table2": "Table II"}
 
 # The original protocol's quirks (reference/original-implementation.md) and where each applies.
+# The authors' quirks that the original protocol reproduces, by short name: one list, described once.
 QUIRKS = {
-    1: "no-auxiliary-loss runs trained 25 epochs instead of 30",
-    2: "test input not normalised",
-    3: "no model.eval(): batch norm on test mini-batch statistics",
-    4: "no model.eval(): dropout active at test time",
+    "25 epochs": "without the auxiliary loss the runs train 25 epochs instead of 30 (hard-coded)",
+    "raw test input": "the test input is not normalised with the training mean and std",
+    "test-batch norm": "no model.eval(): batch norm normalises each test mini-batch with its own statistics",
+    "test-time dropout": "no model.eval(): dropout stays on at test time",
+    "conv head": "Net's comparison head is 1x1 convolutions with a batch norm, not the paper's linear layers",
+    "two branch calls": "with weight sharing the branch is called once per image, so batch norm sees each apart",
 }
 
 
@@ -78,13 +81,22 @@ def cell_label(table: str, key: tuple) -> str:
     return f"LeNet5 (aux. loss), weight sharing {yesno(ws)}, batch norm {yesno(bn)}, dropout {yesno(do)}"
 
 
-def applicable_quirks(table: str, key: tuple) -> list[int]:
-    """The quirks of the original protocol that touch a cell (quirk 2 touches all)."""
+def applicable_quirks(table: str, key: tuple) -> list[str]:
+    """The quirks of the original protocol that touch a cell (QUIRKS' names; "raw test input" touches all)."""
     if table == "table1":
-        _, _, aux = key
-        return ([1] if not aux else []) + [2, 3]
-    _, bn, do = key
-    return [2] + ([3] if bn else []) + ([4] if do else [])
+        m, ws, aux = key
+        bn, do = True, False
+    else:
+        (ws, bn, do), m, aux = key, "LeNet5", True
+    named = {
+        "25 epochs": not aux,
+        "raw test input": True,
+        "test-batch norm": bn,
+        "test-time dropout": do,
+        "conv head": m == "Net",
+        "two branch calls": ws,
+    }
+    return [q for q in QUIRKS if named[q]]
 
 
 # --- cells -------------------------------------------------------------------------------
@@ -107,11 +119,22 @@ class Cell:
     epochs_trained: int | None = None  # as trained: 25 for no-aux cells of the original protocol (quirk 1)
     errors: list = field(default_factory=list)  # our per-seed test errors, in seed order
     train_seconds: list = field(default_factory=list)
+    train_errors: list = field(default_factory=list)  # our per-seed training errors (%), in seed order
     note: str = ""  # why a cell has no configuration (not in the profile...)
 
     @property
     def label(self) -> str:
         return cell_label(self.table, self.key)
+
+    @property
+    def config(self) -> tuple:
+        """What determines the cell's runs (cells.csv's CONFIG_COLUMNS): two cells with the same are the same runs
+        (Table II's cells with batch norm and no dropout are Table I's LeNet5 cells with auxiliary loss)."""
+        if self.table == "table1":
+            m, ws, aux = self.key
+            return (self.protocol, m, ws, aux, True, False, self.lr, self.epochs)
+        ws, bn, do = self.key
+        return (self.protocol, "LeNet5", ws, True, bn, do, self.lr, self.epochs)
 
     @property
     def complete(self) -> bool:
@@ -189,6 +212,7 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
             if found:
                 cell.errors.append(found[0]["metrics"]["test_error"])
                 cell.train_seconds.append(found[0]["metrics"].get("train_seconds", float("nan")))
+                cell.train_errors.append(found[0]["metrics"].get("train_error", float("nan")))
             else:
                 cell.missing_seeds.append(cfg.seed)
         cells[(ex.stage, cell.protocol, key)] = cell
@@ -268,19 +292,21 @@ def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
 
 
 def quirk_shifts(cells):
-    """Original minus corrected, per cell where both are complete, with the Welch p between the two;
-    and the mean shift per set of applicable quirks (how much the quirks moved the numbers)."""
+    """Original minus corrected, per distinct cell (a Table II cell made of a Table I cell's runs counts once)
+    where both are complete, with the Welch p between the two; and the mean shift per set of applicable quirks
+    (how much the quirks moved the numbers)."""
     corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
-    rows = []
+    rows, seen = [], set()
     for k, c in corr.items():
         o = orig.get(k)
-        if o is None or not (c.complete and o.complete):
+        if o is None or not (c.complete and o.complete) or c.config in seen:
             continue
+        seen.add(c.config)
         rows.append(
             {
                 "table": TABLE_NAMES[k[0]],
                 "cell": cell_label(*k),
-                "quirks": ", ".join(map(str, applicable_quirks(*k))),
+                "quirks": ", ".join(applicable_quirks(*k)),
                 "corrected": c.mean,
                 "original": o.mean,
                 "shift": o.mean - c.mean,

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import tables
-from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, tost_p, welch_p
+from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, bh_adjust, tost_p, welch_p
 from .tables import cell_map
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
@@ -34,15 +34,15 @@ def agreement(mean, std, n, paper_mean, paper_std, paper_n, margin) -> Agreement
     """The verdict of one cell from summary statistics."""
     p_diff = welch_p(mean, std, n, paper_mean, paper_std, paper_n)
     p_eq = tost_p(mean, std, n, paper_mean, paper_std, paper_n, margin)
+    return Agreement(mean - paper_mean, p_diff, p_eq, _verdict(p_diff, p_eq))
+
+
+def _verdict(p_diff, p_eq) -> str:
     if p_diff != p_diff or p_eq != p_eq:  # NaN: fewer than 2 seeds on a side
-        verdict = ""
-    elif p_eq < ALPHA_EQUIVALENCE:
-        verdict = EQUIVALENT
-    elif p_diff < ALPHA_DIFFERENCE:
-        verdict = DIFFERENT
-    else:
-        verdict = INCONCLUSIVE
-    return Agreement(mean - paper_mean, p_diff, p_eq, verdict)
+        return ""
+    if p_eq < ALPHA_EQUIVALENCE:
+        return EQUIVALENT
+    return DIFFERENT if p_diff < ALPHA_DIFFERENCE else INCONCLUSIVE
 
 
 def cell_agreement(cell, margin) -> Agreement:
@@ -54,22 +54,13 @@ def cell_agreement(cell, margin) -> Agreement:
 CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
 
 
-def _config(cell) -> tuple:
-    """What determines a cell's runs (cells.csv's CONFIG_COLUMNS): two cells with the same are the same runs."""
-    if cell.table == "table1":
-        m, ws, aux = cell.key
-        return (cell.protocol, m, ws, aux, True, False, cell.lr, cell.epochs)
-    ws, bn, do = cell.key
-    return (cell.protocol, "LeNet5", ws, True, bn, do, cell.lr, cell.epochs)
-
-
 def distinct_cells(cells, protocol) -> list:
     """The complete cells of one protocol, each set of runs once: a Table II cell made of the same runs as a
     Table I cell (LeNet5, auxiliary loss, batch norm, no dropout) is left out."""
     seen, out = set(), []
     for c in cells:
-        if c.protocol == protocol and c.complete and _config(c) not in seen:
-            seen.add(_config(c))
+        if c.protocol == protocol and c.complete and c.config not in seen:
+            seen.add(c.config)
             out.append(c)
     return out
 
@@ -99,20 +90,29 @@ def frame_verdicts(frame, margin):
     return out
 
 
-def frame_counts(frame, protocol) -> dict:
-    """verdict -> distinct cells of the protocol, from a frame with a verdict column."""
-    rows = frame[(frame["protocol"] == protocol) & frame["counted"]]
-    return {v: int((rows["verdict"] == v).sum()) for v in VERDICTS}
-
-
-def verdict_counts(cells, protocol, margin) -> dict:
-    """verdict -> number of distinct complete cells of the protocol (every verdict present, zero or not)."""
+def count_verdicts(welch_ps, tost_ps, adjusted=False) -> dict:
+    """verdict -> how many of the cells whose tests gave these p-values (every verdict present, zero or not);
+    ``adjusted``: each test's p-values Benjamini-Hochberg adjusted over these cells (the family of the count)."""
+    welch_ps, tost_ps = list(welch_ps), list(tost_ps)
+    if adjusted:
+        welch_ps, tost_ps = bh_adjust(welch_ps), bh_adjust(tost_ps)
     counts = dict.fromkeys(VERDICTS, 0)
-    for c in distinct_cells(cells, protocol):
-        v = cell_agreement(c, margin).verdict
-        if v:
-            counts[v] += 1
+    for p_diff, p_eq in zip(welch_ps, tost_ps, strict=True):
+        if _verdict(p_diff, p_eq):
+            counts[_verdict(p_diff, p_eq)] += 1
     return counts
+
+
+def frame_counts(frame, protocol, adjusted=False) -> dict:
+    """count_verdicts over the distinct cells of the protocol, from a frame with welch_p and tost_p columns."""
+    rows = frame[(frame["protocol"] == protocol) & frame["counted"]]
+    return count_verdicts(rows["welch_p"], rows["tost_p"], adjusted)
+
+
+def verdict_counts(cells, protocol, margin, adjusted=False) -> dict:
+    """count_verdicts over the distinct complete cells of the protocol."""
+    results = [cell_agreement(c, margin) for c in distinct_cells(cells, protocol)]
+    return count_verdicts([r.welch_p for r in results], [r.tost_p for r in results], adjusted)
 
 
 # --- cells that differ from the paper, and what the other protocol says about them -----------------------

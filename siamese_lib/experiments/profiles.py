@@ -137,6 +137,8 @@ class ProfileModel(Strict):
     # data seeds of the confirmation set (data.confirmation_pairs), declared before anything runs: the selection
     # rounds' final runs and the paper's best cell are also scored on it; no choice is ever made on it
     confirmation_seeds: Listed(Seed) = None
+    # how the report judges the paper's claims (analysis/claims.py); it enters no run and no plan
+    claim_rule: OneOf("pooled_effect", "all_comparisons") = "pooled_effect"
     stages: Stages
 
 

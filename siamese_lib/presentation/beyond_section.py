@@ -35,7 +35,7 @@ def beyond_paper_intro_html(xdf, expected: int) -> str:
     return note + html_table(
         ["variant", "what it changes from the paper's setting", "models"],
         rows,
-        "TABLE VIII: The variants of the beyond-the-paper stage",
+        "TABLE S4: The variants of the beyond-the-paper stage",
         cls="plain",
     )
 
@@ -66,7 +66,7 @@ def table3_html(xdf) -> str:
             ]
         )
     caption = (
-        f"TABLE IX: Test error (%) of each variant, mean ± std over seeds, with the learned comparison head "
+        f"TABLE S5: Test error (%) of each variant, mean ± std over seeds, with the learned comparison head "
         f"and with P(d1 ≤ d2) from the two digit softmaxes; Welch p against the paper's best "
         f"({PAPER_BEST['mean']} ± {PAPER_BEST['std']}, n = {PAPER_BEST['n']}); q base: Welch p against our "
         f"baseline of the same model, Benjamini-Hochberg adjusted over every such test of the section (an "
@@ -116,7 +116,7 @@ def rules_html(xdf) -> str:
     return html_table(
         ["model", "variant", "val: head", "val: argmax", "val: P", "test: head", "test: argmax", "test: P"],
         rows,
-        "TABLE X: Mean error (%) of the three comparison rules: the learned head, the argmax digits "
+        "TABLE S6: Mean error (%) of the three comparison rules: the learned head, the argmax digits "
         "compared, and P(d1 ≤ d2) > 0.5 from the digit softmaxes",
         cls="results long",
         col_classes=["model"] + [None] * 7,
@@ -159,7 +159,7 @@ def best_html(xdf, summary: dict) -> str:
             html_table(
                 ["variant", "change", "n", "P(d1≤d2) error %", "Δ vs best", "p vs best", "q"],
                 rows,
-                "TABLE XI: Ablation of the best recipe (LeNet5): each row removes one ingredient; "
+                "TABLE S7: Ablation of the best recipe (LeNet5): each row removes one ingredient; "
                 f"q: p adjusted by Benjamini-Hochberg with Table IX's tests; an ingredient matters "
                 f"where removing it raises the error with q < {FDR}",
                 cls="results",

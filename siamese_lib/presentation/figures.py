@@ -7,6 +7,7 @@ data shows as absent (and is named in the caption by the caller), never invented
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -16,7 +17,9 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.beyond_paper import aux_weight_frame
 from ..analysis.tables import PAPER_TABLES, cell_map, yesno
+from ..common import ROOT
 from ..config import PAPER_MODELS
+from ..experiments.profiles import PAPER_LRS
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
@@ -137,33 +140,60 @@ def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+# The paper's Fig. 2 as the authors logged it: per model and rate, the seed-mean summed training loss per epoch
+# (docs/measurements/authors_lr_search.md says where it comes from).
+AUTHORS_LR_SEARCH = ROOT / "docs" / "measurements" / "authors_lr_search.csv"
+OURS, AUTHORS = "ours", "authors' log"
+
+
+def authors_lr_frame(path=AUTHORS_LR_SEARCH, models=PAPER_MODELS) -> pd.DataFrame:
+    """lr_search_frame's rows for the authors' logged curves (seed 0: their log holds the seeds' mean only);
+    the paper's picks dotted. Empty when the file is absent."""
+    if not Path(path).is_file():
+        return pd.DataFrame()
+    wide = pd.read_csv(path)
+    wide = wide[wide["model"].isin(models)]
+    rows = wide.melt(id_vars=["model", "lr"], var_name="epoch", value_name="loss")
+    rows["epoch"] = rows["epoch"].str[1:].astype(int)
+    rows["rate"] = rows["lr"].map(lambda x: f"{x:g}")
+    rows["line"] = [
+        USED if math.isclose(lr, PAPER_LRS[m]) else SEARCHED for m, lr in zip(rows.model, rows.lr)
+    ]
+    return rows.assign(seed=0).drop(columns="lr")
+
+
 def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
-    """Fig. 2: per model, the mean over seeds of the per-epoch summed training loss, one line per rate;
-    the rate used for the tables dotted. Rates with missing seeds are not drawn."""
-    df = lr_search_frame(curves, chosen, models)
-    if df.empty:
+    """Fig. 3 (the paper's Fig. 2): per model, the mean over seeds of the per-epoch summed training loss, one
+    line per rate, the rate used for the tables dotted; ours above, the authors' logged curves below. Rates with
+    missing seeds are not drawn."""
+    ours = lr_search_frame(curves, chosen, models)
+    if ours.empty:
         return None
+    theirs = authors_lr_frame(models=models)
+    df = pd.concat([ours.assign(source=OURS), theirs.assign(source=AUTHORS)], ignore_index=True)
+    order = sorted(df["rate"].unique(), key=float, reverse=True)
     # a qualitative palette: six rates must be told apart, not ordered by shade
     g = sns.relplot(
         data=df,
         x="epoch",
         y="loss",
         hue="rate",
+        hue_order=order,
         style="line",
         style_order=[SEARCHED, USED],
         dashes={SEARCHED: "", USED: (1, 1)},
         col="model",
-        col_wrap=min(2, df["model"].nunique()),
+        row="source" if not theirs.empty else None,
         kind="line",
         errorbar=None,
         palette="tab10",
-        height=2.3,
-        aspect=1.45,
+        height=1.75,
+        aspect=1.05,
         facet_kws={"sharey": False, "sharex": False},
     )
     g.set(yscale="log")
     g.set_axis_labels("epoch", "summed training loss")
-    g.set_titles("{col_name}")
+    g.set_titles("{col_name}, {row_name}" if not theirs.empty else "{col_name}", size=7)
     for ax in g.axes.flat:
         ax.grid(alpha=0.3, which="both", lw=0.4)
     return g.figure

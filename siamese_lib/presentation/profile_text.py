@@ -43,12 +43,15 @@ def size_text(profile) -> str:
     for stage in ("lr_search", "table1", "table2", "beyond_paper"):
         if stage_size(profile, stage):
             parts.append(f"{STAGE_LABELS[stage]}: {stage_size(profile, stage)}")
-    sel = profile.stages.get("selection")
-    if sel:
-        parts.append(
-            f"selection: {_n(len(sel['candidates']), 'candidate')} on {_n(len(sel['selection_seeds']), 'seed')}"
-            f", the choice on {_n(len(sel['final_seeds']), 'fresh seed')}"
-        )
+    for stage, label in (("selection", "selection"), ("selection_round2", "second selection round")):
+        sel = profile.stages.get(stage)
+        if sel:
+            parts.append(
+                f"{label}: {_n(len(sel['candidates']), 'candidate')} on {_n(len(sel['selection_seeds']), 'seed')}"
+                f", the choice on {_n(len(sel['final_seeds']), 'fresh seed')}"
+            )
+    if profile.settings.get("confirmation_seeds"):
+        parts.append(f"a confirmation set of {_n(len(profile.settings['confirmation_seeds']), 'data seed')}")
     return "; ".join(parts)
 
 

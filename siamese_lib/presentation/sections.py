@@ -23,7 +23,7 @@ from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from .html import esc, html_table
 from .profile_text import profile_numbers, report_title
-from .templates import render
+from .templates import render, template_hash
 
 # --- the report's generated sections ------------------------------------------------------------------
 
@@ -38,9 +38,8 @@ def title_html(profile, records, rendered: str) -> str:
         f'<div class="title-block"><h1>{esc(report_title(profile))}</h1>'
         '<p class="subtitle">of “EE-559 Deep Learning: Project 1” by R. Uebersax, P. Bedmar López and '
         "J. Perolini (EPFL)</p>"
-        f'<p class="meta">Generated from the results store of profile <i>{esc(profile.name)}</i> '
-        f"({len(records)} training runs; code {_counts(r['code_version'] for r in records)}); "
-        f"rendered {esc(rendered)} by code {esc(code_version())}.</p></div>"
+        f'<p class="meta">{len(records)} training runs (code {_counts(r["code_version"] for r in records)}); '
+        f"rendered {esc(rendered)} by code {esc(code_version())} with templates {template_hash()}.</p></div>"
         + render("banner.html.j2", profile=profile_numbers(profile))
         + dirty_banner_html(records)
     )
@@ -80,13 +79,14 @@ def parameters_html() -> str:
         rows,
         caption="TABLE III: Parameters of the siamese models (batch norm on), with weight sharing "
         "(one branch for both images) and without (two branches), counted on the models as "
-        "built; VGG is used only beyond the paper (Section VII).",
+        "built; VGG is used only beyond the paper (Section VI).",
         cls="results",
     )
 
 
-def lr_choice_html(lr: dict) -> str:
-    """Table IV from ``findings.lr_numbers``: the rates per model, then the curves' evidence where a pick differs."""
+def lr_choice_html(lr: dict, evidence: bool = False) -> str:
+    """Table IV from ``findings.lr_numbers``: the rates per model; with ``evidence``, Table S13 instead: the curves'
+    evidence where a pick differs."""
     if not lr["rows"]:
         return '<p class="note">The profile has no LR search stage.</p>'
     pending = "search incomplete ({complete} of {rates} rates complete)"
@@ -116,8 +116,10 @@ def lr_choice_html(lr: dict) -> str:
         "lowest geometric mean over every epoch of the seeds' mean curve: the lowest curve as the "
         "log-scale Fig. 3 draws it; reported only, it plans no run); and the rate the tables used.",
     )
-    if not lr["evidence"]:
+    if not evidence:
         return out
+    if not lr["evidence"]:
+        return ""
 
     def bold(x, pick):
         text = f"{x:.3g}" if math.isfinite(x) else "diverged"
@@ -133,7 +135,7 @@ def lr_choice_html(lr: dict) -> str:
         for d in lr["evidence"]
         for rate, s in d["scores"].items()
     ]
-    return out + html_table(
+    return html_table(
         [
             "Model",
             "Rate",
@@ -142,7 +144,7 @@ def lr_choice_html(lr: dict) -> str:
         ],
         ev,
         cls="results",
-        caption="TABLE IV-B: The curves' evidence for LeNet5_FullyConv and for every model where "
+        caption="TABLE S13: The curves' evidence for LeNet5_FullyConv and for every model where "
         "a rule's pick differs from the paper's: each rate's score under each rule, from "
         "the summed training "
         "loss averaged over seeds (lower wins; bold: the rule's pick; diverged: a "
@@ -194,17 +196,26 @@ def protocol_html(profile, records, timings) -> str:
                 "Beyond the paper",
                 f"{len(variants)} variants, {n} (model, variant) configurations over "
                 f"{', '.join(g['models'])}; seeds {seed_ranges(g['seeds'])}, "
-                f"{g['epochs']} epochs unless a variant sets its own (Section VI)",
+                f"{g['epochs']} epochs unless a variant sets its own (Supplement D)",
             ]
         )
-    if "selection" in st:
-        g = st["selection"]
+    for stage, name in (("selection", "Selection"), ("selection_round2", "Second selection round")):
+        if stage in st:
+            g = st[stage]
+            rows.append(
+                [
+                    name,
+                    f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
+                    f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
+                    f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Supplement D)",
+                ]
+            )
+    if s.get("confirmation_seeds"):
         rows.append(
             [
-                "Selection",
-                f"{len(g['candidates'])} declared candidates x {len(g['rules'])} comparison rules on "
-                f"selection seeds {seed_ranges(g['selection_seeds'])}; the choice on fresh seeds "
-                f"{seed_ranges(g['final_seeds'])} ({g['final_training'].replace('_', ' ')}; Section VII)",
+                "Confirmation set",
+                f"data seeds {seed_ranges(s['confirmation_seeds'])}: the test images no test pair uses, paired "
+                "afresh per seed; the selections' final runs and the paper's best cell are scored on it (Section VI)",
             ]
         )
     trained = sorted(

@@ -17,7 +17,7 @@ def _interval(scored) -> str:
     return f"{fmt(scored['mean'])} [{fmt(scored['lo'])}, {fmt(scored['hi'])}]"
 
 
-def selection_html(result, numbers: tuple = ("XII", "XIII", "4")) -> str:
+def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
     """A round's declared space, each candidate's validation scores, the choice, the headline and its declared
     ensembles; one line when the profile has no such round or its runs are not stored yet. ``numbers``: the
     captions' numbers of its space table, scores table and figure."""
@@ -91,15 +91,21 @@ def selection_html(result, numbers: tuple = ("XII", "XIII", "4")) -> str:
     return "".join(out)
 
 
+def _describe(stage: dict, name: str) -> str:
+    """A candidate by what it is (model, epochs, rate), not by its name in the profile."""
+    spec = stage["candidates"][name]
+    return esc(f"{spec['model']}, {spec.get('epochs', '')} epochs, lr {spec.get('lr', '')}")
+
+
 def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
-    """Table XVI: each headline on the test pairs and on the confirmation set, with 95 % intervals (``settings``:
+    """Table VII: each headline on the test pairs and on the confirmation set, with 95 % intervals (``settings``:
     the profile's)."""
     rows = []
     if paper_cell is not None:
         rows.append(
             [
                 "the paper's best (Table I, head)",
-                esc(paper_cell["label"]),
+                "LeNet5_FullyConv, WS + aux",
                 str(paper_cell["test"]["n"]),
                 _interval(paper_cell["test"]),
                 _interval(paper_cell["confirm"]),
@@ -110,8 +116,8 @@ def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
             continue
         rows.append(
             [
-                f"{label} choice ({esc(r['choice']['rule'])})",
-                esc(r["choice"]["candidate"]),
+                f"{label} choice ({esc(r['choice']['rule'].replace('_', ' '))})",
+                _describe(r["stage"], r["choice"]["candidate"]),
                 str(r["headline"]["n"]),
                 _interval(r["headline"]),
                 _interval(r["confirm"]),
@@ -119,8 +125,8 @@ def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
         )
         rows += [
             [
-                f"{label} ensemble {esc(e['name'])}",
-                " +<br>".join(map(esc, e["members"])),
+                f"{label} ensemble of {e['runs']} runs",
+                " +<br>".join(_describe(r["stage"], m) for m in e["members"]),
                 str(e["runs"]),
                 _interval(e["test"]),
                 _interval(e["confirm"]),
@@ -135,9 +141,10 @@ def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
         html_table(
             ["", "configuration", "runs", "test pairs: error % [95 %]", "confirmation set: error % [95 %]"],
             rows,
-            "TABLE XVI: Each headline where it was measured: the test pairs every stage has seen, and the "
+            "TABLE VII: Each headline where it was measured: the test pairs every stage has seen, and the "
             "confirmation set no decision has seen (95 % intervals: the runs' spread and the set's "
-            "binomial sampling combined; an ensemble is one predictor)",
+            "sampling combined, on the confirmation set with the covariance of pairs that share an image, "
+            "Section III; an ensemble is one predictor)",
             cls="results",
         )
         if rows

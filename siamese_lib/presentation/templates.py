@@ -5,6 +5,8 @@ A person edits the templates as documents; this module only loads them and lends
 
 from __future__ import annotations
 
+import hashlib
+
 import jinja2
 
 from ..analysis.claims import PAPER_EPOCHS
@@ -27,6 +29,15 @@ _ENV.filters.update(
     seeds=seed_ranges,
     n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}",
 )
+
+
+def template_hash() -> str:
+    """The first 12 hex digits of the sha256 over every file under report/template (path and bytes, in path
+    order): the render stamp names the words as the code version names the code."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in TEMPLATE_DIR.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(TEMPLATE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def render(name: str, **numbers) -> str:

@@ -32,7 +32,9 @@ SECTIONS = [
     "IV. Results",
     "V. Discussion",
     "VI. Beyond the paper",
-    "VII. Selection declared before it ran",
+    "VII. The reproduction in brief",
+    "VIII. Conclusion",
+    "References",
     "Supplement",
 ]
 CAPTIONS = [
@@ -227,9 +229,9 @@ def test_report_renders_end_to_end(tmp_path):
     } | {"table2/corrected/ws1/bn0/do1"}
     assert "missing seeds 1-3" in html
     # the deviating cell is listed (judged different), with what the other protocol says
-    deviations = re.search(r'<ol class="deviations">(.*?)</ol>', html, re.S).group(1)
-    assert deviations.count("<li>") == 1
-    assert "Net, weight sharing yes, aux. loss yes</b>" in deviations and "different" in deviations
+    deviations = re.search(r'<table class="results deviations">(.*?)</table>', html, re.S).group(1)
+    assert deviations.count("<tr>") == 2  # the header and the one cell
+    assert "Net, weight sharing yes, aux. loss yes" in deviations and "different" in deviations
     # a verdict per complete cell, and cells.csv says it too
     assert re.search(r'<td class="verdict (eq|dev|inc)"', html)
     # it says what it is, and every link resolves to a file beside the report

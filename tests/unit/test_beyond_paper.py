@@ -396,7 +396,7 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     )
     assert "validation" in summary["text"] and 0 <= summary["ensemble_error"] <= 100
     html = report_html.table3_html(df)
-    assert html.count("<tr>") == 1 + 3 and "TABLE IX" in html  # the header and one row per (model, variant)
+    assert html.count("<tr>") == 1 + 3 and "TABLE S5" in html  # the header and one row per (model, variant)
     counts = beyond.flip_confusion(df, "LeNet5", "aug_all")
     assert counts.values.sum() <= 2 * 2 * 20 and all(counts.values[i, i] == 0 for i in range(10))
     assert figures.aux_weight_figure(df).axes
@@ -451,7 +451,7 @@ def test_best_paragraph_gives_the_refit_as_post_hoc_and_the_ablation():
     assert (
         "1.60 ± 0.10 %" in html and "<i>Post hoc</i>" in html and "<b>" not in html and "target" not in html
     )
-    assert "TABLE XI" in html and "best_no_affine" in html and "best_refit</code></td>" not in html
+    assert "TABLE S7" in html and "best_no_affine" in html and "best_refit</code></td>" not in html
 
 
 def test_findings_list_only_significant_differences_with_their_sign():

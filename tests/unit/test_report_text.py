@@ -4,6 +4,7 @@ the default profile of the presentation notebooks."""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 
 from siamese_lib.analysis import findings, tables
@@ -54,20 +55,20 @@ def test_paper_profile_states_the_papers_protocol():
     assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
 
 
-def claim(verdict="holds"):
-    return Claim("Aux loss helps", "it helps", "p < 0.05", verdict, "diff 9 points")
+def claim(verdict="reproduced"):
+    return Claim("Aux loss helps", "it helps", verdict, "holds", 2.5, 1.0, 4.0, 0.01)
 
 
 def test_power_rule_withholds_verdicts_below_its_size():
     assert size_shortfall(10, 30) == {}
     assert size_shortfall(2, 6) == {"seeds": 2, "epochs": 6}
-    kept = apply_power_rule([claim(), claim("does not hold")], 10, 30)
-    assert [c.verdict for c in kept] == ["holds", "does not hold"]
+    kept = apply_power_rule([claim(), claim("not detected")], 10, 30)
+    assert [c.verdict for c in kept] == ["reproduced", "not detected"]
     for seeds, epochs in ((2, 30), (10, 6), (MIN_SEEDS - 1, 100)):
-        out = apply_power_rule([claim(), claim("does not hold"), claim("not evaluable")], seeds, epochs)
+        out = apply_power_rule([claim(), claim("not detected"), claim("not evaluable")], seeds, epochs)
         assert [c.verdict for c in out] == [NOT_TESTED, NOT_TESTED, "not evaluable"]
-        assert "diff 9 points" in out[0].evidence
-    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "holds"
+        assert [c.old_verdict for c in out[:2]] == [NOT_TESTED, NOT_TESTED] and out[0].estimate == 2.5
+    assert apply_power_rule([claim()], MIN_SEEDS, PAPER_EPOCHS)[0].verdict == "reproduced"
 
 
 def test_quick_profile_claims_are_not_tested():
@@ -103,30 +104,41 @@ def _words(claim_verdict, profile="paper"):
     near = [5.9, 6.0, 6.1, 6.2, 5.8, 6.0, 6.1, 6.0, 5.9, 6.2]  # the paper's 6.08: equivalent
     far = [x + 5 for x in near]  # 5 points off: different
     cells = [_cell(near), _cell(far, ("Net", True, True)), _cell([6.0, 9.0], ("ResNet", True, True))]
-    claims = [claim(claim_verdict)]
-    words = findings.report_numbers(cells, ["corrected"], 1.0, claims, None, claims)
+    words = findings.report_numbers(cells, ["corrected"], 1.0, "pooled_effect", (10, 30))
+    words["claims"] = findings.claim_rows([claim(claim_verdict)], None, [claim()])
+    words["tested"] = claim_verdict != NOT_TESTED
     return {**words, "profile": pt.profile_numbers(load_profile(profile))}
 
 
+def _text(template, **words):
+    return " ".join(html.unescape(templates.render(template, **words)).split())
+
+
 def test_the_abstract_counts_verdicts_only_at_the_rules_size():
-    tested = templates.render("abstract.html.j2", beyond="", **_words("holds"))
-    assert (
-        "of the 3 distinct cells of Tables I and II, 1 are equivalent to the paper's within ±1.0 point, 1 differ "
-        "and 1 are inconclusive" in " ".join(tested.split())
+    tested = _text("abstract.html.j2", beyond="", **_words("reproduced"))
+    # 3 distinct cells: one equivalent, one different, one inconclusive (n = 2), the counts adjusted over 3
+    said = re.search(
+        r"(\d+) of (\d+) distinct cells are equivalent.*?(\d+) differ and (\d+) are inconclusive", tested
     )
-    assert "The paper's claims that hold here: Aux loss helps." in " ".join(tested.split())
-    reduced = templates.render("abstract.html.j2", beyond="", **_words(NOT_TESTED))
-    assert "equivalent" not in reduced and "is a check that every stage runs, not a test" in " ".join(
-        reduced.split()
-    )
+    assert said and said.groups() == ("1", "3", "1", "1")
+    assert "Aux loss helps" in tested.split("reproduced")[1]
+    reduced = _text("abstract.html.j2", beyond="", **_words(NOT_TESTED))
+    assert "equivalent" not in reduced and "Aux loss helps" not in reduced
 
 
-def test_the_findings_name_each_claims_verdict():
-    text = " ".join(
-        templates.render("findings.html.j2", beyond_headline="", **_words("contradicted")).split()
-    )
-    assert "<b>Aux loss helps</b>: contradicted." in text
-    assert "1 equivalent within ±1.0 point, 1 different, 1 inconclusive" in text
+def test_the_findings_give_each_claims_verdict_and_effect():
+    text = _text("findings.html.j2", beyond_headline="", **_words("contradicted"))
+    item = text.split("Aux loss helps")[1].split("</li>")[0]
+    assert "contradicted" in item and "+2.50 [+1.00, +4.00]" in item  # the pooled effect and its interval
+
+
+def test_the_claims_table_sets_both_rules_beside_each_other():
+    words = _words("not detected")
+    table = _text("claims_detail.html.j2", **words)
+    assert re.search(
+        r"holds /(<br>)?\s*not detected", table
+    )  # the old rule's verdict, then the pooled effect's
+    assert "+2.50 [+1.00, +4.00]" in _text("discussion.html.j2", lr=None, **words)
 
 
 def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
@@ -193,9 +205,10 @@ def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why
         and "found after seeing the paper's picks" in table
     )
     assert "<td>LeNet5_FullyConv</td><td>0.05</td><td>0.3</td><td>0.05</td><td>0.05</td>" in table
-    assert "TABLE IV-B:" in table and "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in table
-    assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in table
-    text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())
+    evidence = " ".join(lr_choice_html(lr, evidence=True).split())
+    assert "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in evidence and "0.0101" not in table
+    assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in evidence
+    text = " ".join(templates.render("lr_detail.html.j2", lr=lr, **_words("holds")).split())
     assert "For LeNet5_FullyConv it picks 0.3 against the paper's 0.05" in text
     assert "lies below the 0.05 one in 10 of the 20 epochs (from epoch 11 to the end)" in text
     assert "it agrees with the paper for 1 of 1 models" in text and "against 0.321 at our rule's 0.3" in text
@@ -210,7 +223,7 @@ def test_the_discussion_names_a_post_hoc_pick_where_our_rule_agrees_with_the_pap
 
     # the paper's 0.05 ends lowest; 0.005 lies lower over the search as a whole (on a log scale)
     lr = findings.lr_numbers(_search(**{"0_05": [100.0] * 10 + [0.01] * 10, "0_005": [0.1] * 20}), {})
-    text = " ".join(templates.render("discussion.html.j2", lr=lr, **_words("holds")).split())
+    text = " ".join(templates.render("lr_detail.html.j2", lr=lr, **_words("holds")).split())
     assert "On our curves it picks the paper's rate for every model searched." in text
     assert "it agrees with the paper for 0 of 1 models: for LeNet5_FullyConv it picks 0.005" in text
     assert "at the paper's and our rule's 0.05)" in text and "the tables use the rates Table IV lists" in text
