@@ -42,7 +42,7 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.published import publish_record
+from siamese_lib.pipeline.published import publish_record, published_timings
 from siamese_lib.presentation import (
     beyond_section,
     figures,
@@ -67,7 +67,8 @@ records = load_records(store_dir) if store_dir.is_dir() else []  # read only: th
 frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
-timings = tables.load_timings(runs_dir)
+# Sections F and G: the training history the published record keeps, when it holds these runs; else this runner's
+timings = published_timings(report_dir, [r["key"] for r in records]) or tables.load_timings(runs_dir)
 size = profile_text.claims_size(prof)
 claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
 claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
@@ -466,7 +467,9 @@ display(
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
+paths["records"] = publish_record(
+    store_dir, report_dir, prof, runs_dir / "plan.json", runs_dir / "timings.json"
+)
 display(
     HTML(
         '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '

@@ -29,11 +29,14 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
+from ..data import confirmation_indices, confirmation_pairs, generate_pair_sets, pair_indices
 from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
 from ..store import CorruptRecord, load_records, record_path, write_record
+from .dictionary import field_metadata
 
 FILE_NAME = "records.parquet"
+PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
@@ -101,14 +104,31 @@ def _metric_names(records) -> list:
     return list(names)
 
 
+def placement(keys, plan_text: str | None) -> tuple[list, list]:
+    """Where each run belongs: per key, the stages and the plan's executions (table cell, LR-search point,
+    variant, selection candidate or final) that use it, in plan order. A run that serves several (a Table II
+    cell that is a Table I cell) lists each; without a plan, empty lists."""
+    where = {k: ([], []) for k in keys}
+    for e in json.loads(plan_text)["executions"] if plan_text else []:
+        for k in dict.fromkeys(e["runs"]):
+            if k in where:
+                where[k][0].append(e["stage"])
+                where[k][1].append(e["name"])
+    return [where[k][0] for k in keys], [where[k][1] for k in keys]
+
+
 def records_table(records, metadata: dict) -> pa.Table:
-    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values."""
+    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values (its
+    plan, when there, gives the ``stage`` and ``cell`` columns)."""
     records = sorted(records, key=lambda r: r["key"])
     config, metrics = _config_types(), _metric_names(records)
     clash = set(config) & set(metrics)
     if clash:
         raise ValueError(f"metric names that are also configuration fields: {sorted(clash)}")
-    columns = {"key": (pa.string(), [r["key"] for r in records])}
+    keys = [r["key"] for r in records]
+    stages, cells = placement(keys, metadata.get(META + "plan"))
+    columns = {"key": (pa.string(), keys)}
+    columns["stage"], columns["cell"] = (pa.list_(pa.string()), stages), (pa.list_(pa.string()), cells)
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
@@ -122,6 +142,7 @@ def records_table(records, metadata: dict) -> pa.Table:
             [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values],
         )
     layout = {
+        "placement": ["stage", "cell"],
         "config": list(config),
         "metrics": metrics,
         "curves": ["train_loss"],
@@ -129,24 +150,55 @@ def records_table(records, metadata: dict) -> pa.Table:
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
-    schema = pa.schema([pa.field(n, t) for n, (t, _) in columns.items()], metadata=meta)
-    return pa.table({n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=schema)
+    return _table(columns, meta)
 
 
-def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
-    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir`` and its sha256 sidecar;
-    the same records give the same bytes. ``profile``: the Profile whose runs they are (its name and YAML go
-    into the metadata); ``plan_path``: the runner's plan, kept in the metadata when the file exists."""
-    store_dir = Path(store_dir)
-    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
-    if plan_path and Path(plan_path).is_file():
-        metadata[META + "plan"] = Path(plan_path).read_text()
-    records = load_records(store_dir)
+def _table(columns: dict, meta: dict, pairs: bool = False) -> pa.Table:
+    """``columns``: name -> (type, values); each field carries its data-dictionary entry."""
+    fields = [pa.field(n, t, metadata=field_metadata(n, pairs)) for n, (t, _) in columns.items()]
+    return pa.table(
+        {n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=pa.schema(fields, metadata=meta)
+    )
+
+
+def pairs_table(records) -> pa.Table:
+    """The test pairs and confirmation pairs the records were evaluated on, one row per pair in the order of
+    the runs' per-pair outputs: target, digit classes, MNIST test-image indices (and the 14 x 14 images of the
+    test pairs), derived from the data's seeds (nothing retrained)."""
+    sets = sorted({(r["config"]["nb_pairs"], r["config"]["data_seed"], ()) for r in records})
+    sets += sorted(
+        {(c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in (r["config"] for r in records)}
+        - {(nb, ds, ()) for nb, ds, _ in sets}
+    )
+    names = ("set", "nb_pairs", "data_seed", "confirm_seeds", "pair", "target", "digit1", "digit2")
+    cols = {n: [] for n in names + ("mnist_index1", "mnist_index2", "image1", "image2")}
+    for nb, ds, cs in sets:
+        if cs:
+            _, target, classes = confirmation_pairs(nb, ds, cs)
+            index, images = confirmation_indices(nb, ds, cs), [None] * len(target)
+        else:
+            _, _, _, test_input, target, classes = generate_pair_sets(nb, ds)
+            index, images = pair_indices(nb, ds)[1], test_input.reshape(len(target), 2, 196).tolist()
+        n = len(target)
+        for name, values in zip(
+            names, (["confirm" if cs else "test"] * n, [nb] * n, [ds] * n, [list(cs)] * n, range(n))
+        ):
+            cols[name] += list(values)
+        cols["target"] += target.tolist()
+        for i in (0, 1):
+            cols[f"digit{i + 1}"] += classes[:, i].tolist()
+            cols[f"mnist_index{i + 1}"] += index[:, i].tolist()
+            cols[f"image{i + 1}"] += [im and im[i] for im in images]
+    types = dict.fromkeys(["set"], pa.string()) | dict.fromkeys(["nb_pairs", "data_seed", "pair"], pa.int32())
+    types |= {"confirm_seeds": pa.list_(pa.int64())} | dict.fromkeys(names[5:], pa.int8())
+    types |= dict.fromkeys(["mnist_index1", "mnist_index2"], pa.int32())
+    types |= dict.fromkeys(["image1", "image2"], pa.list_(pa.float32()))
+    columns = {n: (types[n], v) for n, v in cols.items()}
+    return _table(columns, {META + "format_version": str(FORMAT_VERSION)}, pairs=True)
+
+
+def _parquet_bytes(table: pa.Table, floats=()) -> bytes:
     sink = pa.BufferOutputStream()
-    table = records_table(records, metadata)
-    floats = [
-        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
-    ]  # byte-stream split: 18 % smaller
     pq.write_table(
         table,
         sink,
@@ -155,7 +207,59 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
         column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
         use_dictionary=[n for n in table.column_names if n not in floats],
     )
-    data = sink.getvalue().to_pybytes()
+    return sink.getvalue().to_pybytes()
+
+
+def _write_checked(path: Path, data: bytes) -> None:
+    write_atomically(path, data)
+    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def record_timings(timings_path, report_dir) -> str | None:
+    """The record's training history for its metadata: the runner's timings.json when one of its invocations
+    trained runs; else (a render from the record) the history the published record already holds."""
+    try:
+        timings = json.loads(Path(timings_path).read_text()) if timings_path else {}
+    except (OSError, json.JSONDecodeError):
+        timings = {}
+    if any(i.get("trained") for i in timings.get("invocations", [])):
+        return json.dumps(timings, sort_keys=True)
+    try:
+        return read_metadata(record_file(report_dir)).get("timings")
+    except RecordFileError:
+        return None
+
+
+def published_timings(report_dir, keys) -> dict | None:
+    """The training history kept in the published record (what Section F shows) when that record holds every
+    run of ``keys``; None when there is no such record or it keeps none."""
+    path = record_file(report_dir)
+    try:
+        timings = read_metadata(path).get("timings")
+    except RecordFileError:
+        return None
+    held = set(pq.read_table(path, columns=["key"]).column("key").to_pylist())
+    return json.loads(timings) if timings and set(keys) <= held else None
+
+
+def publish_record(store_dir, report_dir, profile, plan_path=None, timings_path=None) -> Path:
+    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir``, ``pairs.parquet`` beside
+    it, and their sha256 sidecars; the same records give the same bytes. ``profile``: the Profile whose runs
+    they are (its name and YAML go into the metadata); ``plan_path``: the runner's plan, kept in the metadata
+    when the file exists; ``timings_path``: the runner's timings.json (``record_timings``)."""
+    store_dir = Path(store_dir)
+    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
+    if plan_path and Path(plan_path).is_file():
+        metadata[META + "plan"] = Path(plan_path).read_text()
+    timings = record_timings(timings_path, report_dir)
+    if timings:
+        metadata[META + "timings"] = timings
+    records = load_records(store_dir)
+    table = records_table(records, metadata)
+    floats = [
+        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
+    ]  # byte-stream split: 18 % smaller
+    data = _parquet_bytes(table, floats)
     back = records_from_table(pq.read_table(pa.BufferReader(data)))
     lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
     if (
@@ -164,9 +268,9 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
         raise ValueError(
             f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
         )
+    _write_checked(Path(report_dir) / PAIRS_FILE, _parquet_bytes(pairs_table(records), ["image1", "image2"]))
     path = record_file(report_dir)
-    write_atomically(path, data)
-    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+    _write_checked(path, data)
     return path
 
 
@@ -190,6 +294,13 @@ def read_metadata(path) -> dict:
             f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
     return meta
+
+
+def read_pairs(report_dir) -> pd.DataFrame:
+    """The pairs file beside a published record, after checking its checksum and format."""
+    path = Path(report_dir) / PAIRS_FILE
+    read_metadata(path)
+    return pd.read_parquet(path)
 
 
 def read_records(path) -> list[dict]:
@@ -271,7 +382,7 @@ def seed_from_record(run) -> None:
     )
 
 
-REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME)
+REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME, PAIRS_FILE)
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:
