@@ -29,11 +29,10 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
-from ..data import confirmation_indices, confirmation_pairs, generate_pair_sets, pair_indices
 from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
 from ..store import CorruptRecord, load_records, record_path, write_record
-from .dictionary import field_metadata
+from .dataset import pairs_table, placement, table_from_columns
 
 FILE_NAME = "records.parquet"
 PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
@@ -104,19 +103,6 @@ def _metric_names(records) -> list:
     return list(names)
 
 
-def placement(keys, plan_text: str | None) -> tuple[list, list]:
-    """Where each run belongs: per key, the stages and the plan's executions (table cell, LR-search point,
-    variant, selection candidate or final) that use it, in plan order. A run that serves several (a Table II
-    cell that is a Table I cell) lists each; without a plan, empty lists."""
-    where = {k: ([], []) for k in keys}
-    for e in json.loads(plan_text)["executions"] if plan_text else []:
-        for k in dict.fromkeys(e["runs"]):
-            if k in where:
-                where[k][0].append(e["stage"])
-                where[k][1].append(e["name"])
-    return [where[k][0] for k in keys], [where[k][1] for k in keys]
-
-
 def records_table(records, metadata: dict) -> pa.Table:
     """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values (its
     plan, when there, gives the ``stage`` and ``cell`` columns)."""
@@ -150,51 +136,7 @@ def records_table(records, metadata: dict) -> pa.Table:
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
-    return _table(columns, meta)
-
-
-def _table(columns: dict, meta: dict, pairs: bool = False) -> pa.Table:
-    """``columns``: name -> (type, values); each field carries its data-dictionary entry."""
-    fields = [pa.field(n, t, metadata=field_metadata(n, pairs)) for n, (t, _) in columns.items()]
-    return pa.table(
-        {n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=pa.schema(fields, metadata=meta)
-    )
-
-
-def pairs_table(records) -> pa.Table:
-    """The test pairs and confirmation pairs the records were evaluated on, one row per pair in the order of
-    the runs' per-pair outputs: target, digit classes, MNIST test-image indices (and the 14 x 14 images of the
-    test pairs), derived from the data's seeds (nothing retrained)."""
-    sets = sorted({(r["config"]["nb_pairs"], r["config"]["data_seed"], ()) for r in records})
-    sets += sorted(
-        {(c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in (r["config"] for r in records)}
-        - {(nb, ds, ()) for nb, ds, _ in sets}
-    )
-    names = ("set", "nb_pairs", "data_seed", "confirm_seeds", "pair", "target", "digit1", "digit2")
-    cols = {n: [] for n in names + ("mnist_index1", "mnist_index2", "image1", "image2")}
-    for nb, ds, cs in sets:
-        if cs:
-            _, target, classes = confirmation_pairs(nb, ds, cs)
-            index, images = confirmation_indices(nb, ds, cs), [None] * len(target)
-        else:
-            _, _, _, test_input, target, classes = generate_pair_sets(nb, ds)
-            index, images = pair_indices(nb, ds)[1], test_input.reshape(len(target), 2, 196).tolist()
-        n = len(target)
-        for name, values in zip(
-            names, (["confirm" if cs else "test"] * n, [nb] * n, [ds] * n, [list(cs)] * n, range(n))
-        ):
-            cols[name] += list(values)
-        cols["target"] += target.tolist()
-        for i in (0, 1):
-            cols[f"digit{i + 1}"] += classes[:, i].tolist()
-            cols[f"mnist_index{i + 1}"] += index[:, i].tolist()
-            cols[f"image{i + 1}"] += [im and im[i] for im in images]
-    types = dict.fromkeys(["set"], pa.string()) | dict.fromkeys(["nb_pairs", "data_seed", "pair"], pa.int32())
-    types |= {"confirm_seeds": pa.list_(pa.int64())} | dict.fromkeys(names[5:], pa.int8())
-    types |= dict.fromkeys(["mnist_index1", "mnist_index2"], pa.int32())
-    types |= dict.fromkeys(["image1", "image2"], pa.list_(pa.float32()))
-    columns = {n: (types[n], v) for n, v in cols.items()}
-    return _table(columns, {META + "format_version": str(FORMAT_VERSION)}, pairs=True)
+    return table_from_columns(columns, meta)
 
 
 def _parquet_bytes(table: pa.Table, floats=()) -> bytes:
@@ -223,7 +165,7 @@ def record_timings(timings_path, report_dir) -> str | None:
     except (OSError, json.JSONDecodeError):
         timings = {}
     if any(i.get("trained") for i in timings.get("invocations", [])):
-        return json.dumps(timings, sort_keys=True)
+        return json.dumps(timings)  # in the runner's order (the stages' order, shown as such)
     try:
         return read_metadata(record_file(report_dir)).get("timings")
     except RecordFileError:
@@ -231,15 +173,17 @@ def record_timings(timings_path, report_dir) -> str | None:
 
 
 def published_timings(report_dir, keys) -> dict | None:
-    """The training history kept in the published record (what Section F shows) when that record holds every
-    run of ``keys``; None when there is no such record or it keeps none."""
+    """The training history kept in the published record (what Sections F and G show) when that record holds
+    every run of ``keys`` ({} when it keeps none: a render never shows its own clock instead); None when there
+    is no such record."""
     path = record_file(report_dir)
     try:
         timings = read_metadata(path).get("timings")
     except RecordFileError:
         return None
-    held = set(pq.read_table(path, columns=["key"]).column("key").to_pylist())
-    return json.loads(timings) if timings and set(keys) <= held else None
+    if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
+        return None
+    return json.loads(timings) if timings else {}
 
 
 def publish_record(store_dir, report_dir, profile, plan_path=None, timings_path=None) -> Path:
@@ -268,7 +212,12 @@ def publish_record(store_dir, report_dir, profile, plan_path=None, timings_path=
         raise ValueError(
             f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
         )
-    _write_checked(Path(report_dir) / PAIRS_FILE, _parquet_bytes(pairs_table(records), ["image1", "image2"]))
+    _write_checked(
+        Path(report_dir) / PAIRS_FILE,
+        _parquet_bytes(
+            pairs_table(records, {META + "format_version": str(FORMAT_VERSION)}), ["image1", "image2"]
+        ),
+    )
     path = record_file(report_dir)
     _write_checked(path, data)
     return path

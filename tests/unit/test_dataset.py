@@ -18,7 +18,7 @@ from test_published import varied_store
 from siamese_lib.data import confirmation_pairs, generate_pair_sets
 from siamese_lib.experiments.planning import expand, plan_document
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import dictionary, published
+from siamese_lib.pipeline import dataset, published
 
 
 def test_each_run_names_every_stage_and_cell_it_serves(tmp_path):
@@ -41,7 +41,7 @@ def test_each_run_names_every_stage_and_cell_it_serves(tmp_path):
 def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_path):
     configs = [{"nb_pairs": 20, "data_seed": 0, "confirm_seeds": []}] * 2
     configs.append({"nb_pairs": 20, "data_seed": 0, "confirm_seeds": [101]})
-    pairs = published.pairs_table([{"config": c} for c in configs]).to_pandas()
+    pairs = dataset.pairs_table([{"config": c} for c in configs], {}).to_pandas()
     test, confirm = pairs[pairs["set"] == "test"], pairs[pairs["set"] == "confirm"]
     *_, test_input, target, classes = generate_pair_sets(20, 0)
     assert test["pair"].tolist() == list(range(20)) and test["target"].tolist() == target.tolist()
@@ -73,9 +73,9 @@ def test_every_column_has_its_meaning_and_unit_in_the_schema_and_in_the_docs(tmp
             assert field.metadata[b"description"], field.name
     schema = pq.read_schema(tmp_path / "r" / published.FILE_NAME)
     assert schema.field("test_error").metadata[b"unit"] == b"%"
-    assert (ROOT / "docs" / "data-dictionary.md").read_text() == dictionary.markdown()
+    assert (ROOT / "docs" / "data-dictionary.md").read_text() == dataset.markdown()
     with pytest.raises(KeyError, match="no entry"):
-        dictionary.describe("test_accuracy")
+        dataset.describe("test_accuracy")
 
 
 def test_the_record_keeps_the_training_history_of_its_runs(tmp_path):
@@ -96,6 +96,7 @@ def test_the_record_keeps_the_training_history_of_its_runs(tmp_path):
     published.publish_record(tmp_path / "store", report, profile, None, tmp_path / "rendered.json")
     assert published.record_file(report).read_bytes() == first  # a render from the record keeps its history
     assert published.published_timings(report, keys + ["another"]) is None  # a record without that run
+    assert published.published_timings(tmp_path / "x", keys) == {}  # kept none: never this render's clock
 
 
 @pytest.mark.slow

@@ -1,8 +1,16 @@
-"""The published record's data dictionary: each column's meaning and unit, kept in the Parquet files' schema
-(field metadata ``description`` and ``unit``) and rendered as ``docs/data-dictionary.md`` (``markdown``; a
-test keeps the two equal). Metric columns are named ``<split>_<measure>``: their words are composed."""
+"""The published record as a dataset: where each run belongs (``placement``, from the plan), the test and
+confirmation pairs beside the runs (``pairs_table``: ``pairs.parquet``), and the data dictionary: each column's
+meaning and unit, kept in the Parquet files' schema (field metadata ``description`` and ``unit``) and rendered
+as ``docs/data-dictionary.md`` (``markdown``; a test keeps the two equal). Metric columns are named
+``<split>_<measure>``: their words are composed."""
 
 from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from ..data import confirmation_indices, confirmation_pairs, generate_pair_sets, pair_indices
 
 HEADLINE = (
     "Tables I and II, the LR search and the report's best Table I cell use `test_error` (the comparison "
@@ -102,7 +110,7 @@ def describe(name: str, pairs: bool = False) -> tuple[str, str]:
     split, _, measure = name.partition("_")
     if not pairs and split in SPLITS and measure in MEASURES:
         return "%", f"{MEASURES[measure]} on {SPLITS[split]}"
-    raise KeyError(f"column {name!r} has no entry in the data dictionary (pipeline/dictionary.py)")
+    raise KeyError(f"column {name!r} has no entry in the data dictionary (pipeline/dataset.py)")
 
 
 def field_metadata(name: str, pairs: bool = False) -> dict:
@@ -122,7 +130,7 @@ def markdown() -> str:
         [
             "# Data dictionary of the published record",
             "",
-            "Generated from `siamese_lib/pipeline/dictionary.py` (the same words are in each Parquet file's "
+            "Generated from `siamese_lib/pipeline/dataset.py` (the same words are in each Parquet file's "
             "schema: `pyarrow.parquet.read_schema(path).field(name).metadata`).",
             "",
             "`report/<profile>/records.parquet`: one row per run. A run that serves several stages (a Table II "
@@ -144,3 +152,60 @@ def markdown() -> str:
             "",
         ]
     )
+
+
+def placement(keys, plan_text: str | None) -> tuple[list, list]:
+    """Where each run belongs: per key, the stages and the plan's executions (table cell, LR-search point,
+    variant, selection candidate or final) that use it, in plan order. A run that serves several (a Table II
+    cell that is a Table I cell) lists each; without a plan, empty lists."""
+    where = {k: ([], []) for k in keys}
+    for e in json.loads(plan_text)["executions"] if plan_text else []:
+        for k in dict.fromkeys(e["runs"]):
+            if k in where:
+                where[k][0].append(e["stage"])
+                where[k][1].append(e["name"])
+    return [where[k][0] for k in keys], [where[k][1] for k in keys]
+
+
+def table_from_columns(columns: dict, meta: dict, pairs: bool = False) -> pa.Table:
+    """``columns``: name -> (type, values); each field carries its data-dictionary entry."""
+    fields = [pa.field(n, t, metadata=field_metadata(n, pairs)) for n, (t, _) in columns.items()]
+    return pa.table(
+        {n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=pa.schema(fields, metadata=meta)
+    )
+
+
+def pairs_table(records, metadata: dict) -> pa.Table:
+    """The test pairs and confirmation pairs the records were evaluated on, one row per pair in the order of
+    the runs' per-pair outputs: target, digit classes, MNIST test-image indices (and the 14 x 14 images of the
+    test pairs), derived from the data's seeds (nothing retrained)."""
+    sets = sorted({(r["config"]["nb_pairs"], r["config"]["data_seed"], ()) for r in records})
+    sets += sorted(
+        {(c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in (r["config"] for r in records)}
+        - {(nb, ds, ()) for nb, ds, _ in sets}
+    )
+    names = ("set", "nb_pairs", "data_seed", "confirm_seeds", "pair", "target", "digit1", "digit2")
+    cols = {n: [] for n in names + ("mnist_index1", "mnist_index2", "image1", "image2")}
+    for nb, ds, cs in sets:
+        if cs:
+            _, target, classes = confirmation_pairs(nb, ds, cs)
+            index, images = confirmation_indices(nb, ds, cs), [None] * len(target)
+        else:
+            _, _, _, test_input, target, classes = generate_pair_sets(nb, ds)
+            index, images = pair_indices(nb, ds)[1], test_input.reshape(len(target), 2, 196).tolist()
+        n = len(target)
+        for name, values in zip(
+            names, (["confirm" if cs else "test"] * n, [nb] * n, [ds] * n, [list(cs)] * n, range(n))
+        ):
+            cols[name] += list(values)
+        cols["target"] += target.tolist()
+        for i in (0, 1):
+            cols[f"digit{i + 1}"] += classes[:, i].tolist()
+            cols[f"mnist_index{i + 1}"] += index[:, i].tolist()
+            cols[f"image{i + 1}"] += [im and im[i] for im in images]
+    types = dict.fromkeys(["set"], pa.string()) | dict.fromkeys(["nb_pairs", "data_seed", "pair"], pa.int32())
+    types |= {"confirm_seeds": pa.list_(pa.int64())} | dict.fromkeys(names[5:], pa.int8())
+    types |= dict.fromkeys(["mnist_index1", "mnist_index2"], pa.int32())
+    types |= dict.fromkeys(["image1", "image2"], pa.list_(pa.float32()))
+    columns = {n: (types[n], v) for n, v in cols.items()}
+    return table_from_columns(columns, metadata, pairs=True)
