@@ -24,7 +24,6 @@ device = "auto"
 # fmt: on
 
 # %%
-import datetime
 import warnings
 from pathlib import Path
 
@@ -68,7 +67,8 @@ frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
 # Sections F and G: the training history the published record keeps, when it holds these runs; else this runner's
-timings = published_timings(report_dir, [r["key"] for r in records]) or tables.load_timings(runs_dir)
+timings = published_timings(report_dir, [r["key"] for r in records])
+timings = tables.load_timings(runs_dir) if timings is None else timings
 size = profile_text.claims_size(prof)
 claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
 claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
@@ -92,7 +92,9 @@ words.update(
     round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None],
 )
 words["profile"] = profile_text.profile_numbers(prof)
-rendered = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+# no render clock in the report (the same record renders to the same bytes): the time shown is the record's own
+last = max((r.get("created") or "" for r in records), default="")
+rendered = f"from runs trained up to {last[:16].replace('T', ' ')} UTC" if last else "from no runs"
 
 # %%
 if picked:
