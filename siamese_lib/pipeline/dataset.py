@@ -37,8 +37,9 @@ COLUMNS = {  # name: (unit, meaning)
     "cell": (
         "",
         "per stage, the plan's execution this run serves: a table cell (protocol-model-ws-aux or "
-        "protocol-ws-bn-do), an LR-search point (model-lr), a variant (model-variant) or a selection "
-        "candidate/final; same length and order as stage (explode both together)",
+        "protocol-ws-bn-do), an LR-search point (model-lr), a variant (model-variant), a selection "
+        "candidate (candidate-NAME, its selection seeds) or a final (final[-NAME]-seedN: one per seed, the "
+        "chosen candidate's without its name); same length and order as stage (explode both together)",
     ),
     "model": ("", "architecture: Net, LeNet5, LeNet5_FullyConv, ResNet (the paper's) or VGG"),
     "weight_sharing": ("", "one branch for both images (true) or a branch per image"),
