@@ -24,6 +24,7 @@ device = "auto"
 # fmt: on
 
 # %%
+import json
 import warnings
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.published import publish_record, published_timings
+from siamese_lib.pipeline.published import publish_record, published_history
 from siamese_lib.presentation import (
     beyond_section,
     figures,
@@ -67,8 +68,14 @@ frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
 # Sections F and G: the training history the published record keeps, when it holds these runs; else this runner's
-timings = published_timings(report_dir, [r["key"] for r in records])
-timings = tables.load_timings(runs_dir) if timings is None else timings
+history = published_history(report_dir, [r["key"] for r in records])  # None: no record holds these runs yet
+timings = tables.load_timings(runs_dir) if history is None else history["timings"]
+verify_file = runs_dir / "verify" / "verify.json"
+verify = (
+    (json.loads(verify_file.read_text()) if verify_file.is_file() else {})
+    if history is None
+    else history["verify"]
+)
 size = profile_text.claims_size(prof)
 claims = apply_power_rule(evaluate_claims(stats_from_cells(cells, "corrected")), *size)
 claims_original = apply_power_rule(evaluate_claims(stats_from_cells(cells, "original")), *size)
@@ -449,7 +456,7 @@ display(
         '<h3 id="verification">E. Machines, software and verification</h3>'
         + sections.environment_html(records)
         + provenance.machines_html(records)
-        + provenance.verify_html(runs_dir / "verify" / "verify.json")
+        + provenance.verify_html(verify)
     )
 )
 
@@ -469,9 +476,7 @@ display(
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-paths["records"] = publish_record(
-    store_dir, report_dir, prof, runs_dir / "plan.json", runs_dir / "timings.json"
-)
+paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json", runs_dir)
 display(
     HTML(
         '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '

@@ -5,7 +5,9 @@ them (Section F: the wall time per stage and the invocations; Section G: each ex
 that file with the seconds rounded. This writes them back as a timings.json (seconds as shown), then republishes
 the record from a store seeded from it (nothing retrained), its plan and that history:
 
-    PYTHONPATH=. .venv/bin/python docs/measurements/recover_timings.py report/paper
+    PYTHONPATH=. .venv/bin/python docs/measurements/recover_timings.py report/paper [runs/paper/verify/verify.json]
+
+(with the second argument, the last `make verify` of the record is kept in it too: Section E shows it).
 
 records.parquet (+ pairs.parquet) and their checksums in that folder are rewritten; the runs are the record's.
 """
@@ -88,7 +90,7 @@ def recover(report_html: str) -> dict:
     )
 
 
-def main(report_dir: str) -> None:
+def main(report_dir: str, verify_json: str | None = None) -> None:
     report_dir = Path(report_dir)
     path = published.record_file(report_dir)
     meta = published.read_metadata(path)
@@ -96,15 +98,18 @@ def main(report_dir: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         (tmp / "timings.json").write_text(json.dumps(timings))
+        if verify_json:  # the last `make verify` of this record (runs/paper/verify/verify.json), kept with it
+            (tmp / "verify").mkdir()
+            (tmp / "verify" / "verify.json").write_text(Path(verify_json).read_text())
         (tmp / "plan.json").write_text(meta["plan"])
         (tmp / f"{meta['profile']}.yaml").write_text(meta["profile_yaml"])
         published.seed_store(path, tmp / "store")
         profile = load_profile(str(tmp / f"{meta['profile']}.yaml"))
-        published.publish_record(tmp / "store", report_dir, profile, tmp / "plan.json", tmp / "timings.json")
+        published.publish_record(tmp / "store", report_dir, profile, tmp / "plan.json", tmp)
     print(
         f"{path}: republished with {len(timings['invocations'])} invocations, {len(timings['executions'])} notebooks"
     )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

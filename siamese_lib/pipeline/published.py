@@ -35,6 +35,10 @@ from ..store import CorruptRecord, load_records, record_path, write_record
 from .dataset import pairs_table, placement, table_from_columns
 
 FILE_NAME = "records.parquet"
+HISTORY = {
+    "timings": "timings.json",
+    "verify": "verify/verify.json",
+}  # kept in the record, from runs/<profile>/
 PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
@@ -157,47 +161,53 @@ def _write_checked(path: Path, data: bytes) -> None:
     write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
 
 
-def record_timings(timings_path, report_dir) -> str | None:
-    """The record's training history for its metadata: the runner's timings.json when one of its invocations
-    trained runs; else (a render from the record) the history the published record already holds."""
+def record_history(runs_dir, report_dir) -> dict:
+    """What the record keeps of its history, for its metadata: the runner's ``timings.json`` when one of its
+    invocations trained runs, and the last ``verify/verify.json``; where there is none, what the published
+    record already keeps (so a render from the record changes nothing)."""
     try:
-        timings = json.loads(Path(timings_path).read_text()) if timings_path else {}
-    except (OSError, json.JSONDecodeError):
-        timings = {}
-    if any(i.get("trained") for i in timings.get("invocations", [])):
-        return json.dumps(timings)  # in the runner's order (the stages' order, shown as such)
-    try:
-        return read_metadata(record_file(report_dir)).get("timings")
+        kept = read_metadata(record_file(report_dir))
     except RecordFileError:
-        return None
+        kept = {}
+    out = {}
+    for name, rel in HISTORY.items():
+        try:
+            data = json.loads((Path(runs_dir) / rel).read_text()) if runs_dir else None
+        except (OSError, json.JSONDecodeError):
+            data = None
+        fresh = isinstance(data, dict) and (
+            name == "verify" or any(i.get("trained") for i in data.get("invocations", []))
+        )
+        text = json.dumps(data) if fresh else kept.get(name)  # timings: in the runner's order (the stages')
+        if text:
+            out[META + name] = text
+    return out
 
 
-def published_timings(report_dir, keys) -> dict | None:
-    """The training history kept in the published record (what Sections F and G show) when that record holds
-    every run of ``keys`` ({} when it keeps none: a render never shows its own clock instead); None when there
-    is no such record."""
+def published_history(report_dir, keys) -> dict | None:
+    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
+    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
+    own clock instead); None when there is no such record."""
     path = record_file(report_dir)
     try:
-        timings = read_metadata(path).get("timings")
+        meta = read_metadata(path)
     except RecordFileError:
         return None
     if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
         return None
-    return json.loads(timings) if timings else {}
+    return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
 
 
-def publish_record(store_dir, report_dir, profile, plan_path=None, timings_path=None) -> Path:
+def publish_record(store_dir, report_dir, profile, plan_path=None, runs_dir=None) -> Path:
     """Write ``report_dir/records.parquet`` from every valid record of ``store_dir``, ``pairs.parquet`` beside
     it, and their sha256 sidecars; the same records give the same bytes. ``profile``: the Profile whose runs
     they are (its name and YAML go into the metadata); ``plan_path``: the runner's plan, kept in the metadata
-    when the file exists; ``timings_path``: the runner's timings.json (``record_timings``)."""
+    when the file exists; ``runs_dir``: the runner's folder, whose history the record keeps (``record_history``)."""
     store_dir = Path(store_dir)
     metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
     if plan_path and Path(plan_path).is_file():
         metadata[META + "plan"] = Path(plan_path).read_text()
-    timings = record_timings(timings_path, report_dir)
-    if timings:
-        metadata[META + "timings"] = timings
+    metadata.update(record_history(runs_dir, report_dir))
     records = load_records(store_dir)
     table = records_table(records, metadata)
     floats = [

@@ -78,25 +78,28 @@ def test_every_column_has_its_meaning_and_unit_in_the_schema_and_in_the_docs(tmp
         dataset.describe("test_accuracy")
 
 
-def test_the_record_keeps_the_training_history_of_its_runs(tmp_path):
+def test_the_record_keeps_its_training_history_and_last_verification(tmp_path):
     varied_store(tmp_path / "store")
     profile = load_profile(str(write_profile(tmp_path)))
-    keys = [
-        r["key"]
-        for r in published.read_records(published.publish_record(tmp_path / "store", tmp_path / "x", profile))
-    ]
-    trained = {"invocations": [{"started": "2026-01-01T00:00:00+00:00", "seconds": 8738.0, "trained": 2}]}
-    rendered = {"invocations": [{"started": "2026-02-01T00:00:00+00:00", "seconds": 474.0, "trained": 0}]}
-    (tmp_path / "trained.json").write_text(json.dumps(trained))
-    (tmp_path / "rendered.json").write_text(json.dumps(rendered))
+    bare = published.publish_record(tmp_path / "store", tmp_path / "x", profile)
+    keys = [r["key"] for r in published.read_records(bare)]
+    trained, rendered = tmp_path / "trained", tmp_path / "rendered"
+    (trained / "verify").mkdir(parents=True)
+    rendered.mkdir()
+    history = {"invocations": [{"started": "2026-01-01T00:00:00+00:00", "seconds": 8738.0, "trained": 2}]}
+    verify = {"runs": [{"key": keys[0]}], "summary": ["runs: 1 of 1 bit-identical"]}
+    (trained / "timings.json").write_text(json.dumps(history))
+    (trained / "verify" / "verify.json").write_text(json.dumps(verify))
+    (rendered / "timings.json").write_text(json.dumps({"invocations": [{"seconds": 474.0, "trained": 0}]}))
     report = tmp_path / "report"
-    published.publish_record(tmp_path / "store", report, profile, None, tmp_path / "trained.json")
+    published.publish_record(tmp_path / "store", report, profile, None, trained)
     first = published.record_file(report).read_bytes()
-    assert published.published_timings(report, keys) == trained
-    published.publish_record(tmp_path / "store", report, profile, None, tmp_path / "rendered.json")
+    assert published.published_history(report, keys) == {"timings": history, "verify": verify}
+    published.publish_record(tmp_path / "store", report, profile, None, rendered)
     assert published.record_file(report).read_bytes() == first  # a render from the record keeps its history
-    assert published.published_timings(report, keys + ["another"]) is None  # a record without that run
-    assert published.published_timings(tmp_path / "x", keys) == {}  # kept none: never this render's clock
+    assert published.published_history(report, keys + ["another"]) is None  # a record without that run
+    kept_none = {"timings": {}, "verify": {}}  # never this render's clock instead
+    assert published.published_history(tmp_path / "x", keys) == kept_none
 
 
 @pytest.mark.slow
