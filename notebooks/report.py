@@ -24,7 +24,7 @@ device = "auto"
 # fmt: on
 
 # %%
-import datetime
+import json
 import warnings
 from pathlib import Path
 
@@ -41,7 +41,7 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.published import publish_record
+from siamese_lib.pipeline.published import publish_record, published_history
 from siamese_lib.presentation import (
     beyond_section,
     figures,
@@ -66,7 +66,15 @@ records = load_records(store_dir) if store_dir.is_dir() else []  # read only: th
 frame = tables.records_frame(records)
 plan = planning.plan_of(prof, runs_dir, store_dir)  # the executions and runs the runner planned
 cells = tables.table_cells(records, plan, prof.name)
-timings = tables.load_timings(runs_dir)
+# Sections F and G: the training history the published record keeps, when it holds these runs; else this runner's
+history = published_history(report_dir, [r["key"] for r in records])  # None: no record holds these runs yet
+timings = tables.load_timings(runs_dir) if history is None else history["timings"]
+verify_file = runs_dir / "verify" / "verify.json"
+verify = (
+    (json.loads(verify_file.read_text()) if verify_file.is_file() else {})
+    if history is None
+    else history["verify"]
+)
 margin = prof.settings["equivalence_margin"]
 selection = sel.load_selection(prof, store_dir)
 round2 = sel.load_selection(prof, store_dir, "selection_round2")
@@ -85,7 +93,9 @@ words.update(
     round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None],
 )
 words["profile"] = profile_text.profile_numbers(prof)
-rendered = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+# no render clock in the report (the same record renders to the same bytes): the time shown is the record's own
+last = max((r.get("created") or "" for r in records), default="")
+rendered = f"from runs trained up to {last[:16].replace('T', ' ')} UTC" if last else "from no runs"
 
 # %%
 if picked:
@@ -436,7 +446,7 @@ display(
         '<h3 id="verification">E. Machines, software and verification</h3>'
         + sections.environment_html(records)
         + provenance.machines_html(records)
-        + provenance.verify_html(runs_dir / "verify" / "verify.json")
+        + provenance.verify_html(verify)
     )
 )
 
@@ -456,7 +466,7 @@ display(
 
 # %%
 paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
+paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json", runs_dir)
 display(
     HTML(
         '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '

@@ -1,4 +1,5 @@
-"""Command line: ``python -m siamese_lib {train,run,verify}``: parses, calls one layer, maps errors to exits.
+"""Command line: python -m siamese_lib {train,run,verify}: train one run, run a profile and render its report,
+or retrain a sample of the published record to check it.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -34,6 +35,17 @@ from .experiments.profiles import PAPER_LRS, STAGES
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
+
+
+class Help(argparse.HelpFormatter):
+    """Each option's help ends with its default, unless it names it already or has none."""
+
+    def _get_help_string(self, action):
+        text, default = action.help or "", action.default
+        if "default" in text or action.required or default in (None, argparse.SUPPRESS) or default is False:
+            return text
+        shown = "on" if default is True else default
+        return f"{text} (default: {shown})".strip()
 
 
 class Switch(argparse.BooleanOptionalAction):
@@ -89,15 +101,20 @@ def profile_value(text):
 
 
 def build_parser() -> Parser:
-    parser = Parser(prog="python -m siamese_lib", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m siamese_lib", description=" ".join(__doc__.split("\n\n")[0].split()))
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    t = sub.add_parser("train", help="train one run and print its metrics as JSON")
-    t.add_argument("--model", required=True, choices=MODEL_NAMES)
-    t.add_argument("--weight-sharing", action=Switch, default=True)
-    t.add_argument("--aux-loss", action=Switch, default=True)
-    t.add_argument("--batch-norm", action=Switch, default=True)
-    t.add_argument("--dropout", action=Switch, default=False)
+    def command(name, text):
+        return sub.add_parser(
+            name, help=text, description=text[0].upper() + text[1:] + ".", formatter_class=Help
+        )
+
+    t = command("train", "train one run (the paper's setting by default) and print its metrics as JSON")
+    t.add_argument("--model", required=True, choices=MODEL_NAMES, help="the architecture")
+    t.add_argument("--weight-sharing", action=Switch, default=True, help="one branch for both images")
+    t.add_argument("--aux-loss", action=Switch, default=True, help="the auxiliary digit loss")
+    t.add_argument("--batch-norm", action=Switch, default=True, help="batch normalisation in the branches")
+    t.add_argument("--dropout", action=Switch, default=False, help="dropout in the branches (default: off)")
     t.add_argument(
         "--lr",
         type=field_value("lr", float),
@@ -109,7 +126,12 @@ def build_parser() -> Parser:
         "--batch-size", type=field_value("batch_size", int), default=100, help=field_rule("batch_size")
     )
     t.add_argument("--seed", type=field_value("seed", int), default=1, help=field_rule("seed"))
-    t.add_argument("--protocol", choices=PROTOCOLS, default="corrected")
+    t.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="corrected",
+        help="the paper as described, or the authors' code",
+    )
     t.add_argument("--nb-pairs", type=field_value("nb_pairs", int), default=1000, help=field_rule("nb_pairs"))
     t.add_argument(
         "--data-dir",
@@ -117,10 +139,14 @@ def build_parser() -> Parser:
         default=None,
         help="a torchvision-format MNIST folder (default: offline copy)",
     )
-    t.add_argument("--device", choices=DEVICES, default="auto")
+    t.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda when there is one")
     t.add_argument("--threads", type=threads_value, default=1, help="torch threads (default 1)")
 
-    r = sub.add_parser("run", help="run a profile: notebooks per configuration, then the report")
+    r = command(
+        "run",
+        "run a profile: train the runs its store lacks, execute one notebook per configuration, then render "
+        "report/PROFILE/report.html and report.pdf",
+    )
     r.add_argument(
         "--profile",
         required=True,
@@ -133,7 +159,7 @@ def build_parser() -> Parser:
         default=None,
         help="local Dask workers (one thread each) and notebooks at once (default: CPU cores)",
     )
-    r.add_argument("--device", choices=DEVICES, default="auto")
+    r.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda when there is one")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     r.add_argument(
@@ -170,7 +196,10 @@ def build_parser() -> Parser:
         "time on one core + 300 s)",
     )
 
-    v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
+    v = command(
+        "verify",
+        "retrain a sample of the published record's runs here and say, per run and per cell, whether they agree",
+    )
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=10.0, help="time budget (default 10)")
     v.add_argument("--full", action="store_true", help="every committed run, no time budget")

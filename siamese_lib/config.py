@@ -188,9 +188,12 @@ class Strict(BaseModel):
 
 
 def one_line(exc: ValidationError, label: str = "{}") -> str:
-    """The first problem of ``exc`` in one line: '<label>: <rule>, got <value> (<type>)', ``label`` formatted
-    with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
-    err = exc.errors(include_url=False)[0]
+    """Every problem of ``exc`` in one line, joined by '; ': '<label>: <rule>, got <value> (<type>)', ``label``
+    formatted with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
+    return "; ".join(dict.fromkeys(_problem(err, label) for err in exc.errors(include_url=False)))
+
+
+def _problem(err: dict, label: str) -> str:
     kind, error = err["type"], (err.get("ctx") or {}).get("error")
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(
         "."

@@ -303,15 +303,20 @@ def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
     return torch.randperm(n_images, generator=generator)[: 2 * nb].view(nb, 2)
 
 
+def pair_indices(nb: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prologue's image index pairs [nb, 2]: into the MNIST training images, then into its test images
+    (one RNG seeded with ``seed``, the training pairs drawn first)."""
+    generator = torch.Generator().manual_seed(seed)
+    return _draw(nb, MNIST_SIZES["train"], generator), _draw(nb, MNIST_SIZES["test"], generator)
+
+
 def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
     """The prologue's pairs: train pairs first, then test pairs, from one RNG seeded with ``seed``.
 
     Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2], test_input,
     test_target, test_classes). Not normalised: see ``normalize``."""
     mnist = load_mnist(data_dir)
-    generator = torch.Generator().manual_seed(seed)
-    train = _draw(nb, len(mnist["train_labels"]), generator)
-    test = _draw(nb, len(mnist["test_labels"]), generator)
+    train, test = pair_indices(nb, seed)
     return (
         *_pairs(train, mnist["train_images"], mnist["train_labels"]),
         *_pairs(test, mnist["test_images"], mnist["test_labels"]),
@@ -321,9 +326,7 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
 def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
     """Index pairs [n, 2] into the MNIST test images ``generate_pair_sets(nb, seed)``'s test pairs leave unused:
     per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs); one may recur across seeds."""
-    generator = torch.Generator().manual_seed(seed)
-    _draw(nb, MNIST_SIZES["train"], generator)  # the training pairs' draw comes first
-    used = set(_draw(nb, MNIST_SIZES["test"], generator).reshape(-1).tolist())
+    used = set(pair_indices(nb, seed)[1].reshape(-1).tolist())
     free = torch.tensor(sorted(set(range(MNIST_SIZES["test"])) - used))
     return torch.cat(
         [free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))] for s in confirm_seeds]

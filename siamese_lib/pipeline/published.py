@@ -32,8 +32,14 @@ from ..config import RunConfig
 from ..experiments.planning import load_plan
 from ..experiments.profiles import load_profile
 from ..store import CorruptRecord, load_records, record_path, write_record
+from .dataset import pairs_table, placement, table_from_columns
 
 FILE_NAME = "records.parquet"
+HISTORY = {
+    "timings": "timings.json",
+    "verify": "verify/verify.json",
+}  # kept in the record, from runs/<profile>/
+PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
@@ -102,13 +108,17 @@ def _metric_names(records) -> list:
 
 
 def records_table(records, metadata: dict) -> pa.Table:
-    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values."""
+    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values (its
+    plan, when there, gives the ``stage`` and ``cell`` columns)."""
     records = sorted(records, key=lambda r: r["key"])
     config, metrics = _config_types(), _metric_names(records)
     clash = set(config) & set(metrics)
     if clash:
         raise ValueError(f"metric names that are also configuration fields: {sorted(clash)}")
-    columns = {"key": (pa.string(), [r["key"] for r in records])}
+    keys = [r["key"] for r in records]
+    stages, cells = placement(keys, metadata.get(META + "plan"))
+    columns = {"key": (pa.string(), keys)}
+    columns["stage"], columns["cell"] = (pa.list_(pa.string()), stages), (pa.list_(pa.string()), cells)
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
@@ -122,6 +132,7 @@ def records_table(records, metadata: dict) -> pa.Table:
             [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values],
         )
     layout = {
+        "placement": ["stage", "cell"],
         "config": list(config),
         "metrics": metrics,
         "curves": ["train_loss"],
@@ -129,24 +140,11 @@ def records_table(records, metadata: dict) -> pa.Table:
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
-    schema = pa.schema([pa.field(n, t) for n, (t, _) in columns.items()], metadata=meta)
-    return pa.table({n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=schema)
+    return table_from_columns(columns, meta)
 
 
-def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
-    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir`` and its sha256 sidecar;
-    the same records give the same bytes. ``profile``: the Profile whose runs they are (its name and YAML go
-    into the metadata); ``plan_path``: the runner's plan, kept in the metadata when the file exists."""
-    store_dir = Path(store_dir)
-    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
-    if plan_path and Path(plan_path).is_file():
-        metadata[META + "plan"] = Path(plan_path).read_text()
-    records = load_records(store_dir)
+def _parquet_bytes(table: pa.Table, floats=()) -> bytes:
     sink = pa.BufferOutputStream()
-    table = records_table(records, metadata)
-    floats = [
-        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
-    ]  # byte-stream split: 18 % smaller
     pq.write_table(
         table,
         sink,
@@ -155,7 +153,67 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
         column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
         use_dictionary=[n for n in table.column_names if n not in floats],
     )
-    data = sink.getvalue().to_pybytes()
+    return sink.getvalue().to_pybytes()
+
+
+def _write_checked(path: Path, data: bytes) -> None:
+    write_atomically(path, data)
+    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+
+
+def record_history(runs_dir, report_dir) -> dict:
+    """What the record keeps of its history, for its metadata: the runner's ``timings.json`` when one of its
+    invocations trained runs, and the last ``verify/verify.json``; where there is none, what the published
+    record already keeps (so a render from the record changes nothing)."""
+    try:
+        kept = read_metadata(record_file(report_dir))
+    except RecordFileError:
+        kept = {}
+    out = {}
+    for name, rel in HISTORY.items():
+        try:
+            data = json.loads((Path(runs_dir) / rel).read_text()) if runs_dir else None
+        except (OSError, json.JSONDecodeError):
+            data = None
+        fresh = isinstance(data, dict) and (
+            name == "verify" or any(i.get("trained") for i in data.get("invocations", []))
+        )
+        text = json.dumps(data) if fresh else kept.get(name)  # timings: in the runner's order (the stages')
+        if text:
+            out[META + name] = text
+    return out
+
+
+def published_history(report_dir, keys) -> dict | None:
+    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
+    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
+    own clock instead); None when there is no such record."""
+    path = record_file(report_dir)
+    try:
+        meta = read_metadata(path)
+    except RecordFileError:
+        return None
+    if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
+        return None
+    return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
+
+
+def publish_record(store_dir, report_dir, profile, plan_path=None, runs_dir=None) -> Path:
+    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir``, ``pairs.parquet`` beside
+    it, and their sha256 sidecars; the same records give the same bytes. ``profile``: the Profile whose runs
+    they are (its name and YAML go into the metadata); ``plan_path``: the runner's plan, kept in the metadata
+    when the file exists; ``runs_dir``: the runner's folder, whose history the record keeps (``record_history``)."""
+    store_dir = Path(store_dir)
+    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
+    if plan_path and Path(plan_path).is_file():
+        metadata[META + "plan"] = Path(plan_path).read_text()
+    metadata.update(record_history(runs_dir, report_dir))
+    records = load_records(store_dir)
+    table = records_table(records, metadata)
+    floats = [
+        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
+    ]  # byte-stream split: 18 % smaller
+    data = _parquet_bytes(table, floats)
     back = records_from_table(pq.read_table(pa.BufferReader(data)))
     lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
     if (
@@ -164,9 +222,14 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
         raise ValueError(
             f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
         )
+    _write_checked(
+        Path(report_dir) / PAIRS_FILE,
+        _parquet_bytes(
+            pairs_table(records, {META + "format_version": str(FORMAT_VERSION)}), ["image1", "image2"]
+        ),
+    )
     path = record_file(report_dir)
-    write_atomically(path, data)
-    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+    _write_checked(path, data)
     return path
 
 
@@ -190,6 +253,13 @@ def read_metadata(path) -> dict:
             f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
     return meta
+
+
+def read_pairs(report_dir) -> pd.DataFrame:
+    """The pairs file beside a published record, after checking its checksum and format."""
+    path = Path(report_dir) / PAIRS_FILE
+    read_metadata(path)
+    return pd.read_parquet(path)
 
 
 def read_records(path) -> list[dict]:
@@ -271,7 +341,7 @@ def seed_from_record(run) -> None:
     )
 
 
-REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME)
+REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME, PAIRS_FILE)
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:

@@ -205,6 +205,7 @@ def selection_figure(scores_runs: pd.DataFrame):
         return None
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * scores_runs["candidate"].nunique() + 1.2))
     sns.barplot(data=scores_runs, y="candidate", x="val_error", hue="rule", errorbar=None, alpha=0.45, ax=ax)
+    np.random.seed(0)  # seaborn draws the jitter from numpy's global RNG: the same record, the same figure
     sns.stripplot(
         data=scores_runs, y="candidate", x="val_error", hue="rule", dodge=True, legend=False, size=4, ax=ax
     )

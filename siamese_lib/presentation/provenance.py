@@ -4,7 +4,6 @@ record, and the last ``verify`` of it."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -106,12 +105,10 @@ def machines_html(records) -> str:
     )
 
 
-def verify_html(verify_json: Path) -> str:
-    """The last verification of this record, if one was run."""
-    path = Path(verify_json)
-    if not path.is_file():
+def verify_html(v: dict) -> str:
+    """The last verification of this record (verify.json's content, as the record keeps it), if one was run."""
+    if not v:
         return "<p class='note'>No verification run yet (<code>make verify</code>).</p>"
-    v = json.loads(path.read_text())
     lines = "".join(f"<li>{esc(line)}</li>" for line in v.get("summary", []))
     return (
         f"<p>Last <code>verify</code>: {len(v.get('runs', []))} runs, {len(v.get('cells', []))} cells, "

@@ -8,6 +8,7 @@ file: URLs only, so rendering never touches the network.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ from nbconvert import HTMLExporter
 from ..common import TEMPLATE_DIR, write_atomically
 
 TEMPLATE_NAME = "paper"
+FONT_EPOCH = "946684800"  # 2000-01-01: the embedded fonts' "modified" date, fixed
 
 
 # --- rendering -----------------------------------------------------------------------------------------
@@ -57,6 +59,8 @@ def report_title(nb) -> str | None:
 def notebook_to_html(executed_notebook: Path) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
+    for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
+        cell["id"] = f"cell-{i}"
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATE_DIR)],
@@ -101,7 +105,17 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     # no base URL: the links to runs.csv and cells.csv stay relative, so they work wherever the folder is copied
     # (everything else is inline: data: images, one embedded stylesheet)
     doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()
-    pdf = doc.write_pdf()
+    # the same HTML, the same PDF: WeasyPrint writes no dates or file id, but fontTools stamps each embedded font
+    # subset with the clock unless SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
+    saved = os.environ.get("SOURCE_DATE_EPOCH")
+    os.environ["SOURCE_DATE_EPOCH"] = FONT_EPOCH
+    try:
+        pdf = doc.write_pdf()
+    finally:
+        if saved is None:
+            del os.environ["SOURCE_DATE_EPOCH"]
+        else:
+            os.environ["SOURCE_DATE_EPOCH"] = saved
     write_atomically(pdf_path, pdf)
     t2 = time.perf_counter()
     return {

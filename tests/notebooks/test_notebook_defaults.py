@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # papermill kernels
 
 ROOT = Path(__file__).resolve().parents[2]
 # training notebooks first: the report and figures notebooks then find (or not) a store to show
-ORDER = ("lr_search", "table1", "table2", "beyond_paper", "selection", "figures", "report")
+ORDER = ("lr_search", "table1", "table2", "beyond_paper", "selection", "figures", "report", "explore")
 
 
 def git(*args, cwd):
