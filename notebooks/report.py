@@ -42,7 +42,6 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.published import publish_record
 from siamese_lib.presentation import (
     beyond_section,
     figures,
@@ -465,8 +464,7 @@ display(
 )
 
 # %%
-paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json")  # the published record
+paths = sections.write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
 display(
     HTML(
         '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '

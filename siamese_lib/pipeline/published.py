@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -27,11 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
-from ..common import UsageError, write_atomically
+from ..common import UsageError, safe_name, write_atomically
 from ..config import RunConfig
-from ..experiments.planning import load_plan
-from ..experiments.profiles import load_profile
-from ..store import CorruptRecord, load_records, record_path, write_record
+from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
+from ..experiments.profiles import TRAINING_STAGES
+from ..store import CorruptRecord, admit, load_record, load_records, record_path, write_record
 
 FILE_NAME = "records.parquet"
 FORMAT_VERSION = 1
@@ -46,7 +48,14 @@ OUTPUT_TYPES = {
     "digit2_pred": pa.int8(),
     "confirm_head_prob": pa.float32(),
     "confirm_digit_prob": pa.float32(),
+    "val_head_prob": pa.float32(),
+    "val_digit_prob": pa.float32(),
 }
+# read from the footer before anything else: a small file can claim billions of values (issue 33)
+MAX_FILE_BYTES, MAX_ROWS, MAX_VALUES = 500_000_000, 100_000, 200_000_000
+LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
+RUNNER_PARAMETERS = ("threads", "force")  # what the runner adds to a plan's parameters (notebooks.make_jobs)
+SEEDED_MARK = ".seeded-from-record"  # in a store seeded from a published record: exploration trains elsewhere
 PROVENANCE = {
     "schema_version": pa.int16(),
     "device": pa.string(),
@@ -112,9 +121,8 @@ def records_table(records, metadata: dict) -> pa.Table:
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    columns.update(
-        {n: (pa.list_(t), [r["outputs"].get(n) for r in records]) for n, t in OUTPUT_TYPES.items()}
-    )
+    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
+    columns.update({n: (pa.list_(OUTPUT_TYPES[n]), [r["outputs"].get(n) for r in records]) for n in outputs})
     for n, t in PROVENANCE.items():
         values = [r.get(n) for r in records]
         columns[n] = (
@@ -125,7 +133,7 @@ def records_table(records, metadata: dict) -> pa.Table:
         "config": list(config),
         "metrics": metrics,
         "curves": ["train_loss"],
-        "outputs": list(OUTPUT_TYPES),
+        "outputs": outputs,
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
@@ -133,21 +141,81 @@ def records_table(records, metadata: dict) -> pa.Table:
     return pa.table({n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=schema)
 
 
-def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
-    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir`` and its sha256 sidecar;
-    the same records give the same bytes. ``profile``: the Profile whose runs they are (its name and YAML go
-    into the metadata); ``plan_path``: the runner's plan, kept in the metadata when the file exists."""
-    store_dir = Path(store_dir)
-    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
-    if plan_path and Path(plan_path).is_file():
-        metadata[META + "plan"] = Path(plan_path).read_text()
-    records = load_records(store_dir)
+class RecordChanged(UsageError):
+    """What rendering would publish differs from the published record (one line, exit 2)."""
+
+
+def profile_plan(profile, store_dir, device: str) -> dict:
+    """The plan the profile gives with this store (auto learning rates and selections read it), as the runner
+    writes it, less the parameters the runner adds to each notebook."""
+    executions = expand(
+        profile, str(store_dir), device, stages=[s for s in TRAINING_STAGES if s in profile.stages]
+    )
+    named = [Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs()) for ex in executions]
+    return json.loads(json.dumps(plan_document(profile.name, device, named)))
+
+
+def checked_plan(text: str, profile, store_dir, where) -> set:
+    """The keys of the plan ``text`` (a plan file's or a record's metadata) once it is the plan the profile gives
+    with ``store_dir``; else RecordFileError naming the first difference."""
+    try:
+        plan = json.loads(text)
+        device = plan["device"]
+        for e in plan["executions"]:
+            e["parameters"] = {k: v for k, v in e["parameters"].items() if k not in RUNNER_PARAMETERS}
+        if device not in ("cpu", "cuda"):
+            raise ValueError(f"device {device!r}")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RecordFileError(
+            f"{where}: not a plan the runner writes ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        given = profile_plan(profile, store_dir, device)
+    except Exception as exc:  # noqa: BLE001 - e.g. auto learning rates without their search: one line
+        raise RecordFileError(
+            f"{where}: the profile {profile.name!r} cannot be planned from it: {exc}"
+        ) from None
+    if plan != given:
+        ours = {(e["stage"], e["name"]): e for e in given["executions"]}
+        theirs = {(e["stage"], e["name"]): e for e in plan["executions"]}
+        differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+        what = (
+            "/".join(differ[0])
+            if differ
+            else ("its profile" if plan.get("profile") != profile.name else "its runs")
+        )
+        raise RecordFileError(
+            f"{where}: its plan is not the plan profile {profile.name!r} gives ({len(differ)} executions differ, "
+            f"e.g. {what}); refusing it"
+        )
+    return set(given["runs"])
+
+
+def record_bytes(store_dir, profile, plan_path) -> tuple[bytes, list]:
+    """The published file's bytes from the store's runs that the plan (checked: the profile's) lists, each through
+    the gate; the same records give the same bytes. Returns (bytes, records)."""
+    store_dir, plan_path = Path(store_dir), Path(plan_path)
+    if not plan_path.is_file():
+        raise RecordFileError(f"no plan at {plan_path}: run the profile first (python -m siamese_lib run)")
+    plan_text = plan_path.read_text()
+    planned = checked_plan(plan_text, profile, store_dir, plan_path)
+    records = []
+    for key in sorted(planned):
+        path = record_path(store_dir, key)
+        if path.exists():
+            try:
+                records.append(admit(load_record(path), path, planned))
+            except CorruptRecord as exc:
+                raise RecordFileError(f"refusing to publish: {exc}") from None
+    metadata = {
+        META + "profile": profile.name,
+        META + "profile_yaml": Path(profile.path).read_text(),
+        META + "plan": plan_text,
+    }
     sink = pa.BufferOutputStream()
     table = records_table(records, metadata)
-    floats = [
-        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
-    ]  # byte-stream split: 18 % smaller
-    pq.write_table(
+    floats = [n for n in table.column_names if pa.types.is_floating(OUTPUT_TYPES.get(n, pa.null()))]
+    pq.write_table(  # floats by byte-stream split: 18 % smaller
         table,
         sink,
         compression="zstd",
@@ -157,45 +225,177 @@ def publish_record(store_dir, report_dir, profile, plan_path=None) -> Path:
     )
     data = sink.getvalue().to_pybytes()
     back = records_from_table(pq.read_table(pa.BufferReader(data)))
-    lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
-    if (
-        lost
-    ):  # e.g. outputs with more decimals than float32 keeps: never publish a record that reads back otherwise
+    lost = [a["key"] for a, b in zip(records, back) if a != b]
+    if lost:  # e.g. outputs with more decimals than float32 keeps: never publish what reads back otherwise
         raise ValueError(
             f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
         )
+    return data, records
+
+
+def publish_record(store_dir, report_dir, profile, plan_path, replace: bool = False) -> tuple[Path, str]:
+    """``report_dir/records.parquet`` and its sha256 sidecar from the store's planned runs (record_bytes).
+    A published record is rewritten only with ``replace`` (`run --force`, `publish`); else what would be published
+    must be byte-identical to it ("unchanged") or RecordChanged names the runs that differ. Returns (path, what)."""
+    data, records = record_bytes(store_dir, profile, plan_path)
     path = record_file(report_dir)
+    if path.exists() or path.is_symlink():
+        old = read_metadata(path, profile.name) and path.read_bytes()
+        if old == data:
+            return path, "unchanged"
+        if not replace:
+            raise RecordChanged(_changes(path, records, profile.name))
+    write_pair(path, data)
+    return path, "written"
+
+
+def _changes(path, records, profile_name: str) -> str:
+    old = {r["key"]: r for r in records_from_table(pq.read_table(path))}
+    new = {r["key"]: r for r in records}
+    added, gone = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
+    changed = sorted(k for k in new.keys() & old.keys() if new[k] != old[k])
+    parts = [
+        f"{len(v)} {w} (e.g. {v[0]})"
+        for v, w in ((added, "added"), (gone, "gone"), (changed, "changed"))
+        if v
+    ]
+    return (
+        f"{path}: what this store would publish differs from the published record ({', '.join(parts) or 'metadata'}: "
+        f"e.g. a run trained while exploring); not rewritten. To make a new record from this store: "
+        f"python -m siamese_lib publish --profile {profile_name}; to keep the published one, reseed a fresh store "
+        f"from it (move runs/{profile_name}/store away, then make report)"
+    )
+
+
+def write_pair(path: Path, data: bytes) -> None:
+    """The record and its checksum, so that a kill at any moment leaves the old pair, the new pair, or the new
+    checksum waiting beside one of them (``.sha256.new``), which the next read completes or drops (recover)."""
+    pending = Path(f"{checksum_file(path)}.new")
+    write_atomically(pending, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     write_atomically(path, data)
-    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
-    return path
+    os.replace(pending, checksum_file(path))
 
 
-def read_metadata(path) -> dict:
-    """The file's siamese_lib metadata (keys without the prefix), after checking its checksum and format."""
+def recover(path: Path) -> str | None:
+    """Finish or undo a write_pair that a kill interrupted; returns what was done (None: nothing pending)."""
+    pending = Path(f"{checksum_file(path)}.new")
+    if not pending.is_file() or pending.is_symlink() or not path.is_file():
+        return None
+    if _digest(path) == _expected(pending):
+        os.replace(pending, checksum_file(path))
+        return f"{path}: a write of the record was interrupted after the file: its new checksum put in place"
+    pending.unlink()
+    return f"{path}: a write of the record was interrupted before the file: the old record and checksum kept"
+
+
+def _digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _expected(sidecar) -> str:
+    words = Path(sidecar).read_text(errors="replace").split()
+    return words[0].lower() if words else ""  # sha256sum -c accepts upper-case hex too
+
+
+def read_metadata(path, profile_name: str | None = None, say=None) -> dict:
+    """The file's siamese_lib metadata (keys without the prefix), after checking (one line each, exit 2): no
+    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), a Parquet
+    footer within the limits, the format, the layout naming the file's columns, and with ``profile_name`` the
+    profile it was made by."""
     path = Path(path)
+    for p in (path, checksum_file(path)):
+        if p.is_symlink():
+            raise RecordFileError(
+                f"{p} is a symlink (to {os.readlink(p)}); a published record is a plain file"
+            )
     if not path.is_file():
         raise RecordFileError(f"no published record at {path} (written by the report step of `run`)")
+    note = recover(path)
+    if note and say:
+        say(note)
     sidecar = checksum_file(path)
     if not sidecar.is_file():
         raise RecordFileError(f"{path}: its checksum {sidecar.name} is missing; refusing an unchecked record")
-    expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise RecordFileError(f"{path}: {size} bytes, more than a record may hold ({MAX_FILE_BYTES})")
+    if _digest(path) != _expected(sidecar):
         raise RecordFileError(
             f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated"
         )
-    raw = pq.read_schema(path).metadata or {}
-    meta = {k.decode()[len(META) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META)}
+    try:
+        footer = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise RecordFileError(
+            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    values = sum(
+        footer.row_group(g).column(c).num_values
+        for g in range(footer.num_row_groups)
+        for c in range(footer.num_columns)
+    )
+    if footer.num_rows > MAX_ROWS or values > MAX_VALUES:
+        raise RecordFileError(
+            f"{path}: {footer.num_rows} rows and {values} values, more than a record may hold "
+            f"({MAX_ROWS} rows, {MAX_VALUES} values); not read"
+        )
+    raw = footer.metadata or {}
+    meta = {
+        k.decode()[len(META) :]: v.decode(errors="replace")
+        for k, v in raw.items()
+        if k.decode(errors="replace").startswith(META)
+    }
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise RecordFileError(
             f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
+    if profile_name is not None and meta.get("profile") != profile_name:
+        raise RecordFileError(
+            f"{path}: a record of profile {str(meta.get('profile'))[:60]!r}, not of {profile_name!r}; refusing it"
+        )
+    _check_layout(path, meta, footer.schema.to_arrow_schema())
     return meta
 
 
-def read_records(path) -> list[dict]:
+def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
+    """The metadata's ``columns``: JSON naming columns of the file, each of the type this code reads."""
+    try:
+        layout = json.loads(meta["columns"])
+        names = [n for part in ("config", "metrics", "curves", "outputs", "provenance") for n in layout[part]]
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError("a column name that is not a text")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordFileError(
+            f"{path}: its metadata's columns are not this format's ({type(exc).__name__}: {exc})"
+        ) from None
+    expected = {
+        **_config_types(),
+        **dict.fromkeys(layout["metrics"], pa.float64()),
+        "train_loss": pa.list_(pa.float64()),
+        **{n: pa.list_(t) for n, t in OUTPUT_TYPES.items()},
+        **PROVENANCE,
+        "key": pa.string(),
+    }
+    for n in ["key", *names]:
+        if n not in expected:
+            raise RecordFileError(f"{path}: column {n[:60]!r} is not one this format has")
+        if schema.get_field_index(n) < 0:
+            raise RecordFileError(f"{path}: its metadata names column {n[:60]!r}, which the file lacks")
+        if schema.field(n).type != expected[n]:
+            raise RecordFileError(f"{path}: column {n!r} is {schema.field(n).type}, not {expected[n]}")
+
+
+def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     """The store records held by a published file (checked first), in key order; each as the store holds it."""
-    read_metadata(path)
-    return records_from_table(pq.read_table(path))
+    read_metadata(path, profile_name, say)
+    try:
+        return records_from_table(pq.read_table(path))
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
+        raise RecordFileError(f"{path}: its rows cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def records_from_table(table: pa.Table) -> list[dict]:
@@ -204,7 +404,7 @@ def records_from_table(table: pa.Table) -> list[dict]:
     for row in table.to_pylist():
         outputs = {
             n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-            for n in OUTPUT_TYPES
+            for n in layout["outputs"]
             if row[n] is not None
         }
         record = {
@@ -222,39 +422,63 @@ def records_from_table(table: pa.Table) -> list[dict]:
     return out
 
 
-def seed_store(path, store_dir) -> tuple[int, int]:
-    """Write the published records that ``store_dir`` lacks, each validated by the store's writer; records
-    already there are kept (they may be this machine's). Returns (written, kept)."""
-    written = kept = 0
-    for record in read_records(path):
-        if record_path(store_dir, record["key"]).exists():
-            kept += 1
-            continue
-        try:
-            write_record(store_dir, record)
-        except CorruptRecord as exc:
-            raise RecordFileError(f"{path}: run {record['key']} is not a valid record: {exc}") from None
-        written += 1
-    return written, kept
+def seed_store(path, store_dir, profile, say=None) -> tuple[int, int]:
+    """Write the published records that ``store_dir`` lacks; records already there are kept (they may be this
+    machine's). The file must be ``profile``'s, its plan the one the profile gives, every record one it plans
+    and admitted by the gate; else nothing is written (RecordFileError, one line). The store is marked
+    (SEEDED_MARK): exploration never trains into it. Returns (written, kept)."""
+    store_dir = Path(store_dir)
+    meta = read_metadata(path, profile.name, say)
+    records = read_records(path, profile.name)
+    if "plan" not in meta:
+        raise RecordFileError(f"{path}: holds no plan, so its runs cannot be checked against the profile's")
+    store_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".seeding-", dir=store_dir.parent))
+    try:
+        for record in records:
+            try:
+                write_record(staging, record)
+            except CorruptRecord as exc:
+                raise RecordFileError(
+                    f"{path}: run {record['key']} is refused: {str(exc).split(': ', 1)[-1]}"
+                ) from None
+        planned = checked_plan(meta["plan"], profile, staging, f"{path} (metadata)")
+        extra = sorted(r["key"] for r in records if r["key"] not in planned)
+        if extra:
+            raise RecordFileError(
+                f"{path}: {len(extra)} runs that profile {profile.name!r} does not plan (e.g. {extra[0]}); refusing it"
+            )
+        store_dir.mkdir(parents=True, exist_ok=True)
+        written = kept = 0
+        for record in records:
+            if record_path(store_dir, record["key"]).exists():
+                kept += 1
+            else:
+                os.replace(record_path(staging, record["key"]), record_path(store_dir, record["key"]))
+                written += 1
+        write_atomically(store_dir / SEEDED_MARK, f"{Path(path).resolve()}\n")
+        return written, kept
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def derive_csvs(path, out_dir) -> dict:
-    """runs.csv and cells.csv rebuilt from a published file alone (its records and its profile), as the
-    report writes them; returns their paths."""
-    meta = read_metadata(path)
+def derive_csvs(path, out_dir, profile) -> dict:
+    """runs.csv and cells.csv rebuilt from a published file of ``profile`` alone (its records, checked, and its
+    plan, which must be the profile's), as the report writes them; returns their paths. Nothing of the file's
+    metadata becomes a path."""
+    meta = read_metadata(path, profile.name)
     with tempfile.TemporaryDirectory(prefix="siamese-derive-") as tmp:
         store = Path(tmp) / "store"
-        seed_store(path, store)
-        profile_file = Path(tmp) / f"{meta['profile']}.yaml"
-        profile_file.write_text(meta["profile_yaml"])
+        seed_store(path, store, profile)
         records = load_records(store)
-        profile = load_profile(str(profile_file))
-        if "plan" not in meta:
-            raise RecordFileError(f"{path}: holds no plan, so its table cells cannot be derived")
-        (Path(tmp) / "plan.json").write_text(
-            meta["plan"]
-        )  # the cells are those of the plan the record was made by
-        cells = table_cells(records, load_plan(tmp), profile.name)
+        write_atomically(
+            Path(tmp) / "plan.json", meta["plan"]
+        )  # the cells of the plan, checked by seed_store
+        try:
+            plan = load_plan(tmp)
+        except PlanError as exc:
+            raise RecordFileError(f"{path}: {exc}") from None
+        cells = table_cells(records, plan, profile.name)
         from ..presentation.sections import write_data_csvs  # matplotlib and torch: only when deriving
 
         return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
@@ -262,13 +486,22 @@ def derive_csvs(path, out_dir) -> dict:
 
 def seed_from_record(run) -> None:
     """``run --from-record``: seed the store from the published record beside the report (checked, each record
-    through the store's writer); only the runs the record lacks are trained."""
+    through the gate); only the runs the record lacks are trained."""
     path = record_file(run.report_dir)
-    written, kept = seed_store(path, run.store_dir)
+    written, kept = seed_store(path, run.store_dir, run.profile, say=run.write)
     run.write(
         f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
         f"(kept); only runs the record lacks are trained"
     )
+
+
+def publish(run) -> None:
+    """The report step's record: published from the store's planned runs when the profile has none yet or with
+    ``--force``; else checked byte for byte against the published one (RecordChanged, exit 2, when it differs)."""
+    path, what = publish_record(
+        run.store_dir, run.report_dir, run.profile, run.base / "plan.json", replace=run.force
+    )
+    run.write(f"published record {run.rel(path)}: {what}")
 
 
 REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME)

@@ -5,13 +5,15 @@ or hung process answers nothing, so only time tells)."""
 
 from __future__ import annotations
 
+import copy
 import time
+from pathlib import Path
 
 from .. import __version__
 from ..common import OneLineError
 from ..config import RunConfig
 from ..experiments.planning import run_cost
-from ..store import code_version, run_key
+from ..store import CorruptRecord, admit, code_version, run_key
 
 
 class EngineError(RuntimeError):
@@ -69,14 +71,9 @@ def stall_bound(unit: list, run_timeout: float | None = None) -> float:
 
 
 def check_result(record, config: RunConfig, device: str) -> dict:
-    """``record`` if it is the record of ``config`` on ``device``: its key and configuration are the request's, and
-    its test metrics recompute from its own per-pair outputs and the test pairs' known targets (training.error_metrics'
-    rules; head_prob and digit_prob are stored to 6 decimals, so a value of exactly 0.5 may count either way).
-    Else BadResult, one line. The one check for every result, in this process or from a worker."""
-    import torch
-
-    from ..training import pair_sets
-
+    """``record`` if it is the record of ``config`` on ``device`` (its key and configuration are the request's) and
+    the store's gate admits it (store.admit: its schema, and its metrics from its own per-pair outputs by
+    training's rule). Else BadResult, one line. The one check for every result, in this process or from a worker."""
     if not isinstance(record, dict):
         raise BadResult(f"the result is a {type(record).__name__}, not a record")
     if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
@@ -84,47 +81,10 @@ def check_result(record, config: RunConfig, device: str) -> dict:
             f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
             f"asked for {run_key(config, device)})"
         )
-    outputs, metrics = record.get("outputs"), record.get("metrics")
     try:
-        head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
-        p1, p2 = (torch.tensor(outputs[k], dtype=torch.int64) for k in ("digit1_pred", "digit2_pred"))
-        target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
-        if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
-            raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
-        recorded = {
-            m: float(metrics[f"test_{m}"])
-            for m in (
-                "error",
-                "digit1_error",
-                "digit2_error",
-                "derived_error",
-                "digit_prob_error",
-                "head_vs_digits_disagreement",
-            )
-        }
-    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
-        raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
-    derived = (p1 <= p2).long()
-    ties = head == 0.5
-    wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
-        "error": ((head > 0.5).long() != target) & ~ties,
-        "digit1_error": p1 != classes[:, 0],
-        "digit2_error": p2 != classes[:, 1],
-        "derived_error": derived != target,
-        "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
-        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties,
-    }
-    undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
-    n = len(target)
-    for name, value in recorded.items():
-        low = int(wrong[name].sum())
-        high = low + int(undecided.get(name, torch.zeros(0, dtype=torch.bool)).sum())
-        count = value * n / 100
-        if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
-            shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
-            raise BadResult(
-                f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs ({shown})"
-            )
+        admit(copy.deepcopy(record), Path(f"{record['key']}.json"))
+    except CorruptRecord as exc:
+        raise BadResult(f"the result {str(exc).split(': ', 1)[1]}") from None
     return record
 
 
