@@ -1,4 +1,4 @@
-"""Command line: ``python -m siamese_lib {train,run,verify}``: parses, calls one layer, maps errors to exits.
+"""Command line: ``python -m siamese_lib {train,run,publish,verify}``: parses, calls one layer, maps errors to exits.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -170,6 +170,13 @@ def build_parser() -> Parser:
         "time on one core + 300 s)",
     )
 
+    pb = sub.add_parser(
+        "publish",
+        help="make report/PROFILE/records.parquet anew from runs/PROFILE/store: the profile's planned runs only, "
+        "each checked (what `run --force` does after training)",
+    )
+    pb.add_argument("--profile", required=True, type=profile_value, help="a name in params/ or a .yaml path")
+
     v = sub.add_parser("verify", help="retrain a sample of the committed runs here; say whether they agree")
     v.add_argument("--profile", default="paper", help="whose record, report/PROFILE/runs.csv (default paper)")
     v.add_argument("--minutes", type=positive_float, default=10.0, help="time budget (default 10)")
@@ -246,6 +253,10 @@ def main(argv=None) -> int:
             from .pipeline import runner
 
             return runner.main(args)
+        if args.command == "publish":
+            from .pipeline.publishing import publish_profile
+
+            return publish_profile(args.profile)
         if args.command == "verify":
             from .pipeline import verify
 

@@ -5,6 +5,7 @@ runs.csv, cells.csv and the record come out byte-identical. Every run writes und
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -15,32 +16,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from siamese_lib.pipeline import published
+from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.pipeline import published, publishing
 from siamese_lib.store import load_records
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 3600  # a safety net: a smoke run takes one to three minutes
 
 
-def run_smoke(base: Path, *extra):
+def run_smoke(base: Path, *extra, command=("run", "--profile", "smoke", "--jobs", "2", "--device", "cpu")):
     env = dict(
         os.environ, SIAMESE_LIB_RUNS_DIR=str(base / "runs"), SIAMESE_LIB_REPORT_DIR=str(base / "report")
     )
     start = time.time()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "siamese_lib",
-            "run",
-            "--profile",
-            "smoke",
-            "--jobs",
-            "2",
-            "--device",
-            "cpu",
-            *extra,
-        ],
+        [sys.executable, "-m", "siamese_lib", *command, *extra],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -66,7 +56,7 @@ def test_the_report_step_publishes_every_run_and_its_checksum(trained):
     store = trained / "runs" / "smoke" / "store"
     assert published.read_records(path) == load_records(store)
     assert len(pd.read_parquet(path)) == len(list(store.glob("*.json")))
-    derived = published.derive_csvs(path, trained / "derived")
+    derived = publishing.derive_csvs(path, trained / "derived", load_profile("smoke"))
     for name in ("runs", "cells"):
         assert derived[name].read_bytes() == (report / f"{name}.csv").read_bytes(), name
 
@@ -94,3 +84,42 @@ def test_from_record_without_a_record_is_a_usage_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no published record at ")
     assert not (tmp_path / "runs" / "smoke" / "store").exists()
+
+
+def one_line_exit_2(proc, *words):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: "), proc.stderr[-2000:]
+    for w in words:
+        assert w in lines[-1], lines[-1]
+
+
+def test_rendering_never_rewrites_the_record_and_publish_makes_a_new_one(trained, tmp_path):
+    place = tmp_path / "place"
+    shutil.copytree(trained, place)
+    report, store = place / "report" / "smoke", place / "runs" / "smoke" / "store"
+    before = (report / published.FILE_NAME).read_bytes()
+    path = sorted(store.glob("*.json"))[0]  # a planned run trained again here (e.g. while exploring)
+    record = path.read_text()
+    path.write_text(json.dumps({**json.loads(record), "created": "2030-01-01T00:00:00+00:00"}))
+    proc, _ = run_smoke(place)
+    one_line_exit_2(
+        proc, "differs from the published record", path.stem, "siamese_lib publish --profile smoke"
+    )
+    assert (report / published.FILE_NAME).read_bytes() == before
+    proc, _ = run_smoke(place, command=("publish", "--profile", "smoke"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (report / published.FILE_NAME).read_bytes() != before and published.read_metadata(
+        report / published.FILE_NAME
+    )
+
+
+def test_another_profile_s_record_is_refused(tmp_path):
+    report = tmp_path / "report" / "smoke"
+    report.mkdir(parents=True)
+    for name in (published.FILE_NAME, published.FILE_NAME + ".sha256"):
+        shutil.copy(
+            ROOT / "report" / "paper" / name, report / name
+        )  # the paper record copied into smoke's place
+    proc, _ = run_smoke(tmp_path, "--from-record")
+    one_line_exit_2(proc, "a record of profile 'paper', not of 'smoke'")
+    assert not list((tmp_path / "runs" / "smoke" / "store").glob("*.json"))

@@ -20,7 +20,7 @@ from siamese_lib.analysis.tables import records_frame, table_cells
 from siamese_lib.common import UsageError, write_atomically
 from siamese_lib.experiments.planning import expand
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import published
+from siamese_lib.pipeline import published, publishing
 from siamese_lib.presentation.sections import write_data_csvs
 from siamese_lib.store import config_from_dict, load_record, load_records, record_path, run_key
 from siamese_lib.training import pair_errors, pair_sets
@@ -51,8 +51,8 @@ def made(tmp_path):
     fill_store(store, profile, paper_like)
     consistent(store)
     plan = runs / "plan.json"
-    write_atomically(plan, json.dumps(published.profile_plan(profile, store, "cpu"), indent=1))
-    path, what = published.publish_record(store, tmp_path / "report", profile, plan)
+    write_atomically(plan, json.dumps(publishing.profile_plan(profile, store, "cpu"), indent=1))
+    path, what = publishing.publish_record(store, tmp_path / "report", profile, plan)
     assert what == "written"
     return profile, store, plan, path
 
@@ -79,10 +79,10 @@ def test_records_round_trip_and_reseed_a_store(made, tmp_path):
     assert (
         published.read_records(path, profile.name) == records
     )  # equal to what the store loads, field for field
-    written, kept = published.seed_store(path, tmp_path / "seeded", profile)
+    written, kept = publishing.seed_store(path, tmp_path / "seeded", profile)
     assert (written, kept) == (len(records), 0) and load_records(tmp_path / "seeded") == records
-    assert published.seed_store(path, tmp_path / "seeded", profile) == (0, len(records))  # kept
-    assert (tmp_path / "seeded" / published.SEEDED_MARK).is_file()  # marked: exploration trains elsewhere
+    assert publishing.seed_store(path, tmp_path / "seeded", profile) == (0, len(records))  # kept
+    assert (tmp_path / "seeded" / publishing.SEEDED_MARK).is_file()  # marked: exploration trains elsewhere
 
 
 def test_a_reader_needs_pandas_alone_and_the_metadata_says_what_it_holds(made):
@@ -99,18 +99,18 @@ def test_a_reader_needs_pandas_alone_and_the_metadata_says_what_it_holds(made):
 def test_rendering_never_rewrites_a_published_record(made, tmp_path):
     profile, store, plan, path = made
     before = path.read_bytes()
-    assert published.publish_record(store, tmp_path / "report", profile, plan) == (path, "unchanged")
+    assert publishing.publish_record(store, tmp_path / "report", profile, plan) == (path, "unchanged")
     r = load_records(store)[0]
     r["created"] = "2030-01-01T00:00:00+00:00"  # a run trained again here (e.g. while exploring)
     write_atomically(record_path(store, r["key"]), json.dumps(r))
     with pytest.raises(
-        published.RecordChanged, match=rf"1 changed \(e.g. {r['key']}\).*siamese_lib publish --profile tiny"
+        publishing.RecordChanged, match=rf"1 changed \(e.g. {r['key']}\).*siamese_lib publish --profile tiny"
     ):
-        published.publish_record(store, tmp_path / "report", profile, plan)
+        publishing.publish_record(store, tmp_path / "report", profile, plan)
     assert path.read_bytes() == before
     other = put_record(store, config_from_dict(r["config"] | {"seed": 99}), 0.0)
     assert record_path(store, other["key"]).exists()  # a run the profile does not plan: never published
-    assert published.publish_record(store, tmp_path / "report", profile, plan, replace=True) == (
+    assert publishing.publish_record(store, tmp_path / "report", profile, plan, replace=True) == (
         path,
         "written",
     )
@@ -120,7 +120,7 @@ def test_rendering_never_rewrites_a_published_record(made, tmp_path):
 
 def test_the_same_records_give_the_same_bytes(made, tmp_path):
     profile, store, plan, path = made
-    second, _ = published.publish_record(store, tmp_path / "b", profile, plan)
+    second, _ = publishing.publish_record(store, tmp_path / "b", profile, plan)
     assert second.read_bytes() == path.read_bytes()
     assert (
         published.checksum_file(second).read_text()
@@ -134,7 +134,7 @@ def test_an_altered_or_unchecked_file_is_refused(made, tmp_path):
     data[len(data) // 2] ^= 1
     path.write_bytes(bytes(data))
     with pytest.raises(published.RecordFileError, match="sha256 differs"):
-        published.seed_store(path, tmp_path / "seeded", profile)
+        publishing.seed_store(path, tmp_path / "seeded", profile)
     published.checksum_file(path).unlink()
     with pytest.raises(published.RecordFileError, match="checksum .* is missing"):
         published.read_records(path)
@@ -166,7 +166,7 @@ def test_a_tampered_record_with_a_recomputed_checksum_is_refused(made, tmp_path,
     profile, store, plan, path = made
     rewrite(path, change)
     with pytest.raises(published.RecordFileError, match=why):
-        published.seed_store(path, tmp_path / "seeded", profile)
+        publishing.seed_store(path, tmp_path / "seeded", profile)
     assert not (tmp_path / "seeded").exists() or not list((tmp_path / "seeded").glob("*.json"))
 
 
@@ -180,28 +180,28 @@ def test_an_unplanned_run_with_a_valid_key_is_refused(made, tmp_path):
     pq.write_table(published.records_table(records, meta), path)
     resign(path)
     with pytest.raises(published.RecordFileError, match="1 runs that profile 'tiny' does not plan"):
-        published.seed_store(path, tmp_path / "seeded", profile)
+        publishing.seed_store(path, tmp_path / "seeded", profile)
     doc = json.loads(plan.read_text())  # nor is a plan that lists it the profile's
     doc["runs"][extra["key"]] = extra["config"]
     doc["executions"][0]["runs"].append(extra["key"])
     plan.write_text(json.dumps(doc))
     with pytest.raises(published.RecordFileError, match="its plan is not the plan profile 'tiny' gives"):
-        published.publish_record(store, tmp_path / "other", profile, plan)
+        publishing.publish_record(store, tmp_path / "other", profile, plan)
 
 
 def test_another_profile_s_record_or_plan_is_refused(made, tmp_path):
     profile, store, plan, path = made
     other = load_profile(str(write_profile(tmp_path, name="smoke")))  # the same YAML under another name
     with pytest.raises(published.RecordFileError, match="a record of profile 'tiny', not of 'smoke'"):
-        published.seed_store(path, tmp_path / "seeded", other)
+        publishing.seed_store(path, tmp_path / "seeded", other)
     doc = json.loads(plan.read_text())
     doc["executions"][0]["parameters"]["model"] = (
         "Net" if doc["executions"][0]["parameters"].get("model") != "Net" else "ResNet"
     )
     with pytest.raises(published.RecordFileError, match="its plan is not the plan profile 'tiny' gives"):
-        published.checked_plan(json.dumps(doc), profile, store, "plan.json")
+        publishing.checked_plan(json.dumps(doc), profile, store, "plan.json")
     with pytest.raises(published.RecordFileError, match="not a plan the runner writes"):
-        published.checked_plan("[1]", profile, store, "plan.json")
+        publishing.checked_plan("[1]", profile, store, "plan.json")
 
 
 def _file_cases(path):
@@ -249,7 +249,7 @@ def test_a_damaged_file_with_a_matching_checksum_is_one_line(made, tmp_path, dam
     damage(path, _file_cases(path))
     resign(path)
     with pytest.raises(published.RecordFileError, match=why):
-        published.seed_store(path, tmp_path / "seeded", profile)
+        publishing.seed_store(path, tmp_path / "seeded", profile)
 
 
 def test_machine_as_a_struct_is_one_line(made, tmp_path):
@@ -265,7 +265,7 @@ def test_machine_as_a_struct_is_one_line(made, tmp_path):
     )
     resign(path)
     with pytest.raises(published.RecordFileError, match="column 'machine' is struct"):
-        published.seed_store(path, tmp_path / "seeded", profile)
+        publishing.seed_store(path, tmp_path / "seeded", profile)
 
 
 def test_a_symlink_upper_case_hex_and_the_size_limits(made, tmp_path, monkeypatch):
@@ -293,11 +293,11 @@ def test_a_kill_between_the_file_and_its_checksum_recovers_by_itself(made, tmp_p
     said = []
     assert published.read_metadata(path, say=said.append) and "old record and checksum kept" in said[0]
     assert not pending.exists() and published.checksum_file(path).read_text() == sidecar
-    data, _ = published.record_bytes(store, profile, plan)
+    data, _ = publishing.record_bytes(store, profile, plan)
     r = load_records(store)[0]
     r["created"] = "2030-01-01T00:00:00+00:00"
     write_atomically(record_path(store, r["key"]), json.dumps(r))
-    data, _ = published.record_bytes(store, profile, plan)
+    data, _ = publishing.record_bytes(store, profile, plan)
     pending.write_text(f"{hashlib.sha256(data).hexdigest()}  records.parquet\n")
     path.write_bytes(data)  # killed after the file, before its checksum
     said.clear()
@@ -314,7 +314,7 @@ def test_runs_and_cells_csv_are_derived_byte_for_byte_and_no_path_comes_from_the
         tmp_path / "report",
         profile.settings["equivalence_margin"],
     )
-    derived = published.derive_csvs(path, tmp_path / "derived", profile)
+    derived = publishing.derive_csvs(path, tmp_path / "derived", profile)
     for name in ("runs", "cells"):
         assert derived[name].read_bytes() == written[name].read_bytes()
     table = pq.read_table(
@@ -324,7 +324,7 @@ def test_runs_and_cells_csv_are_derived_byte_for_byte_and_no_path_comes_from_the
     pq.write_table(table.replace_schema_metadata(meta), path)
     resign(path)
     with pytest.raises(published.RecordFileError, match="not of 'tiny'"):
-        published.derive_csvs(path, tmp_path / "again", profile)
+        publishing.derive_csvs(path, tmp_path / "again", profile)
     assert not list(tmp_path.parent.glob("escaped*"))
 
 
@@ -356,5 +356,5 @@ def test_a_record_that_would_not_read_back_exactly_is_not_published(made, tmp_pa
     r["outputs"]["head_prob"][i] = 0.5000001  # 7 decimals: more than training writes and float32 keeps
     write_atomically(record_path(store, r["key"]), json.dumps(r))
     with pytest.raises(ValueError, match="would not read back as stored"):
-        published.publish_record(store, tmp_path / "fresh", profile, plan)
+        publishing.publish_record(store, tmp_path / "fresh", profile, plan)
     assert not (tmp_path / "fresh" / "records.parquet").exists()
