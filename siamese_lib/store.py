@@ -115,6 +115,24 @@ def _refusal(profile_name: str) -> str:
     )
 
 
+SEEDED_MARK = (
+    ".seeded-from-record"  # written by seeding from a published record: exploration trains elsewhere
+)
+
+
+def check_not_seeded(store_dir, missing: int) -> None:
+    """Refuse (UsageError, one line) to train ``missing`` runs by hand (a notebook) into a store seeded from a
+    published record: they would enter its next record. The runner trains the plan's runs on its own path."""
+    mark = Path(store_dir) / SEEDED_MARK
+    if missing and mark.is_file():
+        raise UsageError(
+            f"{store_dir} is seeded from the published record {mark.read_text().strip()}: its runs are read here, "
+            f"but {missing} new run(s) are not trained into it (they would enter its next record); give the "
+            f"notebook a store of its own, e.g. store_dir='runs/explore/store' (copy this store's *.json files "
+            f"there to reuse its runs)"
+        )
+
+
 def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
 

@@ -23,7 +23,7 @@ from ..analysis.tables import records_frame, table_cells
 from ..common import UsageError, report_root, runs_root, safe_name, write_atomically
 from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
 from ..experiments.profiles import TRAINING_STAGES, ProfileError, load_profile
-from ..store import CorruptRecord, admit, load_record, load_records, record_path, write_record
+from ..store import SEEDED_MARK, CorruptRecord, admit, load_record, load_records, record_path, write_record
 from .published import (
     META,
     OUTPUT_TYPES,
@@ -37,7 +37,6 @@ from .published import (
 )
 
 RUNNER_PARAMETERS = ("threads", "force")  # what the runner adds to a plan's parameters (notebooks.make_jobs)
-SEEDED_MARK = ".seeded-from-record"  # in a store seeded from a published record: exploration trains elsewhere
 
 
 class RecordChanged(UsageError):

@@ -358,3 +358,21 @@ def test_a_record_that_would_not_read_back_exactly_is_not_published(made, tmp_pa
     with pytest.raises(ValueError, match="would not read back as stored"):
         publishing.publish_record(store, tmp_path / "fresh", profile, plan)
     assert not (tmp_path / "fresh" / "records.parquet").exists()
+
+
+def test_exploration_never_trains_into_a_store_seeded_from_a_record(made, tmp_path):
+    from siamese_lib.pipeline.engine import ensure_runs
+
+    profile, store, plan, path = made
+    seeded = tmp_path / "seeded"
+    publishing.seed_store(path, seeded, profile)
+    known = config_from_dict(load_records(seeded)[0]["config"])
+    assert ensure_runs([known], seeded, device="cpu", log=lambda line: None)[0]["key"] == run_key(
+        known, "cpu"
+    )
+    new = config_from_dict(known.to_dict() | {"seed": 99})  # e.g. a notebook opened on it with another seed
+    with pytest.raises(
+        UsageError, match="seeded from the published record .* store_dir='runs/explore/store'"
+    ):
+        ensure_runs([new], seeded, device="cpu", log=lambda line: None)
+    assert not record_path(seeded, run_key(new, "cpu")).exists()
