@@ -123,3 +123,11 @@ def test_another_profile_s_record_is_refused(tmp_path):
     proc, _ = run_smoke(tmp_path, "--from-record")
     one_line_exit_2(proc, "a record of profile 'paper', not of 'smoke'")
     assert not list((tmp_path / "runs" / "smoke" / "store").glob("*.json"))
+
+
+def test_verify_full_on_the_smoke_record(trained):
+    """Issue 33: verify reads the smoke record back (one confirmation seed, cells.csv's "not run" rows) and every
+    run retrained here is bit-identical (the same machine)."""
+    proc, _ = run_smoke(trained, command=("verify", "--profile", "smoke", "--full", "--jobs", "2"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "criterion: bit-identical" in proc.stdout and "verdict: everything agrees" in proc.stdout
