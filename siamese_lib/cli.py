@@ -166,8 +166,9 @@ def build_parser() -> Parser:
         type=positive_float,
         default=None,
         metavar="SECONDS",
-        help="fail a run that a worker holds this long without a result (default: 20 x its expected "
-        "time on one core + 300 s)",
+        help="a worker that holds a run this long without a result is removed (its runs retried elsewhere; "
+        "a run stalled twice fails); default: 4 x what the slowest run so far took, at least 60 s (before any "
+        "came back: 20 x its expected time on one core + 300 s)",
     )
 
     pb = sub.add_parser(

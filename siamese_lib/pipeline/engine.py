@@ -173,6 +173,7 @@ class Engine:
                     raise EngineError(self.lost(outcome, total)) from None
                 done = [f for f in pending if f.done()]
             for future in done:
+                watch.came_back(future, pending[future])
                 for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
                     self.store(
                         outcome,

@@ -59,15 +59,24 @@ class BadResult(OneLineError):
 STALL_FACTOR, STALL_FLOOR = (
     20,
     300,
-)  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
+)  # before any run has come back: 20 x its expected seconds on one core + 5 min
+SEEN_FACTOR, SEEN_FLOOR = (
+    4,
+    60,
+)  # after: 4 x what the slowest run so far took (per expected second), at least 1 min
 POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
 NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
 
 
-def stall_bound(unit: list, run_timeout: float | None = None) -> float:
-    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``, else a
-    generous multiple of its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
-    return run_timeout if run_timeout else STALL_FACTOR * sum(map(run_cost, unit)) + STALL_FLOOR
+def stall_bound(unit: list, run_timeout: float | None = None, rate: float | None = None) -> float:
+    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``; else,
+    once runs have come back, a few times what the slowest took (``rate``: its seconds per expected second on one
+    core, planning.run_cost), at least a minute; before that, a generous multiple of its expected time plus a
+    floor."""
+    cost = sum(map(run_cost, unit))
+    if run_timeout:
+        return run_timeout
+    return max(SEEN_FLOOR, SEEN_FACTOR * rate * cost) if rate else STALL_FACTOR * cost + STALL_FLOOR
 
 
 def check_result(record, config: RunConfig, device: str) -> dict:
@@ -93,9 +102,17 @@ class Watch:
 
     def __init__(self, run_timeout: float | None):
         self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
+        self.rate = None  # the slowest unit so far: its seconds on a worker per expected second (run_cost)
         self.workerless_since = (
             None  # a cluster starting (or a loaded machine) has none for a while: not a failure
         )
+
+    def came_back(self, future, unit: list) -> None:
+        """A unit's result arrived: what it cost on this cluster sets the bound of those still out."""
+        worker, since = self.held.pop(future.key, (None, None))
+        if worker is not None:
+            rate = (time.monotonic() - since) / max(sum(map(run_cost, unit)), 1e-9)
+            self.rate = max(self.rate or 0.0, rate)
 
     def look(self, client, pending: dict) -> list[tuple]:
         """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
@@ -106,7 +123,7 @@ class Watch:
         now, out = time.monotonic(), []
         self.workerless_since = None if workers else (self.workerless_since or now)
         for future, unit in pending.items():
-            worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout)
+            worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout, self.rate)
             if self.workerless_since is not None and now - self.workerless_since > NO_WORKER_SECONDS:
                 out.append((future, f"no worker in the cluster for {NO_WORKER_SECONDS} s", None))
             elif not workers:

@@ -150,3 +150,26 @@ def test_the_gate_refuses_a_tampered_record_at_the_store_s_door(record, tmp_path
     with pytest.raises(CorruptRecord, match="machine.cpu_model must be str"):
         write_record(tmp_path, typed)
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_silent_worker_is_noticed_from_what_runs_cost_here():
+    """Issue 33: once runs have come back, a unit may go without a result a few times what the slowest took
+    (at least a minute), not 20 x its estimate + 5 min."""
+    import time
+    from types import SimpleNamespace
+
+    from siamese_lib.experiments.planning import run_cost
+    from siamese_lib.pipeline import watch
+
+    unit = [tiny(1)]
+    before = watch.stall_bound(unit)
+    assert before == watch.STALL_FACTOR * run_cost(tiny(1)) + watch.STALL_FLOOR
+    w = watch.Watch(None)
+    future = SimpleNamespace(key="k")
+    w.held["k"] = ("worker-a", time.monotonic() - 5.0)  # a unit that took 5 s on a worker
+    w.came_back(future, unit)
+    assert watch.stall_bound(unit, None, w.rate) == pytest.approx(watch.SEEN_FLOOR)  # 4 x 5 s: the floor
+    w.held["k"] = ("worker-b", time.monotonic() - 100.0)  # a slower one: 4 x 100 s
+    w.came_back(future, unit)
+    assert watch.stall_bound(unit, None, w.rate) == pytest.approx(400.0, rel=0.01)
+    assert watch.stall_bound(unit, 30.0, w.rate) == 30.0  # --run-timeout decides when given
