@@ -169,6 +169,9 @@ def candidate_scores(
                     "rule": rule,
                     "column": column,
                     "values": [r["metrics"][column] for r in records if r is not None],
+                    # runs recorded before their per-pair validation outputs were (issue 33): their
+                    # validation errors cannot be checked against outputs without retraining
+                    "unchecked": sum(r is not None and "val_head_prob" not in r["outputs"] for r in records),
                 }
             )
     return scores, missing

@@ -60,3 +60,18 @@ def test_it_is_refused_as_another_profile_s_record():
     with pytest.raises(published.RecordFileError, match="a record of profile 'paper', not of 'smoke'"):
         publishing.seed_store(RECORD, ROOT / "never-written", load_profile("smoke"))
     assert not (ROOT / "never-written").exists()
+
+
+def test_its_selection_says_that_its_validation_errors_cannot_be_checked(seeded):
+    """The record predates per-pair validation outputs: where the selection is reported, the report says so."""
+    from siamese_lib.analysis.selection_results import load_selection
+    from siamese_lib.presentation.selection_section import selection_html
+
+    base, profile, _, _ = seeded
+    for stage in ("selection", "selection_round2"):
+        result = load_selection(profile, base / "store", stage)
+        unchecked, runs = result["unchecked"]
+        assert runs == sum(len(v) for v in result["scores"].groupby("candidate")["n"].first().map(range))
+        assert unchecked == runs > 0
+        html = selection_html(result)
+        assert f"{unchecked} of the {runs} selection runs" in html and "validation outputs" in html
