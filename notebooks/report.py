@@ -472,8 +472,12 @@ display(
         "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
         "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
         "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
-        "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
-        "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"
+        + (
+            "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
+            "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"
+            if (report_dir / "records.parquet").is_file()  # published by the runner before the report
+            else "none is published beside this report (<code>python -m siamese_lib publish</code> makes one).</p>"
+        )
     )
 )
 
