@@ -380,7 +380,7 @@ def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> 
         return None
 
 
-def _is_clean_store(store_dir) -> bool:
+def is_clean_store(store_dir) -> bool:
     try:
         return any(Path(store_dir).resolve() == (runs_root() / p / "store").resolve() for p in CLEAN_PROFILES)
     except OSError:
@@ -392,7 +392,7 @@ def write_record(store_dir, record: dict, planned=None) -> Path:
     written. ``planned``: the keys the profile plans, where it is known."""
     path = record_path(store_dir, record["key"])
     if (
-        _is_clean_store(store_dir)
+        is_clean_store(store_dir)
         and str(record.get("code_version", "")).endswith(DIRTY)
         and not dirty_allowed()
     ):

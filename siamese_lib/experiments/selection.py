@@ -73,6 +73,10 @@ class Selection(Strict):
 
     @model_validator(mode="after")
     def _members(self):
+        if CHOSEN in self.candidates:  # an ensemble's "chosen" would mean two things (issue 33)
+            raise ValueError(
+                f"candidates: {CHOSEN!r} names the rule's choice in ensembles; name the candidate otherwise"
+            )
         for name, members in (self.ensembles or {}).items():
             unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
             if unknown:

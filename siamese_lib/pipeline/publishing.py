@@ -23,7 +23,18 @@ from ..analysis.tables import records_frame, table_cells
 from ..common import UsageError, report_root, runs_root, safe_name, write_atomically
 from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
 from ..experiments.profiles import TRAINING_STAGES, ProfileError, load_profile
-from ..store import SEEDED_MARK, CorruptRecord, admit, load_record, load_records, record_path, write_record
+from ..store import (
+    DIRTY,
+    SEEDED_MARK,
+    CorruptRecord,
+    admit,
+    dirty_allowed,
+    is_clean_store,
+    load_record,
+    load_records,
+    record_path,
+    write_record,
+)
 from .published import (
     META,
     OUTPUT_TYPES,
@@ -175,6 +186,12 @@ def seed_store(path, store_dir, profile, say=None) -> tuple[int, int]:
     records = read_records(path, profile.name)
     if "plan" not in meta:
         raise RecordFileError(f"{path}: holds no plan, so its runs cannot be checked against the profile's")
+    dirty = [r["key"] for r in records if str(r.get("code_version")).endswith(DIRTY)]
+    if dirty and is_clean_store(store_dir) and not dirty_allowed():
+        raise RecordFileError(
+            f"{path}: {len(dirty)} of its runs (e.g. {dirty[0]}) were trained from uncommitted code ({DIRTY}), "
+            f"and profile {profile.name!r}'s record comes from a commit: refusing it (ALLOW_DIRTY=1 for an experiment)"
+        )
     store_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".seeding-", dir=store_dir.parent))
     try:

@@ -376,3 +376,21 @@ def test_exploration_never_trains_into_a_store_seeded_from_a_record(made, tmp_pa
     ):
         ensure_runs([new], seeded, device="cpu", log=lambda line: None)
     assert not record_path(seeded, run_key(new, "cpu")).exists()
+
+
+def test_a_record_of_uncommitted_code_is_refused_for_a_committed_profile_s_store(made, tmp_path, monkeypatch):
+    profile, store, plan, path = made
+    records = published.read_records(path)
+    records[0]["code_version"] = "0123456789ab+dirty"
+    kept = ("siamese_lib.profile", "siamese_lib.profile_yaml", "siamese_lib.plan")
+    meta = {k.decode(): v.decode() for k, v in pq.read_schema(path).metadata.items() if k.decode() in kept}
+    pq.write_table(published.records_table(records, meta), path)
+    resign(path)
+    monkeypatch.delenv("SIAMESE_LIB_ALLOW_DIRTY", raising=False)
+    monkeypatch.setattr(publishing, "is_clean_store", lambda d: True)  # as runs/paper/store
+    with pytest.raises(
+        published.RecordFileError, match=rf"1 of its runs \(e.g. {records[0]['key']}\).*\+dirty"
+    ):
+        publishing.seed_store(path, tmp_path / "seeded", profile)
+    monkeypatch.setattr(publishing, "is_clean_store", lambda d: False)  # another profile's: an experiment
+    assert publishing.seed_store(path, tmp_path / "seeded", profile)[0] == len(records)
