@@ -124,7 +124,8 @@ def load_committed(csv_path: Path, log=print) -> list[CommittedRun]:
                 json.loads(fp) if isinstance(fp, str) and fp else None,
                 float(row.get("train_seconds") or 0.0),
             )
-            float(row["test_error"])
+            if not 0 <= float(row["test_error"]) <= 100:  # NaN too (pandas reads "n/a" as NaN)
+                raise ValueError(f"test_error {row['test_error']!r} is not a percentage")
         except KeyError as exc:
             raise UsageError(f"verify: {csv_path}: no column {exc} (line {i})") from None
         except (ValueError, TypeError) as exc:

@@ -117,6 +117,7 @@ def test_a_version_string_never_reaches_runs_csv_as_a_formula(tmp_path, version)
         (lambda f: f.drop(columns=["device"]), "no column 'device'"),
         (lambda f: f.assign(test_error=["x"] * len(f)), "line 2: could not convert string to float"),
         (lambda f: f.assign(epochs=["many"] * len(f)), "line 2: invalid literal"),
+        (lambda f: f.assign(test_error=["n/a"] * len(f)), "line 2: test_error nan is not a percentage"),
     ],
 )
 def test_a_bad_runs_csv_is_one_line(copy, change, why):
