@@ -2,17 +2,17 @@
 
 ``report/<profile>/records.parquet`` holds one row per run: the configuration's fields as columns, the metrics
 (float64; null where a run has no such metric, e.g. no validation split), ``train_loss`` (one float64 per epoch),
-the per-test-pair outputs as list columns (``head_prob``/``digit_prob`` float32, ``digit1_pred``/``digit2_pred``
-int8), the provenance (``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's
-metadata holds the format version, the profile's name and YAML, which columns are which, and the plan when the
-runner wrote one. Its checksum is a sidecar, ``records.parquet.sha256`` in ``sha256sum`` format, so anyone can
-check it with ``sha256sum -c`` and no code of ours; it covers the metadata too. A reader needs pandas alone:
-``pd.read_parquet("report/paper/records.parquet")``.
+the per-pair outputs as list columns (test pairs: ``head_prob``/``digit_prob`` float32, ``digit1_pred``/
+``digit2_pred`` int8; ``confirm_*`` and, for runs trained since issue 33, ``val_*`` probabilities), the provenance
+(``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's metadata holds the
+format version, the profile's name and YAML, which columns are which, and the plan. Its checksum is a sidecar,
+``records.parquet.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it; it covers the metadata too).
+A reader needs pandas alone: ``pd.read_parquet("report/paper/records.parquet")``.
 
-From it: the store is seeded (every record through ``store.write_record``, which validates), and ``runs.csv``
-and ``cells.csv`` are derived again (``derive_csvs``). Records keep their own code version and machine; a cell
-is never filled partly with stored runs of another code version and partly with runs trained now
-(``invocation.check_code_mix`` refuses, exit 2).
+Here: the format, and the file read as untrusted input (read_metadata: no symlink, the checksum, the footer's
+sizes before anything is read, the layout and column types, the profile it names), and written with its checksum
+as a pair that a kill leaves recoverable (write_pair, recover). What enters a store from it and what is published
+is pipeline/publishing.py's.
 """
 
 from __future__ import annotations
