@@ -41,7 +41,7 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.published import publish_record, published_history
+from siamese_lib.pipeline.published import published_history
 from siamese_lib.presentation import (
     beyond_section,
     figures,
@@ -465,8 +465,7 @@ display(
 )
 
 # %%
-paths = sections.write_data_csvs(frame, cells, report_dir, margin)
-paths["records"] = publish_record(store_dir, report_dir, prof, runs_dir / "plan.json", runs_dir)
+paths = sections.write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
 display(
     HTML(
         '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
@@ -474,8 +473,15 @@ display(
         "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
         "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
         "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
-        "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
-        "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it.</p>"
+        + (
+            "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
+            "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it. Beside "
+            "it, <a href='pairs.parquet'>pairs.parquet</a> holds each test and confirmation pair's target and digits, "
+            "in the order of the runs' per-pair outputs; every column is described in the files' schema and in "
+            "docs/data-dictionary.md, and notebooks/explore.ipynb answers the usual questions from the record alone.</p>"
+            if (report_dir / "records.parquet").is_file()  # published by the runner before the report
+            else "none is published beside this report (<code>python -m siamese_lib publish</code> makes one).</p>"
+        )
     )
 )
 

@@ -1,5 +1,5 @@
-"""Command line: python -m siamese_lib {train,run,verify}: train one run, run a profile and render its report,
-or retrain a sample of the published record to check it.
+"""Command line: python -m siamese_lib {train,run,publish,verify}: train one run, run a profile and render its
+report, make a profile's published record anew, or retrain a sample of the published record to check it.
 
 Usage errors exit with status 2 and one line on stderr naming what is wrong and what is allowed.
 """
@@ -192,9 +192,17 @@ def build_parser() -> Parser:
         type=positive_float,
         default=None,
         metavar="SECONDS",
-        help="fail a run that a worker holds this long without a result (default: 20 x its expected "
-        "time on one core + 300 s)",
+        help="a worker that holds a run this long without a result is removed (its runs retried elsewhere; "
+        "a run stalled twice fails); default: 4 x what the slowest run so far took, at least 60 s (before any "
+        "came back: 20 x its expected time on one core + 300 s)",
     )
+
+    pb = command(
+        "publish",
+        "make report/PROFILE/records.parquet anew from runs/PROFILE/store: the profile's planned runs only, each "
+        "checked (what run --force does after training)",
+    )
+    pb.add_argument("--profile", required=True, type=profile_value, help="a name in params/ or a .yaml path")
 
     v = command(
         "verify",
@@ -275,6 +283,10 @@ def main(argv=None) -> int:
             from .pipeline import runner
 
             return runner.main(args)
+        if args.command == "publish":
+            from .pipeline.publishing import publish_profile
+
+            return publish_profile(args.profile)
         if args.command == "verify":
             from .pipeline import verify
 

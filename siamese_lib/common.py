@@ -133,9 +133,11 @@ def write_atomically(path: Path, data: str | bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results and reports are for everyone to read
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and not exc.filename:  # e.g. a full disk: name the file it was writing
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
 
 

@@ -279,6 +279,11 @@ class _Fields:
 
     @model_validator(mode="after")
     def _across_fields(self):
+        if self.confirm_seeds and confirmation_size(self.nb_pairs, 1) < 1:
+            raise ValueError(
+                f"confirm_seeds: a confirmation set is made of the test images that the test pairs leave unused: "
+                f"nb_pairs must be below {MNIST_SIZES['test'] // 2} with it, got {self.nb_pairs}"
+            )
         if self.confirm_seeds and self.protocol != "corrected":
             raise ValueError(
                 "confirm_seeds: the confirmation set is evaluated under the corrected protocol only"

@@ -243,12 +243,27 @@ def fingerprint(device_type: str = "cpu") -> dict:
     }
 
 
-def fingerprint_problems(fp) -> list[str]:
-    """What is wrong with a stored fingerprint (empty when it is usable)."""
+FINGERPRINT_TYPES = {
+    "threads": int,
+    "onednn_enabled": bool,
+    "cpu_avx512": bool,
+    "env": dict,
+}  # the rest: text
+
+
+def fingerprint_problems(fp, typed: bool = False) -> list[str]:
+    """What is wrong with a stored fingerprint (empty when it is usable); ``typed``: each field's type too."""
     if not isinstance(fp, dict):
         return ["machine fingerprint is not an object"]
     missing = [k for k in NUMERICS_KEYS + NATIVE_KEYS if k not in fp]
-    return [f"machine fingerprint lacks {missing}"] if missing else []
+    if missing:
+        return [f"machine fingerprint lacks {missing}"]
+    wrong = [
+        f"machine.{k} must be {FINGERPRINT_TYPES.get(k, str).__name__}, not {type(v).__name__}"
+        for k, v in fp.items()
+        if typed and v is not None and not isinstance(v, FINGERPRINT_TYPES.get(k, str))
+    ]
+    return wrong[:1]
 
 
 def numerics_signature(fp: dict | None) -> tuple | None:

@@ -115,6 +115,24 @@ def _refusal(profile_name: str) -> str:
     )
 
 
+SEEDED_MARK = (
+    ".seeded-from-record"  # written by seeding from a published record: exploration trains elsewhere
+)
+
+
+def check_not_seeded(store_dir, missing: int) -> None:
+    """Refuse (UsageError, one line) to train ``missing`` runs by hand (a notebook) into a store seeded from a
+    published record: they would enter its next record. The runner trains the plan's runs on its own path."""
+    mark = Path(store_dir) / SEEDED_MARK
+    if missing and mark.is_file():
+        raise UsageError(
+            f"{store_dir} is seeded from the published record {mark.read_text().strip()}: its runs are read here, "
+            f"but {missing} new run(s) are not trained into it (they would enter its next record); give the "
+            f"notebook a store of its own, e.g. store_dir='runs/explore/store' (copy this store's *.json files "
+            f"there to reuse its runs)"
+        )
+
+
 def record_path(store_dir: Path, key: str) -> Path:
     return Path(store_dir) / f"{key}.json"
 
@@ -159,6 +177,10 @@ class Outputs(Strict):  # one value per test pair
     digit2_pred: Digits
     confirm_head_prob: Probabilities = None  # one value per confirmation pair (with confirm_seeds)
     confirm_digit_prob: Probabilities = None
+    val_head_prob: Probabilities = None  # one value per validation pair (with val_pairs; runs trained since
+    val_digit_prob: Probabilities = (
+        None  # issue 33 have them, older ones not: their val metrics are unchecked)
+    )
 
 
 def _config(value) -> RunConfig:
@@ -192,19 +214,20 @@ class Record(Strict):
         c, given = self.config, self.metrics.model_fields_set | self.outputs.model_fields_set
         wanted = {split: has(c) for split, has in OPTIONAL_SPLITS.items()}
         names = {
-            s: {f"{s}_{m}" for m in ERROR_METRICS}
-            | ({"confirm_head_prob", "confirm_digit_prob"} if s == "confirm" else set())
+            s: {f"{s}_{m}" for m in ERROR_METRICS} | {f"{s}_head_prob", f"{s}_digit_prob"}
             for s in OPTIONAL_SPLITS
         }
-        lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given)
+        lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given - set(VAL_OUTPUTS))
         extra = sorted(set().union(*(names[s] for s in wanted if not wanted[s])) & given)
         lengths = {
             "curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch"),
             **{
                 f"outputs.{k}": (
                     v,
-                    c.confirm_pairs if k.startswith("confirm_") else c.nb_pairs,
-                    "confirmation pair" if k.startswith("confirm_") else "test pair",
+                    *{
+                        "confirm": (c.confirm_pairs, "confirmation pair"),
+                        "val": (c.val_pairs, "validation pair"),
+                    }.get(k.split("_")[0], (c.nb_pairs, "test pair")),
                 )
                 for k, v in self.outputs
                 if v is not None
@@ -224,12 +247,13 @@ class Record(Strict):
             )
         if run_key(c, self.device) != self.key:
             problems.append("key does not match its configuration")
-        problems += fingerprint_problems(self.machine) if self.machine is not None else []
+        problems += fingerprint_problems(self.machine, typed=True) if self.machine is not None else []
         if problems:
             raise ValueError(problems[0])
         return self
 
 
+VAL_OUTPUTS = ("val_head_prob", "val_digit_prob")
 REQUIRED_FIELDS = tuple(name for name, field in Record.model_fields.items() if field.is_required())
 OUTPUTS = tuple(name for name, field in Outputs.model_fields.items() if field.is_required())
 
@@ -245,6 +269,72 @@ def validate_record(record, path: Path) -> dict:
     record["config"] = (
         config.to_dict()
     )  # every field, so a record stored before a field existed reads as its default
+    return record
+
+
+def check_metrics(record: dict) -> None:
+    """The gate's core (records of a valid schema): every metric that per-pair outputs are stored for follows from
+    them and the pairs' known targets, by training.pair_errors, the rule that made them (test; confirmation and
+    validation: the head's and the digits' comparison errors). Outputs are stored to 6 decimals, so a stored 0.5
+    may count either way. Raises CorruptRecord naming the first metric the outputs refute."""
+    import torch
+
+    from .training import pair_errors, pair_sets, val_order
+
+    c = config_from_dict(record["config"])
+    outputs, metrics = record["outputs"], record["metrics"]
+    _, tr_t, tr_c, _, te_t, te_c = pair_sets(c.nb_pairs, c.data_seed)
+    splits = {"test": ("", te_t, te_c)}
+    if "confirm_head_prob" in outputs:
+        splits["confirm"] = ("confirm_", *_confirm_targets(c.nb_pairs, c.data_seed, tuple(c.confirm_seeds)))
+    if "val_head_prob" in outputs:
+        held = val_order(c)[: c.val_pairs]
+        splits["val"] = ("val_", tr_t[held], tr_c[held])
+    for split, (prefix, target, classes) in splits.items():
+        head, prob = (
+            torch.tensor(outputs[prefix + k], dtype=torch.float64) for k in ("head_prob", "digit_prob")
+        )
+        p1, p2 = (
+            (torch.tensor(outputs[k]) for k in ("digit1_pred", "digit2_pred")) if not prefix else (None, None)
+        )
+        wrong = pair_errors(head, prob, target, classes, p1, p2)
+        ties = {
+            "error": head == 0.5,
+            "digit_prob_error": prob == 0.5,
+            "head_vs_digits_disagreement": head == 0.5,
+        }
+        n = len(target)
+        for m, w in wrong.items():
+            undecided = ties.get(m, torch.zeros(n, dtype=torch.bool))
+            low, high = int((w & ~undecided).sum()), int((w | undecided).sum())
+            value = metrics[f"{split}_{m}"]
+            count = value * n / 100
+            if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
+                shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
+                raise CorruptRecord(
+                    f"metrics.{split}_{m} {value:.4g} % does not follow from the record's own outputs ({shown})"
+                )
+
+
+@functools.lru_cache(maxsize=4)
+def _confirm_targets(nb_pairs: int, data_seed: int, seeds: tuple):
+    from .data import confirmation_pairs
+
+    return confirmation_pairs(nb_pairs, data_seed, seeds)[1:]
+
+
+def admit(record, path: Path, planned=None) -> dict:
+    """The gate every record passes to enter a store (a worker's result, a published file, a store written by hand
+    on its way to a published file): its schema (Record: types, ranges, the key from its configuration, the
+    fingerprint's fields typed), its metrics from its outputs (check_metrics), and with ``planned`` (the keys the
+    profile plans, where the profile is known) a planned run. Raises CorruptRecord naming the path and the reason."""
+    record = validate_record(record, path)
+    if planned is not None and record["key"] not in planned:
+        raise CorruptRecord(f"{path}: run {record['key']} is not one the profile plans")
+    try:
+        check_metrics(record)
+    except CorruptRecord as exc:
+        raise CorruptRecord(f"{path}: {exc}") from None
     return record
 
 
@@ -290,18 +380,19 @@ def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> 
         return None
 
 
-def _is_clean_store(store_dir) -> bool:
+def is_clean_store(store_dir) -> bool:
     try:
         return any(Path(store_dir).resolve() == (runs_root() / p / "store").resolve() for p in CLEAN_PROFILES)
     except OSError:
         return False
 
 
-def write_record(store_dir, record: dict) -> Path:
-    """Write one record into the store, atomically; the one place records are written."""
+def write_record(store_dir, record: dict, planned=None) -> Path:
+    """Write one record into the store, atomically, once the gate (admit) passed it; the one place records are
+    written. ``planned``: the keys the profile plans, where it is known."""
     path = record_path(store_dir, record["key"])
     if (
-        _is_clean_store(store_dir)
+        is_clean_store(store_dir)
         and str(record.get("code_version", "")).endswith(DIRTY)
         and not dirty_allowed()
     ):
@@ -309,7 +400,7 @@ def write_record(store_dir, record: dict) -> Path:
             _refusal(Path(store_dir).parent.name)
         )  # the committed record takes no uncommitted code
     text = json.dumps(record)
-    validate_record(json.loads(text), path)  # never store a record that a later load would refuse
+    admit(json.loads(text), path, planned)  # the gate: never store a record that it refuses
     write_atomically(path, text)
     return path
 

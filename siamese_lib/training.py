@@ -20,7 +20,10 @@ from .data import confirmation_pairs, generate_pair_sets
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
 
-CONFIRM_OUTPUTS = ("head_prob", "digit_prob")  # kept per confirmation pair (stored as confirm_<name>)
+CONFIRM_OUTPUTS = (
+    "head_prob",
+    "digit_prob",
+)  # kept per confirmation and validation pair (confirm_/val_<name>)
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -162,25 +165,45 @@ def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
     return head, digits_prob, p1, p2
 
 
+def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dict:
+    """Per pair, whether each metric counts it wrong (bool tensors): the one rule that both makes a run's metrics
+    and checks a stored record's against its outputs (store.check_metrics). The digit metrics need the digit
+    predictions (``p1``, ``p2``, ``classes``)."""
+    head_pred = (head > 0.5).long()
+    wrong = {"error": head_pred != target, "digit_prob_error": (digit_prob > 0.5).long() != target}
+    if p1 is not None:
+        derived = (p1 <= p2).long()  # comparison of the argmax digits
+        wrong.update(
+            digit1_error=p1 != classes[:, 0],
+            digit2_error=p2 != classes[:, 1],
+            derived_error=derived != target,
+            head_vs_digits_disagreement=derived != head_pred,  # the authors' quirk-4 number
+        )
+    return wrong
+
+
+METRIC_ORDER = (
+    "error",
+    "digit1_error",
+    "digit2_error",
+    "derived_error",
+    "digit_prob_error",
+    "head_vs_digits_disagreement",
+)
+
+
 def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[dict, dict]:
     head, digits_prob, p1, p2 = predict(model, split, config)
-    t, c = split.target, split.classes
-
-    def pct(wrong):
-        return 100.0 * wrong.float().mean().item()
-
-    derived = (p1 <= p2).long()
-    head_pred = (head > 0.5).long()
-    metrics = {
-        f"{prefix}_error": pct(head_pred != t),
-        f"{prefix}_digit1_error": pct(p1 != c[:, 0]),
-        f"{prefix}_digit2_error": pct(p2 != c[:, 1]),
-        f"{prefix}_derived_error": pct(derived != t),  # comparison of the argmax digits
-        f"{prefix}_digit_prob_error": pct((digits_prob > 0.5).long() != t),  # exact P(d1 <= d2) > 0.5
-        f"{prefix}_head_vs_digits_disagreement": pct(derived != head_pred),  # the authors' quirk-4 number
-    }
+    wrong = pair_errors(head, digits_prob, split.target, split.classes, p1, p2)
+    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in METRIC_ORDER}
     outputs = {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
     return metrics, outputs
+
+
+def val_order(config: RunConfig) -> torch.Tensor:
+    """The fold's shuffle of the training pairs that prepare_data draws first after seeding (its first
+    ``val_pairs`` are the validation pairs), drawn again without touching the global generator."""
+    return torch.randperm(config.nb_pairs, generator=torch.Generator().manual_seed(config.seed))
 
 
 def make_optimizer(model_or_params, config: RunConfig):
@@ -266,8 +289,8 @@ def finish_run(
             continue
         split_metrics, out = error_metrics(model, split, config, name)
         metrics.update(split_metrics)
-        if name in ("test", "confirm"):  # per pair, for ensembles: the test pairs' and the confirmation set's
-            prefix = "" if name == "test" else "confirm_"
+        if name != "train":  # per pair: the test pairs' (ensembles), the confirmation and validation sets'
+            prefix = "" if name == "test" else name + "_"
             outputs.update(
                 {
                     prefix + k: [round(float(v), 6) for v in t.cpu()]

@@ -2,14 +2,12 @@
 
 The record published before its metadata kept the runner's timings.json; the committed report.html still shows
 them (Section F: the wall time per stage and the invocations; Section G: each executed notebook), rendered from
-that file with the seconds rounded. This writes them back as a timings.json (seconds as shown), then republishes
-the record from a store seeded from it (nothing retrained), its plan and that history:
+that file with the seconds rounded. This writes them back where the runner keeps them, runs/<profile>/timings.json
+(seconds as shown, marked "recovered_from"); the record is then made anew by the one command that makes records,
+which keeps that history in its metadata (nothing retrained):
 
-    PYTHONPATH=. .venv/bin/python docs/measurements/recover_timings.py report/paper [runs/paper/verify/verify.json]
-
-(with the second argument, the last `make verify` of the record is kept in it too: Section E shows it).
-
-records.parquet (+ pairs.parquet) and their checksums in that folder are rewritten; the runs are the record's.
+    PYTHONPATH=. .venv/bin/python docs/measurements/recover_timings.py report/paper runs/paper
+    .venv/bin/python -m siamese_lib publish --profile paper
 """
 
 from __future__ import annotations
@@ -18,11 +16,7 @@ import html
 import json
 import re
 import sys
-import tempfile
 from pathlib import Path
-
-from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import published
 
 
 def rows(section: str) -> list[list[str]]:
@@ -90,24 +84,15 @@ def recover(report_html: str) -> dict:
     )
 
 
-def main(report_dir: str, verify_json: str | None = None) -> None:
-    report_dir = Path(report_dir)
-    path = published.record_file(report_dir)
-    meta = published.read_metadata(path)
-    timings = recover((report_dir / "report.html").read_text())
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        (tmp / "timings.json").write_text(json.dumps(timings))
-        if verify_json:  # the last `make verify` of this record (runs/paper/verify/verify.json), kept with it
-            (tmp / "verify").mkdir()
-            (tmp / "verify" / "verify.json").write_text(Path(verify_json).read_text())
-        (tmp / "plan.json").write_text(meta["plan"])
-        (tmp / f"{meta['profile']}.yaml").write_text(meta["profile_yaml"])
-        published.seed_store(path, tmp / "store")
-        profile = load_profile(str(tmp / f"{meta['profile']}.yaml"))
-        published.publish_record(tmp / "store", report_dir, profile, tmp / "plan.json", tmp)
+def main(report_dir: str, runs_dir: str) -> None:
+    timings = recover((Path(report_dir) / "report.html").read_text())
+    path = Path(runs_dir) / "timings.json"
+    if path.exists():
+        sys.exit(f"{path} exists: this restores a missing history only")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=1))
     print(
-        f"{path}: republished with {len(timings['invocations'])} invocations, {len(timings['executions'])} notebooks"
+        f"{path}: {len(timings['invocations'])} invocations, {len(timings['executions'])} notebooks recovered"
     )
 
 

@@ -140,7 +140,8 @@ def _final_rows(stage: dict, settings: dict, store_dir, name: str) -> tuple[list
 def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     """Everything the report shows of a selection round (``name``: its stage); None when the profile has none.
 
-    Keys: name, stage, scores (frame), missing (selection runs absent), runs, choice (None until every candidate
+    Keys: name, stage, scores (frame), missing (selection runs absent), unchecked ((runs without per-pair
+    validation outputs, selection runs)), runs, choice (None until every candidate
     is stored), final (frame of the chosen configuration's fresh-seed runs), final_missing, headline (mean, std, n,
     column and 95 % interval of the chosen rule's test error), confirm (the same on the confirmation set, or None),
     ensemble (the chosen seeds' ensemble error on the test pairs, %) and ensembles (one row per declared ensemble)."""
@@ -159,11 +160,13 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
             for s in scores
         ]
     )
+    per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
     out = {
         "name": name,
         "stage": stage,
         "scores": frame,
         "missing": missing,
+        "unchecked": tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0),
         "runs": scores_runs(scores),
         "choice": None,
         "final": pd.DataFrame(),

@@ -73,6 +73,10 @@ class Selection(Strict):
 
     @model_validator(mode="after")
     def _members(self):
+        if CHOSEN in self.candidates:  # an ensemble's "chosen" would mean two things (issue 33)
+            raise ValueError(
+                f"candidates: {CHOSEN!r} names the rule's choice in ensembles; name the candidate otherwise"
+            )
         for name, members in (self.ensembles or {}).items():
             unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
             if unknown:
@@ -168,6 +172,9 @@ def candidate_scores(
                     "rule": rule,
                     "column": column,
                     "values": [r["metrics"][column] for r in records if r is not None],
+                    # runs recorded before their per-pair validation outputs were (issue 33): their
+                    # validation errors cannot be checked against outputs without retraining
+                    "unchecked": sum(r is not None and "val_head_prob" not in r["outputs"] for r in records),
                 }
             )
     return scores, missing

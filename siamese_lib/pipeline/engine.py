@@ -20,7 +20,7 @@ from ..common import UsageError, same_package_env
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type
-from ..store import load_record, record_path, run_key, write_record
+from ..store import check_not_seeded, load_record, record_path, run_key, write_record
 from .tasks import train_record, train_task, units
 from .watch import POLL_SECONDS, BadResult, EngineError, Watch, check_result, refuse_odd_workers, versions  # noqa: F401
 
@@ -173,6 +173,7 @@ class Engine:
                     raise EngineError(self.lost(outcome, total)) from None
                 done = [f for f in pending if f.done()]
             for future in done:
+                watch.came_back(future, pending[future])
                 for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
                     self.store(
                         outcome,
@@ -274,6 +275,7 @@ def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, 
         path = record_path(store_dir, run_key(c, dev))
         if not path.exists() or must_retrain(path, force):
             missing[run_key(c, dev)] = c
+    check_not_seeded(store_dir, len(missing))  # exploration never trains into a store seeded from a record
     bar = EpochBar() if scheduler is None else None
     engine = Engine(scheduler, device=dev, log=log, in_process=True, progress=bar)
     try:

@@ -251,6 +251,10 @@ def plan(run: Run) -> None:
                 f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
                 f"same notebook and parameters): not executed again"
             )
+        if "report" in run.stages and not (run.stop or run.failed_runs or run.errors):
+            from .publishing import publish  # pyarrow: only when a record is published
+
+            publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
         presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
         jobs = []
         if presentation and not run.stop:

@@ -2,44 +2,41 @@
 
 ``report/<profile>/records.parquet`` holds one row per run: the configuration's fields as columns, the metrics
 (float64; null where a run has no such metric, e.g. no validation split), ``train_loss`` (one float64 per epoch),
-the per-test-pair outputs as list columns (``head_prob``/``digit_prob`` float32, ``digit1_pred``/``digit2_pred``
-int8), the provenance (``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's
-metadata holds the format version, the profile's name and YAML, which columns are which, and the plan when the
-runner wrote one. Its checksum is a sidecar, ``records.parquet.sha256`` in ``sha256sum`` format, so anyone can
-check it with ``sha256sum -c`` and no code of ours; it covers the metadata too. A reader needs pandas alone:
-``pd.read_parquet("report/paper/records.parquet")``.
+the per-pair outputs as list columns (test pairs: ``head_prob``/``digit_prob`` float32, ``digit1_pred``/
+``digit2_pred`` int8; ``confirm_*`` and, for runs trained since issue 33, ``val_*`` probabilities), the provenance
+(``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's metadata holds the
+format version, the profile's name and YAML, which columns are which, and the plan. Its checksum is a sidecar,
+``records.parquet.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it; it covers the metadata too).
+A reader needs pandas alone: ``pd.read_parquet("report/paper/records.parquet")``.
 
-From it: the store is seeded (every record through ``store.write_record``, which validates), and ``runs.csv``
-and ``cells.csv`` are derived again (``derive_csvs``). Records keep their own code version and machine; a cell
-is never filled partly with stored runs of another code version and partly with runs trained now
-(``invocation.check_code_mix`` refuses, exit 2).
+Here: the format, and the file read as untrusted input (read_metadata: no symlink, the checksum, the footer's
+sizes before anything is read, the layout and column types, the profile it names), and written with its checksum
+as a pair that a kill leaves recoverable (write_pair, recover). What enters a store from it and what is published
+is pipeline/publishing.py's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
+import os
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
+from ..analysis.tables import TABLE_NAMES, cell_label
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
-from ..experiments.planning import load_plan
-from ..experiments.profiles import load_profile
-from ..store import CorruptRecord, load_records, record_path, write_record
-from .dataset import pairs_table, placement, table_from_columns
+from .dataset import placement, table_from_columns
 
 FILE_NAME = "records.parquet"
+PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 HISTORY = {
     "timings": "timings.json",
     "verify": "verify/verify.json",
 }  # kept in the record, from runs/<profile>/
-PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
@@ -52,7 +49,12 @@ OUTPUT_TYPES = {
     "digit2_pred": pa.int8(),
     "confirm_head_prob": pa.float32(),
     "confirm_digit_prob": pa.float32(),
+    "val_head_prob": pa.float32(),
+    "val_digit_prob": pa.float32(),
 }
+# read from the footer before anything else: a small file can claim billions of values (issue 33)
+MAX_FILE_BYTES, MAX_ROWS, MAX_VALUES = 500_000_000, 100_000, 200_000_000
+LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 PROVENANCE = {
     "schema_version": pa.int16(),
     "device": pa.string(),
@@ -122,9 +124,8 @@ def records_table(records, metadata: dict) -> pa.Table:
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    columns.update(
-        {n: (pa.list_(t), [r["outputs"].get(n) for r in records]) for n, t in OUTPUT_TYPES.items()}
-    )
+    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
+    columns.update({n: (pa.list_(OUTPUT_TYPES[n]), [r["outputs"].get(n) for r in records]) for n in outputs})
     for n, t in PROVENANCE.items():
         values = [r.get(n) for r in records]
         columns[n] = (
@@ -136,14 +137,16 @@ def records_table(records, metadata: dict) -> pa.Table:
         "config": list(config),
         "metrics": metrics,
         "curves": ["train_loss"],
-        "outputs": list(OUTPUT_TYPES),
+        "outputs": outputs,
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
     return table_from_columns(columns, meta)
 
 
-def _parquet_bytes(table: pa.Table, floats=()) -> bytes:
+def parquet_bytes(table: pa.Table, floats=()) -> bytes:
+    """A table's file bytes (the same table gives the same bytes); ``floats``: list columns of floats, stored by
+    byte-stream split (18 % smaller)."""
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
@@ -156,116 +159,139 @@ def _parquet_bytes(table: pa.Table, floats=()) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _write_checked(path: Path, data: bytes) -> None:
+def write_pair(path: Path, data: bytes) -> None:
+    """The record and its checksum, so that a kill at any moment leaves the old pair, the new pair, or the new
+    checksum waiting beside one of them (``.sha256.new``), which the next read completes or drops (recover)."""
+    pending = Path(f"{checksum_file(path)}.new")
+    write_atomically(pending, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     write_atomically(path, data)
-    write_atomically(checksum_file(path), f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
+    os.replace(pending, checksum_file(path))
 
 
-def record_history(runs_dir, report_dir) -> dict:
-    """What the record keeps of its history, for its metadata: the runner's ``timings.json`` when one of its
-    invocations trained runs, and the last ``verify/verify.json``; where there is none, what the published
-    record already keeps (so a render from the record changes nothing)."""
-    try:
-        kept = read_metadata(record_file(report_dir))
-    except RecordFileError:
-        kept = {}
-    out = {}
-    for name, rel in HISTORY.items():
-        try:
-            data = json.loads((Path(runs_dir) / rel).read_text()) if runs_dir else None
-        except (OSError, json.JSONDecodeError):
-            data = None
-        fresh = isinstance(data, dict) and (
-            name == "verify" or any(i.get("trained") for i in data.get("invocations", []))
-        )
-        text = json.dumps(data) if fresh else kept.get(name)  # timings: in the runner's order (the stages')
-        if text:
-            out[META + name] = text
-    return out
-
-
-def published_history(report_dir, keys) -> dict | None:
-    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
-    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
-    own clock instead); None when there is no such record."""
-    path = record_file(report_dir)
-    try:
-        meta = read_metadata(path)
-    except RecordFileError:
+def recover(path: Path) -> str | None:
+    """Finish or undo a write_pair that a kill interrupted; returns what was done (None: nothing pending)."""
+    pending = Path(f"{checksum_file(path)}.new")
+    if not pending.is_file() or pending.is_symlink() or not path.is_file():
         return None
-    if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
-        return None
-    return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
+    if _digest(path) == _expected(pending):
+        os.replace(pending, checksum_file(path))
+        return f"{path}: a write of the record was interrupted after the file: its new checksum put in place"
+    pending.unlink()
+    return f"{path}: a write of the record was interrupted before the file: the old record and checksum kept"
 
 
-def publish_record(store_dir, report_dir, profile, plan_path=None, runs_dir=None) -> Path:
-    """Write ``report_dir/records.parquet`` from every valid record of ``store_dir``, ``pairs.parquet`` beside
-    it, and their sha256 sidecars; the same records give the same bytes. ``profile``: the Profile whose runs
-    they are (its name and YAML go into the metadata); ``plan_path``: the runner's plan, kept in the metadata
-    when the file exists; ``runs_dir``: the runner's folder, whose history the record keeps (``record_history``)."""
-    store_dir = Path(store_dir)
-    metadata = {META + "profile": profile.name, META + "profile_yaml": Path(profile.path).read_text()}
-    if plan_path and Path(plan_path).is_file():
-        metadata[META + "plan"] = Path(plan_path).read_text()
-    metadata.update(record_history(runs_dir, report_dir))
-    records = load_records(store_dir)
-    table = records_table(records, metadata)
-    floats = [
-        n for n, t in OUTPUT_TYPES.items() if pa.types.is_floating(t)
-    ]  # byte-stream split: 18 % smaller
-    data = _parquet_bytes(table, floats)
-    back = records_from_table(pq.read_table(pa.BufferReader(data)))
-    lost = [a["key"] for a, b in zip(sorted(records, key=lambda r: r["key"]), back) if a != b]
-    if (
-        lost
-    ):  # e.g. outputs with more decimals than float32 keeps: never publish a record that reads back otherwise
-        raise ValueError(
-            f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
-        )
-    _write_checked(
-        Path(report_dir) / PAIRS_FILE,
-        _parquet_bytes(
-            pairs_table(records, {META + "format_version": str(FORMAT_VERSION)}), ["image1", "image2"]
-        ),
-    )
-    path = record_file(report_dir)
-    _write_checked(path, data)
-    return path
+def _digest(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
-def read_metadata(path) -> dict:
-    """The file's siamese_lib metadata (keys without the prefix), after checking its checksum and format."""
+def _expected(sidecar) -> str:
+    words = Path(sidecar).read_text(errors="replace").split()
+    return words[0].lower() if words else ""  # sha256sum -c accepts upper-case hex too
+
+
+def read_metadata(path, profile_name: str | None = None, say=None, layout: bool = True) -> dict:
+    """The file's siamese_lib metadata (keys without the prefix), after checking (one line each, exit 2): no
+    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), a Parquet
+    footer within the limits, the format, the layout naming the file's columns, and with ``profile_name`` the
+    profile it was made by."""
     path = Path(path)
+    for p in (path, checksum_file(path)):
+        if p.is_symlink():
+            raise RecordFileError(
+                f"{p} is a symlink (to {os.readlink(p)}); a published record is a plain file"
+            )
     if not path.is_file():
         raise RecordFileError(f"no published record at {path} (written by the report step of `run`)")
+    note = recover(path)
+    if note and say:
+        say(note)
     sidecar = checksum_file(path)
     if not sidecar.is_file():
         raise RecordFileError(f"{path}: its checksum {sidecar.name} is missing; refusing an unchecked record")
-    expected = sidecar.read_text().split()[0] if sidecar.read_text().split() else ""
-    if hashlib.sha256(path.read_bytes()).hexdigest() != expected:
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise RecordFileError(f"{path}: {size} bytes, more than a record may hold ({MAX_FILE_BYTES})")
+    if _digest(path) != _expected(sidecar):
         raise RecordFileError(
             f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated"
         )
-    raw = pq.read_schema(path).metadata or {}
-    meta = {k.decode()[len(META) :]: v.decode() for k, v in raw.items() if k.decode().startswith(META)}
+    try:
+        footer = pq.ParquetFile(path).metadata
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise RecordFileError(
+            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:200]})"
+        ) from None
+    values = sum(
+        footer.row_group(g).column(c).num_values
+        for g in range(footer.num_row_groups)
+        for c in range(footer.num_columns)
+    )
+    if footer.num_rows > MAX_ROWS or values > MAX_VALUES:
+        raise RecordFileError(
+            f"{path}: {footer.num_rows} rows and {values} values, more than a record may hold "
+            f"({MAX_ROWS} rows, {MAX_VALUES} values); not read"
+        )
+    raw = footer.metadata or {}
+    meta = {
+        k.decode()[len(META) :]: v.decode(errors="replace")
+        for k, v in raw.items()
+        if k.decode(errors="replace").startswith(META)
+    }
     if meta.get("format_version") != str(FORMAT_VERSION):
         raise RecordFileError(
             f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
         )
+    if profile_name is not None and meta.get("profile") != profile_name:
+        raise RecordFileError(
+            f"{path}: a record of profile {str(meta.get('profile'))[:60]!r}, not of {profile_name!r}; refusing it"
+        )
+    if layout:  # the pairs file has no records' layout
+        _check_layout(path, meta, footer.schema.to_arrow_schema())
     return meta
 
 
-def read_pairs(report_dir) -> pd.DataFrame:
-    """The pairs file beside a published record, after checking its checksum and format."""
-    path = Path(report_dir) / PAIRS_FILE
-    read_metadata(path)
-    return pd.read_parquet(path)
+def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
+    """The metadata's ``columns``: JSON naming columns of the file, each of the type this code reads."""
+    try:
+        layout = json.loads(meta["columns"])
+        parts = ("config", "metrics", "curves", "outputs", "provenance")
+        names = [n for part in parts for n in layout[part]] + list(layout.get("placement", []))
+        if not all(isinstance(n, str) for n in names):
+            raise ValueError("a column name that is not a text")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordFileError(
+            f"{path}: its metadata's columns are not this format's ({type(exc).__name__}: {exc})"
+        ) from None
+    expected = {
+        **_config_types(),
+        **dict.fromkeys(layout["metrics"], pa.float64()),
+        "train_loss": pa.list_(pa.float64()),
+        **{n: pa.list_(t) for n, t in OUTPUT_TYPES.items()},
+        **PROVENANCE,
+        "key": pa.string(),
+        "stage": pa.list_(pa.string()),
+        "cell": pa.list_(pa.string()),
+    }
+    for n in ["key", *names]:
+        if n not in expected:
+            raise RecordFileError(f"{path}: column {n[:60]!r} is not one this format has")
+        if schema.get_field_index(n) < 0:
+            raise RecordFileError(f"{path}: its metadata names column {n[:60]!r}, which the file lacks")
+        if schema.field(n).type != expected[n]:
+            raise RecordFileError(f"{path}: column {n!r} is {schema.field(n).type}, not {expected[n]}")
 
 
-def read_records(path) -> list[dict]:
+def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     """The store records held by a published file (checked first), in key order; each as the store holds it."""
-    read_metadata(path)
-    return records_from_table(pq.read_table(path))
+    read_metadata(path, profile_name, say)
+    try:
+        return records_from_table(pq.read_table(path))
+    except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
+        raise RecordFileError(f"{path}: its rows cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def records_from_table(table: pa.Table) -> list[dict]:
@@ -274,7 +300,7 @@ def records_from_table(table: pa.Table) -> list[dict]:
     for row in table.to_pylist():
         outputs = {
             n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-            for n in OUTPUT_TYPES
+            for n in layout["outputs"]
             if row[n] is not None
         }
         record = {
@@ -292,53 +318,45 @@ def records_from_table(table: pa.Table) -> list[dict]:
     return out
 
 
-def seed_store(path, store_dir) -> tuple[int, int]:
-    """Write the published records that ``store_dir`` lacks, each validated by the store's writer; records
-    already there are kept (they may be this machine's). Returns (written, kept)."""
-    written = kept = 0
-    for record in read_records(path):
-        if record_path(store_dir, record["key"]).exists():
-            kept += 1
-            continue
+def read_pairs(report_dir) -> pd.DataFrame:
+    """The pairs file beside a published record, after checking its checksum and format."""
+    path = Path(report_dir) / PAIRS_FILE
+    read_metadata(path, layout=False)
+    return pd.read_parquet(path)
+
+
+def record_history(runs_dir, report_dir, fresh: bool) -> dict:
+    """What the record keeps of its history, for its metadata: with ``fresh`` (a record made on purpose, or the
+    first one) the runner's ``timings.json`` and the last ``verify/verify.json`` of ``runs_dir``; else what the
+    published record already keeps, so that rendering changes nothing."""
+    try:
+        kept = read_metadata(record_file(report_dir))
+    except RecordFileError:
+        kept = {}
+    out = {}
+    for name, rel in HISTORY.items():
         try:
-            write_record(store_dir, record)
-        except CorruptRecord as exc:
-            raise RecordFileError(f"{path}: run {record['key']} is not a valid record: {exc}") from None
-        written += 1
-    return written, kept
+            data = json.loads((Path(runs_dir) / rel).read_text()) if fresh else None
+        except (OSError, json.JSONDecodeError):
+            data = None
+        text = json.dumps(data) if isinstance(data, dict) else kept.get(name)
+        if text:
+            out[META + name] = text
+    return out
 
 
-def derive_csvs(path, out_dir) -> dict:
-    """runs.csv and cells.csv rebuilt from a published file alone (its records and its profile), as the
-    report writes them; returns their paths."""
-    meta = read_metadata(path)
-    with tempfile.TemporaryDirectory(prefix="siamese-derive-") as tmp:
-        store = Path(tmp) / "store"
-        seed_store(path, store)
-        profile_file = Path(tmp) / f"{meta['profile']}.yaml"
-        profile_file.write_text(meta["profile_yaml"])
-        records = load_records(store)
-        profile = load_profile(str(profile_file))
-        if "plan" not in meta:
-            raise RecordFileError(f"{path}: holds no plan, so its table cells cannot be derived")
-        (Path(tmp) / "plan.json").write_text(
-            meta["plan"]
-        )  # the cells are those of the plan the record was made by
-        cells = table_cells(records, load_plan(tmp), profile.name)
-        from ..presentation.sections import write_data_csvs  # matplotlib and torch: only when deriving
-
-        return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
-
-
-def seed_from_record(run) -> None:
-    """``run --from-record``: seed the store from the published record beside the report (checked, each record
-    through the store's writer); only the runs the record lacks are trained."""
-    path = record_file(run.report_dir)
-    written, kept = seed_store(path, run.store_dir)
-    run.write(
-        f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
-        f"(kept); only runs the record lacks are trained"
-    )
+def published_history(report_dir, keys) -> dict | None:
+    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
+    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
+    own clock instead); None when there is no such record."""
+    path = record_file(report_dir)
+    try:
+        meta = read_metadata(path)
+    except RecordFileError:
+        return None
+    if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
+        return None
+    return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
 
 
 REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME, PAIRS_FILE)

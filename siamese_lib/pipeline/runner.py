@@ -145,7 +145,7 @@ def main(args) -> int:
         # what this run was asked to do; a new file, never written through a symlink that stands there
         write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
         if args.from_record:
-            from .published import seed_from_record
+            from .publishing import seed_from_record
 
             seed_from_record(run)
         try:

@@ -81,41 +81,71 @@ def config_from_row(row: dict) -> RunConfig:
     values = {}
     for f in dataclasses.fields(RunConfig):
         v = row.get(f.name, key_defaults(row).get(f.name))
-        if f.name in ("augment", "confirm_seeds"):
-            items = tuple(a for a in str(v).split(",") if a) if isinstance(v, str) else ()
+        if f.name in (
+            "augment",
+            "confirm_seeds",
+        ):  # a single seed reads back as a number (a float beside NaN)
+            v = int(v) if isinstance(v, float) and v.is_integer() else v
+            text = ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v) if _present(v) else ""
+            items = tuple(a for a in text.split(",") if a)
             values[f.name] = tuple(map(int, items)) if f.name == "confirm_seeds" else items
-        elif v is not None and not (isinstance(v, float) and math.isnan(v)):
+        elif _present(v):
             default = getattr(RunConfig, f.name)
             kind = type(default) if default is not None else str if f.name == "head" else int
             values[f.name] = bool(v) if kind is bool else kind(v)
     return RunConfig(**values)
 
 
-def load_committed(csv_path: Path) -> list[CommittedRun]:
+def _present(v) -> bool:
+    return v is not None and not (isinstance(v, float) and math.isnan(v))
+
+
+def load_committed(csv_path: Path, log=print) -> list[CommittedRun]:
+    """The runs of a committed runs.csv, each row checked (one line naming the row and what is wrong)."""
     if not csv_path.is_file():
         raise UsageError(
             f"verify: no committed record at {csv_path} (run the profile first, or name another)"
         )
     runs = []
-    for row in pd.read_csv(csv_path).to_dict("records"):
-        config = config_from_row(row)
-        if run_key(config, row["device"]) != row["key"]:
-            raise UsageError(f"verify: {csv_path}: cannot rebuild the configuration of run {row['key']}")
-        fp = row.get("machine")
-        runs.append(
-            CommittedRun(
+    try:
+        rows = pd.read_csv(csv_path).to_dict("records")
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise UsageError(f"verify: {csv_path}: not a runs.csv ({' '.join(str(exc).split())[:200]})") from None
+    for i, row in enumerate(rows, 2):
+        try:
+            config = config_from_row(row)
+            key, device = row["key"], row["device"]
+            fp = row.get("machine")
+            run = CommittedRun(
                 config,
-                row["key"],
-                row["device"],
+                key,
+                device,
                 row,
                 json.loads(fp) if isinstance(fp, str) and fp else None,
                 float(row.get("train_seconds") or 0.0),
             )
-        )
-    problem = rows_problem(runs) or cells_problem(csv_path.with_name("cells.csv"), runs)
+            if not 0 <= float(row["test_error"]) <= 100:  # NaN too (pandas reads "n/a" as NaN)
+                raise ValueError(f"test_error {row['test_error']!r} is not a percentage")
+        except KeyError as exc:
+            raise UsageError(f"verify: {csv_path}: no column {exc} (line {i})") from None
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"verify: {csv_path}: line {i}: {' '.join(str(exc).split())[:200]}") from None
+        if run_key(config, device) != key:
+            raise UsageError(f"verify: {csv_path}: cannot rebuild the configuration of run {key} (line {i})")
+        runs.append(run)
+    cells_csv = csv_path.with_name("cells.csv")
+    if not cells_csv.is_file():
+        log(f"no {cells_csv.name} beside {csv_path}: its cells are not checked against the runs")
+    problem = rows_problem(runs) or cells_problem(cells_csv, runs)
     if problem:
         raise UsageError(f"verify: {csv_path}: {problem}")
     return runs
+
+
+def cell_name(row) -> str:
+    """A cells.csv row's cell: its fields typed as runs.csv's, the rest at their defaults (the tables' configs)."""
+    typed = config_from_row({f: row[f] for f in CELL_FIELDS})
+    return CommittedRun(RunConfig(**{f: getattr(typed, f) for f in CELL_FIELDS}), "", "", {}, None, 0.0).cell
 
 
 def rows_problem(runs: list[CommittedRun]) -> str | None:
@@ -134,17 +164,16 @@ def cells_problem(cells_csv: Path, runs: list[CommittedRun]) -> str | None:
     if not cells_csv.is_file():
         return None
     errors = {}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: r.config.seed):
         errors.setdefault(r.cell, []).append(float(r.metrics["test_error"]))
     wrong = []
     for row in pd.read_csv(cells_csv).to_dict("records"):
-        if not row.get("n"):
+        if not _present(row.get("n")) or not row["n"]:  # a cell not run: nothing to follow
             continue
-        fields = {f: row[f] for f in CELL_FIELDS}  # the rest at their defaults, as the tables' configurations
-        cell = CommittedRun(
-            config_from_row({**RunConfig(**fields).to_dict(), **fields}), "", "", {}, None, 0.0
-        ).cell
-        mean, std, n = mean_std_n(errors.get(cell, []))
+        cell = cell_name(row)
+        # a table cell's seeds are its configuration's lowest (a later stage may train it on further seeds, as
+        # a selection's final runs of the same configuration do)
+        mean, std, n = mean_std_n(errors.get(cell, [])[: int(row["n"])])
         if n != row["n"] or not (
             math.isclose(mean, row["mean"], abs_tol=1e-6)
             and (n < 2 or math.isclose(std, row["std"], abs_tol=1e-6))
@@ -163,8 +192,10 @@ def stratified_sample(
     full: bool,
     slowdown: float = 1.0,
     seed: int = 0,
+    priority=(),
 ) -> list[CommittedRun]:
-    """Cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), in an order drawn from
+    """The ``priority`` cells first, whatever the budget (the headline's and the selection candidates'); then
+    cells taken in turn from each stratum (beyond-the-paper or not, model, protocol), in an order drawn from
     ``seed``, MIN_SEEDS seeds each (the lowest seeds), while the estimated cost (committed train seconds x
     ``slowdown``) fits the budget."""
     cells: dict[str, list[CommittedRun]] = {}
@@ -172,6 +203,8 @@ def stratified_sample(
         cells.setdefault(r.cell, []).append(r)
     if full:
         return [r for cell in cells.values() for r in sorted(cell, key=lambda r: r.config.seed)]
+    chosen = [r for n in dict.fromkeys(priority) if n in cells for r in _lowest(cells.pop(n))]
+    cost = sum(r.train_seconds for r in chosen) * slowdown / jobs  # the headline's and the candidates' cells
     strata: dict[tuple, list[str]] = {}
     for name, members in cells.items():
         c = members[0].config
@@ -183,19 +216,56 @@ def stratified_sample(
         names = sorted(strata[key])
         rng.shuffle(names)
         queues.append(names)
-    chosen, cost = [], 0.0
     while any(queues):
         for q in queues:
             if not q:
                 continue
-            members = sorted(cells[q.pop(0)], key=lambda r: r.config.seed)[:MIN_SEEDS]
-            if len(members) < MIN_SEEDS:
-                continue
+            members = _lowest(cells[q.pop(0)])
             extra = sum(r.train_seconds for r in members) * slowdown / jobs
-            if cost + extra <= budget_seconds:
+            if members and cost + extra <= budget_seconds:
                 chosen += members
                 cost += extra
     return chosen
+
+
+def _lowest(cell: list[CommittedRun]) -> list[CommittedRun]:
+    """A cell's MIN_SEEDS lowest seeds; none when it has fewer (Welch needs two on each side)."""
+    members = sorted(cell, key=lambda r: r.config.seed)[:MIN_SEEDS]
+    return members if len(members) == MIN_SEEDS else []
+
+
+def decisive_cells(runs: list[CommittedRun], csv_path: Path) -> list[str]:
+    """The cells verify always retrains: the headline's (the best corrected Table I cell of cells.csv) and each
+    selection candidate's (the runs with a validation split, whose numbers decided a choice)."""
+    out = [r.cell for r in runs if r.config.val_pairs > 0]
+    try:
+        cells = pd.read_csv(csv_path.with_name("cells.csv"))
+        best = cells[(cells["table"] == "Table I") & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
+        best = best.loc[best["mean"].idxmin()] if not best.empty else None
+    except (OSError, KeyError, ValueError, TypeError, pd.errors.EmptyDataError):
+        best = None
+    if best is not None:
+        out.insert(0, cell_name(best))
+    return list(dict.fromkeys(out))
+
+
+def judged_by(run: CommittedRun, runs: list[CommittedRun], here: dict, log) -> dict | None:
+    """The fingerprint a run is judged by: its own, or, where this machine is the one its cell's other runs all
+    share (by machine.numerics_signature), theirs: a row that claims another machine than its cell's cannot choose
+    the statistical criterion for itself (issue 33)."""
+    peers = {machine.numerics_signature(r.machine) for r in runs if r.cell == run.cell and r.key != run.key}
+    peer = next((r.machine for r in runs if r.cell == run.cell and r.key != run.key), None)
+    if (
+        len(peers) == 1
+        and machine.must_be_identical(peer, here)
+        and not machine.must_be_identical(run.machine, here)
+    ):
+        log(
+            f"  run {run.key}: its machine field differs from its cell's other runs', which this machine matches: "
+            f"judged as theirs (bit for bit)"
+        )
+        return peer
+    return run.machine
 
 
 def retrain_within_budget(sample, store_dir, numerics, jobs, budget, log) -> dict:
@@ -255,7 +325,7 @@ def verify(
     log=print,
     seed: int | None = None,
 ) -> int:
-    runs = load_committed(csv_path)
+    runs = load_committed(csv_path, log)
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     cuda = machine.device_type("auto") == "cuda"
     runnable = [r for r in runs if r.device == "cpu" or cuda]
@@ -264,7 +334,9 @@ def verify(
     # the committed seconds come from the committing machine; the plan assumes this one as fast, and
     # retrain_within_budget drops the cells that the measured speed leaves no time for
     start = time.perf_counter()
-    sample = stratified_sample(runnable, minutes * 60, jobs, full, seed=seed)
+    sample = stratified_sample(
+        runnable, minutes * 60, jobs, full, seed=seed, priority=decisive_cells(runnable, csv_path)
+    )
     if not sample:
         raise UsageError(
             f"verify: no cell of {MIN_SEEDS} seeds fits in {minutes:g} minutes; give more --minutes"
@@ -286,7 +358,7 @@ def verify(
             r.config.seed,
             r.metrics,
             results[r.key]["metrics"],
-            r.machine,
+            judged_by(r, runs, results[r.key]["machine"], log),
             results[r.key]["machine"],
         )
         for r in sample

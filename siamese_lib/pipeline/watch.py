@@ -5,13 +5,15 @@ or hung process answers nothing, so only time tells)."""
 
 from __future__ import annotations
 
+import copy
 import time
+from pathlib import Path
 
 from .. import __version__
 from ..common import OneLineError
 from ..config import RunConfig
 from ..experiments.planning import run_cost
-from ..store import code_version, run_key
+from ..store import CorruptRecord, admit, code_version, run_key
 
 
 class EngineError(RuntimeError):
@@ -57,26 +59,30 @@ class BadResult(OneLineError):
 STALL_FACTOR, STALL_FLOOR = (
     20,
     300,
-)  # a run with no result for 20 x its expected seconds on one core + 5 min: stuck
+)  # before any run has come back: 20 x its expected seconds on one core + 5 min
+SEEN_FACTOR, SEEN_FLOOR = (
+    4,
+    60,
+)  # after: 4 x what the slowest run so far took (per expected second), at least 1 min
 POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
 NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
 
 
-def stall_bound(unit: list, run_timeout: float | None = None) -> float:
-    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``, else a
-    generous multiple of its expected time (``planning.run_cost``, seconds on one core) plus a floor."""
-    return run_timeout if run_timeout else STALL_FACTOR * sum(map(run_cost, unit)) + STALL_FLOOR
+def stall_bound(unit: list, run_timeout: float | None = None, rate: float | None = None) -> float:
+    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``; else,
+    once runs have come back, a few times what the slowest took (``rate``: its seconds per expected second on one
+    core, planning.run_cost), at least a minute; before that, a generous multiple of its expected time plus a
+    floor."""
+    cost = sum(map(run_cost, unit))
+    if run_timeout:
+        return run_timeout
+    return max(SEEN_FLOOR, SEEN_FACTOR * rate * cost) if rate else STALL_FACTOR * cost + STALL_FLOOR
 
 
 def check_result(record, config: RunConfig, device: str) -> dict:
-    """``record`` if it is the record of ``config`` on ``device``: its key and configuration are the request's, and
-    its test metrics recompute from its own per-pair outputs and the test pairs' known targets (training.error_metrics'
-    rules; head_prob and digit_prob are stored to 6 decimals, so a value of exactly 0.5 may count either way).
-    Else BadResult, one line. The one check for every result, in this process or from a worker."""
-    import torch
-
-    from ..training import pair_sets
-
+    """``record`` if it is the record of ``config`` on ``device`` (its key and configuration are the request's) and
+    the store's gate admits it (store.admit: its schema, and its metrics from its own per-pair outputs by
+    training's rule). Else BadResult, one line. The one check for every result, in this process or from a worker."""
     if not isinstance(record, dict):
         raise BadResult(f"the result is a {type(record).__name__}, not a record")
     if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
@@ -84,47 +90,10 @@ def check_result(record, config: RunConfig, device: str) -> dict:
             f"the result is the record of another run (key {str(record.get('key'))[:40]!r}, "
             f"asked for {run_key(config, device)})"
         )
-    outputs, metrics = record.get("outputs"), record.get("metrics")
     try:
-        head, prob = (torch.tensor(outputs[k], dtype=torch.float64) for k in ("head_prob", "digit_prob"))
-        p1, p2 = (torch.tensor(outputs[k], dtype=torch.int64) for k in ("digit1_pred", "digit2_pred"))
-        target, classes = pair_sets(config.nb_pairs, config.data_seed)[4:6]
-        if not len(head) == len(prob) == len(p1) == len(p2) == len(target):
-            raise ValueError(f"{len(head)} outputs for {len(target)} test pairs")
-        recorded = {
-            m: float(metrics[f"test_{m}"])
-            for m in (
-                "error",
-                "digit1_error",
-                "digit2_error",
-                "derived_error",
-                "digit_prob_error",
-                "head_vs_digits_disagreement",
-            )
-        }
-    except (TypeError, KeyError, ValueError, RuntimeError) as exc:
-        raise BadResult(f"the result's outputs or metrics cannot be read: {exc}") from None
-    derived = (p1 <= p2).long()
-    ties = head == 0.5
-    wrong = {  # per metric: (pairs wrong for certain, pairs that a stored 0.5 leaves undecided)
-        "error": ((head > 0.5).long() != target) & ~ties,
-        "digit1_error": p1 != classes[:, 0],
-        "digit2_error": p2 != classes[:, 1],
-        "derived_error": derived != target,
-        "digit_prob_error": ((prob > 0.5).long() != target) & (prob != 0.5),
-        "head_vs_digits_disagreement": ((head > 0.5).long() != derived) & ~ties,
-    }
-    undecided = {"error": ties, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": ties}
-    n = len(target)
-    for name, value in recorded.items():
-        low = int(wrong[name].sum())
-        high = low + int(undecided.get(name, torch.zeros(0, dtype=torch.bool)).sum())
-        count = value * n / 100
-        if not (abs(count - round(count)) < 1e-3 and low <= round(count) <= high):
-            shown = f"{100 * low / n:.2f} %" + (f" to {100 * high / n:.2f} %" if high > low else "")
-            raise BadResult(
-                f"metrics.test_{name} {value:.4g} % does not follow from the record's own outputs ({shown})"
-            )
+        admit(copy.deepcopy(record), Path(f"{record['key']}.json"))
+    except CorruptRecord as exc:
+        raise BadResult(f"the result {str(exc).split(': ', 1)[1]}") from None
     return record
 
 
@@ -133,9 +102,17 @@ class Watch:
 
     def __init__(self, run_timeout: float | None):
         self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
+        self.rate = None  # the slowest unit so far: its seconds on a worker per expected second (run_cost)
         self.workerless_since = (
             None  # a cluster starting (or a loaded machine) has none for a while: not a failure
         )
+
+    def came_back(self, future, unit: list) -> None:
+        """A unit's result arrived: what it cost on this cluster sets the bound of those still out."""
+        worker, since = self.held.pop(future.key, (None, None))
+        if worker is not None:
+            rate = (time.monotonic() - since) / max(sum(map(run_cost, unit)), 1e-9)
+            self.rate = max(self.rate or 0.0, rate)
 
     def look(self, client, pending: dict) -> list[tuple]:
         """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
@@ -146,7 +123,7 @@ class Watch:
         now, out = time.monotonic(), []
         self.workerless_since = None if workers else (self.workerless_since or now)
         for future, unit in pending.items():
-            worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout)
+            worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout, self.rate)
             if self.workerless_since is not None and now - self.workerless_since > NO_WORKER_SECONDS:
                 out.append((future, f"no worker in the cluster for {NO_WORKER_SECONDS} s", None))
             elif not workers:

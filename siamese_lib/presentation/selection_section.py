@@ -74,6 +74,13 @@ def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
             cls="results",
         )
     )
+    unchecked, runs = result.get("unchecked", (0, 0))
+    if unchecked:
+        out.append(
+            f'<p class="note">{unchecked} of the {runs} selection runs were recorded before their per-pair '
+            "validation outputs were kept: the validation errors that made this choice cannot be checked against "
+            "outputs without retraining them (<code>verify</code> retrains them first).</p>"
+        )
     out.append(
         figure_html(
             selection_figure(result["runs"]),

@@ -5,6 +5,7 @@ runs.csv, cells.csv and the record come out byte-identical. Every run writes und
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 import time
@@ -14,16 +15,15 @@ import pandas as pd
 import pytest
 from conftest import run_cli
 
-from siamese_lib.pipeline import published
+from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.pipeline import published, publishing
 from siamese_lib.store import load_records
 
 
-def run_smoke(base: Path, *extra):
+def run_smoke(base: Path, *extra, command=("run", "--profile", "smoke", "--jobs", "2", "--device", "cpu")):
     env = {"SIAMESE_LIB_RUNS_DIR": str(base / "runs"), "SIAMESE_LIB_REPORT_DIR": str(base / "report")}
     start = time.time()
-    proc = run_cli(
-        "run", "--profile", "smoke", "--jobs", "2", "--device", "cpu", *extra, env=env, timeout=3600
-    )
+    proc = run_cli(*command, *extra, env=env, timeout=3600)
     return proc, time.time() - start
 
 
@@ -36,7 +36,7 @@ def test_the_report_step_publishes_every_run_and_its_checksum(smoke_run, tmp_pat
     store = smoke_run["runs"] / "store"
     assert published.read_records(path) == load_records(store)
     assert len(pd.read_parquet(path)) == len(list(store.glob("*.json")))
-    derived = published.derive_csvs(path, tmp_path / "derived")
+    derived = publishing.derive_csvs(path, tmp_path / "derived", load_profile("smoke"))
     for name in ("runs", "cells"):
         assert derived[name].read_bytes() == (report / f"{name}.csv").read_bytes(), name
 
@@ -95,3 +95,52 @@ def test_explore_answers_from_the_smoke_record(smoke_run, tmp_path):
     images, text = outputs(run_explore(smoke_run["report"], tmp_path / "explore.ipynb"))
     runs = len(pd.read_parquet(smoke_run["report"] / published.FILE_NAME))
     assert images == 6 and f"profile smoke: {runs} runs" in text
+
+
+def one_line_exit_2(proc, *words):
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and lines[-1].startswith("error: "), proc.stderr[-2000:]
+    for w in words:
+        assert w in lines[-1], lines[-1]
+
+
+@pytest.mark.slow
+def test_rendering_never_rewrites_the_record_and_publish_makes_a_new_one(smoke_run, tmp_path):
+    place = tmp_path / "place"
+    shutil.copytree(smoke_run["base"], place)
+    report, store = place / "report" / "smoke", place / "runs" / "smoke" / "store"
+    before = (report / published.FILE_NAME).read_bytes()
+    path = sorted(store.glob("*.json"))[0]  # a planned run trained again here (e.g. while exploring)
+    record = path.read_text()
+    path.write_text(json.dumps({**json.loads(record), "created": "2030-01-01T00:00:00+00:00"}))
+    proc, _ = run_smoke(place)
+    one_line_exit_2(
+        proc, "differs from the published record", path.stem, "siamese_lib publish --profile smoke"
+    )
+    assert (report / published.FILE_NAME).read_bytes() == before
+    proc, _ = run_smoke(place, command=("publish", "--profile", "smoke"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (report / published.FILE_NAME).read_bytes() != before and published.read_metadata(
+        report / published.FILE_NAME
+    )
+
+
+def test_another_profile_s_record_is_refused(tmp_path):
+    report = tmp_path / "report" / "smoke"
+    report.mkdir(parents=True)
+    for name in (published.FILE_NAME, published.FILE_NAME + ".sha256"):
+        shutil.copy(
+            Path(__file__).resolve().parents[2] / "report" / "paper" / name, report / name
+        )  # the paper record copied into smoke's place
+    proc, _ = run_smoke(tmp_path, "--from-record")
+    one_line_exit_2(proc, "a record of profile 'paper', not of 'smoke'")
+    assert not list((tmp_path / "runs" / "smoke" / "store").glob("*.json"))
+
+
+@pytest.mark.slow
+def test_verify_full_on_the_smoke_record(smoke_run):
+    """Issue 33: verify reads the smoke record back (one confirmation seed, cells.csv's "not run" rows) and every
+    run retrained here is bit-identical (the same machine)."""
+    proc, _ = run_smoke(smoke_run["base"], command=("verify", "--profile", "smoke", "--full", "--jobs", "2"))
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "criterion: bit-identical" in proc.stdout and "verdict: everything agrees" in proc.stdout

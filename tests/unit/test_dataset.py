@@ -12,21 +12,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT
-from test_analysis import fill_store, paper_like, write_profile
-from test_published import varied_store
+from test_published import made  # noqa: F401 - the fixture: a tiny profile's store, plan, record
 
 from siamese_lib.data import confirmation_pairs, generate_pair_sets
-from siamese_lib.experiments.planning import expand, plan_document
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import dataset, published
+from siamese_lib.pipeline import dataset, published, publishing
 
 
-def test_each_run_names_every_stage_and_cell_it_serves(tmp_path):
-    profile = load_profile(str(write_profile(tmp_path)))
-    fill_store(tmp_path / "store", profile, paper_like)
-    plan = plan_document(profile.name, "cpu", expand(profile, str(tmp_path / "store")))
-    (tmp_path / "plan.json").write_text(json.dumps(plan))
-    path = published.publish_record(tmp_path / "store", tmp_path / "report", profile, tmp_path / "plan.json")
+def test_each_run_names_every_stage_and_cell_it_serves(made):
+    profile, store, plan_path, path = made
+    plan = json.loads(plan_path.read_text())
     runs = pd.read_parquet(path)
     exploded = runs.explode(["stage", "cell"])
     served = exploded.groupby(["stage", "cell"])["key"].apply(set).to_dict()
@@ -34,8 +29,6 @@ def test_each_run_names_every_stage_and_cell_it_serves(tmp_path):
     shared = runs[runs["stage"].map(len) > 1]  # a Table II cell that is a Table I cell: one row, both named
     assert len(shared) > 0 and all(set(s) == {"table1", "table2"} for s in shared["stage"])
     assert published.read_records(path) == published.records_from_table(pq.read_table(path))
-    without = published.publish_record(tmp_path / "store", tmp_path / "bare", profile)
-    assert pd.read_parquet(without)["stage"].map(len).eq(0).all()  # no plan: no placement is invented
 
 
 def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_path):
@@ -53,35 +46,32 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
     assert (test["target"] == (test["digit1"] <= test["digit2"])).all()
 
 
-def test_the_pairs_file_is_published_beside_the_record_and_checked(tmp_path):
-    varied_store(tmp_path / "store")
-    profile = load_profile(str(write_profile(tmp_path)))
-    published.publish_record(tmp_path / "store", tmp_path / "report", profile)
-    pairs = published.read_pairs(tmp_path / "report")
-    assert pairs["set"].unique().tolist() == ["test"] and len(pairs) == 20
-    path = tmp_path / "report" / published.PAIRS_FILE
+def test_the_pairs_file_is_published_beside_the_record_and_checked(made):
+    profile, store, plan, record = made
+    pairs = published.read_pairs(record.parent)
+    nb = {r["config"]["nb_pairs"] for r in published.read_records(record)}
+    assert pairs["set"].unique().tolist() == ["test"] and len(pairs) == sum(nb)
+    path = record.parent / published.PAIRS_FILE
     path.write_bytes(path.read_bytes()[:-1])
     with pytest.raises(published.RecordFileError, match="sha256 differs"):
-        published.read_pairs(tmp_path / "report")
+        published.read_pairs(record.parent)
 
 
-def test_every_column_has_its_meaning_and_unit_in_the_schema_and_in_the_docs(tmp_path):
-    varied_store(tmp_path / "store")
-    published.publish_record(tmp_path / "store", tmp_path / "r", load_profile(str(write_profile(tmp_path))))
+def test_every_column_has_its_meaning_and_unit_in_the_schema_and_in_the_docs(made):
+    report = made[3].parent
     for name in (published.FILE_NAME, published.PAIRS_FILE):
-        for field in pq.read_schema(tmp_path / "r" / name):
+        for field in pq.read_schema(report / name):
             assert field.metadata[b"description"], field.name
-    schema = pq.read_schema(tmp_path / "r" / published.FILE_NAME)
+    schema = pq.read_schema(report / published.FILE_NAME)
     assert schema.field("test_error").metadata[b"unit"] == b"%"
     assert (ROOT / "docs" / "data-dictionary.md").read_text() == dataset.markdown()
     with pytest.raises(KeyError, match="no entry"):
         dataset.describe("test_accuracy")
 
 
-def test_the_record_keeps_its_training_history_and_last_verification(tmp_path):
-    varied_store(tmp_path / "store")
-    profile = load_profile(str(write_profile(tmp_path)))
-    bare = published.publish_record(tmp_path / "store", tmp_path / "x", profile)
+def test_the_record_keeps_its_training_history_and_last_verification(made, tmp_path):
+    """The history is the runner's when a record is made (the first, or on purpose); a render keeps the record's."""
+    profile, store, plan, bare = made
     keys = [r["key"] for r in published.read_records(bare)]
     trained, rendered = tmp_path / "trained", tmp_path / "rendered"
     (trained / "verify").mkdir(parents=True)
@@ -91,15 +81,17 @@ def test_the_record_keeps_its_training_history_and_last_verification(tmp_path):
     (trained / "timings.json").write_text(json.dumps(history))
     (trained / "verify" / "verify.json").write_text(json.dumps(verify))
     (rendered / "timings.json").write_text(json.dumps({"invocations": [{"seconds": 474.0, "trained": 0}]}))
-    report = tmp_path / "report"
-    published.publish_record(tmp_path / "store", report, profile, None, trained)
+    for folder in (trained, rendered):
+        (folder / "plan.json").write_text(plan.read_text())
+    report = tmp_path / "made_here"  # no record there yet: this one is made, with the runner's history
+    publishing.publish_record(store, report, profile, trained / "plan.json")
     first = published.record_file(report).read_bytes()
     assert published.published_history(report, keys) == {"timings": history, "verify": verify}
-    published.publish_record(tmp_path / "store", report, profile, None, rendered)
+    assert publishing.publish_record(store, report, profile, rendered / "plan.json")[1] == "unchanged"
     assert published.record_file(report).read_bytes() == first  # a render from the record keeps its history
     assert published.published_history(report, keys + ["another"]) is None  # a record without that run
     kept_none = {"timings": {}, "verify": {}}  # never this render's clock instead
-    assert published.published_history(tmp_path / "x", keys) == kept_none
+    assert published.published_history(bare.parent, keys) == kept_none
 
 
 @pytest.mark.slow
@@ -107,12 +99,11 @@ def test_the_readme_example_reproduces_the_headline_cell_from_the_committed_runs
     """The committed record republished with its own plan (nothing retrained), then the README's snippet."""
     source = ROOT / "report" / "paper" / published.FILE_NAME
     meta = published.read_metadata(source)
-    (tmp_path / "paper.yaml").write_text(meta["profile_yaml"])
     (tmp_path / "plan.json").write_text(meta["plan"])
-    published.seed_store(source, tmp_path / "store")
+    profile = load_profile("paper")
+    publishing.seed_store(source, tmp_path / "store", profile)
     report = tmp_path / "report" / "paper"
-    profile = load_profile(str(tmp_path / "paper.yaml"))
-    published.publish_record(tmp_path / "store", report, profile, tmp_path / "plan.json")
+    publishing.publish_record(tmp_path / "store", report, profile, tmp_path / "plan.json")
     snippet = re.search(r"```python\n(import pandas as pd\n.*?)```", (ROOT / "README.md").read_text(), re.S)
     lines = snippet.group(1).strip().splitlines()
     assert len(lines) == 3

@@ -3,6 +3,7 @@ missing row (or a cells.csv edited by hand) is an error naming them, before veri
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import pandas as pd
@@ -107,3 +108,58 @@ def test_a_version_string_never_reaches_runs_csv_as_a_formula(tmp_path, version)
     written = pd.read_csv(tmp_path / "runs.csv")
     assert list(written["code_version"]) == [f"'{version}"] * 3
     assert list(written["torch_version"]) == list(frame["torch_version"])  # ordinary text as it was
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        (lambda f: f.drop(columns=["key"]), "no column 'key'"),
+        (lambda f: f.drop(columns=["device"]), "no column 'device'"),
+        (lambda f: f.assign(test_error=["x"] * len(f)), "line 2: could not convert string to float"),
+        (lambda f: f.assign(epochs=["many"] * len(f)), "line 2: invalid literal"),
+        (lambda f: f.assign(test_error=["n/a"] * len(f)), "line 2: test_error nan is not a percentage"),
+    ],
+)
+def test_a_bad_runs_csv_is_one_line(copy, change, why):
+    """Issue 33: verify on a runs.csv missing key/device or with text in a numeric column (was a traceback)."""
+    change(pd.read_csv(copy)).to_csv(copy, index=False)
+    with pytest.raises(UsageError, match=why) as err:
+        verify.load_committed(copy, log=lambda line: None)
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_cells_csv_is_said(copy):
+    copy.with_name("cells.csv").unlink(missing_ok=True)
+    said = []
+    verify.load_committed(copy, log=said.append)
+    assert said and "no cells.csv beside" in said[0] and "not checked" in said[0]
+
+
+def test_a_single_confirmation_seed_reads_back_as_the_run_s_configuration():
+    """A runs.csv whose confirm_seeds column holds one seed is read by pandas as a number (the smoke record)."""
+    config = RunConfig(confirm_seeds=(101,))
+    for seed in (101, 101.0):  # 101.0 where other rows have none (NaN)
+        row = {**config.to_dict(), "confirm_seeds": seed, "augment": float("nan")}
+        assert verify.config_from_row(row) == config
+
+
+def test_the_sample_always_holds_the_headline_and_the_selection_candidates():
+    runs = verify.load_committed(RECORD / "runs.csv", log=lambda line: None)
+    decisive = verify.decisive_cells(runs, RECORD / "runs.csv")
+    best = pd.read_csv(RECORD / "cells.csv").query("table == 'Table I' and protocol == 'corrected' and n > 0")
+    assert decisive[0].startswith(f"corrected {best.loc[best['mean'].idxmin(), 'model']} ")
+    assert {r.cell for r in runs if r.config.val_pairs > 0} <= set(decisive)
+    for seed in range(5):  # whatever the draw and a budget that nothing else fits in
+        sample = verify.stratified_sample(runs, 1.0, 2, full=False, seed=seed, priority=decisive)
+        assert {r.cell for r in sample} == set(decisive)
+
+
+def test_a_row_claiming_another_machine_than_its_cell_is_judged_as_its_cell():
+    """Issue 33: a tampered row that also claims another CPU must not choose the statistical criterion."""
+    runs = verify.load_committed(RECORD / "runs.csv", log=lambda line: None)
+    here = dict(runs[0].machine)  # this machine as the one that trained the record
+    forged = dataclasses.replace(runs[0], machine={**runs[0].machine, "cpu_model": "Another CPU"})
+    said = []
+    assert verify.judged_by(forged, runs, here, said.append) == runs[1].machine or said
+    assert said and "judged as theirs" in said[0]
+    assert verify.judged_by(runs[0], runs, here, said.append) == runs[0].machine

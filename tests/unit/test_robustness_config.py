@@ -321,3 +321,10 @@ def test_property_any_profile_loads_valid_or_is_one_line(tmp_path, doc):
 def test_every_shipped_profile_still_loads():
     for name in profiles.available_profiles():
         load_profile(name)
+
+
+def test_a_confirmation_set_needs_test_images_left_unused():
+    """Issue 33: nb_pairs 5000 uses every test image, so a confirmation set would be empty (a worker traceback)."""
+    with pytest.raises(ValueError, match="nb_pairs must be below 5000 with it, got 5000"):
+        RunConfig(nb_pairs=5000, confirm_seeds=(101,))
+    assert RunConfig(nb_pairs=4999, confirm_seeds=(101,)).confirm_pairs == 1

@@ -149,3 +149,20 @@ def test_file_flags_resolve_from_the_working_directory(tmp_path, monkeypatch, ca
     assert (
         cli.build_parser().parse_args(["run", "--profile", "smoke"]).profile == "smoke"
     )  # a name stays a name
+
+
+def test_a_failed_atomic_write_names_its_file(tmp_path, monkeypatch):
+    """Issue 33: a full disk's message names the file being written (the CLI prints exc.filename)."""
+    import errno
+    import os
+
+    from siamese_lib.common import write_atomically
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as err:
+        write_atomically(tmp_path / "records.parquet", b"x" * 10)
+    assert err.value.filename == str(tmp_path / "records.parquet") and err.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

@@ -90,6 +90,8 @@ def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path
         load_profile(write_rounds(tmp_path, ROUND2.replace("final_seeds: [7, 8]", "final_seeds: [4, 8]")))
     with pytest.raises(ProfileError, match="'c' is neither a candidate of this round nor 'chosen'"):
         load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, c]}\n"))
+    with pytest.raises(ProfileError, match="candidates: 'chosen' names the rule's choice"):  # issue 33
+        load_profile(write_rounds(tmp_path, ROUND2.replace("{a: {", "{chosen: {")))
     p = load_profile(
         write_rounds(
             tmp_path,
