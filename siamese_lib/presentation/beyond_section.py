@@ -16,7 +16,8 @@ from ..analysis.beyond_paper import (
 )
 from ..analysis.stats import FDR, fmt_p, mean_std_n
 from ..experiments.variants import REFITS, VARIANTS
-from .html import esc, fmt, html_table, signed
+from .html import esc
+from .templates import fmt, html_table, signed
 
 
 def beyond_paper_intro_html(xdf, expected: int) -> str:

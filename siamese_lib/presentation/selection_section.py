@@ -7,8 +7,8 @@ from ..analysis.selection_results import headline_numbers, space_frame
 from ..analysis.stats import seed_ranges
 from ..experiments.selection import RULE_TEXT
 from .figures import selection_figure
-from .html import esc, figure_html, fmt, html_table
-from .templates import render
+from .html import esc, figure_html
+from .templates import fmt, html_table, render
 
 
 def _interval(scored) -> str:
