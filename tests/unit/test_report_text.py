@@ -52,7 +52,7 @@ def test_paper_profile_states_the_papers_protocol():
     ) and "profile" not in pt.report_title(paper)
     assert "reduced" not in _say("banner.html.j2", paper) + _say("abstract.html.j2", paper)
     assert "a corrected protocol and under the authors' original protocol" in _say("abstract.html.j2", paper)
-    assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
+    assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in _say("banner.html.j2", paper)
 
 
 def claim(verdict="reproduced"):
