@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 from markupsafe import Markup
@@ -92,14 +93,18 @@ def quirk_shift_html(per_cell, grouped) -> str:
 
 
 def figure_html(fig, caption: str, width: str = "100%", dpi: int = 200) -> str:
-    """A figure as an inline base64 PNG with its caption, kept together on one page."""
+    """A figure (a matplotlib figure, or the path of a committed SVG) inline in base64 with its caption, kept
+    together on one page."""
     if fig is None:
         return f'<figure class="empty"><figcaption>{caption} (no data yet)</figcaption></figure>'
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-    plt.close(fig)
-    data = base64.b64encode(buf.getvalue()).decode()
+    if isinstance(fig, Path):
+        data, kind = fig.read_bytes(), "svg+xml"
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        plt.close(fig)
+        data, kind = buf.getvalue(), "png"
     return (
-        f'<figure><img style="width:{width}" src="data:image/png;base64,{data}" alt="{esc(caption[:80])}">'
-        f"<figcaption>{caption}</figcaption></figure>"
+        f'<figure><img style="width:{width}" src="data:image/{kind};base64,{base64.b64encode(data).decode()}" '
+        f'alt="{esc(caption[:80])}"><figcaption>{caption}</figcaption></figure>'
     )
