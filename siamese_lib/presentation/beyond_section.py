@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import re
 
-from markupsafe import Markup, escape
-
 from ..analysis.beyond_paper import (
     PAPER_BEST,
     RULE_LABELS,
@@ -19,7 +17,7 @@ from ..analysis.beyond_paper import (
 )
 from ..analysis.stats import FDR, mean_std_n
 from ..experiments.variants import REFITS, VARIANTS
-from .templates import module
+from .templates import escape, module, safe
 
 
 def _macro(name: str):
@@ -63,9 +61,7 @@ def rules_html(xdf) -> str:
 
 def best_html(xdf, summary: dict) -> str:
     """The configuration chosen on validation, its test error against the target, and its ablation."""
-    text = Markup(
-        re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(summary["text"])))
-    )  # markdown code spans
+    text = safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(summary["text"]))))  # markdown code spans
     ablation = ablation_frame(xdf)
     rows = []
     if len(ablation):

@@ -8,13 +8,12 @@ import io
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from markupsafe import Markup
 
 from ..analysis.tables import TABLE_NAMES, best_cells
 from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement
 from ..config import PAPER_MODELS
 from . import templates
-from .templates import html_table  # noqa: F401 (provenance's import)
+from .templates import html_table, safe  # noqa: F401 (html_table: provenance's import)
 
 
 def esc(x) -> str:
@@ -58,11 +57,11 @@ def _macro(name: str):
 
 def table1_html(cells, protocol: str, caption: str, margin: float) -> str:
     cs = results_cells(cells, "table1", protocol, margin)
-    return str(_macro("table1")(cs, protocol, Markup(caption), PAPER_MODELS))
+    return str(_macro("table1")(cs, protocol, safe(caption), PAPER_MODELS))
 
 
 def table2_html(cells, protocol: str, caption: str, margin: float) -> str:
-    return str(_macro("table2")(results_cells(cells, "table2", protocol, margin), protocol, Markup(caption)))
+    return str(_macro("table2")(results_cells(cells, "table2", protocol, margin), protocol, safe(caption)))
 
 
 def missing_html(cells, protocol: str | None = None, table: str | None = None) -> str:

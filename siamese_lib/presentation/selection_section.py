@@ -4,13 +4,11 @@ analysis.selection_results."""
 
 from __future__ import annotations
 
-from markupsafe import Markup
-
 from ..analysis.selection_results import headline_numbers, space_frame
 from ..experiments.selection import RULE_TEXT
 from .figures import selection_figure
 from .html import figure_html
-from .templates import module, render
+from .templates import module, render, safe
 
 
 def _macro(name: str):
@@ -26,11 +24,11 @@ def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
     figure = headline = None
     if not result["missing"]:
         caption = f"Fig. {numbers[2]}: Validation error of each candidate and rule over the selection seeds (bars: means, "
-        figure = Markup(
+        figure = safe(
             figure_html(selection_figure(result["runs"]), caption + "which the rule compares).", "80%")
         )
     if result["headline"] is not None:
-        headline = Markup(render("selection_headline.html.j2", selection=headline_numbers(result)))
+        headline = safe(render("selection_headline.html.j2", selection=headline_numbers(result)))
     return str(
         _macro("selection")(result, space_frame(result["stage"]), RULE_TEXT, numbers, figure, headline)
     )

@@ -10,7 +10,6 @@ import math
 from collections import Counter
 
 import jinja2
-from markupsafe import Markup
 
 from ..analysis.claims import PAPER_EPOCHS
 from ..analysis.stats import fmt_p, seed_ranges
@@ -55,6 +54,10 @@ _ENV.filters.update(
 )
 
 
+safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
+escape = _ENV.filters["escape"]
+
+
 def template_hash() -> str:
     """The first 12 hex digits of the sha256 over every file under report/template (path and bytes, in path
     order): the render stamp names the words as the code version names the code."""
@@ -76,6 +79,6 @@ def module(name: str):
 
 def html_table(header, rows, caption=None, cls="plain", col_classes=None) -> str:
     """The table macro (table.macros.j2) filled from strings that are HTML already (escaped where needed)."""
-    safe = [Markup(h) for h in header], [[Markup(v) for v in r] for r in rows]
+    cells = [safe(h) for h in header], [[safe(v) for v in r] for r in rows]
     table = module("table.macros.j2").table
-    return str(table(*safe, caption=Markup(caption) if caption else None, cls=cls, col_classes=col_classes))
+    return str(table(*cells, caption=safe(caption) if caption else None, cls=cls, col_classes=col_classes))
