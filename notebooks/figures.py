@@ -32,7 +32,7 @@ device = "auto"
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import HTML, display
+from IPython.display import HTML, SVG, display
 
 from siamese_lib.analysis import tables
 from siamese_lib.common import PARAMS_DIR, runs_root
@@ -68,8 +68,7 @@ plt.show()
 # ## Fig. 1 of the paper: the siamese architecture
 
 # %%
-figures.architecture_figure()
-plt.show()
+display(SVG(filename=figures.ARCHITECTURE))
 
 # %% [markdown]
 # ## Fig. 2 of the paper: the learning-rate search

@@ -168,7 +168,7 @@ display(
 display(
     HTML(
         html.figure_html(
-            figures.architecture_figure(),
+            figures.ARCHITECTURE,
             "Fig. 2 (the paper's Fig. 1): The siamese architecture "
             "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
             "train the digit logits on the digit classes.",

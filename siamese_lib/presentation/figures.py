@@ -13,11 +13,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 from ..analysis.beyond_paper import aux_weight_frame
-from ..analysis.tables import PAPER_TABLES, cell_map, yesno
-from ..common import ROOT
+from ..analysis.tables import PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS, cell_map, yesno
+from ..common import ROOT, TEMPLATE_DIR
 from ..config import PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
 
@@ -44,74 +43,7 @@ def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
     return fig
 
 
-def _box(ax, xy, w, h, text, color="#e8eef7", fontsize=7.5, edge="#333333", style="round,pad=0.02"):
-    x, y = xy
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle=style, facecolor=color, edgecolor=edge, linewidth=0.8))
-    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=fontsize)
-
-
-def _arrow(ax, start, end, text=None, style="-|>", ls="-", color="#333333"):
-    ax.add_patch(
-        FancyArrowPatch(
-            start,
-            end,
-            arrowstyle=style,
-            mutation_scale=8,
-            linewidth=0.8,
-            color=color,
-            linestyle=ls,
-            shrinkA=0,
-            shrinkB=0,
-        )
-    )
-    if text:
-        ax.text(
-            (start[0] + end[0]) / 2,
-            (start[1] + end[1]) / 2 + 0.12,
-            text,
-            ha="center",
-            va="bottom",
-            fontsize=6.5,
-        )
-
-
-def architecture_figure():
-    """Fig. 1: the siamese architecture shared by the four models (drawn, not an image)."""
-    fig, ax = plt.subplots(figsize=(7.0, 2.6))
-    ax.set_xlim(0, 14)
-    ax.set_ylim(0, 5.2)
-    ax.axis("off")
-    # input pair
-    _box(ax, (0.1, 1.9), 1.5, 1.4, "input pair\n2×14×14", color="#f3f3f3")
-    for y, name in ((3.6, "image 1\n1×14×14"), (0.6, "image 2\n1×14×14")):
-        _box(ax, (2.2, y), 1.4, 1.0, name, color="#f3f3f3")
-        _arrow(ax, (1.6, 2.6), (2.2, y + 0.5))
-    # branches
-    for y, name in (
-        (3.5, "branch 1\n(Net | LeNet5 |\nLeNet5_FullyConv | ResNet)"),
-        (0.5, "branch 2\n(same architecture)"),
-    ):
-        _box(ax, (4.2, y), 2.6, 1.2, name, color="#dbe7f6")
-        _arrow(ax, (3.6, y + 0.6), (4.2, y + 0.6))
-    _arrow(ax, (5.5, 3.5), (5.5, 1.7), style="<|-|>", ls="--", color="#1f77b4")
-    ax.text(5.62, 2.6, "weight sharing:\none set of weights", fontsize=6.5, va="center", color="#1f77b4")
-    # digit logits and auxiliary losses
-    for y, name in ((3.6, "digit logits\n10"), (0.6, "digit logits\n10")):
-        _box(ax, (7.4, y), 1.3, 1.0, name, color="#fdf1d8")
-        _arrow(ax, (6.8, y + 0.5), (7.4, y + 0.5))
-    ax.text(8.05, 4.75, "aux. loss: CE(digit 1)", ha="center", fontsize=6.5, color="#9a5b00")
-    ax.text(8.05, 0.3, "aux. loss: CE(digit 2)", ha="center", fontsize=6.5, color="#9a5b00")
-    # comparison head
-    _box(ax, (9.3, 1.9), 1.2, 1.4, "concat\n20", color="#f3f3f3")
-    _arrow(ax, (8.7, 4.1), (9.3, 2.9))
-    _arrow(ax, (8.7, 1.1), (9.3, 2.3))
-    _box(ax, (11.0, 1.7), 1.6, 1.8, "head\nLinear 20→72\nReLU\nLinear 72→2", color="#e3f2e1")
-    _arrow(ax, (10.5, 2.6), (11.0, 2.6))
-    _box(ax, (12.95, 2.05), 1.0, 1.1, "d1 ≤ d2 ?\n2 logits", color="#f3f3f3", fontsize=6.5)
-    _arrow(ax, (12.6, 2.6), (12.95, 2.6))
-    ax.text(13.45, 1.75, "main loss:\nCE(target)", ha="center", va="top", fontsize=6.5, color="#2b6b2b")
-    fig.tight_layout(pad=0.2)
-    return fig
+ARCHITECTURE = TEMPLATE_DIR / "paper" / "architecture.svg"  # Fig. 2: the siamese architecture, drawn once
 
 
 USED, SEARCHED = "used for the tables (dotted)", "searched only"
@@ -216,12 +148,6 @@ def selection_figure(scores_runs: pd.DataFrame):
     return fig
 
 
-def _labels(table):
-    if table == "table1":
-        return [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
-    return [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
-
-
 def _tick(table, key):
     if table == "table1":
         m, ws, aux = key
@@ -232,7 +158,7 @@ def _tick(table, key):
 
 def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     """Mean ± std per cell: the paper's and ours (one series per protocol); missing cells are not drawn."""
-    keys = _labels(table)
+    keys = TABLE1_KEYS if table == "table1" else TABLE2_KEYS
     fig, ax = plt.subplots(figsize=(7.0, 2.9 if table == "table1" else 2.6))
     series = [("paper", None)] + [(p, p) for p in protocols]
     width = 0.8 / len(series)

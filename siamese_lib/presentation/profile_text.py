@@ -6,58 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..analysis.stats import seed_ranges
 from .html import esc
 
 PAPER_PROFILE = "paper"
 TITLE = "Siamese networks that compare two MNIST digits: a reproduction"
-STAGE_LABELS = {
-    "lr_search": "LR search",
-    "table1": "Table I",
-    "table2": "Table II",
-    "beyond_paper": "beyond the paper",
-    "selection": "selection (declared in advance)",
-}
-PROTOCOL_LABELS = {"corrected": "a corrected protocol", "original": "the authors' original protocol"}
 
 
 def is_reduced(profile) -> bool:
     return profile.name != PAPER_PROFILE
-
-
-def _n(k: int, word: str) -> str:
-    return f"{k} {word}{'' if k == 1 else 's'}"
-
-
-def stage_size(profile, stage: str) -> str:
-    """'2 seeds (1-2), 6 epochs' for a stage of the profile; '' when absent."""
-    g = profile.stages.get(stage)
-    if not g or "seeds" not in g:
-        return ""
-    return f"{_n(len(g['seeds']), 'seed')} ({seed_ranges(g['seeds'])}), {_n(g['epochs'], 'epoch')}"
-
-
-def size_text(profile) -> str:
-    """Seeds, epochs and pairs of every training stage, in one line."""
-    parts = [f"{profile.settings['nb_pairs']} training and {profile.settings['nb_pairs']} test pairs"]
-    for stage in ("lr_search", "table1", "table2", "beyond_paper"):
-        if stage_size(profile, stage):
-            parts.append(f"{STAGE_LABELS[stage]}: {stage_size(profile, stage)}")
-    for stage, label in (("selection", "selection"), ("selection_round2", "second selection round")):
-        sel = profile.stages.get(stage)
-        if sel:
-            parts.append(
-                f"{label}: {_n(len(sel['candidates']), 'candidate')} on {_n(len(sel['selection_seeds']), 'seed')}"
-                f", the choice on {_n(len(sel['final_seeds']), 'fresh seed')}"
-            )
-    if profile.settings.get("confirmation_seeds"):
-        parts.append(f"a confirmation set of {_n(len(profile.settings['confirmation_seeds']), 'data seed')}")
-    return "; ".join(parts)
-
-
-def protocols_text(profile) -> str:
-    labels = [PROTOCOL_LABELS[p] for p in profile.settings["protocols"]]
-    return labels[0] if len(labels) == 1 else " and under ".join(labels)
 
 
 def report_title(profile) -> str:
@@ -67,28 +23,11 @@ def report_title(profile) -> str:
     return f"{TITLE}, under the paper's full protocol"
 
 
-def short_size(profile) -> str:
-    """'100 pairs; 2 seeds and 2 epochs per configuration' over the paper's stages (ranges where they differ)."""
-    gs = [profile.stages[s] for s in ("lr_search", "table1", "table2") if s in profile.stages]
-
-    def span(values, word):
-        lo, hi = min(values), max(values)
-        return f"{lo} {word}{'' if hi == 1 else 's'}" if lo == hi else f"{lo}-{hi} {word}s"
-
-    per = (
-        (
-            f"; {span([len(g['seeds']) for g in gs], 'seed')} and {span([g['epochs'] for g in gs], 'epoch')} per "
-            f"configuration"
-        )
-        if gs
-        else ""
-    )
-    return f"{profile.settings['nb_pairs']} training pairs{per}"
-
-
 def profile_numbers(profile) -> dict:
-    """What the templates say about the run, from its profile (a reduced run never speaks of the paper's size)."""
+    """What the templates say about the run, from its profile (a reduced run never speaks of the paper's size;
+    profile.macros.j2 words its size)."""
     s = profile.settings
+    tables = [profile.stages[x] for x in ("lr_search", "table1", "table2") if x in profile.stages]
     return {
         "name": profile.name,
         "reduced": is_reduced(profile),
@@ -96,10 +35,10 @@ def profile_numbers(profile) -> dict:
         "batch_size": s["batch_size"],
         "learning_rates": s["learning_rates"],
         "protocols": list(s["protocols"]),
-        "protocols_text": protocols_text(profile),
         "stages": profile.stages,
-        "size_text": size_text(profile),
-        "short_size": short_size(profile),
+        "confirmation_seeds": s.get("confirmation_seeds") or [],
+        "table_seeds": [len(g["seeds"]) for g in tables],
+        "table_epochs": [g["epochs"] for g in tables],
     }
 
 

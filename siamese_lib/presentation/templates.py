@@ -6,13 +6,32 @@ A person edits the templates as documents; this module only loads them and lends
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 
 import jinja2
 
 from ..analysis.claims import PAPER_EPOCHS
 from ..analysis.stats import fmt_p, seed_ranges
 from ..common import TEMPLATE_DIR
-from .html import fmt, paper_num, signed
+
+
+def fmt(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def paper_num(x) -> str:
+    """A published number as the paper printed it."""
+    return f"{x:g}"
+
+
+def signed(x: float, digits: int = 2) -> str:
+    """+1.23 / −0.45, and 0.00 (never −0.00) when it rounds to zero."""
+    text = f"{x:+.{digits}f}"
+    return f"{0:.{digits}f}" if float(text) == 0 else text
+
 
 _ENV = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "paper" / "sections")),
@@ -28,7 +47,15 @@ _ENV.filters.update(
     paper=paper_num,
     seeds=seed_ranges,
     n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}",
+    counts=lambda values: (
+        ", ".join(f"{k} ({n})" for k, n in Counter(v for v in values if v is not None).most_common()) or "–"
+    ),
+    finite=lambda x: x if math.isfinite(x) else None,
 )
+
+
+safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
+escape = _ENV.filters["escape"]
 
 
 def template_hash() -> str:
@@ -43,3 +70,15 @@ def template_hash() -> str:
 def render(name: str, **numbers) -> str:
     """The template ``name`` (e.g. "abstract.html.j2") filled with ``numbers``."""
     return _ENV.get_template(name).render(paper_epochs=PAPER_EPOCHS, **numbers)
+
+
+def module(name: str):
+    """The macros of template ``name``, callable from Python."""
+    return _ENV.get_template(name).module
+
+
+def html_table(header, rows, caption=None, cls="plain", col_classes=None) -> str:
+    """The table macro (table.macros.j2) filled from strings that are HTML already (escaped where needed)."""
+    cells = [safe(h) for h in header], [[safe(v) for v in r] for r in rows]
+    table = module("table.macros.j2").table
+    return str(table(*cells, caption=safe(caption) if caption else None, cls=cls, col_classes=col_classes))

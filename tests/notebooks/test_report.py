@@ -21,7 +21,7 @@ from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
 
 from siamese_lib.analysis import stats, tables
 from siamese_lib.presentation import html as report_html
-from siamese_lib.presentation import render
+from siamese_lib.presentation import render, templates
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = [
@@ -105,7 +105,8 @@ def test_side_by_side_numbers_in_a_cell():
         lr=0.005,
         epochs=30,
     )
-    html = report_html._cell_tds(c, set(), None, set(), None, 1.0)
+    cell = report_html.results_cells([c], "table1", "corrected", 1.0)[key]
+    html = str(templates.module("results.macros.j2").tds(cell))
     # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
     assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
     assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(

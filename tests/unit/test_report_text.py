@@ -52,7 +52,7 @@ def test_paper_profile_states_the_papers_protocol():
     ) and "profile" not in pt.report_title(paper)
     assert "reduced" not in _say("banner.html.j2", paper) + _say("abstract.html.j2", paper)
     assert "a corrected protocol and under the authors' original protocol" in _say("abstract.html.j2", paper)
-    assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in pt.size_text(paper)
+    assert "selection: 6 candidates on 3 seeds, the choice on 10 fresh seeds" in _say("banner.html.j2", paper)
 
 
 def claim(verdict="reproduced"):
@@ -178,16 +178,24 @@ def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
 
 
 def test_the_wall_time_says_how_many_runs_its_passes_trained():
-    from siamese_lib.presentation.sections import _runs_trained_in_passes
+    from siamese_lib.presentation.sections import protocol_html
 
-    passes = {"invocations": [{"seconds": 100.0, "trained": 247}, {"seconds": 60.0, "trained": 623}]}
-    assert _runs_trained_in_passes(passes, 870) == "; all 870 runs were trained in these passes"
-    assert _runs_trained_in_passes(passes, 900) == (
-        "; 870 of the 900 runs were trained in these passes, the other "
-        "30 read back from the store, trained before them"
+    smoke = load_profile("smoke")
+
+    def wall_time(timings, n):
+        records = [{"config": {"epochs": 1}, "device": "cpu", "torch_version": "2", "metrics": {}}] * n
+        return " ".join(html.unescape(protocol_html(smoke, records, timings)).split()).split("Wall time")[1]
+
+    passes = {"total_seconds": 160.0, "invocations": [{"seconds": 100.0, "trained": 247}, {"trained": 623}]}
+    assert "0.04 h in the runner's passes" in wall_time(passes, 870)
+    assert "; all 870 runs were trained in these passes" in wall_time(passes, 870)
+    assert (
+        "; 870 of the 900 runs were trained in these passes, the other 30 read back from the store, trained "
+        "before them" in wall_time(passes, 900)
     )
-    assert _runs_trained_in_passes({"invocations": [{"seconds": 1.0}]}, 5) == ""  # not counted: say nothing
-    assert _runs_trained_in_passes({}, 5) == ""
+    uncounted = {"total_seconds": 1.0, "invocations": [{"seconds": 1.0}]}
+    assert "passes" in wall_time(uncounted, 5) and "trained in these passes" not in wall_time(uncounted, 5)
+    assert "not recorded" in wall_time({}, 5)
 
 
 def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why_they_differ():
