@@ -69,9 +69,9 @@ def profile_plan(profile, store_dir, device: str) -> dict:
     return json.loads(json.dumps(plan_document(profile.name, device, named)))
 
 
-def checked_plan(text: str, profile, store_dir, where) -> set:
-    """The keys of the plan ``text`` (a plan file's or a record's metadata) once it is the plan the profile gives
-    with ``store_dir``; else RecordFileError naming the first difference."""
+def checked_plan(text: str, profile, store_dir, where) -> dict:
+    """The plan ``text`` (a plan file's or a record's metadata) less the runner's parameters, once it is the plan
+    the profile gives with ``store_dir``; else RecordFileError naming the first difference."""
     try:
         plan = json.loads(text)
         device = plan["device"]
@@ -102,7 +102,7 @@ def checked_plan(text: str, profile, store_dir, where) -> set:
             f"{where}: its plan is not the plan profile {profile.name!r} gives ({len(differ)} executions differ, "
             f"e.g. {what}); refusing it"
         )
-    return set(given["runs"])
+    return given
 
 
 def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> tuple[bytes, list]:
@@ -112,8 +112,8 @@ def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> 
     store_dir, plan_path = Path(store_dir), Path(plan_path)
     if not plan_path.is_file():
         raise RecordFileError(f"no plan at {plan_path}: run the profile first (python -m siamese_lib run)")
-    plan_text = plan_path.read_text()
-    planned = checked_plan(plan_text, profile, store_dir, plan_path)
+    plan = checked_plan(plan_path.read_text(), profile, store_dir, plan_path)
+    planned = set(plan["runs"])
     records = []
     for key in sorted(planned):
         path = record_path(store_dir, key)
@@ -125,7 +125,8 @@ def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> 
     metadata = {
         META + "profile": profile.name,
         META + "profile_yaml": Path(profile.path).read_text(),
-        META + "plan": plan_text,
+        # the plan as the profile gives it: no --jobs, --force or --threads of the run that wrote it
+        META + "plan": json.dumps(plan, indent=1),
         **(history or {}),
     }
     table = records_table(records, metadata)
@@ -212,7 +213,7 @@ def seed_store(path, store_dir, profile, say=None) -> tuple[int, int]:
                 raise RecordFileError(
                     f"{path}: run {record['key']} is refused: {str(exc).split(': ', 1)[-1]}"
                 ) from None
-        planned = checked_plan(meta["plan"], profile, staging, f"{path} (metadata)")
+        planned = set(checked_plan(meta["plan"], profile, staging, f"{path} (metadata)")["runs"])
         extra = sorted(r["key"] for r in records if r["key"] not in planned)
         if extra:
             raise RecordFileError(
