@@ -53,7 +53,6 @@ lr, seeds, store = checked["lr"], checked["seeds"], checked["store"]  # lr None:
 
 # %%
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from siamese_lib.analysis import beyond_paper as beyond
@@ -61,7 +60,6 @@ from siamese_lib.experiments import variants
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.pipeline.engine import ensure_runs
 
-torch.set_num_threads(threads)
 params = dict(
     nb_pairs=nb_pairs,
     data_seed=data_seed,
@@ -94,7 +92,7 @@ display(
 # by up to one pixel (edges replicated).
 
 # %%
-records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler, threads=threads)
 df = pd.DataFrame([beyond.record_row(r, variant) for r in records])
 
 # %% [markdown]

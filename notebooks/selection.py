@@ -52,7 +52,6 @@ scheduler: Optional[str] = None    # None: train missing runs in this process; "
 
 # %%
 import pandas as pd
-import torch
 from IPython.display import Markdown, display
 
 from siamese_lib.analysis import selection_results as sel
@@ -61,7 +60,6 @@ from siamese_lib.experiments.planning import configs_for
 from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate, final_candidates
 from siamese_lib.pipeline.engine import ensure_runs
 
-torch.set_num_threads(threads)
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
 settings = dict(
     nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, confirmation_seeds=confirm_seeds
@@ -105,7 +103,7 @@ if part == "final":
 
 # %%
 configs = configs_for("selection", params)
-records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler, threads=threads)
 cols = [
     c
     for c in (

@@ -52,14 +52,11 @@ checked = check_parameters("table1", globals())  # globals(): a misspelt -p name
 lr, seeds, store = checked["lr"], checked["seeds"], checked["store"]  # lr None: the paper's rate
 
 # %%
-import torch
 from IPython.display import Markdown, display
 
 from siamese_lib.analysis.tables import seed_table
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.pipeline.engine import ensure_runs
-
-torch.set_num_threads(threads)
 
 # %% [markdown]
 # ## The runs
@@ -81,7 +78,7 @@ params = dict(
     confirm_seeds=checked["confirm_seeds"],
 )
 configs = configs_for("table1", params)
-records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler)
+records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler, threads=threads)
 
 # %% [markdown]
 # ## Test error per seed (%)

@@ -11,7 +11,6 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..data import generate_pair_sets
 from ..experiments.variants import BASELINE, REFITS, VARIANTS
 from ..store import find_record, report_to_stderr
 from .stats import FDR, bh_adjust, mean_std_n, welch_p
@@ -161,6 +160,8 @@ def rules_table(df, split: str = "test"):
 
 def test_truth(nb_pairs: int, data_seed: int):
     """(target [n], classes [n, 2]) of the test pairs, as lists, from the prologue's pairs."""
+    from ..data import generate_pair_sets  # torch: only here
+
     *_, te_t, te_c = generate_pair_sets(nb_pairs, seed=data_seed)
     return te_t.tolist(), te_c.tolist()
 

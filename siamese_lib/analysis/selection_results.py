@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..data import confirmation_indices, confirmation_pairs
 from ..experiments.selection import (
     CHOSEN,
     RULE_COLUMNS,
@@ -74,6 +73,8 @@ def scores_runs(scores: list[dict]) -> pd.DataFrame:
 
 def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
     """The targets of the confirmation set's pairs (data.confirmation_pairs)."""
+    from ..data import confirmation_pairs  # torch: only here
+
     return confirmation_pairs(nb_pairs, data_seed, list(confirm_seeds))[1].numpy()
 
 
@@ -87,6 +88,8 @@ def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
 def _confirm_set(first) -> tuple[np.ndarray, np.ndarray]:
     """The confirmation set of a run (a frame row): its pairs' targets and their two images' ids."""
     nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), list(first["confirm_seeds"])
+    from ..data import confirmation_indices  # torch: only here
+
     return confirm_truth(nb, ds, seeds), confirmation_indices(nb, ds, seeds).numpy()
 
 

@@ -39,7 +39,7 @@ from ..config import (
     one_line,
     ruled,
 )
-from ..training import resolve_device
+from ..machine import device_type
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import PAPER_LRS
 from .variants import VARIANTS
@@ -152,7 +152,7 @@ def check_parameters(stage: str, namespace: dict) -> dict:
     if checked["lr"] is None:
         checked["lr"] = PAPER_LRS[checked.get("model", "LeNet5")]
     try:
-        resolve_device(checked["device"])
+        device_type(checked["device"])  # no torch: a notebook that reads the store never starts it
         configs_for(stage, checked)  # the rules across fields, e.g. batch norm's two pairs per mini-batch
     except ValueError as exc:
         raise ParameterError(f"{stage}: {exc}") from None

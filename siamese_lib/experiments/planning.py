@@ -10,7 +10,7 @@ from pathlib import Path
 from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from .grid import cell_name, configs_for, grid_cells
+from .grid import PROTOCOL_STAGES, cell_name, configs_for, grid_cells
 from .lr_rule import choose_learning_rates, config_id, index_records
 from .profiles import (
     PAPER_BEST_CELL,
@@ -256,3 +256,30 @@ def auto_learning_rates(store_dir, profile: Profile) -> dict:
             f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first"
         )
     return chosen
+
+
+def notebook_count(profile: Profile, store_dir: str, device: str, stages) -> int:
+    """How many notebook executions ``stages`` make, known before any run is trained (a progress total that does
+    not grow): the expansion; a stage whose auto rates wait on the LR search counted by its cells; a selection
+    whose choice is not made yet with its final executions (the choice's and each ensemble member's seeds)."""
+    try:
+        executions = expand(profile, store_dir, device, stages=stages)
+    except Exception:  # noqa: BLE001 - auto rates before their search: stage by stage, below
+        executions = None
+    total = 0
+    for stage in [s for s in stages if s in profile.stages]:
+        try:
+            ex = (
+                [e for e in executions if e.stage == stage]
+                if executions is not None
+                else expand(profile, store_dir, device, stages=[stage])
+            )
+        except Exception:  # noqa: BLE001 - its rates come from the search this run makes
+            n = len(profile.settings["protocols"]) if stage in PROTOCOL_STAGES else 1
+            total += n * len(grid_cells(stage, profile.stages[stage]))
+            continue
+        total += len(ex)
+        if stage in SELECTION_STAGES and not any(e.parameters.get("part") == "final" for e in ex):
+            st = profile.stages[stage]
+            total += len(final_candidates(st, "")) * len(st["final_seeds"])
+    return total

@@ -75,7 +75,7 @@ COLUMNS = {  # name: (unit, meaning)
     "digit2_pred": ("", "per test pair: the predicted class of the second digit"),
     "confirm_head_prob": ("", "per confirmation pair (pairs.parquet, set confirm): the head's P(d1 <= d2)"),
     "confirm_digit_prob": ("", "per confirmation pair: P(d1 <= d2) from the digit distributions"),
-    "val_head_prob": ("", "per validation pair (runs trained since the record of issue 33): the head's P(d1 <= d2)"),
+    "val_head_prob": ("", "per validation pair (runs trained since they are kept): the head's P(d1 <= d2)"),
     "val_digit_prob": ("", "per validation pair: P(d1 <= d2) from the digit distributions"),
     "schema_version": ("", "version of the store's record format"),
     "device": ("", "cpu or cuda: where the run was trained"),

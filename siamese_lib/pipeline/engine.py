@@ -51,9 +51,10 @@ class Engine:
         in_process: bool = False,
         progress=None,
         run_timeout: float | None = None,
+        threads: int = 1,
     ):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
-        self.run_timeout = run_timeout
+        self.run_timeout, self.threads = run_timeout, threads  # threads: torch's, for in-process runs
         self.in_process, self.progress = in_process and scheduler is None, progress
         self.cluster = None
         self._client = None
@@ -125,7 +126,7 @@ class Engine:
                     outcome,
                     store_dir,
                     config,
-                    lambda c=config: train_record(c, self.device, progress=self.progress),
+                    lambda c=config: train_record(c, self.device, self.progress, self.threads),
                     on_result,
                 )
             return outcome
@@ -264,10 +265,12 @@ def must_retrain(path, force) -> bool:
     return path.stat().st_mtime < float(force)
 
 
-def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, log=print) -> list[dict]:
+def ensure_runs(
+    configs, store_dir, device="auto", force=False, scheduler=None, log=print, threads: int = 1
+) -> list[dict]:
     """Each configuration's record, from the store or trained now: in this process by default (a bar per run's
     epochs in a notebook), on the Dask cluster at ``scheduler`` (e.g. "tcp://host:8786") when one is given.
-    ``force``: as in ``must_retrain``. One line per run."""
+    ``force``: as in ``must_retrain``; ``threads``: torch's, for a run trained here. One line per run."""
     dev = device_type(device)
     start = time.perf_counter()
     missing = {}
@@ -277,7 +280,7 @@ def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, 
             missing[run_key(c, dev)] = c
     check_not_seeded(store_dir, len(missing))  # exploration never trains into a store seeded from a record
     bar = EpochBar() if scheduler is None else None
-    engine = Engine(scheduler, device=dev, log=log, in_process=True, progress=bar)
+    engine = Engine(scheduler, device=dev, log=log, in_process=True, progress=bar, threads=threads)
     try:
         outcome = engine.train(list(missing.values()), store_dir)
     finally:

@@ -21,7 +21,7 @@ from ..common import (
     safe_name,
     write_json_atomically,
 )
-from ..experiments.planning import Execution, expand, plan_document, run_cost
+from ..experiments.planning import Execution, expand, notebook_count, plan_document, run_cost
 from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
 from .engine import Engine, scheduler_address
@@ -44,6 +44,9 @@ class Run:
         self.t0 = time.time()
         self.started = now_iso()
         self.all_jobs: list[Job] = []
+        self.total = 0  # the notebooks of this invocation, counted before the first runs (notebook_count)
+        self.unneeded = 0  # counted in the total, then not planned (a selection's finals): counted as done
+        self.first_notebook = None  # when the first notebook started: the time left is paced from it
         self.stage_span: dict[str, list[float]] = {}
         self.errors: list[str] = []  # failures outside notebooks (planning, the cluster, rendering)
         self.trained: set[str] = set()  # keys trained by this invocation
@@ -99,7 +102,7 @@ class Run:
         if not todo:
             return
         start, total, done = time.time(), len(todo), 0
-        cost = sum(run_cost(c) for c in todo.values())
+        cost = left = sum(run_cost(c) for c in todo.values())
         self.write(
             f"{total} runs to train (about {clock(cost)} on one core), on "
             f"{self.scheduler or f'a local cluster of {self.jobs} worker(s)'}"
@@ -115,8 +118,9 @@ class Run:
             )
 
         def on_result(key, error):
-            nonlocal done
+            nonlocal done, left
             done += 1
+            left -= run_cost(todo[key])
             if error:
                 self.failed_runs[key] = error
                 self.write(f"FAILED run {key} ({describe(todo[key].to_dict())}): {error}")
@@ -125,8 +129,10 @@ class Run:
             if self.bar is not None:
                 self.bar.update(1)
             else:
+                spent = time.time() - start
                 self.write(
-                    f"[runs {done}/{total}, {clock(time.time() - start)} elapsed] "
+                    f"[runs {done}/{total}, {clock(time.time() - self.t0)} elapsed, about "
+                    f"{clock(spent * left / max(cost - left, 1e-9))} left to train] "
                     + ("failed" if error else "trained")
                     + f" {key}"
                 )
@@ -197,9 +203,18 @@ class Run:
         return "no notebook was executed" + (f" (kernel log: {self.rel(log)})" if log.exists() else "")
 
     def report_job(self, job: Job) -> None:
-        finished = sum(j.status in ("ok", "failed", "cancelled") for j in self.all_jobs)
-        notebooks = sum(j.status != "up-to-date" for j in self.all_jobs)
-        head = f"[{finished}/{notebooks} notebooks, {clock(time.time() - self.t0)} elapsed]"
+        """One line per finished notebook: done of the invocation's total (up-to-date ones count as done), the
+        elapsed time since the invocation started and the time left at the pace of the notebooks so far."""
+        now, ended = time.time(), ("ok", "failed", "cancelled")
+        finished = sum(j.status in (*ended, "up-to-date") for j in self.all_jobs) + self.unneeded
+        executed = sum(j.status in ended for j in self.all_jobs)
+        total = max(self.total, len(self.all_jobs), finished)
+        self.first_notebook = self.first_notebook or job.started or now
+        pace = (now - self.first_notebook) / max(executed, 1)
+        head = (
+            f"[{finished}/{total} notebooks, {clock(now - self.t0)} elapsed, "
+            f"about {clock(pace * (total - finished))} left]"
+        )
         if job.status == "failed":
             self.write(
                 f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}"
@@ -226,6 +241,8 @@ def plan(run: Run) -> None:
     if rounds:  # a choice's fresh-seed runs are planned once its candidates are stored
         phases.append(rounds)
     used, fresh = set(), 0
+    run.total = notebook_count(run.profile, str(run.store_dir), run.device, run.stages)
+    run.write(f"{run.total} notebooks to execute or check, each reading its runs from the store")
     try:
         for phase in phases:
             if not phase or run.stop:
@@ -246,6 +263,10 @@ def plan(run: Run) -> None:
             write_plan(run)
             run.train_and_execute(jobs)
         write_plan(run)  # again: the selection's final runs are planned once its candidates are stored
+        presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
+        if not run.stop and not run.errors:  # a choice that is an ensemble member has fewer finals: done
+            planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
+            run.unneeded = max(0, run.total - planned)
         if fresh:
             run.write(
                 f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
@@ -255,7 +276,6 @@ def plan(run: Run) -> None:
             from .publishing import publish  # pyarrow: only when a record is published
 
             publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
-        presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
         jobs = []
         if presentation and not run.stop:
             extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))

@@ -136,6 +136,8 @@ def main(args) -> int:
             f"run: another run of profile {profile.name!r} is in progress "
             f"(lock {run.rel(lock.path)} held by pid {lock.holder()}); wait for it to finish"
         )
+    # the first line once nothing can refuse the run in one line any more
+    run.write(f"{run.name}: {', '.join(stages)}; up to {run.jobs} notebooks and runs at once")
 
     def on_term(signum, frame):
         raise KeyboardInterrupt

@@ -13,14 +13,13 @@ from ..store import SCHEMA_VERSION, code_version, run_key
 from .watch import VersionMismatch, difference, versions
 
 
-def train_record(config: RunConfig, device: str = "auto", progress=None) -> dict:
-    """Train ``config`` (on one torch thread) and return its record (not written): what a worker sends the client."""
+def train_record(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:
+    """Train ``config`` on ``threads`` torch threads (a worker: one, the same numbers) and return its record (not
+    written): what a worker sends the client."""
     from ..training import train_run
 
     dev = device_type(device)
-    return as_record(
-        config, dev, train_run(config, device=dev, progress=progress)
-    )  # one thread: the same numbers
+    return as_record(config, dev, train_run(config, device=dev, progress=progress, threads=threads))
 
 
 def as_record(config: RunConfig, dev: str, body: dict) -> dict:

@@ -121,6 +121,13 @@ def test_smoke_profile_end_to_end(smoke_run):
     assert "dashboard: http://127.0.0.1:" in proc.stderr  # the local cluster's Dask dashboard
     for stage in ("training", "lr_search", "table1", "report"):
         assert f"  {stage}" in proc.stderr
+    # progress: one total from the start (the selection's finals counted before its choice), one clock
+    heads = re.findall(r"\[(\d+)/(\d+) notebooks, (\d+):(\d+) elapsed, about \d+:\d+ left\]", proc.stderr)
+    total = int(re.search(r"(\d+) notebooks to execute", proc.stderr).group(1))
+    assert len(heads) == len(plan) and {int(n) for _, n, _, _ in heads} == {total} and total >= len(plan)
+    assert int(heads[-1][0]) == total  # finals counted before the choice and then not needed count as done
+    clocks = [60 * int(m) + int(s) for _, _, m, s in heads]
+    assert clocks == sorted(clocks) and clocks[-1] >= clocks[0]
 
 
 @pytest.mark.slow

@@ -104,9 +104,11 @@ def test_a_disk_that_fills_mid_run_is_one_line_exit_1_and_no_temp_folder(places,
     monkeypatch.setattr(runner, "plan", fills)
     before = _temp_folders()
     assert cli.main(["run", "--profile", "smoke", "--device", "cpu"]) == 1
-    lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 1 and str(target) in lines[0] and "No space left on device" in lines[0], lines
-    assert "finished runs are kept" in lines[0]
+    err = capsys.readouterr().err
+    lines = err.splitlines()  # the run's first progress line, then the failure in one line
+    assert len(lines) == 2 and "Traceback" not in err, lines
+    assert str(target) in lines[-1] and "No space left on device" in lines[-1], lines
+    assert "finished runs are kept" in lines[-1]
     assert _temp_folders() == before
     lock = runner.Lock(places / "runs" / "smoke" / ".lock")
     assert lock.acquire()  # released: the next run may start

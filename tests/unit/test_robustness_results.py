@@ -83,7 +83,9 @@ def test_a_stored_one_half_may_count_either_way_and_no_more(record):
 
 
 def test_in_process_a_bad_result_is_one_line_error(record, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "train_record", lambda config, device, progress=None: copy.deepcopy(record))
+    monkeypatch.setattr(
+        engine, "train_record", lambda config, device, progress=None, threads=1: copy.deepcopy(record)
+    )
     with pytest.raises(BadResult, match="record of another run"):
         engine.ensure_runs([tiny(2)], tmp_path, device="cpu", log=lambda line: None)
     assert not list(tmp_path.glob("*.json"))
