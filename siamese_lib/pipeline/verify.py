@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import tempfile
 import time
 from pathlib import Path
 
@@ -408,6 +409,27 @@ def verify(
     return 0 if v.ok else 1
 
 
+def check_against_record(csv_path: Path, profile, log=print) -> None:
+    """runs.csv and cells.csv must be what the published record beside them (checksum-checked, every run through
+    the gate) derives, byte for byte: an edited cell is refused whether or not the sample holds it."""
+    from .published import record_file
+    from .publishing import derive_csvs
+
+    record = record_file(csv_path.parent)
+    if not record.exists():
+        log(f"no published record beside {csv_path}: runs.csv is not checked against one")
+        return
+    with tempfile.TemporaryDirectory(prefix="siamese-verify-") as tmp:
+        derived = derive_csvs(record, tmp, profile)
+        for name in ("runs", "cells"):
+            ours = csv_path.with_name(f"{name}.csv")
+            if ours.is_file() and ours.read_bytes() != derived[name].read_bytes():
+                raise UsageError(
+                    f"verify: {ours} is not what {record.name} beside it derives (an edit?); "
+                    f"python -m siamese_lib run --profile {profile.name} --from-record writes it again"
+                )
+
+
 def main(args) -> int:
     try:
         profile = load_profile(args.profile)
@@ -416,6 +438,7 @@ def main(args) -> int:
     numerics = profile.settings["numerics"]
     machine.apply_numerics(numerics)
     base = runs_root() / profile.name / "verify"
+    check_against_record(report_root() / profile.name / "runs.csv", profile)
     return verify(
         report_root() / profile.name / "runs.csv",
         base / "store",

@@ -398,3 +398,25 @@ def test_a_record_of_uncommitted_code_is_refused_for_a_committed_profile_s_store
         publishing.seed_store(path, tmp_path / "seeded", profile)
     monkeypatch.setattr(publishing, "is_clean_store", lambda d: False)  # another profile's: an experiment
     assert publishing.seed_store(path, tmp_path / "seeded", profile)[0] == len(records)
+
+
+def test_verify_refuses_a_runs_csv_that_its_record_does_not_derive(made, tmp_path):
+    """An edited cell is refused by verify whatever its sample holds: runs.csv must follow from the record."""
+    from siamese_lib.common import UsageError
+    from siamese_lib.pipeline import verify
+
+    profile, store, plan, path = made
+    derived = publishing.derive_csvs(path, path.parent, profile)
+    said = []
+    verify.check_against_record(derived["runs"], profile, log=said.append)  # as derived: accepted, silently
+    assert said == []
+    frame = pd.read_csv(derived["runs"])
+    frame.loc[0, "test_error"] += 1.5
+    frame.to_csv(derived["runs"], index=False)
+    with pytest.raises(UsageError, match="runs.csv is not what records.parquet beside it derives"):
+        verify.check_against_record(derived["runs"], profile)
+    alone = tmp_path / "alone" / "runs.csv"
+    alone.parent.mkdir()
+    alone.write_bytes(derived["runs"].read_bytes())
+    verify.check_against_record(alone, profile, log=said.append)
+    assert "no published record beside" in said[0]
