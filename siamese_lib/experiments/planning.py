@@ -1,5 +1,5 @@
-"""Planning: a validated profile -> its notebook executions (one per cell of a stage's grid, grid.py) and their runs
-(``configs_for``); with ``learning_rates: auto`` the tables' rates come from the profile's own LR search."""
+"""Planning: a validated profile -> its notebook executions (one per cell of a stage's grid, grid.py) and
+their runs; with ``learning_rates: auto`` the tables' rates come from the profile's own LR search."""
 
 from __future__ import annotations
 
@@ -10,22 +10,20 @@ from pathlib import Path
 from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from .grid import PROTOCOL_STAGES, cell_name, configs_for, grid_cells
+from .grid import PROTOCOL_STAGES, configs_for, grid_cells, paper_executions
 from .lr_rule import choose_learning_rates, config_id, index_records
-from .profiles import (
-    PAPER_BEST_CELL,
-    PAPER_LRS,
-    SELECTION_STAGES,
-    STAGES,
-    TRAINING_STAGES,
-    Profile,
-    notebook_name,
-)
+from .profiles import DATA, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile, notebook_name
 from .selection import chosen_candidate, final_candidates
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
 MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}
 SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
+PATH_PARAMETERS = (
+    "store_dir",
+    "runs_dir",
+    "profile_path",
+    "report_dir",
+)  # this machine's paths: not in a plan
 
 
 def run_cost(config) -> float:
@@ -51,39 +49,20 @@ class Execution:
         return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)
 
 
-PATH_PARAMETERS = (
-    "store_dir",
-    "runs_dir",
-    "profile_path",
-    "report_dir",
-)  # this machine's paths: not in a plan
-
-
 def plan_document(profile_name: str, device: str, executions: list[Execution]) -> dict:
     """What ``runs/<profile>/plan.json`` holds: each execution (stage, name, parameters without this machine's
-    paths) with its run keys, and each run's configuration under its key."""
+    paths) with its run keys, and each run's configuration under its key: the same plan, the same bytes."""
     entries, runs = [], {}
-    # in stage order: a selection round's finals are planned after every round's candidates when they are trained
-    # here, and with them when the store already holds their choice; the same plan either way
+    # in stage order: a round's finals are planned after every round's candidates when they are trained here,
+    # and with them when the store already holds their choice; the same plan either way
     for ex in sorted(executions, key=lambda ex: STAGES.index(ex.stage)):
         keys = []
         for config in ex.configs():
             keys.append(run_key(config, device))
             runs[keys[-1]] = config.to_dict()
-        entries.append(
-            {
-                "stage": ex.stage,
-                "name": ex.name,
-                "runs": keys,
-                "parameters": {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS},
-            }
-        )
-    return {
-        "profile": profile_name,
-        "device": device,
-        "executions": entries,
-        "runs": runs,
-    }  # the same plan, the same bytes
+        parameters = {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS}
+        entries.append({"stage": ex.stage, "name": ex.name, "runs": keys, "parameters": parameters})
+    return {"profile": profile_name, "device": device, "executions": entries, "runs": runs}
 
 
 class PlanError(ValueError):
@@ -91,17 +70,16 @@ class PlanError(ValueError):
 
 
 def plan_of(profile: Profile, runs_dir, store_dir) -> list[Execution]:
-    """The plan the runner wrote beside the runs; for a store the runner never planned (notebooks run by hand),
-    the profile's executions as they stand (a selection not chosen yet is left out)."""
+    """The plan the runner wrote beside the runs; for a store it never planned (notebooks run by hand), the
+    profile's executions as they stand (a selection not chosen yet is left out)."""
     if (Path(runs_dir) / "plan.json").exists():
         return load_plan(runs_dir)
     return expand(profile, str(store_dir), stages=[s for s in TRAINING_STAGES if s in profile.stages])
 
 
 def load_plan(runs_dir) -> list[Execution]:
-    """The training executions of ``runs/<profile>/plan.json`` (written by the runner, once per invocation), each
-    with its runs as planned: what the report reads instead of expanding the profile again. Untrusted input:
-    every configuration is validated and must hash to the key it is listed under."""
+    """The training executions of ``runs/<profile>/plan.json``, each with its runs as planned: what the report
+    reads instead of expanding the profile again. Untrusted: every configuration must hash to its key."""
     path = Path(runs_dir) / "plan.json"
     try:
         plan = json.loads(path.read_text())
@@ -122,28 +100,10 @@ def load_plan(runs_dir) -> list[Execution]:
         raise PlanError(f"{path}: not a plan the runner wrote ({type(exc).__name__}: {exc})") from None
 
 
-def learning_rates(profile: Profile, store_dir=None) -> dict:
-    """{model: the rate its tables use}: the paper's, or with ``learning_rates: auto`` the one chosen from the
-    profile's own LR search in the store (KeyError while that search is incomplete). The one lookup of a rate."""
-    if profile.settings["learning_rates"] == "paper":
-        return dict(PAPER_LRS)
-    return auto_learning_rates(store_dir, profile)
-
-
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
     """All executions of the profile's stages (in stage order), with their papermill parameters."""
-    s = profile.settings
-    base = dict(
-        nb_pairs=s["nb_pairs"],
-        data_seed=s["data_seed"],
-        batch_size=s["batch_size"],
-        store_dir=str(store_dir),
-        device=device,
-    )
-    wanted = stages or STAGES
-    out = []
-    st = profile.stages
-    rates = {}
+    s, st, wanted, rates = profile.settings, profile.stages, stages or STAGES, {}
+    base = dict({k: s[k] for k in DATA}, store_dir=str(store_dir), device=device)
 
     def lr_for(model):  # auto rates read the whole store: once, when a stage first needs a rate
         if not rates:
@@ -154,49 +114,19 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
             )
         return rates[model]
 
-    def grid(stage, protocol=None):
-        if stage not in st or stage not in wanted:
-            return
-        g, confirm = st[stage], {"confirm_seeds": s["confirmation_seeds"]} if s["confirmation_seeds"] else {}
-        for cell in grid_cells(stage, g):
-            p = (
-                dict(base, **cell)
-                if "lr" in cell
-                else dict(base, **cell, lr=lr_for(cell.get("model", "LeNet5")))
-            )
-            p.update(seeds=g["seeds"], epochs=g["epochs"], **({"protocol": protocol} if protocol else {}))
-            best = stage == "table1" and protocol == "corrected" and cell == PAPER_BEST_CELL
-            out.append(Execution(stage, cell_name(cell, protocol), dict(p, **confirm) if best else p))
-
-    grid("lr_search")
-    for protocol in s["protocols"]:
-        grid("table1", protocol)
-        grid("table2", protocol)
-    grid("beyond_paper")
-    for stage in SELECTION_STAGES:
-        if stage in st and stage in wanted:
-            out += _selection_executions(profile, stage, base, store_dir)
-    for stage in ("figures", "report"):
-        if stage in st and stage in wanted:
-            out.append(
-                Execution(
-                    stage,
-                    stage,
-                    dict(
-                        profile=profile.name,
-                        store_dir=str(store_dir),
-                        runs_dir=str(Path(store_dir).parent),
-                        profile_path=str(Path(profile.path).resolve()),
-                    ),
-                )
-            )
+    out = [Execution(*e) for e in paper_executions(s, st, base, lr_for, wanted)]
+    for stage in (x for x in SELECTION_STAGES if x in st and x in wanted):
+        out += _selection_executions(profile, stage, base, store_dir)
+    for stage in (x for x in ("figures", "report") if x in st and x in wanted):
+        paths = dict(store_dir=str(store_dir), runs_dir=str(Path(store_dir).parent))
+        paths.update(profile_path=str(Path(profile.path).resolve()))
+        out.append(Execution(stage, stage, dict(profile=profile.name, **paths)))
     return out
 
 
 def _selection_executions(profile: Profile, name: str, base: dict, store_dir) -> list[Execution]:
-    """One execution per candidate; once all their runs are stored, one per fresh seed of the choice and of each
-    other member of a declared ensemble (the runner expands the stage again after its candidates: see
-    pipeline.invocation.plan). The final runs are scored on the confirmation set too, when the profile has one."""
+    """One execution per candidate; once all their runs are stored, one per final seed of the choice and of
+    each other member of a declared ensemble (the runner expands the stage again after its candidates)."""
     stage = profile.stages[name]
     part = dict(base, selection=stage, confirm_seeds=profile.settings["confirmation_seeds"] or [])
     out = [
@@ -204,21 +134,27 @@ def _selection_executions(profile: Profile, name: str, base: dict, store_dir) ->
         for c in stage["candidates"]
     ]
     chosen = chosen_candidate(stage, profile.settings, store_dir) if store_dir else None
-    if chosen is not None:
-        for c in final_candidates(stage, chosen["candidate"]):
-            label = "final" if c == chosen["candidate"] else f"final-{c}"
-            out += [
-                Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
-                for s in stage["final_seeds"]
-            ]
+    for c in final_candidates(stage, chosen["candidate"]) if chosen else ():
+        label = "final" if c == chosen["candidate"] else f"final-{c}"
+        out += [
+            Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
+            for s in stage["final_seeds"]
+        ]
     return out
 
 
-# --- the learning-rate rule ----------------------------------------------------------------
+# --- the learning rates: the one lookup of a rate -------------------------------------------------------
+def learning_rates(profile: Profile, store_dir=None) -> dict:
+    """{model: the rate its tables use}: the paper's, or with ``learning_rates: auto`` the one chosen from the
+    profile's own LR search in the store (KeyError while that search is incomplete)."""
+    if profile.settings["learning_rates"] == "paper":
+        return dict(PAPER_LRS)
+    return auto_learning_rates(store_dir, profile)
 
 
 def used_learning_rates(profile, models, store_dir) -> dict:
-    """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is left out."""
+    """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is
+    left out."""
     try:
         rates = learning_rates(profile, store_dir)
     except (KeyError, ValueError):
@@ -229,9 +165,7 @@ def used_learning_rates(profile, models, store_dir) -> dict:
 def lr_search_curves(records, executions) -> dict:
     """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the LR search's
     executions among ``executions`` (a plan's)."""
-
-    idx = index_records(records)
-    out = {}
+    idx, out = index_records(records), {}
     for ex in (e for e in executions if e.stage == "lr_search"):
         entry = {"curves": [], "seeds": [], "missing_seeds": []}
         for cfg in ex.configs():
@@ -246,10 +180,11 @@ def lr_search_curves(records, executions) -> dict:
 
 
 def auto_learning_rates(store_dir, profile: Profile) -> dict:
-    """{model: lr} chosen by ``choose_learning_rates``'s rule from the store's runs of the profile's LR search.
-    Raises KeyError naming the models whose search is absent or incomplete."""
-    curves = lr_search_curves(load_records(store_dir), expand(profile, "", stages=("lr_search",)))
-    chosen = choose_learning_rates(curves)
+    """{model: lr} by the declared rule from the store's runs of the profile's LR search; KeyError naming the
+    models whose search is absent or incomplete."""
+    chosen = choose_learning_rates(
+        lr_search_curves(load_records(store_dir), expand(profile, "", stages=("lr_search",)))
+    )
     lacking = [m for m in profile.stages.get("lr_search", {}).get("models", PAPER_MODELS) if m not in chosen]
     if lacking:
         raise KeyError(
@@ -259,21 +194,13 @@ def auto_learning_rates(store_dir, profile: Profile) -> dict:
 
 
 def notebook_count(profile: Profile, store_dir: str, device: str, stages) -> int:
-    """How many notebook executions ``stages`` make, known before any run is trained (a progress total that does
-    not grow): the expansion; a stage whose auto rates wait on the LR search counted by its cells; a selection
-    whose choice is not made yet with its final executions (the choice's and each ensemble member's seeds)."""
-    try:
-        executions = expand(profile, store_dir, device, stages=stages)
-    except Exception:  # noqa: BLE001 - auto rates before their search: stage by stage, below
-        executions = None
+    """How many notebook executions ``stages`` make, known before any run is trained (a total that does not
+    grow): a stage whose auto rates wait on the LR search counted by its cells; a selection not chosen yet
+    with its final executions (the choice's and each ensemble member's seeds)."""
     total = 0
     for stage in [s for s in stages if s in profile.stages]:
         try:
-            ex = (
-                [e for e in executions if e.stage == stage]
-                if executions is not None
-                else expand(profile, store_dir, device, stages=[stage])
-            )
+            ex = expand(profile, store_dir, device, stages=[stage])
         except Exception:  # noqa: BLE001 - its rates come from the search this run makes
             n = len(profile.settings["protocols"]) if stage in PROTOCOL_STAGES else 1
             total += n * len(grid_cells(stage, profile.stages[stage]))

@@ -1,9 +1,7 @@
-"""Profiles (params/*.yaml): loading and validation, nothing run.
+"""Profiles (params/*.yaml): read within limits and validated once, nothing run.
 
-A profile names the data, the protocols and, per stage, the grid to run. The typed models below are its
-schema; their fields are config.py's types, so a value is refused with the same words as in RunConfig,
-the notebooks' parameters and the train command. ``planning`` turns a validated profile into runs and
-notebook executions.
+The schema's fields are config.py's types, so a value is refused with the same words as in RunConfig, the
+notebooks' parameters and the train command; ``planning`` turns a profile into runs and notebook executions.
 """
 
 import re
@@ -35,16 +33,25 @@ from ..config import (
     ruled,
 )
 from ..machine import NUMERICS
-from .grid import GRIDS, PROTOCOL_STAGES, SELECTION_STAGES, TRAINING_STAGES, configs_for, grid_cells
-from .selection import Selection, candidate_config
+from .grid import (
+    GRIDS,
+    PAPER_BEST_CELL,  # noqa: F401 (defined with the grid, named here too)
+    SELECTION_STAGES,
+    TRAINING_STAGES,
+    configs_for,
+    paper_executions,
+)
+from .selection import Selection, candidate_config, final_configs
 from .variants import VARIANTS
 
 STAGES = TRAINING_STAGES + ("figures", "report")
+DATA = ("nb_pairs", "data_seed", "batch_size")  # the profile's settings every run takes
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
-# The paper's best cell (Table I: LeNet5_FullyConv, weight sharing + auxiliary loss), scored on the confirmation set
-# too (corrected protocol).
-PAPER_BEST_CELL = {"model": "LeNet5_FullyConv", "weight_sharing": True, "aux_loss": True}
+# Limits on what a profile may hold, so that loading and validating take time linear in its text.
+MAX_PROFILE_BYTES = 100_000
+MAX_ALIASES = 100
+MAX_DEPTH = 20
 
 
 def notebook_name(stage: str) -> str:
@@ -56,8 +63,7 @@ class ProfileError(ValueError):
     """A profile that cannot be run; the message is one line naming file, key and what is allowed."""
 
 
-# --- the schema ----------------------------------------------------------------------------------
-# the paper's stages run the paper's four models; the selection stage may add others (its candidates)
+# --- the schema: the paper's stages run the paper's four models; a selection may add others ------------
 PaperModels = Listed(OneOf(*PAPER_MODELS))
 Seeds, Flags = Listed(Seed), Listed(Flag)
 Float = AfterValidator(float)  # a rate or margin written 1 is the float 1.0, as the profiles always gave
@@ -119,7 +125,8 @@ class Stages(Strict):  # a stage left out is not run
             )
             if first & second:
                 raise ValueError(
-                    f"selection_round2 must use fresh seeds, none of the first round's (shared: {sorted(first & second)})"
+                    "selection_round2 must use fresh seeds, none of the first round's "
+                    f"(shared: {sorted(first & second)})"
                 )
         return self
 
@@ -134,8 +141,8 @@ class ProfileModel(Strict):
     numerics: OneOf(*NUMERICS) = "native"
     # percentage points of test error: the margin of the report's equivalence test (declared before the runs)
     equivalence_margin: Annotated[Number(0, 100.0, above=True), Float] = 1.0
-    # data seeds of the confirmation set (data.confirmation_pairs), declared before anything runs: the selection
-    # rounds' final runs and the paper's best cell are also scored on it; no choice is ever made on it
+    # data seeds of the confirmation set (data.confirmation_pairs): the selection rounds' final runs and the
+    # paper's best cell are scored on it too; no choice is ever made on it
     confirmation_seeds: Listed(Seed) = None
     # how the report judges the paper's claims (analysis/claims.py); it enters no run and no plan
     claim_rule: OneOf("pooled_effect", "all_comparisons") = "pooled_effect"
@@ -162,12 +169,6 @@ class Profile:
 
 
 # --- reading the YAML, within limits ---------------------------------------------------------------
-# Limits on what a profile may hold, so that loading and validating take time linear in its text.
-MAX_PROFILE_BYTES = 100_000
-MAX_ALIASES = 100
-MAX_DEPTH = 20
-
-
 def profile_path(name_or_path: str) -> Path:
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
@@ -181,7 +182,7 @@ def profile_path(name_or_path: str) -> Path:
 
 class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader within limits, each refused in one line: aliases, nesting, a key given twice (safe_load
-    keeps the last silently) and merge keys ('<<', which copy mappings: a small file could grow exponentially)."""
+    keeps the last silently) and merge keys ('<<', which copy mappings: a file could grow exponentially)."""
 
     def __init__(self, text: str, where: str):
         super().__init__(text)
@@ -242,25 +243,22 @@ def _read_yaml(path: Path, where: str):
         raise ProfileError(f"{where}: cannot read: {exc}") from None
 
 
-def _check_runs(settings: dict, stages: dict, where: str) -> None:
-    """Every kind of run the profile implies must be a valid RunConfig (cross-field rules, such as batch
+def _check_runs(profile: Profile, where: str) -> None:
+    """Every kind of run the profile implies must be a valid RunConfig (rules across fields, such as batch
     norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
-    base = {k: settings[k] for k in ("nb_pairs", "data_seed", "batch_size")}
-    for stage, g in stages.items():
-        key, one = f"stages.{stage}", dict(base, seeds=g.get("seeds", [1])[:1], epochs=g.get("epochs"))
-        try:
-            for protocol in settings["protocols"] if stage in PROTOCOL_STAGES else [None]:
-                for cell in grid_cells(stage, g) if stage in GRIDS else ():
-                    run = {**one, "lr": PAPER_LRS[cell.get("model", "LeNet5")], **cell, "protocol": protocol}
-                    configs_for(stage, run)
-            for name, spec in g.get("candidates", {}).items() if stage in SELECTION_STAGES else ():
+    s, st, key = profile.settings, profile.stages, None
+    one = {stage: dict(g, seeds=g["seeds"][:1]) for stage, g in st.items() if stage in GRIDS}
+    try:
+        for stage, _, p in paper_executions(s, one, {k: s[k] for k in DATA}, PAPER_LRS.get):
+            key = f"stages.{stage}"
+            configs_for(stage, p)
+        for stage in SELECTION_STAGES:
+            for name, spec in st.get(stage, {}).get("candidates", {}).items():
                 key = f"stages.{stage}.candidates.{name}"
-                candidate_config(spec, 0, settings)
-                candidate_config(
-                    spec, 0, settings, val_pairs=0, confirm_seeds=settings["confirmation_seeds"] or ()
-                )
-        except ValueError as exc:
-            raise ProfileError(f"{where}: key '{key}': {exc}") from None
+                candidate_config(spec, 0, s)
+                final_configs(st[stage], s, name, seeds=[0])
+    except ValueError as exc:
+        raise ProfileError(f"{where}: key '{key}': {exc}") from None
 
 
 def available_profiles() -> list[str]:
@@ -277,18 +275,17 @@ def load_profile(name_or_path: str) -> Profile:
     raw = _read_yaml(path, where)
     if raw is None:
         raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
-    if not isinstance(raw, dict):
-        raise ProfileError(f"{where}: a profile must be a mapping of keys, got {type(raw).__name__}")
-    if "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
+    if isinstance(raw, dict) and "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
         raise ProfileError(f"{where}: key 'stages' is required (a mapping of {', '.join(TRAINING_STAGES)})")
     try:
         profile = Profile(path.stem, path, ProfileModel.model_validate(raw))
     except ValidationError as exc:
         raise ProfileError(f"{where}: {one_line(exc, 'key {!r}')}") from None
-    _check_runs(profile.settings, profile.stages, where)
+    _check_runs(profile, where)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile.name) or profile.name.endswith("."):
         # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
         raise ProfileError(
-            f"{where}: profile name {profile.name!r} (from the file name): use letters, digits, '_', '-' or '.'"
+            f"{where}: profile name {profile.name!r} (from the file name): "
+            "use letters, digits, '_', '-' or '.'"
         )
     return profile

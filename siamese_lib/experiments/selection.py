@@ -1,12 +1,8 @@
-"""The selection stage: a candidate space declared in the profile, a rule on validation columns only.
+"""The selection stage: candidates, rules and seeds declared in the profile before anything runs.
 
-Everything that chooses is written in the profile before anything runs: the candidates (each a set
-of RunConfig fields: model, learning rate, schedule, epochs, augmentation, ...), the comparison
-rules, the selection seeds and the rule. Every candidate trains on the same seeds, hence the same
-training/validation splits (a seed fixes the fold's shuffle, whose first ``val_pairs`` are held
-out). The rule picks one (candidate, comparison rule) by its mean validation error; the chosen
-configuration is then trained once on fresh seeds that took no part in the choice, and its test
-error over those seeds is the headline.
+Every candidate trains on the same selection seeds (the same training/validation splits); the rule picks one
+(candidate, comparison rule) by its mean validation error; the choice is then trained on fresh final seeds,
+whose test error is the headline.
 """
 
 from __future__ import annotations
@@ -23,17 +19,9 @@ from .variants import val_pairs_for
 
 # Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).
 RULE_COLUMNS = {"head": "error", "digit_prob": "digit_prob_error"}
-# RunConfig fields a candidate may set; the data (pairs, data seed, batch size) and protocol are the profile's.
-CANDIDATE_FIELDS = (
-    "model",
-    "lr",
-    "epochs",
-    "lr_schedule",
-    "augment",
-    "dropout",
-    "batch_norm",
-    "aux_weight",
-    "weight_decay",
+# RunConfig fields a candidate may set; the data (pairs, data seed, batch size) and protocol are the profile's
+CANDIDATE_FIELDS = tuple(
+    "model lr epochs lr_schedule augment dropout batch_norm aux_weight weight_decay".split()
 )
 FINAL_TRAINING = ("all_pairs", "same_split")
 CHOSEN = "chosen"  # in a round's ensembles: the candidate its rule chooses
@@ -42,11 +30,12 @@ RULE_TEXT = (
     "seeds; ties go to the candidate listed first"
 )
 
-
-# --- a round's schema in a profile (profiles.Stages: selection, selection_round2) ---------------------------------
-# a candidate: RunConfig fields (CANDIDATE_FIELDS); the ones it leaves out are the paper's setting
+# a candidate: RunConfig fields (CANDIDATE_FIELDS); those it leaves out are the paper's setting
 Candidate = create_model(
     "Candidate", __base__=Strict, **{f: (FIELD_TYPES[f], None) for f in CANDIDATE_FIELDS}
+)
+Name = ruled(
+    StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$")
 )
 
 
@@ -56,19 +45,14 @@ def _candidates(value):
     return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
-Name = ruled(
-    StrictStr, "names must use letters, digits, '_', '-' or '.'", Field(pattern=r"^[A-Za-z0-9_.-]+$")
-)
-
-
-class Selection(Strict):
+class Selection(Strict):  # a round's schema in a profile (stages.selection, stages.selection_round2)
     candidates: Annotated[dict[Name, Candidate], BeforeValidator(_candidates)]
     rules: Listed(OneOf(*RULE_COLUMNS))
     selection_seeds: Listed(Seed)
     final_seeds: Listed(Seed)
     final_training: OneOf(*FINAL_TRAINING)
-    # named in advance: each ensemble averages the probabilities of its members' final runs (every final seed of
-    # each member); a member is a candidate of this round or "chosen" (the rule's choice)
+    # named in advance: each averages its members' final runs (every final seed); a member is a candidate of
+    # this round or "chosen" (the rule's choice)
     ensembles: dict[Name, Listed(StrictStr)] = None
 
     @model_validator(mode="after")
@@ -81,7 +65,8 @@ class Selection(Strict):
             unknown = [m for m in members if m != CHOSEN and m not in self.candidates]
             if unknown:
                 raise ValueError(
-                    f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor {CHOSEN!r}; candidates: {', '.join(self.candidates)}"
+                    f"ensembles.{name}: {unknown[0]!r} is neither a candidate of this round nor {CHOSEN!r}; "
+                    f"candidates: {', '.join(self.candidates)}"
                 )
         return self
 
@@ -98,21 +83,12 @@ class SelectionError(ValueError):
     """A choice that would use what it must not (test columns) or lacks what it needs."""
 
 
-def candidate_config(
-    spec: dict, seed: int, settings: dict, val_pairs: int | None = None, confirm_seeds=()
-) -> RunConfig:
-    """One run of a candidate: the profile's data, the corrected protocol, a validation split
-    (``val_pairs``; by default the stage's 20 %), the confirmation set's seeds (final runs only) and the
-    candidate's fields."""
-    nb = settings["nb_pairs"]
-    fields = dict(
-        nb_pairs=nb,
-        data_seed=settings["data_seed"],
-        batch_size=settings["batch_size"],
-        protocol="corrected",
-        val_pairs=val_pairs_for(nb) if val_pairs is None else val_pairs,
-        confirm_seeds=tuple(confirm_seeds),
-    )
+def candidate_config(spec: dict, seed: int, settings: dict, val_pairs=None, confirm_seeds=()) -> RunConfig:
+    """One run of a candidate: the profile's data, the corrected protocol, a validation split (by default the
+    stage's 20 %), the confirmation seeds (final runs only) and the candidate's fields."""
+    val = val_pairs_for(settings["nb_pairs"]) if val_pairs is None else val_pairs
+    fields = {k: settings[k] for k in ("nb_pairs", "data_seed", "batch_size")}
+    fields.update(protocol="corrected", val_pairs=val, confirm_seeds=tuple(confirm_seeds))
     fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
     return RunConfig(**fields, seed=seed)
 
@@ -122,9 +98,8 @@ def candidate_configs(stage: dict, settings: dict, name: str) -> list[RunConfig]
 
 
 def final_configs(stage: dict, settings: dict, name: str, seeds=None) -> list[RunConfig]:
-    """A candidate (the chosen one, or an ensemble's member) on the fresh final seeds; trained on every training
-    pair when the profile says ``final_training: all_pairs`` (declared in advance: nothing is left to choose);
-    scored on the confirmation set too when ``settings`` has ``confirmation_seeds``."""
+    """A candidate on the final seeds: on every training pair with ``final_training: all_pairs``, scored on
+    the confirmation set too when ``settings`` has ``confirmation_seeds``."""
     val = 0 if stage["final_training"] == "all_pairs" else None
     confirm = settings.get("confirmation_seeds") or ()
     return [
@@ -152,9 +127,7 @@ def choose(scores: list[dict]) -> dict:
     return {**best, "mean": best_mean}
 
 
-def candidate_scores(
-    stage: dict, settings: dict, store_dir, device: str = "cpu"
-) -> tuple[list[dict], list[str]]:
+def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list, list]:
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
@@ -172,8 +145,7 @@ def candidate_scores(
                     "rule": rule,
                     "column": column,
                     "values": [r["metrics"][column] for r in records if r is not None],
-                    # runs recorded before their per-pair validation outputs were (issue 33): their
-                    # validation errors cannot be checked against outputs without retraining
+                    # runs recorded before their per-pair validation outputs (issue 33): unchecked
                     "unchecked": sum(r is not None and "val_head_prob" not in r["outputs"] for r in records),
                 }
             )
@@ -187,6 +159,6 @@ def chosen_candidate(stage: dict, settings: dict, store_dir, device: str = "cpu"
 
 
 def final_candidates(stage: dict, chosen: str) -> list[str]:
-    """The candidates trained on the final seeds: the choice, then every other member of a declared ensemble."""
+    """Trained on the final seeds: the choice, then each other member of a declared ensemble."""
     members = [chosen if m == CHOSEN else m for ms in (stage.get("ensembles") or {}).values() for m in ms]
     return list(dict.fromkeys([chosen, *members]))
