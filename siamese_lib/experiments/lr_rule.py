@@ -1,9 +1,8 @@
 """The learning-rate rules of the LR search.
 
-``choose_learning_rates`` with ``DECLARED_RULE`` is the protocol's rule, declared before the search ran
-(``learning_rates: auto`` plans the tables with it). ``POST_HOC_RULE`` was found after seeing the paper's picks
-(docs/measurements/lr_rules.md): it is reported beside the declared rule, never used to plan a run. Records are
-matched to configurations by ``config_id``.
+``DECLARED_RULE`` was declared before the search ran (``learning_rates: auto`` plans the tables with it);
+``POST_HOC_RULE`` was found after seeing the paper's picks (docs/measurements/lr_rules.md): reported beside
+it, it never plans a run.
 """
 
 from __future__ import annotations
@@ -22,9 +21,8 @@ FINAL_EPOCHS = 10  # the declared rule averages the summed training loss over th
 
 @dataclass(frozen=True)
 class LossRule:
-    """Per model, the rate whose score is lowest. The score reads the seeds' mean curve of summed training loss at
-    the epochs ``curve[start:stop]`` (Python slice) and averages them: arithmetically, or geometrically when
-    ``log`` (the mean height of the curve as drawn on a log scale)."""
+    """Scores a rate by the seeds' mean curve of summed training loss at epochs ``curve[start:stop]``,
+    averaged arithmetically, or geometrically when ``log`` (the curve's mean height on a log scale)."""
 
     start: int | None = None
     stop: int | None = None
@@ -32,8 +30,8 @@ class LossRule:
 
 
 DECLARED_RULE = LossRule(start=-FINAL_EPOCHS)
-# POST HOC: chosen after seeing the paper's picks. Of the rules measured on the authors' own log
-# (docs/measurements/lr_rules.md) it reproduces all four, with the widest margin, and has no free parameter.
+# POST HOC: of the rules measured on the authors' own log it reproduces all four picks, with the widest
+# margin, and has no free parameter.
 POST_HOC_RULE = LossRule(log=True)
 
 
@@ -44,18 +42,18 @@ def config_id(config) -> str:
 
 
 def index_records(records) -> dict[str, list[dict]]:
-    """Configuration -> its records (several only if the same run was made on several devices)."""
+    """Configuration -> its records, the newest first (several if the run was made on several devices)."""
     idx = defaultdict(list)
     for r in records:
         idx[config_id(r["config"])].append(r)
     for rs in idx.values():
-        rs.sort(key=lambda r: r["created"], reverse=True)  # the newest first
+        rs.sort(key=lambda r: r["created"], reverse=True)
     return dict(idx)
 
 
 def rule_score(curves, rule: LossRule = DECLARED_RULE) -> float:
-    """The score of one rate: ``curves`` are its seeds' curves (of one length). A curve with a non-finite value at
-    the epochs read (a diverged run) scores +inf, so it never wins."""
+    """The score of one rate from its seeds' curves; a non-finite value where the rule reads (a diverged run)
+    scores +inf, so it never wins."""
     read = np.mean(np.asarray(curves, dtype=float), axis=0)[rule.start : rule.stop]
     if read.size == 0 or not np.all(np.isfinite(read)):
         return math.inf
@@ -66,9 +64,8 @@ def rule_score(curves, rule: LossRule = DECLARED_RULE) -> float:
 
 
 def choose_learning_rates(curves_by_model: dict, rule: LossRule = DECLARED_RULE) -> dict:
-    """Per model, the rate with the lowest ``rule_score``; by default the protocol's rule (the summed loss averaged
-    over the last FINAL_EPOCHS epochs and over seeds). Only rates with all their seeds are compared; a model with an
-    incomplete search is left out."""
+    """Per model, the rate with the lowest ``rule_score`` (by default the declared rule); only rates with all
+    their seeds are compared, and a model with an incomplete search is left out."""
     chosen = {}
     for model, by_lr in curves_by_model.items():
         if not by_lr or any(e["missing_seeds"] for e in by_lr.values()):
@@ -79,6 +76,5 @@ def choose_learning_rates(curves_by_model: dict, rule: LossRule = DECLARED_RULE)
 
 
 def post_hoc_learning_rates(curves_by_model: dict) -> dict:
-    """POST HOC, found after seeing the paper's picks: per model, the rate whose seeds' mean curve is lowest over
-    the whole search as drawn on a log scale (geometric mean over every epoch). Reported only; never plans a run."""
+    """POST HOC (found after seeing the paper's picks): the rates POST_HOC_RULE chooses; reported only."""
     return choose_learning_rates(curves_by_model, POST_HOC_RULE)

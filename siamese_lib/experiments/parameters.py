@@ -1,11 +1,5 @@
-"""The training notebooks' parameters, checked in one call right after their parameters cell:
-``checked = check_parameters(stage, globals())``.
-
-Each stage's parameters are a typed model built from config.py's field types, the ones RunConfig, the
-profiles and the train command use: a bad value given with ``papermill -p`` (or edited in Jupyter) ends the
-notebook with one line naming the parameter, what is allowed and what was given; so does a name the
-notebook does not take (a misspelt ``-p epoch 2``, which papermill itself only warns about).
-"""
+"""The training notebooks' parameters, checked in one call after their parameters cell (``checked =
+check_parameters(stage, globals())``): a bad value or an unknown name ends the notebook in one line."""
 
 import ast
 import json
@@ -13,24 +7,16 @@ import os
 from pathlib import Path
 from typing import Annotated, Optional, Union
 
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    StrictStr,
-    ValidationError,
-    create_model,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, ValidationError, create_model
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
 from ..config import (
     FIELD_TYPES,
     PAPER_MODELS,
     Device,
+    Flag,
     Listed,
+    Number,
     OneOf,
     Refusal,
     Seed,
@@ -44,26 +30,8 @@ from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import PAPER_LRS
 from .variants import VARIANTS
 
-# Parameters of every training notebook (those named like a RunConfig field take its type): its grid's, the rate,
-# the protocol where the stage has one, and table1's confirmation seeds (the paper's best cell).
-STAGE_PARAMETERS = {
-    stage: tuple(dict.fromkeys([*cell.values(), "lr"]))
-    + ("protocol",) * (stage in PROTOCOL_STAGES)
-    + ("confirm_seeds",) * (stage == "table1")
-    for stage, cell in GRIDS.items()
-}
-COMMON_PARAMETERS = (
-    "seeds",
-    "epochs",
-    "nb_pairs",
-    "data_seed",
-    "batch_size",
-    "device",
-    "store_dir",
-    "threads",
-    "force",
-    "scheduler",
-)
+COMMON_PARAMETERS = ("seeds", "epochs", "nb_pairs", "data_seed", "batch_size")  # every training notebook's
+COMMON_PARAMETERS += ("device", "store_dir", "threads", "force", "scheduler")  # and how its runs are made
 
 
 class ParameterError(OneLineError, ValueError):
@@ -89,41 +57,39 @@ def _store_dir(value):
     return value
 
 
-TYPES = {
+TYPES = {  # a parameter named like a RunConfig field takes its type
     **FIELD_TYPES,
     "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
-    "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821 (ruff reads the key as a forward reference)
+    "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821
     "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
     "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],  # noqa: F821
     "device": Device,
     "threads": Threads,
     # True/False, or the runner's time stamp (retrain what was stored before it)
-    "force": ruled(
-        Union[StrictBool, Annotated[StrictInt | StrictFloat, Field(ge=0, allow_inf_nan=False)]],
-        "must be true, false or a time stamp",
-    ),
+    "force": ruled(Union[Flag, Number(0)], "must be true, false or a time stamp"),
     "store_dir": Annotated[
         ruled(StrictStr, "must be a folder path", Field(min_length=1)), AfterValidator(_store_dir)
     ],
     "variant": OneOf(*VARIANTS),
     "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
 }
-
-
 OPTIONAL = {"confirm_seeds": ()}  # parameters a notebook of an earlier version never received
-MODELS = {
-    stage: create_model(
-        stage,
-        __base__=Strict,
-        **{name: (TYPES[name], OPTIONAL.get(name, ...)) for name in names + COMMON_PARAMETERS},
-    )
-    for stage, names in STAGE_PARAMETERS.items()
-}
+
+
+def _model(stage: str, cell: dict):
+    """A stage's parameters: its grid's, the rate, the protocol where the stage has one, table1's confirmation
+    seeds (the paper's best cell), and those of every training notebook."""
+    names = [*dict.fromkeys([*cell.values(), "lr"]), *["protocol"] * (stage in PROTOCOL_STAGES)]
+    names += ["confirm_seeds"] * (stage == "table1") + list(COMMON_PARAMETERS)
+    return create_model(stage, __base__=Strict, **{n: (TYPES[n], OPTIONAL.get(n, ...)) for n in names})
+
+
+MODELS = {stage: _model(stage, cell) for stage, cell in GRIDS.items()}
 
 
 def _assigned(namespace: dict) -> set:
-    """The names a kernel's parameters cells assigned (the notebook's own and papermill's injected one:
-    both begin '# Parameters'); outside a kernel (no ``In``), every name given."""
+    """The names a kernel's parameters cells assigned (the notebook's and papermill's injected one: both begin
+    '# Parameters'); outside a kernel (no ``In``), every name given."""
     if "In" not in namespace:
         return set(namespace)
     cells = [
@@ -141,8 +107,8 @@ def _assigned(namespace: dict) -> set:
 
 def check_parameters(stage: str, namespace: dict) -> dict:
     """The stage's parameters from ``namespace`` (the notebook's ``globals()``), checked, with ``lr`` filled
-    in (None: the paper's rate) and ``store`` (the store's absolute path) added; raises ParameterError
-    naming the first bad, missing or unknown one in one line."""
+    in (None: the paper's rate) and ``store`` (the store's absolute path) added; ParameterError names the
+    first bad, missing or unknown one in one line."""
     model = MODELS[stage]
     names = list(model.model_fields) + sorted(_assigned(namespace) - set(model.model_fields))
     try:

@@ -145,11 +145,18 @@ def _selection_executions(profile: Profile, name: str, base: dict, store_dir) ->
 
 # --- the learning rates: the one lookup of a rate -------------------------------------------------------
 def learning_rates(profile: Profile, store_dir=None) -> dict:
-    """{model: the rate its tables use}: the paper's, or with ``learning_rates: auto`` the one chosen from the
-    profile's own LR search in the store (KeyError while that search is incomplete)."""
+    """{model: the rate its tables use}: the paper's, or with ``learning_rates: auto`` the declared rule's
+    choice from the profile's own LR search in the store (KeyError naming the models it lacks)."""
     if profile.settings["learning_rates"] == "paper":
         return dict(PAPER_LRS)
-    return auto_learning_rates(store_dir, profile)
+    search = expand(profile, "", stages=("lr_search",))
+    chosen = choose_learning_rates(lr_search_curves(load_records(store_dir), search))
+    lacking = [m for m in profile.stages.get("lr_search", {}).get("models", PAPER_MODELS) if m not in chosen]
+    if lacking:
+        raise KeyError(
+            f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first"
+        )
+    return chosen
 
 
 def used_learning_rates(profile, models, store_dir) -> dict:
@@ -177,20 +184,6 @@ def lr_search_curves(records, executions) -> dict:
                 entry["missing_seeds"].append(cfg.seed)
         out.setdefault(ex.parameters["model"], {})[ex.parameters["lr"]] = entry
     return out
-
-
-def auto_learning_rates(store_dir, profile: Profile) -> dict:
-    """{model: lr} by the declared rule from the store's runs of the profile's LR search; KeyError naming the
-    models whose search is absent or incomplete."""
-    chosen = choose_learning_rates(
-        lr_search_curves(load_records(store_dir), expand(profile, "", stages=("lr_search",)))
-    )
-    lacking = [m for m in profile.stages.get("lr_search", {}).get("models", PAPER_MODELS) if m not in chosen]
-    if lacking:
-        raise KeyError(
-            f"no complete LR search in {store_dir} for {', '.join(lacking)}: run the lr_search stage first"
-        )
-    return chosen
 
 
 def notebook_count(profile: Profile, store_dir: str, device: str, stages) -> int:

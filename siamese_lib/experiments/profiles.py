@@ -1,8 +1,5 @@
-"""Profiles (params/*.yaml): read within limits and validated once, nothing run.
-
-The schema's fields are config.py's types, so a value is refused with the same words as in RunConfig, the
-notebooks' parameters and the train command; ``planning`` turns a profile into runs and notebook executions.
-"""
+"""Profiles (params/*.yaml), read within limits and validated once; the schema's types are config.py's, so a
+value is refused with the same words as in RunConfig, the notebooks' parameters and the train command."""
 
 import re
 from dataclasses import dataclass
@@ -10,15 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import AfterValidator, BeforeValidator, StrictStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    StrictStr,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 
 from ..common import PARAMS_DIR
 from ..config import (
+    FIELD_TYPES,
     MAX_LIST_ITEMS,  # noqa: F401 (a limit on profiles too)
     PAPER_MODELS,
     BatchSize,
     Epochs,
-    Flag,
     Listed,
     Lr,
     NbPairs,
@@ -63,37 +67,27 @@ class ProfileError(ValueError):
     """A profile that cannot be run; the message is one line naming file, key and what is allowed."""
 
 
-# --- the schema: the paper's stages run the paper's four models; a selection may add others ------------
-PaperModels = Listed(OneOf(*PAPER_MODELS))
-Seeds, Flags = Listed(Seed), Listed(Flag)
+# --- the schema ---------------------------------------------------------------------------------------------
 Float = AfterValidator(float)  # a rate or margin written 1 is the float 1.0, as the profiles always gave
+# a grid's list holds values of the run field it sets; the paper's stages run the paper's four models
+ITEMS = {
+    **FIELD_TYPES,
+    "model": OneOf(*PAPER_MODELS),
+    "lr": Annotated[Lr, Float],
+    "variant": OneOf(*VARIANTS),
+}
 
 
 class Grid(Strict):  # a training stage: each of its configurations over the seeds, for that many epochs
-    seeds: Seeds
+    seeds: Listed(Seed)
     epochs: Epochs
 
 
-class LrSearch(Grid):
-    models: PaperModels
-    lrs: Listed(Annotated[Lr, Float])
-
-
-class Table1(Grid):
-    models: PaperModels
-    weight_sharing: Flags
-    aux_loss: Flags
-
-
-class Table2(Grid):
-    weight_sharing: Flags
-    batch_norm: Flags
-    dropout: Flags
-
-
-class BeyondPaper(Grid):
-    models: PaperModels
-    variants: Listed(OneOf(*VARIANTS)) = None  # absent: every variant
+def _grid(stage: str):  # a paper stage: Grid and a list per key of GRIDS (absent variants: every variant)
+    lists = {
+        key: (Listed(ITEMS[field]), None if key == "variants" else ...) for key, field in GRIDS[stage].items()
+    }
+    return create_model(stage, __base__=Grid, **lists)
 
 
 def _no_settings(value):
@@ -106,10 +100,10 @@ NoSettings = Annotated[dict, BeforeValidator(_no_settings)]
 
 
 class Stages(Strict):  # a stage left out is not run
-    lr_search: LrSearch = None
-    table1: Table1 = None
-    table2: Table2 = None
-    beyond_paper: BeyondPaper = None
+    lr_search: _grid("lr_search") = None
+    table1: _grid("table1") = None
+    table2: _grid("table2") = None
+    beyond_paper: _grid("beyond_paper") = None
     selection: Selection = None
     selection_round2: Selection = None  # a second round, declared before any of its runs; the first stays
     figures: NoSettings = None
@@ -151,8 +145,8 @@ class ProfileModel(Strict):
 
 @dataclass
 class Profile:
-    """A loaded profile: ``model`` typed (``profile.model.stages.table1.epochs``; ``profile.nb_pairs``...);
-    ``settings`` (the top-level keys) and ``stages`` (stage -> its keys) as plain dicts."""
+    """A loaded profile: ``model`` typed (``profile.model.stages.table1.epochs``); ``settings`` (the top-level
+    keys) and ``stages`` (stage -> its keys) as plain dicts."""
 
     name: str
     path: Path
@@ -161,11 +155,6 @@ class Profile:
     def __post_init__(self):
         self.settings = self.model.model_dump(mode="json", exclude={"stages"})
         self.stages = self.model.stages.model_dump(mode="json", exclude_unset=True)
-
-    def __getattr__(self, name):  # the typed top-level settings: profile.nb_pairs, profile.protocols...
-        if name.startswith("_") or name == "model":
-            raise AttributeError(name)
-        return getattr(self.model, name)
 
 
 # --- reading the YAML, within limits ---------------------------------------------------------------

@@ -276,7 +276,7 @@ def test_auto_learning_rates_picks_the_lowest_final_loss(tmp_path):
     # (a diverged rate never wins: its NaN record is refused by the store, its curve by rule_score, tested below)
     # Table I-like runs at one rate and another epoch count are not part of the search
     put_record(store, RunConfig(model="Net", lr=0.03, seed=1, epochs=2, nb_pairs=100), 5.0, curve=[0.0, 0.0])
-    assert planning.auto_learning_rates(store, prof) == {m: 0.005 for m in models}
+    assert planning.learning_rates(prof, store) == {m: 0.005 for m in models}
     # the tables are planned at the chosen rates; a model the search left out has none
     assert [e.parameters["lr"] for e in planning.expand(prof, str(store), stages=["table1"])] == [
         0.005,
@@ -297,8 +297,9 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
         paper_like,
         skip=lambda s, p, seed: s == "lr_search" and p["model"] == "ResNet" and p["lr"] == 0.05 and seed == 2,
     )
+    auto = load_profile(str(write_profile(tmp_path, "learning_rates: auto\n" + TINY_PROFILE, "auto")))
     with pytest.raises(KeyError, match="ResNet"):
-        planning.auto_learning_rates(store, prof)
+        planning.learning_rates(auto, store)
     curves = planning.lr_search_curves(load_records(store), planning.expand(prof, str(store)))
     assert curves["ResNet"][0.05]["missing_seeds"] == [2]
     # the synthetic curves are lowest at 0.005 (see fill_store)

@@ -213,11 +213,8 @@ def test_a_valid_profile_passes(tmp_path):
     assert profile.name == "good" and profile.settings["nb_pairs"] == 100
     assert profile.stages["table1"]["seeds"] == [1, 2] and profile.stages["lr_search"]["lrs"] == [0.005]
     # typed too; the margin of the report's equivalence test: 1 percentage point unless the profile says
-    assert (
-        profile.nb_pairs == 100
-        and profile.model.stages.table1.epochs == 2
-        and profile.model.stages.table2 is None
-    )
+    assert profile.model.nb_pairs == 100 and profile.model.stages.table1.epochs == 2
+    assert profile.model.stages.table2 is None
     assert profile.settings["equivalence_margin"] == 1.0 and "table2" not in profile.stages
     path.write_text("nb_pairs: 100\nequivalence_margin: 2\n" + stages(TABLE1, LR))
     assert load_profile(str(path)).settings["equivalence_margin"] == 2.0
