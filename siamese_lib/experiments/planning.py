@@ -18,18 +18,14 @@ from .selection import chosen_candidate, final_candidates
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
 MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}
 SECONDS_PER_UNIT = 0.25  # one LeNet5 epoch over 1000 pairs on one CPU thread
-PATH_PARAMETERS = (
-    "store_dir",
-    "runs_dir",
-    "profile_path",
-    "report_dir",
-)  # this machine's paths: not in a plan
+# this machine's paths: not in a plan
+PATH_PARAMETERS = ("store_dir", "runs_dir", "profile_path", "report_dir")
 
 
 def run_cost(config) -> float:
-    return (
-        MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000 * SECONDS_PER_UNIT
-    )
+    """Seconds one run takes on one CPU thread, estimated: the engine hands out the longest first."""
+    units = MODEL_COST.get(config.model, 1.0) * config.trained_epochs * config.nb_pairs / 1000
+    return units * SECONDS_PER_UNIT
 
 
 @dataclass
@@ -115,31 +111,25 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
         return rates[model]
 
     out = [Execution(*e) for e in paper_executions(s, st, base, lr_for, wanted)]
+    # a selection round: one execution per candidate; once all their runs are stored, one per final seed of
+    # the choice and of each other member of a declared ensemble (the runner expands the round again then)
     for stage in (x for x in SELECTION_STAGES if x in st and x in wanted):
-        out += _selection_executions(profile, stage, base, store_dir)
+        part = dict(base, selection=st[stage], confirm_seeds=s["confirmation_seeds"] or [])
+        out += [
+            Execution(stage, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
+            for c in st[stage]["candidates"]
+        ]
+        chosen = chosen_candidate(st[stage], s, store_dir) if store_dir else None
+        for c in final_candidates(st[stage], chosen["candidate"]) if chosen else ():
+            label = "final" if c == chosen["candidate"] else f"final-{c}"
+            out += [
+                Execution(stage, f"{label}-seed{n}", dict(part, part="final", candidate=c, seeds=[n]))
+                for n in st[stage]["final_seeds"]
+            ]
     for stage in (x for x in ("figures", "report") if x in st and x in wanted):
         paths = dict(store_dir=str(store_dir), runs_dir=str(Path(store_dir).parent))
         paths.update(profile_path=str(Path(profile.path).resolve()))
         out.append(Execution(stage, stage, dict(profile=profile.name, **paths)))
-    return out
-
-
-def _selection_executions(profile: Profile, name: str, base: dict, store_dir) -> list[Execution]:
-    """One execution per candidate; once all their runs are stored, one per final seed of the choice and of
-    each other member of a declared ensemble (the runner expands the stage again after its candidates)."""
-    stage = profile.stages[name]
-    part = dict(base, selection=stage, confirm_seeds=profile.settings["confirmation_seeds"] or [])
-    out = [
-        Execution(name, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
-        for c in stage["candidates"]
-    ]
-    chosen = chosen_candidate(stage, profile.settings, store_dir) if store_dir else None
-    for c in final_candidates(stage, chosen["candidate"]) if chosen else ():
-        label = "final" if c == chosen["candidate"] else f"final-{c}"
-        out += [
-            Execution(name, f"{label}-seed{s}", dict(part, part="final", candidate=c, seeds=[s]))
-            for s in stage["final_seeds"]
-        ]
     return out
 
 
@@ -160,8 +150,7 @@ def learning_rates(profile: Profile, store_dir=None) -> dict:
 
 
 def used_learning_rates(profile, models, store_dir) -> dict:
-    """The rate the tables use per model; a model whose rate is not known yet (auto, search incomplete) is
-    left out."""
+    """The rate the tables use per model; a model whose rate is not known yet (auto) is left out."""
     try:
         rates = learning_rates(profile, store_dir)
     except (KeyError, ValueError):

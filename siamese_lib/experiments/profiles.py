@@ -173,22 +173,20 @@ class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader within limits, each refused in one line: aliases, nesting, a key given twice (safe_load
     keeps the last silently) and merge keys ('<<', which copy mappings: a file could grow exponentially)."""
 
-    def __init__(self, text: str, where: str):
+    def __init__(self, text: str):
         super().__init__(text)
-        self.where, self.aliases, self.path = where, 0, []
+        self.aliases, self.path = 0, []
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
-                raise ProfileError(
-                    f"{self.where}: more than {MAX_ALIASES} YAML aliases (*name); write the values out"
-                )
+                raise ProfileError(f"more than {MAX_ALIASES} YAML aliases (*name); write the values out")
         elif (
             self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent) and len(self.path) >= MAX_DEPTH
         ):
             line = self.peek_event().start_mark.line + 1
-            raise ProfileError(f"{self.where}: nested more than {MAX_DEPTH} levels deep (line {line})")
+            raise ProfileError(f"nested more than {MAX_DEPTH} levels deep (line {line})")
         if parent is not None:
             self.path.append(f"[{index}]" if isinstance(index, int) else f".{getattr(index, 'value', '?')}")
         try:
@@ -202,22 +200,20 @@ class _Loader(yaml.SafeLoader):
         for k, _ in node.value:
             key, line = (k.value if isinstance(k, yaml.ScalarNode) else "?"), k.start_mark.line + 1
             if k.tag == "tag:yaml.org,2002:merge":
-                raise ProfileError(
-                    f"{self.where}: merge keys ('<<', line {line}) are not supported; write the keys out"
-                )
+                raise ProfileError(f"merge keys ('<<', line {line}) are not supported; write the keys out")
             if key in seen:
                 name = "".join([*self.path, f".{key}"]).lstrip(".")
-                raise ProfileError(f"{self.where}: key '{name}' is given twice (line {line}); give it once")
+                raise ProfileError(f"key '{name}' is given twice (line {line}); give it once")
             seen.add(key)
         return node
 
 
-def _read_yaml(path: Path, where: str):
+def _read_yaml(path: Path):
     try:
-        size = path.stat().st_size
-        if size > MAX_PROFILE_BYTES:
-            raise ProfileError(f"{where}: {size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
-        loader = _Loader(path.read_text(), where)
+        if path.stat().st_size > MAX_PROFILE_BYTES:
+            size = path.stat().st_size
+            raise ProfileError(f"{size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
+        loader = _Loader(path.read_text())
         try:
             return loader.get_single_data()
         finally:
@@ -225,14 +221,12 @@ def _read_yaml(path: Path, where: str):
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(
-            f"{where}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}"
-        ) from None
+        raise ProfileError(f"YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"{where}: cannot read: {exc}") from None
+        raise ProfileError(f"cannot read: {exc}") from None
 
 
-def _check_runs(profile: Profile, where: str) -> None:
+def _check_runs(profile: Profile) -> None:
     """Every kind of run the profile implies must be a valid RunConfig (rules across fields, such as batch
     norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
     s, st, key = profile.settings, profile.stages, None
@@ -247,7 +241,7 @@ def _check_runs(profile: Profile, where: str) -> None:
                 candidate_config(spec, 0, s)
                 final_configs(st[stage], s, name, seeds=[0])
     except ValueError as exc:
-        raise ProfileError(f"{where}: key '{key}': {exc}") from None
+        raise ProfileError(f"key '{key}': {exc}") from None
 
 
 def available_profiles() -> list[str]:
@@ -255,26 +249,25 @@ def available_profiles() -> list[str]:
 
 
 def load_profile(name_or_path: str) -> Profile:
+    """The profile of that name (params/<name>.yaml) or path, validated; ProfileError names the file."""
     path = profile_path(name_or_path)
-    where = str(path)
-    if not path.is_file():
-        raise ProfileError(
-            f"{where}: no such profile file; available profiles: {', '.join(available_profiles())}"
-        )
-    raw = _read_yaml(path, where)
-    if raw is None:
-        raise ProfileError(f"{where}: the file is empty; a profile needs at least 'stages'")
-    if isinstance(raw, dict) and "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
-        raise ProfileError(f"{where}: key 'stages' is required (a mapping of {', '.join(TRAINING_STAGES)})")
     try:
+        if not path.is_file():
+            raise ProfileError(f"no such profile file; available profiles: {', '.join(available_profiles())}")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", path.stem) or path.stem.endswith("."):
+            # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
+            raise ProfileError(
+                f"profile name {path.stem!r} (from the file name): use letters, digits, '_', '-' or '.'"
+            )
+        raw = _read_yaml(path)
+        if raw is None:
+            raise ProfileError("the file is empty; a profile needs at least 'stages'")
+        if isinstance(raw, dict) and "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
+            raise ProfileError(f"key 'stages' is required (a mapping of {', '.join(TRAINING_STAGES)})")
         profile = Profile(path.stem, path, ProfileModel.model_validate(raw))
+        _check_runs(profile)
+        return profile
     except ValidationError as exc:
-        raise ProfileError(f"{where}: {one_line(exc, 'key {!r}')}") from None
-    _check_runs(profile, where)
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", profile.name) or profile.name.endswith("."):
-        # the name becomes runs/<name>/ and report/<name>/: nothing that could leave those folders
-        raise ProfileError(
-            f"{where}: profile name {profile.name!r} (from the file name): "
-            "use letters, digits, '_', '-' or '.'"
-        )
-    return profile
+        raise ProfileError(f"{path}: {one_line(exc, 'key {!r}')}") from None
+    except ProfileError as exc:
+        raise ProfileError(f"{path}: {exc}") from None
