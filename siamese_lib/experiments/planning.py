@@ -7,12 +7,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..common import NOTEBOOKS_DIR
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
 from .grid import PROTOCOL_STAGES, configs_for, grid_cells, paper_executions
 from .lr_rule import choose_learning_rates, config_id, index_records
-from .profiles import DATA, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile, notebook_name
+from .profiles import DATA, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
 from .selection import chosen_candidate, final_candidates
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
@@ -36,10 +35,6 @@ class Execution:
     name: str
     parameters: dict
     planned: list | None = None  # its runs as the plan file lists them (load_plan); else from the parameters
-
-    @property
-    def notebook(self) -> Path:
-        return NOTEBOOKS_DIR / f"{notebook_name(self.stage)}.ipynb"
 
     def configs(self) -> list[RunConfig]:
         return self.planned if self.planned is not None else configs_for(self.stage, self.parameters)

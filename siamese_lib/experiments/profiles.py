@@ -10,6 +10,7 @@ import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
+    Field,
     StrictStr,
     ValidationError,
     create_model,
@@ -29,7 +30,6 @@ from ..config import (
     Number,
     OneOf,
     Protocol,
-    Refusal,
     RunConfig,
     Seed,
     Strict,
@@ -69,34 +69,19 @@ class ProfileError(ValueError):
 
 # --- the schema ---------------------------------------------------------------------------------------------
 Float = AfterValidator(float)  # a rate or margin written 1 is the float 1.0, as the profiles always gave
-# a grid's list holds values of the run field it sets; the paper's stages run the paper's four models
-ITEMS = {
-    **FIELD_TYPES,
-    "model": OneOf(*PAPER_MODELS),
-    "lr": Annotated[Lr, Float],
-    "variant": OneOf(*VARIANTS),
-}
+# a paper stage: a list per key of GRIDS of values of the run field it sets (the paper's four models), over
+# the seeds, for that many epochs; absent variants: every variant
+ITEMS = dict(FIELD_TYPES, model=OneOf(*PAPER_MODELS), lr=Annotated[Lr, Float], variant=OneOf(*VARIANTS))
+NoSettings = ruled(
+    Annotated[dict, Field(max_length=0)],
+    "takes no settings (leave it empty)",
+    BeforeValidator(lambda value: {} if value is None else value),
+)
 
 
-class Grid(Strict):  # a training stage: each of its configurations over the seeds, for that many epochs
-    seeds: Listed(Seed)
-    epochs: Epochs
-
-
-def _grid(stage: str):  # a paper stage: Grid and a list per key of GRIDS (absent variants: every variant)
-    lists = {
-        key: (Listed(ITEMS[field]), None if key == "variants" else ...) for key, field in GRIDS[stage].items()
-    }
-    return create_model(stage, __base__=Grid, **lists)
-
-
-def _no_settings(value):
-    if value not in (None, {}):
-        raise Refusal("takes no settings (leave it empty)")
-    return {}
-
-
-NoSettings = Annotated[dict, BeforeValidator(_no_settings)]
+def _grid(stage: str):
+    lists = {key: (Listed(ITEMS[f]), None if key == "variants" else ...) for key, f in GRIDS[stage].items()}
+    return create_model(stage, __base__=Strict, seeds=(Listed(Seed), ...), epochs=(Epochs, ...), **lists)
 
 
 class Stages(Strict):  # a stage left out is not run

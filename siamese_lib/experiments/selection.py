@@ -1,9 +1,5 @@
-"""The selection stage: candidates, rules and seeds declared in the profile before anything runs.
-
-Every candidate trains on the same selection seeds (the same training/validation splits); the rule picks one
-(candidate, comparison rule) by its mean validation error; the choice is then trained on fresh final seeds,
-whose test error is the headline.
-"""
+"""The selection stage, declared in the profile before anything runs: candidates trained on the same selection
+seeds, a rule that chooses on validation columns only, and the choice trained on fresh final seeds."""
 
 from __future__ import annotations
 

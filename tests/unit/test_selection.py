@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from siamese_lib.experiments import planning
-from siamese_lib.experiments.profiles import ProfileError, load_profile
+from siamese_lib.experiments.profiles import ProfileError, load_profile, notebook_name
 from siamese_lib.experiments.selection import SelectionError, choose, final_configs
 
 SETTINGS = dict(nb_pairs=1000, data_seed=0, batch_size=100)
@@ -101,7 +101,9 @@ def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path
     )
     assert p.stages["selection_round2"]["ensembles"] == {"mixed": ["a", "b"], "seeds": ["chosen"]}
     ex = planning.expand(p, "", stages=("selection_round2",))
-    assert [e.name for e in ex] == ["candidate-a", "candidate-b"] and ex[0].notebook.name == "selection.ipynb"
+    assert [e.name for e in ex] == ["candidate-a", "candidate-b"] and notebook_name(
+        ex[0].stage
+    ) == "selection"
     assert all(not c.confirm_seeds for e in ex for c in e.configs())  # the choice is never scored on it
 
 
