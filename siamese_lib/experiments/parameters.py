@@ -12,12 +12,10 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, Validati
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
 from ..config import (
     FIELD_TYPES,
-    PAPER_MODELS,
     Device,
     Flag,
     Listed,
     Number,
-    OneOf,
     Refusal,
     Seed,
     Strict,
@@ -27,8 +25,7 @@ from ..config import (
 )
 from ..machine import device_type
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
-from .profiles import PAPER_LRS
-from .variants import VARIANTS
+from .profiles import ITEMS, PAPER_LRS
 
 COMMON_PARAMETERS = ("seeds", "epochs", "nb_pairs", "data_seed", "batch_size")  # every training notebook's
 COMMON_PARAMETERS += ("device", "store_dir", "threads", "force", "scheduler")  # and how its runs are made
@@ -57,9 +54,8 @@ def _store_dir(value):
     return value
 
 
-TYPES = {  # a parameter named like a RunConfig field takes its type
-    **FIELD_TYPES,
-    "model": OneOf(*PAPER_MODELS),  # the paper's stages: the paper's models (and rates)
+TYPES = {  # a parameter named like a RunConfig field takes its type; the paper's stages, the paper's models
+    **ITEMS,
     "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821
     "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
     "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],  # noqa: F821
@@ -70,7 +66,6 @@ TYPES = {  # a parameter named like a RunConfig field takes its type
     "store_dir": Annotated[
         ruled(StrictStr, "must be a folder path", Field(min_length=1)), AfterValidator(_store_dir)
     ],
-    "variant": OneOf(*VARIANTS),
     "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
 }
 OPTIONAL = {"confirm_seeds": ()}  # parameters a notebook of an earlier version never received

@@ -112,39 +112,31 @@ def choose(scores: list[dict]) -> dict:
     for s in scores:
         if not str(s["column"]).startswith("val_"):
             raise SelectionError(f"the selection rule may use validation columns only, got {s['column']!r}")
-    best, best_mean = None, math.inf
-    for s in scores:
-        vals = [float(v) for v in s["values"]]
-        mean = float(np.mean(vals)) if vals and all(math.isfinite(v) for v in vals) else math.inf
-        if mean < best_mean:
-            best, best_mean = s, mean
-    if best is None:
+    values = [np.asarray(s["values"], dtype=float) for s in scores]
+    means = [float(v.mean()) if v.size and np.isfinite(v).all() else math.inf for v in values]
+    best = int(np.argmin(means))  # the first listed on ties
+    if means[best] == math.inf:
         raise SelectionError("every candidate's validation error is missing or not finite")
-    return {**best, "mean": best_mean}
+    return {**scores[best], "mean": means[best]}
 
 
 def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list, list]:
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
-        records = []
+        found = []
         for config in candidate_configs(stage, settings, name):
             rec = find_record(store_dir, config, device) or find_record(store_dir, config, "cuda")
             if rec is None:
                 missing.append(f"{name} seed {config.seed}")
-            records.append(rec)
+            else:
+                found.append(rec)
+        # runs recorded before their per-pair validation outputs (issue 33): their errors are unchecked
+        unchecked = sum("val_head_prob" not in r["outputs"] for r in found)
         for rule in stage["rules"]:
             column = f"val_{RULE_COLUMNS[rule]}"
-            scores.append(
-                {
-                    "candidate": name,
-                    "rule": rule,
-                    "column": column,
-                    "values": [r["metrics"][column] for r in records if r is not None],
-                    # runs recorded before their per-pair validation outputs (issue 33): unchecked
-                    "unchecked": sum(r is not None and "val_head_prob" not in r["outputs"] for r in records),
-                }
-            )
+            values = [r["metrics"][column] for r in found]
+            scores.append(dict(candidate=name, rule=rule, column=column, values=values, unchecked=unchecked))
     return scores, missing
 
 
