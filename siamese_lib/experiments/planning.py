@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from .grid import PROTOCOL_STAGES, configs_for, grid_cells, paper_executions
+from .grid import GRIDS, configs_for, paper_executions
 from .lr_rule import choose_learning_rates, config_id, index_records
 from .profiles import DATA, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
 from .selection import chosen_candidate, final_candidates
@@ -47,10 +47,9 @@ def plan_document(profile_name: str, device: str, executions: list[Execution]) -
     # in stage order: a round's finals are planned after every round's candidates when they are trained here,
     # and with them when the store already holds their choice; the same plan either way
     for ex in sorted(executions, key=lambda ex: STAGES.index(ex.stage)):
-        keys = []
-        for config in ex.configs():
-            keys.append(run_key(config, device))
-            runs[keys[-1]] = config.to_dict()
+        configs = ex.configs()
+        keys = [run_key(config, device) for config in configs]
+        runs.update({key: config.to_dict() for key, config in zip(keys, configs, strict=True)})
         parameters = {k: v for k, v in ex.parameters.items() if k not in PATH_PARAMETERS}
         entries.append({"stage": ex.stage, "name": ex.name, "runs": keys, "parameters": parameters})
     return {"profile": profile_name, "device": device, "executions": entries, "runs": runs}
@@ -172,18 +171,13 @@ def lr_search_curves(records, executions) -> dict:
 
 def notebook_count(profile: Profile, store_dir: str, device: str, stages) -> int:
     """How many notebook executions ``stages`` make, known before any run is trained (a total that does not
-    grow): a stage whose auto rates wait on the LR search counted by its cells; a selection not chosen yet
-    with its final executions (the choice's and each ensemble member's seeds)."""
-    total = 0
-    for stage in [s for s in stages if s in profile.stages]:
-        try:
-            ex = expand(profile, store_dir, device, stages=[stage])
-        except Exception:  # noqa: BLE001 - its rates come from the search this run makes
-            n = len(profile.settings["protocols"]) if stage in PROTOCOL_STAGES else 1
-            total += n * len(grid_cells(stage, profile.stages[stage]))
-            continue
+    grow): the paper stages' cells (whatever their rates); a selection not chosen yet with its final
+    executions (the choice's and each ensemble member's seeds)."""
+    st = profile.stages
+    total = len(paper_executions(profile.settings, st, {}, PAPER_LRS.get, stages))
+    for stage in (x for x in stages if x in st and x not in GRIDS):
+        ex = expand(profile, store_dir, device, stages=[stage])
         total += len(ex)
         if stage in SELECTION_STAGES and not any(e.parameters.get("part") == "final" for e in ex):
-            st = profile.stages[stage]
-            total += len(final_candidates(st, "")) * len(st["final_seeds"])
+            total += len(final_candidates(st[stage], "")) * len(st[stage]["final_seeds"])
     return total
