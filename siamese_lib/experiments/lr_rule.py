@@ -1,9 +1,5 @@
-"""The learning-rate rules of the LR search.
-
-``DECLARED_RULE`` was declared before the search ran (``learning_rates: auto`` plans the tables with it);
-``POST_HOC_RULE`` was found after seeing the paper's picks (docs/measurements/lr_rules.md): reported beside
-it, it never plans a run.
-"""
+"""The learning-rate rules of the LR search: ``DECLARED_RULE``, declared before the search ran (``auto``
+rates plan with it), and ``POST_HOC_RULE``, found after seeing the paper's picks and only reported."""
 
 from __future__ import annotations
 

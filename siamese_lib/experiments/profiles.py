@@ -143,17 +143,6 @@ class Profile:
 
 
 # --- reading the YAML, within limits ---------------------------------------------------------------
-def profile_path(name_or_path: str) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
-        return p
-    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(name_or_path)):
-        raise ProfileError(
-            f"profile name {name_or_path!r}: use letters, digits, '_' or '-', or a path to a .yaml file"
-        )
-    return PARAMS_DIR / f"{name_or_path}.yaml"
-
-
 class _Loader(yaml.SafeLoader):
     """yaml.SafeLoader within limits, each refused in one line: aliases, nesting, a key given twice (safe_load
     keeps the last silently) and merge keys ('<<', which copy mappings: a file could grow exponentially)."""
@@ -167,18 +156,14 @@ class _Loader(yaml.SafeLoader):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise ProfileError(f"more than {MAX_ALIASES} YAML aliases (*name); write the values out")
-        elif (
-            self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent) and len(self.path) >= MAX_DEPTH
-        ):
+        elif self.check_event(yaml.MappingStartEvent, yaml.SequenceStartEvent) and len(self.path) > MAX_DEPTH:
             line = self.peek_event().start_mark.line + 1
             raise ProfileError(f"nested more than {MAX_DEPTH} levels deep (line {line})")
-        if parent is not None:
-            self.path.append(f"[{index}]" if isinstance(index, int) else f".{getattr(index, 'value', '?')}")
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            if parent is not None:
-                self.path.pop()
+        step = f"[{index}]" if isinstance(index, int) else f".{getattr(index, 'value', '?')}"
+        self.path.append(step if parent is not None else "")
+        node = super().compose_node(parent, index)
+        self.path.pop()
+        return node
 
     def compose_mapping_node(self, anchor):
         node, seen = super().compose_mapping_node(anchor), set()
@@ -235,7 +220,13 @@ def available_profiles() -> list[str]:
 
 def load_profile(name_or_path: str) -> Profile:
     """The profile of that name (params/<name>.yaml) or path, validated; ProfileError names the file."""
-    path = profile_path(name_or_path)
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml") and "/" not in name_or_path:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name_or_path):
+            raise ProfileError(
+                f"profile name {name_or_path!r}: use letters, digits, '_' or '-', or a .yaml path"
+            )
+        path = PARAMS_DIR / f"{name_or_path}.yaml"
     try:
         if not path.is_file():
             raise ProfileError(f"no such profile file; available profiles: {', '.join(available_profiles())}")

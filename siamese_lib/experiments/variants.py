@@ -1,8 +1,5 @@
-"""Beyond the paper: variants of the paper's setting, each changing a few RunConfig fields.
-
-Only the training pairs train and choose: every variant holds out a validation split carved from them
-(``val_pairs``, drawn per seed from the fold's shuffle); the test pairs give the final numbers, once.
-"""
+"""Beyond the paper: variants of the paper's setting. Only the training pairs train and choose (each variant
+holds out a validation split from them); the test pairs give the final numbers, once."""
 
 from __future__ import annotations
 
