@@ -178,24 +178,6 @@ class _Loader(yaml.SafeLoader):
         return node
 
 
-def _read_yaml(path: Path):
-    try:
-        if path.stat().st_size > MAX_PROFILE_BYTES:
-            size = path.stat().st_size
-            raise ProfileError(f"{size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
-        loader = _Loader(path.read_text())
-        try:
-            return loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ProfileError(f"YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(f"cannot read: {exc}") from None
-
-
 def _check_runs(profile: Profile) -> None:
     """Every kind of run the profile implies must be a valid RunConfig (rules across fields, such as batch
     norm's two pairs per mini-batch): refused now, not when a notebook reaches it. One seed stands for all."""
@@ -235,7 +217,13 @@ def load_profile(name_or_path: str) -> Profile:
             raise ProfileError(
                 f"profile name {path.stem!r} (from the file name): use letters, digits, '_', '-' or '.'"
             )
-        raw = _read_yaml(path)
+        if (size := path.stat().st_size) > MAX_PROFILE_BYTES:
+            raise ProfileError(f"{size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
+        loader = _Loader(path.read_text())
+        try:
+            raw = loader.get_single_data()
+        finally:
+            loader.dispose()
         if raw is None:
             raise ProfileError("the file is empty; a profile needs at least 'stages'")
         if isinstance(raw, dict) and "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):
@@ -245,5 +233,13 @@ def load_profile(name_or_path: str) -> Profile:
         return profile
     except ValidationError as exc:
         raise ProfileError(f"{path}: {one_line(exc, 'key {!r}')}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        loc = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(
+            f"{path}: YAML syntax error{loc}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{path}: cannot read: {exc}") from None
     except ProfileError as exc:
         raise ProfileError(f"{path}: {exc}") from None
