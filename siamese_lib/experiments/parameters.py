@@ -87,17 +87,9 @@ def _assigned(namespace: dict) -> set:
     '# Parameters'); outside a kernel (no ``In``), every name given."""
     if "In" not in namespace:
         return set(namespace)
-    cells = [
-        ast.parse(source).body for source in namespace["In"] if source.lstrip().startswith("# Parameters")
-    ]
-    return {
-        t.id
-        for body in cells
-        for node in body
-        if isinstance(node, (ast.Assign, ast.AnnAssign))
-        for t in (node.targets if isinstance(node, ast.Assign) else [node.target])
-        if isinstance(t, ast.Name)
-    }
+    cells = [ast.parse(source) for source in namespace["In"] if source.lstrip().startswith("# Parameters")]
+    names = (node for cell in cells for node in ast.walk(cell) if isinstance(node, ast.Name))
+    return {node.id for node in names if isinstance(node.ctx, ast.Store)}
 
 
 def check_parameters(stage: str, namespace: dict) -> dict:

@@ -157,14 +157,12 @@ def lr_search_curves(records, executions) -> dict:
     executions among ``executions`` (a plan's)."""
     idx, out = index_records(records), {}
     for ex in (e for e in executions if e.stage == "lr_search"):
-        entry = {"curves": [], "seeds": [], "missing_seeds": []}
-        for cfg in ex.configs():
-            found = idx.get(config_id(cfg))
-            if found:
-                entry["curves"].append(found[0]["curves"]["train_loss"])
-                entry["seeds"].append(cfg.seed)
-            else:
-                entry["missing_seeds"].append(cfg.seed)
+        found = {cfg.seed: idx.get(config_id(cfg)) for cfg in ex.configs()}
+        entry = {
+            "curves": [rs[0]["curves"]["train_loss"] for rs in found.values() if rs],
+            "seeds": [seed for seed, rs in found.items() if rs],
+            "missing_seeds": [seed for seed, rs in found.items() if not rs],
+        }
         out.setdefault(ex.parameters["model"], {})[ex.parameters["lr"]] = entry
     return out
 
