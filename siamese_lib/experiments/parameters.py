@@ -10,19 +10,7 @@ from typing import Annotated, Optional, Union
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, ValidationError, create_model
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import (
-    FIELD_TYPES,
-    Device,
-    Flag,
-    Listed,
-    Number,
-    Refusal,
-    Seed,
-    Strict,
-    Threads,
-    one_line,
-    ruled,
-)
+from ..config import FIELD_TYPES, Device, Flag, Listed, Number, Refusal, Strict, Threads, one_line, ruled
 from ..machine import device_type
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import ITEMS, PAPER_LRS
@@ -57,7 +45,7 @@ def _store_dir(value):
 TYPES = {  # a parameter named like a RunConfig field takes its type; the paper's stages, the paper's models
     **ITEMS,
     "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821
-    "seeds": Annotated[Listed(Seed), BeforeValidator(_list_text)],
+    "seeds": Annotated[Listed(FIELD_TYPES["seed"]), BeforeValidator(_list_text)],  # noqa: F821
     "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],  # noqa: F821
     "device": Device,
     "threads": Threads,

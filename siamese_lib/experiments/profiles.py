@@ -7,15 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import (
-    AfterValidator,
-    BeforeValidator,
-    Field,
-    StrictStr,
-    ValidationError,
-    create_model,
-    model_validator,
-)
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, create_model, model_validator
 
 from ..common import PARAMS_DIR
 from ..config import (
@@ -37,14 +29,8 @@ from ..config import (
     ruled,
 )
 from ..machine import NUMERICS
-from .grid import (
-    GRIDS,
-    PAPER_BEST_CELL,  # noqa: F401 (defined with the grid, named here too)
-    SELECTION_STAGES,
-    TRAINING_STAGES,
-    configs_for,
-    paper_executions,
-)
+from .grid import GRIDS, SELECTION_STAGES, TRAINING_STAGES, configs_for, paper_executions
+from .grid import PAPER_BEST_CELL as PAPER_BEST_CELL  # the paper's best cell, defined with the grid
 from .selection import Selection, candidate_config, final_configs
 from .variants import VARIANTS
 
@@ -111,7 +97,7 @@ class Stages(Strict):  # a stage left out is not run
 
 
 class ProfileModel(Strict):
-    description: ruled(StrictStr, "must be a string") = ""
+    description: ruled(str, "must be a string") = ""  # strict: a string only
     nb_pairs: NbPairs = RunConfig.nb_pairs
     data_seed: Seed = RunConfig.data_seed
     batch_size: BatchSize = RunConfig.batch_size
