@@ -1,8 +1,5 @@
-"""The numbers the report's words are filled with (the words live in report/template/paper/sections/).
-
-One dict per part of the report, plain values only: verdict counts over distinct cells, the claims under
-each protocol, the cells that differ from the paper, the learning-rate rules. Nothing here formats a sentence.
-"""
+"""The numbers the report's words (report/template/paper/sections/) are filled with: plain values, one dict per
+part of the report; nothing here formats a sentence."""
 
 from __future__ import annotations
 
@@ -33,10 +30,8 @@ from .claims import (
     stats_from_cells,
 )
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
-from .tables import QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
-from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts
-
-PAPER_BEST_KEY = ("table1", ("LeNet5_FullyConv", True, True))
+from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
+from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts, verdict_frame
 
 
 def _cell(c, margin) -> dict | None:
@@ -72,11 +67,12 @@ def agreement_numbers(cells, protocols, margin) -> dict:
         "verdicts": list(VERDICTS),
         "protocols": {},
     }
+    frame = verdict_frame(cells, margin)
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
         out["protocols"][p] = {
-            "counts": verdict_counts(cells, p, margin),
-            "adjusted": verdict_counts(cells, p, margin, adjusted=True),
+            "counts": verdict_counts(frame, p),
+            "adjusted": verdict_counts(frame, p, adjusted=True),
             "distinct": len(distinct_cells(cells, p)),
             "cells": len(mine),
             "complete": sum(c.complete for c in mine),
