@@ -9,16 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
+from ..experiments import selection
 from ..experiments.lr_rule import config_id, index_records
-from ..experiments.selection import (
-    CHOSEN,
-    RULE_COLUMNS,
-    RULE_TEXT,
-    candidate_scores,
-    choose,
-    final_candidates,
-    final_configs,
-)
 from .beyond_paper import ensemble_wrong, runs_frame, stored, test_truth
 from .stats import error_interval, mean_std_n
 from .tables import PAPER_BEST
@@ -57,7 +49,7 @@ def space_markdown(stage: dict, settings: dict) -> str:
         f"({', '.join(stage['rules'])}) = {n} choices, each on selection seeds "
         f"{', '.join(map(str, stage['selection_seeds']))}; the choice trains on fresh seeds "
         f"{', '.join(map(str, stage['final_seeds']))} ({stage['final_training'].replace('_', ' ')}); "
-        f"{settings['nb_pairs']} training pairs. Rule: {RULE_TEXT}."
+        f"{settings['nb_pairs']} training pairs. Rule: {selection.RULE_TEXT}."
     )
 
 
@@ -65,13 +57,6 @@ def scores_runs(scores: list[dict]) -> pd.DataFrame:
     """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
     rows = [(s["candidate"], s["rule"], float(v)) for s in scores for v in s["values"]]
     return pd.DataFrame(rows, columns=["candidate", "rule", "val_error"])
-
-
-def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
-    """The targets of the confirmation set's pairs (data.confirmation_pairs)."""
-    from ..data import confirmation_pairs  # torch: only here
-
-    return confirmation_pairs(nb_pairs, data_seed, list(confirm_seeds))[1].numpy()
 
 
 def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
@@ -88,10 +73,10 @@ def _confirm_seeds(run) -> list[int]:
 
 def _confirm_set(first) -> tuple[np.ndarray, np.ndarray]:
     """The confirmation set of a run (a frame row): its pairs' targets and their two images' ids."""
-    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), _confirm_seeds(first)
-    from ..data import confirmation_indices  # torch: only here
+    from ..data import confirmation_indices, confirmation_pairs  # torch: only here
 
-    return confirm_truth(nb, ds, seeds), confirmation_indices(nb, ds, seeds).numpy()
+    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), _confirm_seeds(first)
+    return confirmation_pairs(nb, ds, seeds)[1].numpy(), confirmation_indices(nb, ds, seeds).numpy()
 
 
 def _pair_errors(frame, column, target) -> np.ndarray:
@@ -129,7 +114,7 @@ def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
 
 
 def _final_runs(stage: dict, settings: dict, store_dir, name: str) -> tuple[pd.DataFrame, list[int]]:
-    records = [(c.seed, stored(store_dir, c)) for c in final_configs(stage, settings, name)]
+    records = [(c.seed, stored(store_dir, c)) for c in selection.final_configs(stage, settings, name)]
     runs = runs_frame([r for _, r in records if r is not None], name)
     return runs, [seed for seed, r in records if r is None]
 
@@ -142,7 +127,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     if stage is None:
         return None
     settings = profile.settings
-    scores, missing = candidate_scores(stage, settings, store_dir)
+    scores, missing = selection.candidate_scores(stage, settings, store_dir)
     rows = [(*mean_std_n(s["values"]), s["candidate"], s["rule"]) for s in scores]
     frame = pd.DataFrame(rows, columns=["val_mean", "val_std", "n", "candidate", "rule"])
     per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
@@ -163,10 +148,10 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     }
     if missing:
         return out
-    choice = choose(scores)
+    choice = selection.choose(scores)
     out["choice"] = choice
     finals = {}
-    for c in final_candidates(stage, choice["candidate"]):
+    for c in selection.final_candidates(stage, choice["candidate"]):
         finals[c], lacking = _final_runs(stage, settings, store_dir, c)
         if c == choice["candidate"]:
             out["final_missing"] = lacking
@@ -175,7 +160,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     final = finals[choice["candidate"]]
     if final.empty:
         return out
-    suffix = RULE_COLUMNS[choice["rule"]]
+    suffix = selection.RULE_COLUMNS[choice["rule"]]
     prob = "head_prob" if choice["rule"] == "head" else "digit_prob"
     scored = scored_runs(final, suffix)
     out["final"] = final
@@ -183,7 +168,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     out["confirm"] = scored["confirm"]
     out["ensemble"] = ensemble_scores(final, prob)["test"]["mean"]
     for ens, members in (stage.get("ensembles") or {}).items():
-        names = list(dict.fromkeys(choice["candidate"] if m == CHOSEN else m for m in members))
+        names = list(dict.fromkeys(choice["candidate"] if m == selection.CHOSEN else m for m in members))
         runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
         complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
         out["ensembles"].append(
@@ -219,18 +204,14 @@ def headline_numbers(result: dict) -> dict | None:
     """A selection round's headline for the templates; None without one."""
     if not result or result["headline"] is None:
         return None
-    h, c = result["headline"], result["choice"]
+    c, candidates = result["choice"], result["stage"]["candidates"]
     return {
-        "candidates": len(result["stage"]["candidates"]),
+        "candidates": len(candidates),
         "candidate": c["candidate"],
-        "model": result["stage"]["candidates"][c["candidate"]]["model"],
-        "epochs": result["stage"]["candidates"][c["candidate"]].get("epochs", RunConfig().epochs),
+        "model": candidates[c["candidate"]]["model"],
+        "epochs": candidates[c["candidate"]].get("epochs", RunConfig().epochs),
         "rule": c["rule"].replace("_", " "),
-        "mean": h["mean"],
-        "std": h["std"],
-        "n": h["n"],
-        "lo": h["lo"],
-        "hi": h["hi"],
+        **{k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")},
         "confirm": result["confirm"],
         "ensemble": result["ensemble"],
         "missing": len(result["final_missing"]),
