@@ -57,11 +57,8 @@ def _ordered(df, keys=("model", "variant")):
 
 
 def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict = PAPER_BEST):
-    """Table IX of the report: per (model, variant), mean +- std over seeds, n, and Welch p-values
-    against the paper's best (summary numbers) and against our baseline variant of the same model.
-
-    ``metric`` picks the comparison rule: test_error (head), test_derived_error, test_digit_prob_error.
-    """
+    """Table IX: per (model, variant) the ``metric`` (a rule's test error) over seeds, with Welch p-values
+    against the paper's best and against our baseline variant of the same model."""
     base = {m: mean_std_n(g[metric]) for m, g in df[df["variant"] == baseline].groupby("model")}
     rows = []
     for (model, variant), g in _ordered(df):
@@ -108,11 +105,8 @@ def tested_against_baseline(df) -> pd.DataFrame:
         )
     ab = ablation_frame(df)
     if len(ab):
-        parts.append(
-            table3(ab, baseline="best", metric="test_digit_prob_error").assign(
-                metric="test_digit_prob_error", baseline="best"
-            )
-        )
+        t = table3(ab, baseline="best", metric="test_digit_prob_error")
+        parts.append(t.assign(metric="test_digit_prob_error", baseline="best"))
     out = pd.concat(parts, ignore_index=True)
     out = out[out["p_vs_baseline"].notna()].reset_index(drop=True)
     out["q_vs_baseline"] = bh_adjust(out["p_vs_baseline"])
@@ -195,10 +189,8 @@ def chosen(df) -> dict:
 
 
 def flip_confusion(df, model: str, variant: str, truth=None):
-    """10 x 10 counts (true digit -> predicted digit), over all seeds of (model, variant), of the digit
-    errors that alone flip the comparison: with the other image's true class, the predicted digit
-    gives the other answer to d1 <= d2.
-    """
+    """10 x 10 counts (true digit -> predicted digit) over all seeds of (model, variant) of the digit errors
+    that alone flip the comparison: with the other image's true class, the answer to d1 <= d2 changes."""
     g = df[(df["model"] == model) & (df["variant"] == variant)]
     if g.empty:
         raise ValueError(f"no runs of model {model!r}, variant {variant!r}")
