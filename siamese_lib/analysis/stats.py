@@ -23,8 +23,9 @@ def mean_std_n(values) -> tuple[float, float, int]:
 
 
 def _untestable(mean1, std1, n1, mean2, std2, n2) -> bool:
-    undefined = any(v is None or (isinstance(v, float) and math.isnan(v)) for v in (mean1, std1, mean2, std2))
-    return undefined or n1 is None or n2 is None or n1 < 2 or n2 < 2
+    """A side undefined (None or NaN) or with fewer than 2 values."""
+    values = (mean1, std1, n1, mean2, std2, n2)
+    return any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values) or n1 < 2 or n2 < 2
 
 
 def welch_p(mean1, std1, n1, mean2, std2, n2) -> float:
