@@ -21,8 +21,9 @@
 # **Fairness rule.** Only the training pairs train and choose. Each run holds out a validation
 # split carved from its own shuffle of the training pairs (20 %: 200 of the paper's 1000; the
 # input is normalised with the statistics of the other 800 alone); any choice between variants or
-# comparison rules is made on those validation errors (`siamese_lib.analysis.beyond_paper.select_best` refuses
-# test columns). The 1000 test pairs are scored once, for the final numbers.
+# comparison rules is made on those validation errors (`siamese_lib.analysis.beyond_paper.chosen`,
+# through `experiments.selection.choose`, refuses test columns). The 1000 test pairs are scored once,
+# for the final numbers.
 
 # %% tags=["parameters"]
 # fmt: off
@@ -93,7 +94,7 @@ display(
 
 # %%
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler, threads=threads)
-df = pd.DataFrame([beyond.record_row(r, variant) for r in records])
+df = beyond.runs_frame(records, variant)
 
 # %% [markdown]
 # ## Error per seed (%)

@@ -1,10 +1,5 @@
-"""Does a retrain agree with the committed record? Per run (bit for bit) and per cell (statistically).
-
-Where both records' machine fingerprints say a seed must give the same bits (machine.must_be_identical),
-any difference is a failure. Elsewhere (another CPU, or a record from before fingerprints) a seed's
-number may differ, and the criterion is that each cell's new mean agrees with the committed one: a
-two-sided Welch test at ALPHA.
-"""
+"""Does a retrain agree with the committed record? Per run, bit for bit where the machines' fingerprints say
+it must (machine.must_be_identical); per cell, elsewhere, by a two-sided Welch test at ALPHA."""
 
 from __future__ import annotations
 
@@ -63,7 +58,7 @@ class CellCheck:
 def run_check(
     key, cell, seed, committed_metrics: dict, new_metrics: dict, committed_machine, new_machine
 ) -> RunCheck:
-    same = all(_same(committed_metrics.get(m), new_metrics.get(m)) for m in COMPARED_METRICS)
+    same = all(_number(committed_metrics.get(m)) == _number(new_metrics.get(m)) for m in COMPARED_METRICS)
     return RunCheck(
         key,
         cell,
@@ -78,10 +73,6 @@ def run_check(
 def _number(x):
     """A metric as a float, None when absent (a CSV's empty cell reads as NaN)."""
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def _same(a, b) -> bool:
-    return _number(a) == _number(b)
 
 
 def cell_check(cell, committed_errors, new_errors) -> CellCheck:
@@ -104,9 +95,7 @@ def verdict(runs: list[RunCheck], cells: list[CellCheck]) -> Verdict:
     exact = bool(runs) and all(r.must_be_identical for r in runs)
     failed_runs = [r for r in runs if r.failed]
     failed_cells = [c for c in cells if not c.agrees]
-    lines = []
-    n_same = sum(r.identical for r in runs)
-    lines.append(f"runs: {n_same} of {len(runs)} bit-identical to the committed record")
+    lines = [f"runs: {sum(r.identical for r in runs)} of {len(runs)} bit-identical to the committed record"]
     if exact:
         lines.append(
             "criterion: bit-identical (the fingerprints say this machine must reproduce every run exactly)"
@@ -132,12 +121,6 @@ def verdict(runs: list[RunCheck], cells: list[CellCheck]) -> Verdict:
             f"{c.new_mean:.2f} % (n {c.new_n}), Welch p {fmt_p(c.p)} < {ALPHA}"
         )
     ok = not failed_runs and not failed_cells
-    lines.append(
-        "verdict: "
-        + (
-            "everything agrees"
-            if ok
-            else f"{len(failed_runs)} run(s) and {len(failed_cells)} cell(s) disagree"
-        )
-    )
+    disagree = f"{len(failed_runs)} run(s) and {len(failed_cells)} cell(s) disagree"
+    lines.append(f"verdict: {'everything agrees' if ok else disagree}")
     return Verdict(ok, "bit-identical" if exact else "statistical", failed_runs, failed_cells, lines)

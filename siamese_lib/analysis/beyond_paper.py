@@ -1,8 +1,4 @@
-"""Reading the beyond-the-paper stage: its tables, the three comparison rules, ensembles, the choice.
-
-Fairness rule: ``select_best`` ranks on ``val_*`` columns only and refuses ``test_*`` ones; the test
-pairs give the final numbers, once.
-"""
+"""The beyond-the-paper stage: its tables, the three comparison rules, ensembles, the choice on validation."""
 
 from __future__ import annotations
 
@@ -11,80 +7,58 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..experiments.selection import choose
 from ..experiments.variants import BASELINE, REFITS, VARIANTS
 from ..store import find_record, report_to_stderr
 from .stats import FDR, bh_adjust, mean_std_n, welch_p
+from .tables import PAPER_BEST, records_frame
 
-# The paper's best (Table I): LeNet5_FullyConv, weight sharing + auxiliary loss, 10 seeds.
-PAPER_BEST = {"label": "paper: LeNet5_FullyConv", "mean": 3.629, "std": 0.748, "n": 10}
 RULES = {"head": "error", "digits": "derived_error", "digit_prob": "digit_prob_error"}
 RULE_LABELS = {
     "head": "learned head",
     "digits": "argmax digits, d1 <= d2",
     "digit_prob": "exact P(d1 <= d2) from the two softmaxes",
 }
-OUTPUT_COLUMNS = ("head_prob", "digit_prob", "digit1_pred", "digit2_pred")
 
 
-# --- reading the stage's records --------------------------------------------------
+def stored(store_dir, config) -> dict | None:
+    """The stored record of ``config`` trained on either device (cpu first); a bad one is said on stderr."""
+    return find_record(store_dir, config, "cpu", report_to_stderr) or find_record(
+        store_dir, config, "cuda", report_to_stderr
+    )
+
+
+def runs_frame(records, name: str):
+    """records_frame of the runs with their per-pair outputs, and ``variant``: the stage's name for them."""
+    return records_frame(records, outputs=True).assign(variant=name)
 
 
 def load_beyond_paper(executions, store_dir, missing="raise"):
-    """One row per run of the beyond_paper stage's executions (a plan's): model, variant, seed, metrics, outputs.
-
-    Records are matched exactly (by run key) to the planned configurations.
-    ``missing``: "raise" (default) names how many runs are absent; "skip" leaves them out.
-    """
-    rows, absent = [], []
+    """One row per planned run of the beyond_paper stage (runs_frame); ``missing``: "raise" names how many
+    runs are absent, "skip" leaves them out."""
+    frames, absent = [], []
     for ex in (e for e in executions if e.stage == "beyond_paper"):
-        for config in ex.configs():
-            # a bad record is reported on stderr and counts as absent (store.load_records does the same)
-            record = find_record(store_dir, config, "cpu", report_to_stderr) or find_record(
-                store_dir, config, "cuda", report_to_stderr
-            )
-            if record is None:
-                absent.append(f"{ex.name} seed {config.seed}")
-                continue
-            rows.append(record_row(record, ex.parameters["variant"]))
+        records = [(c, stored(store_dir, c)) for c in ex.configs()]
+        absent += [f"{ex.name} seed {c.seed}" for c, r in records if r is None]
+        frames.append(runs_frame([r for _, r in records if r is not None], ex.parameters["variant"]))
     if absent and missing == "raise":
         raise LookupError(
             f"{len(absent)} beyond-the-paper runs are not in {store_dir} (first: {absent[0]}); "
             f"run the profile's beyond_paper stage first"
         )
-    return pd.DataFrame(rows)
-
-
-def record_row(record: dict, variant: str) -> dict:
-    """A flat row: the configuration, the variant's name, the metrics and the per-test-pair outputs."""
-    row = {
-        **record["config"],
-        **record["metrics"],
-        "variant": variant,
-        "key": record["key"],
-        "device": record["device"],
-    }
-    row["augment"] = ",".join(record["config"].get("augment", []))
-    for k in OUTPUT_COLUMNS:
-        row[k] = record["outputs"][k]
-    row.update({k: v for k, v in record["outputs"].items() if k.startswith("confirm_")})
-    return row
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _ordered(df, keys=("model", "variant")):
     """Groups in VARIANTS order (then name) so tables read like the stage's list."""
     order = {v: i for i, v in enumerate(VARIANTS)}
-    groups = sorted(
-        df.groupby(list(keys), sort=False), key=lambda g: (g[0][0], order.get(g[0][1], len(order)), g[0][1])
-    )
-    return groups
+    groups = df.groupby(list(keys), sort=False)
+    return sorted(groups, key=lambda g: (g[0][0], order.get(g[0][1], len(order)), g[0][1]))
 
 
 def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict = PAPER_BEST):
-    """Table IX of the report: per (model, variant), mean +- std over seeds, n, and Welch p-values
-    against the paper's best (summary numbers) and against our baseline variant of the same model.
-
-    ``metric`` picks the comparison rule: test_error (head), test_derived_error, test_digit_prob_error.
-    """
+    """Table IX: per (model, variant) the ``metric`` (a rule's test error) over seeds, with Welch p-values
+    against the paper's best and against our baseline variant of the same model."""
     base = {m: mean_std_n(g[metric]) for m, g in df[df["variant"] == baseline].groupby("model")}
     rows = []
     for (model, variant), g in _ordered(df):
@@ -108,7 +82,7 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
 
 
 def ablation_frame(df):
-    """The runs of the best recipe's ablation (LeNet5, variants 'best*', refits left out); empty without one."""
+    """The runs of the best recipe's ablation (LeNet5, variants 'best*' but refits); empty without one."""
     ab = df[
         (df["model"] == "LeNet5")
         & df["variant"].str.startswith("best")
@@ -118,9 +92,9 @@ def ablation_frame(df):
 
 
 def tested_against_baseline(df) -> pd.DataFrame:
-    """Every difference test of the stage, as one family: each variant against our baseline of the same model
-    (Table IX, both rules; the best recipe's variants left to the ablation) and each ablation against the whole
-    recipe; with Benjamini-Hochberg adjusted p-values (q) and ``effect`` where q < FDR."""
+    """Every difference test of the stage, as one family: each variant against our baseline of its model
+    (Table IX, both rules; the best recipe's variants left to the ablation) and each ablation against the
+    whole recipe; with Benjamini-Hochberg adjusted p-values (q) and ``effect`` where q < FDR."""
     parts = []
     for metric in ("test_error", "test_digit_prob_error"):
         t = table3(df, metric=metric)
@@ -131,11 +105,8 @@ def tested_against_baseline(df) -> pd.DataFrame:
         )
     ab = ablation_frame(df)
     if len(ab):
-        parts.append(
-            table3(ab, baseline="best", metric="test_digit_prob_error").assign(
-                metric="test_digit_prob_error", baseline="best"
-            )
-        )
+        t = table3(ab, baseline="best", metric="test_digit_prob_error")
+        parts.append(t.assign(metric="test_digit_prob_error", baseline="best"))
     out = pd.concat(parts, ignore_index=True)
     out = out[out["p_vs_baseline"].notna()].reset_index(drop=True)
     out["q_vs_baseline"] = bh_adjust(out["p_vs_baseline"])
@@ -155,9 +126,6 @@ def rules_table(df, split: str = "test"):
     return pd.DataFrame(rows)
 
 
-# --- ensembles ----------------------------------------------------------------------
-
-
 def test_truth(nb_pairs: int, data_seed: int):
     """(target [n], classes [n, 2]) of the test pairs, as lists, from the prologue's pairs."""
     from ..data import generate_pair_sets  # torch: only here
@@ -169,98 +137,60 @@ def test_truth(nb_pairs: int, data_seed: int):
 def _truth_for(g, truth):
     if truth is not None:
         return truth
-    nb, ds = int(g["nb_pairs"].iloc[0]), int(g["data_seed"].iloc[0])
-    return test_truth(nb, ds)
+    return test_truth(int(g["nb_pairs"].iloc[0]), int(g["data_seed"].iloc[0]))
 
 
-def ensemble_predictions(g):
-    """Per test pair, averaged over the rows (seeds): head prob, digit prob, and the vote of the argmax rule."""
-    head = np.mean(np.array(list(g["head_prob"]), dtype=float), axis=0)
-    prob = np.mean(np.array(list(g["digit_prob"]), dtype=float), axis=0)
-    derived = np.array(list(g["digit1_pred"])) <= np.array(list(g["digit2_pred"]))
-    vote = derived.mean(axis=0)
-    return {"head": head, "digit_prob": prob, "digits_vote": vote}
+def ensemble_wrong(outputs, target) -> np.ndarray:
+    """Per pair, whether the ensemble is wrong: the runs' ``outputs`` averaged, > 0.5 predicting d1 <= d2."""
+    return (np.mean(np.stack([np.asarray(o) for o in outputs]), axis=0) > 0.5) != np.asarray(target)
 
 
 def ensemble_errors(df, truth=None):
-    """Error (%) of the ensemble of each (model, variant)'s seeds: the averaged probability (or the
-    share of votes) > 0.5 predicts d1 <= d2. ``se`` is the binomial standard error over test pairs.
-
-    ``truth``: (target, classes) of the test pairs; default: regenerated from nb_pairs and data_seed.
-    """
+    """Error (%) of the ensemble of each (model, variant)'s seeds per rule (argmax rule: the share of votes),
+    ``se`` its binomial standard error over test pairs. ``truth``: (target, classes), default regenerated."""
     rows = []
     for (model, variant), g in _ordered(df):
-        target = np.asarray(_truth_for(g, truth)[0])
-        ens = ensemble_predictions(g)
+        target = _truth_for(g, truth)[0]
+        votes = [np.asarray(a) <= np.asarray(b) for a, b in zip(g["digit1_pred"], g["digit2_pred"])]
         row = {"model": model, "variant": variant, "n_seeds": len(g)}
-        for name, p in ens.items():
-            err = float(np.mean((p > 0.5).astype(int) != target))
+        for name, outputs in zip(
+            ("head", "digit_prob", "digits_vote"), (g["head_prob"], g["digit_prob"], votes)
+        ):
+            err = float(np.mean(ensemble_wrong(outputs, target)))
             row[f"{name}_error"] = 100 * err
             row[f"{name}_se"] = 100 * math.sqrt(err * (1 - err) / len(target))
-        row["mean_single_head_error"] = float(g["test_error"].mean()) if "test_error" in g else math.nan
-        row["mean_single_digit_prob_error"] = (
-            float(g["test_digit_prob_error"].mean()) if "test_digit_prob_error" in g else math.nan
-        )
+        for rule in ("head", "digit_prob"):
+            column = f"test_{RULES[rule]}"
+            row[f"mean_single_{rule}_error"] = float(g[column].mean()) if column in g else math.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-# --- model choice (fairness rule) ----------------------------------------------------
-
-
-def select_best(
-    df, metrics=("val_error", "val_derived_error", "val_digit_prob_error"), by=("model", "variant")
-):
-    """The (group, rule) with the lowest mean validation error, and only then its test numbers.
-
-    Raises ValueError if any ranking column is not a validation column (fairness rule: the
-    test pairs never take part in a choice) or if no run has validation metrics.
-    Returns a dict: the group's keys, metric, val_mean, and test_metric with test_mean, test_std, n.
-    """
-    metrics = (metrics,) if isinstance(metrics, str) else tuple(metrics)
-    bad = [m for m in metrics if not str(m).startswith("val_")]
-    if bad:
-        raise ValueError(
-            f"select_best ranks on validation columns only (val_*), got {bad}: "
-            "the test pairs are used once, for the final numbers"
-        )
-    missing = [m for m in metrics if m not in df]
-    if missing:
-        raise ValueError(f"no validation metrics {missing} in the runs: train with val_pairs > 0")
-    best = None
-    for keys, g in df.groupby(list(by), sort=True):
-        for m in metrics:
-            mean, _, n = mean_std_n(g[m])
-            if n and (best is None or mean < best[0]):
-                best = (mean, keys, m)
-    if best is None:
-        raise ValueError("no run has validation metrics: train with val_pairs > 0")
-    val_mean, keys, m = best
-    keys = keys if isinstance(keys, tuple) else (keys,)
-    g = df
-    for k, v in zip(by, keys):
-        g = g[g[k] == v]
-    test_metric = "test_" + m[len("val_") :]
-    t_mean, t_std, n = mean_std_n(g[test_metric])
-    return {
-        **dict(zip(by, keys)),
-        "metric": m,
-        "val_mean": val_mean,
-        "test_metric": test_metric,
-        "test_mean": t_mean,
-        "test_std": t_std,
-        "n": n,
-    }
-
-
-# --- digit errors that flip the comparison --------------------------------------------
+def chosen(df) -> dict:
+    """The (model, variant, rule) with the lowest mean validation error (experiments.selection.choose: test
+    columns refused), then its test numbers (test_mean, test_std, n)."""
+    groups = dict(list(df.groupby(["model", "variant"], sort=True)))
+    columns = [f"val_{suffix}" for suffix in RULES.values() if f"val_{suffix}" in df]
+    scores = [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
+    choice = choose(scores)
+    (model, variant), metric = choice["candidate"], choice["column"]
+    test_metric = "test_" + metric.removeprefix("val_")
+    t_mean, t_std, n = mean_std_n(groups[model, variant][test_metric])
+    return dict(
+        model=model,
+        variant=variant,
+        metric=metric,
+        val_mean=choice["mean"],
+        test_metric=test_metric,
+        test_mean=t_mean,
+        test_std=t_std,
+        n=n,
+    )
 
 
 def flip_confusion(df, model: str, variant: str, truth=None):
-    """10 x 10 counts (true digit -> predicted digit), over all seeds of (model, variant), of the digit
-    errors that alone flip the comparison: with the other image's true class, the predicted digit
-    gives the other answer to d1 <= d2.
-    """
+    """10 x 10 counts (true digit -> predicted digit) over all seeds of (model, variant) of the digit errors
+    that alone flip the comparison: with the other image's true class, the answer to d1 <= d2 changes."""
     g = df[(df["model"] == model) & (df["variant"] == variant)]
     if g.empty:
         raise ValueError(f"no runs of model {model!r}, variant {variant!r}")
@@ -275,9 +205,6 @@ def flip_confusion(df, model: str, variant: str, truth=None):
         np.add.at(counts, (c2[flip2], p2[flip2]), 1)
     idx = pd.Index(range(10), name="true digit")
     return pd.DataFrame(counts, index=idx, columns=pd.Index(range(10), name="predicted digit"))
-
-
-# --- the auxiliary weight ---------------------------------------------------------------
 
 
 def aux_weight_frame(df, metrics=("test_error", "test_digit_prob_error")):
@@ -296,13 +223,10 @@ def aux_weight_frame(df, metrics=("test_error", "test_digit_prob_error")):
     return pd.DataFrame(rows)
 
 
-# --- for the report ----------------------------------------------------------------------
-
-
 def best_summary(df, truth=None) -> dict:
-    """The configuration chosen on validation (select_best), its final test numbers and its ensemble
-    (with the chosen rule), plus a one-paragraph text for the report."""
-    choice = select_best(df)
+    """The configuration chosen on validation (``chosen``), its test numbers, its ensemble's error under the
+    chosen rule, and a paragraph for the report."""
+    choice = chosen(df)
     rule = next(r for r, suffix in RULES.items() if choice["metric"] == f"val_{suffix}")
     g = df[(df["model"] == choice["model"]) & (df["variant"] == choice["variant"])]
     ens = ensemble_errors(g, truth).iloc[0]

@@ -1,8 +1,5 @@
-"""The numbers the report's words are filled with (the words live in report/template/paper/sections/).
-
-One dict per part of the report, plain values only: verdict counts over distinct cells, the claims under
-each protocol, the cells that differ from the paper, the learning-rate rules. Nothing here formats a sentence.
-"""
+"""The numbers the report's words (report/template/paper/sections/) are filled with: plain values, one dict
+per part of the report; nothing here formats a sentence."""
 
 from __future__ import annotations
 
@@ -11,32 +8,12 @@ from dataclasses import asdict
 import numpy as np
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
-from ..experiments.lr_rule import (
-    FINAL_EPOCHS,
-    POST_HOC_RULE,
-    choose_learning_rates,
-    post_hoc_learning_rates,
-    rule_score,
-)
+from ..experiments import lr_rule
 from ..experiments.profiles import PAPER_LRS
-from .claims import (
-    FAILED_TRAIN_ERROR,
-    HOLDS,
-    MIN_SEEDS,
-    NOT_EVALUABLE,
-    NOT_TESTED,
-    apply_power_rule,
-    combine,
-    evaluate_claims,
-    failed_seeds,
-    paper_stats,
-    stats_from_cells,
-)
+from . import claims
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
-from .tables import QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
-from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts
-
-PAPER_BEST_KEY = ("table1", ("LeNet5_FullyConv", True, True))
+from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
+from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts, verdict_frame
 
 
 def _cell(c, margin) -> dict | None:
@@ -72,11 +49,12 @@ def agreement_numbers(cells, protocols, margin) -> dict:
         "verdicts": list(VERDICTS),
         "protocols": {},
     }
+    frame = verdict_frame(cells, margin)
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
         out["protocols"][p] = {
-            "counts": verdict_counts(cells, p, margin),
-            "adjusted": verdict_counts(cells, p, margin, adjusted=True),
+            "counts": verdict_counts(frame, p),
+            "adjusted": verdict_counts(frame, p, adjusted=True),
             "distinct": len(distinct_cells(cells, p)),
             "cells": len(mine),
             "complete": sum(c.complete for c in mine),
@@ -89,9 +67,9 @@ def agreement_numbers(cells, protocols, margin) -> dict:
 
 def _combine_old(c, o) -> str:
     """The all-comparisons rule's one verdict, as the report gave it before the pooled-effect rule."""
-    if c.old_verdict in (HOLDS, NOT_TESTED, NOT_EVALUABLE) or o is None:
+    if c.old_verdict in (claims.HOLDS, claims.NOT_TESTED, claims.NOT_EVALUABLE) or o is None:
         return c.old_verdict
-    return "holds only under the original protocol" if o.old_verdict == HOLDS else c.old_verdict
+    return "holds only under the original protocol" if o.old_verdict == claims.HOLDS else c.old_verdict
 
 
 def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
@@ -101,7 +79,7 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
-        new, old = combine(c.verdict, o.verdict if o else None), _combine_old(c, o)
+        new, old = claims.combine(c.verdict, o.verdict if o else None), _combine_old(c, o)
         rows.append(
             {
                 "name": c.name,
@@ -113,15 +91,15 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
                 "pooled_verdict": new,
                 "old_verdict": old,
                 "verdict": new if rule == "pooled_effect" else old,
-                "tested": c.verdict != NOT_TESTED,
+                "tested": c.verdict != claims.NOT_TESTED,
             }
         )
     return rows
 
 
 def deviation_rows(cells, margin) -> list[dict]:
-    """The distinct cells judged "different" under either protocol, with both protocols' numbers and the quirks
-    that touch them (by name, described once in the supplement)."""
+    """The distinct cells "different" under either protocol (verdicts.deviations), with both protocols'
+    numbers and the quirks that touch them."""
     return [
         {
             "label": cell_label(d.table, d.key),
@@ -136,26 +114,22 @@ def deviation_rows(cells, margin) -> list[dict]:
 
 
 def _crossing(ours, paper) -> dict:
-    """Where the seeds' mean curve of one rate (``ours``) lies below another's (``paper``): in how many epochs, and
-    from which epoch (1-based) on it stays below to the end (None when it ends above)."""
+    """Where the seeds' mean curve of one rate (``ours``) lies below another's (``paper``): in how many
+    epochs, and from which epoch (1-based) on it stays below to the end (None when it ends above)."""
     a, b = (np.mean(np.asarray(e["curves"], dtype=float), axis=0) for e in (ours, paper))
     below = a < b
     since = len(below) - int(np.argmin(below[::-1])) + 1 if not below.all() else 1
     return {"epochs": len(below), "below": int(below.sum()), "since": since if below[-1] else None}
 
 
-EVIDENCE_ALWAYS = (
-    "LeNet5_FullyConv"  # the model whose pick our previous record disputed: its evidence is always shown
-)
+EVIDENCE_ALWAYS = "LeNet5_FullyConv"  # the model whose pick our previous record disputed: always shown
 
 
 def lr_numbers(curves, used) -> dict:
-    """Table IV and the discussion's numbers. Per searched model: the paper's rate, the declared rule's and the
-    post-hoc rule's picks (None while the search is incomplete) and the rate the tables used. Per model where a
-    pick differs from the paper's (``differ``; ``evidence`` adds EVIDENCE_ALWAYS): every rate's score under both
-    rules (the curves' evidence), and,
-    where the paper's rate was searched, where the declared pick's curve lies below the paper's rate's."""
-    declared, post_hoc = choose_learning_rates(curves), post_hoc_learning_rates(curves)
+    """Table IV and the discussion's numbers: per searched model the paper's rate, both rules' picks (None
+    while the search is incomplete) and the rate used; where a pick differs from the paper's (``differ``;
+    ``evidence`` adds EVIDENCE_ALWAYS) every rate's scores, and where the pick's curve is lower."""
+    declared, post_hoc = lr_rule.choose_learning_rates(curves), lr_rule.post_hoc_learning_rates(curves)
     rows, differ, evidence = [], [], []
     for m in (m for m in PAPER_MODELS if m in curves):
         by_lr, paper = curves[m], PAPER_LRS[m]
@@ -174,34 +148,30 @@ def lr_numbers(curves, used) -> dict:
             continue
         scores = {
             lr: {
-                "rule": rule_score(by_lr[lr]["curves"]),
-                "post_hoc": rule_score(by_lr[lr]["curves"], POST_HOC_RULE),
+                "rule": lr_rule.rule_score(by_lr[lr]["curves"]),
+                "post_hoc": lr_rule.rule_score(by_lr[lr]["curves"], lr_rule.POST_HOC_RULE),
             }
             for lr in sorted(by_lr, reverse=True)
         }
-        evidence.append(
-            {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
-        )
+        entry = {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
+        evidence.append(entry)
         if declared[m] == post_hoc[m] == paper:
             continue
+        crossing = (
+            _crossing(by_lr[declared[m]], by_lr[paper]) if paper in by_lr and declared[m] != paper else None
+        )
         differ.append(
             {
-                "model": m,
-                "rule": declared[m],
-                "post_hoc": post_hoc[m],
-                "paper": paper,
-                "scores": scores,
+                **entry,
                 "rule_differs": declared[m] != paper,
                 "post_hoc_differs": post_hoc[m] != paper,
                 "faster": declared[m] > paper,
                 "paper_searched": paper in by_lr,
-                "crossing": _crossing(by_lr[declared[m]], by_lr[paper])
-                if paper in by_lr and declared[m] != paper
-                else None,
+                "crossing": crossing,
             }
         )
     return {
-        "final_epochs": FINAL_EPOCHS,
+        "final_epochs": lr_rule.FINAL_EPOCHS,
         "rows": rows,
         "differ": differ,
         "evidence": evidence,
@@ -219,7 +189,7 @@ def failed_rows(cells) -> list[dict]:
     cell's mean, median and std with and without them."""
     out = []
     for c in cells:
-        bad = failed_seeds(c)
+        bad = claims.failed_seeds(c)
         if not bad:
             continue
         kept = [e for s, e in zip(c.expected_seeds, c.errors, strict=True) if s not in bad]
@@ -245,35 +215,34 @@ def failed_rows(cells) -> list[dict]:
 
 
 def claim_numbers(cells, protocols, margin, rule, size) -> list[dict]:
-    """claim_rows for our cells under each protocol run, the paper's own numbers and our cells without failed
-    seeds; ``size`` (fewest seeds, fewest epochs) for the power rule."""
+    """claim_rows for each protocol run, the paper's own numbers and our cells without failed seeds; ``size``
+    (fewest seeds, fewest epochs) for the power rule."""
 
     def judged(protocol, without_failed=False):
-        return apply_power_rule(
-            evaluate_claims(stats_from_cells(cells, protocol, without_failed), margin), *size
+        return claims.apply_power_rule(
+            claims.evaluate_claims(claims.stats_from_cells(cells, protocol, without_failed), margin), *size
         )
 
     return claim_rows(
         judged("corrected"),
         judged("original") if "original" in protocols else None,
-        evaluate_claims(paper_stats(), margin),
+        claims.evaluate_claims(claims.paper_stats(), margin),
         rule,
         judged("corrected", without_failed=True),
     )
 
 
 def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
-    """Everything the report's templates are filled with (agreement, claims, deviations, failed seeds, the rule's
-    sizes, and the pre-declared selection's headline, selection_results.headline_numbers, or None)."""
+    """All the report's templates are filled with; ``selection``: selection_results.headline_numbers."""
     rows = claim_numbers(cells, protocols, margin, rule, size)
     return dict(
         agreement=agreement_numbers(cells, protocols, margin),
         claims=rows,
         claim_rule=rule,
         failed=failed_rows(cells),
-        failed_threshold=FAILED_TRAIN_ERROR,
+        failed_threshold=claims.FAILED_TRAIN_ERROR,
         deviations=deviation_rows(cells, margin),
-        min_seeds=MIN_SEEDS,
+        min_seeds=claims.MIN_SEEDS,
         quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,
         has_original="original" in protocols,
         tested=bool(rows) and all(r["tested"] for r in rows),

@@ -1,5 +1,5 @@
-"""Reading the selection stage: the declared space, each candidate's validation scores, the choice,
-and the chosen configuration's test error on the fresh seeds (the headline) with its ensemble."""
+"""The selection stage read back: the declared space, the candidates' validation scores, the choice and the
+chosen configuration's test error on fresh seeds (the headline) with its ensembles."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ import numpy as np
 import pandas as pd
 
 from ..config import RunConfig
-from ..experiments.selection import (
-    CHOSEN,
-    RULE_COLUMNS,
-    RULE_TEXT,
-    candidate_scores,
-    choose,
-    final_candidates,
-    final_configs,
-)
-from ..store import find_record, run_key
-from .beyond_paper import PAPER_BEST, record_row, test_truth
+from ..experiments import selection
+from ..experiments.lr_rule import config_id, index_records
+from .beyond_paper import ensemble_wrong, runs_frame, stored, test_truth
 from .stats import error_interval, mean_std_n
+from .tables import PAPER_BEST
 
 PROB_COLUMNS = {"error": "head_prob", "digit_prob_error": "digit_prob"}  # the rule's error -> its outputs
 FIELD_ORDER = (
@@ -56,41 +49,34 @@ def space_markdown(stage: dict, settings: dict) -> str:
         f"({', '.join(stage['rules'])}) = {n} choices, each on selection seeds "
         f"{', '.join(map(str, stage['selection_seeds']))}; the choice trains on fresh seeds "
         f"{', '.join(map(str, stage['final_seeds']))} ({stage['final_training'].replace('_', ' ')}); "
-        f"{settings['nb_pairs']} training pairs. Rule: {RULE_TEXT}."
+        f"{settings['nb_pairs']} training pairs. Rule: {selection.RULE_TEXT}."
     )
 
 
 def scores_runs(scores: list[dict]) -> pd.DataFrame:
     """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
-    return pd.DataFrame(
-        [
-            {"candidate": s["candidate"], "rule": s["rule"], "val_error": float(v)}
-            for s in scores
-            for v in s["values"]
-        ]
-    )
-
-
-def confirm_truth(nb_pairs: int, data_seed: int, confirm_seeds) -> np.ndarray:
-    """The targets of the confirmation set's pairs (data.confirmation_pairs)."""
-    from ..data import confirmation_pairs  # torch: only here
-
-    return confirmation_pairs(nb_pairs, data_seed, list(confirm_seeds))[1].numpy()
+    rows = [(s["candidate"], s["rule"], float(v)) for s in scores for v in s["values"]]
+    return pd.DataFrame(rows, columns=["candidate", "rule", "val_error"])
 
 
 def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
-    """Mean, std, n and 95 % interval (stats.error_interval) of errors in percent on a set of ``pairs`` pairs."""
+    """Mean, std, n and 95 % interval (stats.error_interval) of errors (%) on a set of ``pairs`` pairs."""
     mean, std, n = mean_std_n(values)
     lo, hi = error_interval(values, pairs, pair_errors, images)
     return {"mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "pairs": pairs}
 
 
+def _confirm_seeds(run) -> list[int]:
+    """A run's confirmation seeds from its frame row (records_frame joins them with commas)."""
+    return [int(s) for s in str(run.get("confirm_seeds", "")).split(",") if s]
+
+
 def _confirm_set(first) -> tuple[np.ndarray, np.ndarray]:
     """The confirmation set of a run (a frame row): its pairs' targets and their two images' ids."""
-    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), list(first["confirm_seeds"])
-    from ..data import confirmation_indices  # torch: only here
+    from ..data import confirmation_indices, confirmation_pairs  # torch: only here
 
-    return confirm_truth(nb, ds, seeds), confirmation_indices(nb, ds, seeds).numpy()
+    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), _confirm_seeds(first)
+    return confirmation_pairs(nb, ds, seeds)[1].numpy(), confirmation_indices(nb, ds, seeds).numpy()
 
 
 def _pair_errors(frame, column, target) -> np.ndarray:
@@ -99,13 +85,11 @@ def _pair_errors(frame, column, target) -> np.ndarray:
 
 
 def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
-    """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and, where they were scored on it, on the
-    confirmation set, whose pairs share images (each image in one pair per confirmation seed): its interval
-    counts the covariance they share (stats.shared_image_variance). ``confirm`` is None for runs without one."""
+    """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and (None without one) on the
+    confirmation set, whose pairs share images: its interval counts that (stats.shared_image_variance)."""
     first = frame.iloc[0]
-    seeds = list(first["confirm_seeds"]) if len(first.get("confirm_seeds", [])) else []
     out = {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])), "confirm": None}
-    if seeds:
+    if _confirm_seeds(first):
         target, images = _confirm_set(first)
         errors = _pair_errors(frame, "confirm_" + PROB_COLUMNS[suffix], target)
         out["confirm"] = _scored(frame[f"confirm_{suffix}"], len(target), errors, images)
@@ -113,8 +97,8 @@ def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
 
 
 def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
-    """The ensemble of ``frame``'s runs: the mean of their ``prob`` outputs > 0.5 predicts d1 <= d2; its error on the
-    test pairs (binomial interval) and (when every run has it) on the confirmation set (shared-image interval)."""
+    """The error of the ensemble of ``frame``'s runs (their ``prob`` outputs) on the test pairs (binomial
+    interval) and, when every run has it, on the confirmation set (shared-image interval)."""
     first = frame.iloc[0]
     out = {"test": None, "confirm": None}
     for name, column in (("test", prob), ("confirm", f"confirm_{prob}")):
@@ -124,45 +108,28 @@ def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
             target, images = np.asarray(test_truth(int(first["nb_pairs"]), int(first["data_seed"]))[0]), None
         else:
             target, images = _confirm_set(first)
-        wrong = ((np.mean(np.stack(frame[column].map(np.asarray)), axis=0) > 0.5) != target).astype(float)
+        wrong = ensemble_wrong(frame[column], target).astype(float)
         out[name] = _scored([100 * wrong.mean()], len(target), None if images is None else wrong, images)
     return out
 
 
-def _final_rows(stage: dict, settings: dict, store_dir, name: str) -> tuple[list[dict], list[int]]:
-    rows, missing = [], []
-    for config in final_configs(stage, settings, name):
-        rec = find_record(store_dir, config, "cpu") or find_record(store_dir, config, "cuda")
-        if rec is None:
-            missing.append(config.seed)
-        else:
-            rows.append(record_row(rec, name))
-    return rows, missing
+def _final_runs(stage: dict, settings: dict, store_dir, name: str) -> tuple[pd.DataFrame, list[int]]:
+    records = [(c.seed, stored(store_dir, c)) for c in selection.final_configs(stage, settings, name)]
+    runs = runs_frame([r for _, r in records if r is not None], name)
+    return runs, [seed for seed, r in records if r is None]
 
 
 def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     """Everything the report shows of a selection round (``name``: its stage); None when the profile has none.
-
-    Keys: name, stage, scores (frame), missing (selection runs absent), unchecked ((runs without per-pair
-    validation outputs, selection runs)), runs, choice (None until every candidate
-    is stored), final (frame of the chosen configuration's fresh-seed runs), final_missing, headline (mean, std, n,
-    column and 95 % interval of the chosen rule's test error), confirm (the same on the confirmation set, or None),
-    ensemble (the chosen seeds' ensemble error on the test pairs, %) and ensembles (one row per declared ensemble)."""
+    ``unchecked``: (runs without per-pair validation outputs, selection runs); ``choice`` is None until every
+    candidate is stored; ``headline``/``confirm``: the chosen rule's error on the test/confirmation pairs."""
     stage = profile.stages.get(name)
     if stage is None:
         return None
     settings = profile.settings
-    scores, missing = candidate_scores(stage, settings, store_dir)
-    frame = pd.DataFrame(
-        [
-            dict(
-                zip(("val_mean", "val_std", "n"), mean_std_n(s["values"])),
-                candidate=s["candidate"],
-                rule=s["rule"],
-            )
-            for s in scores
-        ]
-    )
+    scores, missing = selection.candidate_scores(stage, settings, store_dir)
+    rows = [(*mean_std_n(s["values"]), s["candidate"], s["rule"]) for s in scores]
+    frame = pd.DataFrame(rows, columns=["val_mean", "val_std", "n", "candidate", "rule"])
     per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
     out = {
         "name": name,
@@ -181,12 +148,11 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     }
     if missing:
         return out
-    choice = choose(scores)
+    choice = selection.choose(scores)
     out["choice"] = choice
     finals = {}
-    for c in final_candidates(stage, choice["candidate"]):
-        rows, lacking = _final_rows(stage, settings, store_dir, c)
-        finals[c] = pd.DataFrame(rows)
+    for c in selection.final_candidates(stage, choice["candidate"]):
+        finals[c], lacking = _final_runs(stage, settings, store_dir, c)
         if c == choice["candidate"]:
             out["final_missing"] = lacking
         elif lacking:
@@ -194,7 +160,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     final = finals[choice["candidate"]]
     if final.empty:
         return out
-    suffix = RULE_COLUMNS[choice["rule"]]
+    suffix = selection.RULE_COLUMNS[choice["rule"]]
     prob = "head_prob" if choice["rule"] == "head" else "digit_prob"
     scored = scored_runs(final, suffix)
     out["final"] = final
@@ -202,7 +168,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     out["confirm"] = scored["confirm"]
     out["ensemble"] = ensemble_scores(final, prob)["test"]["mean"]
     for ens, members in (stage.get("ensembles") or {}).items():
-        names = list(dict.fromkeys(choice["candidate"] if m == CHOSEN else m for m in members))
+        names = list(dict.fromkeys(choice["candidate"] if m == selection.CHOSEN else m for m in members))
         runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
         complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
         out["ensembles"].append(
@@ -219,16 +185,18 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
 
 def cell_confirmation(records, executions) -> dict | None:
     """The table cell scored on the confirmation set too (the paper's best, corrected protocol): its label and
-    its head's error on the test pairs and on the confirmation set (scored_runs); None when no cell has it."""
+    its head's errors (scored_runs); None when no cell has it or a run is missing."""
+    idx = index_records(records)
     for ex in executions:
         configs = ex.configs()
         if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
             continue
-        keys = {k for k in (run_key(c, d) for c in configs for d in ("cpu", "cuda"))}
-        rows = [record_row(r, ex.name) for r in records if r["key"] in keys]
-        if len(rows) < len(configs):
-            return None
-        return {"label": ex.name, **scored_runs(pd.DataFrame(rows), "error")}
+        found = [idx[config_id(c)][0] for c in configs if config_id(c) in idx]
+        return (
+            {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
+            if len(found) == len(configs)
+            else None
+        )
     return None
 
 
@@ -236,18 +204,14 @@ def headline_numbers(result: dict) -> dict | None:
     """A selection round's headline for the templates; None without one."""
     if not result or result["headline"] is None:
         return None
-    h, c = result["headline"], result["choice"]
+    c, candidates = result["choice"], result["stage"]["candidates"]
     return {
-        "candidates": len(result["stage"]["candidates"]),
+        "candidates": len(candidates),
         "candidate": c["candidate"],
-        "model": result["stage"]["candidates"][c["candidate"]]["model"],
-        "epochs": result["stage"]["candidates"][c["candidate"]].get("epochs", RunConfig().epochs),
+        "model": candidates[c["candidate"]]["model"],
+        "epochs": candidates[c["candidate"]].get("epochs", RunConfig().epochs),
         "rule": c["rule"].replace("_", " "),
-        "mean": h["mean"],
-        "std": h["std"],
-        "n": h["n"],
-        "lo": h["lo"],
-        "hi": h["hi"],
+        **{k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")},
         "confirm": result["confirm"],
         "ensemble": result["ensemble"],
         "missing": len(result["final_missing"]),

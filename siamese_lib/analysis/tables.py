@@ -1,7 +1,5 @@
-"""From the results store to the paper's tables: the published numbers (the only numbers typed anywhere in the
-report) and the cells. A cell is computed only when every run its configuration asks for is in the store;
-otherwise it is reported as missing, with the missing seeds, never filled in. Verdicts: ``verdicts``.
-"""
+"""The paper's published numbers (the only numbers typed in the report) and our cells of its tables. A cell
+is computed only when every run it asks for is in the store; otherwise its missing seeds are named."""
 
 from __future__ import annotations
 
@@ -15,9 +13,10 @@ import pandas as pd
 from .. import machine
 from ..config import PAPER_MODELS
 from ..experiments.lr_rule import config_id, index_records
-from .stats import mean_std, seed_ranges, welch_p
+from ..experiments.profiles import PAPER_BEST_CELL
+from .stats import mean_std_n, seed_ranges, welch_p
 
-# --- the paper's published numbers (ee559-project1-report.txt) -------------------------
+# The paper's published numbers (ee559-project1-report.txt)
 
 PAPER_N = 10  # "mean and standard deviation over ten fold repetitions"
 # Table I: (model, weight_sharing, aux_loss) -> (mean, std) test error %, batch norm on.
@@ -52,20 +51,26 @@ PAPER_TABLE2 = {
 }
 # Section II: parameter counts "calculated for the models including weight sharing".
 PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}
+# the paper's best cell (Table I), its key and its numbers
+PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in ("model", "weight_sharing", "aux_loss")))
+_best = PAPER_TABLE1[PAPER_BEST_KEY[1]]
+PAPER_BEST = {"label": f"paper: {PAPER_BEST_CELL['model']}", "mean": _best[0], "std": _best[1], "n": PAPER_N}
+TABLE2_FIELDS = ("weight_sharing", "batch_norm", "dropout")
 TABLE1_KEYS = [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
 TABLE2_KEYS = [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
 PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
 TABLE_NAMES = {"table1": "Table I", "table2": "Table II"}
 
-# The original protocol's quirks (reference/original-implementation.md) and where each applies.
-# The authors' quirks that the original protocol reproduces, by short name: one list, described once.
+# The authors' quirks that the original protocol reproduces (reference/original-implementation.md)
 QUIRKS = {
     "25 epochs": "without the auxiliary loss the runs train 25 epochs instead of 30 (hard-coded)",
     "raw test input": "the test input is not normalised with the training mean and std",
     "test-batch norm": "no model.eval(): batch norm normalises each test mini-batch with its own statistics",
     "test-time dropout": "no model.eval(): dropout stays on at test time",
     "conv head": "Net's comparison head is 1x1 convolutions with a batch norm, not the paper's linear layers",
-    "two branch calls": "with weight sharing the branch is called once per image, so batch norm sees each apart",
+    "two branch calls": (
+        "with weight sharing the branch is called once per image, so batch norm sees each apart"
+    ),
 }
 
 
@@ -81,13 +86,14 @@ def cell_label(table: str, key: tuple) -> str:
     return f"LeNet5 (aux. loss), weight sharing {yesno(ws)}, batch norm {yesno(bn)}, dropout {yesno(do)}"
 
 
+def setting(table: str, key: tuple) -> tuple:
+    """A cell's (model, weight sharing, aux. loss, batch norm, dropout)."""
+    return (*key, True, False) if table == "table1" else ("LeNet5", key[0], True, key[1], key[2])
+
+
 def applicable_quirks(table: str, key: tuple) -> list[str]:
-    """The quirks of the original protocol that touch a cell (QUIRKS' names; "raw test input" touches all)."""
-    if table == "table1":
-        m, ws, aux = key
-        bn, do = True, False
-    else:
-        (ws, bn, do), m, aux = key, "LeNet5", True
+    """The quirks of the original protocol that touch a cell, by QUIRKS' names."""
+    m, ws, aux, bn, do = setting(table, key)
     named = {
         "25 epochs": not aux,
         "raw test input": True,
@@ -97,9 +103,6 @@ def applicable_quirks(table: str, key: tuple) -> list[str]:
         "two branch calls": ws,
     }
     return [q for q in QUIRKS if named[q]]
-
-
-# --- cells -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -128,13 +131,8 @@ class Cell:
 
     @property
     def config(self) -> tuple:
-        """What determines the cell's runs (cells.csv's CONFIG_COLUMNS): two cells with the same are the same runs
-        (Table II's cells with batch norm and no dropout are Table I's LeNet5 cells with auxiliary loss)."""
-        if self.table == "table1":
-            m, ws, aux = self.key
-            return (self.protocol, m, ws, aux, True, False, self.lr, self.epochs)
-        ws, bn, do = self.key
-        return (self.protocol, "LeNet5", ws, True, bn, do, self.lr, self.epochs)
+        """What determines its runs (verdicts.CONFIG_COLUMNS): two cells with the same are the same runs."""
+        return (self.protocol, *setting(self.table, self.key), self.lr, self.epochs)
 
     @property
     def complete(self) -> bool:
@@ -146,11 +144,11 @@ class Cell:
 
     @property
     def mean(self) -> float:
-        return mean_std(self.errors)[0] if self.complete else float("nan")
+        return mean_std_n(self.errors)[0] if self.complete else float("nan")
 
     @property
     def std(self) -> float:
-        return mean_std(self.errors)[1] if self.complete else float("nan")
+        return mean_std_n(self.errors)[1] if self.complete else float("nan")
 
     @property
     def diff(self) -> float:
@@ -158,8 +156,6 @@ class Cell:
 
     @property
     def p_value(self) -> float:
-        if not self.complete:
-            return float("nan")
         return welch_p(self.mean, self.std, self.n, self.paper_mean, self.paper_std, self.paper_n)
 
     @property
@@ -168,10 +164,8 @@ class Cell:
 
     def missing_text(self) -> str:
         """Exactly what is missing, in words ('' when complete)."""
-        if self.note:
+        if self.note or self.complete:
             return self.note
-        if self.complete:
-            return ""
         have = len(self.expected_seeds) - len(self.missing_seeds)
         return (
             f"missing seeds {seed_ranges(self.missing_seeds)} ({have}/{len(self.expected_seeds)} runs in the "
@@ -179,55 +173,40 @@ class Cell:
         )
 
 
-def _cell_key(stage: str, p: dict) -> tuple:
-    if stage == "table1":
-        return (p["model"], p["weight_sharing"], p["aux_loss"])
-    return (p["weight_sharing"], p["batch_norm"], p["dropout"])
-
-
 def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
-    """Every cell of Tables I and II, under both protocols, in the paper's order.
-
-    A cell's runs are those its execution in the plan lists (``executions``: planning.load_plan). Cells the
-    profile does not run are kept, with a note, so the report can say exactly what is absent.
-    """
+    """Every cell of Tables I and II under both protocols, in the paper's order, from the runs each execution
+    of the plan lists; cells the profile does not run are kept, with a note saying so."""
     idx = index_records(records)
     cells = {}
-    executions = [ex for ex in executions if ex.stage in ("table1", "table2")]
-    for ex in executions:
-        configs = ex.configs()
-        key = _cell_key(ex.stage, ex.parameters)
+    for ex in (ex for ex in executions if ex.stage in ("table1", "table2")):
+        configs, p = ex.configs(), ex.parameters
+        names = ("model", "weight_sharing", "aux_loss") if ex.stage == "table1" else TABLE2_FIELDS
+        key = tuple(p[k] for k in names)
+        trained = min((cfg.trained_epochs for cfg in configs), default=None)
         cell = Cell(
-            ex.stage,
-            ex.parameters["protocol"],
-            key,
-            *PAPER_TABLES[ex.stage][key],
-            lr=ex.parameters["lr"],
-            epochs=ex.parameters["epochs"],
-            epochs_trained=min((cfg.trained_epochs for cfg in configs), default=None),
+            ex.stage, p["protocol"], key, *PAPER_TABLES[ex.stage][key], lr=p["lr"], epochs=p["epochs"]
         )
+        cell.epochs_trained = trained
         for cfg in configs:
             cell.expected_seeds.append(cfg.seed)
             found = idx.get(config_id(cfg))
-            if found:
-                cell.errors.append(found[0]["metrics"]["test_error"])
-                cell.train_seconds.append(found[0]["metrics"].get("train_seconds", float("nan")))
-                cell.train_errors.append(found[0]["metrics"].get("train_error", float("nan")))
-            else:
+            if not found:
                 cell.missing_seeds.append(cfg.seed)
+                continue
+            metrics = found[0]["metrics"]
+            cell.errors.append(metrics["test_error"])
+            cell.train_seconds.append(metrics.get("train_seconds", float("nan")))
+            cell.train_errors.append(metrics.get("train_error", float("nan")))
         cells[(ex.stage, cell.protocol, key)] = cell
     out = []
     for protocol in ("corrected", "original"):
         for stage, keys in (("table1", TABLE1_KEYS), ("table2", TABLE2_KEYS)):
             for key in keys:
-                c = cells.get((stage, protocol, key))
-                if c is None:
-                    why = (
-                        f"not run: the profile '{profile_name}' does not include this "
-                        f"configuration under the {protocol} protocol"
-                    )
-                    c = Cell(stage, protocol, key, *PAPER_TABLES[stage][key], note=why)
-                out.append(c)
+                why = f"not run: the profile '{profile_name}' does not include this configuration under the "
+                default = Cell(
+                    stage, protocol, key, *PAPER_TABLES[stage][key], note=f"{why}{protocol} protocol"
+                )
+                out.append(cells.get((stage, protocol, key), default))
     return out
 
 
@@ -235,66 +214,24 @@ def cell_map(cells, protocol) -> dict:
     return {(c.table, c.key): c for c in cells if c.protocol == protocol}
 
 
-def cells_frame(cells):
-    """One row per cell (the CSV behind the tables): the paper's and our statistics."""
-    rows = []
-    for c in cells:
-        row = {"table": TABLE_NAMES[c.table], "protocol": c.protocol}
-        if c.table == "table1":
-            row.update(
-                model=c.key[0], weight_sharing=c.key[1], aux_loss=c.key[2], batch_norm=True, dropout=False
-            )
-        else:
-            row.update(
-                model="LeNet5", weight_sharing=c.key[0], aux_loss=True, batch_norm=c.key[1], dropout=c.key[2]
-            )
-        row.update(
-            lr=c.lr,
-            epochs=c.epochs,
-            paper_mean=c.paper_mean,
-            paper_std=c.paper_std,
-            paper_n=c.paper_n,
-            mean=c.mean,
-            std=c.std,
-            n=c.n,
-            difference=c.diff,
-            welch_p=c.p_value,
-            mean_train_seconds=c.mean_train_seconds,
-            missing=c.missing_text(),
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
 def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
-    """(ours best per model, ours best overall, paper best per model, paper best overall) as cell keys.
-
-    Table II has a single model, so its per-model best is the overall best.
-    """
+    """(ours best per model, ours best overall, paper best per model, paper best overall) as cell keys."""
     cs = [c for c in cells if c.table == table]
-    group = (lambda c: c.key[0]) if table == "table1" else (lambda c: "LeNet5")
 
     def bests(value, usable):
-        per, overall = {}, None
-        for c in cs:
-            if not usable(c):
-                continue
-            g = group(c)
-            if g not in per or value(c) < value(per[g]):
-                per[g] = c
-            if overall is None or value(c) < value(overall):
-                overall = c
+        per = {}
+        for c in filter(usable, cs):
+            model = c.key[0] if table == "table1" else "LeNet5"
+            per[model] = min(per.get(model, c), c, key=value)
+        overall = min(filter(usable, cs), key=value, default=None)
         return {c.key for c in per.values()}, (overall.key if overall else None)
 
-    ours_per, ours_best = bests(lambda c: c.mean, lambda c: c.complete)
-    paper_per, paper_best = bests(lambda c: c.paper_mean, lambda c: True)
-    return ours_per, ours_best, paper_per, paper_best
+    return (*bests(lambda c: c.mean, lambda c: c.complete), *bests(lambda c: c.paper_mean, lambda c: True))
 
 
 def quirk_shifts(cells):
-    """Original minus corrected, per distinct cell (a Table II cell made of a Table I cell's runs counts once)
-    where both are complete, with the Welch p between the two; and the mean shift per set of applicable quirks
-    (how much the quirks moved the numbers)."""
+    """Original minus corrected per distinct cell where both are complete, with the Welch p between them; and
+    the shift per set of applicable quirks (count, mean, min, max)."""
     corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
     rows, seen = [], set()
     for k, c in corr.items():
@@ -314,18 +251,16 @@ def quirk_shifts(cells):
             }
         )
     per_cell = pd.DataFrame(rows, columns=["table", "cell", "quirks", "corrected", "original", "shift", "p"])
+    columns = ["quirks", "cells", "mean shift", "min shift", "max shift"]
     if per_cell.empty:
-        return per_cell, pd.DataFrame(columns=["quirks", "cells", "mean shift", "min shift", "max shift"])
+        return per_cell, pd.DataFrame(columns=columns)
     grouped = per_cell.groupby("quirks")["shift"].agg(["count", "mean", "min", "max"]).reset_index()
-    grouped.columns = ["quirks", "cells", "mean shift", "min shift", "max shift"]
+    grouped.columns = columns
     return per_cell, grouped
 
 
-# --- frames of records ---------------------------------------------------------------------
-
-
-def records_frame(records):
-    """One row per run: configuration columns, metric columns, and provenance."""
+def records_frame(records, outputs: bool = False):
+    """One row per run (runs.csv): configuration, metrics, provenance; ``outputs``: per-pair outputs too."""
     rows = []
     for r in records:
         row = {**r["config"], **r["metrics"]}
@@ -340,26 +275,18 @@ def records_frame(records):
             created=r["created"],
             machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "",
         )
-        rows.append(row)
+        rows.append({**row, **r["outputs"]} if outputs else row)
     return pd.DataFrame(rows)
 
 
 def seed_table(records):
-    """Per-seed errors (%) with mean and std (over seeds, ddof 1) rows."""
-    cols = [
-        "test_error",
-        "test_derived_error",
-        "test_digit1_error",
-        "test_digit2_error",
-        "train_error",
-        "train_seconds",
-    ]
-    rows = {r["config"]["seed"]: {c: r["metrics"].get(c) for c in cols} for r in records}
+    """Per-seed errors (%) with mean and std (over seeds, ddof 1) rows, and the machine of each seed."""
+    cols = ["test_error", "test_derived_error", "test_digit1_error", "test_digit2_error", "train_error"]
+    rows = {r["config"]["seed"]: {c: r["metrics"].get(c) for c in (*cols, "train_seconds")} for r in records}
     frame = pd.DataFrame.from_dict(rows, orient="index")
     frame.index.name = "seed"
     summary = pd.DataFrame({"mean": frame.mean(), "std": frame.std()}).T
     table = pd.concat([frame, summary]).round(3)
-    # which machine and numerics trained each seed: per-seed numbers depend on them
     machines = {r["config"]["seed"]: machine.short(r.get("machine")) for r in records}
     table["machine"] = [machines[s] for s in frame.index] + ["", ""]
     return table
@@ -367,9 +294,7 @@ def seed_table(records):
 
 def load_timings(runs_dir) -> dict | None:
     path = Path(runs_dir) / "timings.json"
-    if not path.is_file():
-        return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text()) if path.is_file() else None
     except (OSError, json.JSONDecodeError):
         return None

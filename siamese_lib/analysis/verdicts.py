@@ -1,25 +1,20 @@
-"""Does a cell agree with the paper? One verdict per cell, from two tests against the paper's mean/std/n:
-
-- equivalence (two one-sided Welch tests, stats.tost_p) with the profile's ``equivalence_margin``
-  (percentage points of test error, declared before the runs);
-- difference (two-sided Welch, stats.welch_p).
-
-"equivalent within the margin" when the equivalence test rejects (the difference lies within +-margin,
-whether or not it is also significantly non-zero: a difference smaller than the margin is what the margin
-declares negligible); "different" when only the difference test rejects; "inconclusive" when neither does.
-Counts are over distinct cells: a Table II cell made of the same runs as a Table I cell is counted once.
-"""
+"""Does a cell agree with the paper? "equivalent within the margin" when the equivalence test (stats.tost_p,
+the profile's ``equivalence_margin``) rejects, "different" when only the two-sided Welch test does,
+"inconclusive" when neither does. Counts are over distinct cells (a Table II cell that is a Table I cell)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import tables
+import pandas as pd
+
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, bh_adjust, tost_p, welch_p
-from .tables import cell_map
+from .tables import TABLE_NAMES, cell_map
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
 VERDICTS = (EQUIVALENT, DIFFERENT, INCONCLUSIVE)
+# a cell's identity: what determines its runs (tables.Cell.config, in this order)
+CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
 
 
 @dataclass(frozen=True)
@@ -46,76 +41,62 @@ def _verdict(p_diff, p_eq) -> str:
 
 
 def cell_agreement(cell, margin) -> Agreement:
-    if not cell.complete:
-        return Agreement(float("nan"), float("nan"), float("nan"), "")
     return agreement(cell.mean, cell.std, cell.n, cell.paper_mean, cell.paper_std, cell.paper_n, margin)
 
 
-CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
-
-
 def distinct_cells(cells, protocol) -> list:
-    """The complete cells of one protocol, each set of runs once: a Table II cell made of the same runs as a
-    Table I cell (LeNet5, auxiliary loss, batch norm, no dropout) is left out."""
-    seen, out = set(), []
+    """The complete cells of one protocol, each set of runs once (a Table II cell that is a Table I cell)."""
+    first = {}
     for c in cells:
-        if c.protocol == protocol and c.complete and c.config not in seen:
-            seen.add(c.config)
-            out.append(c)
-    return out
+        if c.protocol == protocol and c.complete:
+            first.setdefault(c.config, c)
+    return list(first.values())
 
 
-def verdict_frame(cells, margin):
-    """cells.csv: tables.cells_frame's columns, then the equivalence test's p, the verdict, the epochs as trained
-    and whether the cell is counted (False for a Table II cell that repeats a Table I cell's runs)."""
-    frame = tables.cells_frame(cells)
-    results = [cell_agreement(c, margin) for c in cells]
-    frame["epochs_trained"] = [c.epochs_trained for c in cells]
+def verdict_frame(cells, margin) -> pd.DataFrame:
+    """cells.csv: one row per cell (tables.Cell, or a published cells.csv frame) with the paper's and our
+    statistics, then the equivalence test's p, the verdict and whether the cell is counted (distinct, run)."""
+    frame = cells.copy() if isinstance(cells, pd.DataFrame) else pd.DataFrame([_row(c) for c in cells])
+    results = [
+        agreement(r.mean, r.std, r.n, r.paper_mean, r.paper_std, r.paper_n, margin)
+        for r in frame.itertuples()
+    ]
     frame["tost_p"] = [r.tost_p for r in results]
     frame["verdict"] = [r.verdict for r in results]
     frame["counted"] = ~frame.duplicated(CONFIG_COLUMNS) & frame["n"].gt(0)
     return frame
 
 
-def frame_verdicts(frame, margin):
-    """The verdicts recomputed from a cells.csv's summary columns (a published record's, say)."""
-    out = frame.copy()
-    results = [
-        agreement(r.mean, r.std, r.n, r.paper_mean, r.paper_std, r.paper_n, margin)
-        for r in frame.itertuples()
-    ]
-    out["tost_p"] = [r.tost_p for r in results]
-    out["verdict"] = [r.verdict for r in results]
-    out["counted"] = ~out.duplicated(CONFIG_COLUMNS) & out["n"].gt(0)
-    return out
+def _row(c) -> dict:
+    return {
+        "table": TABLE_NAMES[c.table],
+        **dict(zip(CONFIG_COLUMNS, c.config, strict=True)),
+        "paper_mean": c.paper_mean,
+        "paper_std": c.paper_std,
+        "paper_n": c.paper_n,
+        "mean": c.mean,
+        "std": c.std,
+        "n": c.n,
+        "difference": c.diff,
+        "welch_p": c.p_value,
+        "mean_train_seconds": c.mean_train_seconds,
+        "missing": c.missing_text(),
+        "epochs_trained": c.epochs_trained,
+    }
 
 
-def count_verdicts(welch_ps, tost_ps, adjusted=False) -> dict:
-    """verdict -> how many of the cells whose tests gave these p-values (every verdict present, zero or not);
-    ``adjusted``: each test's p-values Benjamini-Hochberg adjusted over these cells (the family of the count)."""
-    welch_ps, tost_ps = list(welch_ps), list(tost_ps)
+def verdict_counts(frame, protocol, adjusted=False) -> dict:
+    """verdict -> how many counted cells of the protocol (verdict_frame) have it, every verdict present;
+    ``adjusted``: each test's p-values Benjamini-Hochberg adjusted over these cells."""
+    rows = frame[(frame["protocol"] == protocol) & frame["counted"]]
+    welch_ps, tost_ps = list(rows["welch_p"]), list(rows["tost_p"])
     if adjusted:
         welch_ps, tost_ps = bh_adjust(welch_ps), bh_adjust(tost_ps)
     counts = dict.fromkeys(VERDICTS, 0)
-    for p_diff, p_eq in zip(welch_ps, tost_ps, strict=True):
-        if _verdict(p_diff, p_eq):
-            counts[_verdict(p_diff, p_eq)] += 1
+    for verdict in map(_verdict, welch_ps, tost_ps):
+        if verdict:
+            counts[verdict] += 1
     return counts
-
-
-def frame_counts(frame, protocol, adjusted=False) -> dict:
-    """count_verdicts over the distinct cells of the protocol, from a frame with welch_p and tost_p columns."""
-    rows = frame[(frame["protocol"] == protocol) & frame["counted"]]
-    return count_verdicts(rows["welch_p"], rows["tost_p"], adjusted)
-
-
-def verdict_counts(cells, protocol, margin, adjusted=False) -> dict:
-    """count_verdicts over the distinct complete cells of the protocol."""
-    results = [cell_agreement(c, margin) for c in distinct_cells(cells, protocol)]
-    return count_verdicts([r.welch_p for r in results], [r.tost_p for r in results], adjusted)
-
-
-# --- cells that differ from the paper, and what the other protocol says about them -----------------------
 
 
 @dataclass
@@ -132,31 +113,20 @@ class Deviation:
 
 
 def deviations(cells, margin) -> list[Deviation]:
-    """Every distinct cell judged "different" under either protocol, largest gap first, with what comparing the two
-    protocols says: 'quirk' (different under the corrected protocol, equivalent under the original: the quirks
-    account for the gap), 'unexplained' (different under both), 'original only', 'undetermined' (the original cell
-    is missing or inconclusive)."""
+    """Every distinct cell "different" under either protocol, largest gap first: 'quirk' (different corrected,
+    equivalent original), 'unexplained' (both different), 'original only', 'undetermined' (original missing or
+    inconclusive)."""
     corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
     keep = {(c.table, c.key) for p in ("corrected", "original") for c in distinct_cells(cells, p)}
     out = []
     for k, c in corr.items():
-        if k not in keep:
-            continue
         o = orig.get(k)
-        dev_c = cell_agreement(c, margin).verdict == DIFFERENT
-        dev_o = o is not None and cell_agreement(o, margin).verdict == DIFFERENT
-        if not (dev_c or dev_o):
+        verdict_o = cell_agreement(o, margin).verdict if o is not None else ""
+        dev_c, dev_o = cell_agreement(c, margin).verdict == DIFFERENT, verdict_o == DIFFERENT
+        if k not in keep or not (dev_c or dev_o):
             continue
-        o_equivalent = o is not None and cell_agreement(o, margin).verdict == EQUIVALENT
-        kind = (
-            "unexplained"
-            if dev_c and dev_o
-            else "original only"
-            if dev_o
-            else "quirk"
-            if o_equivalent
-            else "undetermined"
-        )
+        kinds = {(True, True): "unexplained", (False, True): "original only"}
+        kind = kinds.get((dev_c, dev_o), "quirk" if verdict_o == EQUIVALENT else "undetermined")
         out.append(Deviation(k[0], k[1], c, o, kind))
     out.sort(key=lambda d: -d.largest_abs_diff)
     return out

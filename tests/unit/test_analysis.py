@@ -194,7 +194,7 @@ def test_cell_statistics_from_a_store(tmp_path):
 
     assert c.p_value == pytest.approx(2 * student_t.sf(abs(t), df), rel=1e-9)
     assert c.lr == 0.005 and c.epochs == 2
-    frame = tables.cells_frame(cells)
+    frame = verdicts.verdict_frame(cells, 1.0)
     row = frame[
         (frame.table == "Table I")
         & (frame.protocol == "corrected")
@@ -433,10 +433,11 @@ def test_counts_are_over_distinct_runs():
     t2 = _cell("corrected", agree, key=(True, True, False), table="table2")  # ... Table II's WS + BN cell
     t2_other = _cell("corrected", agree, key=(True, True, True), table="table2")
     assert verdicts.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
-    assert sum(verdicts.verdict_counts([t1, t2, t2_other], "corrected", 1.0).values()) == 2
     frame = verdicts.verdict_frame([t1, t2, t2_other], 1.0)
+    assert sum(verdicts.verdict_counts(frame, "corrected").values()) == 2
     assert frame["counted"].tolist() == [True, False, True]
-    again = verdicts.frame_verdicts(frame.drop(columns=["verdict", "counted", "tost_p"]), 1.0)
+    # a published cells.csv's summary columns give the same verdicts
+    again = verdicts.verdict_frame(frame.drop(columns=["verdict", "counted", "tost_p"]), 1.0)
     assert again["verdict"].tolist() == frame["verdict"].tolist() and again["counted"].tolist() == [
         True,
         False,

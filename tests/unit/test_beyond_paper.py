@@ -195,18 +195,15 @@ def test_validation_split_is_held_out(tmp_path, monkeypatch):
     assert torch.equal(train0.classes[10:], train.classes)
 
 
-def test_select_best_refuses_test_columns():
-    df = _hand_frame()
-    for bad in ("test_error", ["val_error", "test_digit_prob_error"], "train_error"):
-        with pytest.raises(ValueError, match="validation columns only"):
-            beyond.select_best(df, bad)
-    with pytest.raises(ValueError, match="val_pairs"):
-        beyond.select_best(df.drop(columns=["val_error"]), "val_error")
+def test_the_choice_refuses_runs_without_validation_metrics():
+    df = _hand_frame().drop(columns=["val_error", "val_derived_error", "val_digit_prob_error"])
+    with pytest.raises(ValueError, match="no candidate"):
+        beyond.chosen(df)
 
 
-def test_select_best_uses_validation_then_reports_test():
+def test_the_choice_uses_validation_then_reports_test():
     df = _hand_frame()
-    best = beyond.select_best(df)
+    best = beyond.chosen(df)
     # variant b is worse on test but better on validation: validation decides
     assert (best["model"], best["variant"], best["metric"]) == ("M", "b", "val_digit_prob_error")
     assert best["val_mean"] == pytest.approx(1.0)
@@ -386,7 +383,7 @@ def test_stage_end_to_end_through_the_store(tmp_path):
     assert one["head_error"].iloc[0] == pytest.approx(df["test_error"].iloc[0])
     assert one["digit_prob_error"].iloc[0] == pytest.approx(df["test_digit_prob_error"].iloc[0])
     assert one["digits_vote_error"].iloc[0] == pytest.approx(df["test_derived_error"].iloc[0])
-    best = beyond.select_best(df)
+    best = beyond.chosen(df)
     assert best["variant"] in ("baseline", "aux_w3", "aug_all") and best["test_metric"].startswith("test_")
     summary = beyond.best_summary(df)
     assert (summary["model"], summary["variant"], summary["metric"]) == (
@@ -444,7 +441,7 @@ def test_best_paragraph_gives_the_refit_as_post_hoc_and_the_ablation():
                 row.update(val_error=val + 1, val_derived_error=val + 0.5, val_digit_prob_error=val)
             rows.append(row)
     df = pd.DataFrame(rows)
-    summary = {**beyond.select_best(df), "text": "Chosen: `best`."}
+    summary = {**beyond.chosen(df), "text": "Chosen: `best`."}
     assert (summary["variant"], summary["metric"]) == ("best", "val_digit_prob_error")  # the refit has no val
     html = report_html.best_html(df, summary)
     assert "<code>best</code>" in html and "<code>best_refit</code>" in html

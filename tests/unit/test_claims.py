@@ -13,7 +13,7 @@ from scipy import stats as sps
 
 from siamese_lib.analysis import claims as C
 from siamese_lib.analysis import stats, tables
-from siamese_lib.analysis.verdicts import frame_counts
+from siamese_lib.analysis.verdicts import verdict_counts
 
 CELLS = ROOT / "report" / "paper" / "cells.csv"
 MODELS = ["Net", "LeNet5", "LeNet5_FullyConv", "ResNet"]
@@ -197,7 +197,7 @@ def test_the_records_verdict_counts_adjusted(cells, protocol, adjusted):
     eq = int((q_eq < 0.05).sum())
     diff = int(((q_eq >= 0.05) & (q_diff < 0.05)).sum())
     assert (eq, diff, 22 - eq - diff) == adjusted
-    assert tuple(frame_counts(cells, protocol, adjusted=True).values()) == adjusted
+    assert tuple(verdict_counts(cells, protocol, adjusted=True).values()) == adjusted
 
 
 def test_the_records_cell_verdicts_recomputed(cells):

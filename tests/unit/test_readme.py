@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT
 
-from siamese_lib.analysis.verdicts import frame_counts, frame_verdicts
+from siamese_lib.analysis.verdicts import verdict_counts, verdict_frame
 from siamese_lib.experiments.profiles import load_profile
 
 README = (ROOT / "README.md").read_text()
@@ -59,8 +59,8 @@ def test_the_readme_verdict_counts_are_the_records(cells):
     )
     assert said, "the README's verdict line is missing"
     assert float(said.group(1)) == margin
-    judged = frame_verdicts(cells, margin)
-    corrected, original = frame_counts(judged, "corrected"), frame_counts(judged, "original")
+    judged = verdict_frame(cells, margin)
+    corrected, original = verdict_counts(judged, "corrected"), verdict_counts(judged, "original")
     assert (
         int(said.group(2))
         == sum(corrected.values())

@@ -177,14 +177,14 @@ def test_a_record_with_a_broken_machine_fingerprint_is_refused(tmp_path, stored)
 
 
 def test_a_run_with_a_confirmation_set_stores_it_and_a_record_must_match_its_config(tmp_path, mnist):
-    from siamese_lib.analysis.beyond_paper import record_row
+    from siamese_lib.analysis.beyond_paper import runs_frame
     from siamese_lib.analysis.selection_results import ensemble_scores, scored_runs
 
     config = RunConfig(model="LeNet5", epochs=1, nb_pairs=100, batch_size=50, confirm_seeds=(101,))
     record, _ = ensure_one(config, tmp_path)
     assert len(record["outputs"]["confirm_head_prob"]) == config.confirm_pairs == 4900
     assert 0 <= record["metrics"]["confirm_error"] <= 100
-    frame = pd.DataFrame([record_row(record, "a")])
+    frame = runs_frame([record], "a")
     scored = scored_runs(frame, "error")
     assert (
         scored["confirm"]["mean"] == record["metrics"]["confirm_error"] and scored["confirm"]["pairs"] == 4900
