@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .config import PROTOCOL_SETTINGS, RunConfig
+from .config import ERROR_METRICS, PROTOCOL_SETTINGS, RunConfig
 from .data import confirmation_pairs, generate_pair_sets
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
@@ -182,20 +182,10 @@ def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dic
     return wrong
 
 
-METRIC_ORDER = (
-    "error",
-    "digit1_error",
-    "digit2_error",
-    "derived_error",
-    "digit_prob_error",
-    "head_vs_digits_disagreement",
-)
-
-
 def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[dict, dict]:
     head, digits_prob, p1, p2 = predict(model, split, config)
     wrong = pair_errors(head, digits_prob, split.target, split.classes, p1, p2)
-    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in METRIC_ORDER}
+    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in ERROR_METRICS}
     outputs = {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
     return metrics, outputs
 
