@@ -16,19 +16,9 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from .common import UsageError, absolute_path_variables
-from .config import (
-    DEVICES,
-    FIELD_TYPES,
-    MODEL_NAMES,
-    PROTOCOLS,
-    Int,
-    Number,
-    RunConfig,
-    Threads,
-    field_rule,
-    one_line,
-)
+from .config import DEVICES, FIELD_TYPES, MODEL_NAMES, PROTOCOLS, RunConfig, Threads, field_rule
 from .experiments.profiles import PAPER_LRS, STAGES
+from .rules import Int, Number, one_line
 
 # Each command imports what it runs (torch, Dask, papermill, pandas) when it runs: --help answers at once.
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig)}

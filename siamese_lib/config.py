@@ -1,31 +1,14 @@
-"""What determines a run: the configuration, its typed fields (pydantic, strict), the protocols' settings.
-
-Each field's type carries its one rule and its words; ``one_line`` joins pydantic's errors into one line.
-"""
+"""What determines a run: the configuration, its typed fields (rules.py), the protocols' settings."""
 
 import dataclasses
-import difflib
-import reprlib
-from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union, get_type_hints
+from typing import get_type_hints
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    WrapValidator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as typed_dataclass
 
 from .machine import DEVICES  # the --device values (machine.device_type resolves them)
+from .rules import Distinct, Int, Number, OneOf, one_line, ruled
 
 PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
 EXTRA_MODELS = ("VGG",)  # beyond the paper: candidates for the selection stage
@@ -80,126 +63,8 @@ def key_defaults(config: dict) -> dict:
     return {"lr_schedule": "constant", "branch_calls": 1, "head": head, "confirm_seeds": []}
 
 
-# --- the typed rules -----------------------------------------------------------------------------
-
-
-class Refusal(ValueError):
-    """A broken rule in its own words, raised inside a validator; one_line adds what was given."""
-
-
-class UnknownKey(ValueError):
-    """A key a model does not have; one_line names it by its whole path, with the key it may mean."""
-
-    def __init__(self, key, allowed: list):
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        self.key, self.allowed = str(key), allowed
-        self.hint = f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def ruled(kind, rule: str, *constraints):
-    """``kind`` under ``constraints``; whatever it refuses is refused with ``rule`` ('must be ...')."""
-
-    def check(value, handler):
-        try:
-            return handler(value)
-        except ValidationError:
-            raise Refusal(rule) from None
-
-    return Annotated[kind, *constraints, WrapValidator(check), Field(description=rule)]
-
-
-def Int(lo: int, hi: int | None = None):
-    words = f"must be an integer in {lo}..{hi}" if hi is not None else f"must be an integer >= {lo}"
-    return ruled(StrictInt, words, Field(ge=lo, le=hi))
-
-
-def Number(lo: float, hi: float | None = None, above: bool = False):
-    """A finite number; an int stays an int and a float a float (a run's key hashes the value as given)."""
-    words = f"must be a finite number {'>' if above else '>='} {lo:g}" + (
-        f" and <= {hi:g}" if hi is not None else ""
-    )
-    bounds = Field(gt=lo, le=hi, allow_inf_nan=False) if above else Field(ge=lo, le=hi, allow_inf_nan=False)
-    return ruled(Union[StrictInt, StrictFloat], words, bounds)
-
-
-def OneOf(*options):
-    return ruled(Literal[options], f"must be one of {', '.join(map(str, options))}")
-
-
-MAX_LIST_ITEMS = 1000
-
-
-def _a_list(value):
-    if not isinstance(value, list) or not value:
-        raise Refusal("must be a non-empty list")
-    if len(value) > MAX_LIST_ITEMS:
-        raise Refusal(f"must hold at most {MAX_LIST_ITEMS} entries")
-    return value
-
-
-def _distinct(values):  # one pass over a Counter: linear, however long the list
-    dupes = sorted(repr(v) for v, n in Counter(values).items() if n > 1)
-    if dupes:
-        raise Refusal(f"must not repeat values (repeated: {', '.join(dupes[:10])})")
-    return values
-
-
-def Listed(item):
-    """A non-empty list of at most MAX_LIST_ITEMS distinct ``item``s (each refused with its own rule)."""
-    return Annotated[list[item], BeforeValidator(_a_list), AfterValidator(_distinct)]
-
-
-def Distinct(item, rule: str):
-    """A list (or tuple) of distinct ``item``s, held as a tuple."""
-    as_tuple = BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v)
-    return ruled(tuple[item, ...], rule, as_tuple, AfterValidator(_distinct))
-
-
-class Strict(BaseModel):
-    """A typed mapping: strict types, and an unknown key refused with a hint at the key it may mean."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data):
-        if not isinstance(data, dict):
-            raise Refusal("must be a mapping")
-        for key in data:
-            if key not in cls.model_fields:
-                raise UnknownKey(key, list(cls.model_fields))
-        return data
-
-
-def one_line(exc: ValidationError, label: str = "{}") -> str:
-    """Every problem of ``exc`` in one line, joined by '; ': '<label>: <rule>, got <value> (<type>)',
-    ``label`` formatted with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its words."""
-    return "; ".join(dict.fromkeys(_problem(err, label) for err in exc.errors(include_url=False)))
-
-
-def _problem(err: dict, label: str) -> str:
-    kind, error = err["type"], (err.get("ctx") or {}).get("error")
-    loc = (f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]")
-    where = "".join(loc).lstrip(".")
-    if isinstance(error, UnknownKey) or kind == "unexpected_keyword_argument":
-        key = ".".join(k for k in (where, getattr(error, "key", "")) if k)
-        name = f"field {key!r}" if label == "{}" else label.format(key)
-        return f"unknown {name}" + (f"{error.hint}; allowed: {', '.join(error.allowed)}" if error else "")
-    head = label.format(where) if where or "{" not in label else ""
-    if kind == "missing":
-        return f"{head} is required"
-    if kind == "value_error" and not isinstance(error, Refusal):
-        text = str(error)
-    else:  # reprlib bounds the value: an error message never expands a huge one
-        given = reprlib.repr(err["input"])
-        given = given if len(given) <= 80 else given[:77] + "..."
-        text = f"{error or err['msg']}, got {given} ({type(err['input']).__name__})"
-    return f"{head}: {text}" if head else text
-
-
-# --- the run's fields (the defaults are the paper's setting) ---------------------------------------
-
-# The upper bounds are far beyond any sensible run: nothing that passes can crash or hang training.
+# The run's fields (the defaults are the paper's setting). The upper bounds are far beyond any sensible
+# run: nothing that passes can crash or hang training.
 Flag = ruled(StrictBool, "must be true or false")
 Seed = Int(0, 2**32 - 1)  # numpy's limit; torch takes more, but one limit for every seed keeps one message
 Epochs = Int(1, 10000)
@@ -233,9 +98,7 @@ class _Fields:
     aux_schedule: OneOf(*AUX_SCHEDULES) = "constant"
     weight_decay: Number(0, 1.0) = 0.0
     l1: Number(0, 1.0) = 0.0
-    augment: Distinct(
-        OneOf(*AUGMENTATIONS), f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}"
-    ) = ()
+    augment: Distinct(OneOf(*AUGMENTATIONS), f"entries among {', '.join(AUGMENTATIONS)}") = ()
     val_pairs: Int(0, 4999) = 0
     lr_schedule: OneOf(*LR_SCHEDULES) = "constant"
     # With weight sharing: 1 = both images through the branch in one call (batch norm pools their statistics),
@@ -246,7 +109,7 @@ class _Fields:
     head: OneOf(*HEADS) | None = None
     # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained
     # on, never chosen on. Empty: no confirmation set.
-    confirm_seeds: Distinct(Seed, "must be a list of distinct seeds") = ()
+    confirm_seeds: Distinct(Seed, "seeds") = ()
 
     @model_validator(mode="after")
     def _across_fields(self):

@@ -26,20 +26,9 @@ from pydantic import (
 )
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import (
-    FIELD_TYPES,
-    PAPER_MODELS,
-    Device,
-    Listed,
-    OneOf,
-    Refusal,
-    Seed,
-    Strict,
-    Threads,
-    one_line,
-    ruled,
-)
+from ..config import FIELD_TYPES, PAPER_MODELS, Device, Seed, Threads
 from ..machine import device_type
+from ..rules import Listed, OneOf, Refusal, Strict, one_line, ruled
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import PAPER_LRS
 from .variants import VARIANTS

@@ -15,26 +15,18 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, StrictStr, ValidationError, model_validator
 
 from ..common import PARAMS_DIR
-from ..config import (
+from ..config import PAPER_MODELS, BatchSize, Epochs, Flag, Lr, NbPairs, Protocol, RunConfig, Seed
+from ..machine import NUMERICS
+from ..rules import (
     MAX_LIST_ITEMS,  # noqa: F401 (a limit on profiles too)
-    PAPER_MODELS,
-    BatchSize,
-    Epochs,
-    Flag,
     Listed,
-    Lr,
-    NbPairs,
     Number,
     OneOf,
-    Protocol,
     Refusal,
-    RunConfig,
-    Seed,
     Strict,
     one_line,
     ruled,
 )
-from ..machine import NUMERICS
 from .grid import GRIDS, PROTOCOL_STAGES, SELECTION_STAGES, TRAINING_STAGES, configs_for, grid_cells
 from .selection import Selection, candidate_config
 from .variants import VARIANTS

@@ -8,7 +8,7 @@ from conftest import ensure_one, files_under
 
 from siamese_lib import store, training
 from siamese_lib.analysis import tables
-from siamese_lib.config import RunConfig
+from siamese_lib.config import ERROR_METRICS, RunConfig
 from siamese_lib.experiments import lr_rule
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
@@ -123,7 +123,7 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     legacy = config.to_dict()
     del legacy["lr_schedule"]
     key = run_key(config, "cpu")
-    metrics = {f"{split}_{m}": 7.0 for split in ("train", "test") for m in store.ERROR_METRICS}
+    metrics = {f"{split}_{m}": 7.0 for split in ("train", "test") for m in ERROR_METRICS}
     record = {
         "schema_version": store.SCHEMA_VERSION,
         "key": key,
