@@ -63,7 +63,10 @@ def check_clean_code(profile_name: str, allow: bool = False) -> None:
 
 def _refusal(profile_name: str) -> str:
     if code_version().startswith(UNKNOWN):
-        why = "code whose version cannot be established (no git history here, e.g. a zip download): clone it"
+        why = (
+            "code whose version cannot be established (no git history here, e.g. a zip download): "
+            "clone the repository with git"
+        )
     else:
         changed = uncommitted_code()
         shown = ", ".join(changed[:4]) + (f" and {len(changed) - 4} more" if len(changed) > 4 else "")
