@@ -159,7 +159,7 @@ def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
 
 def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dict:
     """Per pair, whether each metric counts it wrong (bool tensors): the one rule that makes a run's metrics
-    and checks a stored record's (record.check_metrics); the digit metrics need ``p1``, ``p2``, ``classes``."""
+    and checks a stored record's (record.check_metrics); digit metrics need ``p1``, ``p2``, ``classes``."""
     head_pred = (head > 0.5).long()
     wrong = {"error": head_pred != target, "digit_prob_error": (digit_prob > 0.5).long() != target}
     if p1 is not None:
