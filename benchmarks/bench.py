@@ -27,8 +27,9 @@ from siamese_lib import machine
 from siamese_lib.common import ROOT, write_json_atomically
 from siamese_lib.config import PAPER_MODELS, RunConfig
 from siamese_lib.experiments.profiles import PAPER_LRS
+from siamese_lib.machine import torch_threads
 from siamese_lib.models import build_model
-from siamese_lib.training import Split, make_optimizer, mini_batches, resolve_device, train_epoch
+from siamese_lib.training import Split, make_model, make_optimizer, mini_batches, resolve_device, train_epoch
 
 BATCH_SIZE = 100
 # full: one block = one paper epoch (1000 pairs = 10 steps); smoke: seconds in all
@@ -66,22 +67,9 @@ def reference_epoch(model, optimizer, split: Split, batch_size=BATCH_SIZE):
     return sum_loss
 
 
-def library_model(config: RunConfig, dev):
-    """train_run's model (tests/e2e/test_bench.py checks that this set-up reproduces its loss curve)."""
-    model = build_model(
-        config.model,
-        config.weight_sharing,
-        config.batch_norm,
-        config.dropout,
-        branch_calls=config.branch_calls,
-        head=config.head,
-    ).to(dev)
-    return model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
-
-
 def library_setup(config: RunConfig, split: Split, dev):
     torch.manual_seed(config.seed)
-    model = library_model(config, dev)
+    model = make_model(config, dev)
     return model, make_optimizer(model, config), mini_batches(split, config.batch_size)
 
 
@@ -125,20 +113,6 @@ def alternate(blocks: dict, rounds: int, warmup: int, dev) -> dict:
     }
 
 
-class threads_set:
-    """Context manager: torch intra-op threads set for the block, restored after."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-
-
 def matmul_block(n: int, dev, reps: int):
     a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
 
@@ -151,7 +125,7 @@ def matmul_block(n: int, dev, reps: int):
 
 def matmul_gflops(n: int, dev, threads: int, rounds: int = 7) -> dict:
     """Dense float32 matmul rate at a thread count: median and best of timed blocks (~0.1 s each)."""
-    with threads_set(threads):
+    with torch_threads(threads):
         run, flops = matmul_block(n, dev, reps=max(1, int(1e10 / (2 * n**3))))
         res = alternate({"mm": run}, rounds=rounds, warmup=1, dev=dev)["mm"]
     return {"n": n, "median": flops / res["wall"] / 1e9, "best": flops / res["best"] / 1e9}
@@ -182,7 +156,7 @@ def bench_row(model_name: str, weight_sharing: bool, threads: int, dev, split: S
         epochs=1,
     )
     steps = math.ceil(len(split) / BATCH_SIZE)
-    with threads_set(threads):
+    with torch_threads(threads):
         ref_model, ref_opt = reference_setup(config, dev)
         lib_model, lib_opt, batches = library_setup(config, split, dev)
         mm, mm_flops = matmul_block(s["matmul_n"], dev, reps=max(1, int(2e9 / (2 * s["matmul_n"] ** 3))))

@@ -18,11 +18,11 @@ from pathlib import Path
 from distributed import Client, LocalCluster, as_completed
 
 from siamese_lib.common import UsageError, now_iso
-from siamese_lib.config import RunConfig
+from siamese_lib.config import ERROR_METRICS, RunConfig
 from siamese_lib.experiments.planning import run_cost
 from siamese_lib.pipeline.engine import Engine
 from siamese_lib.pipeline.verify import load_committed
-from siamese_lib.store import ERROR_METRICS, SCHEMA_VERSION, run_key, write_record
+from siamese_lib.store import SCHEMA_VERSION, run_key, write_record
 
 
 def list_schedule(seconds: list[float], workers: int) -> dict:

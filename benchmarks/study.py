@@ -19,18 +19,17 @@ import torch.nn.functional as F
 from siamese_lib.common import ROOT, write_json_atomically
 from siamese_lib.config import PAPER_MODELS, RunConfig
 from siamese_lib.experiments.profiles import PAPER_LRS
+from siamese_lib.machine import torch_threads
 from siamese_lib.models import build_model
-from siamese_lib.training import Split, comparison_from_digits, mini_batches, train_run
+from siamese_lib.training import Split, comparison_from_digits, make_model, mini_batches, train_run
 
 from .bench import (
     BATCH_SIZE,
     alternate,
-    library_model,
     machine_info,
     matmul_gflops,
     peak_rss_mb,
     synthetic_split,
-    threads_set,
 )
 
 PARTS = ("layout", "bitwise", "threads", "eval", "bf16", "compile")
@@ -110,7 +109,7 @@ def compare(name: str, variants: dict, split: Split, dev, rounds: int, threads=N
 
 def _with_threads(fn, n):
     def run():
-        with threads_set(n):
+        with torch_threads(n):
             return fn()
 
     return run
@@ -146,7 +145,7 @@ def evaluation_modes(dev, rounds: int) -> dict:
     split = synthetic_split(1000, dev, seed=1)
     out = {}
     for name in ("LeNet5", "ResNet"):
-        model = library_model(RunConfig(model=name, lr=PAPER_LRS[name]), dev)
+        model = make_model(RunConfig(model=name, lr=PAPER_LRS[name]), dev)
         modes = {"inference_mode": torch.inference_mode, "no_grad": torch.no_grad, "grad": torch.enable_grad}
         res = alternate(
             {k: (lambda m=m: _eval_pass(model, split, m)) for k, m in modes.items()},  # noqa: B023 (called in this iteration)

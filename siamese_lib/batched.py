@@ -1,24 +1,15 @@
 """Several seeds of one configuration trained together: one vmapped step for all of them.
 
-Each seed's run starts exactly as ``train_run`` starts it (seed, the fold's shuffle, the model's init:
-``training.setup_run``); the models are then stacked (``torch.func.stack_module_state``) and every
-training step is one ``vmap`` over ``functional_call``: per seed its own parameters, batch-norm buffers
-and mini-batch, one backward pass and one Adam step for all. Batch norm's running statistics are
-stacked buffers, so its in-place updates act on each seed's own slice. Evaluation copies each seed's
-trained state back into its own model and runs ``train_run``'s evaluation. Each seed gets the result
-``train_run`` returns, its ``train_seconds`` being its share of the group's training time.
-
-Not the same bits as training the seeds one by one: the vmapped kernels (grouped convolutions,
-batched matrix products) sum in another order, and 30 epochs amplify the last bits
-(tests/unit/test_batched.py measures the difference). Configurations that draw random numbers
-while training (dropout, augmentations) fall back to ``train_run`` per seed, since per-seed random
-streams under vmap cannot follow the sequential path's one global stream.
+Each seed starts as ``train_run`` starts it (``training.setup_run``); the models are stacked and every step
+is one ``vmap`` over ``functional_call`` (per seed its own parameters, batch-norm buffers and mini-batch),
+one backward pass and one Adam step for all; each seed's trained state is then evaluated as ``train_run``
+does. Not the same bits as one by one (the vmapped kernels sum in another order; tests/unit/test_batched.py
+measures it). Configurations that draw random numbers while training fall back to ``train_run`` per seed.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import time
 
 import torch
@@ -42,27 +33,19 @@ def seed_group_problem(configs) -> str | None:
     """Why ``configs`` cannot be one group (None when they can): all RunConfigs, differing only in seed."""
     if not configs or not all(isinstance(c, RunConfig) for c in configs):
         return "train_seeds takes a non-empty list of RunConfigs"
-    first = dataclasses.replace(configs[0], seed=0)
+    first = configs[0].to_dict()
     for c in configs[1:]:
-        if dataclasses.replace(c, seed=0) != first:
-            diff = [
-                f.name
-                for f in dataclasses.fields(c)
-                if f.name != "seed" and getattr(c, f.name) != getattr(configs[0], f.name)
-            ]
-            return f"train_seeds takes configurations that differ only in seed; these also differ in {', '.join(diff)}"
+        diff = ", ".join(k for k, v in c.to_dict().items() if k != "seed" and v != first[k])
+        if diff:
+            return f"train_seeds takes configurations that differ only in seed; these also differ in {diff}"
     return None
 
 
 def train_seeds(
     configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1
 ) -> list[dict]:
-    """Train configurations that differ only in seed; one result per config, each as ``train_run`` returns it.
-
-    Batched (one vmapped step for all seeds) unless training draws random numbers or there is one
-    config; then ``train_run`` per config. ``progress(epoch, epochs)`` after each epoch of the group.
-    Raises ValueError when the configs differ in more than the seed.
-    """
+    """Train configurations that differ only in seed (else ValueError); one result per config, as
+    ``train_run`` returns it. ``progress(epoch, epochs)`` after each epoch of the group."""
     problem = seed_group_problem(configs)
     if problem:
         raise ValueError(problem)

@@ -29,8 +29,8 @@ class UsageError(OneLineError):
     """Bad input from the user: reported as one line, exit status 2."""
 
 
-# Environment variables naming files or folders: made absolute where the user stands, once, so that
-# every code path and every subprocess (the notebooks' kernels start elsewhere) reads the same place.
+# Variables naming files or folders: made absolute where the user stands, once, so that every subprocess
+# (the notebooks' kernels start elsewhere) reads the same place.
 PATH_VARIABLES = (
     "SIAMESE_LIB_RUNS_DIR",
     "SIAMESE_LIB_REPORT_DIR",
@@ -48,8 +48,7 @@ def absolute_path_variables() -> None:
 
 
 def directory_problem(path, what: str = "directory") -> str | None:
-    """Why ``path`` cannot serve as a folder to write in (one line naming it), or None when it can:
-    it exists as a directory, or can be created, is writable, and is not (under) a symlink loop."""
+    """Why ``path`` cannot serve as a folder to write in (one line naming it), or None when it can."""
     path = Path(os.path.abspath(path))
     try:
         os.stat(path)  # follows symlinks: ELOOP for a loop anywhere on the way
@@ -78,16 +77,8 @@ def directory_problem(path, what: str = "directory") -> str | None:
     return None
 
 
-def check_directory(path, what: str = "directory") -> Path:
-    """``path`` as an absolute Path when usable, else UsageError with directory_problem's line."""
-    problem = directory_problem(path, what)
-    if problem:
-        raise UsageError(problem)
-    return Path(os.path.abspath(path))
-
-
 def _place(variable: str, default: Path) -> Path:
-    """A folder as configured, not yet resolved (resolving a symlink loop raises: check_run_places reports it)."""
+    """A folder as configured, unresolved (resolving a symlink loop raises: check_run_places reports it)."""
     return Path(os.environ.get(variable) or default)
 
 
@@ -102,27 +93,27 @@ def report_root() -> Path:
 def check_run_places(profile_name: str, with_report: bool) -> None:
     """Before a run starts, every folder it writes must be usable; else UsageError naming the place.
     Read from the variables as given (_place): runs_root() resolves, which a symlink loop would break."""
-    name = safe_name(profile_name)
-    runs = _place("SIAMESE_LIB_RUNS_DIR", ROOT / "runs")
-    check_directory(runs / name, "runs folder (SIAMESE_LIB_RUNS_DIR)")
-    check_directory(runs / name / "store", "results store")
+    name, runs = safe_name(profile_name), _place("SIAMESE_LIB_RUNS_DIR", ROOT / "runs")
+    places = {runs / name: "runs folder (SIAMESE_LIB_RUNS_DIR)", runs / name / "store": "results store"}
     if with_report:
-        check_directory(
-            _place("SIAMESE_LIB_REPORT_DIR", ROOT / "report") / name, "report folder (SIAMESE_LIB_REPORT_DIR)"
-        )
+        report = _place("SIAMESE_LIB_REPORT_DIR", ROOT / "report")
+        places[report / name] = "report folder (SIAMESE_LIB_REPORT_DIR)"
+    for path, what in places.items():
+        problem = directory_problem(path, what)
+        if problem:
+            raise UsageError(problem)
 
 
 def same_package_env() -> dict:
-    """For the processes the runner starts (notebook kernels, local workers): this package's root first on their
-    path, so they import this package and not another clone's that the environment holds, and PACKAGE_ENV, so that
-    siamese_lib refuses (one line) to be imported from anywhere else."""
+    """For the processes the runner starts (kernels, local workers): this package's root first on their path,
+    and PACKAGE_ENV, so that siamese_lib refuses (one line) to be imported from another clone."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return {PACKAGE_ENV: str(ROOT / "siamese_lib"), "PYTHONPATH": path}
 
 
 def write_atomically(path: Path, data: str | bytes) -> None:
-    """Write through a temporary file in the same folder and rename: a reader sees the old file or
-    the new one, never half of one (a crash leaves at most a dot-file, which loaders skip)."""
+    """Write through a temporary file in the same folder and rename: a reader sees the old file or the new
+    one, never half of one (a crash leaves at most a dot-file, which loaders skip)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)

@@ -1,48 +1,35 @@
-"""What determines a run: the configuration, its typed fields, the protocols' settings.
-
-Each field's type carries its one rule and its words (``Int``, ``Number``, ``OneOf``...): RunConfig, the
-profiles, the notebooks' parameters, the train command and the store's records all validate with these
-types (pydantic, strict: a bool is not an int, a string is not a number), and ``one_line`` turns
-pydantic's list of errors into the one line every caller shows.
-"""
+"""What determines a run: the configuration, its typed fields (rules.py), the protocols' settings."""
 
 import dataclasses
-import difflib
-import reprlib
-from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union, get_type_hints
+from typing import get_type_hints
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictFloat,
-    StrictInt,
-    ValidationError,
-    WrapValidator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, StrictBool, StrictInt, ValidationError, model_validator
 from pydantic.dataclasses import dataclass as typed_dataclass
 
 from .machine import DEVICES  # the --device values (machine.device_type resolves them)
+from .rules import Distinct, Int, Number, OneOf, one_line, ruled
 
 PAPER_MODELS = ("Net", "LeNet5", "LeNet5_FullyConv", "ResNet")
-# Beyond the paper: candidates for the selection stage (not in the paper's tables).
-EXTRA_MODELS = ("VGG",)
+EXTRA_MODELS = ("VGG",)  # beyond the paper: candidates for the selection stage
 MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS  # models.ARCHITECTURES builds each of them
 PROTOCOLS = ("corrected", "original")
 MNIST_SIZES = {"train": 60000, "test": 10000}  # images per split
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
+# A run's error metrics, per split (train_, test_, val_, confirm_): training makes them, the store checks.
+ERROR_METRICS = (
+    "error",
+    "digit1_error",
+    "digit2_error",
+    "derived_error",
+    "digit_prob_error",
+    "head_vs_digits_disagreement",
+)
 
 
 @dataclass(frozen=True)
 class ProtocolSettings:
-    """What each protocol does where the authors' code departs from the paper (the quirks); the code below
-    reads these, and the report's table of departures is generated from them."""
+    """Where each protocol departs from the paper (the quirks); the report's table of them reads these."""
 
     no_aux_epochs: int | None  # quirk 1: epochs without the auxiliary loss (None: as configured)
     normalize_test: bool  # quirk 2: the test input normalised with the training statistics
@@ -53,193 +40,41 @@ class ProtocolSettings:
 
 PROTOCOL_SETTINGS = {
     "corrected": ProtocolSettings(
-        no_aux_epochs=None, normalize_test=True, eval_mode=True, shared_branch_calls=1, net_head="linear"
+        None, normalize_test=True, eval_mode=True, shared_branch_calls=1, net_head="linear"
     ),
     "original": ProtocolSettings(
-        no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS,
-        normalize_test=False,
-        eval_mode=False,
-        shared_branch_calls=2,
-        net_head="conv",
+        ORIGINAL_NO_AUX_EPOCHS, normalize_test=False, eval_mode=False, shared_branch_calls=2, net_head="conv"
     ),
 }
 AUX_SCHEDULES = ("constant", "linear_decay")
 AUGMENTATIONS = ("repair", "swap", "shift", "affine")
 LR_SCHEDULES = ("constant", "cosine")
-# The comparison heads (models.HEADS builds them): "linear" = Linear(20,72)-ReLU-Linear(72,2); "conv" = the same
-# as 1x1 Conv1d layers with a BatchNorm1d(72) after the ReLU. Each model's own head, as the paper describes it:
+# The comparison heads (models.HEADS): "linear" = Linear(20,72)-ReLU-Linear(72,2); "conv" = the same as 1x1
+# Conv1d layers with a BatchNorm1d(72) after the ReLU. Each model's own head, as the paper describes it:
 HEADS = ("linear", "conv")
-MODEL_HEADS = {
-    "Net": "linear",
-    "LeNet5": "linear",
-    "LeNet5_FullyConv": "conv",
-    "ResNet": "linear",
-    "VGG": "linear",
-}
+MODEL_HEADS = {**dict.fromkeys(MODEL_NAMES, "linear"), "LeNet5_FullyConv": "conv"}
 
 
 def key_defaults(config: dict) -> dict:
-    """Fields added after records were first stored, at the value every earlier record ran with: left out of the
-    run key at that value, so every earlier record keeps its key (store.run_key), and read as it when absent."""
+    """Fields added after records were first stored, at the value earlier records ran with: left out of the
+    run key at that value (store.run_key), so earlier records keep their keys, and read as it when absent."""
     model = config.get("model")
-    return {
-        "lr_schedule": "constant",
-        "branch_calls": 1,
-        "head": MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear",
-        "confirm_seeds": [],
-    }
+    head = MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear"
+    return {"lr_schedule": "constant", "branch_calls": 1, "head": head, "confirm_seeds": []}
 
 
-# --- the typed rules -----------------------------------------------------------------------------
-
-
-def short_repr(value, limit: int = 80) -> str:
-    """repr bounded in depth, length and text: an error message never expands a huge value."""
-    text = reprlib.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-class Refusal(ValueError):
-    """A broken rule in its own words, raised inside a validator; one_line adds what was given."""
-
-
-class UnknownKey(ValueError):
-    """A key a model does not have; one_line names it by its whole path, with the key it may mean."""
-
-    def __init__(self, key, allowed: list):
-        close = difflib.get_close_matches(str(key), allowed, n=1)
-        self.key, self.hint, self.allowed = (
-            str(key),
-            f" (did you mean '{close[0]}'?)" if close else "",
-            allowed,
-        )
-
-
-def ruled(kind, rule: str, *constraints):
-    """``kind`` under ``constraints``; whatever it refuses is refused with the one ``rule`` ('must be ...')."""
-
-    def check(value, handler):
-        try:
-            return handler(value)
-        except ValidationError:
-            raise Refusal(rule) from None
-
-    return Annotated[kind, *constraints, WrapValidator(check), Field(description=rule)]
-
-
-def Int(lo: int, hi: int | None = None):
-    return ruled(
-        StrictInt,
-        f"must be an integer in {lo}..{hi}" if hi is not None else f"must be an integer >= {lo}",
-        Field(ge=lo, le=hi),
-    )
-
-
-def Number(lo: float, hi: float | None = None, above: bool = False):
-    """A finite number; an int stays an int and a float a float (a run's key hashes the value as given)."""
-    words = f"must be a finite number {'>' if above else '>='} {lo:g}" + (
-        f" and <= {hi:g}" if hi is not None else ""
-    )
-    bounds = Field(gt=lo, le=hi, allow_inf_nan=False) if above else Field(ge=lo, le=hi, allow_inf_nan=False)
-    return ruled(Union[StrictInt, StrictFloat], words, bounds)
-
-
-def OneOf(*options):
-    return ruled(Literal[options], f"must be one of {', '.join(map(str, options))}")
-
-
-MAX_LIST_ITEMS = 1000
-
-
-def _a_list(value):
-    if not isinstance(value, list) or not value:
-        raise Refusal("must be a non-empty list")
-    if len(value) > MAX_LIST_ITEMS:
-        raise Refusal(f"must hold at most {MAX_LIST_ITEMS} entries")
-    return value
-
-
-def _distinct(values):  # one pass over a Counter: linear, however long the list
-    dupes = sorted(repr(v) for v, n in Counter(values).items() if n > 1)
-    if dupes:
-        raise Refusal(f"must not repeat values (repeated: {', '.join(dupes[:10])})")
-    return values
-
-
-def Listed(item):
-    """A non-empty list of at most MAX_LIST_ITEMS distinct ``item``s (each refused with its own rule)."""
-    return Annotated[list[item], BeforeValidator(_a_list), AfterValidator(_distinct)]
-
-
-class Strict(BaseModel):
-    """A typed mapping: strict types, and an unknown key refused with a hint at the key it may mean."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _known_keys(cls, data):
-        if not isinstance(data, dict):
-            raise Refusal("must be a mapping")
-        for key in data:
-            if key not in cls.model_fields:
-                raise UnknownKey(key, list(cls.model_fields))
-        return data
-
-
-def one_line(exc: ValidationError, label: str = "{}") -> str:
-    """Every problem of ``exc`` in one line, joined by '; ': '<label>: <rule>, got <value> (<type>)', ``label``
-    formatted with the dotted key ('stages.table1.seeds[0]'); a rule across fields in its own words."""
-    return "; ".join(dict.fromkeys(_problem(err, label) for err in exc.errors(include_url=False)))
-
-
-def _problem(err: dict, label: str) -> str:
-    kind, error = err["type"], (err.get("ctx") or {}).get("error")
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"] if p != "[key]").lstrip(
-        "."
-    )
-    if isinstance(error, UnknownKey) or kind == "unexpected_keyword_argument":
-        key = ".".join(k for k in (where, getattr(error, "key", "")) if k)
-        name = f"field {key!r}" if label == "{}" else label.format(key)
-        return f"unknown {name}" + (f"{error.hint}; allowed: {', '.join(error.allowed)}" if error else "")
-    head = label.format(where) if where or "{" not in label else ""
-    if kind == "missing":
-        return f"{head} is required"
-    text = (
-        str(error)
-        if kind == "value_error" and not isinstance(error, Refusal)
-        else f"{error or err['msg']}, got {short_repr(err['input'])} ({type(err['input']).__name__})"
-    )
-    return f"{head}: {text}" if head else text
-
-
-# --- the run's fields (the defaults are the paper's setting) ---------------------------------------
-
-MAX_SEED = 2**32 - 1  # numpy's limit; torch takes more, but one limit for every seed keeps one message
-MAX_THREADS = 1024
-# The upper bounds are far beyond any sensible run; they exist so that nothing that passes can crash or hang training.
+# The run's fields (the defaults are the paper's setting). The upper bounds are far beyond any sensible
+# run: nothing that passes can crash or hang training.
 Flag = ruled(StrictBool, "must be true or false")
-Seed = Int(0, MAX_SEED)
+Seed = Int(0, 2**32 - 1)  # numpy's limit; torch takes more, but one limit for every seed keeps one message
 Epochs = Int(1, 10000)
 NbPairs = Int(1, 5000)  # pairs are drawn without repeat from the 10000 MNIST test images
 BatchSize = Int(1, 5000)
 Lr = Number(0, 1.0, above=True)
 Protocol = OneOf(*PROTOCOLS)
-Augment = ruled(
-    tuple[OneOf(*AUGMENTATIONS), ...],
-    f"must be a list of distinct entries among {', '.join(AUGMENTATIONS)}",
-    BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v),
-    AfterValidator(_distinct),
-)
-ConfirmSeeds = ruled(
-    tuple[Seed, ...],
-    "must be a list of distinct seeds",
-    BeforeValidator(lambda v: tuple(v) if isinstance(v, list) else v),
-    AfterValidator(_distinct),
-)
 # how a run is executed (not part of what determines it)
 Device = OneOf(*DEVICES)
-Threads = Int(1, MAX_THREADS)
+Threads = Int(1, 1024)
 
 
 @typed_dataclass(frozen=True, config=ConfigDict(strict=True, extra="forbid"))
@@ -263,25 +98,25 @@ class _Fields:
     aux_schedule: OneOf(*AUX_SCHEDULES) = "constant"
     weight_decay: Number(0, 1.0) = 0.0
     l1: Number(0, 1.0) = 0.0
-    augment: Augment = ()
+    augment: Distinct(OneOf(*AUGMENTATIONS), f"entries among {', '.join(AUGMENTATIONS)}") = ()
     val_pairs: Int(0, 4999) = 0
     lr_schedule: OneOf(*LR_SCHEDULES) = "constant"
-    # With weight sharing: 1 = both images through the branch in one call (batch norm pools their
-    # statistics), 2 = once per image (the authors' forward, quirk 6). None: the protocol's own
-    # (2 for "original", 1 for "corrected"). Without weight sharing each image has its own branch: 1.
+    # With weight sharing: 1 = both images through the branch in one call (batch norm pools their statistics),
+    # 2 = once per image (the authors' forward, quirk 6). None: the protocol's own. Without weight sharing: 1.
     branch_calls: ruled(StrictInt, "must be 1 or 2", Field(ge=1, le=2)) | None = None
-    # The comparison head (HEADS). None: the model's own (MODEL_HEADS), except Net under the original protocol,
-    # which ran the authors' last code's "conv" head (quirk 5).
+    # The comparison head (HEADS). None: the model's own (MODEL_HEADS), except Net under the original
+    # protocol, which ran the authors' last code's "conv" head (quirk 5).
     head: OneOf(*HEADS) | None = None
-    # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained on,
-    # never chosen on. Empty: no confirmation set.
-    confirm_seeds: ConfirmSeeds = ()
+    # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained
+    # on, never chosen on. Empty: no confirmation set.
+    confirm_seeds: Distinct(Seed, "seeds") = ()
 
     @model_validator(mode="after")
     def _across_fields(self):
+        settings = PROTOCOL_SETTINGS[self.protocol]
         if self.confirm_seeds and confirmation_size(self.nb_pairs, 1) < 1:
             raise ValueError(
-                f"confirm_seeds: a confirmation set is made of the test images that the test pairs leave unused: "
+                "confirm_seeds: a confirmation set is made of the test images the test pairs leave unused: "
                 f"nb_pairs must be below {MNIST_SIZES['test'] // 2} with it, got {self.nb_pairs}"
             )
         if self.confirm_seeds and self.protocol != "corrected":
@@ -289,26 +124,20 @@ class _Fields:
                 "confirm_seeds: the confirmation set is evaluated under the corrected protocol only"
             )
         if self.head is None:
-            own = (
-                PROTOCOL_SETTINGS[self.protocol].net_head if self.model == "Net" else MODEL_HEADS[self.model]
-            )
+            own = settings.net_head if self.model == "Net" else MODEL_HEADS[self.model]
             object.__setattr__(self, "head", own)
         if self.branch_calls is None:
-            calls = PROTOCOL_SETTINGS[self.protocol].shared_branch_calls if self.weight_sharing else 1
+            calls = settings.shared_branch_calls if self.weight_sharing else 1
             object.__setattr__(self, "branch_calls", calls)
         if self.branch_calls == 2 and not self.weight_sharing:
-            raise ValueError(
-                "branch_calls 2 (one call per image) needs weight sharing; without it each image "
-                "has its own branch: 1"
-            )
+            raise ValueError("branch_calls 2 (one call per image) needs weight sharing; without it: 1")
         if self.val_pairs >= self.nb_pairs:
             raise ValueError(f"val_pairs must be below nb_pairs ({self.nb_pairs}), got {self.val_pairs}")
         size, split = smallest_training_mode_batch(self) if self.batch_norm else (2, "")
         if size < 2:
             raise ValueError(
-                f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which "
-                f"batch norm cannot take in training mode; choose one that leaves at least 2 pairs in "
-                f"every mini-batch"
+                f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which"
+                " batch norm cannot take in training mode; choose one leaving at least 2 pairs in each"
             )
         return self
 
@@ -330,15 +159,12 @@ class RunConfig(_Fields):
 
     @property
     def confirm_pairs(self) -> int:
-        """Pairs in the confirmation set: per seed, the test images the test pairs leave unused, paired."""
         return confirmation_size(self.nb_pairs, len(self.confirm_seeds))
 
     @property
     def trained_epochs(self) -> int:
         cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
-        if cap is not None and not self.aux_loss:
-            return min(self.epochs, cap)
-        return self.epochs
+        return min(self.epochs, cap) if cap is not None and not self.aux_loss else self.epochs
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -354,7 +180,7 @@ def field_rule(name: str) -> str:  # what a field allows, in the words every val
 
 
 def confirmation_size(nb_pairs: int, seeds: int) -> int:
-    """Pairs in a confirmation set: per seed, the test images that nb_pairs test pairs leave unused, paired."""
+    """Pairs in a confirmation set: per seed, the test images nb_pairs test pairs leave unused, paired."""
     return seeds * ((MNIST_SIZES["test"] - 2 * nb_pairs) // 2)
 
 

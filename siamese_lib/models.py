@@ -1,8 +1,8 @@
 """The paper's four siamese networks (shared-interface: ``build_model``).
 
-Each branch maps one 1x14x14 image to 10 digit logits; the two branches' logits
-are concatenated (20) and a comparison head with a 72-unit hidden layer gives the
-2 comparison logits. With weight sharing a single branch serves both images.
+Each branch maps one 1x14x14 image to 10 digit logits; the two branches' logits are concatenated (20) and a
+comparison head with a 72-unit hidden layer gives the 2 comparison logits. With weight sharing a single branch
+serves both images.
 """
 
 from __future__ import annotations
@@ -29,31 +29,22 @@ def _conv_stage(c_in, c_out, batch_norm):
     return [nn.Conv2d(c_in, c_out, 3), *_bn2d(c_out, batch_norm), nn.MaxPool2d(2), nn.ReLU()]
 
 
+def _mlp(sizes, dropout):
+    """Linear layers through ``sizes``, each hidden one followed by ReLU (and dropout)."""
+    layers = []
+    for n_in, n_out in zip(sizes[:-2], sizes[1:-1]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU(), *_dropout(dropout)]
+    return [*layers, nn.Linear(*sizes[-2:])]
+
+
 def net_branch(batch_norm=True, dropout=False):
-    return nn.Sequential(
-        *_conv_stage(1, 16, batch_norm),
-        *_conv_stage(16, 32, batch_norm),
-        nn.Flatten(),
-        nn.Linear(128, 64),
-        nn.ReLU(),
-        *_dropout(dropout),
-        nn.Linear(64, 10),
-    )
+    stages = [*_conv_stage(1, 16, batch_norm), *_conv_stage(16, 32, batch_norm)]
+    return nn.Sequential(*stages, nn.Flatten(), *_mlp((128, 64, 10), dropout))
 
 
 def lenet5_branch(batch_norm=True, dropout=False):
-    return nn.Sequential(
-        *_conv_stage(1, 32, batch_norm),
-        *_conv_stage(32, 64, batch_norm),
-        nn.Flatten(),
-        nn.Linear(256, 120),
-        nn.ReLU(),
-        *_dropout(dropout),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        *_dropout(dropout),
-        nn.Linear(84, 10),
-    )
+    stages = [*_conv_stage(1, 32, batch_norm), *_conv_stage(32, 64, batch_norm)]
+    return nn.Sequential(*stages, nn.Flatten(), *_mlp((256, 120, 84, 10), dropout))
 
 
 def lenet5_fullyconv_branch(batch_norm=True, dropout=False):
@@ -102,29 +93,18 @@ def resnet_branch(batch_norm=True, dropout=False, blocks=3, channels=32):
 
 
 def vgg_branch(batch_norm=True, dropout=False):
-    """Beyond the paper: two VGG-style stages of two padded 3x3 convolutions each (32 then 64
-    channels; 14x14 -> 7x7 -> 3x3), then 576 -> 128 -> 10."""
+    """Beyond the paper: two VGG-style stages of two padded 3x3 convolutions each (32 then 64 channels;
+    14x14 -> 7x7 -> 3x3), then 576 -> 128 -> 10."""
 
     def conv(c_in, c_out):
         return [nn.Conv2d(c_in, c_out, 3, padding=1), *_bn2d(c_out, batch_norm), nn.ReLU()]
 
-    return nn.Sequential(
-        *conv(1, 32),
-        *conv(32, 32),
-        nn.MaxPool2d(2),
-        *conv(32, 64),
-        *conv(64, 64),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(576, 128),
-        nn.ReLU(),
-        *_dropout(dropout),
-        nn.Linear(128, 10),
-    )
+    stages = [*conv(1, 32), *conv(32, 32), nn.MaxPool2d(2), *conv(32, 64), *conv(64, 64), nn.MaxPool2d(2)]
+    return nn.Sequential(*stages, nn.Flatten(), *_mlp((576, 128, 10), dropout))
 
 
 def linear_head(batch_norm=True, dropout=False):
-    return nn.Sequential(nn.Linear(20, HEAD_HIDDEN), nn.ReLU(), *_dropout(dropout), nn.Linear(HEAD_HIDDEN, 2))
+    return nn.Sequential(*_mlp((20, HEAD_HIDDEN, 2), dropout))
 
 
 class ConvHead(nn.Module):
@@ -161,8 +141,7 @@ class Siamese(nn.Module):
         self, make_branch, make_head, weight_sharing=True, batch_norm=True, dropout=False, branch_calls=1
     ):
         super().__init__()
-        self.weight_sharing = weight_sharing
-        self.branch_calls = branch_calls
+        self.weight_sharing, self.branch_calls = weight_sharing, branch_calls
         self.branch1 = make_branch(batch_norm=batch_norm, dropout=dropout)
         self.branch2 = self.branch1 if weight_sharing else make_branch(batch_norm=batch_norm, dropout=dropout)
         self.head = make_head(batch_norm=batch_norm, dropout=dropout)
@@ -171,22 +150,16 @@ class Siamese(nn.Module):
         """x: [N, 2, 14, 14] -> (digit_logits_1 [N,10], digit_logits_2 [N,10], comparison_logits [N,2])."""
         x1, x2 = x[:, 0:1], x[:, 1:2]
         if self.weight_sharing and self.branch_calls == 1:
-            # one pass over both images: half the kernel launches; batch norm then sees
-            # both images' statistics together (the authors' code made two calls: quirk 6)
-            d = self.branch1(torch.cat((x1, x2), 0))
-            d1, d2 = d[: x.shape[0]], d[x.shape[0] :]
+            # one pass over both images: half the kernel launches; batch norm then sees both images'
+            # statistics together (the authors' code made two calls: quirk 6)
+            d1, d2 = self.branch1(torch.cat((x1, x2), 0)).split(x.shape[0])
         else:
             d1, d2 = self.branch1(x1), self.branch2(x2)
         return d1, d2, self.head(torch.cat((d1, d2), 1))
 
 
 def build_model(
-    name: str,
-    weight_sharing: bool = True,
-    batch_norm: bool = True,
-    dropout: bool = False,
-    branch_calls: int = 1,
-    head: str | None = None,
+    name: str, weight_sharing=True, batch_norm=True, dropout=False, branch_calls=1, head=None
 ) -> Siamese:
     """``branch_calls`` (weight sharing only): 1 = both images in one call of the branch, 2 = one call per
     image, each with its own batch-norm statistics (the authors' forward). ``head``: "linear" or "conv"
@@ -198,14 +171,7 @@ def build_model(
     head = MODEL_HEADS[name] if head is None else head
     if head not in HEADS:
         raise ValueError(f"head must be one of {', '.join(HEADS)}, got {head!r}")
-    return Siamese(
-        ARCHITECTURES[name],
-        HEADS[head],
-        weight_sharing=weight_sharing,
-        batch_norm=batch_norm,
-        dropout=dropout,
-        branch_calls=branch_calls,
-    )
+    return Siamese(ARCHITECTURES[name], HEADS[head], weight_sharing, batch_norm, dropout, branch_calls)
 
 
 def count_parameters(model: nn.Module) -> int:

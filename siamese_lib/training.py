@@ -1,8 +1,8 @@
 """One training run: a small configuration in, metrics out.
 
-The paper's fold protocol: per seed, seed torch, shuffle the training pairs once,
-build the model (its init follows from the same seed), train with Adam on fixed
-mini-batches (the same order every epoch), evaluate once at the end.
+The paper's fold protocol: per seed, seed torch, shuffle the training pairs once, build the model (its
+init follows from the same seed), train with Adam on fixed mini-batches (the same order every epoch),
+evaluate once at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from .config import PROTOCOL_SETTINGS, RunConfig
+from .config import ERROR_METRICS, PROTOCOL_SETTINGS, RunConfig
 from .data import confirmation_pairs, generate_pair_sets
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
@@ -57,13 +57,8 @@ class Splits(NamedTuple):
 
 
 def prepare_data(config: RunConfig, device: torch.device) -> Splits:
-    """The run's splits; the training order is the fold's shuffle: the caller seeds torch before calling.
-
-    With validation pairs (the first val_pairs of the fold's shuffle, held out) the normalisation statistics
-    come from the trained-on pairs alone, so nothing of the validation pairs (not even their pixel statistics)
-    reaches the model; without, from every training pair (the paper's numerics, unchanged). The test input is
-    normalised with them unless the protocol leaves it raw (quirk 2); the confirmation set like the test input.
-    """
+    """The run's splits, the training pairs in the fold's shuffle (the caller seeds torch first), normalised
+    by the trained-on pairs' statistics; the test and confirmation inputs too, unless raw (quirk 2)."""
     tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets(config.nb_pairs, config.data_seed)
     perm = torch.randperm(len(tr_t))  # the same draw with or without validation: the same fold shuffle
     k = config.val_pairs
@@ -72,17 +67,18 @@ def prepare_data(config: RunConfig, device: torch.device) -> Splits:
     tr_in = (tr_in - mean) / std
     raw = not PROTOCOL_SETTINGS[config.protocol].normalize_test
 
-    def held_out(x, target, classes):
-        return Split(x if raw else (x - mean) / std, target, classes).to(device)
+    def split(x, target, classes, normalize=not raw):
+        return Split((x - mean) / std if normalize else x, target, classes).to(device)
 
-    confirm = (
-        held_out(*confirmation_pairs(config.nb_pairs, config.data_seed, config.confirm_seeds))
-        if config.confirm_seeds
-        else None
+    held, kept = perm[:k], perm[k:]
+    seeds = config.confirm_seeds
+    confirm = seeds and confirmation_pairs(config.nb_pairs, config.data_seed, seeds)
+    return Splits(
+        train=split(tr_in[kept], tr_t[kept], tr_c[kept], normalize=False),
+        val=split(tr_in[held], tr_t[held], tr_c[held], normalize=False) if k else None,
+        test=split(te_in, te_t, te_c),
+        confirm=split(*confirm) if config.confirm_seeds else None,
     )
-    val = Split(tr_in[perm[:k]], tr_t[perm[:k]], tr_c[perm[:k]]).to(device) if k else None
-    train = Split(tr_in[perm[k:]], tr_t[perm[k:]], tr_c[perm[k:]]).to(device)
-    return Splits(train, val, held_out(te_in, te_t, te_c), confirm)
 
 
 def aux_weight_at(config: RunConfig, epoch: int) -> float:
@@ -97,8 +93,7 @@ def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
     """Training-time augmentation, using only the training pairs (see AUGMENTATIONS)."""
     if "repair" in config.augment and pool is not None:
         # new pairs from any two of the training digits; the target follows from their classes
-        digits = pool.input.reshape(-1, 1, 14, 14)
-        labels = pool.classes.reshape(-1)
+        digits, labels = pool.input.reshape(-1, 1, 14, 14), pool.classes.reshape(-1)
         idx = torch.randint(len(labels), (len(target), 2), device=x.device)
         x = torch.cat((digits[idx[:, 0]], digits[idx[:, 1]]), 1)
         classes = labels[idx]
@@ -116,8 +111,8 @@ def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
 
 
 def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1.5):
-    """Each image of each pair rotated (up to +-degrees), rescaled (by 1 +- scale) and moved (up to
-    +-shift pixels) at random, bilinear, the border replicated (background in MNIST)."""
+    """Each image rotated (up to +-degrees), rescaled (by 1 +- scale) and moved (up to +-shift pixels) at
+    random, bilinear, the border replicated (background in MNIST)."""
     n, c, h, w = x.shape
     flat = x.reshape(n * c, 1, h, w)
     m = len(flat)
@@ -131,7 +126,7 @@ def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1
 
 
 def shift_images(x, max_shift: int = 1):
-    """Each image of each pair moved independently by up to max_shift pixels in x and y, the edge replicated."""
+    """Each image moved independently by up to max_shift pixels in x and y, the edge replicated."""
     n, c, h, w = x.shape
     m = max_shift
     padded = F.pad(x, (m, m, m, m), mode="replicate")
@@ -153,22 +148,18 @@ def comparison_from_digits(d1, d2):
 def predict(model, split: Split, config: RunConfig, batch_size: int = 1000):
     """Outputs on a split: comparison prob (head), P(d1<=d2) from the digits, digit predictions."""
     original = not PROTOCOL_SETTINGS[config.protocol].eval_mode
-    # quirk 3: the authors never called model.eval(): batch norm on each test batch of 100, dropout on
-    model.train(original)
-    bs = config.batch_size if original else batch_size
+    model.train(original)  # quirk 3: the authors never called model.eval() (batch norm per batch, dropout on)
     outs = []
     with torch.inference_mode():
-        for xb in torch.split(split.input, bs):
+        for xb in torch.split(split.input, config.batch_size if original else batch_size):
             d1, d2, c = model(xb)
             outs.append((F.softmax(c, 1)[:, 1], comparison_from_digits(d1, d2), d1.argmax(1), d2.argmax(1)))
-    head, digits_prob, p1, p2 = (torch.cat(t) for t in zip(*outs))
-    return head, digits_prob, p1, p2
+    return tuple(torch.cat(t) for t in zip(*outs))
 
 
 def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dict:
-    """Per pair, whether each metric counts it wrong (bool tensors): the one rule that both makes a run's metrics
-    and checks a stored record's against its outputs (store.check_metrics). The digit metrics need the digit
-    predictions (``p1``, ``p2``, ``classes``)."""
+    """Per pair, whether each metric counts it wrong (bool tensors): the one rule that makes a run's metrics
+    and checks a stored record's (record.check_metrics); digit metrics need ``p1``, ``p2``, ``classes``."""
     head_pred = (head > 0.5).long()
     wrong = {"error": head_pred != target, "digit_prob_error": (digit_prob > 0.5).long() != target}
     if p1 is not None:
@@ -182,27 +173,16 @@ def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dic
     return wrong
 
 
-METRIC_ORDER = (
-    "error",
-    "digit1_error",
-    "digit2_error",
-    "derived_error",
-    "digit_prob_error",
-    "head_vs_digits_disagreement",
-)
-
-
 def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[dict, dict]:
     head, digits_prob, p1, p2 = predict(model, split, config)
     wrong = pair_errors(head, digits_prob, split.target, split.classes, p1, p2)
-    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in METRIC_ORDER}
-    outputs = {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
-    return metrics, outputs
+    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in ERROR_METRICS}
+    return metrics, {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
 
 
 def val_order(config: RunConfig) -> torch.Tensor:
-    """The fold's shuffle of the training pairs that prepare_data draws first after seeding (its first
-    ``val_pairs`` are the validation pairs), drawn again without touching the global generator."""
+    """The fold's shuffle that prepare_data draws first after seeding (its first ``val_pairs`` are the
+    validation pairs), drawn again without touching the global generator."""
     return torch.randperm(config.nb_pairs, generator=torch.Generator().manual_seed(config.seed))
 
 
@@ -212,22 +192,21 @@ def make_optimizer(model_or_params, config: RunConfig):
 
 
 def make_scheduler(optimizer, config: RunConfig):
-    return (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
-        if config.lr_schedule == "cosine"
-        else None
-    )
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
+    return None
+
+
+def make_model(config: RunConfig, dev: torch.device):
+    """The run's model on ``dev`` (channels-last on a CPU); its init draws from torch's global generator."""
+    parts = (config.model, config.weight_sharing, config.batch_norm, config.dropout)
+    model = build_model(*parts, branch_calls=config.branch_calls, head=config.head).to(dev)
+    return model.to(memory_format=torch.channels_last) if dev.type == "cpu" else model
 
 
 def mini_batches(split: Split, batch_size: int) -> list:
     """The fixed mini-batches of one fold: views made once, the same order every epoch."""
-    return list(
-        zip(
-            torch.split(split.input, batch_size),
-            torch.split(split.target, batch_size),
-            torch.split(split.classes, batch_size),
-        )
-    )
+    return list(zip(*(torch.split(t, batch_size) for t in (split.input, split.target, split.classes))))
 
 
 def batch_loss(outputs, target, classes, w: float, config: RunConfig, params):
@@ -242,8 +221,8 @@ def batch_loss(outputs, target, classes, w: float, config: RunConfig, params):
 
 
 def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: Split):
-    """One epoch over the mini-batches; returns the summed loss as a tensor (no host sync in the loop).
-    ``pool``: the trained-on pairs, which re-pairing draws from."""
+    """One epoch over the mini-batches; the summed loss as a tensor (no host sync in the loop). ``pool``: the
+    trained-on pairs, which re-pairing draws from."""
     w = aux_weight_at(config, epoch)
     total = torch.zeros((), device=batches[0][0].device)
     for xb, tb, cb in batches:
@@ -258,29 +237,18 @@ def train_epoch(model, optimizer, batches, config: RunConfig, epoch: int, pool: 
 
 
 def setup_run(config: RunConfig, dev: torch.device):
-    """A run's start, in the order that fixes its numbers: seed, the fold's shuffle, the model's init.
-    Returns (splits, model)."""
+    """(splits, model), in the order that fixes a run's numbers: seed, the fold's shuffle, the init."""
     enforce_numerics()  # the process's numerics mode (machine.apply_numerics), or a loud failure
     torch.manual_seed(config.seed)
     splits = prepare_data(config, dev)
-    model = build_model(
-        config.model,
-        config.weight_sharing,
-        config.batch_norm,
-        config.dropout,
-        branch_calls=config.branch_calls,
-        head=config.head,
-    ).to(dev)
-    if dev.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    return splits, model
+    return splits, make_model(config, dev)
 
 
 def finish_run(
     model, config: RunConfig, splits: Splits, dev, losses, train_seconds: float, start: float
 ) -> dict:
-    """Evaluate a trained model on its splits and assemble train_run's result.
-    ``losses``: the per-epoch summed training losses (tensors); ``start``: perf_counter at the run's start."""
+    """Evaluate a trained model on its splits and assemble train_run's result. ``losses``: the per-epoch
+    summed training losses (tensors); ``start``: perf_counter at the run's start."""
     metrics, outputs = {}, {}
     # in this order: under the original protocol evaluation runs in training mode, whose dropout draws numbers
     for name in ("train", "test", "val", "confirm"):
@@ -289,17 +257,11 @@ def finish_run(
             continue
         split_metrics, out = error_metrics(model, split, config, name)
         metrics.update(split_metrics)
-        if name != "train":  # per pair: the test pairs' (ensembles), the confirmation and validation sets'
-            prefix = "" if name == "test" else name + "_"
-            outputs.update(
-                {
-                    prefix + k: [round(float(v), 6) for v in t.cpu()]
-                    if t.is_floating_point()
-                    else [int(v) for v in t.cpu()]
-                    for k, t in out.items()
-                    if name == "test" or k in CONFIRM_OUTPUTS
-                }
-            )
+        prefix = "" if name == "test" else name + "_"  # per pair: every test output, the others' some
+        for k, t in out.items():
+            if name == "test" or (name != "train" and k in CONFIRM_OUTPUTS):
+                values = t.cpu().tolist()
+                outputs[prefix + k] = [round(v, 6) for v in values] if t.is_floating_point() else values
     metrics["train_seconds"] = train_seconds
     metrics["wall_seconds"] = time.perf_counter() - start
     return {
@@ -313,26 +275,19 @@ def finish_run(
 
 
 def train_run(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:
-    """Train one configuration on ``threads`` torch threads (set for the run, restored after: the same
-    numbers however it is called); ``progress(epoch, epochs)`` after each epoch. Returns a store record's body:
-
-    - ``metrics``: ``{train,test[,val][,confirm]}_{error, digit1_error, digit2_error, derived_error,
-      digit_prob_error, head_vs_digits_disagreement}`` in percent (val only when ``val_pairs``, confirm only with
-      ``confirm_seeds``), ``train_seconds``, ``wall_seconds``
-    - ``curves``: ``{"train_loss": [summed loss of each epoch]}``
-    - ``outputs``: per test pair, ``head_prob`` and ``digit_prob`` (P(d1 <= d2) from the head and from the
-      digits, 6 decimals), ``digit1_pred``, ``digit2_pred``; per confirmation pair ``confirm_head_prob`` and
-      ``confirm_digit_prob``
-    - ``device`` ("cpu" or "cuda"), ``epochs_trained`` (config.trained_epochs), ``threads``
-    """
+    """Train one configuration on ``threads`` torch threads (restored after); ``progress(epoch, epochs)``
+    after each epoch. Returns a store record's body: ``metrics`` ({train,test[,val][,confirm]}_ +
+    ERROR_METRICS in percent, train_seconds, wall_seconds), ``curves`` (the summed loss of each epoch),
+    ``outputs`` (per test pair: head_prob, digit_prob to 6 decimals, digit1_pred, digit2_pred; per
+    confirmation and validation pair their CONFIRM_OUTPUTS), ``device``, ``epochs_trained``, ``threads``."""
     dev = resolve_device(device)
     with torch_threads(threads):
         start = time.perf_counter()
         splits, model = setup_run(config, dev)
         optimizer = make_optimizer(model, config)
         batches = mini_batches(splits.train, config.batch_size)
-        epoch_losses = []
         scheduler = make_scheduler(optimizer, config)
+        epoch_losses = []
         model.train()
         for epoch in range(config.trained_epochs):
             epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, splits.train))

@@ -10,7 +10,8 @@ from typing import Annotated, Optional, Union
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, ValidationError, create_model
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
-from ..config import FIELD_TYPES, Device, Flag, Listed, Number, Refusal, Strict, Threads, one_line, ruled
+from ..config import FIELD_TYPES, Device, Flag, Threads
+from ..rules import Listed, Number, Refusal, Strict, one_line, ruled
 from ..machine import device_type
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import ITEMS, PAPER_LRS

@@ -10,9 +10,8 @@ import yaml
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, create_model, model_validator
 
 from ..common import PARAMS_DIR
-from ..config import (
-    FIELD_TYPES,
-    MAX_LIST_ITEMS,  # noqa: F401 (a limit on profiles too)
+from ..config import FIELD_TYPES, PAPER_MODELS, BatchSize, Epochs, Lr, NbPairs, Protocol, RunConfig, Seed
+from ..rules import Listed, Number, OneOf, Strict, one_line, ruled
     PAPER_MODELS,
     BatchSize,
     Epochs,

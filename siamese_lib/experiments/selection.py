@@ -9,7 +9,8 @@ from typing import Annotated
 import numpy as np
 from pydantic import BeforeValidator, Field, StrictStr, create_model, field_validator, model_validator
 
-from ..config import FIELD_TYPES, Listed, OneOf, Refusal, RunConfig, Seed, Strict, ruled
+from ..config import FIELD_TYPES, RunConfig, Seed
+from ..rules import Listed, OneOf, Refusal, Strict, ruled
 from ..store import find_record
 from .variants import val_pairs_for
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench
 from siamese_lib import training
 from siamese_lib.config import PAPER_MODELS, RunConfig
 
@@ -82,7 +81,7 @@ def test_library_loop_is_train_runs_loop(config):
     dev = torch.device("cpu")
     torch.manual_seed(config.seed)  # train_run's order: seed, data (the fold's shuffle), model
     train = training.prepare_data(config, dev).train
-    model = bench.library_model(config, dev)
+    model = training.make_model(config, dev)
     optimizer = training.make_optimizer(model, config)
     batches = training.mini_batches(train, config.batch_size)
     model.train()

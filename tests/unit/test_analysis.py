@@ -14,10 +14,10 @@ import pytest
 
 from siamese_lib.analysis import findings, stats, tables, verdicts
 from siamese_lib.common import write_atomically
-from siamese_lib.config import RunConfig
+from siamese_lib.config import ERROR_METRICS, RunConfig
 from siamese_lib.experiments import lr_rule, planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.store import ERROR_METRICS, OUTPUTS, SCHEMA_VERSION, load_records, record_path, run_key
+from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key
 
 ROOT = Path(__file__).resolve().parents[2]
 PAPER_TEXT = ROOT / "tests" / "fixtures" / "paper_tables.txt"  # the paper's lines that print them, verbatim
@@ -46,7 +46,10 @@ def put_record(
         "device": device,
         "metrics": metrics,
         "curves": {"train_loss": list(curve or [1.0] * config.trained_epochs)},
-        "outputs": {k: [0.5 if k.endswith("prob") else 0] * config.nb_pairs for k in OUTPUTS},
+        "outputs": {
+            k: [0.5 if k.endswith("prob") else 0] * config.nb_pairs
+            for k in ("head_prob", "digit_prob", "digit1_pred", "digit2_pred")
+        },
         "torch_version": "test",
         "code_version": "synthetic",
         "created": created,

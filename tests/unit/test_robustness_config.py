@@ -11,7 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from siamese_lib import cli
+from siamese_lib import cli, rules
 from siamese_lib.config import RunConfig, field_rule
 from siamese_lib.experiments import profiles
 from siamese_lib.experiments.parameters import ParameterError, check_parameters
@@ -249,13 +249,13 @@ def test_an_alias_bomb_inside_a_checked_value_is_quoted_briefly(tmp_path, plain_
 def test_a_long_seed_list_is_linear_and_the_limits_are_stated(tmp_path, plain_load):
     table1 = "stages:\n  table1: {models: [LeNet5], weight_sharing: [true], aux_loss: [true], epochs: 2, seeds: [%s]}\n"
     path, tenth = tmp_path / "seeds.yaml", tmp_path / "tenth.yaml"
-    path.write_text(table1 % ", ".join(map(str, range(profiles.MAX_LIST_ITEMS))))
-    tenth.write_text(table1 % ", ".join(map(str, range(profiles.MAX_LIST_ITEMS // 10))))
+    path.write_text(table1 % ", ".join(map(str, range(rules.MAX_LIST_ITEMS))))
+    tenth.write_text(table1 % ", ".join(map(str, range(rules.MAX_LIST_ITEMS // 10))))
     # 1000 seeds against 100, side by side: linear is at most 10 times; the quadratic check was 100 times
     full = best_seconds(lambda: load_profile(str(path)))
     assert full < 30 * best_seconds(lambda: load_profile(str(tenth)))
-    path.write_text(table1 % ", ".join(map(str, range(profiles.MAX_LIST_ITEMS + 1))))
-    assert _timed_refusal(path, f"must hold at most {profiles.MAX_LIST_ITEMS} entries") < 5 * full
+    path.write_text(table1 % ", ".join(map(str, range(rules.MAX_LIST_ITEMS + 1))))
+    assert _timed_refusal(path, f"must hold at most {rules.MAX_LIST_ITEMS} entries") < 5 * full
     path.write_text(table1 % ", ".join(map(str, range(30000))))  # the case: refused by size, at once
     assert _timed_refusal(path, f"a profile may hold at most {profiles.MAX_PROFILE_BYTES} bytes") < plain_load
     path.write_text(table1 % ", ".join(["1"] * 1000))
