@@ -30,7 +30,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # figures are embedded by html.figure_html, each with its caption
+matplotlib.use("Agg")  # figures are embedded by figures.figure_html, each with its caption
 from IPython.display import HTML, display
 
 from siamese_lib.analysis import beyond_paper as beyond
@@ -42,16 +42,8 @@ from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import published_history
-from siamese_lib.presentation import (
-    beyond_section,
-    figures,
-    html,
-    profile_text,
-    provenance,
-    sections,
-    templates,
-)
-from siamese_lib.presentation.selection_section import confirmation_html, selection_html
+from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
+from siamese_lib.presentation.beyond_section import confirmation_html, selection_html
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -132,7 +124,7 @@ display(HTML(templates.render("intro.html.j2", **words)))
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.sample_pairs_figure(pairs, n=8),
             "Fig. 1: The first eight training pairs, each with "
             "its two digit classes and the target (1 when the first digit is at most the second).",
@@ -167,7 +159,7 @@ display(
 # %%
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.ARCHITECTURE,
             "Fig. 2 (the paper's Fig. 1): The siamese architecture "
             "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
@@ -212,7 +204,7 @@ note = "; ".join(
 )
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.lr_search_figure(curves, used),
             "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
             "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
@@ -236,7 +228,7 @@ display(HTML(sections.lr_choice_html(lr)))
 # %%
 display(
     HTML(
-        html.table1_html(
+        sections.table1_html(
             cells,
             "corrected",
             "TABLE I: Test error (%) of the four models, corrected protocol. "
@@ -246,7 +238,7 @@ display(
         )
     )
 )
-display(HTML(html.missing_html(cells, "corrected", "table1")))
+display(HTML(sections.missing_html(cells, "corrected", "table1")))
 
 # %%
 # the heading travels with its table, so a page never ends on it
@@ -254,7 +246,7 @@ display(
     HTML(
         "<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
         "normalisation and dropout.</p>"
-        + html.table2_html(
+        + sections.table2_html(
             cells,
             "corrected",
             "TABLE II: Test error (%) of "
@@ -263,7 +255,7 @@ display(
         )
     )
 )
-display(HTML(html.missing_html(cells, "corrected", "table2")))
+display(HTML(sections.missing_html(cells, "corrected", "table2")))
 
 # %% [markdown]
 # ### D. The original protocol
@@ -273,7 +265,7 @@ if "original" in prof.settings["protocols"]:
     display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
     display(
         HTML(
-            html.table1_html(
+            sections.table1_html(
                 cells,
                 "original",
                 "TABLE I (original protocol): Test error (%) of the four models "
@@ -283,10 +275,10 @@ if "original" in prof.settings["protocols"]:
             )
         )
     )
-    display(HTML(html.missing_html(cells, "original", "table1")))
+    display(HTML(sections.missing_html(cells, "original", "table1")))
     display(
         HTML(
-            html.table2_html(
+            sections.table2_html(
                 cells,
                 "original",
                 "TABLE II (original protocol): Test error (%) of LeNet5 with "
@@ -295,7 +287,7 @@ if "original" in prof.settings["protocols"]:
             )
         )
     )
-    display(HTML(html.missing_html(cells, "original", "table2")))
+    display(HTML(sections.missing_html(cells, "original", "table2")))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
 
@@ -328,7 +320,7 @@ display(
         )
         + confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
         + (
-            html.figure_html(
+            figures.figure_html(
                 figures.selection_figure(last["runs"]),
                 "Fig. 4: The last declared selection round: validation error of each candidate and rule over the "
                 "selection seeds (bars: the means the rule compares); the choice's test and confirmation errors "
@@ -372,18 +364,18 @@ protocols = tuple(prof.settings["protocols"])
 display(
     HTML(
         '<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
-        + html.figure_html(
+        + figures.figure_html(
             figures.errorbar_figure(cells, "table1", protocols),
             "Fig. S1: Table I as error bars: "
             "mean ± std of the test error, the paper's and ours under each protocol run.",
         )
-        + html.figure_html(
+        + figures.figure_html(
             figures.errorbar_figure(cells, "table2", protocols),
             "Fig. S2: Table II as error bars, the same marks.",
             width="85%",
         )
         + (
-            html.quirk_shift_html(*tables.quirk_shifts(cells))
+            sections.quirk_shift_html(*tables.quirk_shifts(cells))
             if "original" in protocols
             else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
         )
@@ -405,7 +397,7 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
             + beyond_section.findings_html(xdf)
             + beyond_section.table3_html(xdf)
             + beyond_section.rules_html(xdf)
-            + html.figure_html(
+            + figures.figure_html(
                 figures.aux_weight_figure(xdf),
                 "Fig. S3: Test error against the weight w of the "
                 "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: "
@@ -420,7 +412,7 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
             "is <i>post hoc</i>: it was added after the held-out-split runs' test "
             "errors had been seen.</p>"
             + beyond_section.best_html(xdf, summary)
-            + html.figure_html(
+            + figures.figure_html(
                 figures.plot_confusion(counts),
                 f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip "
                 f"the comparison (with the other image's true digit, the predicted digit gives the other answer), "
@@ -459,8 +451,8 @@ display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebook
 # %%
 display(
     HTML(
-        f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
-        f"<pre>{html.esc(profile_path.read_text())}</pre>"
+        f'<h3 id="profile">H. The profile</h3><p>{templates.escape(profile_path.name)}:</p>'
+        f"<pre>{templates.escape(profile_path.read_text())}</pre>"
     )
 )
 

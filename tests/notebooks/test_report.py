@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
 
 from siamese_lib.analysis import stats, tables
-from siamese_lib.presentation import html as report_html
 from siamese_lib.presentation import render, templates
+from siamese_lib.presentation import sections as report_html
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = [
