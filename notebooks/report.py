@@ -41,6 +41,7 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.experiments.variants import VARIANTS
 from siamese_lib.pipeline.published import published_history
 from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
 from siamese_lib.presentation.beyond_section import confirmation_html, selection_html
@@ -228,8 +229,9 @@ display(HTML(sections.lr_choice_html(lr)))
 # %%
 display(
     HTML(
-        sections.table1_html(
+        sections.results_html(
             cells,
+            "table1",
             "corrected",
             "TABLE I: Test error (%) of the four models, corrected protocol. "
             "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
@@ -246,8 +248,9 @@ display(
     HTML(
         "<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
         "normalisation and dropout.</p>"
-        + sections.table2_html(
+        + sections.results_html(
             cells,
+            "table2",
             "corrected",
             "TABLE II: Test error (%) of "
             "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.",
@@ -265,8 +268,9 @@ if "original" in prof.settings["protocols"]:
     display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
     display(
         HTML(
-            sections.table1_html(
+            sections.results_html(
                 cells,
+                "table1",
                 "original",
                 "TABLE I (original protocol): Test error (%) of the four models "
                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
@@ -278,8 +282,9 @@ if "original" in prof.settings["protocols"]:
     display(HTML(sections.missing_html(cells, "original", "table1")))
     display(
         HTML(
-            sections.table2_html(
+            sections.results_html(
                 cells,
+                "table2",
                 "original",
                 "TABLE II (original protocol): Test error (%) of LeNet5 with "
                 "auxiliary loss under the authors' original protocol.",
@@ -375,7 +380,7 @@ display(
             width="85%",
         )
         + (
-            sections.quirk_shift_html(*tables.quirk_shifts(cells))
+            templates.macro("results:quirk_shifts", *tables.quirk_shifts(cells))
             if "original" in protocols
             else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
         )
@@ -390,7 +395,7 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
     display(
         HTML(
             "<h4>The variants</h4>"
-            + beyond_section.beyond_paper_intro_html(xdf, expected)
+            + templates.macro("beyond_tables:intro", VARIANTS, expected - len(xdf), expected)
             + "<p>Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) "
             "computed exactly from the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble "
             "averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
@@ -443,10 +448,20 @@ display(
 )
 
 # %%
-display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.timings_html(timings)))
+display(
+    HTML(
+        '<h3 id="wall-time">F. Invocations and wall time</h3>'
+        + templates.macro("run_tables:timings", timings)
+    )
+)
 
 # %%
-display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebooks_html(timings, runs_dir)))
+display(
+    HTML(
+        '<h3 id="notebooks">G. Executed notebooks</h3>'
+        + templates.macro("run_tables:notebooks", timings, runs_dir.name)
+    )
+)
 
 # %%
 display(

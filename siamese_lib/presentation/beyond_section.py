@@ -14,11 +14,6 @@ from .figures import figure_html, selection_figure
 from .templates import escape, macro, render, safe
 
 
-def beyond_paper_intro_html(xdf, expected: int) -> str:
-    """What each variant changes, on which models, and how many of the stage's runs are in the store."""
-    return macro("beyond_tables:intro", VARIANTS, expected - (0 if xdf is None else len(xdf)), expected)
-
-
 def _q_values(xdf) -> dict:
     """(metric, model, variant) -> BH-adjusted p against the baseline ("ablation:" ones: vs the recipe)."""
     return {
@@ -55,7 +50,9 @@ def best_html(xdf, summary: dict) -> str:
             change = VARIANTS.get(r["variant"], {}).get("description", "")
             key = ("test_digit_prob_error", "LeNet5", "ablation:" + r["variant"])
             rows.append(dict(r=r, change=change, q=q.get(key)))
-    refit = refit_stats(xdf, summary)
+    # the chosen variant's refit on all the training pairs: (mean, std, n, nb_pairs)
+    fit = xdf[(xdf["model"] == summary["model"]) & (xdf["variant"] == REFITS.get(summary["variant"], ""))]
+    refit = None if fit.empty else (*mean_std_n(fit[summary["test_metric"]]), int(fit["nb_pairs"].iloc[0]))
     return macro("beyond_tables:best", text, refit, REFITS.get(summary["variant"]), rows, FDR)
 
 
@@ -71,14 +68,6 @@ def findings_html(xdf) -> str:
         groups[-1].update(lower=[x for x in eff if x[1] < 0], higher=[x for x in eff if x[1] > 0])
     n_raw, n_eff = int((t["p_vs_baseline"] < FDR).sum()), int(t["effect"].sum())
     return macro("beyond_tables:findings", groups, len(t), n_raw, n_eff, FDR)
-
-
-def refit_stats(xdf, summary: dict):
-    """(mean, std, n, nb_pairs) of the chosen variant's refit on all the training pairs, or None."""
-    refit = xdf[(xdf["model"] == summary["model"]) & (xdf["variant"] == REFITS.get(summary["variant"], ""))]
-    if refit.empty:
-        return None
-    return (*mean_std_n(refit[summary["test_metric"]]), int(refit["nb_pairs"].iloc[0]))
 
 
 def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:

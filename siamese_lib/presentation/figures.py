@@ -62,49 +62,44 @@ def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
     return fig
 
 
-def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataFrame:
-    """Tidy rows (model, rate, line, seed, epoch, loss) of the complete rates of the LR search."""
+def _lr_search_frame(curves: dict, chosen: dict, models) -> pd.DataFrame:
+    """Tidy rows (model, rate, line, seed, epoch, loss) of the LR search's complete rates."""
     rows = []
     for model in models:
         for lr, e in sorted(curves.get(model, {}).items(), reverse=True):
-            if e["missing_seeds"] or not e["curves"]:
-                continue
             line = USED if chosen.get(model) is not None and math.isclose(lr, chosen[model]) else SEARCHED
-            for seed, curve in zip(e["seeds"], e["curves"]):
+            for seed, curve in zip(e["seeds"], e["curves"]) if not e["missing_seeds"] else ():
                 rows += [(model, f"{lr:g}", line, seed, i + 1, float(v)) for i, v in enumerate(curve)]
     return pd.DataFrame(rows, columns=["model", "rate", "line", "seed", "epoch", "loss"] if rows else None)
 
 
-def authors_lr_frame(path=AUTHORS_LR_SEARCH, models=PAPER_MODELS) -> pd.DataFrame:
-    """lr_search_frame's rows for the authors' logged curves (seed 0: their log holds the seeds' mean only),
-    the paper's picks dotted; empty when the file is absent."""
+def _authors_lr_frame(models, path=AUTHORS_LR_SEARCH) -> pd.DataFrame:
+    """The same rows for the authors' logged curves (seed 0: their log holds the seeds' mean), the paper's
+    picks dotted; empty without the file."""
     if not Path(path).is_file():
         return pd.DataFrame()
     wide = pd.read_csv(path)
     rows = wide[wide["model"].isin(models)].melt(id_vars=["model", "lr"], var_name="epoch", value_name="loss")
     rows["epoch"], rows["rate"] = rows["epoch"].str[1:].astype(int), rows["lr"].map("{:g}".format)
-    rows["line"] = [
-        USED if math.isclose(lr, PAPER_LRS[m]) else SEARCHED for m, lr in zip(rows.model, rows.lr)
-    ]
+    rows["line"] = [USED if math.isclose(x, PAPER_LRS[m]) else SEARCHED for m, x in zip(rows.model, rows.lr)]
     return rows.assign(seed=0).drop(columns="lr")
 
 
 def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
     """Fig. 3 (the paper's Fig. 2): per model, the seeds' mean summed training loss per epoch, one line per
     rate, the rate used dotted; ours above, the authors' logged curves below; rates missing seeds left out."""
-    ours = lr_search_frame(curves, chosen, models)
+    ours = _lr_search_frame(curves, chosen, models)
     if ours.empty:
         return None
-    theirs = authors_lr_frame(models=models)
+    theirs = _authors_lr_frame(models)
     df = pd.concat([ours.assign(source=OURS), theirs.assign(source=AUTHORS)], ignore_index=True)
     order = sorted(df["rate"].unique(), key=float, reverse=True)
     # a qualitative palette: six rates must be told apart, not ordered by shade
     lines = dict(hue="rate", hue_order=order, palette="tab10", style="line", style_order=[SEARCHED, USED])
-    lines.update(dashes={SEARCHED: "", USED: (1, 1)}, kind="line", errorbar=None)
-    grid = dict(col="model", row="source" if not theirs.empty else None, height=1.75, aspect=1.05)
-    g = sns.relplot(
-        data=df, x="epoch", y="loss", **lines, **grid, facet_kws={"sharey": False, "sharex": False}
-    )
+    lines.update(dashes={SEARCHED: "", USED: (1, 1)}, kind="line", errorbar=None, height=1.75, aspect=1.05)
+    facets = dict(sharey=False, sharex=False)
+    grid = dict(col="model", row="source" if not theirs.empty else None, facet_kws=facets)
+    g = sns.relplot(data=df, x="epoch", y="loss", **lines, **grid)
     g.set(yscale="log")
     g.set_axis_labels("epoch", "summed training loss")
     g.set_titles("{col_name}, {row_name}" if not theirs.empty else "{col_name}", size=7)
@@ -122,8 +117,7 @@ def selection_figure(scores_runs: pd.DataFrame):
     sns.barplot(**axes, errorbar=None, alpha=0.45)
     np.random.seed(0)  # seaborn draws the jitter from numpy's global RNG: the same record, the same figure
     sns.stripplot(**axes, dodge=True, legend=False, size=4)
-    ax.set_xlabel("validation error (%), each dot one selection seed")
-    ax.set_ylabel("")
+    ax.set(xlabel="validation error (%), each dot one selection seed", ylabel="")
     ax.grid(axis="x", alpha=0.3, lw=0.4)
     fig.tight_layout()
     return fig
@@ -152,8 +146,7 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
             ax.plot(miss, [0.3] * len(miss), "x", color=color, ms=4, label=f"ours ({protocol}): missing")
     names = ("WS", "aux") if table == "table1" else ("WS", "BN", "DO")
     ticks = ["\n".join(f"{n} {yesno(v)}" for n, v in zip(names, k[-len(names) :])) for k in keys]
-    ax.set_xticks(x)
-    ax.set_xticklabels(ticks, fontsize=7)
+    ax.set_xticks(x, ticks, fontsize=7)
     ax.set_ylabel("test error (%)", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.tick_params(axis="y", labelsize=7)
@@ -179,10 +172,7 @@ def plot_confusion(counts, title: str = ""):
         if v:  # white on the dark cells
             color = "white" if v > values.max() / 2 else "black"
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=color)
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted digit", ylabel="true digit")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
@@ -190,7 +180,6 @@ def plot_confusion(counts, title: str = ""):
 
 
 AUX_LABELS = dict(test_error="learned head", test_digit_prob_error="P(d1 <= d2) from digits")
-AUX_LABELS["test_derived_error"] = "argmax digits"
 
 
 def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):

@@ -7,18 +7,13 @@ from pathlib import Path
 
 from .templates import escape
 
-PAPER_PROFILE = "paper"
 TITLE = "Siamese networks that compare two MNIST digits: a reproduction"
 DEFAULT_ORDER = ("paper", "quick", "smoke")  # the profile a notebook shows by default: the first with runs
 
 
-def is_reduced(profile) -> bool:
-    return profile.name != PAPER_PROFILE
-
-
 def report_title(profile) -> str:
     """The title, in the HTML <title>, the PDF metadata and the first page."""
-    if is_reduced(profile):
+    if profile.name != "paper":
         return f"{TITLE} — a reduced run ({profile.name}), not the paper's protocol"
     return f"{TITLE}, under the paper's full protocol"
 
@@ -31,7 +26,7 @@ def profile_numbers(profile) -> dict:
     """What the templates say about the run (profile.macros.j2 words its size)."""
     s, tables = profile.settings, _tables(profile)
     numbers = {k: s[k] for k in ("nb_pairs", "batch_size", "learning_rates")}
-    numbers.update(name=profile.name, reduced=is_reduced(profile), stages=profile.stages)
+    numbers.update(name=profile.name, reduced=profile.name != "paper", stages=profile.stages)
     numbers.update(protocols=list(s["protocols"]), confirmation_seeds=s.get("confirmation_seeds") or [])
     numbers.update(table_seeds=[len(g["seeds"]) for g in tables], table_epochs=[g["epochs"] for g in tables])
     return numbers

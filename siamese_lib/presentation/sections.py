@@ -58,13 +58,11 @@ def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
     return out
 
 
-def table1_html(cells, protocol: str, caption: str, margin: float) -> str:
-    cs = results_cells(cells, "table1", protocol, margin)
-    return macro("results:table1", cs, protocol, safe(caption), PAPER_MODELS)
-
-
-def table2_html(cells, protocol: str, caption: str, margin: float) -> str:
-    return macro("results:table2", results_cells(cells, "table2", protocol, margin), protocol, safe(caption))
+def results_html(cells, table: str, protocol: str, caption: str, margin: float) -> str:
+    """Table I or II in the paper's layout."""
+    models = [PAPER_MODELS] if table == "table1" else []
+    cs = results_cells(cells, table, protocol, margin)
+    return macro(f"results:{table}", cs, protocol, safe(caption), *models)
 
 
 def missing_html(cells, protocol: str | None = None, table: str | None = None) -> str:
@@ -74,11 +72,6 @@ def missing_html(cells, protocol: str | None = None, table: str | None = None) -
     ]
     scope = [TABLE_NAMES.get(table, ""), f"{protocol} protocol" if protocol else ""]
     return macro("results:missing", miss, ", ".join(x for x in scope if x)) if miss else ""
-
-
-def quirk_shift_html(per_cell, grouped) -> str:
-    """Tables S2 and S3 from ``tables.quirk_shifts``."""
-    return macro("results:quirk_shifts", *(list(f.itertuples(index=False)) for f in (per_cell, grouped)))
 
 
 def parameters_html() -> str:
@@ -91,13 +84,19 @@ def parameters_html() -> str:
 
 
 def lr_choice_html(lr: dict, evidence: bool = False) -> str:
-    """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13: the curves' evidence where a pick
-    differs."""
+    """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13 (where a pick differs)."""
     if not lr["rows"]:
         return '<p class="note">The profile has no LR search stage.</p>'
     if not evidence:
         return macro("run_tables:lr_choice", lr)
     return macro("run_tables:lr_evidence", lr) if lr["evidence"] else ""
+
+
+def _columns(records) -> dict:
+    """Each run's provenance fields as columns, which the templates count."""
+    fields = dict(devices="device", torch="torch_version", threads="threads", hosts="host", pythons="python")
+    fields.update(codes="code_version", dates="created")
+    return {k: [r.get(f) for r in records] for k, f in fields.items()}
 
 
 def protocol_html(profile, records, timings) -> str:
@@ -108,10 +107,8 @@ def protocol_html(profile, records, timings) -> str:
     p = dict(settings=profile.settings, stages=st, n=len(records), timings=timings, paper_lrs=PAPER_LRS)
     p.update(variants=len(variants), variant_configs=sum(applies_to(v, m) for m in models for v in variants))
     short = {(r["config"]["epochs"], r.get("epochs_trained")) for r in records}
-    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])))
-    compute = sum(r["metrics"].get("train_seconds", 0.0) for r in records)
-    p.update(threads=[r.get("threads") for r in records], compute=compute)
-    p.update(torch=[r["torch_version"] for r in records], devices=[r["device"] for r in records])
+    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])), **_columns(records))
+    p.update(compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records))
     p.update(wall_h=(timings or {}).get("total_seconds", math.nan) / 3600)
     p.update(trained_in_passes=sum(i["trained"] for i in invocations) if counted else None)
     return macro("run_tables:protocol", p)
@@ -126,21 +123,9 @@ def _version(package: str) -> str:
 
 def environment_html(records) -> str:
     e = dict(python=platform.python_version(), versions=[_version(p) for p in VERSIONS], cpus=os.cpu_count())
-    e.update(cpu=machine.cpu_model(), threads=torch.get_num_threads())
+    e.update(cpu=machine.cpu_model(), torch_threads=torch.get_num_threads(), runs=_columns(records))
     e.update(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
-    for name, field in dict(hosts="host", devices="device", pythons="python", torch="torch_version").items():
-        e[name] = [r.get(field) for r in records]
-    e.update(run_threads=[r.get("threads") for r in records], codes=[r["code_version"] for r in records])
-    return macro("run_tables:environment", e | dict(dates=[r["created"] for r in records]))
-
-
-def timings_html(timings) -> str:
-    return macro("run_tables:timings", timings)
-
-
-def notebooks_html(timings, runs_dir) -> str:
-    """Every executed notebook named in timings.json, by its path under the runs folder (not committed)."""
-    return macro("run_tables:notebooks", timings, Path(runs_dir).name)
+    return macro("run_tables:environment", e)
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
