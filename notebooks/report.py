@@ -380,7 +380,7 @@ display(
             width="85%",
         )
         + (
-            templates.macro("results:quirk_shifts", *tables.quirk_shifts(cells))
+            sections.quirk_shift_html(*tables.quirk_shifts(cells))
             if "original" in protocols
             else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
         )

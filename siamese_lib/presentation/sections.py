@@ -74,6 +74,11 @@ def missing_html(cells, protocol: str | None = None, table: str | None = None) -
     return macro("results:missing", miss, ", ".join(x for x in scope if x)) if miss else ""
 
 
+def quirk_shift_html(per_cell, grouped) -> str:
+    """Tables S2 and S3 from ``tables.quirk_shifts``."""
+    return macro("results:quirk_shifts", *(list(f.itertuples(index=False)) for f in (per_cell, grouped)))
+
+
 def parameters_html() -> str:
     """Table III: each model's parameters with and without weight sharing, beside the paper's count."""
     n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
