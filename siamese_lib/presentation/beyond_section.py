@@ -57,8 +57,7 @@ def best_html(xdf, summary: dict) -> str:
 
 
 def findings_html(xdf) -> str:
-    """What the variants change against our baseline of the same model, per rule: only the tests that survive
-    Benjamini-Hochberg over the whole section are called effects."""
+    """What the variants change against our baseline, per model and rule (effects: BH-adjusted q < FDR)."""
     t = bp.tested_against_baseline(xdf)
     t, groups = t[t["baseline"] != "best"], []
     for (metric, model), g in t.groupby(["metric", "model"], sort=False):

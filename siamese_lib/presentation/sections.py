@@ -134,8 +134,7 @@ def environment_html(records) -> str:
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
-    """runs.csv (one row per training run, with its record's path) and cells.csv (one row per table cell: the
-    statistics, the tests and the verdict), written atomically."""
+    """runs.csv (a row per run, with its record's path) and cells.csv (a row per cell, tests and verdict)."""
     runs, table = Path(out_dir) / "runs.csv", Path(out_dir) / "cells.csv"
     data = b""
     if not frame.empty:  # no text a spreadsheet runs:

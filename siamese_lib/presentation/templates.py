@@ -46,8 +46,7 @@ escape = _ENV.filters["escape"]
 
 
 def template_hash() -> str:
-    """12 hex digits of the sha256 over every file under report/template (path and bytes, in path order): the
-    render stamp names the words as the code version names the code."""
+    """12 hex digits of the sha256 of report/template's files (paths and bytes): the words' version."""
     digest = hashlib.sha256()
     for path in sorted(p for p in TEMPLATE_DIR.rglob("*") if p.is_file()):
         digest.update(path.relative_to(TEMPLATE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
