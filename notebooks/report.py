@@ -441,9 +441,7 @@ display(
 display(
     HTML(
         '<h3 id="verification">E. Machines, software and verification</h3>'
-        + sections.environment_html(records)
-        + provenance.machines_html(records)
-        + provenance.verify_html(verify)
+        + sections.environment_html(records, verify)
     )
 )
 

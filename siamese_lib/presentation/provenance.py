@@ -1,20 +1,18 @@
 """Provenance for the report: every departure from the paper and from the authors' code (read from the code's
-own settings, with its measured effect), the machines that trained the record, and its last ``verify``."""
+own settings, with its measured effect where one was measured)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 
-from .. import machine
 from ..analysis.stats import mean_std_n, welch_p
 from ..common import ROOT
 from ..config import HEADS, PROTOCOL_SETTINGS, RunConfig
 from ..models import build_model, count_parameters
 from ..training import make_optimizer
-from .templates import macro, render
+from .templates import render
 
 # The one-call against the two-call forward on the paper's best cell (LeNet5_FullyConv, weight sharing +
 # auxiliary loss, corrected protocol, 10 seeds), one row per run as in runs.csv (verify can retrain them).
@@ -63,14 +61,3 @@ def departures_html(grouped_shifts=None) -> str:
     words["foreach"] = make_optimizer(build_model("Net"), RunConfig()).defaults.get("foreach")
     words["measured"] = grouped_shifts is not None and len(grouped_shifts) > 0
     return render("departures.html.j2", forward=forward_effect(), **words)
-
-
-def machines_html(records) -> str:
-    """The machines (and numerics) that trained the record, with how many runs each."""
-    counts = Counter(machine.describe(r.get("machine")) for r in records)
-    return macro("run_tables:machines", counts.most_common())
-
-
-def verify_html(v: dict) -> str:
-    """The last verification of this record (verify.json's content, as the record keeps it), if any."""
-    return macro("run_tables:verify", v, machine.describe(v.get("machine_here")) if v else "")

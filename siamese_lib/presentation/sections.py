@@ -6,6 +6,7 @@ import importlib.metadata as md
 import math
 import os
 import platform
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -126,11 +127,15 @@ def _version(package: str) -> str:
         return f"{package} (not installed)"
 
 
-def environment_html(records) -> str:
+def environment_html(records, verify: dict) -> str:
+    """The render machine and software, the machines that trained the record (runs each), its last verify."""
     e = dict(python=platform.python_version(), versions=[_version(p) for p in VERSIONS], cpus=os.cpu_count())
     e.update(cpu=machine.cpu_model(), torch_threads=torch.get_num_threads(), runs=_columns(records))
     e.update(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
-    return macro("run_tables:environment", e)
+    machines = Counter(machine.describe(r.get("machine")) for r in records).most_common()
+    here = machine.describe(verify.get("machine_here")) if verify else ""
+    verified = macro("run_tables:verify", verify, here)
+    return macro("run_tables:environment", e) + macro("run_tables:machines", machines) + verified
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
