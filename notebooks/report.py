@@ -30,7 +30,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # figures are embedded by html.figure_html, each with its caption
+matplotlib.use("Agg")  # figures are embedded by figures.figure_html, each with its caption
 from IPython.display import HTML, display
 
 from siamese_lib.analysis import beyond_paper as beyond
@@ -41,17 +41,10 @@ from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.experiments.variants import VARIANTS
 from siamese_lib.pipeline.published import published_history
-from siamese_lib.presentation import (
-    beyond_section,
-    figures,
-    html,
-    profile_text,
-    provenance,
-    sections,
-    templates,
-)
-from siamese_lib.presentation.selection_section import confirmation_html, selection_html
+from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
+from siamese_lib.presentation.beyond_section import confirmation_html, selection_html
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -132,7 +125,7 @@ display(HTML(templates.render("intro.html.j2", **words)))
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.sample_pairs_figure(pairs, n=8),
             "Fig. 1: The first eight training pairs, each with "
             "its two digit classes and the target (1 when the first digit is at most the second).",
@@ -167,7 +160,7 @@ display(
 # %%
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.ARCHITECTURE,
             "Fig. 2 (the paper's Fig. 1): The siamese architecture "
             "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
@@ -212,7 +205,7 @@ note = "; ".join(
 )
 display(
     HTML(
-        html.figure_html(
+        figures.figure_html(
             figures.lr_search_figure(curves, used),
             "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
             "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
@@ -236,8 +229,9 @@ display(HTML(sections.lr_choice_html(lr)))
 # %%
 display(
     HTML(
-        html.table1_html(
+        sections.results_html(
             cells,
+            "table1",
             "corrected",
             "TABLE I: Test error (%) of the four models, corrected protocol. "
             "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
@@ -246,7 +240,7 @@ display(
         )
     )
 )
-display(HTML(html.missing_html(cells, "corrected", "table1")))
+display(HTML(sections.missing_html(cells, "corrected", "table1")))
 
 # %%
 # the heading travels with its table, so a page never ends on it
@@ -254,8 +248,9 @@ display(
     HTML(
         "<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
         "normalisation and dropout.</p>"
-        + html.table2_html(
+        + sections.results_html(
             cells,
+            "table2",
             "corrected",
             "TABLE II: Test error (%) of "
             "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.",
@@ -263,7 +258,7 @@ display(
         )
     )
 )
-display(HTML(html.missing_html(cells, "corrected", "table2")))
+display(HTML(sections.missing_html(cells, "corrected", "table2")))
 
 # %% [markdown]
 # ### D. The original protocol
@@ -273,8 +268,9 @@ if "original" in prof.settings["protocols"]:
     display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
     display(
         HTML(
-            html.table1_html(
+            sections.results_html(
                 cells,
+                "table1",
                 "original",
                 "TABLE I (original protocol): Test error (%) of the four models "
                 "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
@@ -283,11 +279,12 @@ if "original" in prof.settings["protocols"]:
             )
         )
     )
-    display(HTML(html.missing_html(cells, "original", "table1")))
+    display(HTML(sections.missing_html(cells, "original", "table1")))
     display(
         HTML(
-            html.table2_html(
+            sections.results_html(
                 cells,
+                "table2",
                 "original",
                 "TABLE II (original protocol): Test error (%) of LeNet5 with "
                 "auxiliary loss under the authors' original protocol.",
@@ -295,7 +292,7 @@ if "original" in prof.settings["protocols"]:
             )
         )
     )
-    display(HTML(html.missing_html(cells, "original", "table2")))
+    display(HTML(sections.missing_html(cells, "original", "table2")))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
 
@@ -328,7 +325,7 @@ display(
         )
         + confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
         + (
-            html.figure_html(
+            figures.figure_html(
                 figures.selection_figure(last["runs"]),
                 "Fig. 4: The last declared selection round: validation error of each candidate and rule over the "
                 "selection seeds (bars: the means the rule compares); the choice's test and confirmation errors "
@@ -372,18 +369,18 @@ protocols = tuple(prof.settings["protocols"])
 display(
     HTML(
         '<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
-        + html.figure_html(
+        + figures.figure_html(
             figures.errorbar_figure(cells, "table1", protocols),
             "Fig. S1: Table I as error bars: "
             "mean ± std of the test error, the paper's and ours under each protocol run.",
         )
-        + html.figure_html(
+        + figures.figure_html(
             figures.errorbar_figure(cells, "table2", protocols),
             "Fig. S2: Table II as error bars, the same marks.",
             width="85%",
         )
         + (
-            html.quirk_shift_html(*tables.quirk_shifts(cells))
+            sections.quirk_shift_html(*tables.quirk_shifts(cells))
             if "original" in protocols
             else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
         )
@@ -398,14 +395,14 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
     display(
         HTML(
             "<h4>The variants</h4>"
-            + beyond_section.beyond_paper_intro_html(xdf, expected)
+            + templates.macro("beyond_tables:intro", VARIANTS, expected - len(xdf), expected)
             + "<p>Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) "
             "computed exactly from the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble "
             "averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
             + beyond_section.findings_html(xdf)
             + beyond_section.table3_html(xdf)
             + beyond_section.rules_html(xdf)
-            + html.figure_html(
+            + figures.figure_html(
                 figures.aux_weight_figure(xdf),
                 "Fig. S3: Test error against the weight w of the "
                 "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: "
@@ -420,7 +417,7 @@ if have_ext:  # each heading is emitted with its content, so a profile without t
             "is <i>post hoc</i>: it was added after the held-out-split runs' test "
             "errors had been seen.</p>"
             + beyond_section.best_html(xdf, summary)
-            + html.figure_html(
+            + figures.figure_html(
                 figures.plot_confusion(counts),
                 f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip "
                 f"the comparison (with the other image's true digit, the predicted digit gives the other answer), "
@@ -444,23 +441,31 @@ display(
 display(
     HTML(
         '<h3 id="verification">E. Machines, software and verification</h3>'
-        + sections.environment_html(records)
-        + provenance.machines_html(records)
-        + provenance.verify_html(verify)
+        + sections.environment_html(records, verify)
     )
 )
 
 # %%
-display(HTML('<h3 id="wall-time">F. Invocations and wall time</h3>' + sections.timings_html(timings)))
-
-# %%
-display(HTML('<h3 id="notebooks">G. Executed notebooks</h3>' + sections.notebooks_html(timings, runs_dir)))
+display(
+    HTML(
+        '<h3 id="wall-time">F. Invocations and wall time</h3>'
+        + templates.macro("run_tables:timings", timings)
+    )
+)
 
 # %%
 display(
     HTML(
-        f'<h3 id="profile">H. The profile</h3><p>{html.esc(profile_path.name)}:</p>'
-        f"<pre>{html.esc(profile_path.read_text())}</pre>"
+        '<h3 id="notebooks">G. Executed notebooks</h3>'
+        + templates.macro("run_tables:notebooks", timings, runs_dir.name)
+    )
+)
+
+# %%
+display(
+    HTML(
+        f'<h3 id="profile">H. The profile</h3><p>{templates.escape(profile_path.name)}:</p>'
+        f"<pre>{templates.escape(profile_path.read_text())}</pre>"
     )
 )
 

@@ -1,99 +1,95 @@
-"""Section VI, beyond the paper, as HTML: the variants, every test against the baseline (Benjamini-Hochberg
-adjusted), the three comparison rules, the best variant and its ablation. The words are in
-beyond_tables.macros.j2; this module gathers the numbers from analysis.beyond_paper."""
+"""Section VI and Supplement D, beyond the paper: the variants tested against the baseline (Benjamini-Hochberg
+adjusted), the comparison rules, the best variant and its ablation, the declared selections and Table VII."""
 
 from __future__ import annotations
 
 import re
 
-from ..analysis.beyond_paper import (
-    PAPER_BEST,
-    RULE_LABELS,
-    ablation_frame,
-    ensemble_errors,
-    rules_table,
-    table3,
-    tested_against_baseline,
-)
+from ..analysis import beyond_paper as bp
+from ..analysis.selection_results import headline_numbers, space_frame
 from ..analysis.stats import FDR, mean_std_n
+from ..experiments.selection import RULE_TEXT
 from ..experiments.variants import REFITS, VARIANTS
-from .templates import escape, module, safe
+from .figures import figure_html, selection_figure
+from .templates import escape, macro, render, safe
 
 
-def _macro(name: str):
-    return getattr(module("beyond_tables.macros.j2"), name)
-
-
-def beyond_paper_intro_html(xdf, expected: int) -> str:
-    """What each variant changes, on which models, and how many of the stage's runs are in the store."""
-    present = 0 if xdf is None else len(xdf)
-    return str(_macro("intro")(VARIANTS, expected - present, expected))
+def _q_values(xdf) -> dict:
+    """(metric, model, variant) -> BH-adjusted p against the baseline ("ablation:" ones: vs the recipe)."""
+    return {
+        (r.metric, r.model, ("ablation:" if r.baseline == "best" else "") + r.variant): r.q_vs_baseline
+        for r in bp.tested_against_baseline(xdf).itertuples()
+    }
 
 
 def table3_html(xdf) -> str:
     """Table S5: each variant against the paper's best and our baseline, per comparison rule."""
-    head, prob = table3(xdf, metric="test_error"), table3(xdf, metric="test_digit_prob_error")
-    q = _q_values(xdf)
-    rows = [
-        dict(h=h, p=p, e=e, post_hoc=h["variant"] in REFITS.values())
-        | dict(q_head=q.get(("test_error", h["model"], h["variant"])))
-        | dict(q_prob=q.get(("test_digit_prob_error", h["model"], h["variant"])))
-        for h, p, e in zip(*(f.to_dict("records") for f in (head, prob, ensemble_errors(xdf))))
-    ]
-    return str(_macro("table3")(rows, PAPER_BEST, FDR))
-
-
-def _q_values(xdf) -> dict:
-    """(metric, model, variant) -> BH-adjusted p against the baseline, or against the whole recipe in the ablation."""
-    t = tested_against_baseline(xdf)
-    return {
-        (r.metric, r.model, r.variant if r.baseline != "best" else "ablation:" + r.variant): r.q_vs_baseline
-        for r in t.itertuples()
-    }
+    head, prob, q = bp.table3(xdf), bp.table3(xdf, metric="test_digit_prob_error"), _q_values(xdf)
+    rows = []
+    for h, p, e in zip(*(f.to_dict("records") for f in (head, prob, bp.ensemble_errors(xdf)))):
+        key = (h["model"], h["variant"])
+        rows.append(dict(h=h, p=p, e=e, post_hoc=h["variant"] in REFITS.values()))
+        rows[-1].update(q_head=q.get(("test_error", *key)), q_prob=q.get(("test_digit_prob_error", *key)))
+    return macro("beyond_tables:table3", rows, bp.PAPER_BEST, FDR)
 
 
 def rules_html(xdf) -> str:
     """The three comparison rules side by side, on validation (what a choice may use) and test."""
-    val, test = (rules_table(xdf, split).to_dict("records") for split in ("val", "test"))
+    val, test = (bp.rules_table(xdf, split).to_dict("records") for split in ("val", "test"))
     rows = [dict(v=v, t=t, post_hoc=t["variant"] in REFITS.values()) for v, t in zip(val, test)]
-    return str(_macro("rules")(rows))
+    return macro("beyond_tables:rules", rows)
 
 
 def best_html(xdf, summary: dict) -> str:
     """The configuration chosen on validation, its test error against the target, and its ablation."""
     text = safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(summary["text"]))))  # markdown code spans
-    ablation = ablation_frame(xdf)
-    rows = []
+    ablation, rows = bp.ablation_frame(xdf), []
     if len(ablation):
         q = _q_values(xdf)
-        rows = [
-            dict(r=r, change=VARIANTS.get(r["variant"], {}).get("description", ""))
-            | dict(q=q.get(("test_digit_prob_error", "LeNet5", "ablation:" + r["variant"])))
-            for r in table3(ablation, baseline="best", metric="test_digit_prob_error").to_dict("records")
-        ]
-    refit = refit_stats(xdf, summary)
-    return str(_macro("best")(text, refit, REFITS.get(summary["variant"]), rows, FDR))
+        for r in bp.table3(ablation, baseline="best", metric="test_digit_prob_error").to_dict("records"):
+            change = VARIANTS.get(r["variant"], {}).get("description", "")
+            key = ("test_digit_prob_error", "LeNet5", "ablation:" + r["variant"])
+            rows.append(dict(r=r, change=change, q=q.get(key)))
+    # the chosen variant's refit on all the training pairs: (mean, std, n, nb_pairs)
+    fit = xdf[(xdf["model"] == summary["model"]) & (xdf["variant"] == REFITS.get(summary["variant"], ""))]
+    refit = None if fit.empty else (*mean_std_n(fit[summary["test_metric"]]), int(fit["nb_pairs"].iloc[0]))
+    return macro("beyond_tables:best", text, refit, REFITS.get(summary["variant"]), rows, FDR)
 
 
 def findings_html(xdf) -> str:
-    """What the variants change against our baseline of the same model, per rule: only the tests that survive
-    Benjamini-Hochberg over the whole section are called effects."""
-    t = tested_against_baseline(xdf)
-    t = t[t["baseline"] != "best"]
-    groups = []
+    """What the variants change against our baseline, per model and rule (effects: BH-adjusted q < FDR)."""
+    t = bp.tested_against_baseline(xdf)
+    t, groups = t[t["baseline"] != "best"], []
     for (metric, model), g in t.groupby(["metric", "model"], sort=False):
-        eff = g[g["effect"]]
-        pairs = list(zip(eff["variant"], eff["vs_baseline"]))
-        rule = RULE_LABELS["head" if metric == "test_error" else "digit_prob"]
+        eff = list(zip(g["variant"][g["effect"]], g["vs_baseline"][g["effect"]]))
+        rule = bp.RULE_LABELS["head" if metric == "test_error" else "digit_prob"]
         groups.append(dict(model=model, rule=rule, others=len(g) - len(eff)))
-        groups[-1].update(lower=[x for x in pairs if x[1] < 0], higher=[x for x in pairs if x[1] > 0])
+        groups[-1].update(lower=[x for x in eff if x[1] < 0], higher=[x for x in eff if x[1] > 0])
     n_raw, n_eff = int((t["p_vs_baseline"] < FDR).sum()), int(t["effect"].sum())
-    return str(_macro("findings")(groups, len(t), n_raw, n_eff, FDR))
+    return macro("beyond_tables:findings", groups, len(t), n_raw, n_eff, FDR)
 
 
-def refit_stats(xdf, summary: dict):
-    """(mean, std, n, nb_pairs) of the chosen variant's refit on all the training pairs, or None."""
-    refit = xdf[(xdf["model"] == summary["model"]) & (xdf["variant"] == REFITS.get(summary["variant"], ""))]
-    if refit.empty:
-        return None
-    return (*mean_std_n(refit[summary["test_metric"]]), int(refit["nb_pairs"].iloc[0]))
+def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
+    """A declared selection round: its space, each candidate's validation scores, the choice, the headline and
+    its ensembles; one line without one. ``numbers``: its space table's, scores table's and figure's."""
+    if result is None:
+        return '<p class="note">This profile has no such selection round.</p>'
+    figure = headline = None
+    if not result["missing"]:
+        caption = f"Fig. {numbers[2]}: Validation error of each candidate and rule over the selection seeds"
+        caption += " (bars: means, which the rule compares)."
+        figure = safe(figure_html(selection_figure(result["runs"]), caption, "80%"))
+    if result["headline"] is not None:
+        headline = safe(render("selection_headline.html.j2", selection=headline_numbers(result)))
+    space = space_frame(result["stage"])
+    return macro("selection_tables:selection", result, space, RULE_TEXT, numbers, figure, headline)
+
+
+def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
+    """Table VII: each headline on the test pairs and on the confirmation set, with 95 % intervals."""
+    scored = [r["confirm"] for _, r in rounds if r is not None]
+    pairs = next((s["pairs"] for s in [paper_cell and paper_cell["confirm"], *scored] if s), 0)
+    n, seeds = settings["nb_pairs"], settings["confirmation_seeds"] or []
+    words = dict(seeds=seeds, pairs=pairs, test_pairs=n, data_seed=settings["data_seed"])
+    text = render("confirmation.html.j2", se_1pct=100 * (0.01 * 0.99 / n) ** 0.5, **words)
+    return text + macro("selection_tables:confirmation", rounds, paper_cell)

@@ -1,11 +1,10 @@
-"""The report's figures: sample pairs, the siamese diagram, LR-search curves, error bars.
-
-Each function returns a matplotlib Figure and draws only what it is given: missing
-data shows as absent (and is named in the caption by the caller), never invented.
-"""
+"""The report's figures (matplotlib, seaborn), each drawing only what it is given: missing data shows as
+absent (the caller's caption names it), never invented; and figure_html, a figure inline with its caption."""
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from pathlib import Path
 
@@ -19,110 +18,88 @@ from ..analysis.tables import PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS, cell_map, 
 from ..common import ROOT, TEMPLATE_DIR
 from ..config import PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
+from .templates import escape
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
-
-
-def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
-    """The first n input pairs of a split with their digit classes and comparison target."""
-    tr_in, tr_t, tr_c, te_in, te_t, te_c = pair_sets
-    x, t, c = (tr_in, tr_t, tr_c) if split == "train" else (te_in, te_t, te_c)
-    cols = 4
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.25 * rows + 0.1))
-    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
-        ax.axis("off")
-        if i >= n:
-            continue
-        pair = np.concatenate([x[i, 0].numpy(), np.full((14, 2), np.nan), x[i, 1].numpy()], axis=1)
-        ax.imshow(np.ma.masked_invalid(pair), cmap="gray_r", interpolation="nearest")
-        a, b = int(c[i, 0]), int(c[i, 1])
-        ax.set_title(f"{a} {'≤' if a <= b else '>'} {b}: target {int(t[i])}", fontsize=8)
-    fig.tight_layout(pad=0.3)
-    return fig
-
-
 ARCHITECTURE = TEMPLATE_DIR / "paper" / "architecture.svg"  # Fig. 2: the siamese architecture, drawn once
-
-
 USED, SEARCHED = "used for the tables (dotted)", "searched only"
-
-
-def lr_search_frame(curves: dict, chosen: dict, models=PAPER_MODELS) -> pd.DataFrame:
-    """Tidy rows (model, rate, line, seed, epoch, loss) of the complete rates of the LR search."""
-    rows = []
-    for model in models:
-        for lr, e in sorted(curves.get(model, {}).items(), reverse=True):
-            if e["missing_seeds"] or not e["curves"]:
-                continue
-            used = chosen.get(model) is not None and math.isclose(lr, chosen[model])
-            for seed, curve in zip(e["seeds"], e["curves"]):
-                rows += [
-                    {
-                        "model": model,
-                        "rate": f"{lr:g}",
-                        "line": USED if used else SEARCHED,
-                        "seed": seed,
-                        "epoch": i + 1,
-                        "loss": float(v),
-                    }
-                    for i, v in enumerate(curve)
-                ]
-    return pd.DataFrame(rows)
-
-
-# The paper's Fig. 2 as the authors logged it: per model and rate, the seed-mean summed training loss per epoch
-# (docs/measurements/authors_lr_search.md says where it comes from).
+# The paper's Fig. 2 as the authors logged it: per model and rate, the seed-mean summed training loss per
+# epoch (docs/measurements/authors_lr_search.md says where it comes from).
 AUTHORS_LR_SEARCH = ROOT / "docs" / "measurements" / "authors_lr_search.csv"
 OURS, AUTHORS = "ours", "authors' log"
 
 
-def authors_lr_frame(path=AUTHORS_LR_SEARCH, models=PAPER_MODELS) -> pd.DataFrame:
-    """lr_search_frame's rows for the authors' logged curves (seed 0: their log holds the seeds' mean only);
-    the paper's picks dotted. Empty when the file is absent."""
+def figure_html(fig, caption: str, width: str = "100%", dpi: int = 200) -> str:
+    """A figure (matplotlib, or a committed SVG's path) inline in base64 with its caption, on one page."""
+    if fig is None:
+        return f'<figure class="empty"><figcaption>{caption} (no data yet)</figcaption></figure>'
+    if isinstance(fig, Path):
+        data, kind = fig.read_bytes(), "svg+xml"
+    else:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        plt.close(fig)
+        data, kind = buf.getvalue(), "png"
+    src = f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
+    img = f'<img style="width:{width}" src="{src}" alt="{escape(caption[:80])}">'
+    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+
+
+def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
+    """The first n input pairs of a split with their digit classes and comparison target."""
+    x, t, c = pair_sets[:3] if split == "train" else pair_sets[3:]
+    cols, rows = 4, math.ceil(n / 4)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 1.25 * rows + 0.1))
+    for i, ax in enumerate(np.atleast_1d(axes).ravel()):
+        ax.axis("off")
+        if i < n:
+            pair = np.concatenate([x[i, 0].numpy(), np.full((14, 2), np.nan), x[i, 1].numpy()], axis=1)
+            ax.imshow(np.ma.masked_invalid(pair), cmap="gray_r", interpolation="nearest")
+            a, b = int(c[i, 0]), int(c[i, 1])
+            ax.set_title(f"{a} {'≤' if a <= b else '>'} {b}: target {int(t[i])}", fontsize=8)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def _lr_search_frame(curves: dict, chosen: dict, models) -> pd.DataFrame:
+    """Tidy rows (model, rate, line, seed, epoch, loss) of the LR search's complete rates."""
+    rows = []
+    for model in models:
+        for lr, e in sorted(curves.get(model, {}).items(), reverse=True):
+            line = USED if chosen.get(model) is not None and math.isclose(lr, chosen[model]) else SEARCHED
+            for seed, curve in zip(e["seeds"], e["curves"]) if not e["missing_seeds"] else ():
+                rows += [(model, f"{lr:g}", line, seed, i + 1, float(v)) for i, v in enumerate(curve)]
+    return pd.DataFrame(rows, columns=["model", "rate", "line", "seed", "epoch", "loss"] if rows else None)
+
+
+def _authors_lr_frame(models, path=AUTHORS_LR_SEARCH) -> pd.DataFrame:
+    """The same rows for the authors' logged curves (seed 0: their log holds the seeds' mean), the paper's
+    picks dotted; empty without the file."""
     if not Path(path).is_file():
         return pd.DataFrame()
     wide = pd.read_csv(path)
-    wide = wide[wide["model"].isin(models)]
-    rows = wide.melt(id_vars=["model", "lr"], var_name="epoch", value_name="loss")
-    rows["epoch"] = rows["epoch"].str[1:].astype(int)
-    rows["rate"] = rows["lr"].map(lambda x: f"{x:g}")
-    rows["line"] = [
-        USED if math.isclose(lr, PAPER_LRS[m]) else SEARCHED for m, lr in zip(rows.model, rows.lr)
-    ]
+    rows = wide[wide["model"].isin(models)].melt(id_vars=["model", "lr"], var_name="epoch", value_name="loss")
+    rows["epoch"], rows["rate"] = rows["epoch"].str[1:].astype(int), rows["lr"].map("{:g}".format)
+    rows["line"] = [USED if math.isclose(x, PAPER_LRS[m]) else SEARCHED for m, x in zip(rows.model, rows.lr)]
     return rows.assign(seed=0).drop(columns="lr")
 
 
 def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
-    """Fig. 3 (the paper's Fig. 2): per model, the mean over seeds of the per-epoch summed training loss, one
-    line per rate, the rate used for the tables dotted; ours above, the authors' logged curves below. Rates with
-    missing seeds are not drawn."""
-    ours = lr_search_frame(curves, chosen, models)
+    """Fig. 3 (the paper's Fig. 2): per model, the seeds' mean summed training loss per epoch, one line per
+    rate, the rate used dotted; ours above, the authors' logged curves below; rates missing seeds left out."""
+    ours = _lr_search_frame(curves, chosen, models)
     if ours.empty:
         return None
-    theirs = authors_lr_frame(models=models)
+    theirs = _authors_lr_frame(models)
     df = pd.concat([ours.assign(source=OURS), theirs.assign(source=AUTHORS)], ignore_index=True)
     order = sorted(df["rate"].unique(), key=float, reverse=True)
     # a qualitative palette: six rates must be told apart, not ordered by shade
-    g = sns.relplot(
-        data=df,
-        x="epoch",
-        y="loss",
-        hue="rate",
-        hue_order=order,
-        style="line",
-        style_order=[SEARCHED, USED],
-        dashes={SEARCHED: "", USED: (1, 1)},
-        col="model",
-        row="source" if not theirs.empty else None,
-        kind="line",
-        errorbar=None,
-        palette="tab10",
-        height=1.75,
-        aspect=1.05,
-        facet_kws={"sharey": False, "sharex": False},
-    )
+    lines = dict(hue="rate", hue_order=order, palette="tab10", style="line", style_order=[SEARCHED, USED])
+    lines.update(dashes={SEARCHED: "", USED: (1, 1)}, kind="line", errorbar=None, height=1.75, aspect=1.05)
+    facets = dict(sharey=False, sharex=False)
+    grid = dict(col="model", row="source" if not theirs.empty else None, facet_kws=facets)
+    g = sns.relplot(data=df, x="epoch", y="loss", **lines, **grid)
     g.set(yscale="log")
     g.set_axis_labels("epoch", "summed training loss")
     g.set_titles("{col_name}, {row_name}" if not theirs.empty else "{col_name}", size=7)
@@ -132,89 +109,56 @@ def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
 
 
 def selection_figure(scores_runs: pd.DataFrame):
-    """Validation error per candidate and rule: each selection seed a dot, the mean a bar (seaborn)."""
+    """Validation error per candidate and rule: each selection seed a dot, the mean a bar."""
     if scores_runs.empty:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * scores_runs["candidate"].nunique() + 1.2))
-    sns.barplot(data=scores_runs, y="candidate", x="val_error", hue="rule", errorbar=None, alpha=0.45, ax=ax)
+    axes = dict(data=scores_runs, y="candidate", x="val_error", hue="rule", ax=ax)
+    sns.barplot(**axes, errorbar=None, alpha=0.45)
     np.random.seed(0)  # seaborn draws the jitter from numpy's global RNG: the same record, the same figure
-    sns.stripplot(
-        data=scores_runs, y="candidate", x="val_error", hue="rule", dodge=True, legend=False, size=4, ax=ax
-    )
-    ax.set_xlabel("validation error (%), each dot one selection seed")
-    ax.set_ylabel("")
+    sns.stripplot(**axes, dodge=True, legend=False, size=4)
+    ax.set(xlabel="validation error (%), each dot one selection seed", ylabel="")
     ax.grid(axis="x", alpha=0.3, lw=0.4)
     fig.tight_layout()
     return fig
-
-
-def _tick(table, key):
-    if table == "table1":
-        m, ws, aux = key
-        return f"WS {yesno(ws)}\naux {yesno(aux)}"
-    ws, bn, do = key
-    return f"WS {yesno(ws)}\nBN {yesno(bn)}\nDO {yesno(do)}"
 
 
 def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     """Mean ± std per cell: the paper's and ours (one series per protocol); missing cells are not drawn."""
     keys = TABLE1_KEYS if table == "table1" else TABLE2_KEYS
     fig, ax = plt.subplots(figsize=(7.0, 2.9 if table == "table1" else 2.6))
-    series = [("paper", None)] + [(p, p) for p in protocols]
+    series, x = [None, *protocols], np.arange(len(keys))
     width = 0.8 / len(series)
-    x = np.arange(len(keys))
-    maps = {p: cell_map(cells, p) for p in protocols}
-    for j, (_name, protocol) in enumerate(series):
-        xs, ys, es, miss = [], [], [], []
-        for i, key in enumerate(keys):
-            xi = i - 0.4 + width * (j + 0.5)
+    for j, protocol in enumerate(series):
+        cs, found = cell_map(cells, protocol) if protocol else {}, {}
+        for i, (k, c) in enumerate((k, cs.get((table, k))) for k in keys):
             if protocol is None:
-                m, s = PAPER_TABLES[table][key]
-                xs.append(xi), ys.append(m), es.append(s)
-                continue
-            c = maps[protocol].get((table, key))
-            if c is not None and c.complete:
-                xs.append(xi), ys.append(c.mean), es.append(c.std if math.isfinite(c.std) else 0)
-            else:
-                miss.append(xi)
+                found[i] = PAPER_TABLES[table][k]
+            elif c is not None and c.complete:
+                found[i] = (c.mean, c.std if math.isfinite(c.std) else 0)
+        xs = x - 0.4 + width * (j + 0.5)
         color = PAPER_COLOR if protocol is None else PROTOCOL_COLORS[protocol]
-        label = "paper" if protocol is None else f"ours ({protocol})"
-        ax.errorbar(
-            xs,
-            ys,
-            yerr=es,
-            fmt="o" if protocol is None else "s",
-            ms=3.2,
-            capsize=2,
-            lw=0.9,
-            color=color,
-            label=label,
-        )
+        label, mark = ("paper", "o") if protocol is None else (f"ours ({protocol})", "s")
+        m, s = zip(*found.values()) if found else ((), ())
+        ax.errorbar(xs[list(found)], m, yerr=s, fmt=mark, ms=3.2, capsize=2, lw=0.9, color=color, label=label)
+        miss = [xs[i] for i in range(len(keys)) if i not in found]
         if miss:
             ax.plot(miss, [0.3] * len(miss), "x", color=color, ms=4, label=f"ours ({protocol}): missing")
-    ax.set_xticks(x)
-    ax.set_xticklabels([_tick(table, k) for k in keys], fontsize=7)
+    names = ("WS", "aux") if table == "table1" else ("WS", "BN", "DO")
+    ticks = ["\n".join(f"{n} {yesno(v)}" for n, v in zip(names, k[-len(names) :])) for k in keys]
+    ax.set_xticks(x, ticks, fontsize=7)
     ax.set_ylabel("test error (%)", fontsize=8)
     ax.set_ylim(bottom=0)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(axis="y", alpha=0.3, lw=0.4)
-    if table == "table1":
-        for i, m in enumerate(PAPER_MODELS):
-            if i:
-                ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
-            ax.text(
-                4 * i + 1.5,
-                1.0,
-                m,
-                transform=ax.get_xaxis_transform(),
-                ha="center",
-                va="bottom",
-                fontsize=7.5,
-            )
+    above = dict(transform=ax.get_xaxis_transform(), ha="center", va="bottom", fontsize=7.5)
+    for i, m in enumerate(PAPER_MODELS if table == "table1" else []):
+        if i:
+            ax.axvline(4 * i - 0.5, color="#999999", lw=0.5)
+        ax.text(4 * i + 1.5, 1.0, m, **above)
     ax.set_xlim(-0.6, len(keys) - 0.4)
-    ax.legend(
-        fontsize=7, loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32)
-    )
+    legend = dict(loc="upper center", ncol=len(series) * 2, frameon=False, bbox_to_anchor=(0.5, -0.32))
+    ax.legend(fontsize=7, **legend)
     fig.tight_layout(pad=0.3)
     return fig
 
@@ -222,68 +166,39 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
 def plot_confusion(counts, title: str = ""):
     """Heat map of a flip_confusion table; returns the Figure."""
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    im = ax.imshow(counts.values, cmap="Reds")
-    for i in range(10):
-        for j in range(10):
-            if counts.values[i, j]:
-                dark = counts.values[i, j] > counts.values.max() / 2  # white on the dark cells
-                ax.text(
-                    j,
-                    i,
-                    str(counts.values[i, j]),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if dark else "black",
-                )
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
-    ax.set_xlabel("predicted digit")
-    ax.set_ylabel("true digit")
+    values = counts.values
+    im = ax.imshow(values, cmap="Reds")
+    for (i, j), v in np.ndenumerate(values[:10, :10]):
+        if v:  # white on the dark cells
+            color = "white" if v > values.max() / 2 else "black"
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=color)
+    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted digit", ylabel="true digit")
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
 
 
+AUX_LABELS = dict(test_error="learned head", test_digit_prob_error="P(d1 <= d2) from digits")
+
+
 def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
-    """Error (%) against the auxiliary weight, per model, mean +- std over seeds; the linear decay
-    (from 1 to 0) drawn as an open marker at w = 1; the digit rules are left out at w = 0 (nothing
-    trains the digit outputs as digits there). Returns the Figure."""
+    """Error (%) against the auxiliary weight per model, mean +- std over seeds; the linear decay (1 to 0) an
+    open marker at w = 1; the digit rules left out at w = 0 (nothing trains the digit outputs as digits)."""
     frame = aux_weight_frame(df, metrics)
-    labels = {
-        "test_error": "learned head",
-        "test_digit_prob_error": "P(d1 <= d2) from digits",
-        "test_derived_error": "argmax digits",
-    }
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for i, (model, g) in enumerate(frame.groupby("model")):
         for j, m in enumerate(metrics):
             color = f"C{i * len(metrics) + j}"
             const = g[g["schedule"] == "constant"].sort_values("aux_weight")
-            if m != "test_error":  # with w = 0 the digit outputs are not trained as digits
-                const = const[const["aux_weight"] > 0]
-            ax.errorbar(
-                const["aux_weight"],
-                const[f"{m}_mean"],
-                yerr=const[f"{m}_std"],
-                marker="o",
-                capsize=3,
-                color=color,
-                label=f"{model}, {labels.get(m, m)}",
-            )
+            const = const if m == "test_error" else const[const["aux_weight"] > 0]
+            x, y, e = const["aux_weight"], const[f"{m}_mean"], const[f"{m}_std"]
+            label = f"{model}, {AUX_LABELS.get(m, m)}"
+            ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=color, label=label)
             decay = g[g["schedule"] == "linear_decay"]
             if not decay.empty:
-                ax.errorbar(
-                    decay["aux_weight"],
-                    decay[f"{m}_mean"],
-                    yerr=decay[f"{m}_std"],
-                    marker="s",
-                    mfc="none",
-                    capsize=3,
-                    color=color,
-                    linestyle="none",
-                )
+                x, y, e = decay["aux_weight"], decay[f"{m}_mean"], decay[f"{m}_std"]
+                ax.errorbar(x, y, yerr=e, marker="s", mfc="none", capsize=3, color=color, linestyle="none")
     ax.set_xscale("symlog", linthresh=0.3)
     weights = sorted(frame["aux_weight"].unique())
     ax.set_xticks(weights, [f"{w:g}" for w in weights])

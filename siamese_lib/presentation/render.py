@@ -1,10 +1,5 @@
-"""The executed report notebook to HTML and PDF.
-
-HTML: nbconvert with the template in report/template/paper (code hidden, images inline as
-base64, one embedded stylesheet, no script or remote reference), so the file reads offline.
-PDF: WeasyPrint over that HTML with the same stylesheet's print rules; it may read data: and
-file: URLs only, so rendering never touches the network.
-"""
+"""The executed report notebook to HTML (nbconvert, the template in report/template/paper: code hidden,
+images inline, one embedded stylesheet, nothing remote) and PDF (WeasyPrint, fetching data: and file:)."""
 
 from __future__ import annotations
 
@@ -12,6 +7,7 @@ import os
 import re
 import time
 from pathlib import Path
+from unittest import mock
 
 import nbformat
 from nbconvert import HTMLExporter
@@ -20,9 +16,11 @@ from ..common import TEMPLATE_DIR, write_atomically
 
 TEMPLATE_NAME = "paper"
 FONT_EPOCH = "946684800"  # 2000-01-01: the embedded fonts' "modified" date, fixed
-
-
-# --- rendering -----------------------------------------------------------------------------------------
+REMOTE = (  # references a reader's browser or WeasyPrint would fetch
+    r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)',
+    r'url\(\s*["\']?((?:https?:)?//[^)"\']+)',
+    r'@import\s+["\']?((?:https?:)?//[^;"\']+)',
+)
 
 
 class RemoteURLRefused(Exception):
@@ -48,12 +46,8 @@ def _url_fetcher():
 
 def report_title(nb) -> str | None:
     """The title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's."""
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            title = out.get("metadata", {}).get("report_title")
-            if title:
-                return title
-    return None
+    titles = (out.get("metadata", {}).get("report_title") for c in nb.cells for out in c.get("outputs", []))
+    return next((t for t in titles if t), None)
 
 
 def notebook_to_html(executed_notebook: Path) -> str:
@@ -61,34 +55,19 @@ def notebook_to_html(executed_notebook: Path) -> str:
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
         cell["id"] = f"cell-{i}"
-    exporter = HTMLExporter(
-        template_name=TEMPLATE_NAME,
-        extra_template_basedirs=[str(TEMPLATE_DIR)],
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-    )
-    body, _ = exporter.from_notebook_node(nb)
-    return body
+    hide = dict(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
+    return exporter.from_notebook_node(nb)[0]
 
 
 def check_offline(text: str) -> list[str]:
     """Remote references that would be fetched by a reader's browser or by WeasyPrint (should be none)."""
-    return sorted(
-        set(
-            re.findall(r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)', text)
-            + re.findall(r'url\(\s*["\']?((?:https?:)?//[^)"\']+)', text)
-            + re.findall(r'@import\s+["\']?((?:https?:)?//[^;"\']+)', text)
-        )
-    )
+    return sorted({url for pattern in REMOTE for url in re.findall(pattern, text)})
 
 
 def render_report(executed_notebook: Path, out_dir: Path) -> dict:
-    """The executed report notebook to out_dir/report.html (code hidden, images inline) and out_dir/report.pdf.
-
-    Returns {"html": path, "pdf": path, "pages": n, "seconds": {"html": s, "pdf": s}}. Raises ValueError if
-    the HTML references anything remote (it must read offline).
-    """
+    """The executed report notebook to out_dir/report.html and report.pdf: {"html": path, "pdf": path,
+    "pages": n, "seconds": {"html": s, "pdf": s}}. ValueError if the HTML references anything remote."""
     import weasyprint
 
     executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
@@ -102,25 +81,11 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
     t1 = time.perf_counter()
-    # no base URL: the links to runs.csv and cells.csv stay relative, so they work wherever the folder is copied
-    # (everything else is inline: data: images, one embedded stylesheet)
+    # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied
     doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()
-    # the same HTML, the same PDF: WeasyPrint writes no dates or file id, but fontTools stamps each embedded font
-    # subset with the clock unless SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
-    saved = os.environ.get("SOURCE_DATE_EPOCH")
-    os.environ["SOURCE_DATE_EPOCH"] = FONT_EPOCH
-    try:
-        pdf = doc.write_pdf()
-    finally:
-        if saved is None:
-            del os.environ["SOURCE_DATE_EPOCH"]
-        else:
-            os.environ["SOURCE_DATE_EPOCH"] = saved
-    write_atomically(pdf_path, pdf)
-    t2 = time.perf_counter()
-    return {
-        "html": html_path,
-        "pdf": pdf_path,
-        "pages": len(doc.pages),
-        "seconds": {"html": round(t1 - t0, 2), "pdf": round(t2 - t1, 2)},
-    }
+    # the same HTML, the same PDF: fontTools stamps each embedded font subset with the clock unless
+    # SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
+    with mock.patch.dict(os.environ, SOURCE_DATE_EPOCH=FONT_EPOCH):
+        write_atomically(pdf_path, doc.write_pdf())
+    seconds = {"html": round(t1 - t0, 2), "pdf": round(time.perf_counter() - t1, 2)}
+    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages), "seconds": seconds}

@@ -1,4 +1,4 @@
-"""The report's generated sections: title, abstract, method, provenance, conclusion, data files."""
+"""The report's generated sections: title, results tables, method, protocol, environment, data files."""
 
 from __future__ import annotations
 
@@ -6,172 +6,146 @@ import importlib.metadata as md
 import math
 import os
 import platform
+from collections import Counter
 from pathlib import Path
 
 import torch
 
 from .. import machine
-from ..analysis.tables import PAPER_PARAMETERS
-from ..analysis.verdicts import verdict_frame
+from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells
+from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement, verdict_frame
 from ..common import write_atomically
-from ..config import MODEL_NAMES
+from ..config import MODEL_NAMES, PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from .profile_text import profile_numbers, report_title
-from .templates import module, render, template_hash
+from .templates import macro, render, safe, template_hash
 
-
-def _macro(name: str):
-    return getattr(module("run_tables.macros.j2"), name)
+MARKS = {EQUIVALENT: ("equiv.", "eq"), DIFFERENT: ("differs", "dev"), "inconclusive": ("inconcl.", "inc")}
+VERSIONS = "torch torchvision numpy pandas scipy matplotlib nbconvert papermill weasyprint".split()
+RUN_ORDER = "model protocol weight_sharing aux_loss batch_norm dropout lr epochs seed".split()
 
 
 def title_html(profile, records, rendered: str) -> str:
-    codes = [r["code_version"] for r in records]
-    stamp = dict(title=report_title(profile), n=len(records), codes=codes, rendered=rendered)
-    stamp.update(code=code_version(), templates=template_hash())
-    return (
-        str(_macro("title")(stamp))
-        + render("banner.html.j2", profile=profile_numbers(profile))
-        + dirty_banner_html(records)
-    )
+    stamp = dict(title=report_title(profile), n=len(records), codes=[r["code_version"] for r in records])
+    stamp.update(rendered=rendered, code=code_version(), templates=template_hash())
+    banner = render("banner.html.j2", profile=profile_numbers(profile))
+    return macro("run_tables:title", stamp) + banner + dirty_banner_html(records)
 
 
 def dirty_banner_html(records) -> str:
     """Runs trained from uncommitted code (``run --allow-dirty``) say so on the first page."""
     dirty = [r["code_version"] for r in records if str(r["code_version"]).endswith(DIRTY)]
-    return str(_macro("dirty_banner")(len(dirty), len(records), dirty)) if dirty else ""
+    return macro("run_tables:dirty_banner", len(dirty), len(records), dirty) if dirty else ""
+
+
+def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
+    """One table's cells of one protocol by key, each with its id, its marks (best overall, best per model) on
+    the paper's numbers and ours, its agreement and verdict word."""
+    cs = {c.key: c for c in cells if c.table == table and c.protocol == protocol}
+    ours_per, ours_best, paper_per, paper_best = best_cells(list(cs.values()), table)
+    names, out = ("ws", "aux") if table == "table1" else ("ws", "bn", "do"), {}
+    for key, c in cs.items():
+        flags = [f"{w}{int(k)}" for w, k in zip(names, key[-len(names) :])]
+        x = {"c": c, "id": "/".join([table, protocol, *key[: -len(names)], *flags])}
+        x["paper_mark"] = "best" if key == paper_best else "bold" if key in paper_per else ""
+        x["ours_mark"] = "best" if key == ours_best else "bold" if key in ours_per else ""
+        if c.complete:
+            x["a"] = cell_agreement(c, margin)
+            x["word"], x["cls"] = MARKS.get(x["a"].verdict, ("–", "na"))
+        out[key] = x
+    return out
+
+
+def results_html(cells, table: str, protocol: str, caption: str, margin: float) -> str:
+    """Table I or II in the paper's layout."""
+    models = [PAPER_MODELS] if table == "table1" else []
+    cs = results_cells(cells, table, protocol, margin)
+    return macro(f"results:{table}", cs, protocol, safe(caption), *models)
+
+
+def missing_html(cells, protocol: str | None = None, table: str | None = None) -> str:
+    """Cells the profile does not run in one line, then each incomplete cell with its seeds; '' when none."""
+    miss = [
+        c for c in cells if not c.complete and protocol in (None, c.protocol) and table in (None, c.table)
+    ]
+    scope = [TABLE_NAMES.get(table, ""), f"{protocol} protocol" if protocol else ""]
+    return macro("results:missing", miss, ", ".join(x for x in scope if x)) if miss else ""
+
+
+def quirk_shift_html(per_cell, grouped) -> str:
+    """Tables S2 and S3 from ``tables.quirk_shifts``."""
+    return macro("results:quirk_shifts", *(list(f.itertuples(index=False)) for f in (per_cell, grouped)))
 
 
 def parameters_html() -> str:
     """Table III: each model's parameters with and without weight sharing, beside the paper's count."""
+    n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
     models = [
-        dict(
-            name=m,
-            paper=PAPER_PARAMETERS.get(m),
-            shared=count_parameters(build_model(m, weight_sharing=True)),
-            separate=count_parameters(build_model(m, weight_sharing=False)),
-        )
-        for m in MODEL_NAMES
+        dict(name=m, paper=PAPER_PARAMETERS.get(m), shared=n[m, 1], separate=n[m, 0]) for m in MODEL_NAMES
     ]
-    return str(_macro("parameters")(models))
+    return macro("run_tables:parameters", models)
 
 
 def lr_choice_html(lr: dict, evidence: bool = False) -> str:
-    """Table IV from ``findings.lr_numbers``: the rates per model; with ``evidence``, Table S13 instead: the curves'
-    evidence where a pick differs."""
+    """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13 (where a pick differs)."""
     if not lr["rows"]:
         return '<p class="note">The profile has no LR search stage.</p>'
     if not evidence:
-        return str(_macro("lr_choice")(lr))
-    return str(_macro("lr_evidence")(lr)) if lr["evidence"] else ""
+        return macro("run_tables:lr_choice", lr)
+    return macro("run_tables:lr_evidence", lr) if lr["evidence"] else ""
+
+
+def _columns(records) -> dict:
+    """Each run's provenance fields as columns, which the templates count."""
+    fields = dict(devices="device", torch="torch_version", threads="threads", hosts="host", pythons="python")
+    fields.update(codes="code_version", dates="created")
+    return {k: [r.get(f) for r in records] for k, f in fields.items()}
 
 
 def protocol_html(profile, records, timings) -> str:
-    st = profile.stages
-    variants = st.get("beyond_paper", {}).get("variants", list(VARIANTS))
+    st, invocations = profile.stages, (timings or {}).get("invocations") or []
     models = st.get("beyond_paper", {}).get("models", [])
-    invocations = (timings or {}).get("invocations") or []
-    counted = invocations and all(
-        "trained" in i for i in invocations
-    )  # older timings.json did not count them
+    variants = st.get("beyond_paper", {}).get("variants", list(VARIANTS))
+    counted = invocations and all("trained" in i for i in invocations)  # older timings.json lack it
     p = dict(settings=profile.settings, stages=st, n=len(records), timings=timings, paper_lrs=PAPER_LRS)
-    p.update(
-        variants=len(variants),
-        variant_configs=sum(applies_to(v, m) for m in models for v in variants),
-        trained=sorted(
-            {
-                (r["config"]["epochs"], r.get("epochs_trained"))
-                for r in records
-                if r.get("epochs_trained") not in (None, r["config"]["epochs"])
-            }
-        ),
-        devices=[r["device"] for r in records],
-        torch=[r["torch_version"] for r in records],
-        threads=[r.get("threads") for r in records],
-        compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records),
-        wall_h=(timings or {}).get("total_seconds", math.nan) / 3600,
-        trained_in_passes=sum(i["trained"] for i in invocations) if counted else None,
-    )
-    return str(_macro("protocol")(p))
+    p.update(variants=len(variants), variant_configs=sum(applies_to(v, m) for m in models for v in variants))
+    short = {(r["config"]["epochs"], r.get("epochs_trained")) for r in records}
+    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])), **_columns(records))
+    p.update(compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records))
+    p.update(wall_h=(timings or {}).get("total_seconds", math.nan) / 3600)
+    p.update(trained_in_passes=sum(i["trained"] for i in invocations) if counted else None)
+    return macro("run_tables:protocol", p)
 
 
-def environment_html(records) -> str:
-    versions = []
-    for p in (
-        "torch",
-        "torchvision",
-        "numpy",
-        "pandas",
-        "scipy",
-        "matplotlib",
-        "nbconvert",
-        "papermill",
-        "weasyprint",
-    ):
-        try:
-            versions.append(f"{p} {md.version(p)}")
-        except md.PackageNotFoundError:
-            versions.append(f"{p} (not installed)")
-    e = dict(
-        python=platform.python_version(), versions=versions, cpu=machine.cpu_model(), cpus=os.cpu_count()
-    )
-    e.update(
-        threads=torch.get_num_threads(),
-        gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-        hosts=[r.get("host") for r in records],
-        devices=[r["device"] for r in records],
-        pythons=[r.get("python") for r in records],
-        torch=[r["torch_version"] for r in records],
-        run_threads=[r.get("threads") for r in records],
-        codes=[r["code_version"] for r in records],
-        dates=[r["created"] for r in records],
-    )
-    return str(_macro("environment")(e))
+def _version(package: str) -> str:
+    try:
+        return f"{package} {md.version(package)}"
+    except md.PackageNotFoundError:
+        return f"{package} (not installed)"
 
 
-def timings_html(timings) -> str:
-    return str(_macro("timings")(timings))
-
-
-def notebooks_html(timings, runs_dir) -> str:
-    """Every executed notebook named in timings.json, by its path under the runs folder (not a link:
-    runs/ is not committed). The evidence for each number is its run's record: runs.csv gives each
-    run's key and the record's path in the store."""
-    return str(_macro("notebooks")(timings, Path(runs_dir).name))
+def environment_html(records, verify: dict) -> str:
+    """The render machine and software, the machines that trained the record (runs each), its last verify."""
+    e = dict(python=platform.python_version(), versions=[_version(p) for p in VERSIONS], cpus=os.cpu_count())
+    e.update(cpu=machine.cpu_model(), torch_threads=torch.get_num_threads(), runs=_columns(records))
+    e.update(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
+    machines = Counter(machine.describe(r.get("machine")) for r in records).most_common()
+    here = machine.describe(verify.get("machine_here")) if verify else ""
+    verified = macro("run_tables:verify", verify, here)
+    return macro("run_tables:environment", e) + macro("run_tables:machines", machines) + verified
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
-    """The data behind the report: runs.csv (one row per training run) and cells.csv (one row per table
-    cell: paper's and our statistics, the equivalence test and the verdict), written atomically."""
-    out_dir = Path(out_dir)
-    runs = out_dir / "runs.csv"
-    table = out_dir / "cells.csv"
-    if not frame.empty:  # where each run's record lives: the evidence for every number built from it
-        frame = frame.assign(
-            record=[f"store/{k}.json" for k in frame["key"]]
-        )  # and no text a spreadsheet runs:
+    """runs.csv (a row per run, with its record's path) and cells.csv (a row per cell, tests and verdict)."""
+    runs, table = Path(out_dir) / "runs.csv", Path(out_dir) / "cells.csv"
+    data = b""
+    if not frame.empty:  # no text a spreadsheet runs:
+        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
         frame = frame.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v)
-    write_atomically(
-        runs,
-        frame.sort_values(
-            [
-                "model",
-                "protocol",
-                "weight_sharing",
-                "aux_loss",
-                "batch_norm",
-                "dropout",
-                "lr",
-                "epochs",
-                "seed",
-            ]
-        )
-        .to_csv(index=False)
-        .encode()
-        if not frame.empty
-        else b"",
-    )
+        data = frame.sort_values(RUN_ORDER).to_csv(index=False).encode()
+    write_atomically(runs, data)
     write_atomically(table, verdict_frame(cells, margin).to_csv(index=False).encode())
     return {"runs": runs, "cells": table}

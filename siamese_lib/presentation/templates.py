@@ -1,7 +1,4 @@
-"""The report's words: Jinja2 templates under report/template/paper/sections/, filled with the analysis' numbers.
-
-A person edits the templates as documents; this module only loads them and lends them the number formats.
-"""
+"""The report's words: Jinja2 templates under report/template/paper/sections/, lent the number formats."""
 
 from __future__ import annotations
 
@@ -17,20 +14,20 @@ from ..common import TEMPLATE_DIR
 
 
 def fmt(x, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "–"
-    return f"{x:.{digits}f}"
-
-
-def paper_num(x) -> str:
-    """A published number as the paper printed it."""
-    return f"{x:g}"
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
 def signed(x: float, digits: int = 2) -> str:
     """+1.23 / −0.45, and 0.00 (never −0.00) when it rounds to zero."""
     text = f"{x:+.{digits}f}"
     return f"{0:.{digits}f}" if float(text) == 0 else text
+
+
+def counts(values) -> str:
+    """'a (3), b (1)': each value with how often it occurs, most frequent first."""
+    return (
+        ", ".join(f"{k} ({n})" for k, n in Counter(v for v in values if v is not None).most_common()) or "–"
+    )
 
 
 _ENV = jinja2.Environment(
@@ -40,27 +37,16 @@ _ENV = jinja2.Environment(
     lstrip_blocks=True,
     undefined=jinja2.StrictUndefined,
 )
+_ENV.filters.update(fmt=fmt, p=fmt_p, signed=signed, paper="{:g}".format, seeds=seed_ranges, counts=counts)
 _ENV.filters.update(
-    fmt=fmt,
-    p=fmt_p,
-    signed=signed,
-    paper=paper_num,
-    seeds=seed_ranges,
-    n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}",
-    counts=lambda values: (
-        ", ".join(f"{k} ({n})" for k, n in Counter(v for v in values if v is not None).most_common()) or "–"
-    ),
-    finite=lambda x: x if math.isfinite(x) else None,
+    n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}", finite=lambda x: x if math.isfinite(x) else None
 )
-
-
 safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
 escape = _ENV.filters["escape"]
 
 
 def template_hash() -> str:
-    """The first 12 hex digits of the sha256 over every file under report/template (path and bytes, in path
-    order): the render stamp names the words as the code version names the code."""
+    """12 hex digits of the sha256 of report/template's files (paths and bytes): the words' version."""
     digest = hashlib.sha256()
     for path in sorted(p for p in TEMPLATE_DIR.rglob("*") if p.is_file()):
         digest.update(path.relative_to(TEMPLATE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
@@ -77,8 +63,7 @@ def module(name: str):
     return _ENV.get_template(name).module
 
 
-def html_table(header, rows, caption=None, cls="plain", col_classes=None) -> str:
-    """The table macro (table.macros.j2) filled from strings that are HTML already (escaped where needed)."""
-    cells = [safe(h) for h in header], [[safe(v) for v in r] for r in rows]
-    table = module("table.macros.j2").table
-    return str(table(*cells, caption=safe(caption) if caption else None, cls=cls, col_classes=col_classes))
+def macro(name: str, *args, **kwargs) -> str:
+    """Macro ``file:macro`` (e.g. "run_tables:timings") called with the arguments, as HTML."""
+    file, _, call = name.partition(":")
+    return str(getattr(module(f"{file}.macros.j2"), call)(*args, **kwargs))

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
 
 from siamese_lib.analysis import stats, tables
-from siamese_lib.presentation import html as report_html
 from siamese_lib.presentation import render, templates
+from siamese_lib.presentation import sections as report_html
 
 ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = [
@@ -74,8 +74,8 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     fill_store(store, prof, paper_like, skip=skip_some)
     cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     html = "".join(
-        report_html.table1_html(cells, p, f"TABLE I {p}", 1.0)
-        + report_html.table2_html(cells, p, f"TABLE II {p}", 1.0)
+        report_html.results_html(cells, "table1", p, f"TABLE I {p}", 1.0)
+        + report_html.results_html(cells, "table2", p, f"TABLE II {p}", 1.0)
         for p in ("corrected", "original")
     )
     ids = cell_ids(html)

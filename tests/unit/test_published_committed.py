@@ -65,7 +65,7 @@ def test_it_is_refused_as_another_profile_s_record():
 def test_its_selection_says_that_its_validation_errors_cannot_be_checked(seeded):
     """The record predates per-pair validation outputs: where the selection is reported, the report says so."""
     from siamese_lib.analysis.selection_results import load_selection
-    from siamese_lib.presentation.selection_section import selection_html
+    from siamese_lib.presentation.beyond_section import selection_html
 
     base, profile, _, _ = seeded
     for stage in ("selection", "selection_round2"):

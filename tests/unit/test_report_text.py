@@ -142,7 +142,8 @@ def test_the_claims_table_sets_both_rules_beside_each_other():
 
 
 def test_the_wall_time_of_a_resumed_run_adds_up_its_invocations():
-    from siamese_lib.presentation.sections import timings_html
+    def timings_html(timings):
+        return templates.macro("run_tables:timings", timings)
 
     one = {
         "profile": "paper",
