@@ -11,8 +11,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, Validati
 
 from ..common import NOTEBOOKS_DIR, OneLineError, directory_problem
 from ..config import FIELD_TYPES, Device, Flag, Threads
-from ..rules import Listed, Number, Refusal, Strict, one_line, ruled
 from ..machine import device_type
+from ..rules import Listed, Number, Refusal, Strict, one_line, ruled
 from .grid import GRIDS, PROTOCOL_STAGES, configs_for
 from .profiles import ITEMS, PAPER_LRS
 

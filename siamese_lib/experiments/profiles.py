@@ -11,23 +11,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, cr
 
 from ..common import PARAMS_DIR
 from ..config import FIELD_TYPES, PAPER_MODELS, BatchSize, Epochs, Lr, NbPairs, Protocol, RunConfig, Seed
-from ..rules import Listed, Number, OneOf, Strict, one_line, ruled
-    PAPER_MODELS,
-    BatchSize,
-    Epochs,
-    Listed,
-    Lr,
-    NbPairs,
-    Number,
-    OneOf,
-    Protocol,
-    RunConfig,
-    Seed,
-    Strict,
-    one_line,
-    ruled,
-)
 from ..machine import NUMERICS
+from ..rules import Listed, Number, OneOf, Strict, one_line, ruled
 from .grid import GRIDS, SELECTION_STAGES, TRAINING_STAGES, configs_for, paper_executions
 from .grid import PAPER_BEST_CELL as PAPER_BEST_CELL  # the paper's best cell, defined with the grid
 from .selection import Selection, candidate_config, final_configs
