@@ -21,7 +21,7 @@ from conftest import ROOT
 
 from siamese_lib import cli
 from siamese_lib.experiments import planning, profiles
-from siamese_lib.pipeline import kernels, runner
+from siamese_lib.pipeline import notebooks, runner
 from siamese_lib.store import CorruptRecord, load_record, run_key
 
 pytestmark = pytest.mark.slow  # trains runs and executes notebooks
@@ -43,7 +43,7 @@ def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
-        "name": kernels.KERNEL_NAME,
+        "name": notebooks.KERNEL_NAME,
         "display_name": "siamese-lib",
         "language": "python",
     }
