@@ -1,6 +1,6 @@
 """What one invocation of ``run`` does: the profile planned once (``runs/<profile>/plan.json``); the runs the
-store lacks trained on the engine, longest first, each notebook executed the moment its runs are stored; figures
-and the report last, only when what they read changed."""
+store lacks trained on the engine, each notebook executed the moment its runs are stored; figures and the
+report last, only when what they read changed."""
 
 from __future__ import annotations
 
@@ -13,24 +13,64 @@ from ..common import UsageError, safe_name, write_json_atomically
 from ..experiments.planning import Execution, expand, notebook_count, plan_document, run_cost
 from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
-from .notebooks import (
-    PRESENTATION_STAGES,
-    Job,
-    describe,
-    first_line,
-    make_jobs,
-    presentation_state,
-    up_to_date,
-)
+from . import notebooks as nb
 from .timings import Run, clock, write_timings
 
 
-def train_and_execute(run: Run, jobs: list[Job]) -> None:
-    """Train the missing runs of ``jobs`` (each distinct run once); submit each notebook the moment its runs are
-    all stored, so notebooks fill the cores that the last, longest runs leave idle."""
+def plan(run: Run) -> None:
+    """The training stages in phases, each trained and executed as its runs arrive; figures once every run is
+    stored (beside the last notebooks); the report last."""
+    training = [s for s in run.stages if s in TRAINING_STAGES]
+    phases = [training]  # with learning_rates: auto the later stages' rates come from the LR search: after it
+    if run.profile.settings["learning_rates"] == "auto" and "lr_search" in training and len(training) > 1:
+        phases = [["lr_search"], [s for s in training if s != "lr_search"]]
+    phases.append([s for s in training if s in SELECTION_STAGES])  # a choice's finals: after its candidates
+    run.total = notebook_count(run.profile, str(run.store_dir), run.device, run.stages)
+    run.write(f"{run.total} notebooks to execute or check, each reading its runs from the store")
+    try:
+        for phase in phases:
+            if phase and not run.executor.stop:
+                train_and_execute(run, phase)
+        write_plan(run)  # again: the selection's finals are planned once its candidates are stored
+        presentation = [s for s in run.stages if s in nb.PRESENTATION_STAGES]
+        if not run.executor.stop and not run.errors:  # a choice that is an ensemble member has fewer finals
+            planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
+            run.unneeded = max(0, run.total - planned)
+        if fresh := sum(j.status == "up-to-date" for j in run.all_jobs):
+            run.write(
+                f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
+                f"same notebook and parameters): not executed again"
+            )
+        if "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors):
+            from .publishing import publish  # pyarrow: only when a record is published
+
+            publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
+        if presentation and not run.executor.stop:
+            present(run, presentation)
+        run.executor.wait()
+    except BaseException:
+        run.executor.abort()
+        raise
+    finally:
+        run.executor.close()
+
+
+def train_and_execute(run: Run, stages: list) -> None:
+    """The stages' executions not planned yet; their missing runs trained (each once), each notebook submitted
+    the moment its runs are all stored, so notebooks fill the cores that the last, longest runs leave idle."""
+    try:
+        executions = expand(run.profile, str(run.store_dir), run.device, stages=stages)
+    except Exception as exc:  # e.g. auto learning rates while LR-search results are missing
+        return run.fail(f"planning {', '.join(stages)}: {type(exc).__name__}: {nb.first_line(exc)}")
+    done = {(j.stage, j.name) for j in run.all_jobs}  # a stage expanded again runs only what is new
+    executions = [e for e in executions if (e.stage, safe_name(e.name)) not in done]
+    jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, {})
+    run.all_jobs += jobs
+    write_plan(run)
     todo, waiting = {}, {}
     for job in jobs:
-        if job.status != "pending":
+        if not run.force and nb.up_to_date(job, run.previous, run.store_dir):
+            job.status = "up-to-date"
             continue
         job.waiting = {k for k in job.keys if not run.key_done(k)}
         check_code_mix(job.label, job.keys, job.waiting, run.store_dir)
@@ -43,8 +83,10 @@ def train_and_execute(run: Run, jobs: list[Job]) -> None:
         return
     start, total, done = time.time(), len(todo), 0
     cost = left = sum(run_cost(c) for c in todo.values())
-    where = run.scheduler or f"a local cluster of {run.jobs} worker(s)"
-    run.write(f"{total} runs to train (about {clock(cost)} on one core), on {where}")
+    run.write(
+        f"{total} runs to train (about {clock(cost)} on one core), on "
+        f"{run.scheduler or f'a local cluster of {run.jobs} worker(s)'}"
+    )
     if sys.stderr.isatty():
         run.bar = tqdm(
             total=total, unit="run", file=sys.stderr, smoothing=0, dynamic_ncols=True, desc=f"{run.name} runs"
@@ -55,15 +97,16 @@ def train_and_execute(run: Run, jobs: list[Job]) -> None:
         done, left = done + 1, left - run_cost(todo[key])
         if error:
             run.failed_runs[key] = error
-            run.write(f"FAILED run {key} ({describe(todo[key].to_dict())}): {error}")
+            run.write(f"FAILED run {key} ({nb.describe(todo[key].to_dict())}): {error}")
         else:
             run.trained.add(key)
         if run.bar is not None:
             run.bar.update(1)
         else:
             eta = clock((time.time() - start) * left / max(cost - left, 1e-9))
+            elapsed = clock(time.time() - run.t0)
             run.write(
-                f"[runs {done}/{total}, {clock(time.time() - run.t0)} elapsed, about {eta} left to train] "
+                f"[runs {done}/{total}, {elapsed} elapsed, about {eta} left to train] "
                 f"{'failed' if error else 'trained'} {key}"
             )
         for job in waiting.pop(key, []):
@@ -80,86 +123,25 @@ def train_and_execute(run: Run, jobs: list[Job]) -> None:
         run.span("training", start, time.time())
 
 
-def plan(run: Run) -> None:
-    """Runs on the cluster and the training notebooks as their runs arrive; figures once every run is in the
-    store (beside the last notebooks); the report last. Presentation only when something changed."""
-    previous = {
-        (e.get("stage"), e.get("name")): e for e in run.old.get("executions", []) if isinstance(e, dict)
-    }
-    training = [s for s in run.stages if s in TRAINING_STAGES]
-    phases = [training]  # with learning_rates: auto the later stages' rates come from the LR search: after it
-    if run.profile.settings["learning_rates"] == "auto" and "lr_search" in training and len(training) > 1:
-        phases = [["lr_search"], [s for s in training if s != "lr_search"]]
-    phases.append(
-        [s for s in training if s in SELECTION_STAGES]
-    )  # a choice's finals: once its candidates are in
-    used, fresh = set(), 0
-    run.total = notebook_count(run.profile, str(run.store_dir), run.device, run.stages)
-    run.write(f"{run.total} notebooks to execute or check, each reading its runs from the store")
-    try:
-        for phase in phases:
-            if not phase or run.executor.stop:
-                continue
-            try:
-                executions = expand(run.profile, str(run.store_dir), run.device, stages=phase)
-            except Exception as exc:  # e.g. auto learning rates while LR-search results are missing
-                run.fail(f"planning {', '.join(phase)}: {type(exc).__name__}: {first_line(exc)}")
-                continue
-            done = {(j.stage, j.name) for j in run.all_jobs}  # a stage expanded again runs only what is new
-            executions = [e for e in executions if (e.stage, safe_name(e.name)) not in done]
-            jobs = make_jobs(executions, run.base, run.device, run.notebooks_dir, used, {})
-            for job in jobs:
-                if not run.force and up_to_date(job, previous, run.store_dir):
-                    job.status, fresh = "up-to-date", fresh + 1
-            run.all_jobs += jobs
-            write_plan(run)
-            train_and_execute(run, jobs)
-        write_plan(run)  # again: the selection's finals are planned once its candidates are stored
-        presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
-        if not run.executor.stop and not run.errors:  # a choice that is an ensemble member has fewer finals
-            planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
-            run.unneeded = max(0, run.total - planned)
-        if fresh:
-            run.write(
-                f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
-                f"same notebook and parameters): not executed again"
-            )
-        if "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors):
-            from .publishing import publish  # pyarrow: only when a record is published
-
-            publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
-        if presentation and not run.executor.stop:
-            present(run, presentation, previous, used)
-        run.executor.wait()
-    except BaseException:
-        run.executor.abort()
-        raise
-    finally:
-        run.attribute()
-        run.executor.close()
-
-
-def present(run: Run, stages: list, previous: dict, used: set) -> None:
+def present(run: Run, stages: list) -> None:
     """Figures beside the last training notebooks, the report after everything; each only when the store, the
     verification, the code, the notebook or its parameters changed since it last ran."""
     extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
     executions = expand(run.profile, str(run.store_dir), run.device, stages=stages)
-    jobs = make_jobs(executions, run.base, run.device, run.notebooks_dir, used, extra)
-    state = presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
-    for job in jobs:
-        job.fingerprint = f"{job.fingerprint}-{state}"
+    jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, extra)
+    state = nb.presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
     run.all_jobs += jobs
     changed = False
     for job in jobs:
+        job.fingerprint = f"{job.fingerprint}-{state}"
         report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
-        if not run.force and not changed and report_there and up_to_date(job, previous, run.store_dir):
+        if not (run.force or changed) and report_there and nb.up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
             run.write(f"{job.label} is up to date (same store, notebook and parameters): not executed again")
             continue
         changed = True
         if job.stage == "report":
             run.executor.wait()
-            run.attribute()
             write_timings(run, "running")  # the report notebook reads the training stages' times
         run.submit(job)
         if job.stage == "report":
@@ -179,43 +161,34 @@ def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
             versions.add(load_record(record_path(store_dir, key))["code_version"])
         except CorruptRecord:
             continue  # retrained; the engine reports it
-    other = sorted(versions - {code_version()})
-    if other:
+    if other := sorted(versions - {code_version()}):
+        stored = f"{len(keys) - len(missing)} of its {len(keys)} runs are stored from code {', '.join(other)}"
         raise UsageError(
-            f"run: {label}: {len(keys) - len(missing)} of its {len(keys)} runs are stored from code "
-            f"{', '.join(other)} (e.g. the published record) and the other {len(missing)} would be trained now by "
-            f"code {code_version()}: refusing to mix two code versions in one cell; retrain every run with this "
-            f"code (--force), delete this cell's stored runs, or check out code version {other[0]}"
+            f"run: {label}: {stored} (e.g. the published record) and the other {len(missing)} would be trained "
+            f"now by code {code_version()}: refusing to mix two code versions in one cell; retrain every run "
+            f"with this code (--force), delete this cell's stored runs, or check out code version {other[0]}"
         )
 
 
 def write_plan(run: Run) -> None:
     """``runs/<profile>/plan.json``: the profile's training executions and their runs, computed once here; the
     report reads it. Stages not run now (``--only``) are planned too, as far as the store allows."""
-    executions = [
-        Execution(j.stage, j.name, j.parameters, j.configs)
-        for j in run.all_jobs
-        if j.stage in TRAINING_STAGES
-    ]
-    planned = {(ex.stage, ex.name) for ex in executions}
+    jobs = [j for j in run.all_jobs if j.stage in TRAINING_STAGES]
+    executions = [Execution(j.stage, j.name, j.parameters, j.configs) for j in jobs]
     others = [s for s in TRAINING_STAGES if s in run.profile.stages and s not in run.stages]
     try:
         expanded = expand(run.profile, str(run.store_dir), run.device, stages=others) if others else []
     except Exception:  # noqa: BLE001 - e.g. auto learning rates before their search: planned when it has run
         expanded = []
-    executions += [
-        Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs())
-        for ex in expanded
-        if (ex.stage, safe_name(ex.name)) not in planned
-    ]
+    planned = {(j.stage, j.name) for j in jobs}
+    for ex in (ex for ex in expanded if (ex.stage, safe_name(ex.name)) not in planned):
+        executions.append(Execution(ex.stage, safe_name(ex.name), ex.parameters, ex.configs()))
     write_json_atomically(run.base / "plan.json", plan_document(run.profile.name, run.device, executions))
 
 
-def render(run: Run, job: Job) -> None:
+def render(run: Run, job: nb.Job) -> None:
     """Render the executed report notebook to report/<profile>/ (HTML and PDF)."""
-    from ..presentation.render import (
-        render_report,
-    )  # nbconvert and WeasyPrint: only when a report is rendered
+    from ..presentation.render import render_report  # nbconvert, WeasyPrint: only when a report is rendered
 
     start = time.time()
     try:
@@ -223,7 +196,7 @@ def render(run: Run, job: Job) -> None:
     except Exception as exc:
         run.fail(
             f"rendering {run.rel(job.output)} into {run.rel(run.report_dir)}: {type(exc).__name__}: "
-            f"{first_line(exc)}"
+            f"{nb.first_line(exc)}"
         )
     finally:
         run.span("report", start, time.time())

@@ -1,6 +1,5 @@
-"""The notebook executions of a run: jobs planned from the profile, executed by papermill in threads of the runner,
-each in a Jupyter kernel of its own. An execution succeeds when papermill says so and every run the plan names for
-it is in the store afterwards; a notebook without a cell tagged 'parameters' fails (it would run on its defaults)."""
+"""A run's notebook executions: papermill in threads of the runner, each in a kernel of its own. One succeeds
+when papermill says so and every run the plan names for it is in the store afterwards."""
 
 from __future__ import annotations
 
@@ -89,9 +88,8 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
         configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
         source = (notebooks_dir / f"{notebook_name(ex.stage)}.ipynb").read_bytes()
         digest = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
-        jobs.append(
-            Job(ex.stage, name, params, output, configs, [run_key(c, device) for c in configs], digest)
-        )
+        keys = [run_key(c, device) for c in configs]
+        jobs.append(Job(ex.stage, name, params, output, configs, keys, digest))
     return jobs
 
 
@@ -119,11 +117,9 @@ def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
     entry = previous.get((job.stage, job.name))
     if not job.output.exists() or not entry or entry.get("status") != "ok":
         return False
-    mtime = job.output.stat().st_mtime
-    paths = [store_dir / f"{k}.json" for k in job.keys]
-    return entry.get("fingerprint") == job.fingerprint and all(
-        p.exists() and p.stat().st_mtime <= mtime for p in paths
-    )
+    paths, mtime = [store_dir / f"{k}.json" for k in job.keys], job.output.stat().st_mtime
+    fresh = all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
+    return fresh and entry.get("fingerprint") == job.fingerprint
 
 
 def parameters_problem(notebook: Path) -> str | None:
@@ -134,15 +130,8 @@ def parameters_problem(notebook: Path) -> str | None:
         return f"cannot read {notebook.name}: {exc}"
     if any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
         return None
-    return f"{notebook.name} has no cell tagged 'parameters': it would run on its own defaults, not on its parameters"
-
-
-def runs_check(job: Job, store_dir: Path) -> str | None:
-    """None when every run the plan names for the execution is in the store after it; else which is absent."""
-    absent = [k for k in job.keys if not (store_dir / f"{k}.json").exists()]
-    if absent:
-        return f"{len(absent)} of its {len(job.keys)} runs are not in the store afterwards (e.g. {absent[0]})"
-    return None
+    why = "it would run on its own defaults, not on its parameters"
+    return f"{notebook.name} has no cell tagged 'parameters': {why}"
 
 
 class PapermillWarnings(logging.Handler):
@@ -157,8 +146,8 @@ class PapermillWarnings(logging.Handler):
 
 
 class Executor:
-    """Executes jobs, up to ``width`` at once, each in a thread of this process (papermill imported once); each
-    finished job goes to ``on_finish`` under one lock. After a failure without ``keep_going`` no job starts."""
+    """Executes jobs, up to ``width`` at once, in threads of this process; each ends in ``on_finish``, under
+    one lock. After a failure without ``keep_going`` no job starts."""
 
     def __init__(self, notebooks_dir: Path, store_dir: Path, on_finish, keep_going: bool, width: int):
         self.notebooks_dir, self.store_dir = notebooks_dir, store_dir
@@ -183,7 +172,10 @@ class Executor:
         error = parameters_problem(notebook) or execute_job(job, notebook, self.aborted)
         job.seconds = time.time() - job.started
         job.notebook_seconds = notebook_duration(job.output)
-        error = error or runs_check(job, self.store_dir)
+        absent = [k for k in job.keys if not (self.store_dir / f"{k}.json").exists()]
+        if absent and not error:  # the plan's runs are all in the store afterwards
+            which = f"{len(absent)} of its {len(job.keys)} runs"
+            error = f"{which} are not in the store afterwards (e.g. {absent[0]})"
         if not error or (job.log.exists() and not job.log.stat().st_size):
             job.log.unlink(missing_ok=True)
         with self.lock:
@@ -222,19 +214,15 @@ def notebook_duration(path: Path) -> float | None:
         return None
 
 
-def kernel_name() -> str:
-    return os.environ.get("SIAMESE_LIB_KERNEL") or KERNEL_NAME
-
-
 def execute_job(job: Job, notebook: Path, aborted: threading.Event) -> str | None:
-    """Thread body: a kernel of its own, papermill executes the notebook in it, the kernel stopped; None when the
-    notebook ran through, else why not (one line). The executed notebook is renamed into place when whole."""
+    """A kernel started, papermill executes the notebook in it, the kernel stopped: None when it ran through,
+    else why not (one line). The executed notebook is renamed into place when whole."""
     import papermill as pm
     from jupyter_client.asynchronous import AsyncKernelClient
     from jupyter_client.kernelspec import NoSuchKernel
     from nbclient.exceptions import DeadKernelError
 
-    kernel, km = kernel_name(), None
+    kernel, km = os.environ.get("SIAMESE_LIB_KERNEL") or KERNEL_NAME, None
     partial = job.output.with_name(f".tmp-{job.output.name}")  # papermill saves as it goes
     # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **same_package_env())
@@ -246,16 +234,8 @@ def execute_job(job: Job, notebook: Path, aborted: threading.Event) -> str | Non
             km.client_factory = AsyncKernelClient
             if aborted.is_set():
                 raise KeyboardInterrupt
-            pm.execute_notebook(
-                str(notebook),
-                str(partial),
-                parameters=job.parameters,
-                kernel_name=kernel,
-                km=km,
-                progress_bar=False,
-                log_output=False,
-                start_timeout=120,
-            )
+            options = dict(kernel_name=kernel, km=km, progress_bar=False, start_timeout=120)
+            pm.execute_notebook(str(notebook), str(partial), parameters=job.parameters, **options)
             return None
         except pm.PapermillExecutionError as exc:
             return f"cell [{exc.exec_count}] raised {exc.ename}: {first_line(exc.evalue)}"
@@ -280,9 +260,7 @@ class KernelStartError(RuntimeError):
 def start_kernel(name: str, cwd: str, env: dict | None = None, log=None):
     """A started, ready kernel manager; returns (km, seconds of the successful start, attempts used)."""
     from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import (
-        KernelManager,
-    )  # here: a command that executes no notebook never loads it
+    from jupyter_client.manager import KernelManager
 
     for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
         km, start = KernelManager(kernel_name=name), time.perf_counter()
@@ -335,7 +313,7 @@ def first_line(text, limit: int = 300) -> str:
 
 
 def publish(partial: Path, output: Path) -> None:
-    """Rename papermill's last save into place if it is a whole notebook; remove a truncated one (disk full)."""
+    """Rename papermill's last save into place if it is a whole notebook; remove a truncated one."""
     try:
         with open(partial, "rb") as f:
             json.load(f)

@@ -1,5 +1,5 @@
-"""One invocation's state and its one clock: the progress lines, ``runs/<profile>/timings.json`` (wall times per
-stage and notebook, summed over a run and its resumes) and the summary."""
+"""One invocation's state and its one clock: the progress lines, ``runs/<profile>/timings.json`` (wall times
+per stage and notebook, summed over a run and its resumes) and the summary."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, first_line
 
 
 class Run:
-    """One invocation: the plan's jobs, the engine, the notebooks' executor, the progress and its one clock."""
+    """One invocation: the plan's jobs, the engine, the notebooks' executor and the progress."""
 
     def __init__(self, args, profile, stages, device, notebooks_dir: Path):
         self.args, self.profile, self.stages, self.device = args, profile, stages, device
@@ -38,13 +38,13 @@ class Run:
         self.trained: set[str] = set()  # keys trained by this invocation
         self.failed_runs: dict[str, str] = {}
         self.old = load_old_timings(self.base, profile.name)
+        self.previous = previous_executions(self.old)  # (stage, name) -> its last execution: up to date?
+        self.used: set = set()  # the executed notebooks' paths: two executions never share one
         self.scheduler = scheduler_address(getattr(args, "scheduler", None))
         timeout = getattr(args, "run_timeout", None)
         self.engine = Engine(self.scheduler, self.jobs, device, log=self.write, run_timeout=timeout)
-        self.executor = Executor(
-            notebooks_dir, self.store_dir, self.finished, bool(args.keep_going), self.jobs
-        )
-        self.bar = None
+        self.executor = Executor(notebooks_dir, self.store_dir, self.finished, args.keep_going, self.jobs)
+        self.bar = None  # the runs' progress bar, on a terminal
 
     def key_done(self, key: str) -> bool:
         return (self.store_dir / f"{key}.json").exists() and (not self.force or key in self.trained)
@@ -77,9 +77,8 @@ class Run:
             written = False
         if written:
             return f"executed notebook with the traceback: {self.rel(job.output)}"
-        return "no notebook was executed" + (
-            f" (kernel log: {self.rel(job.log)})" if job.log.exists() else ""
-        )
+        log = f" (kernel log: {self.rel(job.log)})" if job.log.exists() else ""
+        return f"no notebook was executed{log}"
 
     def submit(self, job: Job) -> None:
         failed = [k for k in job.keys if k in self.failed_runs]
@@ -103,24 +102,14 @@ class Run:
         total = max(self.total, len(self.all_jobs), finished)
         self.first_notebook = self.first_notebook or job.started or now
         pace = (now - self.first_notebook) / max(sum(j.status in ended for j in self.all_jobs), 1)
-        head = f"[{finished}/{total} notebooks, {clock(now - self.t0)} elapsed, about {clock(pace * (total - finished))} left]"
+        head = f"[{finished}/{total} notebooks, {clock(now - self.t0)} elapsed, about "
+        head += f"{clock(pace * (total - finished))} left]"
         if job.status == "failed":
             self.write(
                 f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}"
             )
         else:
             self.write(f"{head} ok {job.label} ({job.seconds:.1f} s)")
-
-    def attribute(self) -> None:
-        """Per training job: its runs trained now (a run that several jobs share counts in the first)."""
-        counted = set()
-        for job in self.all_jobs:
-            if job.stage in PRESENTATION_STAGES:
-                continue
-            job.trained = sum(k in self.trained and k not in counted for k in job.keys)
-            counted.update(job.keys)
-            if job.status in ("ok", "up-to-date"):
-                job.cached = len(job.keys) - job.trained
 
 
 def clock(seconds: float) -> str:
@@ -138,6 +127,10 @@ def _add(a: dict, b: dict) -> dict:
     return {k: round(float(a.get(k, 0.0)) + float(b.get(k, 0.0)), 2) for k in keys}
 
 
+def previous_executions(old: dict) -> dict:
+    return {(e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)}
+
+
 def load_old_timings(base: Path, profile_name: str) -> dict:
     try:
         old = json.loads((base / "timings.json").read_text())
@@ -148,6 +141,13 @@ def load_old_timings(base: Path, profile_name: str) -> dict:
 
 def write_timings(run, status: str) -> None:
     """Merge this invocation into runs/<profile>/timings.json (earlier invocations: a run and its resumes)."""
+    counted = (
+        set()
+    )  # per training job, its runs trained now (a run that several jobs share counts in the first)
+    for job in (j for j in run.all_jobs if j.stage not in PRESENTATION_STAGES):
+        job.trained = sum(k in run.trained and k not in counted for k in job.keys)
+        counted.update(job.keys)
+        job.cached = len(job.keys) - job.trained if job.status in ("ok", "up-to-date") else 0
     old, wall = run.old, time.time() - run.t0
     invocation = {
         "started": run.started,
@@ -167,13 +167,10 @@ def write_timings(run, status: str) -> None:
     }
     history = list(old.get("invocations", [])) + [invocation]
     latest = {s: round(b - a, 2) for s, (a, b) in run.stage_span.items()}
-    compute = {}
-    for j in run.all_jobs:
-        if j.status not in ("pending", "up-to-date"):
-            compute[j.stage] = compute.get(j.stage, 0.0) + j.seconds
-    executions = {
-        (e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)
-    }
+    compute = Counter()
+    for j in (j for j in run.all_jobs if j.status not in ("pending", "up-to-date")):
+        compute[j.stage] += j.seconds
+    executions = previous_executions(old)
     for j in run.all_jobs:
         if j.status == "pending" or (j.status == "up-to-date" and (j.stage, j.name) in executions):
             continue
@@ -202,9 +199,7 @@ def write_timings(run, status: str) -> None:
         # wall seconds of the whole run: every invocation (an interrupted run and its resumes) adds up
         "total_seconds": round(sum(i.get("seconds", 0.0) for i in history), 2),
         "stages": _add(old.get("stages", {}), latest),  # wall, summed over invocations
-        "stage_compute_seconds": _add(
-            old.get("stage_compute_seconds", {}), compute
-        ),  # summed notebook seconds
+        "stage_compute_seconds": _add(old.get("stage_compute_seconds", {}), compute),  # notebook seconds
         "latest": {"seconds": round(wall, 2), "stages": latest},  # this invocation only
         "invocations": history,
         "executions": sorted(executions.values(), key=lambda e: (_stage_order(e["stage"]), e["name"])),
@@ -217,27 +212,24 @@ def summary(run) -> str:
     keys = {k for j in jobs for k in j.keys}
     trained = sum(j.trained for j in jobs)
     cached = sum(j.cached for j in jobs if j.status in ("ok", "up-to-date"))
-    where = run.scheduler or f"{run.jobs} local worker(s)"
+    where, wall = run.scheduler or f"{run.jobs} local worker(s)", time.time() - run.t0
     lines = [
         f"{run.name}: {len(jobs)} notebooks: {n['ok']} ok, {n['failed']} failed, {n['cancelled']} cancelled, "
         f"{n['up-to-date']} already up to date; runs: {trained} trained, {cached} from the store "
-        f"({len(keys)} distinct, {len(run.failed_runs)} failed); wall {time.time() - run.t0:.1f} s with {where}"
+        f"({len(keys)} distinct, {len(run.failed_runs)} failed); wall {wall:.1f} s with {where}"
     ]
     ran = [j for j in jobs if j.status not in ("pending", "up-to-date") and j.seconds]
-    starts = sum(j.kernel_start_seconds or 0.0 for j in ran)
+    starts, busy = sum(j.kernel_start_seconds or 0.0 for j in ran), sum(j.seconds for j in ran)
     if ran:
-        busy = sum(j.seconds for j in ran)
-        lines.append(
-            f"  kernel starts: {starts:.1f} s of {busy:.1f} s spent in notebooks ({100 * starts / busy:.0f} %)"
-        )
+        share = f"{starts:.1f} s of {busy:.1f} s spent in notebooks ({100 * starts / busy:.0f} %)"
+        lines.append(f"  kernel starts: {share}")
     for stage, (a, b) in sorted(run.stage_span.items(), key=lambda kv: _stage_order(kv[0])):
         count = sum(j.stage == stage and j.status not in ("pending", "up-to-date") for j in jobs)
         what = f"({len(run.trained)} runs)" if stage == "training" else f"({count} notebooks)"
         lines.append(f"  {stage:<12} {b - a:8.1f} s wall  {what}")
     for j in (j for j in jobs if j.status == "failed"):
         lines.append(f"  failed: {j.label} ({describe(j.parameters)}): {j.error}; {run.where(j)}")
-    for error in run.errors:
-        lines.append(f"  failed: {error}")
+    lines += [f"  failed: {error}" for error in run.errors]
     lines.append(
         f"  results store: {run.rel(run.store_dir)}; executed notebooks: {run.rel(run.base)}/<stage>/"
     )

@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine, watch
-from siamese_lib.pipeline.engine import train_record
+from siamese_lib.pipeline.watch import train_record
 from siamese_lib.store import load_record, run_key
 
 pytestmark = pytest.mark.slow  # a Dask cluster, workers killed and restarted
@@ -132,7 +132,7 @@ def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
             eng.close()
         refused = [line for line in lines if line.startswith("refused worker")]
         assert refused == [
-            f"refused worker {odd}: code 'other-commit' (client: {engine.versions()['code']!r}); "
+            f"refused worker {odd}: code 'other-commit' (client: {watch.versions()['code']!r}); "
             "install the same version there"
         ]
         assert outcome.trained == [run_key(config(3), "cpu")]
