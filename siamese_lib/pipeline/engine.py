@@ -38,11 +38,6 @@ class Engine:
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
         self.run_timeout, self.cluster, self._client = run_timeout, None, None
 
-    def client(self):
-        if self._client is None:
-            self._client = self.connect()
-        return self._client
-
     def connect(self):
         import dask
         from distributed import Client, LocalCluster
@@ -89,7 +84,7 @@ class Engine:
         outcome = Outcome()
         if not configs:
             return outcome
-        client = self.client()
+        client = self._client = self._client or self.connect()
         resources = {"GPU": 1} if self.device == "cuda" else None
         futures = {}
         for unit in watch.units(sorted(configs, key=run_cost, reverse=True), self.device):

@@ -163,10 +163,11 @@ def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
             continue  # retrained; the engine reports it
     if other := sorted(versions - {code_version()}):
         stored = f"{len(keys) - len(missing)} of its {len(keys)} runs are stored from code {', '.join(other)}"
+        now = f"the other {len(missing)} would be trained now by code {code_version()}"
         raise UsageError(
-            f"run: {label}: {stored} (e.g. the published record) and the other {len(missing)} would be trained "
-            f"now by code {code_version()}: refusing to mix two code versions in one cell; retrain every run "
-            f"with this code (--force), delete this cell's stored runs, or check out code version {other[0]}"
+            f"run: {label}: {stored} (e.g. the published record) and {now}: refusing to mix two code "
+            f"versions in one cell; retrain every run with this code (--force), delete this cell's stored "
+            f"runs, or check out code version {other[0]}"
         )
 
 

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import logging
 import os
 import random
 import re
@@ -114,12 +113,11 @@ def _package_digest() -> str:
 
 def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
     """Executed before with the same notebook and parameters, and nothing it reads has changed since."""
-    entry = previous.get((job.stage, job.name))
-    if not job.output.exists() or not entry or entry.get("status") != "ok":
+    entry = previous.get((job.stage, job.name)) or {}
+    if not job.output.exists() or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
         return False
     paths, mtime = [store_dir / f"{k}.json" for k in job.keys], job.output.stat().st_mtime
-    fresh = all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
-    return fresh and entry.get("fingerprint") == job.fingerprint
+    return all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
 
 
 def parameters_problem(notebook: Path) -> str | None:
@@ -132,17 +130,6 @@ def parameters_problem(notebook: Path) -> str | None:
         return None
     why = "it would run on its own defaults, not on its parameters"
     return f"{notebook.name} has no cell tagged 'parameters': {why}"
-
-
-class PapermillWarnings(logging.Handler):
-    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
-
-    def __init__(self, write):
-        super().__init__(logging.WARNING)
-        self.write = write
-
-    def emit(self, record):
-        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
 
 
 class Executor:
@@ -171,7 +158,8 @@ class Executor:
         notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
         error = parameters_problem(notebook) or execute_job(job, notebook, self.aborted)
         job.seconds = time.time() - job.started
-        job.notebook_seconds = notebook_duration(job.output)
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            job.notebook_seconds = json.loads(job.output.read_text())["metadata"]["papermill"]["duration"]
         absent = [k for k in job.keys if not (self.store_dir / f"{k}.json").exists()]
         if absent and not error:  # the plan's runs are all in the store afterwards
             which = f"{len(absent)} of its {len(job.keys)} runs"
@@ -205,13 +193,6 @@ class Executor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def notebook_duration(path: Path) -> float | None:
-    try:
-        return json.loads(path.read_text()).get("metadata", {}).get("papermill", {}).get("duration")
-    except (OSError, json.JSONDecodeError):
-        return None
 
 
 def execute_job(job: Job, notebook: Path, aborted: threading.Event) -> str | None:
@@ -280,9 +261,7 @@ def start_kernel(name: str, cwd: str, env: dict | None = None, log=None):
             stop_kernel(km)
             if attempt < KERNEL_START_ATTEMPTS:
                 time.sleep(random.uniform(*RETRY_PAUSE) * attempt)
-    raise KernelStartError(
-        f"kernel {name!r} failed to start {KERNEL_START_ATTEMPTS} times; last error: {last}"
-    )
+    raise KernelStartError(f"kernel {name!r} failed to start {attempt} times; last error: {last}")
 
 
 def kernel_pid(km):
@@ -291,20 +270,16 @@ def kernel_pid(km):
 
 def stop_kernel(km) -> None:
     pid = kernel_pid(km)
-    try:
+    with contextlib.suppress(Exception):
         if km.has_kernel:
             km.shutdown_kernel(now=True)
-    except Exception:
-        pass
     if pid:  # the kernel leads its own process group; make sure nothing of it survives
         signal_group(pid, signal.SIGKILL)
 
 
 def signal_group(pid: int, sig) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def first_line(text, limit: int = 300) -> str:

@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import filelock
@@ -21,7 +22,6 @@ from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
 from .invocation import plan
-from .notebooks import PapermillWarnings
 from .timings import Run, summary, write_timings
 
 
@@ -66,7 +66,8 @@ def main(args) -> int:
     papermill.setLevel(logging.WARNING)  # its info chatter would break the progress; its warnings matter
     papermill.addHandler(handler)
     papermill.propagate = False
-    old_term, old_int = signal.signal(signal.SIGTERM, interrupt), signal.getsignal(signal.SIGINT)
+    old_int = signal.getsignal(signal.SIGINT)
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a run as Ctrl-C does
     try:
         # what this run was asked to do; a new file, never written through a symlink that stands there
         write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
@@ -96,8 +97,15 @@ def main(args) -> int:
         lock.release()
 
 
-def interrupt(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends a run as Ctrl-C does
+class PapermillWarnings(logging.Handler):
+    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
+
+    def __init__(self, write):
+        super().__init__(logging.WARNING)
+        self.write = write
+
+    def emit(self, record):
+        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
 
 
 def end(run: Run, status: str) -> int:
