@@ -130,10 +130,10 @@ class Engine:
                 raise EngineError(self.lost(outcome, total)) from None
             for future, why, worker in verdicts:
                 if worker is not None:
-                    what = f"gave no result for run {run_key(pending[future][0], self.device)} in {why}"
-                    self.log(
-                        f"worker {worker} {what}: removed from the cluster; its runs are retried elsewhere"
+                    what = (
+                        f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)}"
                     )
+                    self.log(f"{what} in {why}: removed from the cluster; its runs are retried elsewhere")
                     continue
                 future.cancel()
                 for config in pending.pop(future):

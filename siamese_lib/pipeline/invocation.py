@@ -37,10 +37,8 @@ def plan(run: Run) -> None:
             planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
             run.unneeded = max(0, run.total - planned)
         if fresh := sum(j.status == "up-to-date" for j in run.all_jobs):
-            run.write(
-                f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
-                f"same notebook and parameters): not executed again"
-            )
+            why = "executed after all their runs were stored, same notebook and parameters"
+            run.write(f"{fresh} training notebooks are up to date ({why}): not executed again")
         if "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors):
             from .publishing import publish  # pyarrow: only when a record is published
 
@@ -83,10 +81,8 @@ def train_and_execute(run: Run, stages: list) -> None:
         return
     start, total, done = time.time(), len(todo), 0
     cost = left = sum(run_cost(c) for c in todo.values())
-    run.write(
-        f"{total} runs to train (about {clock(cost)} on one core), on "
-        f"{run.scheduler or f'a local cluster of {run.jobs} worker(s)'}"
-    )
+    where = run.scheduler or f"a local cluster of {run.jobs} worker(s)"
+    run.write(f"{total} runs to train (about {clock(cost)} on one core), on {where}")
     if sys.stderr.isatty():
         run.bar = tqdm(
             total=total, unit="run", file=sys.stderr, smoothing=0, dynamic_ncols=True, desc=f"{run.name} runs"
@@ -104,11 +100,8 @@ def train_and_execute(run: Run, stages: list) -> None:
             run.bar.update(1)
         else:
             eta = clock((time.time() - start) * left / max(cost - left, 1e-9))
-            elapsed = clock(time.time() - run.t0)
-            run.write(
-                f"[runs {done}/{total}, {elapsed} elapsed, about {eta} left to train] "
-                f"{'failed' if error else 'trained'} {key}"
-            )
+            head = f"[runs {done}/{total}, {clock(time.time() - run.t0)} elapsed, about {eta} left to train]"
+            run.write(f"{head} {'failed' if error else 'trained'} {key}")
         for job in waiting.pop(key, []):
             job.waiting.discard(key)
             if not job.waiting:
@@ -195,10 +188,8 @@ def render(run: Run, job: nb.Job) -> None:
     try:
         render_report(job.output, out_dir=run.report_dir)
     except Exception as exc:
-        run.fail(
-            f"rendering {run.rel(job.output)} into {run.rel(run.report_dir)}: {type(exc).__name__}: "
-            f"{nb.first_line(exc)}"
-        )
+        where = f"{run.rel(job.output)} into {run.rel(run.report_dir)}"
+        run.fail(f"rendering {where}: {type(exc).__name__}: {nb.first_line(exc)}")
     finally:
         run.span("report", start, time.time())
         job.seconds += time.time() - start

@@ -83,11 +83,8 @@ def main(args) -> int:
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         end(run, "interrupted")
-        print(
-            "interrupted: submitted runs cancelled, kernels stopped; finished runs are kept in the store; "
-            "rerun the same command to resume",
-            file=sys.stderr,
-        )
+        kept = "finished runs are kept in the store; rerun the same command to resume"
+        print(f"interrupted: submitted runs cancelled, kernels stopped; {kept}", file=sys.stderr)
         return 130
     finally:
         run.engine.close()

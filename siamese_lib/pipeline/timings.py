@@ -141,9 +141,7 @@ def load_old_timings(base: Path, profile_name: str) -> dict:
 
 def write_timings(run, status: str) -> None:
     """Merge this invocation into runs/<profile>/timings.json (earlier invocations: a run and its resumes)."""
-    counted = (
-        set()
-    )  # per training job, its runs trained now (a run that several jobs share counts in the first)
+    counted = set()  # per training job its runs trained now; a run that jobs share counts in the first
     for job in (j for j in run.all_jobs if j.stage not in PRESENTATION_STAGES):
         job.trained = sum(k in run.trained and k not in counted for k in job.keys)
         counted.update(job.keys)
@@ -230,9 +228,8 @@ def summary(run) -> str:
     for j in (j for j in jobs if j.status == "failed"):
         lines.append(f"  failed: {j.label} ({describe(j.parameters)}): {j.error}; {run.where(j)}")
     lines += [f"  failed: {error}" for error in run.errors]
-    lines.append(
-        f"  results store: {run.rel(run.store_dir)}; executed notebooks: {run.rel(run.base)}/<stage>/"
-    )
+    notebooks = f"executed notebooks: {run.rel(run.base)}/<stage>/"
+    lines.append(f"  results store: {run.rel(run.store_dir)}; {notebooks}")
     from .published import report_lines  # pandas: only for the summary's last lines
 
     lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell

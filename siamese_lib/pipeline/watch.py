@@ -170,17 +170,13 @@ class Watch:
                 # the scheduler ended it but its outcome never reached this client (e.g. an error whose
                 # traceback Dask could not carry): waiting longer would wait for ever
                 error = " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200]
-                why = (
-                    f"the run ended on the cluster (erred) without its outcome reaching this client: {error}"
-                )
-                out.append((future, why, None))
+                why = "the run ended on the cluster (erred) without its outcome reaching this client"
+                out.append((future, f"{why}: {error}", None))
             elif worker is None or held[0] != worker:
                 self.held[future.key] = (worker, now)  # queued, or (re)started elsewhere: a fresh clock
             elif now - held[1] > bound and future.key in self.stalled:
-                why = (
-                    f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; rerun to retry"
-                )
-                out.append((future, f"{why} (--run-timeout sets the limit)", None))
+                why = f"no result for {bound:.0f} s, twice (last on worker {worker})"
+                out.append((future, f"{why}: given up; rerun to retry (--run-timeout sets the limit)", None))
             elif now - held[1] > bound:
                 self.stalled.add(future.key)
                 client.run_on_scheduler(_remove_worker, address=worker)

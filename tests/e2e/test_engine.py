@@ -18,6 +18,7 @@ import pytest
 from conftest import ROOT, external_cluster
 from distributed import Client, LocalCluster
 
+from siamese_lib.common import same_package_env
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine, watch
 from siamese_lib.pipeline.watch import train_record
@@ -46,14 +47,13 @@ def config(seed: int, epochs: int = 1, nb_pairs: int = 100) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def cluster():
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-        env=env,
+        env=same_package_env(),
     ) as c:
         yield c
 

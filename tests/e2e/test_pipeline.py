@@ -396,9 +396,7 @@ class FakeKernelManager:
 
 @pytest.mark.parametrize("fail, attempts", [(0, 1), (1, 2), (2, 3)])
 def test_kernel_start_is_retried(monkeypatch, fail, attempts):
-    monkeypatch.setattr(
-        jupyter_client.manager, "KernelManager", FakeKernelManager
-    )  # imported per start
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # imported per start
     monkeypatch.setattr(notebooks, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", fail)
@@ -407,9 +405,7 @@ def test_kernel_start_is_retried(monkeypatch, fail, attempts):
 
 
 def test_kernel_start_gives_up_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(
-        jupyter_client.manager, "KernelManager", FakeKernelManager
-    )  # imported per start
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # imported per start
     monkeypatch.setattr(notebooks, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", 99)

@@ -20,6 +20,7 @@ import pytest
 from conftest import ROOT
 
 from siamese_lib import cli
+from siamese_lib.common import same_package_env
 from siamese_lib.experiments import planning, profiles
 from siamese_lib.pipeline import notebooks, runner
 from siamese_lib.store import CorruptRecord, load_record, run_key
@@ -120,9 +121,7 @@ HARNESS = (
 
 def start_runner(nbdir: Path, argv: list, cwd: Path) -> subprocess.Popen:
     """``python -m siamese_lib ARGV`` in a subprocess, with ``nbdir`` in place of notebooks/."""
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
+    env = dict(os.environ, **same_package_env())
     return subprocess.Popen(
         [sys.executable, "-c", HARNESS, str(nbdir), *argv],
         cwd=cwd,

@@ -10,9 +10,10 @@ import sys
 
 import cloudpickle
 import pytest
-from conftest import ROOT, external_cluster
+from conftest import external_cluster
 from distributed import Client, LocalCluster
 
+from siamese_lib.common import same_package_env
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine, watch
 from siamese_lib.store import run_key
@@ -28,7 +29,6 @@ def tiny(seed: int) -> RunConfig:
 
 @pytest.fixture()
 def cluster():
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with (
         LocalCluster(
             n_workers=2,
@@ -36,7 +36,7 @@ def cluster():
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
-            env=env,
+            env=same_package_env(),
         ) as c,
         Client(c) as client,
     ):
