@@ -1,16 +1,9 @@
-"""The one way a missing run is trained: in this process (a notebook in Jupyter, ``verify``), on a LocalCluster
-of this machine, or on a running Dask cluster. Every record is written by the client (``store.write_record``,
-the one writer) as it comes back, so workers need no shared filesystem and a run that a killed worker had started
-is retried elsewhere without anything half-written. Runs go longest first (``planning.run_cost``). Before anything
-is submitted, every worker's package, torch and code versions are compared with the client's: a worker that
-differs is refused (retired from the cluster) with one line saying why, and each task checks again, so a worker
-that joins later cannot slip in. Every record that comes back is checked against what was asked (``watch.check_result``)
-before it is stored, and a worker that holds a run past its bound (``stall_bound``) without a result is named and
-removed, its runs retried elsewhere (a run that stalls twice fails). Dask is imported only when a cluster is used.
-"""
+"""The one way a missing run is trained: in this process, on a LocalCluster or on a running Dask cluster. Each
+record is checked and written by the client as it comes back: workers need no shared filesystem."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -21,14 +14,13 @@ from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type
 from ..store import check_not_seeded, load_record, record_path, run_key, write_record
-from .tasks import train_record, train_task, units
-from .watch import POLL_SECONDS, BadResult, EngineError, Watch, check_result, refuse_odd_workers, versions  # noqa: F401
+from . import watch
+from .watch import EngineError
 
 SCHEDULER_ENV = "SIAMESE_LIB_SCHEDULER"
 WORKER_WAIT_SECONDS = 60  # an external scheduler with no worker yet: how long to wait for the first one
-# Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536 for their workers (and in this process): that fixes glibc's
-# mmap threshold, so every training step maps and zero-fills its buffers again (measured: ~40 % system time
-# and several times slower runs on a busy machine). Workers keep glibc's defaults, as the notebook kernels did.
+# Dask's nannies set MALLOC_TRIM_THRESHOLD_=65536: each training step then maps and zero-fills its buffers
+# again (measured: ~40 % system time, runs several times slower). Workers keep glibc's defaults.
 NANNY_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
@@ -39,44 +31,20 @@ class Outcome:
 
 
 class Engine:
-    """Where runs train: ``scheduler`` None: a LocalCluster of ``workers`` processes, started on first use (a run
-    with nothing to train starts nothing); an address: that running cluster; ``in_process``: this process."""
+    """Where runs train: ``scheduler`` None: a LocalCluster of ``workers`` processes, started on first use; an
+    address: that running cluster."""
 
-    def __init__(
-        self,
-        scheduler: str | None = None,
-        workers: int = 1,
-        device: str = "cpu",
-        log=print,
-        in_process: bool = False,
-        progress=None,
-        run_timeout: float | None = None,
-        threads: int = 1,
-    ):
+    def __init__(self, scheduler=None, workers=1, device="cpu", log=print, run_timeout=None):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
-        self.run_timeout, self.threads = run_timeout, threads  # threads: torch's, for in-process runs
-        self.in_process, self.progress = in_process and scheduler is None, progress
-        self.cluster = None
-        self._client = None
-
-    @property
-    def address(self) -> str:
-        return self.scheduler or (self.cluster.scheduler_address if self.cluster else "(local cluster)")
-
-    def client(self):
-        if self._client is None:
-            self._client = self.connect()
-        return self._client
+        self.run_timeout, self.cluster, self._client = run_timeout, None, None
 
     def connect(self):
         import dask
         from distributed import Client, LocalCluster
 
-        self.expected = versions()
-        if self.scheduler is None:
-            # one single-thread worker per job, listening on this machine only; a GPU worker offers one
-            # "GPU" resource per run it may hold at once
-            resources = {"GPU": 1} if self.device == "cuda" else None
+        self.expected = watch.versions()
+        if self.scheduler is None:  # one single-thread worker per job, on this machine only
+            resources = {"GPU": 1} if self.device == "cuda" else None  # one run at a time per GPU worker
             with dask.config.set(NANNY_ENVIRON):
                 self.cluster = LocalCluster(
                     n_workers=self.workers,
@@ -93,11 +61,8 @@ class Engine:
             try:
                 client = Client(self.scheduler, timeout="20s")
             except (OSError, TimeoutError, TypeError) as exc:  # TypeError: tls:// without Dask's TLS settings
-                hint = (
-                    "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')"
-                    if self.scheduler.startswith("tls://")
-                    else ""
-                )
+                hint = "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')"
+                hint = hint if self.scheduler.startswith("tls://") else ""
                 raise EngineError(
                     f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}"
                 ) from None
@@ -110,43 +75,22 @@ class Engine:
                 ) from None
         link = client.dashboard_link if client.scheduler_info().get("services", {}).get("dashboard") else None
         self.log(f"Dask scheduler {client.scheduler.address}; dashboard: {link or 'none (install bokeh)'}")
-        refuse_odd_workers(client, self.expected, self.log)
+        watch.refuse_odd_workers(client, self.expected, self.log)
         return client
 
     def train(self, configs: list, store_dir, on_result=None) -> Outcome:
-        """Train ``configs`` (distinct runs), longest first; check and write each record as it arrives.
-
-        ``on_result(key, error_or_None)`` is called in the client for each finished run. Ctrl-C cancels
-        what was submitted; a lost scheduler raises EngineError (what finished is in the store)."""
+        """Train ``configs`` (distinct runs), longest first; store each record, then call ``on_result(key,
+        error)``. Ctrl-C cancels what was submitted; a lost scheduler: EngineError."""
         outcome = Outcome()
-        ordered = sorted(configs, key=run_cost, reverse=True)
-        if self.in_process:
-            for config in ordered:
-                self.store(
-                    outcome,
-                    store_dir,
-                    config,
-                    lambda c=config: train_record(c, self.device, self.progress, self.threads),
-                    on_result,
-                )
-            return outcome
         if not configs:
             return outcome
-        client = self.client()
+        client = self._client = self._client or self.connect()
         resources = {"GPU": 1} if self.device == "cuda" else None
-        futures = {
-            client.submit(
-                train_task,
-                u,
-                self.device,
-                self.expected,
-                key=f"train-{run_key(u[0], self.device)}",
-                priority=sum(map(run_cost, u)),
-                resources=resources,
-                pure=False,
-            ): u
-            for u in units(ordered, self.device)
-        }
+        futures = {}
+        for unit in watch.units(sorted(configs, key=run_cost, reverse=True), self.device):
+            key = f"train-{run_key(unit[0], self.device)}"
+            options = dict(key=key, priority=sum(map(run_cost, unit)), resources=resources, pure=False)
+            futures[client.submit(watch.train_task, unit, self.device, self.expected, **options)] = unit
         try:
             self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
         except BaseException:
@@ -156,17 +100,16 @@ class Engine:
         return outcome
 
     def collect(self, client, pending: dict, store_dir, outcome: Outcome, on_result, total: int) -> None:
-        """Store each result as it comes. A worker that holds a run past its ``stall_bound`` without a result (a
-        stopped or hung process answers nothing) is removed from the cluster, so Dask retries its runs elsewhere;
-        a run that stalls a second time is failed (one line), as are the runs left when no worker remains."""
+        """Store each result as it comes; a worker that holds a unit too long is removed (Dask retries it
+        elsewhere); a unit that stalls twice fails, as do those left with no worker."""
         from concurrent.futures import CancelledError
 
         from distributed import wait
 
-        watch = Watch(self.run_timeout)
+        watcher = watch.Watch(self.run_timeout)
         while pending:
             try:
-                done = wait(list(pending), timeout=POLL_SECONDS, return_when="FIRST_COMPLETED").done
+                done = wait(list(pending), timeout=watch.POLL_SECONDS, return_when="FIRST_COMPLETED").done
             except TimeoutError:
                 done = ()
             except CancelledError:  # the scheduler went away (or a run was cancelled: its result() says so)
@@ -174,74 +117,63 @@ class Engine:
                     raise EngineError(self.lost(outcome, total)) from None
                 done = [f for f in pending if f.done()]
             for future in done:
-                watch.came_back(future, pending[future])
+                watcher.came_back(future, pending[future])
                 for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
-                    self.store(
-                        outcome,
-                        store_dir,
-                        config,
-                        lambda f=future, i=i: self.result(f, outcome, total)[i],
-                        on_result,
-                    )
+                    result = functools.partial(self.result, future, outcome, total, i)
+                    self.store(outcome, store_dir, config, result, on_result)
                 future.release()
             if done or not pending:
                 continue
             try:
-                verdicts = watch.look(client, pending)
+                verdicts = watcher.look(client, pending)
             except OSError:
                 raise EngineError(self.lost(outcome, total)) from None
             for future, why, worker in verdicts:
-                if worker is None:
-                    self.give_up(pending, future, outcome, on_result, why)
-                else:
-                    self.log(
-                        f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)} "
-                        f"in {why}: removed from the cluster; its runs are retried elsewhere"
+                if worker is not None:
+                    what = (
+                        f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)}"
                     )
+                    self.log(f"{what} in {why}: removed from the cluster; its runs are retried elsewhere")
+                    continue
+                future.cancel()
+                for config in pending.pop(future):
+                    outcome.failed[run_key(config, self.device)] = why
+                    if on_result:
+                        on_result(run_key(config, self.device), why)
 
-    def give_up(self, pending: dict, future, outcome: Outcome, on_result, why: str) -> None:
-        future.cancel()
-        for config in pending.pop(future):
-            key = run_key(config, self.device)
-            outcome.failed[key] = why
-            if on_result:
-                on_result(key, why)
-
-    def result(self, future, outcome: Outcome, total: int) -> dict:
+    def result(self, future, outcome: Outcome, total: int, i: int) -> dict:
+        """The ``i``-th record of a unit's result; a lost scheduler: EngineError."""
         import concurrent.futures
 
         try:
-            return future.result()
+            return future.result()[i]
         except (concurrent.futures.CancelledError, OSError):
             if self._client.status != "running":
                 raise EngineError(self.lost(outcome, total)) from None
             raise
 
     def store(self, outcome: Outcome, store_dir, config: RunConfig, result, on_result) -> None:
-        """Check the record that ``result()`` returns against ``config`` and write it. On a cluster a run's own
-        error (or a bad result) fails that run only (one line); in this process it is raised (a notebook shows it)."""
+        """Check the record ``result()`` returns and write it; a run's error (or a bad result) fails it."""
         key = run_key(config, self.device)
         try:
-            write_record(store_dir, check_result(result(), config, self.device))
+            write_record(store_dir, watch.check_result(result(), config, self.device))
             outcome.trained.append(key)
         except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
-            if self.in_process or isinstance(exc, (UsageError, EngineError)):
+            if isinstance(exc, (UsageError, EngineError)):
                 raise
             outcome.failed[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if on_result:
             on_result(key, outcome.failed.get(key))
 
     def lost(self, outcome: Outcome, total: int) -> str:
-        return (
-            f"lost the Dask scheduler at {self.address}: {len(outcome.trained)} of {total} runs finished "
-            f"and are kept in the store; rerun the same command to resume"
-        )
+        address = self.scheduler or self.cluster.scheduler_address
+        done = f"{len(outcome.trained)} of {total} runs finished and are kept in the store"
+        return f"lost the Dask scheduler at {address}: {done}; rerun the same command to resume"
 
     def close(self) -> None:
         if self._client is not None:
-            if (
-                self._client.status != "running"
-            ):  # the scheduler is gone: its reconnect loop would log tracebacks
+            # the scheduler is gone: its reconnect loop would log tracebacks
+            if self._client.status != "running":
                 for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
                     logging.getLogger(name).setLevel(logging.CRITICAL)
             self._client.close()
@@ -257,71 +189,38 @@ def scheduler_address(given: str | None) -> str | None:
     return address
 
 
-def must_retrain(path, force) -> bool:
-    """``force``: False, True (always retrain), or a time.time() stamp: retrain a record written before it.
-    The runner's --force passes its start time, so a run that two notebooks share is retrained once."""
-    if isinstance(force, bool):
-        return force
-    return path.stat().st_mtime < float(force)
-
-
-def ensure_runs(
-    configs, store_dir, device="auto", force=False, scheduler=None, log=print, threads: int = 1
-) -> list[dict]:
-    """Each configuration's record, from the store or trained now: in this process by default (a bar per run's
-    epochs in a notebook), on the Dask cluster at ``scheduler`` (e.g. "tcp://host:8786") when one is given.
-    ``force``: as in ``must_retrain``; ``threads``: torch's, for a run trained here. One line per run."""
-    dev = device_type(device)
-    start = time.perf_counter()
+def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, log=print, threads=1) -> list:
+    """Each configuration's record, from the store or trained now: here (a bar over each run's epochs) or on
+    the Dask cluster at ``scheduler``. ``force``: a bool, or a time.time() stamp: retrain a record written
+    before it (so a run that two notebooks share is retrained once). One line per run."""
+    dev, start = device_type(device), time.perf_counter()
     missing = {}
     for c in configs:
         path = record_path(store_dir, run_key(c, dev))
-        if not path.exists() or must_retrain(path, force):
+        if not path.exists() or (force if isinstance(force, bool) else path.stat().st_mtime < float(force)):
             missing[run_key(c, dev)] = c
     check_not_seeded(store_dir, len(missing))  # exploration never trains into a store seeded from a record
-    bar = EpochBar() if scheduler is None else None
-    engine = Engine(scheduler, device=dev, log=log, in_process=True, progress=bar, threads=threads)
-    try:
-        outcome = engine.train(list(missing.values()), store_dir)
-    finally:
-        engine.close()
-        if bar is not None:
-            bar.close()
-    if outcome.failed:
-        key, error = next(iter(outcome.failed.items()))
-        raise EngineError(f"{len(outcome.failed)} run(s) failed; {key}: {error}")
-    records = []
-    where = "on the cluster" if scheduler else "here"
-    for i, config in enumerate(configs, 1):
-        record = load_record(record_path(store_dir, run_key(config, dev)))
-        how = (
-            f"trained {where} ({time.perf_counter() - start:.1f} s for all)"
-            if record["key"] in missing
-            else "from the store"
-        )
-        log(
-            f"[{i}/{len(configs)}] seed {config.seed}: test error {record['metrics']['test_error']:.2f} % "
-            f"({how}; key {record['key']})"
-        )
-        records.append(record)
-    return records
-
-
-class EpochBar:
-    """A progress bar over one run's epochs (tqdm's notebook widget in Jupyter, text elsewhere), made on first use."""
-
-    def __init__(self):
-        self.bar = None
-
-    def __call__(self, epoch: int, epochs: int) -> None:
+    if scheduler is None:  # here, longest first, a bar over each run's epochs; a run's error is raised
         from tqdm.auto import tqdm
 
-        if self.bar is None or epoch == 1:
-            self.close()
-            self.bar = tqdm(total=epochs, unit="epoch", leave=False, desc="training")
-        self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for c in sorted(missing.values(), key=run_cost, reverse=True):
+            with tqdm(total=c.trained_epochs, unit="epoch", leave=False, desc="training") as bar:
+                record = watch.train_record(c, dev, lambda epoch, epochs, bar=bar: bar.update(1), threads)
+            write_record(store_dir, watch.check_result(record, c, dev))
+    else:
+        engine = Engine(scheduler, device=dev, log=log)
+        try:
+            outcome = engine.train(list(missing.values()), store_dir)
+        finally:
+            engine.close()
+        if outcome.failed:
+            key, error = next(iter(outcome.failed.items()))
+            raise EngineError(f"{len(outcome.failed)} run(s) failed; {key}: {error}")
+    records = [load_record(record_path(store_dir, run_key(c, dev))) for c in configs]
+    where = "on the cluster" if scheduler else "here"
+    for i, (c, record) in enumerate(zip(configs, records), 1):
+        how = f"trained {where} ({time.perf_counter() - start:.1f} s for all)"
+        how = how if record["key"] in missing else "from the store"
+        error = record["metrics"]["test_error"]
+        log(f"[{i}/{len(configs)}] seed {c.seed}: test error {error:.2f} % ({how}; key {record['key']})")
+    return records

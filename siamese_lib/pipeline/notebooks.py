@@ -1,41 +1,35 @@
-"""The notebook executions of a run: planned from the profile, executed by papermill (each in a kernel of
-its own, up to ``--jobs`` at once). An execution succeeds when papermill says so and every run the plan names
-for it is in the store afterwards; a notebook without a cell tagged 'parameters' is not executed (it would
-run on its own defaults)."""
+"""A run's notebook executions: papermill in threads of the runner, each in a kernel of its own. One succeeds
+when papermill says so and every run the plan names for it is in the store afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
-import logging
-import shutil
+import os
+import random
+import re
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import TEMPLATE_DIR, inside, safe_name
+from ..common import TEMPLATE_DIR, inside, safe_name, same_package_env
 from ..experiments.profiles import notebook_name
 from ..store import run_key
-from .kernels import execute_job, kernel_name, signal_group
 
 PRESENTATION_STAGES = ("figures", "report")
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
-HIDDEN_PARAMETERS = {
-    "store_dir",
-    "runs_dir",
-    "profile_path",
-    "device",
-    "threads",
-    "force",
-    "nb_pairs",
-    "data_seed",
-    "batch_size",
-    "scheduler",
-}
+# the parameters the progress lines leave out: places and settings, not what names an execution
+HIDDEN_PARAMETERS = set(
+    "store_dir runs_dir profile_path device threads force nb_pairs data_seed batch_size scheduler".split()
+)
+KERNEL_NAME = "siamese-lib"
+KERNEL_START_ATTEMPTS = 3  # several kernels starting at once can race for ports; retry the start
+RETRY_PAUSE = (0.5, 1.5)  # seconds (times the attempt number) before a retry, random to spread the starts
 
 
 @dataclass(eq=False)
@@ -48,12 +42,10 @@ class Job:
     output: Path
     configs: list = field(default_factory=list)
     keys: list = field(default_factory=list)
+    fingerprint: str = ""
     status: str = "pending"  # pending, running, ok, failed, cancelled, up-to-date
     error: str | None = None
-    cancel: threading.Event = field(default_factory=threading.Event)
     kernel_pid: int | None = None
-    result: dict | None = None
-    log: Path | None = None
     started: float = 0.0
     seconds: float = 0.0
     trained: int = 0  # runs of this execution trained by this invocation (a shared run counts once)
@@ -61,12 +53,15 @@ class Job:
     kernel_start_seconds: float | None = None
     notebook_seconds: float | None = None
     attempts: int = 0
-    fingerprint: str = ""
     waiting: set = field(default_factory=set)  # its runs still being trained
 
     @property
     def label(self) -> str:
         return f"{self.stage}/{self.name}"
+
+    @property
+    def log(self) -> Path:
+        return self.output.with_suffix(".log")  # the kernel's output, kept when the execution failed
 
 
 def describe(parameters: dict) -> str:
@@ -90,31 +85,25 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
             output = inside(base / ex.stage / f"{name}.ipynb", base)
         used.add(output)
         configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
-        job = Job(ex.stage, name, params, output, configs, [run_key(c, device) for c in configs])
         source = (notebooks_dir / f"{notebook_name(ex.stage)}.ipynb").read_bytes()
-        job.fingerprint = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[
-            :16
-        ]
-        jobs.append(job)
+        digest = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+        keys = [run_key(c, device) for c in configs]
+        jobs.append(Job(ex.stage, name, params, output, configs, keys, digest))
     return jobs
 
 
 def presentation_state(store_dir: Path, also=()) -> str:
     """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
-    in ``also`` (the verification's result) and the package's source (the code that draws figures and tables)."""
+    in ``also`` (the verification's result) and the package's source and templates."""
     h = hashlib.sha256(_package_digest().encode())
     for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
-        if path.exists():
-            st = path.stat()
-            h.update(
-                f"{path.name} {st.st_size} {st.st_mtime_ns}\n".encode()
-            )  # names: a moved folder is the same
+        if path.exists():  # names, not paths: a moved folder is the same
+            h.update(f"{path.name} {path.stat().st_size} {path.stat().st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=1)
 def _package_digest() -> str:
-    """The package's code and the report's templates (its words): what presentation reads besides the store."""
     h = hashlib.sha256()
     for base, pattern in ((PACKAGE_DIR, "*.py"), (TEMPLATE_DIR, "*")):
         for path in sorted(p for p in base.rglob(pattern) if p.is_file()):
@@ -124,161 +113,188 @@ def _package_digest() -> str:
 
 def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
     """Executed before with the same notebook and parameters, and nothing it reads has changed since."""
-    if not job.output.exists():
+    entry = previous.get((job.stage, job.name)) or {}
+    if not job.output.exists() or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
         return False
-    entry = previous.get((job.stage, job.name))
-    if not entry or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
-        return False
-    nb_mtime = job.output.stat().st_mtime
-    paths = [store_dir / f"{k}.json" for k in job.keys]
-    return all(p.exists() and p.stat().st_mtime <= nb_mtime for p in paths)
-
-
-def notebook_duration(path: Path) -> float | None:
-    try:
-        meta = json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
-    except (OSError, json.JSONDecodeError):
-        return None
-    return meta.get("duration")
+    paths, mtime = [store_dir / f"{k}.json" for k in job.keys], job.output.stat().st_mtime
+    return all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
 
 
 def parameters_problem(notebook: Path) -> str | None:
-    """Why papermill could not give ``notebook`` its parameters (no cell tagged 'parameters': it would run on its
-    own defaults and must not pass as a success), or None."""
+    """Why papermill could not give ``notebook`` its parameters, or None."""
     try:
         cells = json.loads(notebook.read_text()).get("cells", [])
     except (OSError, ValueError) as exc:
         return f"cannot read {notebook.name}: {exc}"
     if any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells):
         return None
-    return f"{notebook.name} has no cell tagged 'parameters': it would run on its own defaults, not on its parameters"
-
-
-def runs_check(job: Job, store_dir: Path) -> str | None:
-    """None when every run the plan names for the execution is in the store after it; else which is absent."""
-    absent = [k for k in job.keys if not (store_dir / f"{k}.json").exists()]
-    if not absent:
-        return None
-    return f"{len(absent)} of its {len(job.keys)} runs are not in the store afterwards (e.g. {absent[0]})"
-
-
-class PapermillWarnings(logging.Handler):
-    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
-
-    def __init__(self, write):
-        super().__init__(logging.WARNING)
-        self.write = write
-
-    def emit(self, record):
-        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
+    why = "it would run on its own defaults, not on its parameters"
+    return f"{notebook.name} has no cell tagged 'parameters': {why}"
 
 
 class Executor:
-    """Executes jobs, up to ``width`` at once, in threads of this process (papermill imported once).
+    """Executes jobs, up to ``width`` at once, in threads of this process; each ends in ``on_finish``, under
+    one lock. After a failure without ``keep_going`` no job starts."""
 
-    ``submit`` queues a job (the runner does so the moment its runs are in the store, while the cluster
-    trains the others); ``collect`` finishes the executions that have ended, or waits for all of them."""
-
-    def __init__(
-        self, notebooks_dir: Path, store_dir: Path, workdir: Path, on_finish, keep_going: bool, width: int
-    ):
-        self.notebooks_dir, self.store_dir, self.workdir = notebooks_dir, store_dir, workdir
+    def __init__(self, notebooks_dir: Path, store_dir: Path, on_finish, keep_going: bool, width: int):
+        self.notebooks_dir, self.store_dir = notebooks_dir, store_dir
         self.on_finish, self.keep_going = on_finish, keep_going
         self.pool = ThreadPoolExecutor(max_workers=max(1, width))
         self.futures: dict = {}
-        self.stop = False  # set after a failure with --no-keep-going
-        self.count = 0
+        self.lock = threading.Lock()
+        self.stop = False
+        self.aborted = threading.Event()
 
     def submit(self, job: Job) -> None:
-        if job.status != "pending":
-            return
-        if self.stop:
-            job.status = "cancelled"
-            return
-        job.log = self.workdir / f"job{self.count:04d}.log"  # names may hold dots: no suffix games
-        self.count += 1
-        self.futures[self.pool.submit(self.execute_one, job)] = job
+        if job.status == "pending" and not self.stop:
+            self.futures[self.pool.submit(self.execute, job)] = job
 
-    def execute_one(self, job: Job) -> None:
+    def execute(self, job: Job) -> None:
         threading.current_thread().name = job.label  # papermill's warnings name their job
-        if job.cancel.is_set() or self.stop:
-            return  # stays pending: collect() counts it cancelled
+        if self.stop:
+            return  # never started: the runner counts it cancelled
         job.output.parent.mkdir(parents=True, exist_ok=True)
-        job.started = time.time()
-        job.status = "running"
+        job.started, job.status = time.time(), "running"
         notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
-        problem = parameters_problem(notebook)
-        if problem:
-            job.result = {"status": "failed", "error": problem}
-        else:
-            execute_job(job, notebook, kernel_name(), self.notebooks_dir, job.log)
-        self.finish(job)
-        if job.status == "failed" and not self.keep_going:
-            self.stop = True  # decided here, so a queued job cannot start in between
+        error = parameters_problem(notebook) or execute_job(job, notebook, self.aborted)
+        job.seconds = time.time() - job.started
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            job.notebook_seconds = json.loads(job.output.read_text())["metadata"]["papermill"]["duration"]
+        absent = [k for k in job.keys if not (self.store_dir / f"{k}.json").exists()]
+        if absent and not error:  # the plan's runs are all in the store afterwards
+            which = f"{len(absent)} of its {len(job.keys)} runs"
+            error = f"{which} are not in the store afterwards (e.g. {absent[0]})"
+        if not error or (job.log.exists() and not job.log.stat().st_size):
+            job.log.unlink(missing_ok=True)
+        with self.lock:
+            if self.aborted.is_set():
+                return  # the runner counts it cancelled
+            job.status, job.error = ("failed", error) if error else ("ok", None)
+            if error and not self.keep_going:
+                self.stop = True  # decided here, so a queued job cannot start in between
+            self.on_finish(job)
 
-    def finish(self, job: Job) -> None:
-        job.seconds = time.time() - job.started if job.started else 0.0
-        result = job.result or {"status": "failed", "error": "the notebook thread ended without a result"}
-        job.kernel_start_seconds = result.get("kernel_start_seconds", job.kernel_start_seconds)
-        job.attempts = result.get("attempts", job.attempts)
-        job.notebook_seconds = notebook_duration(job.output)
-        if result["status"] == "ok":
-            result = (
-                {"status": "failed", "error": problem}
-                if (problem := runs_check(job, self.store_dir))
-                else result
-            )
-        if job.cancel.is_set():
-            job.status = "cancelled"
-        elif result["status"] == "ok":
-            job.status = "ok"
-        else:
-            job.status, job.error = "failed", result.get("error") or "unknown error"
-            if job.log and job.log.exists() and job.log.stat().st_size:
-                shutil.copyfile(
-                    job.log, job.output.with_suffix(".log")
-                )  # the kernel's stderr, for a dead kernel
-
-    def collect(self, block: bool = True) -> None:
-        """Finish the executions that have ended (with ``block``: wait for every one submitted)."""
-        try:
-            ended = as_completed(list(self.futures)) if block else [f for f in list(self.futures) if f.done()]
-            for future in ended:
-                job = self.futures.pop(future)
-                if job.status == "pending":  # cancelled before it started
-                    job.status = "cancelled"
-                    continue
-                if job.status == "running":  # its thread ended without finishing it (cannot normally happen)
-                    self.finish(job)
-                self.on_finish(job)
-                if self.stop:
-                    for other in self.futures.values():
-                        if other.status == "pending":
-                            other.cancel.set()
-                            other.status = "cancelled"
-        except BaseException:
-            self.abort()
-            raise
+    def wait(self) -> None:
+        """Wait for every execution submitted (an error in a thread is raised here)."""
+        for future in list(self.futures):
+            future.result()
 
     def abort(self) -> None:
-        """Stop every execution: pending ones never start; running kernels are interrupted, then killed."""
+        """Stop every execution: queued ones never start; running kernels are interrupted, then killed."""
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the clean-up
-        jobs = list(self.futures.values())
-        self.futures = {}
-        for job in jobs:
-            job.cancel.set()
-            if job.status == "pending":
-                job.status = "cancelled"
-        running = [j for j in jobs if j.status == "running"]
-        for sig, wait in ((signal.SIGINT, 3.0), (signal.SIGKILL, 10.0)):
-            for job in running:
-                if job.kernel_pid and job.status == "running":
+        self.stop = True
+        self.aborted.set()
+        for sig, seconds in ((signal.SIGINT, 3.0), (signal.SIGKILL, 10.0)):
+            running = {f: j for f, j in self.futures.items() if not f.done()}
+            for job in running.values():
+                if job.kernel_pid:
                     signal_group(job.kernel_pid, sig)
-            deadline = time.time() + wait
-            while time.time() < deadline and any(j.status == "running" for j in running):
-                time.sleep(0.1)  # the job's thread finishes it once papermill returns
-        for job in running:
-            job.status = "cancelled"
+            wait(list(running), timeout=seconds)  # the job's thread ends once papermill returns
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def execute_job(job: Job, notebook: Path, aborted: threading.Event) -> str | None:
+    """A kernel started, papermill executes the notebook in it, the kernel stopped: None when it ran through,
+    else why not (one line). The executed notebook is renamed into place when whole."""
+    import papermill as pm
+    from jupyter_client.asynchronous import AsyncKernelClient
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import DeadKernelError
+
+    kernel, km = os.environ.get("SIAMESE_LIB_KERNEL") or KERNEL_NAME, None
+    partial = job.output.with_name(f".tmp-{job.output.name}")  # papermill saves as it goes
+    # one torch thread per kernel: the same numbers whatever --jobs is, and no oversubscription
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", **same_package_env())
+    with open(job.log, "wb") as log:
+        try:
+            km, job.kernel_start_seconds, job.attempts = start_kernel(kernel, str(notebook.parent), env, log)
+            job.kernel_pid = kernel_pid(km)
+            # an async client lets nbclient notice a kernel killed mid-cell (a blocking one waited for ever)
+            km.client_factory = AsyncKernelClient
+            if aborted.is_set():
+                raise KeyboardInterrupt
+            options = dict(kernel_name=kernel, km=km, progress_bar=False, start_timeout=120)
+            pm.execute_notebook(str(notebook), str(partial), parameters=job.parameters, **options)
+            return None
+        except pm.PapermillExecutionError as exc:
+            return f"cell [{exc.exec_count}] raised {exc.ename}: {first_line(exc.evalue)}"
+        except NoSuchKernel:
+            return f"Jupyter kernel {kernel!r} is not installed (run `make setup`, or set SIAMESE_LIB_KERNEL)"
+        except DeadKernelError as exc:
+            return f"the kernel died: {first_line(exc)}"
+        except KernelStartError as exc:
+            return str(exc)
+        except BaseException as exc:  # noqa: BLE001 - whatever happens, the job must end with a reason
+            return f"{type(exc).__name__}: {first_line(exc)}"
+        finally:
+            if km is not None:
+                stop_kernel(km)
+            publish(partial, job.output)
+
+
+class KernelStartError(RuntimeError):
+    pass
+
+
+def start_kernel(name: str, cwd: str, env: dict | None = None, log=None):
+    """A started, ready kernel manager; returns (km, seconds of the successful start, attempts used)."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import KernelManager
+
+    for attempt in range(1, KERNEL_START_ATTEMPTS + 1):
+        km, start = KernelManager(kernel_name=name), time.perf_counter()
+        try:
+            km.start_kernel(cwd=cwd, env=env or dict(os.environ), stdout=log, stderr=log)
+            kc = km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=120)
+            finally:
+                kc.stop_channels()
+            return km, time.perf_counter() - start, attempt
+        except NoSuchKernel:
+            raise
+        except Exception as exc:  # a port race or a kernel dying at start: try a fresh one
+            last = f"{type(exc).__name__}: {first_line(exc)}"
+            stop_kernel(km)
+            if attempt < KERNEL_START_ATTEMPTS:
+                time.sleep(random.uniform(*RETRY_PAUSE) * attempt)
+    raise KernelStartError(f"kernel {name!r} failed to start {attempt} times; last error: {last}")
+
+
+def kernel_pid(km):
+    return getattr(getattr(km, "provisioner", None), "pid", None)
+
+
+def stop_kernel(km) -> None:
+    pid = kernel_pid(km)
+    with contextlib.suppress(Exception):
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
+    if pid:  # the kernel leads its own process group; make sure nothing of it survives
+        signal_group(pid, signal.SIGKILL)
+
+
+def signal_group(pid: int, sig) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def first_line(text, limit: int = 300) -> str:
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text)).strip()
+    return (text.splitlines()[0] if text else "")[:limit]
+
+
+def publish(partial: Path, output: Path) -> None:
+    """Rename papermill's last save into place if it is a whole notebook; remove a truncated one."""
+    try:
+        with open(partial, "rb") as f:
+            json.load(f)
+        os.replace(partial, output)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            partial.unlink()

@@ -1,13 +1,5 @@
-"""The pipeline runner: ``python -m siamese_lib run --profile NAME``: checks, the lock, signals, exit statuses.
-
-What an invocation does is ``invocation.py``: the profile planned once (``runs/<profile>/plan.json``), the runs the
-store lacks trained on the engine (``engine.py``: a LocalCluster of ``--jobs`` single-thread workers, or
-``--scheduler``), each record written here as it comes back, so an interrupted run resumes; papermill executes
-the notebooks (``notebooks.py``), up to ``--jobs`` at once, each in its own kernel, reading their runs from the
-store; figures and the report last, only when what they read changed. ``runs/<profile>/timings.json``: wall
-times, summed over resumes (``timings.py``).
-Environment variables (README, "The runner"): SIAMESE_LIB_RUNS_DIR, SIAMESE_LIB_REPORT_DIR,
-SIAMESE_LIB_KERNEL, SIAMESE_LIB_SCHEDULER (a running Dask scheduler, as --scheduler).
+"""``python -m siamese_lib run --profile NAME`` (README, "The runner"): the checks, the lock, signals and exit
+statuses; what the invocation does is ``invocation.py``, its state, progress and timings ``timings.py``.
 
 Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage error,
 the lock is held or (profile paper) uncommitted code; 130 interrupted (finished runs kept).
@@ -17,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import filelock
@@ -29,25 +21,108 @@ from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_p
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
-from .invocation import Run, plan
-from .notebooks import PapermillWarnings
-from .timings import summary, write_timings
+from .invocation import plan
+from .timings import Run, summary, write_timings
 
 
-def default_jobs() -> int:
+def main(args) -> int:
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    wanted = parse_only(args.only)
+    # the folders this run writes are usable (else one line, exit 2), checked before anything runs
+    check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)
+    try:
+        device = device_type(args.device)
+    except ValueError as exc:
+        raise UsageError(f"run: {exc}") from None
+    stages = [s for s in wanted if s in profile.stages]
+    if not stages:
+        raise UsageError(
+            f"run: profile {profile.name!r} has none of the stages asked for ({', '.join(wanted)}); "
+            f"it has: {', '.join(profile.stages)}"
+        )
+    for stage in stages:
+        if not (NOTEBOOKS_DIR / f"{notebook_name(stage)}.ipynb").is_file():
+            raise UsageError(
+                f"run: notebook notebooks/{notebook_name(stage)}.ipynb is missing (the {stage!r} "
+                f"stage runs it); skip the stage with --only"
+            )
+    if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit
+        check_clean_code(profile.name, allow=getattr(args, "allow_dirty", False))
+    apply_numerics(profile.settings["numerics"])  # the kernels and workers inherit it (machine.py)
+    run = Run(args, profile, stages, device, NOTEBOOKS_DIR)
+    lock = Lock(run.base / ".lock")
+    if not lock.acquire():
+        raise UsageError(
+            f"run: another run of profile {profile.name!r} is in progress (lock {run.rel(lock.path)} "
+            f"held by pid {lock.holder()}); wait for it to finish"
+        )
+    # the first line once nothing can refuse the run in one line any more
+    run.write(f"{run.name}: {', '.join(stages)}; up to {run.jobs} notebooks and runs at once")
+    papermill = logging.getLogger("papermill")
+    handler = PapermillWarnings(run.write)
+    papermill.setLevel(logging.WARNING)  # its info chatter would break the progress; its warnings matter
+    papermill.addHandler(handler)
+    papermill.propagate = False
+    old_int = signal.getsignal(signal.SIGINT)
+    old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a run as Ctrl-C does
+    try:
+        # what this run was asked to do; a new file, never written through a symlink that stands there
+        write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
+        if args.from_record:
+            from .publishing import seed_from_record
+
+            seed_from_record(run)
+        try:
+            plan(run)
+        except EngineError as exc:
+            run.fail(str(exc))
+        return end(run, "ok")
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        end(run, "interrupted")
+        kept = "finished runs are kept in the store; rerun the same command to resume"
+        print(f"interrupted: submitted runs cancelled, kernels stopped; {kept}", file=sys.stderr)
+        return 130
+    finally:
+        run.engine.close()
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+        papermill.removeHandler(handler)
+        lock.release()
 
 
-def parse_only(text, usage_error):
+class PapermillWarnings(logging.Handler):
+    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
+
+    def __init__(self, write):
+        super().__init__(logging.WARNING)
+        self.write = write
+
+    def emit(self, record):
+        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
+
+
+def end(run: Run, status: str) -> int:
+    """The one place a job that did not end is counted cancelled; timings.json and the summary."""
+    for job in run.all_jobs:
+        if job.status in ("pending", "running"):
+            job.status = "cancelled"
+    failed = bool(run.errors) or any(j.status in ("failed", "cancelled") for j in run.all_jobs)
+    write_timings(run, "failed" if failed and status == "ok" else status)
+    print(summary(run), file=sys.stderr)
+    return 1 if failed else 0
+
+
+def parse_only(text):
     if text is None:
         return list(STAGES)
     names = [s.strip() for s in text.split(",") if s.strip()]
     unknown = [s for s in names if s not in STAGES]
     if unknown or not names:
-        raise usage_error(
+        raise UsageError(
             f"run: --only {text!r}: unknown stage {', '.join(map(repr, unknown)) or '(none given)'}; "
             f"allowed: {', '.join(STAGES)}"
         )
@@ -58,13 +133,12 @@ class Lock:
     """One run per profile at a time: a non-blocking file lock (filelock), and the holder's pid beside it."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.pid_path = path.with_name(path.name + ".pid")
+        self.path, self.pid_path = path, path.with_name(path.name + ".pid")
         self.lock = filelock.FileLock(str(path), timeout=0)
 
     def acquire(self) -> bool:
-        """False when another run holds it. A lock file that is a symlink is refused (UsageError): locking
-        through it would open, and may truncate, the file it points to. The pid file replaces a link."""
+        """False when another run holds it. A lock file that is a symlink is refused: locking through it would
+        open, and may truncate, the file it points to. The pid file replaces a link."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_symlink():
             raise UsageError(
@@ -88,97 +162,3 @@ class Lock:
         if self.lock.is_locked:
             self.pid_path.unlink(missing_ok=True)
             self.lock.release()
-
-
-def main(args) -> int:
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
-    wanted = parse_only(args.only, UsageError)
-    # the folders this run writes are usable (else one line, exit 2), checked before anything runs
-    check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)
-    try:
-        device = device_type(args.device)
-    except ValueError as exc:
-        raise UsageError(f"run: {exc}") from None
-    stages = [s for s in wanted if s in profile.stages]
-    if not stages:
-        raise UsageError(
-            f"run: profile {profile.name!r} has none of the stages asked for ({', '.join(wanted)}); "
-            f"it has: {', '.join(profile.stages)}"
-        )
-    for stage in stages:
-        if not (NOTEBOOKS_DIR / f"{notebook_name(stage)}.ipynb").is_file():
-            raise UsageError(
-                f"run: notebook notebooks/{notebook_name(stage)}.ipynb is missing (the {stage!r} stage runs it); "
-                f"skip the stage with --only"
-            )
-
-    if any(s in TRAINING_STAGES for s in stages):  # the committed profile's records come from a commit
-        check_clean_code(profile.name, allow=getattr(args, "allow_dirty", False))
-    apply_numerics(profile.settings["numerics"])  # the kernels and workers inherit it (machine.py)
-    run = Run(args, profile, stages, device, args.jobs or default_jobs(), NOTEBOOKS_DIR)
-    warnings = logging.getLogger("papermill")
-    handler = PapermillWarnings(run.write)
-    warnings.setLevel(logging.WARNING)  # its info chatter would break the progress; its warnings matter
-    warnings.addHandler(handler)
-    warnings.propagate = False
-    lock = Lock(run.base / ".lock")
-    try:
-        held = lock.acquire()
-    except BaseException:
-        shutil.rmtree(run.workdir, ignore_errors=True)
-        raise
-    if not held:
-        shutil.rmtree(run.workdir, ignore_errors=True)
-        raise UsageError(
-            f"run: another run of profile {profile.name!r} is in progress "
-            f"(lock {run.rel(lock.path)} held by pid {lock.holder()}); wait for it to finish"
-        )
-    # the first line once nothing can refuse the run in one line any more
-    run.write(f"{run.name}: {', '.join(stages)}; up to {run.jobs} notebooks and runs at once")
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    old_term, old_int = signal.signal(signal.SIGTERM, on_term), signal.getsignal(signal.SIGINT)
-    try:
-        # what this run was asked to do; a new file, never written through a symlink that stands there
-        write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
-        if args.from_record:
-            from .publishing import seed_from_record
-
-            seed_from_record(run)
-        try:
-            plan(run)
-        except EngineError as exc:
-            run.errors.append(str(exc))
-            run.write(f"FAILED {exc}")
-            for job in run.all_jobs:
-                if job.status == "pending":
-                    job.status = "cancelled"
-        failed = any(j.status in ("failed", "cancelled") for j in run.all_jobs) or run.errors
-        write_timings(run, "failed" if failed else "ok")
-        print(summary(run), file=sys.stderr)
-        return 1 if failed else 0
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for job in run.all_jobs:
-            if job.status in ("pending", "running"):
-                job.status = "cancelled"
-        write_timings(run, "interrupted")
-        print(summary(run), file=sys.stderr)
-        print(
-            "interrupted: submitted runs cancelled, kernels stopped; finished runs are kept in the store; "
-            "rerun the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
-    finally:
-        run.engine.close()
-        signal.signal(signal.SIGTERM, old_term)
-        signal.signal(signal.SIGINT, old_int)
-        warnings.removeHandler(handler)
-        lock.release()
-        shutil.rmtree(run.workdir, ignore_errors=True)

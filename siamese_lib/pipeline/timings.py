@@ -1,31 +1,120 @@
-"""``runs/<profile>/timings.json`` and the final summary of a run: wall times per stage and per notebook,
-summed over an interrupted run and its resumes."""
+"""One invocation's state and its one clock: the progress lines, ``runs/<profile>/timings.json`` (wall times
+per stage and notebook, summed over a run and its resumes) and the summary."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-from ..common import now_iso, write_json_atomically
+from ..common import ROOT, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
 from ..experiments.profiles import STAGES
 from ..machine import cpu_model
-from .notebooks import describe
+from .engine import Engine, scheduler_address
+from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, first_line
+
+
+class Run:
+    """One invocation: the plan's jobs, the engine, the notebooks' executor and the progress."""
+
+    def __init__(self, args, profile, stages, device, notebooks_dir: Path):
+        self.args, self.profile, self.stages, self.device = args, profile, stages, device
+        self.jobs = args.jobs or len(os.sched_getaffinity(0))
+        self.notebooks_dir, self.force, self.name = notebooks_dir, bool(args.force), safe_name(profile.name)
+        self.base = inside(runs_root() / self.name, runs_root())
+        self.store_dir = self.base / "store"
+        self.report_dir = inside(report_root() / self.name, report_root())
+        self.t0, self.started = time.time(), now_iso()
+        self.all_jobs: list[Job] = []
+        self.total = 0  # the notebooks of this invocation, counted before the first runs (notebook_count)
+        self.unneeded = 0  # counted in the total, then not planned (a selection's finals): counted as done
+        self.first_notebook = None  # when the first notebook started: the time left is paced from it
+        self.stage_span: dict[str, list[float]] = {}
+        self.errors: list[str] = []  # failures outside notebooks (planning, the cluster, rendering)
+        self.trained: set[str] = set()  # keys trained by this invocation
+        self.failed_runs: dict[str, str] = {}
+        self.old = load_old_timings(self.base, profile.name)
+        self.previous = previous_executions(self.old)  # (stage, name) -> its last execution: up to date?
+        self.used: set = set()  # the executed notebooks' paths: two executions never share one
+        self.scheduler = scheduler_address(getattr(args, "scheduler", None))
+        timeout = getattr(args, "run_timeout", None)
+        self.engine = Engine(self.scheduler, self.jobs, device, log=self.write, run_timeout=timeout)
+        self.executor = Executor(notebooks_dir, self.store_dir, self.finished, args.keep_going, self.jobs)
+        self.bar = None  # the runs' progress bar, on a terminal
+
+    def key_done(self, key: str) -> bool:
+        return (self.store_dir / f"{key}.json").exists() and (not self.force or key in self.trained)
+
+    def span(self, stage: str, start: float, end: float) -> None:
+        a, b = self.stage_span.setdefault(stage, [start, end])
+        self.stage_span[stage] = [min(a, start), max(b, end)]
+
+    def write(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr, flush=True)
+
+    def fail(self, error: str) -> None:
+        self.errors.append(error)
+        self.write(f"FAILED {error}")
+
+    def rel(self, path: Path) -> str:
+        try:
+            return str(Path(path).resolve().relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+    def where(self, job: Job) -> str:
+        """Where to look for what went wrong."""
+        try:
+            written = job.started and job.output.stat().st_mtime >= job.started - 0.01
+        except FileNotFoundError:
+            written = False
+        if written:
+            return f"executed notebook with the traceback: {self.rel(job.output)}"
+        log = f" (kernel log: {self.rel(job.log)})" if job.log.exists() else ""
+        return f"no notebook was executed{log}"
+
+    def submit(self, job: Job) -> None:
+        failed = [k for k in job.keys if k in self.failed_runs]
+        if failed:
+            job.status = "failed"
+            job.error = (
+                f"{len(failed)} of its runs failed on the cluster (e.g. {failed[0]}: "
+                f"{first_line(self.failed_runs[failed[0]])}); the notebook was not executed"
+            )
+            self.finished(job)
+        else:
+            self.executor.submit(job)
+
+    def finished(self, job: Job) -> None:
+        """One line per finished notebook: done of the invocation's total (up-to-date ones count as done), the
+        time since the invocation started and the time left at the pace of the notebooks so far."""
+        if job.started:
+            self.span(job.stage, job.started, job.started + job.seconds)
+        now, ended = time.time(), ("ok", "failed", "cancelled")
+        finished = sum(j.status in (*ended, "up-to-date") for j in self.all_jobs) + self.unneeded
+        total = max(self.total, len(self.all_jobs), finished)
+        self.first_notebook = self.first_notebook or job.started or now
+        pace = (now - self.first_notebook) / max(sum(j.status in ended for j in self.all_jobs), 1)
+        head = f"[{finished}/{total} notebooks, {clock(now - self.t0)} elapsed, about "
+        head += f"{clock(pace * (total - finished))} left]"
+        if job.status == "failed":
+            self.write(
+                f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}"
+            )
+        else:
+            self.write(f"{head} ok {job.label} ({job.seconds:.1f} s)")
 
 
 def clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return (
-        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-        if seconds >= 3600
-        else f"{seconds // 60}:{seconds % 60:02d}"
-    )
-
-
-def _round(x):
-    return None if x is None else round(x, 2)
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _stage_order(stage: str) -> int:
@@ -38,6 +127,10 @@ def _add(a: dict, b: dict) -> dict:
     return {k: round(float(a.get(k, 0.0)) + float(b.get(k, 0.0)), 2) for k in keys}
 
 
+def previous_executions(old: dict) -> dict:
+    return {(e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)}
+
+
 def load_old_timings(base: Path, profile_name: str) -> dict:
     try:
         old = json.loads((base / "timings.json").read_text())
@@ -48,6 +141,11 @@ def load_old_timings(base: Path, profile_name: str) -> dict:
 
 def write_timings(run, status: str) -> None:
     """Merge this invocation into runs/<profile>/timings.json (earlier invocations: a run and its resumes)."""
+    counted = set()  # per training job its runs trained now; a run that jobs share counts in the first
+    for job in (j for j in run.all_jobs if j.stage not in PRESENTATION_STAGES):
+        job.trained = sum(k in run.trained and k not in counted for k in job.keys)
+        counted.update(job.keys)
+        job.cached = len(job.keys) - job.trained if job.status in ("ok", "up-to-date") else 0
     old, wall = run.old, time.time() - run.t0
     invocation = {
         "started": run.started,
@@ -67,13 +165,10 @@ def write_timings(run, status: str) -> None:
     }
     history = list(old.get("invocations", [])) + [invocation]
     latest = {s: round(b - a, 2) for s, (a, b) in run.stage_span.items()}
-    compute = {}
-    for j in run.all_jobs:
-        if j.status not in ("pending", "up-to-date"):
-            compute[j.stage] = compute.get(j.stage, 0.0) + j.seconds
-    executions = {
-        (e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)
-    }
+    compute = Counter()
+    for j in (j for j in run.all_jobs if j.status not in ("pending", "up-to-date")):
+        compute[j.stage] += j.seconds
+    executions = previous_executions(old)
     for j in run.all_jobs:
         if j.status == "pending" or (j.status == "up-to-date" and (j.stage, j.name) in executions):
             continue
@@ -86,8 +181,8 @@ def write_timings(run, status: str) -> None:
             "runs": len(j.keys),
             "trained": j.trained,
             "cached": j.cached,
-            "kernel_start_seconds": _round(j.kernel_start_seconds),
-            "notebook_seconds": _round(j.notebook_seconds),
+            "kernel_start_seconds": j.kernel_start_seconds and round(j.kernel_start_seconds, 2),
+            "notebook_seconds": j.notebook_seconds and round(j.notebook_seconds, 2),
             "kernel_start_attempts": j.attempts,
             "error": j.error,
             "fingerprint": j.fingerprint,
@@ -102,9 +197,7 @@ def write_timings(run, status: str) -> None:
         # wall seconds of the whole run: every invocation (an interrupted run and its resumes) adds up
         "total_seconds": round(sum(i.get("seconds", 0.0) for i in history), 2),
         "stages": _add(old.get("stages", {}), latest),  # wall, summed over invocations
-        "stage_compute_seconds": _add(
-            old.get("stage_compute_seconds", {}), compute
-        ),  # summed notebook seconds
+        "stage_compute_seconds": _add(old.get("stage_compute_seconds", {}), compute),  # notebook seconds
         "latest": {"seconds": round(wall, 2), "stages": latest},  # this invocation only
         "invocations": history,
         "executions": sorted(executions.values(), key=lambda e: (_stage_order(e["stage"]), e["name"])),
@@ -113,39 +206,30 @@ def write_timings(run, status: str) -> None:
 
 
 def summary(run) -> str:
-    jobs = run.all_jobs
-    ok = [j for j in jobs if j.status == "ok"]
-    failed = [j for j in jobs if j.status == "failed"]
-    cancelled = [j for j in jobs if j.status == "cancelled"]
-    fresh = [j for j in jobs if j.status == "up-to-date"]
+    jobs, n = run.all_jobs, Counter(j.status for j in run.all_jobs)
     keys = {k for j in jobs for k in j.keys}
     trained = sum(j.trained for j in jobs)
     cached = sum(j.cached for j in jobs if j.status in ("ok", "up-to-date"))
-    wall = time.time() - run.t0
-    where = run.scheduler or f"{run.jobs} local worker(s)"
+    where, wall = run.scheduler or f"{run.jobs} local worker(s)", time.time() - run.t0
     lines = [
-        f"{run.name}: {len(jobs)} notebooks: {len(ok)} ok, {len(failed)} failed, {len(cancelled)} cancelled, "
-        f"{len(fresh)} already up to date; runs: {trained} trained, {cached} from the store "
+        f"{run.name}: {len(jobs)} notebooks: {n['ok']} ok, {n['failed']} failed, {n['cancelled']} cancelled, "
+        f"{n['up-to-date']} already up to date; runs: {trained} trained, {cached} from the store "
         f"({len(keys)} distinct, {len(run.failed_runs)} failed); wall {wall:.1f} s with {where}"
     ]
     ran = [j for j in jobs if j.status not in ("pending", "up-to-date") and j.seconds]
-    starts = sum(j.kernel_start_seconds or 0.0 for j in ran)
+    starts, busy = sum(j.kernel_start_seconds or 0.0 for j in ran), sum(j.seconds for j in ran)
     if ran:
-        busy = sum(j.seconds for j in ran)
-        lines.append(
-            f"  kernel starts: {starts:.1f} s of {busy:.1f} s spent in notebooks ({100 * starts / busy:.0f} %)"
-        )
+        share = f"{starts:.1f} s of {busy:.1f} s spent in notebooks ({100 * starts / busy:.0f} %)"
+        lines.append(f"  kernel starts: {share}")
     for stage, (a, b) in sorted(run.stage_span.items(), key=lambda kv: _stage_order(kv[0])):
-        n = sum(j.stage == stage and j.status not in ("pending", "up-to-date") for j in jobs)
-        what = f"({len(run.trained)} runs)" if stage == "training" else f"({n} notebooks)"
+        count = sum(j.stage == stage and j.status not in ("pending", "up-to-date") for j in jobs)
+        what = f"({len(run.trained)} runs)" if stage == "training" else f"({count} notebooks)"
         lines.append(f"  {stage:<12} {b - a:8.1f} s wall  {what}")
-    for j in failed:
+    for j in (j for j in jobs if j.status == "failed"):
         lines.append(f"  failed: {j.label} ({describe(j.parameters)}): {j.error}; {run.where(j)}")
-    for error in run.errors:
-        lines.append(f"  failed: {error}")
-    lines.append(
-        f"  results store: {run.rel(run.store_dir)}; executed notebooks: {run.rel(run.base)}/<stage>/"
-    )
+    lines += [f"  failed: {error}" for error in run.errors]
+    notebooks = f"executed notebooks: {run.rel(run.base)}/<stage>/"
+    lines.append(f"  results store: {run.rel(run.store_dir)}; {notebooks}")
     from .published import report_lines  # pandas: only for the summary's last lines
 
     lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell

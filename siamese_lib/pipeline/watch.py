@@ -1,11 +1,12 @@
-"""The workers, checked and watched: each must run the client's versions (``refuse_odd_workers``, and each task
-again); a record must answer what was asked (``check_result``, the one check for every result, in this process or
-from a worker); a worker that holds a run far longer than it should without a result is found (``Watch``: a stopped
-or hung process answers nothing, so only time tells)."""
+"""The workers: what they run (``train_task``), the check that they run the client's versions, the one check
+of every result (``check_result``), and ``Watch``, which finds a worker holding a run far too long."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import datetime
+import platform
 import time
 from pathlib import Path
 
@@ -13,15 +14,25 @@ from .. import __version__
 from ..common import OneLineError
 from ..config import RunConfig
 from ..experiments.planning import run_cost
-from ..store import CorruptRecord, admit, code_version, run_key
+from ..machine import device_type, fingerprint
+from ..store import SCHEMA_VERSION, CorruptRecord, admit, code_version, run_key
+
+STALL_FACTOR, STALL_FLOOR = 20, 300  # before any run came back: 20 x its expected seconds on one core + 5 min
+SEEN_FACTOR, SEEN_FLOOR = 4, 60  # after: 4 x the slowest run so far (per expected second), at least 1 min
+POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
+NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
 
 
 class EngineError(RuntimeError):
-    """The cluster cannot do the work (no compatible worker, the scheduler went away): one line for the user."""
+    """The cluster cannot do the work (no compatible worker, the scheduler went away): one line."""
 
 
 class VersionMismatch(RuntimeError):
     """A worker whose package, torch or code version differs from the client's."""
+
+
+class BadResult(OneLineError):
+    """A record that does not answer what was asked (another run's, or metrics its outputs refute)."""
 
 
 def versions() -> dict:
@@ -36,7 +47,7 @@ def difference(mine: dict, theirs: dict) -> str:
 
 
 def refuse_odd_workers(client, expected: dict, log) -> None:
-    """Refuse (retire) every worker whose versions differ from the client's; one line per worker."""
+    """Retire every worker whose versions differ from the client's, one line each; none left: EngineError."""
     found = client.run(versions)
     bad = {addr: v for addr, v in found.items() if v != expected}
     for addr, v in bad.items():
@@ -46,43 +57,62 @@ def refuse_odd_workers(client, expected: dict, log) -> None:
     if len(bad) == len(found):
         address = client.scheduler.address
         client.close()
-        raise EngineError(
-            f"no worker of the Dask scheduler {address} runs the client's "
-            f"versions ({', '.join(f'{k} {v}' for k, v in expected.items())})"
-        )
+        what = ", ".join(f"{k} {v}" for k, v in expected.items())
+        raise EngineError(f"no worker of the Dask scheduler {address} runs the client's versions ({what})")
 
 
-class BadResult(OneLineError):
-    """A record that does not answer what was asked (another key or configuration, metrics its outputs refute)."""
+def train_record(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:
+    """Train ``config`` on ``threads`` torch threads (a worker: one); its record, not written."""
+    from ..training import train_run
+
+    dev = device_type(device)
+    return as_record(config, dev, train_run(config, device=dev, progress=progress, threads=threads))
 
 
-STALL_FACTOR, STALL_FLOOR = (
-    20,
-    300,
-)  # before any run has come back: 20 x its expected seconds on one core + 5 min
-SEEN_FACTOR, SEEN_FLOOR = (
-    4,
-    60,
-)  # after: 4 x what the slowest run so far took (per expected second), at least 1 min
-POLL_SECONDS = 2.0  # how often the client looks at the scheduler while no result comes
-NO_WORKER_SECONDS = 60  # a cluster without any worker this long fails its runs (one line each)
+def as_record(config: RunConfig, dev: str, body: dict) -> dict:
+    """A training result (``train_run``'s layout) as the store's record of ``config``."""
+    import torch
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "key": run_key(config, dev),
+        "config": config.to_dict(),
+        **body,
+        "torch_version": torch.__version__,
+        "code_version": code_version(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+        "cpu": platform.processor() or platform.machine(),
+        "machine": fingerprint(dev),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
 
 
-def stall_bound(unit: list, run_timeout: float | None = None, rate: float | None = None) -> float:
-    """Seconds a unit of runs (engine.units) may go without a result once a worker has it: ``run_timeout``; else,
-    once runs have come back, a few times what the slowest took (``rate``: its seconds per expected second on one
-    core, planning.run_cost), at least a minute; before that, a generous multiple of its expected time plus a
-    floor."""
-    cost = sum(map(run_cost, unit))
-    if run_timeout:
-        return run_timeout
-    return max(SEEN_FLOOR, SEEN_FACTOR * rate * cost) if rate else STALL_FACTOR * cost + STALL_FLOOR
+def train_task(unit: list, device: str, expected: dict) -> list[dict]:
+    """On a worker: refuse if its versions differ from the client's, else the unit's records, in order."""
+    found = versions()
+    if found != expected:
+        raise VersionMismatch(f"this worker differs from the client: {difference(expected, found)}")
+    if len(unit) == 1:
+        return [train_record(unit[0], device)]
+    from ..batched import train_seeds
+
+    return [as_record(c, device, body) for c, body in zip(unit, train_seeds(unit, device))]
+
+
+def units(configs: list, device: str) -> list[list]:
+    """The runs as the engine hands them out, longest first: on a GPU the seeds of one configuration together
+    (not runs that draw random numbers while training); on the CPU one each (faster: docs/performance.md)."""
+    groups: dict = {}
+    for c in configs:
+        from_seed = device == "cuda" and not c.draws_random_numbers
+        groups.setdefault(dataclasses.replace(c, seed=0) if from_seed else c, []).append(c)
+    return sorted(groups.values(), key=lambda u: sum(map(run_cost, u)), reverse=True)
 
 
 def check_result(record, config: RunConfig, device: str) -> dict:
-    """``record`` if it is the record of ``config`` on ``device`` (its key and configuration are the request's) and
-    the store's gate admits it (store.admit: its schema, and its metrics from its own per-pair outputs by
-    training's rule). Else BadResult, one line. The one check for every result, in this process or from a worker."""
+    """``record`` if it is the record of ``config`` on ``device`` and the store's gate admits it (its schema,
+    its metrics from its own per-pair outputs); else BadResult, one line. Every result passes here."""
     if not isinstance(record, dict):
         raise BadResult(f"the result is a {type(record).__name__}, not a record")
     if record.get("key") != run_key(config, device) or record.get("config") != config.to_dict():
@@ -97,15 +127,22 @@ def check_result(record, config: RunConfig, device: str) -> dict:
     return record
 
 
+def stall_bound(unit: list, run_timeout: float | None = None, rate: float | None = None) -> float:
+    """Seconds a unit may go without a result once a worker has it: ``run_timeout``; else a few times what
+    the slowest unit took (``rate``: seconds per expected second, run_cost); before any, a generous bound."""
+    cost = sum(map(run_cost, unit))
+    if run_timeout:
+        return run_timeout
+    return max(SEEN_FLOOR, SEEN_FACTOR * rate * cost) if rate else STALL_FACTOR * cost + STALL_FLOOR
+
+
 class Watch:
-    """Per run on a worker, since when it is held there; the runs that stalled once."""
+    """Per unit on a worker, since when it is held there; the units that stalled once."""
 
     def __init__(self, run_timeout: float | None):
         self.run_timeout, self.held, self.stalled = run_timeout, {}, set()
         self.rate = None  # the slowest unit so far: its seconds on a worker per expected second (run_cost)
-        self.workerless_since = (
-            None  # a cluster starting (or a loaded machine) has none for a while: not a failure
-        )
+        self.workerless_since = None  # a cluster starting (or a loaded machine) has none for a while
 
     def came_back(self, future, unit: list) -> None:
         """A unit's result arrived: what it cost on this cluster sets the bound of those still out."""
@@ -115,8 +152,8 @@ class Watch:
             self.rate = max(self.rate or 0.0, rate)
 
     def look(self, client, pending: dict) -> list[tuple]:
-        """(future, why, worker) per run to act on: worker None: fail it (why: one line); else that worker was
-        removed from the cluster (Dask reruns its runs elsewhere) for holding it ``why`` without a result."""
+        """(future, why, worker) per unit to act on: worker None: fail it (why: one line); else that worker
+        was removed from the cluster (Dask reruns its runs elsewhere) for holding it ``why``."""
         processing = {k: w for w, keys in client.processing().items() for k in keys}
         workers = client.scheduler_info()["workers"]
         states = client.run_on_scheduler(_task_states, keys=[f.key for f in pending])
@@ -124,6 +161,7 @@ class Watch:
         self.workerless_since = None if workers else (self.workerless_since or now)
         for future, unit in pending.items():
             worker, bound = processing.get(future.key), stall_bound(unit, self.run_timeout, self.rate)
+            held = self.held.get(future.key, (None, now))
             if self.workerless_since is not None and now - self.workerless_since > NO_WORKER_SECONDS:
                 out.append((future, f"no worker in the cluster for {NO_WORKER_SECONDS} s", None))
             elif not workers:
@@ -131,29 +169,15 @@ class Watch:
             elif states.get(future.key) == "erred" and not future.done():
                 # the scheduler ended it but its outcome never reached this client (e.g. an error whose
                 # traceback Dask could not carry): waiting longer would wait for ever
-                out.append(
-                    (
-                        future,
-                        "the run ended on the cluster (erred) without its outcome reaching this client: "
-                        + " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200],
-                        None,
-                    )
-                )
-            elif worker is None or self.held.get(future.key, (None,))[0] != worker:
-                self.held[future.key] = (
-                    worker,
-                    now,
-                )  # queued, or (re)started on another worker: a fresh clock
-            elif now - self.held[future.key][1] > bound and future.key in self.stalled:
-                out.append(
-                    (
-                        future,
-                        f"no result for {bound:.0f} s, twice (last on worker {worker}): given up; "
-                        f"rerun to retry (--run-timeout sets the limit)",
-                        None,
-                    )
-                )
-            elif now - self.held[future.key][1] > bound:
+                error = " ".join(str(states.get(f"{future.key}:error", "no error text")).split())[:200]
+                why = "the run ended on the cluster (erred) without its outcome reaching this client"
+                out.append((future, f"{why}: {error}", None))
+            elif worker is None or held[0] != worker:
+                self.held[future.key] = (worker, now)  # queued, or (re)started elsewhere: a fresh clock
+            elif now - held[1] > bound and future.key in self.stalled:
+                why = f"no result for {bound:.0f} s, twice (last on worker {worker})"
+                out.append((future, f"{why}: given up; rerun to retry (--run-timeout sets the limit)", None))
+            elif now - held[1] > bound:
                 self.stalled.add(future.key)
                 client.run_on_scheduler(_remove_worker, address=worker)
                 processing = {k: w for k, w in processing.items() if w != worker}

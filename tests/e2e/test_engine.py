@@ -18,9 +18,10 @@ import pytest
 from conftest import ROOT, external_cluster
 from distributed import Client, LocalCluster
 
+from siamese_lib.common import same_package_env
 from siamese_lib.config import RunConfig
 from siamese_lib.pipeline import engine, watch
-from siamese_lib.pipeline.engine import train_record
+from siamese_lib.pipeline.watch import train_record
 from siamese_lib.store import load_record, run_key
 
 pytestmark = pytest.mark.slow  # a Dask cluster, workers killed and restarted
@@ -46,14 +47,13 @@ def config(seed: int, epochs: int = 1, nb_pairs: int = 100) -> RunConfig:
 
 @pytest.fixture(scope="module")
 def cluster():
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
         dashboard_address="127.0.0.1:0",
-        env=env,
+        env=same_package_env(),
     ) as c:
         yield c
 
@@ -132,7 +132,7 @@ def test_a_worker_with_other_versions_is_refused_with_one_line(tmp_path):
             eng.close()
         refused = [line for line in lines if line.startswith("refused worker")]
         assert refused == [
-            f"refused worker {odd}: code 'other-commit' (client: {engine.versions()['code']!r}); "
+            f"refused worker {odd}: code 'other-commit' (client: {watch.versions()['code']!r}); "
             "install the same version there"
         ]
         assert outcome.trained == [run_key(config(3), "cpu")]

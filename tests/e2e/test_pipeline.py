@@ -26,7 +26,7 @@ from siamese_lib.cli import main as cli_main
 from siamese_lib.common import PARAMS_DIR
 from siamese_lib.experiments.planning import expand
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import kernels
+from siamese_lib.pipeline import notebooks
 from siamese_lib.store import load_record, run_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -396,22 +396,18 @@ class FakeKernelManager:
 
 @pytest.mark.parametrize("fail, attempts", [(0, 1), (1, 2), (2, 3)])
 def test_kernel_start_is_retried(monkeypatch, fail, attempts):
-    monkeypatch.setattr(
-        jupyter_client.manager, "KernelManager", FakeKernelManager
-    )  # kernels imports it per start
-    monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # imported per start
+    monkeypatch.setattr(notebooks, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", fail)
-    km, seconds, used = kernels.start_kernel("siamese-lib", "/tmp")
+    km, seconds, used = notebooks.start_kernel("siamese-lib", "/tmp")
     assert km.has_kernel and used == attempts and seconds >= 0
 
 
 def test_kernel_start_gives_up_with_a_clear_error(monkeypatch):
-    monkeypatch.setattr(
-        jupyter_client.manager, "KernelManager", FakeKernelManager
-    )  # kernels imports it per start
-    monkeypatch.setattr(kernels, "RETRY_PAUSE", (0.0, 0.0))
+    monkeypatch.setattr(jupyter_client.manager, "KernelManager", FakeKernelManager)  # imported per start
+    monkeypatch.setattr(notebooks, "RETRY_PAUSE", (0.0, 0.0))
     monkeypatch.setattr(FakeKernelManager, "starts", 0)
     monkeypatch.setattr(FakeKernelManager, "fail", 99)
-    with pytest.raises(kernels.KernelStartError, match="failed to start 3 times.*Kernel died"):
-        kernels.start_kernel("siamese-lib", "/tmp")
+    with pytest.raises(notebooks.KernelStartError, match="failed to start 3 times.*Kernel died"):
+        notebooks.start_kernel("siamese-lib", "/tmp")

@@ -20,8 +20,9 @@ import pytest
 from conftest import ROOT
 
 from siamese_lib import cli
+from siamese_lib.common import same_package_env
 from siamese_lib.experiments import planning, profiles
-from siamese_lib.pipeline import kernels, runner
+from siamese_lib.pipeline import notebooks, runner
 from siamese_lib.store import CorruptRecord, load_record, run_key
 
 pytestmark = pytest.mark.slow  # trains runs and executes notebooks
@@ -43,7 +44,7 @@ def crafted_table1(folder: Path, tail: str, tagged: bool = True) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {
-        "name": kernels.KERNEL_NAME,
+        "name": notebooks.KERNEL_NAME,
         "display_name": "siamese-lib",
         "language": "python",
     }
@@ -120,9 +121,7 @@ HARNESS = (
 
 def start_runner(nbdir: Path, argv: list, cwd: Path) -> subprocess.Popen:
     """``python -m siamese_lib ARGV`` in a subprocess, with ``nbdir`` in place of notebooks/."""
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
+    env = dict(os.environ, **same_package_env())
     return subprocess.Popen(
         [sys.executable, "-c", HARNESS, str(nbdir), *argv],
         cwd=cwd,

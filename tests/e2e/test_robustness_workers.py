@@ -10,11 +10,12 @@ import sys
 
 import cloudpickle
 import pytest
-from conftest import ROOT, external_cluster
+from conftest import external_cluster
 from distributed import Client, LocalCluster
 
+from siamese_lib.common import same_package_env
 from siamese_lib.config import RunConfig
-from siamese_lib.pipeline import engine
+from siamese_lib.pipeline import engine, watch
 from siamese_lib.store import run_key
 
 pytestmark = pytest.mark.slow  # Dask clusters and workers
@@ -28,7 +29,6 @@ def tiny(seed: int) -> RunConfig:
 
 @pytest.fixture()
 def cluster():
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with (
         LocalCluster(
             n_workers=2,
@@ -36,7 +36,7 @@ def cluster():
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
-            env=env,
+            env=same_package_env(),
         ) as c,
         Client(c) as client,
     ):
@@ -62,8 +62,8 @@ def _lying_task(unit, device, expected):
     """Seed 1 answers with seed 9's record; seed 2 with every error 0.0; the others honestly (a unit: one run on the CPU)."""
     (config,) = unit
     if config.seed == 1:
-        return [engine.train_record(RunConfig(**{**config.to_dict(), "seed": 9, "augment": ()}), device)]
-    record = engine.train_record(config, device)
+        return [watch.train_record(RunConfig(**{**config.to_dict(), "seed": 9, "augment": ()}), device)]
+    record = watch.train_record(config, device)
     if config.seed == 2:
         record["metrics"].update({k: 0.0 for k in record["metrics"] if k.endswith("error")})
     return [record]
@@ -77,7 +77,7 @@ def stopping_task(marker):
         if config.seed == 1 and not os.path.exists(marker):
             open(marker, "w").close()
             os.kill(os.getpid(), signal.SIGSTOP)
-        return [engine.train_record(config, device)]
+        return [watch.train_record(config, device)]
 
     return task
 
@@ -93,7 +93,7 @@ def run_engine(cluster, tmp_path, seeds, run_timeout=None):
 
 
 def test_a_lying_worker_fails_its_runs_only(cluster, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "train_task", _lying_task)
+    monkeypatch.setattr(watch, "train_task", _lying_task)
     outcome, _, results = run_engine(cluster[0], tmp_path, (1, 2, 3))
     key = {s: run_key(tiny(s), "cpu") for s in (1, 2, 3)}
     assert outcome.trained == [key[3]]
@@ -105,7 +105,7 @@ def test_a_lying_worker_fails_its_runs_only(cluster, tmp_path, monkeypatch):
 
 
 def test_a_stopped_worker_is_named_and_its_runs_are_retried_elsewhere(cluster, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "train_task", stopping_task(str(tmp_path / "stopped-once")))
+    monkeypatch.setattr(watch, "train_task", stopping_task(str(tmp_path / "stopped-once")))
     c, pids = cluster
     outcome, lines, results = run_engine(c, tmp_path / "store", (1, 2, 3, 4), run_timeout=15)
     assert outcome.failed == {}

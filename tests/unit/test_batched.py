@@ -140,7 +140,7 @@ def test_anything_but_the_seed_differing_is_refused(configs, words):
 
 
 def test_the_engine_hands_out_a_configurations_seeds_together_on_a_gpu_only():
-    from siamese_lib.pipeline.engine import units
+    from siamese_lib.pipeline.watch import units
 
     def cfg(seed, **kw):
         return RunConfig(model="LeNet5", lr=0.005, seed=seed, nb_pairs=100, batch_size=50, epochs=2, **kw)
@@ -154,7 +154,7 @@ def test_the_engine_hands_out_a_configurations_seeds_together_on_a_gpu_only():
 
 
 def test_a_unit_of_seeds_comes_back_as_records_the_client_accepts(tmp_path):
-    from siamese_lib.pipeline.engine import check_result, train_task, versions
+    from siamese_lib.pipeline.watch import check_result, train_task, versions
     from siamese_lib.store import load_record, record_path, write_record
 
     unit = [RunConfig(model="Net", lr=0.03, seed=s, nb_pairs=100, batch_size=50, epochs=1) for s in (1, 2)]

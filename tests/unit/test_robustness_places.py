@@ -15,7 +15,7 @@ import pytest
 
 from siamese_lib import cli, common
 from siamese_lib.common import directory_problem
-from siamese_lib.pipeline import kernels, runner
+from siamese_lib.pipeline import notebooks, runner
 
 
 @pytest.fixture
@@ -121,12 +121,12 @@ def test_an_executed_notebook_is_renamed_into_place_only_when_complete(tmp_path)
     output.write_text(json.dumps({"cells": [], "previous": True}))
     partial = output.with_name(f".tmp-{output.name}")
     partial.write_text('{"cells": [{"source": "trun')  # the disk filled while papermill saved
-    kernels.publish(partial, output)
+    notebooks.publish(partial, output)
     assert json.loads(output.read_text())["previous"] and not partial.exists()
     partial.write_text(json.dumps({"cells": [1]}))
-    kernels.publish(partial, output)
+    notebooks.publish(partial, output)
     assert json.loads(output.read_text()) == {"cells": [1]} and not partial.exists()
-    kernels.publish(partial, output)  # nothing to publish: nothing happens
+    notebooks.publish(partial, output)  # nothing to publish: nothing happens
     assert sorted(p.name for p in output.parent.iterdir()) == ["x.ipynb"]
 
 

@@ -14,7 +14,7 @@ from siamese_lib import store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments.variants import variant_configs
-from siamese_lib.pipeline import engine
+from siamese_lib.pipeline import watch
 from siamese_lib.training import train_run
 
 # Real record shapes: the paper's setting, the original protocol without the auxiliary loss (25 epochs
@@ -231,7 +231,7 @@ def test_training_never_stores_a_record_that_a_load_would_refuse(mnist, tmp_path
     body = train_run(SHAPES["paper"], device="cpu")
     body["curves"]["train_loss"][0] = float("nan")  # as a diverged run would give
     monkeypatch.setattr(training, "train_run", lambda *a, **k: body)
-    with pytest.raises((store.CorruptRecord, engine.BadResult), match="curves.train_loss"):
+    with pytest.raises((store.CorruptRecord, watch.BadResult), match="curves.train_loss"):
         ensure_one(SHAPES["paper"], tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -1,4 +1,4 @@
-"""What a worker sends back is checked against what was asked (engine.check_result), on every path."""
+"""What a worker sends back is checked against what was asked (watch.check_result), on every path."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import dataclasses
 import pytest
 
 from siamese_lib.config import RunConfig
-from siamese_lib.pipeline import engine
-from siamese_lib.pipeline.engine import BadResult, check_result, train_record
+from siamese_lib.pipeline import engine, watch
+from siamese_lib.pipeline.watch import BadResult, check_result, train_record
 
 
 def tiny(seed: int) -> RunConfig:
@@ -84,7 +84,7 @@ def test_a_stored_one_half_may_count_either_way_and_no_more(record):
 
 def test_in_process_a_bad_result_is_one_line_error(record, tmp_path, monkeypatch):
     monkeypatch.setattr(
-        engine, "train_record", lambda config, device, progress=None, threads=1: copy.deepcopy(record)
+        watch, "train_record", lambda config, device, progress=None, threads=1: copy.deepcopy(record)
     )
     with pytest.raises(BadResult, match="record of another run"):
         engine.ensure_runs([tiny(2)], tmp_path, device="cpu", log=lambda line: None)
@@ -161,7 +161,6 @@ def test_a_silent_worker_is_noticed_from_what_runs_cost_here():
     from types import SimpleNamespace
 
     from siamese_lib.experiments.planning import run_cost
-    from siamese_lib.pipeline import watch
 
     unit = [tiny(1)]
     before = watch.stall_bound(unit)
