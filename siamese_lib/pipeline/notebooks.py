@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import TEMPLATE_DIR, inside, safe_name
+from ..common import TEMPLATE_DIR, inside, safe_name, write_atomically
 from ..experiments.profiles import notebook_name
 from ..store import run_key
 from .kernels import execute_job, kernel_name, signal_group
@@ -97,6 +97,16 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
         ]
         jobs.append(job)
     return jobs
+
+
+def write_pairs(base: Path, nb_pairs: int, data_seed: int) -> None:
+    """``base/pairs.parquet``: the test pairs' targets and digits, drawn once per invocation so that notebooks
+    read them without torch (analysis.beyond_paper.test_truth, beside the store)."""
+    from .dataset import pairs_table  # torch: only here
+    from .published import PAIRS_FILE, parquet_bytes
+
+    table = pairs_table([{"config": {"nb_pairs": nb_pairs, "data_seed": data_seed, "confirm_seeds": []}}], {})
+    write_atomically(base / PAIRS_FILE, parquet_bytes(table, ["image1", "image2"]))
 
 
 def presentation_state(store_dir: Path, also=()) -> str:
