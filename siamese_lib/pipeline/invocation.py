@@ -19,6 +19,7 @@ from ..common import (
     report_root,
     runs_root,
     safe_name,
+    write_atomically,
     write_json_atomically,
 )
 from ..experiments.planning import Execution, expand, notebook_count, plan_document, run_cost
@@ -242,6 +243,7 @@ def plan(run: Run) -> None:
         phases.append(rounds)
     used, fresh = set(), 0
     run.total = notebook_count(run.profile, str(run.store_dir), run.device, run.stages)
+    run.total += "report" in run.stages  # the explore notebook, executed beside the report's
     run.write(f"{run.total} notebooks to execute or check, each reading its runs from the store")
     try:
         for phase in phases:
@@ -266,7 +268,7 @@ def plan(run: Run) -> None:
         presentation = [s for s in run.stages if s in PRESENTATION_STAGES]
         if not run.stop and not run.errors:  # a choice that is an ensemble member has fewer finals: done
             planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
-            run.unneeded = max(0, run.total - planned)
+            run.unneeded = max(0, run.total - planned - ("report" in presentation))
         if fresh:
             run.write(
                 f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
@@ -296,6 +298,7 @@ def plan(run: Run) -> None:
             report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
             if not run.force and not changed and report_there and up_to_date(job, previous, run.store_dir):
                 job.status = "up-to-date"
+                run.unneeded += job.stage == "report"  # and so is the explore notebook's HTML
                 run.write(
                     f"{job.label} is up to date (same store, notebook and parameters): not executed again"
                 )
@@ -307,9 +310,13 @@ def plan(run: Run) -> None:
                 write_timings(run, "running")  # the report notebook reads the training stages' times
             run.submit(job)
             if job.stage == "report":
+                params = {"record_dir": str(run.report_dir)}
+                explore = Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
+                run.all_jobs.append(explore)
+                run.submit(explore)  # the published record explored, beside the report notebook
                 run.executor.collect()
-                if job.status == "ok":
-                    render(run, job)
+                if job.status == explore.status == "ok":
+                    render(run, job, explore)
         run.executor.collect()
     except BaseException:
         run.executor.abort()
@@ -363,16 +370,16 @@ def write_plan(run: Run) -> None:
     write_json_atomically(run.base / "plan.json", plan_document(run.profile.name, run.device, executions))
 
 
-def render(run: Run, job: Job) -> None:
-    """Render the executed report notebook to report/<profile>/ (HTML and PDF)."""
-    from ..presentation.render import (
-        render_report,  # nbconvert and WeasyPrint: only when a report is rendered
-    )
+def render(run: Run, job: Job, explore: Job) -> None:
+    """Render the executed report notebook to report/<profile>/ (HTML and PDF), and the explore notebook beside it
+    (explore.html, its code shown)."""
+    from ..presentation.render import notebook_to_html, render_report  # nbconvert, WeasyPrint: only here
 
     start = time.time()
     out_dir = run.report_dir
     try:
         render_report(job.output, out_dir=out_dir)
+        write_atomically(out_dir / "explore.html", notebook_to_html(explore.output, code=True).encode())
     except KeyboardInterrupt:
         raise
     except Exception as exc:

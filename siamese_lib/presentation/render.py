@@ -56,7 +56,7 @@ def report_title(nb) -> str | None:
     return None
 
 
-def notebook_to_html(executed_notebook: Path) -> str:
+def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
@@ -64,7 +64,7 @@ def notebook_to_html(executed_notebook: Path) -> str:
     exporter = HTMLExporter(
         template_name=TEMPLATE_NAME,
         extra_template_basedirs=[str(TEMPLATE_DIR)],
-        exclude_input=True,
+        exclude_input=not code,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
