@@ -274,7 +274,8 @@ def plan(run: Run) -> None:
                 f"{fresh} training notebooks are up to date (executed after all their runs were stored, "
                 f"same notebook and parameters): not executed again"
             )
-        if "report" in run.stages and not (run.stop or run.failed_runs or run.errors):
+        published = "report" in run.stages and not (run.stop or run.failed_runs or run.errors)
+        if published:
             from .publishing import publish  # pyarrow: only when a record is published
 
             publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
@@ -294,7 +295,8 @@ def plan(run: Run) -> None:
                 job.fingerprint = f"{job.fingerprint}-{state}"
             run.all_jobs += jobs
         changed = False
-        for job in jobs:  # figures beside the last training notebooks; the report after everything
+        for job in jobs:  # ahead of the training notebooks (their inputs are complete); the report reads the
+            # published record's history, else (none published) it comes after every training notebook
             report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
             if not run.force and not changed and report_there and up_to_date(job, previous, run.store_dir):
                 job.status = "up-to-date"
@@ -304,7 +306,7 @@ def plan(run: Run) -> None:
                 )
                 continue
             changed = True
-            if job.stage == "report":
+            if job.stage == "report" and not published:
                 run.executor.collect()
                 run.attribute()
                 write_timings(run, "running")  # the report notebook reads the training stages' times
@@ -314,7 +316,7 @@ def plan(run: Run) -> None:
                 explore = Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
                 run.all_jobs.append(explore)
                 run.submit(explore)  # the published record explored, beside the report notebook
-                run.executor.collect()
+                run.executor.collect(jobs=(job, explore))
                 if job.status == explore.status == "ok":
                     render(run, job, explore)
         run.executor.collect()

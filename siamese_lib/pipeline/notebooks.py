@@ -184,7 +184,8 @@ class PapermillWarnings(logging.Handler):
 
 
 class Executor:
-    """Executes jobs, up to ``width`` at once, in threads of this process (papermill imported once).
+    """Executes jobs, up to ``width`` at once, in threads of this process (papermill imported once); figures,
+    the report and explore start ahead of queued training notebooks (their inputs are complete when queued).
 
     ``submit`` queues a job (the runner does so the moment its runs are in the store, while the cluster
     trains the others); ``collect`` finishes the executions that have ended, or waits for all of them."""
@@ -194,7 +195,9 @@ class Executor:
     ):
         self.notebooks_dir, self.store_dir, self.workdir = notebooks_dir, store_dir, workdir
         self.on_finish, self.keep_going = on_finish, keep_going
-        self.pool = ThreadPoolExecutor(max_workers=max(1, width))
+        self.width = max(1, width)
+        self.pool, self.ahead = ThreadPoolExecutor(self.width), ThreadPoolExecutor(3)  # ahead: presentation
+        self.gate, self.busy, self.waiting = threading.Condition(), 0, 0  # kernels running; presentation's
         self.futures: dict = {}
         self.stop = False  # set after a failure with --no-keep-going
         self.count = 0
@@ -207,10 +210,24 @@ class Executor:
             return
         job.log = self.workdir / f"job{self.count:04d}.log"  # names may hold dots: no suffix games
         self.count += 1
-        self.futures[self.pool.submit(self.execute_one, job)] = job
+        first = job.stage in (*PRESENTATION_STAGES, "explore")
+        with self.gate:
+            self.waiting += first
+        self.futures[(self.ahead if first else self.pool).submit(self.execute_one, job, first)] = job
 
-    def execute_one(self, job: Job) -> None:
+    def execute_one(self, job: Job, first: bool = False) -> None:
         threading.current_thread().name = job.label  # papermill's warnings name their job
+        with self.gate:  # up to width kernels at once, presentation first
+            self.gate.wait_for(lambda: self.busy < self.width and (first or not self.waiting))
+            self.busy, self.waiting = self.busy + 1, self.waiting - first
+        try:
+            self.execute_gated(job)
+        finally:
+            with self.gate:
+                self.busy -= 1
+                self.gate.notify_all()
+
+    def execute_gated(self, job: Job) -> None:
         if job.cancel.is_set() or self.stop:
             return  # stays pending: collect() counts it cancelled
         job.output.parent.mkdir(parents=True, exist_ok=True)
@@ -249,23 +266,25 @@ class Executor:
                     job.log, job.output.with_suffix(".log")
                 )  # the kernel's stderr, for a dead kernel
 
-    def collect(self, block: bool = True) -> None:
-        """Finish the executions that have ended (with ``block``: wait for every one submitted)."""
+    def collect(self, block: bool = True, jobs=None) -> None:
+        """Finish the executions that have ended (``block``: wait for every one submitted, or for ``jobs``)."""
         try:
             ended = as_completed(list(self.futures)) if block else [f for f in list(self.futures) if f.done()]
             for future in ended:
                 job = self.futures.pop(future)
                 if job.status == "pending":  # cancelled before it started
                     job.status = "cancelled"
-                    continue
-                if job.status == "running":  # its thread ended without finishing it (cannot normally happen)
-                    self.finish(job)
-                self.on_finish(job)
+                else:
+                    if job.status == "running":  # its thread ended without finishing it (should not happen)
+                        self.finish(job)
+                    self.on_finish(job)
                 if self.stop:
                     for other in self.futures.values():
                         if other.status == "pending":
                             other.cancel.set()
                             other.status = "cancelled"
+                if jobs is not None and not any(j in jobs for j in self.futures.values()):
+                    break  # those asked for are finished
         except BaseException:
             self.abort()
             raise
@@ -292,3 +311,4 @@ class Executor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.ahead.shutdown(wait=True, cancel_futures=True)
