@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import TEMPLATE_DIR, inside, safe_name, write_atomically
+from ..common import TEMPLATE_DIR, inside, safe_name
 from ..experiments.profiles import notebook_name
 from ..store import run_key
 from .kernels import execute_job, kernel_name, signal_group
@@ -99,16 +99,6 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
     return jobs
 
 
-def write_pairs(base: Path, nb_pairs: int, data_seed: int) -> None:
-    """``base/pairs.parquet``: the test pairs' targets and digits, drawn once per invocation so that notebooks
-    read them without torch (analysis.beyond_paper.test_truth, beside the store)."""
-    from .dataset import pairs_table  # torch: only here
-    from .published import PAIRS_FILE, parquet_bytes
-
-    table = pairs_table([{"config": {"nb_pairs": nb_pairs, "data_seed": data_seed, "confirm_seeds": []}}], {})
-    write_atomically(base / PAIRS_FILE, parquet_bytes(table, ["image1", "image2"]))
-
-
 def presentation_state(store_dir: Path, also=()) -> str:
     """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
     in ``also`` (the verification's result) and the package's source (the code that draws figures and tables)."""
@@ -185,7 +175,7 @@ class PapermillWarnings(logging.Handler):
 
 class Executor:
     """Executes jobs, up to ``width`` at once, in threads of this process (papermill imported once); figures,
-    the report and explore start ahead of queued training notebooks (their inputs are complete when queued).
+    the report and explore ahead of queued training notebooks (their inputs are complete when queued).
 
     ``submit`` queues a job (the runner does so the moment its runs are in the store, while the cluster
     trains the others); ``collect`` finishes the executions that have ended, or waits for all of them."""
@@ -195,9 +185,8 @@ class Executor:
     ):
         self.notebooks_dir, self.store_dir, self.workdir = notebooks_dir, store_dir, workdir
         self.on_finish, self.keep_going = on_finish, keep_going
-        self.width = max(1, width)
+        self.gate, self.busy, self.waiting, self.width = threading.Condition(), 0, 0, max(1, width)
         self.pool, self.ahead = ThreadPoolExecutor(self.width), ThreadPoolExecutor(3)  # ahead: presentation
-        self.gate, self.busy, self.waiting = threading.Condition(), 0, 0  # kernels running; presentation's
         self.futures: dict = {}
         self.stop = False  # set after a failure with --no-keep-going
         self.count = 0
@@ -217,31 +206,28 @@ class Executor:
 
     def execute_one(self, job: Job, first: bool = False) -> None:
         threading.current_thread().name = job.label  # papermill's warnings name their job
-        with self.gate:  # up to width kernels at once, presentation first
+        with self.gate:  # up to width kernels busy at once; presentation jobs waiting go first
             self.gate.wait_for(lambda: self.busy < self.width and (first or not self.waiting))
             self.busy, self.waiting = self.busy + 1, self.waiting - first
         try:
-            self.execute_gated(job)
+            if job.cancel.is_set() or self.stop:
+                return  # stays pending: collect() counts it cancelled
+            job.output.parent.mkdir(parents=True, exist_ok=True)
+            job.started = time.time()
+            job.status = "running"
+            notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
+            problem = parameters_problem(notebook)
+            if problem:
+                job.result = {"status": "failed", "error": problem}
+            else:
+                execute_job(job, notebook, kernel_name(), self.notebooks_dir, job.log)
+            self.finish(job)
+            if job.status == "failed" and not self.keep_going:
+                self.stop = True  # decided here, so a queued job cannot start in between
         finally:
             with self.gate:
                 self.busy -= 1
                 self.gate.notify_all()
-
-    def execute_gated(self, job: Job) -> None:
-        if job.cancel.is_set() or self.stop:
-            return  # stays pending: collect() counts it cancelled
-        job.output.parent.mkdir(parents=True, exist_ok=True)
-        job.started = time.time()
-        job.status = "running"
-        notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
-        problem = parameters_problem(notebook)
-        if problem:
-            job.result = {"status": "failed", "error": problem}
-        else:
-            execute_job(job, notebook, kernel_name(), self.notebooks_dir, job.log)
-        self.finish(job)
-        if job.status == "failed" and not self.keep_going:
-            self.stop = True  # decided here, so a queued job cannot start in between
 
     def finish(self, job: Job) -> None:
         job.seconds = time.time() - job.started if job.started else 0.0
@@ -267,7 +253,7 @@ class Executor:
                 )  # the kernel's stderr, for a dead kernel
 
     def collect(self, block: bool = True, jobs=None) -> None:
-        """Finish the executions that have ended (``block``: wait for every one submitted, or for ``jobs``)."""
+        """Finish the executions that have ended (``block``: wait for all submitted, or for ``jobs``)."""
         try:
             ended = as_completed(list(self.futures)) if block else [f for f in list(self.futures) if f.done()]
             for future in ended:

@@ -30,7 +30,7 @@ from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
 from .invocation import Run, plan
-from .notebooks import PapermillWarnings, write_pairs
+from .notebooks import PapermillWarnings
 from .timings import summary, write_timings
 
 
@@ -151,7 +151,9 @@ def main(args) -> int:
 
             seed_from_record(run)
         if "beyond_paper" in stages:  # its notebooks read the test pairs' truth there, without torch
-            write_pairs(run.base, profile.settings["nb_pairs"], profile.settings["data_seed"])
+            from .dataset import write_test_pairs  # torch: only here
+
+            write_test_pairs(run.base, profile.settings["nb_pairs"], profile.settings["data_seed"])
         try:
             plan(run)
         except EngineError as exc:

@@ -19,7 +19,7 @@ from test_published import made  # noqa: F401 - the fixture: a tiny profile's st
 from siamese_lib.analysis.beyond_paper import test_truth
 from siamese_lib.data import confirmation_pairs, generate_pair_sets
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline import dataset, notebooks, published, publishing
+from siamese_lib.pipeline import dataset, published, publishing
 
 
 def test_each_run_names_every_stage_and_cell_it_serves(made):
@@ -50,7 +50,7 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
 
 
 def test_the_runner_draws_the_test_pairs_once_and_notebooks_read_them_without_torch(tmp_path):
-    notebooks.write_pairs(tmp_path, 20, 0)
+    dataset.write_test_pairs(tmp_path, 20, 0)
     *_, target, classes = generate_pair_sets(20, 0)
     code = (
         "import sys; from siamese_lib.analysis.beyond_paper import test_truth; "

@@ -11,13 +11,14 @@ from siamese_lib.pipeline import notebooks
 
 
 def test_presentation_notebooks_start_ahead_of_queued_ones_within_the_width(tmp_path, monkeypatch):
-    started, running, most, lock = [], [0], [0], threading.Lock()
+    started, running, most, lock, queued = [], [0], [0], threading.Lock(), threading.Event()
 
     def execute(job, notebook, kernel, cwd, log):  # a kernel's work, without the kernel
         with lock:
             started.append(job.name)
             running[0] += 1
             most[0] = max(most[0], running[0])
+        queued.wait()  # everything is queued before the first executions end
         time.sleep(0.1)
         with lock:
             running[0] -= 1
@@ -29,6 +30,7 @@ def test_presentation_notebooks_start_ahead_of_queued_ones_within_the_width(tmp_
     jobs += [notebooks.Job(s, s, {}, tmp_path / f"{s}.ipynb") for s in ("figures", "report", "explore")]
     for job in jobs:
         executor.submit(job)
+    queued.set()
     executor.collect(jobs=jobs[-2:])  # returns once the report and explore are done, the others still queued
     assert jobs[-1].status == jobs[-2].status == "ok" and any(j.status == "pending" for j in jobs[:6])
     executor.collect()
