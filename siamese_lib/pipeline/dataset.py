@@ -7,11 +7,9 @@ as ``docs/data-dictionary.md`` (``markdown``; a test keeps the two equal). Metri
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pyarrow as pa
 
-from ..common import write_atomically
 from ..data import confirmation_indices, confirmation_pairs, generate_pair_sets, pair_indices
 
 HEADLINE = (
@@ -214,12 +212,3 @@ def pairs_table(records, metadata: dict) -> pa.Table:
     types |= dict.fromkeys(["image1", "image2"], pa.list_(pa.float32()))
     columns = {n: (types[n], v) for n, v in cols.items()}
     return table_from_columns(columns, metadata, pairs=True)
-
-
-def write_test_pairs(base, nb_pairs: int, data_seed: int) -> None:
-    """``base/pairs.parquet``: the test pairs' targets and digits, drawn once per run so that notebooks read
-    them without torch (analysis.beyond_paper.test_truth, beside the store)."""
-    from .published import PAIRS_FILE, parquet_bytes  # it imports this module
-
-    table = pairs_table([{"config": {"nb_pairs": nb_pairs, "data_seed": data_seed, "confirm_seeds": []}}], {})
-    write_atomically(Path(base) / PAIRS_FILE, parquet_bytes(table, ["image1", "image2"]))

@@ -151,7 +151,7 @@ def main(args) -> int:
 
             seed_from_record(run)
         if "beyond_paper" in stages:  # its notebooks read the test pairs' truth there, without torch
-            from .dataset import write_test_pairs  # torch: only here
+            from .published import write_test_pairs  # torch: only here
 
             write_test_pairs(run.base, profile.settings["nb_pairs"], profile.settings["data_seed"])
         try:

@@ -59,6 +59,8 @@ def report_title(nb) -> str | None:
 def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
+    if code:  # papermill's injected parameters name this machine's paths
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
         cell["id"] = f"cell-{i}"
     exporter = HTMLExporter(

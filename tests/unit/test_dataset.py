@@ -50,7 +50,7 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
 
 
 def test_the_runner_draws_the_test_pairs_once_and_notebooks_read_them_without_torch(tmp_path):
-    dataset.write_test_pairs(tmp_path, 20, 0)
+    published.write_test_pairs(tmp_path, 20, 0)
     *_, target, classes = generate_pair_sets(20, 0)
     code = (
         "import sys; from siamese_lib.analysis.beyond_paper import test_truth; "
