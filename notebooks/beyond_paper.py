@@ -115,10 +115,11 @@ table
 # The ensemble averages the seeds' outputs per test pair - the head's probability, P(d1 <= d2) from
 # the digits, or for the argmax rule the share of seeds voting d1 <= d2 - and predicts d1 <= d2 when
 # the average exceeds 0.5. It is fixed in advance, not chosen, so the test pairs give only its final
-# number; `se` is the binomial standard error over the test pairs.
+# number; `se` is the binomial standard error over the test pairs. Their targets are read from the
+# table the runner writes beside the store (`pairs.parquet`), or drawn again without it.
 
 # %%
-ensemble = beyond.ensemble_errors(df)
+ensemble = beyond.ensemble_errors(df, beyond.test_truth(nb_pairs, data_seed, store.parent / "pairs.parquet"))
 ensemble.drop(columns=["model", "variant"]).round(2)
 
 # %% [markdown]

@@ -483,7 +483,8 @@ display(
             "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it. Beside "
             "it, <a href='pairs.parquet'>pairs.parquet</a> holds each test and confirmation pair's target and digits, "
             "in the order of the runs' per-pair outputs; every column is described in the files' schema and in "
-            "docs/data-dictionary.md, and notebooks/explore.ipynb answers the usual questions from the record alone.</p>"
+            "docs/data-dictionary.md, and notebooks/explore.ipynb answers the usual questions from the record alone "
+            "(<a href='explore.html'>explore.html</a>: executed on this record).</p>"
             if (report_dir / "records.parquet").is_file()  # published by the runner before the report
             else "none is published beside this report (<code>python -m siamese_lib publish</code> makes one).</p>"
         )

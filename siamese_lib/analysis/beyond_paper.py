@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -126,8 +128,15 @@ def rules_table(df, split: str = "test"):
     return pd.DataFrame(rows)
 
 
-def test_truth(nb_pairs: int, data_seed: int):
-    """(target [n], classes [n, 2]) of the test pairs, as lists, from the prologue's pairs."""
+@functools.lru_cache(maxsize=4)
+def test_truth(nb_pairs: int, data_seed: int, pairs=None):
+    """(target [n], classes [n, 2]) of the test pairs, as lists: read from ``pairs`` (a pairs.parquet holding
+    them, as the runner writes beside the store: no torch), else drawn again by the prologue."""
+    if pairs is not None and Path(pairs).is_file():
+        keep = [("set", "==", "test"), ("nb_pairs", "==", nb_pairs), ("data_seed", "==", data_seed)]
+        t = pd.read_parquet(pairs, columns=["target", "digit1", "digit2"], filters=keep)  # in pair order
+        if len(t):
+            return t["target"].tolist(), t[["digit1", "digit2"]].values.tolist()
     from ..data import generate_pair_sets  # torch: only here
 
     *_, te_t, te_c = generate_pair_sets(nb_pairs, seed=data_seed)

@@ -9,7 +9,7 @@ import time
 
 from tqdm import tqdm
 
-from ..common import UsageError, safe_name, write_json_atomically
+from ..common import UsageError, safe_name, write_atomically, write_json_atomically
 from ..experiments.planning import Execution, expand, notebook_count, plan_document, run_cost
 from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
@@ -26,6 +26,7 @@ def plan(run: Run) -> None:
         phases = [["lr_search"], [s for s in training if s != "lr_search"]]
     phases.append([s for s in training if s in SELECTION_STAGES])  # a choice's finals: after its candidates
     run.total = notebook_count(run.profile, str(run.store_dir), run.device, run.stages)
+    run.total += "report" in run.stages  # the explore notebook, executed beside the report's
     run.write(f"{run.total} notebooks to execute or check, each reading its runs from the store")
     try:
         for phase in phases:
@@ -35,16 +36,17 @@ def plan(run: Run) -> None:
         presentation = [s for s in run.stages if s in nb.PRESENTATION_STAGES]
         if not run.executor.stop and not run.errors:  # a choice that is an ensemble member has fewer finals
             planned = len(run.all_jobs) + notebook_count(run.profile, "", run.device, presentation)
-            run.unneeded = max(0, run.total - planned)
+            run.unneeded = max(0, run.total - planned - ("report" in presentation))
         if fresh := sum(j.status == "up-to-date" for j in run.all_jobs):
             why = "executed after all their runs were stored, same notebook and parameters"
             run.write(f"{fresh} training notebooks are up to date ({why}): not executed again")
-        if "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors):
+        published = "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors)
+        if published:
             from .publishing import publish  # pyarrow: only when a record is published
 
             publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
         if presentation and not run.executor.stop:
-            present(run, presentation)
+            present(run, presentation, published)
         run.executor.wait()
     except BaseException:
         run.executor.abort()
@@ -116,9 +118,9 @@ def train_and_execute(run: Run, stages: list) -> None:
         run.span("training", start, time.time())
 
 
-def present(run: Run, stages: list) -> None:
-    """Figures beside the last training notebooks, the report after everything; each only when the store, the
-    verification, the code, the notebook or its parameters changed since it last ran."""
+def present(run: Run, stages: list, published: bool) -> None:
+    """Figures beside the last training notebooks, the report (and explore, on the published record) after
+    everything; each only when the store, the verification, the code, the notebook or its parameters changed."""
     extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
     executions = expand(run.profile, str(run.store_dir), run.device, stages=stages)
     jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, extra)
@@ -130,6 +132,7 @@ def present(run: Run, stages: list) -> None:
         report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
         if not (run.force or changed) and report_there and nb.up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
+            run.unneeded += job.stage == "report"  # and so is the explore notebook's HTML
             run.write(f"{job.label} is up to date (same store, notebook and parameters): not executed again")
             continue
         changed = True
@@ -138,9 +141,15 @@ def present(run: Run, stages: list) -> None:
             write_timings(run, "running")  # the report notebook reads the training stages' times
         run.submit(job)
         if job.stage == "report":
+            explore = None
+            if published:  # the published record explored, beside the report notebook
+                params = {"record_dir": str(run.report_dir)}
+                explore = nb.Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
+                run.all_jobs.append(explore)
+                run.submit(explore)
             run.executor.wait()
-            if job.status == "ok":
-                render(run, job)
+            if job.status == "ok" and (explore is None or explore.status == "ok"):
+                render(run, job, explore)
 
 
 def check_code_mix(label: str, keys: list, missing: set, store_dir) -> None:
@@ -180,13 +189,16 @@ def write_plan(run: Run) -> None:
     write_json_atomically(run.base / "plan.json", plan_document(run.profile.name, run.device, executions))
 
 
-def render(run: Run, job: nb.Job) -> None:
-    """Render the executed report notebook to report/<profile>/ (HTML and PDF)."""
-    from ..presentation.render import render_report  # nbconvert, WeasyPrint: only when a report is rendered
+def render(run: Run, job: nb.Job, explore: nb.Job | None) -> None:
+    """Render the executed report notebook to report/<profile>/ (HTML and PDF), and explore.html beside it."""
+    from ..presentation.render import notebook_to_html, render_report  # nbconvert, WeasyPrint: only here
 
     start = time.time()
     try:
         render_report(job.output, out_dir=run.report_dir)
+        if explore is not None:
+            html = notebook_to_html(explore.output, code=True).encode()
+            write_atomically(run.report_dir / "explore.html", html)
     except Exception as exc:
         where = f"{run.rel(job.output)} into {run.rel(run.report_dir)}"
         run.fail(f"rendering {where}: {type(exc).__name__}: {nb.first_line(exc)}")

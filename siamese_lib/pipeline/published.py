@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
-from .dataset import placement, table_from_columns
+from .dataset import pairs_table, placement, table_from_columns
 
 FILE_NAME = "records.parquet"
 PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
@@ -323,6 +323,13 @@ def read_pairs(report_dir) -> pd.DataFrame:
     path = Path(report_dir) / PAIRS_FILE
     read_metadata(path, layout=False)
     return pd.read_parquet(path)
+
+
+def write_test_pairs(base, nb_pairs: int, data_seed: int) -> None:
+    """``base/pairs.parquet``: the test pairs' targets and digits, drawn once per run so that notebooks read
+    them without torch (analysis.beyond_paper.test_truth, beside the store)."""
+    table = pairs_table([{"config": {"nb_pairs": nb_pairs, "data_seed": data_seed, "confirm_seeds": []}}], {})
+    write_atomically(Path(base) / PAIRS_FILE, parquet_bytes(table, ["image1", "image2"]))
 
 
 def record_history(runs_dir, report_dir, fresh: bool) -> dict:

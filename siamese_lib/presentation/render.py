@@ -50,12 +50,14 @@ def report_title(nb) -> str | None:
     return next((t for t in titles if t), None)
 
 
-def notebook_to_html(executed_notebook: Path) -> str:
+def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     nb.metadata["title"] = report_title(nb) or executed_notebook.stem
+    if code:  # papermill's injected parameters name this machine's paths
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
         cell["id"] = f"cell-{i}"
-    hide = dict(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    hide = dict(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
     return exporter.from_notebook_node(nb)[0]
 

@@ -74,7 +74,7 @@ def test_rendering_the_record_again_writes_the_same_report_bytes(smoke_run, fres
     """make report as a reproducible build: no render clock, cell ids or temporary paths in the bytes; the
     training history shown is the record's own (so also the same as the render right after training)."""
     render_from_record(smoke_run, tmp_path)
-    for name in ("report.html", "report.pdf"):
+    for name in ("report.html", "report.pdf", "explore.html"):
         again = (tmp_path / "report" / "smoke" / name).read_bytes()
         assert again == (fresh[0] / "report" / "smoke" / name).read_bytes(), name
         assert again == (smoke_run["report"] / name).read_bytes(), name
@@ -95,6 +95,12 @@ def test_explore_answers_from_the_smoke_record(smoke_run, tmp_path):
     images, text = outputs(run_explore(smoke_run["report"], tmp_path / "explore.ipynb"))
     runs = len(pd.read_parquet(smoke_run["report"] / published.FILE_NAME))
     assert images == 6 and f"profile smoke: {runs} runs" in text
+    # the report build executed it too: its HTML beside the report (code and figures), linked from the supplement
+    page = (smoke_run["report"] / "explore.html").read_text()
+    assert (
+        f"profile smoke: {runs} runs" in page and page.count("data:image/png") == 6 and "read_parquet" in page
+    )
+    assert '<a href="explore.html">explore.html</a>' in (smoke_run["report"] / "report.html").read_text()
 
 
 def one_line_exit_2(proc, *words):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,7 @@ import pytest
 from conftest import ROOT
 from test_published import made  # noqa: F401 - the fixture: a tiny profile's store, plan, record
 
+from siamese_lib.analysis.beyond_paper import test_truth
 from siamese_lib.data import confirmation_pairs, generate_pair_sets
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline import dataset, published, publishing
@@ -44,6 +47,19 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
     assert confirm["target"].tolist() == c_target.tolist() and len(confirm) == (10000 - 40) // 2
     assert confirm["digit2"].tolist() == c_classes[:, 1].tolist() and confirm["image1"].isna().all()
     assert (test["target"] == (test["digit1"] <= test["digit2"])).all()
+
+
+def test_the_runner_draws_the_test_pairs_once_and_notebooks_read_them_without_torch(tmp_path):
+    published.write_test_pairs(tmp_path, 20, 0)
+    *_, target, classes = generate_pair_sets(20, 0)
+    code = (
+        "import sys; from siamese_lib.analysis.beyond_paper import test_truth; "
+        f"print(test_truth(20, 0, {str(tmp_path / 'pairs.parquet')!r}), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"({target.tolist()}, {classes.tolist()}) False"
+    # a set the table lacks is drawn again
+    assert test_truth(20, 1, tmp_path / "pairs.parquet") == test_truth(20, 1) != test_truth(20, 0)
 
 
 def test_the_pairs_file_is_published_beside_the_record_and_checked(made):
