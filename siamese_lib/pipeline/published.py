@@ -1,18 +1,8 @@
-"""The published record: every run's full record in one Parquet file beside the report.
+"""The published record: every run's full record in one Parquet file beside the report, read as untrusted input.
 
-``report/<profile>/records.parquet`` holds one row per run: the configuration's fields as columns, the metrics
-(float64; null where a run has no such metric, e.g. no validation split), ``train_loss`` (one float64 per epoch),
-the per-pair outputs as list columns (test pairs: ``head_prob``/``digit_prob`` float32, ``digit1_pred``/
-``digit2_pred`` int8; ``confirm_*`` and, for runs trained since issue 33, ``val_*`` probabilities), the provenance
-(``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's metadata holds the
-format version, the profile's name and YAML, which columns are which, and the plan. Its checksum is a sidecar,
-``records.parquet.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it; it covers the metadata too).
-A reader needs pandas alone: ``pd.read_parquet("report/paper/records.parquet")``.
-
-Here: the format, and the file read as untrusted input (read_metadata: no symlink, the checksum, the footer's
-sizes before anything is read, the layout and column types, the profile it names), and written with its checksum
-as a pair that a kill leaves recoverable (write_pair, recover). What enters a store from it and what is published
-is pipeline/publishing.py's.
+``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, the per-pair outputs
+as list columns, the provenance); its metadata holds the format version, the profile, the column layout and the
+plan; its checksum is the sidecar ``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -42,31 +33,17 @@ META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
     6  # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
 )
-OUTPUT_TYPES = {
-    "head_prob": pa.float32(),
-    "digit_prob": pa.float32(),
-    "digit1_pred": pa.int8(),
-    "digit2_pred": pa.int8(),
-    "confirm_head_prob": pa.float32(),
-    "confirm_digit_prob": pa.float32(),
-    "val_head_prob": pa.float32(),
-    "val_digit_prob": pa.float32(),
-}
+PROBS = ("head_prob", "digit_prob")
+OUTPUT_TYPES = dict.fromkeys(PROBS, pa.float32()) | dict.fromkeys(["digit1_pred", "digit2_pred"], pa.int8())
+OUTPUT_TYPES |= {f"{split}_{n}": pa.float32() for split in ("confirm", "val") for n in PROBS}
+LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 # read from the footer before anything else: a small file can claim billions of values (issue 33)
 MAX_FILE_BYTES, MAX_ROWS, MAX_VALUES = 500_000_000, 100_000, 200_000_000
-LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 PROVENANCE = {
     "schema_version": pa.int16(),
-    "device": pa.string(),
-    "torch_version": pa.string(),
-    "code_version": pa.string(),
-    "python": pa.string(),
-    "host": pa.string(),
-    "cpu": pa.string(),
-    "threads": pa.int32(),
-    "epochs_trained": pa.int32(),
-    "machine": pa.string(),
-    "created": pa.string(),
+    **dict.fromkeys(["device", "torch_version", "code_version", "python", "host", "cpu"], pa.string()),
+    **dict.fromkeys(["threads", "epochs_trained"], pa.int32()),
+    **dict.fromkeys(["machine", "created"], pa.string()),
 }
 
 
@@ -86,52 +63,36 @@ def _config_types() -> dict:
     """Each configuration field's column type, from the type of its value in a configuration."""
 
     def arrow(v):
-        return (
-            pa.list_(arrow(v[0]) if v else pa.string())
-            if isinstance(v, list)
-            else pa.bool_()
-            if isinstance(v, bool)
-            else pa.int64()
-            if isinstance(v, int)
-            else pa.float64()
-            if isinstance(v, float)
-            else pa.string()
-        )
+        if isinstance(v, list):
+            return pa.list_(arrow(v[0]) if v else pa.string())
+        return {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}.get(type(v), pa.string())
 
     return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
 
 
-def _metric_names(records) -> list:
-    """The metric columns, in the order runs first show them (the order records_frame gives runs.csv)."""
-    names = {}
-    for r in records:
-        names.update(dict.fromkeys(r["metrics"]))
-    return list(names)
-
-
 def records_table(records, metadata: dict) -> pa.Table:
-    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values (its
-    plan, when there, gives the ``stage`` and ``cell`` columns)."""
+    """One row per record, sorted by key; ``metadata``: file-level texts (its plan gives ``stage`` and ``cell``)."""
     records = sorted(records, key=lambda r: r["key"])
-    config, metrics = _config_types(), _metric_names(records)
-    clash = set(config) & set(metrics)
-    if clash:
-        raise ValueError(f"metric names that are also configuration fields: {sorted(clash)}")
+    config = _config_types()
+    metrics = list(
+        dict.fromkeys(n for r in records for n in r["metrics"])
+    )  # in the order runs first show them
+    if set(config) & set(metrics):
+        raise ValueError(
+            f"metric names that are also configuration fields: {sorted(set(config) & set(metrics))}"
+        )
     keys = [r["key"] for r in records]
     stages, cells = placement(keys, metadata.get(META + "plan"))
-    columns = {"key": (pa.string(), keys)}
-    columns["stage"], columns["cell"] = (pa.list_(pa.string()), stages), (pa.list_(pa.string()), cells)
+    columns = {"key": (pa.string(), keys), "stage": (pa.list_(pa.string()), stages)}
+    columns["cell"] = (pa.list_(pa.string()), cells)
     columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
     columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
     columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
     outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
     columns.update({n: (pa.list_(OUTPUT_TYPES[n]), [r["outputs"].get(n) for r in records]) for n in outputs})
-    for n, t in PROVENANCE.items():
-        values = [r.get(n) for r in records]
-        columns[n] = (
-            t,
-            [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values],
-        )
+    columns.update({n: (t, [r.get(n) for r in records]) for n, t in PROVENANCE.items()})
+    machines = [json.dumps(m, sort_keys=True) if m is not None else None for m in columns["machine"][1]]
+    columns["machine"] = (pa.string(), machines)
     layout = {
         "placement": ["stage", "cell"],
         "config": list(config),
@@ -145,8 +106,7 @@ def records_table(records, metadata: dict) -> pa.Table:
 
 
 def parquet_bytes(table: pa.Table, floats=()) -> bytes:
-    """A table's file bytes (the same table gives the same bytes); ``floats``: list columns of floats, stored by
-    byte-stream split (18 % smaller)."""
+    """A table's file bytes, the same for the same table; ``floats``: list columns stored by byte-stream split."""
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
@@ -160,8 +120,8 @@ def parquet_bytes(table: pa.Table, floats=()) -> bytes:
 
 
 def write_pair(path: Path, data: bytes) -> None:
-    """The record and its checksum, so that a kill at any moment leaves the old pair, the new pair, or the new
-    checksum waiting beside one of them (``.sha256.new``), which the next read completes or drops (recover)."""
+    """The record and its checksum: a kill leaves the old pair, the new pair, or the new checksum waiting
+    (``.sha256.new``) beside one of them, which the next read completes or drops (recover)."""
     pending = Path(f"{checksum_file(path)}.new")
     write_atomically(pending, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     write_atomically(path, data)
@@ -194,12 +154,11 @@ def _expected(sidecar) -> str:
 
 
 def read_metadata(path, profile_name: str | None = None, say=None, layout: bool = True) -> dict:
-    """The file's siamese_lib metadata (keys without the prefix), after checking (one line each, exit 2): no
-    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), a Parquet
-    footer within the limits, the format, the layout naming the file's columns, and with ``profile_name`` the
-    profile it was made by."""
-    path = Path(path)
-    for p in (path, checksum_file(path)):
+    """The file's siamese_lib metadata (keys without the prefix) once it passes, each failure one line: no
+    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), the footer's
+    counts, the format, the layout naming its columns, and with ``profile_name`` the profile that made it."""
+    path, sidecar = Path(path), checksum_file(path)
+    for p in (path, sidecar):
         if p.is_symlink():
             raise RecordFileError(
                 f"{p} is a symlink (to {os.readlink(p)}); a published record is a plain file"
@@ -209,7 +168,6 @@ def read_metadata(path, profile_name: str | None = None, say=None, layout: bool 
     note = recover(path)
     if note and say:
         say(note)
-    sidecar = checksum_file(path)
     if not sidecar.is_file():
         raise RecordFileError(f"{path}: its checksum {sidecar.name} is missing; refusing an unchecked record")
     size = path.stat().st_size
@@ -222,33 +180,23 @@ def read_metadata(path, profile_name: str | None = None, say=None, layout: bool 
     try:
         footer = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise RecordFileError(
-            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:200]})"
-        ) from None
-    values = sum(
-        footer.row_group(g).column(c).num_values
-        for g in range(footer.num_row_groups)
-        for c in range(footer.num_columns)
-    )
+        why = " ".join(str(exc).split())[:200]
+        raise RecordFileError(f"{path}: not a readable Parquet file ({why})") from None
+    groups = [footer.row_group(g) for g in range(footer.num_row_groups)]
+    values = sum(g.column(c).num_values for g in groups for c in range(footer.num_columns))
     if footer.num_rows > MAX_ROWS or values > MAX_VALUES:
         raise RecordFileError(
             f"{path}: {footer.num_rows} rows and {values} values, more than a record may hold "
             f"({MAX_ROWS} rows, {MAX_VALUES} values); not read"
         )
-    raw = footer.metadata or {}
-    meta = {
-        k.decode()[len(META) :]: v.decode(errors="replace")
-        for k, v in raw.items()
-        if k.decode(errors="replace").startswith(META)
-    }
+    raw = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (footer.metadata or {}).items()}
+    meta = {k[len(META) :]: v for k, v in raw.items() if k.startswith(META)}
     if meta.get("format_version") != str(FORMAT_VERSION):
-        raise RecordFileError(
-            f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
-        )
+        version = meta.get("format_version")
+        raise RecordFileError(f"{path}: format version {version!r}, this code reads {FORMAT_VERSION}")
     if profile_name is not None and meta.get("profile") != profile_name:
-        raise RecordFileError(
-            f"{path}: a record of profile {str(meta.get('profile'))[:60]!r}, not of {profile_name!r}; refusing it"
-        )
+        theirs = str(meta.get("profile"))[:60]
+        raise RecordFileError(f"{path}: a record of profile {theirs!r}, not of {profile_name!r}; refusing it")
     if layout:  # the pairs file has no records' layout
         _check_layout(path, meta, footer.schema.to_arrow_schema())
     return meta
@@ -263,9 +211,8 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
         if not all(isinstance(n, str) for n in names):
             raise ValueError("a column name that is not a text")
     except (KeyError, TypeError, ValueError) as exc:
-        raise RecordFileError(
-            f"{path}: its metadata's columns are not this format's ({type(exc).__name__}: {exc})"
-        ) from None
+        why = f"{type(exc).__name__}: {exc}"
+        raise RecordFileError(f"{path}: its metadata's columns are not this format's ({why})") from None
     expected = {
         **_config_types(),
         **dict.fromkeys(layout["metrics"], pa.float64()),
@@ -286,12 +233,16 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
 
 
 def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
-    """The store records held by a published file (checked first), in key order; each as the store holds it."""
+    """The store records of a published file (checked first; a key twice is refused), in key order."""
     read_metadata(path, profile_name, say)
     try:
-        return records_from_table(pq.read_table(path))
+        records = records_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
         raise RecordFileError(f"{path}: its rows cannot be read ({type(exc).__name__}: {exc})") from None
+    twice = [f"{k} ({n} times)" for k, n in Counter(r["key"] for r in records).items() if n > 1]
+    if twice:
+        raise RecordFileError(f"{path}: duplicated rows: {', '.join(twice[:5])}; refusing it")
+    return records
 
 
 def records_from_table(table: pa.Table) -> list[dict]:
@@ -326,9 +277,8 @@ def read_pairs(report_dir) -> pd.DataFrame:
 
 
 def record_history(runs_dir, report_dir, fresh: bool) -> dict:
-    """What the record keeps of its history, for its metadata: with ``fresh`` (a record made on purpose, or the
-    first one) the runner's ``timings.json`` and the last ``verify/verify.json`` of ``runs_dir``; else what the
-    published record already keeps, so that rendering changes nothing."""
+    """The history kept in a record's metadata: with ``fresh`` (a record made on purpose, or the first one)
+    ``runs_dir``'s timings.json and last verify.json; else what the published record keeps (nothing changes)."""
     try:
         kept = read_metadata(record_file(report_dir))
     except RecordFileError:
@@ -346,9 +296,8 @@ def record_history(runs_dir, report_dir, fresh: bool) -> dict:
 
 
 def published_history(report_dir, keys) -> dict | None:
-    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
-    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
-    own clock instead); None when there is no such record."""
+    """``{"timings": ..., "verify": ...}`` kept in the published record when it holds every run of ``keys`` ({}
+    for what it keeps not: a render never shows its own clock instead); None when there is no such record."""
     path = record_file(report_dir)
     try:
         meta = read_metadata(path)
@@ -363,21 +312,18 @@ REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME,
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """For the end-of-run summary: the report files (those this invocation wrote, else those already there)
-    and the headline: the best complete Table I cell of the corrected protocol, mean ± std over its seeds."""
+    """The end-of-run summary: the report files (those written now, else those there) and the headline, the best
+    complete Table I cell of the corrected protocol."""
     there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
     if not there:
         return []
     now = [p for p in there if p.stat().st_mtime >= since]
-    lines = [
-        f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/"
-        f"{{{', '.join(p.name for p in (now or there))}}}"
-    ]
+    names = ", ".join(p.name for p in (now or there))
+    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
     try:
         cells = pd.read_csv(Path(report_dir) / "cells.csv")
-        cells = cells[
-            (cells["table"] == TABLE_NAMES["table1"]) & (cells["protocol"] == "corrected") & (cells["n"] > 0)
-        ]
+        table1 = cells["table"] == TABLE_NAMES["table1"]
+        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
     except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
         return lines
     if not cells.empty:
