@@ -1,8 +1,8 @@
-"""The published record: every run's full record in one Parquet file beside the report, read as untrusted input.
+"""The published record: every run's full record in one Parquet file beside the report, read as untrusted.
 
-``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, the per-pair outputs
-as list columns, the provenance); its metadata holds the format version, the profile, the column layout and the
-plan; its checksum is the sidecar ``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
+``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, per-pair outputs as
+lists, provenance); its metadata: the format, the profile, the column layout, the plan; its checksum: the sidecar
+``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and dig
 HISTORY = {
     "timings": "timings.json",
     "verify": "verify/verify.json",
-}  # kept in the record, from runs/<profile>/
+}  # kept in the record, from runs/<profile>
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
@@ -70,43 +70,52 @@ def _config_types() -> dict:
     return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
 
 
+def column_types(metrics, outputs=OUTPUT_TYPES) -> dict:
+    """Each column's type, in the file's order."""
+    return {
+        "key": pa.string(),
+        "stage": pa.list_(pa.string()),
+        "cell": pa.list_(pa.string()),
+        **_config_types(),
+        **dict.fromkeys(metrics, pa.float64()),
+        "train_loss": pa.list_(pa.float64()),
+        **{n: pa.list_(OUTPUT_TYPES[n]) for n in outputs},
+        **PROVENANCE,
+    }
+
+
 def records_table(records, metadata: dict) -> pa.Table:
-    """One row per record, sorted by key; ``metadata``: file-level texts (its plan gives ``stage`` and ``cell``)."""
-    records = sorted(records, key=lambda r: r["key"])
-    config = _config_types()
-    metrics = list(
-        dict.fromkeys(n for r in records for n in r["metrics"])
-    )  # in the order runs first show them
-    if set(config) & set(metrics):
-        raise ValueError(
-            f"metric names that are also configuration fields: {sorted(set(config) & set(metrics))}"
-        )
+    """One row per record, sorted by key; ``metadata``: file-level texts (its plan gives stage and cell)."""
+    records, config = sorted(records, key=lambda r: r["key"]), list(_config_types())
+    metrics = list(dict.fromkeys(n for r in records for n in r["metrics"]))  # as runs first show them
+    clash = sorted(set(config) & set(metrics))
+    if clash:
+        raise ValueError(f"metric names that are also configuration fields: {clash}")
+    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
     keys = [r["key"] for r in records]
     stages, cells = placement(keys, metadata.get(META + "plan"))
-    columns = {"key": (pa.string(), keys), "stage": (pa.list_(pa.string()), stages)}
-    columns["cell"] = (pa.list_(pa.string()), cells)
-    columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
-    columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
-    columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
-    columns.update({n: (pa.list_(OUTPUT_TYPES[n]), [r["outputs"].get(n) for r in records]) for n in outputs})
-    columns.update({n: (t, [r.get(n) for r in records]) for n, t in PROVENANCE.items()})
-    machines = [json.dumps(m, sort_keys=True) if m is not None else None for m in columns["machine"][1]]
-    columns["machine"] = (pa.string(), machines)
+    values = {"key": keys, "stage": stages, "cell": cells}
+    values |= {n: [r["config"][n] for r in records] for n in config}
+    values |= {n: [r["metrics"].get(n) for r in records] for n in metrics}
+    values["train_loss"] = [r["curves"]["train_loss"] for r in records]
+    values |= {n: [r["outputs"].get(n) for r in records] for n in outputs}
+    values |= {n: [r.get(n) for r in records] for n in PROVENANCE}
+    values["machine"] = [json.dumps(m, sort_keys=True) if m is not None else None for m in values["machine"]]
     layout = {
         "placement": ["stage", "cell"],
-        "config": list(config),
+        "config": config,
         "metrics": metrics,
         "curves": ["train_loss"],
         "outputs": outputs,
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
-    return table_from_columns(columns, meta)
+    types = column_types(metrics, outputs)
+    return table_from_columns({n: (types[n], v) for n, v in values.items()}, meta)
 
 
 def parquet_bytes(table: pa.Table, floats=()) -> bytes:
-    """A table's file bytes, the same for the same table; ``floats``: list columns stored by byte-stream split."""
+    """A table's file bytes, the same for the same table (``floats``: list columns by byte-stream split)."""
     sink = pa.BufferOutputStream()
     pq.write_table(
         table,
@@ -160,9 +169,7 @@ def read_metadata(path, profile_name: str | None = None, say=None, layout: bool 
     path, sidecar = Path(path), checksum_file(path)
     for p in (path, sidecar):
         if p.is_symlink():
-            raise RecordFileError(
-                f"{p} is a symlink (to {os.readlink(p)}); a published record is a plain file"
-            )
+            raise RecordFileError(f"{p} is a symlink (to {os.readlink(p)}); a published record is a file")
     if not path.is_file():
         raise RecordFileError(f"no published record at {path} (written by the report step of `run`)")
     note = recover(path)
@@ -174,9 +181,7 @@ def read_metadata(path, profile_name: str | None = None, say=None, layout: bool 
     if size > MAX_FILE_BYTES:
         raise RecordFileError(f"{path}: {size} bytes, more than a record may hold ({MAX_FILE_BYTES})")
     if _digest(path) != _expected(sidecar):
-        raise RecordFileError(
-            f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated"
-        )
+        raise RecordFileError(f"{path}: sha256 differs from {sidecar.name}: the file was altered or cut")
     try:
         footer = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -213,16 +218,7 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
     except (KeyError, TypeError, ValueError) as exc:
         why = f"{type(exc).__name__}: {exc}"
         raise RecordFileError(f"{path}: its metadata's columns are not this format's ({why})") from None
-    expected = {
-        **_config_types(),
-        **dict.fromkeys(layout["metrics"], pa.float64()),
-        "train_loss": pa.list_(pa.float64()),
-        **{n: pa.list_(t) for n, t in OUTPUT_TYPES.items()},
-        **PROVENANCE,
-        "key": pa.string(),
-        "stage": pa.list_(pa.string()),
-        "cell": pa.list_(pa.string()),
-    }
+    expected = column_types(layout["metrics"])
     for n in ["key", *names]:
         if n not in expected:
             raise RecordFileError(f"{path}: column {n[:60]!r} is not one this format has")
@@ -249,18 +245,14 @@ def records_from_table(table: pa.Table) -> list[dict]:
     layout = json.loads(table.schema.metadata[(META + "columns").encode()])
     out = []
     for row in table.to_pylist():
-        outputs = {
-            n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-            for n in layout["outputs"]
-            if row[n] is not None
-        }
-        record = {
-            "schema_version": row["schema_version"],
-            "key": row["key"],
-            "config": {n: row[n] for n in layout["config"]},
-            "metrics": {n: row[n] for n in layout["metrics"] if row[n] is not None},
-            "curves": {n: row[n] for n in layout["curves"]},
-            "outputs": outputs,
+        record = {"schema_version": row["schema_version"], "key": row["key"]}
+        record["config"] = {n: row[n] for n in layout["config"]}
+        record["metrics"] = {n: row[n] for n in layout["metrics"] if row[n] is not None}
+        record["curves"] = {n: row[n] for n in layout["curves"]}
+        outputs = {n: row[n] for n in layout["outputs"] if row[n] is not None}
+        floats = {n for n in outputs if OUTPUT_TYPES[n] == pa.float32()}
+        record["outputs"] = {
+            n: [round(v, OUTPUT_DECIMALS) for v in o] if n in floats else o for n, o in outputs.items()
         }
         for n in layout["provenance"]:
             if row.get(n) is not None and n != "schema_version":
@@ -277,8 +269,8 @@ def read_pairs(report_dir) -> pd.DataFrame:
 
 
 def record_history(runs_dir, report_dir, fresh: bool) -> dict:
-    """The history kept in a record's metadata: with ``fresh`` (a record made on purpose, or the first one)
-    ``runs_dir``'s timings.json and last verify.json; else what the published record keeps (nothing changes)."""
+    """The history for a record's metadata: with ``fresh`` (a record made on purpose, or the first one)
+    ``runs_dir``'s timings.json and last verify.json; else what the published record keeps."""
     try:
         kept = read_metadata(record_file(report_dir))
     except RecordFileError:
@@ -297,7 +289,7 @@ def record_history(runs_dir, report_dir, fresh: bool) -> dict:
 
 def published_history(report_dir, keys) -> dict | None:
     """``{"timings": ..., "verify": ...}`` kept in the published record when it holds every run of ``keys`` ({}
-    for what it keeps not: a render never shows its own clock instead); None when there is no such record."""
+    for what it keeps not: a render never shows its own clock); None when there is no such record."""
     path = record_file(report_dir)
     try:
         meta = read_metadata(path)
@@ -312,8 +304,8 @@ REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME,
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """The end-of-run summary: the report files (those written now, else those there) and the headline, the best
-    complete Table I cell of the corrected protocol."""
+    """The end-of-run summary: the report files (written now, else there) and the headline, the best complete
+    Table I cell of the corrected protocol."""
     there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
     if not there:
         return []
