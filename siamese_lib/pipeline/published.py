@@ -1,7 +1,7 @@
 """The published record: every run's full record in one Parquet file beside the report, read as untrusted.
 
-``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, per-pair outputs as
-lists, provenance); its metadata: the format, the profile, the column layout, the plan; its checksum: the sidecar
+``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, per-pair
+outputs as lists, provenance); its metadata: format, profile, column layout, plan; its checksum: the sidecar
 ``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
 """
 
@@ -116,14 +116,10 @@ def records_table(records, metadata: dict) -> pa.Table:
 
 def parquet_bytes(table: pa.Table, floats=()) -> bytes:
     """A table's file bytes, the same for the same table (``floats``: list columns by byte-stream split)."""
-    sink = pa.BufferOutputStream()
+    sink, enc = pa.BufferOutputStream(), dict.fromkeys(floats, "BYTE_STREAM_SPLIT")
+    dic = [n for n in table.column_names if n not in floats]
     pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        compression_level=9,
-        column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
-        use_dictionary=[n for n in table.column_names if n not in floats],
+        table, sink, compression="zstd", compression_level=9, column_encoding=enc, use_dictionary=dic
     )
     return sink.getvalue().to_pybytes()
 
@@ -150,11 +146,8 @@ def recover(path: Path) -> str | None:
 
 
 def _digest(path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _expected(sidecar) -> str:
@@ -163,9 +156,8 @@ def _expected(sidecar) -> str:
 
 
 def read_metadata(path, profile_name: str | None = None, say=None, layout: bool = True) -> dict:
-    """The file's siamese_lib metadata (keys without the prefix) once it passes, each failure one line: no
-    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), the footer's
-    counts, the format, the layout naming its columns, and with ``profile_name`` the profile that made it."""
+    """The file's siamese_lib metadata (keys unprefixed) once it passes, each refusal one line: no symlink,
+    its size, its checksum (recover first, said to ``say``), its footer's counts, format, layout, profile."""
     path, sidecar = Path(path), checksum_file(path)
     for p in (path, sidecar):
         if p.is_symlink():
@@ -268,28 +260,9 @@ def read_pairs(report_dir) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def record_history(runs_dir, report_dir, fresh: bool) -> dict:
-    """The history for a record's metadata: with ``fresh`` (a record made on purpose, or the first one)
-    ``runs_dir``'s timings.json and last verify.json; else what the published record keeps."""
-    try:
-        kept = read_metadata(record_file(report_dir))
-    except RecordFileError:
-        kept = {}
-    out = {}
-    for name, rel in HISTORY.items():
-        try:
-            data = json.loads((Path(runs_dir) / rel).read_text()) if fresh else None
-        except (OSError, json.JSONDecodeError):
-            data = None
-        text = json.dumps(data) if isinstance(data, dict) else kept.get(name)
-        if text:
-            out[META + name] = text
-    return out
-
-
 def published_history(report_dir, keys) -> dict | None:
-    """``{"timings": ..., "verify": ...}`` kept in the published record when it holds every run of ``keys`` ({}
-    for what it keeps not: a render never shows its own clock); None when there is no such record."""
+    """``{"timings": ..., "verify": ...}`` kept in the published record when it holds every run of ``keys``
+    ({} for what it keeps not: a render never shows its own clock); None when there is no such record."""
     path = record_file(report_dir)
     try:
         meta = read_metadata(path)
@@ -304,8 +277,7 @@ REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME,
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """The end-of-run summary: the report files (written now, else there) and the headline, the best complete
-    Table I cell of the corrected protocol."""
+    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
     there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
     if not there:
         return []

@@ -77,6 +77,25 @@ def checked_plan(text: str, profile, store_dir, where) -> dict:
     return given
 
 
+def record_history(runs_dir, report_dir, fresh: bool) -> dict:
+    """The history for a record's metadata: with ``fresh`` (a record made on purpose, or the first one)
+    ``runs_dir``'s timings.json and last verify.json; else what the published record keeps."""
+    try:
+        kept = pub.read_metadata(pub.record_file(report_dir))
+    except pub.RecordFileError:
+        kept = {}
+    out = {}
+    for name, rel in pub.HISTORY.items():
+        try:
+            data = json.loads((Path(runs_dir) / rel).read_text()) if fresh else None
+        except (OSError, json.JSONDecodeError):
+            data = None
+        text = json.dumps(data) if isinstance(data, dict) else kept.get(name)
+        if text:
+            out[pub.META + name] = text
+    return out
+
+
 def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> tuple[bytes, list]:
     """(the published file's bytes, its records): the store's runs that the plan (the profile's) lists, each
     through the gate, ``history`` (record_history) in the metadata; the same records give the same bytes."""
@@ -118,7 +137,7 @@ def publish_record(store_dir, report_dir, profile, plan_path, replace: bool = Fa
     ("unchanged") or RecordChanged names the runs that differ. Returns (path, what)."""
     path, pairs_path = pub.record_file(report_dir), Path(report_dir) / pub.PAIRS_FILE
     there = path.exists() or path.is_symlink()
-    history = pub.record_history(Path(plan_path).parent, report_dir, fresh=replace or not there)
+    history = record_history(Path(plan_path).parent, report_dir, fresh=replace or not there)
     data, records = record_bytes(store_dir, profile, plan_path, history)
     pairs_meta = {pub.META + "format_version": str(pub.FORMAT_VERSION)}
     pairs = pub.parquet_bytes(pairs_table(records, pairs_meta), ["image1", "image2"])

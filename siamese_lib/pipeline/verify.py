@@ -32,7 +32,7 @@ MIN_SEEDS = 2  # per sampled cell: Welch needs two on each side
 
 
 def cell_of(config: RunConfig) -> str:
-    """A run's cell: the tables' CONFIG_COLUMNS, then each other field that changes training off its default."""
+    """A run's cell: the tables' CONFIG_COLUMNS, then each other training field off its default."""
     c, fixed = config.to_dict(), (*CONFIG_COLUMNS, "seed", "confirm_seeds")  # confirm_seeds: evaluation only
     base = RunConfig(
         protocol=config.protocol, model=config.model, weight_sharing=config.weight_sharing
