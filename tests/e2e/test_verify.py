@@ -62,7 +62,7 @@ def test_verify_reproduces_a_record_made_here_and_names_a_tampered_run(tmp_path,
     publishing.publish_record(store, tmp_path / "report" / "tiny", profile, tmp_path / "made" / "plan.json")
     env = {"SIAMESE_LIB_REPORT_DIR": str(tmp_path / "report"), "SIAMESE_LIB_RUNS_DIR": str(tmp_path / "runs")}
 
-    out = run_cli("verify", "--profile", tmp_path / "tiny.yaml", "--full", env=env)
+    out = run_cli("verify", "--profile", tmp_path / "tiny.yaml", "--full", env=env, timeout=900)
     assert out.returncode == 1, out.stdout + out.stderr
     assert "criterion: bit-identical" in out.stdout and "runs: 3 of 4 bit-identical" in out.stdout
     assert f"FAIL run {tampered}" in out.stdout
