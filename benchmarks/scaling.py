@@ -21,8 +21,8 @@ from siamese_lib.common import UsageError, now_iso
 from siamese_lib.config import ERROR_METRICS, RunConfig
 from siamese_lib.experiments.planning import run_cost
 from siamese_lib.pipeline.engine import Engine
-from siamese_lib.pipeline.verify import load_committed
-from siamese_lib.store import SCHEMA_VERSION, run_key, write_record
+from siamese_lib.pipeline.published import read_records, record_file
+from siamese_lib.store import SCHEMA_VERSION, config_from_dict, run_key, write_record
 
 
 def list_schedule(seconds: list[float], workers: int) -> dict:
@@ -149,7 +149,10 @@ def main(argv=None) -> int:
         )
         return 0
     try:
-        runs = [(run_cost(r.config), float(r.metrics["wall_seconds"])) for r in load_committed(args.runs_csv)]
+        records = read_records(record_file(args.runs_csv.parent))  # the published record beside runs.csv
+        runs = [
+            (run_cost(config_from_dict(r["config"])), float(r["metrics"]["wall_seconds"])) for r in records
+        ]
     except UsageError as exc:
         parser.error(str(exc))
     if args.overhead is None:

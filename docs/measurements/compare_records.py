@@ -2,7 +2,7 @@
 
     .venv/bin/python docs/measurements/compare_records.py OLD_DIR NEW_DIR OUT.csv [--profile paper]
 
-Each DIR holds a record's runs.csv and cells.csv (e.g. `git show 5a6f094:report/paper/runs.csv`). A cell is a
+Each DIR holds a published record, records.parquet and its .sha256 (e.g. from `git show`). A cell is a
 configuration without its seed (as `make verify` groups runs). Per cell present in both: the test error's mean,
 std and n on each side, the difference (new - old), Welch's p with its Benjamini-Hochberg adjustment over the
 cells compared, and the report's own verdict (`analysis.verdicts.agreement`, the old record in the paper's place)
@@ -20,7 +20,9 @@ import pandas as pd
 from siamese_lib.analysis.stats import FDR, bh_adjust, welch_p
 from siamese_lib.analysis.verdicts import agreement
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.pipeline.verify import load_committed
+from siamese_lib.pipeline.published import read_records, record_file
+from siamese_lib.pipeline.verify import cell_of
+from siamese_lib.store import config_from_dict
 
 # What a code change may alter in a cell's runs without changing the cell's name.
 TRACKED = ("head", "branch_calls")
@@ -28,13 +30,16 @@ TRACKED = ("head", "branch_calls")
 
 def cells(record_dir: Path) -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for run in load_committed(record_dir / "runs.csv"):  # checked as verify checks a record
-        name = " ".join(w for w in run.cell.split() if not w.startswith("branch_calls="))
+    for r in read_records(record_file(record_dir)):  # the published record, its checksum checked
+        config = config_from_dict(r["config"])
+        name = " ".join(
+            w for w in cell_of(config).split() if not w.startswith(tuple(f"{f}=" for f in TRACKED))
+        )
         cell = out.setdefault(name, {"errors": [], "codes": set()} | {f: set() for f in TRACKED})
-        cell["errors"].append(float(run.metrics["test_error"]))
-        cell["codes"].add(run.metrics["code_version"])
+        cell["errors"].append(float(r["metrics"]["test_error"]))
+        cell["codes"].add(r["code_version"])
         for f in TRACKED:
-            cell[f].add(str(getattr(run.config, f)))
+            cell[f].add(str(getattr(config, f)))
     return out
 
 

@@ -1,8 +1,5 @@
-"""The published record as a dataset: where each run belongs (``placement``, from the plan), the test and
-confirmation pairs beside the runs (``pairs_table``: ``pairs.parquet``), and the data dictionary: each column's
-meaning and unit, kept in the Parquet files' schema (field metadata ``description`` and ``unit``) and rendered
-as ``docs/data-dictionary.md`` (``markdown``; a test keeps the two equal). Metric columns are named
-``<split>_<measure>``: their words are composed."""
+"""The published record as a dataset: each run's place in the plan, the pairs file, and the data dictionary
+(in each Parquet field's metadata and in ``docs/data-dictionary.md``; metric columns' words are composed)."""
 
 from __future__ import annotations
 
@@ -116,11 +113,6 @@ def describe(name: str, pairs: bool = False) -> tuple[str, str]:
     raise KeyError(f"column {name!r} has no entry in the data dictionary (pipeline/dataset.py)")
 
 
-def field_metadata(name: str, pairs: bool = False) -> dict:
-    unit, meaning = describe(name, pairs)
-    return {"description": meaning, "unit": unit}
-
-
 def markdown() -> str:
     """docs/data-dictionary.md: both files' columns, the metric naming and the headline metrics."""
 
@@ -136,8 +128,8 @@ def markdown() -> str:
             "Generated from `siamese_lib/pipeline/dataset.py` (the same words are in each Parquet file's "
             "schema: `pyarrow.parquet.read_schema(path).field(name).metadata`).",
             "",
-            "`report/<profile>/records.parquet`: one row per run. A run that serves several stages (a Table II "
-            "cell that is a Table I cell) is one row whose `stage` and `cell` lists name each; "
+            "`report/<profile>/records.parquet`: one row per run. A run that serves several stages "
+            "(a Table II cell that is a Table I cell) is one row whose `stage` and `cell` lists name each; "
             '`df.explode(["stage", "cell"])` gives one row per (run, stage).',
             "",
             f"Which metric: {HEADLINE}",
@@ -158,9 +150,7 @@ def markdown() -> str:
 
 
 def placement(keys, plan_text: str | None) -> tuple[list, list]:
-    """Where each run belongs: per key, the stages and the plan's executions (table cell, LR-search point,
-    variant, selection candidate or final) that use it, in plan order. A run that serves several (a Table II
-    cell that is a Table I cell) lists each; without a plan, empty lists."""
+    """Per key, the stages and the plan's executions that use it, in plan order (without a plan, none)."""
     where = {k: ([], []) for k in keys}
     for e in json.loads(plan_text)["executions"] if plan_text else []:
         for k in dict.fromkeys(e["runs"]):
@@ -172,16 +162,17 @@ def placement(keys, plan_text: str | None) -> tuple[list, list]:
 
 def table_from_columns(columns: dict, meta: dict, pairs: bool = False) -> pa.Table:
     """``columns``: name -> (type, values); each field carries its data-dictionary entry."""
-    fields = [pa.field(n, t, metadata=field_metadata(n, pairs)) for n, (t, _) in columns.items()]
-    return pa.table(
-        {n: pa.array(v, type=t) for n, (t, v) in columns.items()}, schema=pa.schema(fields, metadata=meta)
-    )
+    fields = []
+    for n, (t, _) in columns.items():
+        unit, meaning = describe(n, pairs)
+        fields.append(pa.field(n, t, metadata={"description": meaning, "unit": unit}))
+    arrays = {n: pa.array(v, type=t) for n, (t, v) in columns.items()}
+    return pa.table(arrays, schema=pa.schema(fields, metadata=meta))
 
 
 def pairs_table(records, metadata: dict) -> pa.Table:
-    """The test pairs and confirmation pairs the records were evaluated on, one row per pair in the order of
-    the runs' per-pair outputs: target, digit classes, MNIST test-image indices (and the 14 x 14 images of the
-    test pairs), derived from the data's seeds (nothing retrained)."""
+    """The test and confirmation pairs the records were evaluated on, in the order of their per-pair outputs:
+    targets, digits, MNIST indices (and the test pairs' images), from the data's seeds alone."""
     sets = sorted({(r["config"]["nb_pairs"], r["config"]["data_seed"], ()) for r in records})
     sets += sorted(
         {(c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in (r["config"] for r in records)}

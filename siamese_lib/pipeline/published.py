@@ -1,18 +1,8 @@
-"""The published record: every run's full record in one Parquet file beside the report.
+"""The published record: every run's full record in one Parquet file beside the report, read as untrusted.
 
-``report/<profile>/records.parquet`` holds one row per run: the configuration's fields as columns, the metrics
-(float64; null where a run has no such metric, e.g. no validation split), ``train_loss`` (one float64 per epoch),
-the per-pair outputs as list columns (test pairs: ``head_prob``/``digit_prob`` float32, ``digit1_pred``/
-``digit2_pred`` int8; ``confirm_*`` and, for runs trained since issue 33, ``val_*`` probabilities), the provenance
-(``code_version``, ``torch_version``, ``machine`` as JSON text, ``created`` ...). The file's metadata holds the
-format version, the profile's name and YAML, which columns are which, and the plan. Its checksum is a sidecar,
-``records.parquet.sha256`` in ``sha256sum`` format (``sha256sum -c`` checks it; it covers the metadata too).
-A reader needs pandas alone: ``pd.read_parquet("report/paper/records.parquet")``.
-
-Here: the format, and the file read as untrusted input (read_metadata: no symlink, the checksum, the footer's
-sizes before anything is read, the layout and column types, the profile it names), and written with its checksum
-as a pair that a kill leaves recoverable (write_pair, recover). What enters a store from it and what is published
-is pipeline/publishing.py's.
+``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, per-pair
+outputs as lists, provenance); its metadata: format, profile, column layout, plan; its checksum: the sidecar
+``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -29,44 +20,30 @@ import pyarrow.parquet as pq
 from ..analysis.tables import TABLE_NAMES, cell_label
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
-from .dataset import pairs_table, placement, table_from_columns
+from .dataset import placement, table_from_columns
 
 FILE_NAME = "records.parquet"
 PAIRS_FILE = "pairs.parquet"  # the test and confirmation pairs' targets and digits, beside the runs
 HISTORY = {
     "timings": "timings.json",
     "verify": "verify/verify.json",
-}  # kept in the record, from runs/<profile>/
+}  # kept in the record, from runs/<profile>
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
 OUTPUT_DECIMALS = (
     6  # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
 )
-OUTPUT_TYPES = {
-    "head_prob": pa.float32(),
-    "digit_prob": pa.float32(),
-    "digit1_pred": pa.int8(),
-    "digit2_pred": pa.int8(),
-    "confirm_head_prob": pa.float32(),
-    "confirm_digit_prob": pa.float32(),
-    "val_head_prob": pa.float32(),
-    "val_digit_prob": pa.float32(),
-}
+PROBS = ("head_prob", "digit_prob")
+OUTPUT_TYPES = dict.fromkeys(PROBS, pa.float32()) | dict.fromkeys(["digit1_pred", "digit2_pred"], pa.int8())
+OUTPUT_TYPES |= {f"{split}_{n}": pa.float32() for split in ("confirm", "val") for n in PROBS}
+LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 # read from the footer before anything else: a small file can claim billions of values (issue 33)
 MAX_FILE_BYTES, MAX_ROWS, MAX_VALUES = 500_000_000, 100_000, 200_000_000
-LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 PROVENANCE = {
     "schema_version": pa.int16(),
-    "device": pa.string(),
-    "torch_version": pa.string(),
-    "code_version": pa.string(),
-    "python": pa.string(),
-    "host": pa.string(),
-    "cpu": pa.string(),
-    "threads": pa.int32(),
-    "epochs_trained": pa.int32(),
-    "machine": pa.string(),
-    "created": pa.string(),
+    **dict.fromkeys(["device", "torch_version", "code_version", "python", "host", "cpu"], pa.string()),
+    **dict.fromkeys(["threads", "epochs_trained"], pa.int32()),
+    **dict.fromkeys(["machine", "created"], pa.string()),
 }
 
 
@@ -86,82 +63,70 @@ def _config_types() -> dict:
     """Each configuration field's column type, from the type of its value in a configuration."""
 
     def arrow(v):
-        return (
-            pa.list_(arrow(v[0]) if v else pa.string())
-            if isinstance(v, list)
-            else pa.bool_()
-            if isinstance(v, bool)
-            else pa.int64()
-            if isinstance(v, int)
-            else pa.float64()
-            if isinstance(v, float)
-            else pa.string()
-        )
+        if isinstance(v, list):
+            return pa.list_(arrow(v[0]) if v else pa.string())
+        return {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}.get(type(v), pa.string())
 
     return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
 
 
-def _metric_names(records) -> list:
-    """The metric columns, in the order runs first show them (the order records_frame gives runs.csv)."""
-    names = {}
-    for r in records:
-        names.update(dict.fromkeys(r["metrics"]))
-    return list(names)
+def column_types(metrics, outputs=OUTPUT_TYPES) -> dict:
+    """Each column's type, in the file's order."""
+    return {
+        "key": pa.string(),
+        "stage": pa.list_(pa.string()),
+        "cell": pa.list_(pa.string()),
+        **_config_types(),
+        **dict.fromkeys(metrics, pa.float64()),
+        "train_loss": pa.list_(pa.float64()),
+        **{n: pa.list_(OUTPUT_TYPES[n]) for n in outputs},
+        **PROVENANCE,
+    }
 
 
 def records_table(records, metadata: dict) -> pa.Table:
-    """One row per record (sorted by key, as the store lists them); ``metadata``: file-level text values (its
-    plan, when there, gives the ``stage`` and ``cell`` columns)."""
-    records = sorted(records, key=lambda r: r["key"])
-    config, metrics = _config_types(), _metric_names(records)
-    clash = set(config) & set(metrics)
+    """One row per record, sorted by key; ``metadata``: file-level texts (its plan gives stage and cell)."""
+    records, config = sorted(records, key=lambda r: r["key"]), list(_config_types())
+    metrics = list(dict.fromkeys(n for r in records for n in r["metrics"]))  # as runs first show them
+    clash = sorted(set(config) & set(metrics))
     if clash:
-        raise ValueError(f"metric names that are also configuration fields: {sorted(clash)}")
+        raise ValueError(f"metric names that are also configuration fields: {clash}")
+    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
     keys = [r["key"] for r in records]
     stages, cells = placement(keys, metadata.get(META + "plan"))
-    columns = {"key": (pa.string(), keys)}
-    columns["stage"], columns["cell"] = (pa.list_(pa.string()), stages), (pa.list_(pa.string()), cells)
-    columns.update({n: (t, [r["config"][n] for r in records]) for n, t in config.items()})
-    columns.update({n: (pa.float64(), [r["metrics"].get(n) for r in records]) for n in metrics})
-    columns["train_loss"] = (pa.list_(pa.float64()), [r["curves"]["train_loss"] for r in records])
-    outputs = [n for n in OUTPUT_TYPES if n in LEGACY_OUTPUTS or any(n in r["outputs"] for r in records)]
-    columns.update({n: (pa.list_(OUTPUT_TYPES[n]), [r["outputs"].get(n) for r in records]) for n in outputs})
-    for n, t in PROVENANCE.items():
-        values = [r.get(n) for r in records]
-        columns[n] = (
-            t,
-            [json.dumps(v, sort_keys=True) if n == "machine" and v is not None else v for v in values],
-        )
+    values = {"key": keys, "stage": stages, "cell": cells}
+    values |= {n: [r["config"][n] for r in records] for n in config}
+    values |= {n: [r["metrics"].get(n) for r in records] for n in metrics}
+    values["train_loss"] = [r["curves"]["train_loss"] for r in records]
+    values |= {n: [r["outputs"].get(n) for r in records] for n in outputs}
+    values |= {n: [r.get(n) for r in records] for n in PROVENANCE}
+    values["machine"] = [json.dumps(m, sort_keys=True) if m is not None else None for m in values["machine"]]
     layout = {
         "placement": ["stage", "cell"],
-        "config": list(config),
+        "config": config,
         "metrics": metrics,
         "curves": ["train_loss"],
         "outputs": outputs,
         "provenance": list(PROVENANCE),
     }
     meta = {META + "format_version": str(FORMAT_VERSION), META + "columns": json.dumps(layout), **metadata}
-    return table_from_columns(columns, meta)
+    types = column_types(metrics, outputs)
+    return table_from_columns({n: (types[n], v) for n, v in values.items()}, meta)
 
 
 def parquet_bytes(table: pa.Table, floats=()) -> bytes:
-    """A table's file bytes (the same table gives the same bytes); ``floats``: list columns of floats, stored by
-    byte-stream split (18 % smaller)."""
-    sink = pa.BufferOutputStream()
+    """A table's file bytes, the same for the same table (``floats``: list columns by byte-stream split)."""
+    sink, enc = pa.BufferOutputStream(), dict.fromkeys(floats, "BYTE_STREAM_SPLIT")
+    dic = [n for n in table.column_names if n not in floats]
     pq.write_table(
-        table,
-        sink,
-        compression="zstd",
-        compression_level=9,
-        column_encoding=dict.fromkeys(floats, "BYTE_STREAM_SPLIT"),
-        use_dictionary=[n for n in table.column_names if n not in floats],
+        table, sink, compression="zstd", compression_level=9, column_encoding=enc, use_dictionary=dic
     )
     return sink.getvalue().to_pybytes()
 
 
 def write_pair(path: Path, data: bytes) -> None:
-    """The record and its checksum, so that a kill at any moment leaves the old pair, the new pair, or the new
-    checksum waiting beside one of them (``.sha256.new``), which the next read completes or drops (recover)."""
+    """The record and its checksum: a kill leaves the old pair, the new pair, or the new checksum waiting
+    (``.sha256.new``) beside one of them, which the next read completes or drops (recover)."""
     pending = Path(f"{checksum_file(path)}.new")
     write_atomically(pending, f"{hashlib.sha256(data).hexdigest()}  {path.name}\n")
     write_atomically(path, data)
@@ -181,11 +146,8 @@ def recover(path: Path) -> str | None:
 
 
 def _digest(path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _expected(sidecar) -> str:
@@ -194,61 +156,44 @@ def _expected(sidecar) -> str:
 
 
 def read_metadata(path, profile_name: str | None = None, say=None, layout: bool = True) -> dict:
-    """The file's siamese_lib metadata (keys without the prefix), after checking (one line each, exit 2): no
-    symlink, its size, its checksum (an interrupted write completed first, said through ``say``), a Parquet
-    footer within the limits, the format, the layout naming the file's columns, and with ``profile_name`` the
-    profile it was made by."""
-    path = Path(path)
-    for p in (path, checksum_file(path)):
+    """The file's siamese_lib metadata (keys unprefixed) once it passes, each refusal one line: no symlink,
+    its size, its checksum (recover first, said to ``say``), its footer's counts, format, layout, profile."""
+    path, sidecar = Path(path), checksum_file(path)
+    for p in (path, sidecar):
         if p.is_symlink():
-            raise RecordFileError(
-                f"{p} is a symlink (to {os.readlink(p)}); a published record is a plain file"
-            )
+            raise RecordFileError(f"{p} is a symlink (to {os.readlink(p)}); a published record is a file")
     if not path.is_file():
         raise RecordFileError(f"no published record at {path} (written by the report step of `run`)")
     note = recover(path)
     if note and say:
         say(note)
-    sidecar = checksum_file(path)
     if not sidecar.is_file():
         raise RecordFileError(f"{path}: its checksum {sidecar.name} is missing; refusing an unchecked record")
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise RecordFileError(f"{path}: {size} bytes, more than a record may hold ({MAX_FILE_BYTES})")
     if _digest(path) != _expected(sidecar):
-        raise RecordFileError(
-            f"{path}: sha256 differs from {sidecar.name}: the file was altered or truncated"
-        )
+        raise RecordFileError(f"{path}: sha256 differs from {sidecar.name}: the file was altered or cut")
     try:
         footer = pq.ParquetFile(path).metadata
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise RecordFileError(
-            f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:200]})"
-        ) from None
-    values = sum(
-        footer.row_group(g).column(c).num_values
-        for g in range(footer.num_row_groups)
-        for c in range(footer.num_columns)
-    )
+        why = " ".join(str(exc).split())[:200]
+        raise RecordFileError(f"{path}: not a readable Parquet file ({why})") from None
+    groups = [footer.row_group(g) for g in range(footer.num_row_groups)]
+    values = sum(g.column(c).num_values for g in groups for c in range(footer.num_columns))
     if footer.num_rows > MAX_ROWS or values > MAX_VALUES:
         raise RecordFileError(
             f"{path}: {footer.num_rows} rows and {values} values, more than a record may hold "
             f"({MAX_ROWS} rows, {MAX_VALUES} values); not read"
         )
-    raw = footer.metadata or {}
-    meta = {
-        k.decode()[len(META) :]: v.decode(errors="replace")
-        for k, v in raw.items()
-        if k.decode(errors="replace").startswith(META)
-    }
+    raw = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in (footer.metadata or {}).items()}
+    meta = {k[len(META) :]: v for k, v in raw.items() if k.startswith(META)}
     if meta.get("format_version") != str(FORMAT_VERSION):
-        raise RecordFileError(
-            f"{path}: format version {meta.get('format_version')!r}, this code reads {FORMAT_VERSION}"
-        )
+        version = meta.get("format_version")
+        raise RecordFileError(f"{path}: format version {version!r}, this code reads {FORMAT_VERSION}")
     if profile_name is not None and meta.get("profile") != profile_name:
-        raise RecordFileError(
-            f"{path}: a record of profile {str(meta.get('profile'))[:60]!r}, not of {profile_name!r}; refusing it"
-        )
+        theirs = str(meta.get("profile"))[:60]
+        raise RecordFileError(f"{path}: a record of profile {theirs!r}, not of {profile_name!r}; refusing it")
     if layout:  # the pairs file has no records' layout
         _check_layout(path, meta, footer.schema.to_arrow_schema())
     return meta
@@ -263,19 +208,9 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
         if not all(isinstance(n, str) for n in names):
             raise ValueError("a column name that is not a text")
     except (KeyError, TypeError, ValueError) as exc:
-        raise RecordFileError(
-            f"{path}: its metadata's columns are not this format's ({type(exc).__name__}: {exc})"
-        ) from None
-    expected = {
-        **_config_types(),
-        **dict.fromkeys(layout["metrics"], pa.float64()),
-        "train_loss": pa.list_(pa.float64()),
-        **{n: pa.list_(t) for n, t in OUTPUT_TYPES.items()},
-        **PROVENANCE,
-        "key": pa.string(),
-        "stage": pa.list_(pa.string()),
-        "cell": pa.list_(pa.string()),
-    }
+        why = f"{type(exc).__name__}: {exc}"
+        raise RecordFileError(f"{path}: its metadata's columns are not this format's ({why})") from None
+    expected = column_types(layout["metrics"])
     for n in ["key", *names]:
         if n not in expected:
             raise RecordFileError(f"{path}: column {n[:60]!r} is not one this format has")
@@ -286,30 +221,30 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
 
 
 def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
-    """The store records held by a published file (checked first), in key order; each as the store holds it."""
+    """The store records of a published file (checked first; a key twice is refused), in key order."""
     read_metadata(path, profile_name, say)
     try:
-        return records_from_table(pq.read_table(path))
+        records = records_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
         raise RecordFileError(f"{path}: its rows cannot be read ({type(exc).__name__}: {exc})") from None
+    twice = [f"{k} ({n} times)" for k, n in Counter(r["key"] for r in records).items() if n > 1]
+    if twice:
+        raise RecordFileError(f"{path}: duplicated rows: {', '.join(twice[:5])}; refusing it")
+    return records
 
 
 def records_from_table(table: pa.Table) -> list[dict]:
     layout = json.loads(table.schema.metadata[(META + "columns").encode()])
     out = []
     for row in table.to_pylist():
-        outputs = {
-            n: [round(v, OUTPUT_DECIMALS) for v in row[n]] if OUTPUT_TYPES[n] == pa.float32() else row[n]
-            for n in layout["outputs"]
-            if row[n] is not None
-        }
-        record = {
-            "schema_version": row["schema_version"],
-            "key": row["key"],
-            "config": {n: row[n] for n in layout["config"]},
-            "metrics": {n: row[n] for n in layout["metrics"] if row[n] is not None},
-            "curves": {n: row[n] for n in layout["curves"]},
-            "outputs": outputs,
+        record = {"schema_version": row["schema_version"], "key": row["key"]}
+        record["config"] = {n: row[n] for n in layout["config"]}
+        record["metrics"] = {n: row[n] for n in layout["metrics"] if row[n] is not None}
+        record["curves"] = {n: row[n] for n in layout["curves"]}
+        outputs = {n: row[n] for n in layout["outputs"] if row[n] is not None}
+        floats = {n for n in outputs if OUTPUT_TYPES[n] == pa.float32()}
+        record["outputs"] = {
+            n: [round(v, OUTPUT_DECIMALS) for v in o] if n in floats else o for n, o in outputs.items()
         }
         for n in layout["provenance"]:
             if row.get(n) is not None and n != "schema_version":
@@ -325,37 +260,9 @@ def read_pairs(report_dir) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
-def write_test_pairs(base, nb_pairs: int, data_seed: int) -> None:
-    """``base/pairs.parquet``: the test pairs' targets and digits, drawn once per run so that notebooks read
-    them without torch (analysis.beyond_paper.test_truth, beside the store)."""
-    table = pairs_table([{"config": {"nb_pairs": nb_pairs, "data_seed": data_seed, "confirm_seeds": []}}], {})
-    write_atomically(Path(base) / PAIRS_FILE, parquet_bytes(table, ["image1", "image2"]))
-
-
-def record_history(runs_dir, report_dir, fresh: bool) -> dict:
-    """What the record keeps of its history, for its metadata: with ``fresh`` (a record made on purpose, or the
-    first one) the runner's ``timings.json`` and the last ``verify/verify.json`` of ``runs_dir``; else what the
-    published record already keeps, so that rendering changes nothing."""
-    try:
-        kept = read_metadata(record_file(report_dir))
-    except RecordFileError:
-        kept = {}
-    out = {}
-    for name, rel in HISTORY.items():
-        try:
-            data = json.loads((Path(runs_dir) / rel).read_text()) if fresh else None
-        except (OSError, json.JSONDecodeError):
-            data = None
-        text = json.dumps(data) if isinstance(data, dict) else kept.get(name)
-        if text:
-            out[META + name] = text
-    return out
-
-
 def published_history(report_dir, keys) -> dict | None:
-    """The history kept in the published record (what Sections E, F and G show), ``{"timings": ..., "verify":
-    ...}``, when that record holds every run of ``keys`` ({} for what it keeps not: a render never shows its
-    own clock instead); None when there is no such record."""
+    """``{"timings": ..., "verify": ...}`` kept in the published record when it holds every run of ``keys``
+    ({} for what it keeps not: a render never shows its own clock); None when there is no such record."""
     path = record_file(report_dir)
     try:
         meta = read_metadata(path)
@@ -370,21 +277,17 @@ REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME,
 
 
 def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """For the end-of-run summary: the report files (those this invocation wrote, else those already there)
-    and the headline: the best complete Table I cell of the corrected protocol, mean ± std over its seeds."""
+    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
     there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
     if not there:
         return []
     now = [p for p in there if p.stat().st_mtime >= since]
-    lines = [
-        f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/"
-        f"{{{', '.join(p.name for p in (now or there))}}}"
-    ]
+    names = ", ".join(p.name for p in (now or there))
+    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
     try:
         cells = pd.read_csv(Path(report_dir) / "cells.csv")
-        cells = cells[
-            (cells["table"] == TABLE_NAMES["table1"]) & (cells["protocol"] == "corrected") & (cells["n"] > 0)
-        ]
+        table1 = cells["table"] == TABLE_NAMES["table1"]
+        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
     except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
         return lines
     if not cells.empty:

@@ -76,7 +76,7 @@ def main(args) -> int:
 
             seed_from_record(run)
         if "beyond_paper" in stages:  # its notebooks read the test pairs' truth there, without torch
-            from .published import write_test_pairs  # torch: only here
+            from .publishing import write_test_pairs  # torch: only here
 
             write_test_pairs(run.base, profile.settings["nb_pairs"], profile.settings["data_seed"])
         try:

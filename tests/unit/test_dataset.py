@@ -16,7 +16,7 @@ import pytest
 from conftest import ROOT
 from test_published import made  # noqa: F401 - the fixture: a tiny profile's store, plan, record
 
-from siamese_lib.analysis.beyond_paper import test_truth
+from siamese_lib.analysis.beyond_paper import test_truth as truth_of
 from siamese_lib.data import confirmation_pairs, generate_pair_sets
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline import dataset, published, publishing
@@ -50,7 +50,7 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
 
 
 def test_the_runner_draws_the_test_pairs_once_and_notebooks_read_them_without_torch(tmp_path):
-    published.write_test_pairs(tmp_path, 20, 0)
+    publishing.write_test_pairs(tmp_path, 20, 0)
     *_, target, classes = generate_pair_sets(20, 0)
     code = (
         "import sys; from siamese_lib.analysis.beyond_paper import test_truth; "
@@ -59,7 +59,7 @@ def test_the_runner_draws_the_test_pairs_once_and_notebooks_read_them_without_to
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"({target.tolist()}, {classes.tolist()}) False"
     # a set the table lacks is drawn again
-    assert test_truth(20, 1, tmp_path / "pairs.parquet") == test_truth(20, 1) != test_truth(20, 0)
+    assert truth_of(20, 1, tmp_path / "pairs.parquet") == truth_of(20, 1) != truth_of(20, 0)
 
 
 def test_the_pairs_file_is_published_beside_the_record_and_checked(made):

@@ -103,12 +103,17 @@ def test_the_sample_is_stratified_and_fits_the_budget():
     assert len(verify.stratified_sample(runs, 0, 2, full=True)) == len(runs)
 
 
-def test_a_runs_csv_row_rebuilds_its_configuration():
-    config = RunConfig(model="ResNet", seed=3, protocol="original", branch_calls=1, augment=("swap", "shift"))
-    row = {**config.to_dict(), "augment": "swap,shift"}
-    del row["branch_calls"]  # a record from before the field: one call
-    assert verify.config_from_row(row) == config
-    assert verify.config_from_row({**RunConfig().to_dict(), "augment": float("nan")}) == RunConfig()
+def test_a_cell_is_a_configuration_less_its_seed():
+    base = RunConfig(model="ResNet", seed=3, protocol="corrected")
+    cell = verify.cell_of(base)
+    assert cell.startswith(
+        "protocol=corrected model=ResNet weight_sharing=1 aux_loss=1 batch_norm=1 dropout=0 "
+    )
+    assert (
+        verify.cell_of(RunConfig(model="ResNet", seed=4, protocol="corrected", confirm_seeds=(101,))) == cell
+    )
+    for other in (dict(augment=("swap",)), dict(nb_pairs=500), dict(lr=0.01), dict(weight_sharing=False)):
+        assert verify.cell_of(RunConfig(model="ResNet", seed=3, protocol="corrected", **other)) != cell
 
 
 def test_a_profile_names_its_numerics(tmp_path):
@@ -127,5 +132,5 @@ def test_verify_usage_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SIAMESE_LIB_REPORT_DIR", str(tmp_path))
     monkeypatch.setenv("SIAMESE_LIB_RUNS_DIR", str(tmp_path))
     assert cli.main(["verify", "--profile", "smoke"]) == 2
-    assert "no committed record" in capsys.readouterr().err
+    assert "no published record at" in capsys.readouterr().err
     assert cli.main(["verify", "--minutes", "0"]) == 2

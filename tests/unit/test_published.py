@@ -22,7 +22,7 @@ from siamese_lib.experiments.planning import expand
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline import published, publishing
 from siamese_lib.presentation.sections import write_data_csvs
-from siamese_lib.store import config_from_dict, load_record, load_records, record_path, run_key
+from siamese_lib.store import SEEDED_MARK, config_from_dict, load_record, load_records, record_path, run_key
 from siamese_lib.training import pair_errors, pair_sets
 
 
@@ -82,7 +82,7 @@ def test_records_round_trip_and_reseed_a_store(made, tmp_path):
     written, kept = publishing.seed_store(path, tmp_path / "seeded", profile)
     assert (written, kept) == (len(records), 0) and load_records(tmp_path / "seeded") == records
     assert publishing.seed_store(path, tmp_path / "seeded", profile) == (0, len(records))  # kept
-    assert (tmp_path / "seeded" / publishing.SEEDED_MARK).is_file()  # marked: exploration trains elsewhere
+    assert (tmp_path / "seeded" / SEEDED_MARK).is_file()  # marked: exploration trains elsewhere
 
 
 def test_a_reader_needs_pandas_alone_and_the_metadata_says_what_it_holds(made):
@@ -391,32 +391,56 @@ def test_a_record_of_uncommitted_code_is_refused_for_a_committed_profile_s_store
     pq.write_table(published.records_table(records, meta), path)
     resign(path)
     monkeypatch.delenv("SIAMESE_LIB_ALLOW_DIRTY", raising=False)
-    monkeypatch.setattr(publishing, "is_clean_store", lambda d: True)  # as runs/paper/store
+    monkeypatch.setattr(publishing.store, "is_clean_store", lambda d: True)  # as runs/paper/store
     with pytest.raises(
         published.RecordFileError, match=rf"1 of its runs \(e.g. {records[0]['key']}\).*\+dirty"
     ):
         publishing.seed_store(path, tmp_path / "seeded", profile)
-    monkeypatch.setattr(publishing, "is_clean_store", lambda d: False)  # another profile's: an experiment
+    monkeypatch.setattr(
+        publishing.store, "is_clean_store", lambda d: False
+    )  # another profile's: an experiment
     assert publishing.seed_store(path, tmp_path / "seeded", profile)[0] == len(records)
 
 
-def test_verify_refuses_a_runs_csv_that_its_record_does_not_derive(made, tmp_path):
-    """An edited cell is refused by verify whatever its sample holds: runs.csv must follow from the record."""
+def _duplicate_a_row(path):
+    frame = pd.read_csv(path)
+    pd.concat([frame, frame.iloc[[0]]]).to_csv(path, index=False)
+
+
+def _edit_a_mean(path):
+    frame = pd.read_csv(path)
+    frame.loc[frame["n"] > 0, "mean"] -= 0.5
+    frame.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    "name, edit",
+    [("runs", _duplicate_a_row), ("cells", _edit_a_mean), ("runs", lambda p: p.write_text("key\n"))],
+)
+def test_verify_refuses_a_csv_that_its_record_does_not_derive(made, name, edit):
+    """An edited cell is refused by verify whatever its sample holds: runs.csv and cells.csv must follow from the
+    record, byte for byte; a CSV that is absent is not checked (the record is the source)."""
     from siamese_lib.common import UsageError
     from siamese_lib.pipeline import verify
 
     profile, store, plan, path = made
+    runs, _ = verify.load_committed(path.parent, profile)  # no CSV beside it: nothing to compare
+    assert sorted(r.key for r in runs) == sorted(r["key"] for r in load_records(store))
     derived = publishing.derive_csvs(path, path.parent, profile)
-    said = []
-    verify.check_against_record(derived["runs"], profile, log=said.append)  # as derived: accepted, silently
-    assert said == []
-    frame = pd.read_csv(derived["runs"])
-    frame.loc[0, "test_error"] += 1.5
-    frame.to_csv(derived["runs"], index=False)
-    with pytest.raises(UsageError, match="runs.csv is not what records.parquet beside it derives"):
-        verify.check_against_record(derived["runs"], profile)
-    alone = tmp_path / "alone" / "runs.csv"
-    alone.parent.mkdir()
-    alone.write_bytes(derived["runs"].read_bytes())
-    verify.check_against_record(alone, profile, log=said.append)
-    assert "no published record beside" in said[0]
+    assert len(verify.load_committed(path.parent, profile)[0]) == len(runs)  # as derived: accepted
+    edit(derived[name])
+    with pytest.raises(UsageError, match=f"{name}.csv is not what records.parquet beside it derives") as err:
+        verify.load_committed(path.parent, profile)
+    assert "\n" not in str(err.value)
+
+
+def test_verify_refuses_a_record_with_a_key_twice(made, tmp_path):
+    from siamese_lib.pipeline import verify
+
+    profile, store, plan, path = made
+    rewrite(path, lambda frame: pd.concat([frame, frame.iloc[[0]]]))
+    key = pd.read_parquet(path)["key"][0]
+    with pytest.raises(published.RecordFileError, match=rf"duplicated rows: {key} \(2 times\)"):
+        verify.load_committed(path.parent, profile)
+    with pytest.raises(published.RecordFileError, match="no published record"):
+        verify.load_committed(tmp_path / "nowhere", profile)

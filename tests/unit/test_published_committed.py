@@ -34,7 +34,7 @@ def test_the_checksum_holds_and_every_run_is_planned_and_admitted(seeded):
     )["runs"].keys()
     keys = {p.stem for p in (base / "store").glob("*.json")}
     assert (written, kept) == (909, 0) and keys <= planned and len(keys) == 909
-    assert (base / "store" / publishing.SEEDED_MARK).is_file()
+    assert (base / "store" / publishing.store.SEEDED_MARK).is_file()
 
 
 def test_a_store_seeded_from_it_republishes_the_same_bytes(seeded, tmp_path):
