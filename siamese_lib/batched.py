@@ -84,7 +84,8 @@ def _train_together(configs, dev, progress) -> list[dict]:
     epoch_losses = []
     for epoch in range(config.trained_epochs):
         w = aux_weight_at(config, epoch)
-        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))  # noqa: B023 (called in this iteration)
+        # B023: the lambda is called in this iteration, with this iteration's w
+        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))  # noqa: B023
         total = torch.zeros(len(configs), device=dev)
         for xb, tb, cb in batches:
             losses = step(params, buffers, xb, tb, cb)

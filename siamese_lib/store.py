@@ -12,7 +12,14 @@ from pathlib import Path
 
 from .common import ROOT, UsageError, runs_root, write_atomically
 from .config import RunConfig
-from .record import SCHEMA_VERSION, CorruptRecord, admit, config_from_dict, run_key, validate_record  # noqa: F401
+from .record import (  # noqa: F401 (the store's names for what a record is)
+    SCHEMA_VERSION,
+    CorruptRecord,
+    admit,
+    config_from_dict,
+    run_key,
+    validate_record,
+)
 
 # What decides a run's numbers: a change under these paths is a new code version (docs and tests are not).
 CODE_PATHS = ("siamese_lib", "notebooks", "params", "pyproject.toml", "constraints.txt")

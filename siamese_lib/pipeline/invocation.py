@@ -119,8 +119,8 @@ def train_and_execute(run: Run, stages: list) -> None:
 
 
 def present(run: Run, stages: list, published: bool) -> None:
-    """Figures beside the last training notebooks, the report (and explore, on the published record) after
-    everything; each only when the store, the verification, the code, the notebook or its parameters changed."""
+    """Figures beside the last training notebooks, the report (and explore, on a published record) last; each
+    only when the store, the verification, the code, the notebook or its parameters changed."""
     extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
     executions = expand(run.profile, str(run.store_dir), run.device, stages=stages)
     jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, extra)
