@@ -126,13 +126,20 @@ def present(run: Run, stages: list, published: bool) -> None:
     jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, extra)
     state = nb.presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
     run.all_jobs += jobs
-    changed = False
+    changed, shown = False, ("report.html", "explore.html") if published else ("report.html",)
     for job in jobs:
         job.fingerprint = f"{job.fingerprint}-{state}"
-        report_there = job.stage != "report" or (run.report_dir / "report.html").exists()
-        if not (run.force or changed) and report_there and nb.up_to_date(job, run.previous, run.store_dir):
+        explore = None
+        if job.stage == "report" and published:  # the published record explored, beside the report notebook
+            params = {"record_dir": str(run.report_dir)}
+            explore = nb.Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
+            run.all_jobs.append(explore)
+        run.unneeded += job.stage == "report" and not published  # explore: counted in the total
+        there = job.stage != "report" or all((run.report_dir / name).exists() for name in shown)
+        if not (run.force or changed) and there and nb.up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
-            run.unneeded += job.stage == "report"  # and so is the explore notebook's HTML
+            if explore is not None:
+                explore.status = "up-to-date"
             run.write(f"{job.label} is up to date (same store, notebook and parameters): not executed again")
             continue
         changed = True
@@ -140,13 +147,9 @@ def present(run: Run, stages: list, published: bool) -> None:
             run.executor.wait()
             write_timings(run, "running")  # the report notebook reads the training stages' times
         run.submit(job)
+        if explore is not None:
+            run.submit(explore)
         if job.stage == "report":
-            explore = None
-            if published:  # the published record explored, beside the report notebook
-                params = {"record_dir": str(run.report_dir)}
-                explore = nb.Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
-                run.all_jobs.append(explore)
-                run.submit(explore)
             run.executor.wait()
             if job.status == "ok" and (explore is None or explore.status == "ok"):
                 render(run, job, explore)

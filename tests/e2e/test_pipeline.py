@@ -105,10 +105,11 @@ def test_smoke_profile_end_to_end(smoke_run):
     # timings.json: the shape the report reads
     t = json.loads((runs / "timings.json").read_text())
     assert t["profile"] == "smoke" and t["jobs"] == 2 and t["device"] == "cpu" and t["status"] == "ok"
-    assert set(t["stages"]) == {s for s, _ in plan} | {"training"} and t["total_seconds"] > 0
-    assert {(e["stage"], e["name"]) for e in t["executions"]} == set(plan)
+    assert set(t["stages"]) == {s for s, _ in plan} | {"training", "explore"} and t["total_seconds"] > 0
+    executed = {**plan, ("explore", "explore"): []}  # explore: the published record, beside the report
+    assert {(e["stage"], e["name"]) for e in t["executions"]} == set(executed)
     for e in t["executions"]:
-        assert e["status"] == "ok" and e["runs"] == len(plan[(e["stage"], e["name"])])
+        assert e["status"] == "ok" and e["runs"] == len(executed[(e["stage"], e["name"])])
         assert e["trained"] + e["cached"] == e["runs"] and e["notebook"].endswith(f"{e['name']}.ipynb")
         assert e["kernel_start_seconds"] > 0
     assert sum(e["trained"] for e in t["executions"]) == len(keys)  # each distinct run trained exactly once
@@ -116,6 +117,8 @@ def test_smoke_profile_end_to_end(smoke_run):
     report = smoke_run["report"]
     assert (report / "report.html").stat().st_size > 0
     assert (report / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    assert "href='explore.html'" in (report / "report.html").read_text()
+    assert "Exploring the published record" in (report / "explore.html").read_text()
     # the summary
     assert "0 failed" in proc.stderr and f"runs: {len(keys)} trained" in proc.stderr
     assert "dashboard: http://127.0.0.1:" in proc.stderr  # the local cluster's Dask dashboard
@@ -124,7 +127,7 @@ def test_smoke_profile_end_to_end(smoke_run):
     # progress: one total from the start (the selection's finals counted before its choice), one clock
     heads = re.findall(r"\[(\d+)/(\d+) notebooks, (\d+):(\d+) elapsed, about \d+:\d+ left\]", proc.stderr)
     total = int(re.search(r"(\d+) notebooks to execute", proc.stderr).group(1))
-    assert len(heads) == len(plan) and {int(n) for _, n, _, _ in heads} == {total} and total >= len(plan)
+    assert len(heads) == len(executed) and {int(n) for _, n, _, _ in heads} == {total} and total >= len(heads)
     assert int(heads[-1][0]) == total  # finals counted before the choice and then not needed count as done
     clocks = [60 * int(m) + int(s) for _, _, m, s in heads]
     assert clocks == sorted(clocks) and clocks[-1] >= clocks[0]

@@ -113,8 +113,8 @@ def env(tmp_path, monkeypatch):
 
 
 HARNESS = (
-    "import sys; from pathlib import Path; import siamese_lib.experiments.planning as P;"
-    " import siamese_lib.pipeline.runner as R; P.NOTEBOOKS_DIR = R.NOTEBOOKS_DIR = Path(sys.argv[1]);"
+    "import sys; from pathlib import Path;"
+    " import siamese_lib.pipeline.runner as R; R.NOTEBOOKS_DIR = Path(sys.argv[1]);"
     " from siamese_lib.cli import main; sys.exit(main(sys.argv[2:]))"
 )
 
@@ -242,7 +242,6 @@ def test_a_notebook_that_lost_its_parameters_tag_fails_by_name(tmp_path, env, mo
     profile = write_profile(tmp_path / "untagged.yaml", [True])
     nbdir = crafted_table1(tmp_path / "nb", "", tagged=False)
     monkeypatch.setattr(runner, "NOTEBOOKS_DIR", nbdir)
-    monkeypatch.setattr(planning, "NOTEBOOKS_DIR", nbdir)
     assert cli.main(["run", "--profile", str(profile), "--jobs", "1", "--device", "cpu"]) == 1
     err = capsys.readouterr().err
     print(err)
