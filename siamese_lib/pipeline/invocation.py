@@ -143,14 +143,14 @@ def present(run: Run, stages: list, published: bool) -> None:
             run.write(f"{job.label} is up to date (same store, notebook and parameters): not executed again")
             continue
         changed = True
-        if job.stage == "report":
+        if job.stage == "report" and not published:  # a published record keeps the history the report shows
             run.executor.wait()
-            write_timings(run, "running")  # the report notebook reads the training stages' times
+            write_timings(run, "running")  # else the report notebook reads the training stages' times
         run.submit(job)
         if explore is not None:
             run.submit(explore)
         if job.stage == "report":
-            run.executor.wait()
+            run.executor.wait(jobs=(job, explore))  # rendered while training notebooks may still run
             if job.status == "ok" and (explore is None or explore.status == "ok"):
                 render(run, job, explore)
 

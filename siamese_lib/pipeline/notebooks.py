@@ -22,6 +22,7 @@ from ..experiments.profiles import notebook_name
 from ..store import run_key
 
 PRESENTATION_STAGES = ("figures", "report")
+AHEAD = (*PRESENTATION_STAGES, "explore")  # inputs complete when queued: ahead of training notebooks
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # the parameters the progress lines leave out: places and settings, not what names an execution
 HIDDEN_PARAMETERS = set(
@@ -139,7 +140,8 @@ class Executor:
     def __init__(self, notebooks_dir: Path, store_dir: Path, on_finish, keep_going: bool, width: int):
         self.notebooks_dir, self.store_dir = notebooks_dir, store_dir
         self.on_finish, self.keep_going = on_finish, keep_going
-        self.pool = ThreadPoolExecutor(max_workers=max(1, width))
+        self.width, self.busy, self.waiting, self.gate = max(1, width), 0, 0, threading.Condition()
+        self.pool, self.ahead = ThreadPoolExecutor(self.width), ThreadPoolExecutor(len(AHEAD))
         self.futures: dict = {}
         self.lock = threading.Lock()
         self.stop = False
@@ -147,12 +149,25 @@ class Executor:
 
     def submit(self, job: Job) -> None:
         if job.status == "pending" and not self.stop:
-            self.futures[self.pool.submit(self.execute, job)] = job
+            first = job.stage in AHEAD
+            with self.gate:
+                self.waiting += first
+            self.futures[(self.ahead if first else self.pool).submit(self.execute, job, first)] = job
 
-    def execute(self, job: Job) -> None:
+    def execute(self, job: Job, first: bool) -> None:
         threading.current_thread().name = job.label  # papermill's warnings name their job
-        if self.stop:
-            return  # never started: the runner counts it cancelled
+        with self.gate:  # at most width kernels at once; the jobs ahead that wait start first
+            self.gate.wait_for(lambda: self.busy < self.width and (first or not self.waiting))
+            self.busy, self.waiting = self.busy + 1, self.waiting - first
+        try:
+            if not self.stop:  # else never started: the runner counts it cancelled
+                self.run_job(job)
+        finally:
+            with self.gate:
+                self.busy -= 1
+                self.gate.notify_all()
+
+    def run_job(self, job: Job) -> None:
         job.output.parent.mkdir(parents=True, exist_ok=True)
         job.started, job.status = time.time(), "running"
         notebook = self.notebooks_dir / f"{notebook_name(job.stage)}.ipynb"
@@ -174,10 +189,11 @@ class Executor:
                 self.stop = True  # decided here, so a queued job cannot start in between
             self.on_finish(job)
 
-    def wait(self) -> None:
-        """Wait for every execution submitted (an error in a thread is raised here)."""
-        for future in list(self.futures):
-            future.result()
+    def wait(self, jobs=None) -> None:
+        """Wait for every execution submitted, or those of ``jobs`` (an error in a thread is raised here)."""
+        for future, job in list(self.futures.items()):
+            if jobs is None or any(job is j for j in jobs):
+                future.result()
 
     def abort(self) -> None:
         """Stop every execution: queued ones never start; running kernels are interrupted, then killed."""
@@ -193,6 +209,7 @@ class Executor:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.ahead.shutdown(wait=True, cancel_futures=True)
 
 
 def execute_job(job: Job, notebook: Path, aborted: threading.Event) -> str | None:
