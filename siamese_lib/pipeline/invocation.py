@@ -14,7 +14,7 @@ from ..experiments.planning import Execution, expand, notebook_count, plan_docum
 from ..experiments.profiles import SELECTION_STAGES, TRAINING_STAGES
 from ..store import CorruptRecord, code_version, load_record, record_path
 from . import notebooks as nb
-from .timings import Run, clock, write_timings
+from .timings import Run, clock, presentation_state, up_to_date, write_timings
 
 
 def plan(run: Run) -> None:
@@ -69,7 +69,7 @@ def train_and_execute(run: Run, stages: list) -> None:
     write_plan(run)
     todo, waiting = {}, {}
     for job in jobs:
-        if not run.force and nb.up_to_date(job, run.previous, run.store_dir):
+        if not run.force and up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
             continue
         job.waiting = {k for k in job.keys if not run.key_done(k)}
@@ -124,7 +124,7 @@ def present(run: Run, stages: list, published: bool) -> None:
     extra = dict(runs_dir=str(run.base), report_dir=str(run.report_dir))
     executions = expand(run.profile, str(run.store_dir), run.device, stages=stages)
     jobs = nb.make_jobs(executions, run.base, run.device, run.notebooks_dir, run.used, extra)
-    state = nb.presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
+    state = presentation_state(run.store_dir, also=[run.base / "verify" / "verify.json"])
     run.all_jobs += jobs
     changed, shown = False, ("report.html", "explore.html") if published else ("report.html",)
     for job in jobs:
@@ -136,7 +136,7 @@ def present(run: Run, stages: list, published: bool) -> None:
             run.all_jobs.append(explore)
         run.unneeded += job.stage == "report" and not published  # explore: counted in the total
         there = job.stage != "report" or all((run.report_dir / name).exists() for name in shown)
-        if not (run.force or changed) and there and nb.up_to_date(job, run.previous, run.store_dir):
+        if not (run.force or changed) and there and up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
             if explore is not None:
                 explore.status = "up-to-date"

@@ -4,7 +4,6 @@ when papermill says so and every run the plan names for it is in the store after
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -17,13 +16,12 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..common import TEMPLATE_DIR, inside, safe_name, same_package_env
+from ..common import inside, safe_name, same_package_env
 from ..experiments.profiles import notebook_name
 from ..store import run_key
 
 PRESENTATION_STAGES = ("figures", "report")
 AHEAD = (*PRESENTATION_STAGES, "explore")  # inputs complete when queued: ahead of training notebooks
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # the parameters the progress lines leave out: places and settings, not what names an execution
 HIDDEN_PARAMETERS = set(
     "store_dir runs_dir profile_path device threads force nb_pairs data_seed batch_size scheduler".split()
@@ -91,34 +89,6 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
         keys = [run_key(c, device) for c in configs]
         jobs.append(Job(ex.stage, name, params, output, configs, keys, digest))
     return jobs
-
-
-def presentation_state(store_dir: Path, also=()) -> str:
-    """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
-    in ``also`` (the verification's result) and the package's source and templates."""
-    h = hashlib.sha256(_package_digest().encode())
-    for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
-        if path.exists():  # names, not paths: a moved folder is the same
-            h.update(f"{path.name} {path.stat().st_size} {path.stat().st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-@functools.lru_cache(maxsize=1)
-def _package_digest() -> str:
-    h = hashlib.sha256()
-    for base, pattern in ((PACKAGE_DIR, "*.py"), (TEMPLATE_DIR, "*")):
-        for path in sorted(p for p in base.rglob(pattern) if p.is_file()):
-            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
-    """Executed before with the same notebook and parameters, and nothing it reads has changed since."""
-    entry = previous.get((job.stage, job.name)) or {}
-    if not job.output.exists() or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
-        return False
-    paths, mtime = [store_dir / f"{k}.json" for k in job.keys], job.output.stat().st_mtime
-    return all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
 
 
 def parameters_problem(notebook: Path) -> str | None:

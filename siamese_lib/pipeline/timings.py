@@ -3,6 +3,8 @@ per stage and notebook, summed over a run and its resumes) and the summary."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import platform
@@ -11,11 +13,50 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..common import ROOT, inside, now_iso, report_root, runs_root, safe_name, write_json_atomically
+from ..common import (
+    ROOT,
+    TEMPLATE_DIR,
+    inside,
+    now_iso,
+    report_root,
+    runs_root,
+    safe_name,
+    write_json_atomically,
+)
 from ..experiments.profiles import STAGES
 from ..machine import cpu_model
 from .engine import Engine, scheduler_address
 from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, first_line
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+
+
+def presentation_state(store_dir: Path, also=()) -> str:
+    """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
+    in ``also`` (the verification's result) and the package's source and templates."""
+    h = hashlib.sha256(_package_digest().encode())
+    for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
+        if path.exists():  # names, not paths: a moved folder is the same
+            h.update(f"{path.name} {path.stat().st_size} {path.stat().st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=1)
+def _package_digest() -> str:
+    h = hashlib.sha256()
+    for base, pattern in ((PACKAGE_DIR, "*.py"), (TEMPLATE_DIR, "*")):
+        for path in sorted(p for p in base.rglob(pattern) if p.is_file()):
+            h.update(path.relative_to(base).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def up_to_date(job: Job, previous: dict, store_dir: Path) -> bool:
+    """Executed before with the same notebook and parameters, and nothing it reads has changed since."""
+    entry = previous.get((job.stage, job.name)) or {}
+    if not job.output.exists() or entry.get("status") != "ok" or entry.get("fingerprint") != job.fingerprint:
+        return False
+    paths, mtime = [store_dir / f"{k}.json" for k in job.keys], job.output.stat().st_mtime
+    return all(p.exists() and p.stat().st_mtime <= mtime for p in paths)
 
 
 class Run:

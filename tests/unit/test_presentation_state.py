@@ -3,7 +3,7 @@ result, or the package's code (a change to a figure must not leave an old report
 
 import os
 
-from siamese_lib.pipeline import notebooks
+from siamese_lib.pipeline import timings
 
 
 def test_presentation_state_follows_the_store_the_verification_and_the_code(tmp_path, monkeypatch):
@@ -13,21 +13,21 @@ def test_presentation_state_follows_the_store_the_verification_and_the_code(tmp_
     package = tmp_path / "package"
     package.mkdir()
     (package / "figures.py").write_text("COLOR = 'red'\n")
-    monkeypatch.setattr(notebooks, "PACKAGE_DIR", package)
-    notebooks._package_digest.cache_clear()
-    first = notebooks.presentation_state(store, also=[verify])
-    assert notebooks.presentation_state(store, also=[verify]) == first  # nothing changed: up to date
+    monkeypatch.setattr(timings, "PACKAGE_DIR", package)
+    timings._package_digest.cache_clear()
+    first = timings.presentation_state(store, also=[verify])
+    assert timings.presentation_state(store, also=[verify]) == first  # nothing changed: up to date
     (store / "b.json").write_text("{}")
-    second = notebooks.presentation_state(store, also=[verify])
+    second = timings.presentation_state(store, also=[verify])
     assert second != first
     verify.parent.mkdir()
     verify.write_text('{"verdict": "agrees"}')
-    third = notebooks.presentation_state(store, also=[verify])
+    third = timings.presentation_state(store, also=[verify])
     assert third != second
     os.utime(verify, ns=(1, 1))  # verified again
-    assert notebooks.presentation_state(store, also=[verify]) != third
-    fourth = notebooks.presentation_state(store, also=[verify])
+    assert timings.presentation_state(store, also=[verify]) != third
+    fourth = timings.presentation_state(store, also=[verify])
     (package / "figures.py").write_text("COLOR = 'blue'\n")
-    notebooks._package_digest.cache_clear()  # a new process: the runner computes it once per invocation
-    assert notebooks.presentation_state(store, also=[verify]) != fourth
-    notebooks._package_digest.cache_clear()
+    timings._package_digest.cache_clear()  # a new process: the runner computes it once per invocation
+    assert timings.presentation_state(store, also=[verify]) != fourth
+    timings._package_digest.cache_clear()
