@@ -23,25 +23,11 @@ REMOTE = (  # references a reader's browser or WeasyPrint would fetch
 )
 
 
-class RemoteURLRefused(Exception):
-    pass
-
-
 def _url_fetcher():
     """Only data: and file: URLs; anything remote is refused (rendering stays offline)."""
-    try:
-        from weasyprint.urls import URLFetcher  # WeasyPrint >= 68
+    from weasyprint.urls import URLFetcher
 
-        return URLFetcher(allowed_protocols={"data", "file"})
-    except ImportError:  # older WeasyPrint: a function fetcher
-        from weasyprint import default_url_fetcher
-
-        def fetch(url, *args, **kwargs):
-            if not url.startswith(("data:", "file:")):
-                raise RemoteURLRefused(f"refusing to fetch {url}: the report renders offline")
-            return default_url_fetcher(url, *args, **kwargs)
-
-        return fetch
+    return URLFetcher(allowed_protocols={"data", "file"})
 
 
 def report_title(nb) -> str | None:
