@@ -77,27 +77,14 @@ for stage in ("table1", "table2"):
     rows["configuration"] = [label(r, stage) for r in rows.itertuples()]
     order = sorted(rows["configuration"].unique())
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(order) + 1.5))
-    sns.barplot(
-        data=rows,
-        y="configuration",
-        x="test_error",
-        hue="protocol",
-        order=order,
-        errorbar=None,
-        alpha=0.4,
-        ax=ax,
-    )
+    axes = dict(data=rows, y="configuration", x="test_error", hue="protocol", order=order, ax=ax)
+    sns.barplot(**axes, errorbar=None, alpha=0.4)
     np.random.seed(0)  # the dots' jitter
     sns.stripplot(
-        data=rows,
-        y="configuration",
-        x="test_error",
-        hue="protocol",
-        order=order,
+        **axes,
         dodge=True,
         legend=False,
         size=3,
-        ax=ax,
     )
     ax.set(
         title=f"{stage}: test error of each seed (n = {rows.groupby(['configuration', 'protocol']).size().max()} per cell)",
