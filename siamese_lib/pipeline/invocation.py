@@ -133,10 +133,14 @@ def present(run: Run, stages: list, published: bool) -> None:
         if job.stage == "report" and published:  # the published record explored, beside the report notebook
             params = {"record_dir": str(run.report_dir)}
             explore = nb.Job("explore", "explore", params, job.output.with_name("explore.ipynb"))
+            explore.fingerprint = f"{nb.fingerprint(run.notebooks_dir, 'explore', params)}-{state}"
             run.all_jobs.append(explore)
         run.unneeded += job.stage == "report" and not published  # explore: counted in the total
         there = job.stage != "report" or all((run.report_dir / name).exists() for name in shown)
-        if not (run.force or changed) and there and up_to_date(job, run.previous, run.store_dir):
+        same = explore is None or up_to_date(
+            explore, run.previous, run.store_dir
+        )  # explore.html follows both
+        if not (run.force or changed) and there and same and up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
             if explore is not None:
                 explore.status = "up-to-date"

@@ -84,11 +84,17 @@ def make_jobs(executions, base: Path, device: str, notebooks_dir: Path, used: se
             output = inside(base / ex.stage / f"{name}.ipynb", base)
         used.add(output)
         configs = ex.configs() if ex.stage not in PRESENTATION_STAGES else []
-        source = (notebooks_dir / f"{notebook_name(ex.stage)}.ipynb").read_bytes()
-        digest = hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
         keys = [run_key(c, device) for c in configs]
-        jobs.append(Job(ex.stage, name, params, output, configs, keys, digest))
+        jobs.append(
+            Job(ex.stage, name, params, output, configs, keys, fingerprint(notebooks_dir, ex.stage, params))
+        )
     return jobs
+
+
+def fingerprint(notebooks_dir: Path, stage: str, params: dict) -> str:
+    """What an execution's result follows from: its notebook's bytes and its parameters."""
+    source = (notebooks_dir / f"{notebook_name(stage)}.ipynb").read_bytes()
+    return hashlib.sha256(source + json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def parameters_problem(notebook: Path) -> str | None:
