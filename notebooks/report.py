@@ -37,14 +37,11 @@ from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import PARAMS_DIR, runs_root
-from siamese_lib.config import ORIGINAL_NO_AUX_EPOCHS
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
-from siamese_lib.experiments.variants import VARIANTS
 from siamese_lib.pipeline.published import published_history
 from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
-from siamese_lib.presentation.beyond_section import confirmation_html, selection_html
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -79,10 +76,8 @@ words = findings.report_numbers(
     profile_text.claims_size(prof),
     sel.headline_numbers(selection),
 )
-net_head = provenance.head_effect()
 words.update(
     round2=sel.headline_numbers(round2),
-    net_head=[] if net_head is None else net_head.to_dict("records"),
     round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None],
 )
 words["profile"] = profile_text.profile_numbers(prof)
@@ -227,38 +222,10 @@ display(HTML(sections.lr_choice_html(lr)))
 # separately.
 
 # %%
-display(
-    HTML(
-        sections.results_html(
-            cells,
-            "table1",
-            "corrected",
-            "TABLE I: Test error (%) of the four models, corrected protocol. "
-            "Paper: mean ± std over 10 seeds; ours: mean ± std (seeds); Δ = ours − paper; verdict: equivalent within "
-            "the margin, differs, or inconclusive (<a href='#methodology'>Section III</a>). Bold: best per model; red: best overall.",
-            margin,
-        )
-    )
-)
-display(HTML(sections.missing_html(cells, "corrected", "table1")))
+display(HTML(sections.results_html(cells, "table1", "corrected", margin)))
 
 # %%
-# the heading travels with its table, so a page never ends on it
-display(
-    HTML(
-        "<h3>C. LeNet5 in depth</h3><p>Table II: LeNet5 with auxiliary loss, switching weight sharing, batch "
-        "normalisation and dropout.</p>"
-        + sections.results_html(
-            cells,
-            "table2",
-            "corrected",
-            "TABLE II: Test error (%) of "
-            "LeNet5 with auxiliary loss, corrected protocol. Same columns and marks as Table I.",
-            margin,
-        )
-    )
-)
-display(HTML(sections.missing_html(cells, "corrected", "table2")))
+display(HTML(sections.results_html(cells, "table2", "corrected", margin)))
 
 # %% [markdown]
 # ### D. The original protocol
@@ -266,33 +233,8 @@ display(HTML(sections.missing_html(cells, "corrected", "table2")))
 # %%
 if "original" in prof.settings["protocols"]:
     display(HTML(templates.render("quirks.html.j2", quirks=findings.quirk_list())))
-    display(
-        HTML(
-            sections.results_html(
-                cells,
-                "table1",
-                "original",
-                "TABLE I (original protocol): Test error (%) of the four models "
-                "under the authors' original protocol. Same columns and marks as Table I. Without auxiliary loss "
-                f"these runs train {ORIGINAL_NO_AUX_EPOCHS} epochs (the quirk <i>25 epochs</i>).",
-                margin,
-            )
-        )
-    )
-    display(HTML(sections.missing_html(cells, "original", "table1")))
-    display(
-        HTML(
-            sections.results_html(
-                cells,
-                "table2",
-                "original",
-                "TABLE II (original protocol): Test error (%) of LeNet5 with "
-                "auxiliary loss under the authors' original protocol.",
-                margin,
-            )
-        )
-    )
-    display(HTML(sections.missing_html(cells, "original", "table2")))
+    display(HTML(sections.results_html(cells, "table1", "original", margin)))
+    display(HTML(sections.results_html(cells, "table2", "original", margin)))
 else:
     display(HTML(f'<p class="note">Not run: the profile {prof.name!r} runs the corrected protocol only.</p>'))
 
@@ -313,7 +255,6 @@ expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
 xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
 rounds = [("round 1", selection), ("round 2", round2)]
-last = round2 or selection
 display(
     HTML(
         templates.render(
@@ -323,18 +264,7 @@ display(
             expected=expected,
             **words,
         )
-        + confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
-        + (
-            figures.figure_html(
-                figures.selection_figure(last["runs"]),
-                "Fig. 4: The last declared selection round: validation error of each candidate and rule over the "
-                "selection seeds (bars: the means the rule compares); the choice's test and confirmation errors "
-                "are in Table VII.",
-                width="70%",
-            )
-            if last and not last["runs"].empty
-            else ""
-        )
+        + beyond_section.confirmation_html(rounds, sel.cell_confirmation(records, plan), prof.settings)
     )
 )
 
@@ -349,147 +279,35 @@ display(HTML(templates.render("conclusion.html.j2", **words)))
 # notebook of every configuration, the profile that defined the run, and the data behind the report.
 
 # %%
-display(
-    HTML(
-        '<h3 id="departures">A. Departures from the paper and from the authors\' code</h3>'
-        "<p>Every departure, read from this code's own settings; the original protocol reproduces the authors' "
-        "quirks (named as in <a href='#quirks'>Section IV-D</a>), the corrected protocol fixes them.</p>"
-        + provenance.departures_html(tables.quirk_shifts(cells)[1])
-        + templates.render("net_head.html.j2", **words)
-    )
-)
+display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))
 
 # %%
-display(
-    HTML('<h3 id="protocol">B. The protocol as run</h3>' + sections.protocol_html(prof, records, timings))
-)
+display(HTML(sections.protocol_html(prof, records, timings)))
 
 # %%
-protocols = tuple(prof.settings["protocols"])
-display(
-    HTML(
-        '<h3 id="quirk-shifts">C. The tables as error bars, and what the quirks move</h3>'
-        + figures.figure_html(
-            figures.errorbar_figure(cells, "table1", protocols),
-            "Fig. S1: Table I as error bars: "
-            "mean ± std of the test error, the paper's and ours under each protocol run.",
-        )
-        + figures.figure_html(
-            figures.errorbar_figure(cells, "table2", protocols),
-            "Fig. S2: Table II as error bars, the same marks.",
-            width="85%",
-        )
-        + (
-            sections.quirk_shift_html(*tables.quirk_shifts(cells))
-            if "original" in protocols
-            else '<p class="note">Not run: this profile runs the corrected protocol only.</p>'
-        )
-    )
-)
+display(HTML(sections.quirk_shift_html(cells, tuple(prof.settings["protocols"]))))
 
 # %%
 display(HTML('<h3 id="beyond-tables">D. Beyond the paper, in full</h3>'))
-if have_ext:  # each heading is emitted with its content, so a profile without this stage shows none
-    summary = beyond.best_summary(xdf)
-    counts = beyond.flip_confusion(xdf, summary["model"], summary["variant"])
-    display(
-        HTML(
-            "<h4>The variants</h4>"
-            + templates.macro("beyond_tables:intro", VARIANTS, expected - len(xdf), expected)
-            + "<p>Two comparison rules per variant: the learned comparison head, as in the paper, and P(d1 ≤ d2) "
-            "computed exactly from the two digit softmaxes (the sum over i ≤ j of p1(i) p2(j)). The ensemble "
-            "averages the seeds' outputs per test pair; it is fixed in advance, not chosen.</p>"
-            + beyond_section.findings_html(xdf)
-            + beyond_section.table3_html(xdf)
-            + beyond_section.rules_html(xdf)
-            + figures.figure_html(
-                figures.aux_weight_figure(xdf),
-                "Fig. S3: Test error against the weight w of the "
-                "two digit losses (the comparison loss + w x the digit losses), mean ± std over seeds; open squares: "
-                "w decaying linearly from 1 to 0 over the epochs. The digit rule is not drawn at w = 0, where nothing "
-                "trains the digit outputs as digits.",
-                width="80%",
-            )
-            + "<h4>The best variant on validation, and what each ingredient is worth</h4><p>The configuration "
-            "reported below has the lowest mean validation error over every variant and rule of the stage. The "
-            "recipe (re-pairing, swapping, small affine moves, a cosine learning-rate decay, 100 epochs) was "
-            "fixed before this stage by unrecorded explorations; the refit on all the training pairs "
-            "is <i>post hoc</i>: it was added after the held-out-split runs' test "
-            "errors had been seen.</p>"
-            + beyond_section.best_html(xdf, summary)
-            + figures.figure_html(
-                figures.plot_confusion(counts),
-                f"Fig. S4: {summary['model']}, <code>{summary['variant']}</code>: the digit errors that alone flip "
-                f"the comparison (with the other image's true digit, the predicted digit gives the other answer), "
-                f"summed over the {summary['n']} seeds' test predictions; {int(counts.values.sum())} in all.",
-                width="55%",
-            )
-        )
-    )
-else:
-    display(HTML('<p class="note">No data.</p>'))
-display(
-    HTML(
-        '<h4 id="selection">Selection round 1, declared before it ran</h4>'
-        + selection_html(selection, ("S8", "S9", "S5"))
-        + '<h4 id="selection-round2">Selection round 2, declared before any of its runs</h4>'
-        + selection_html(round2, ("S10", "S11", "S6"))
-    )
-)
+# each heading is emitted with its content, so a profile without this stage shows none
+display(HTML(beyond_section.supplement_html(xdf, expected) if have_ext else '<p class="note">No data.</p>'))
+display(HTML(beyond_section.selection_html(selection, 1) + beyond_section.selection_html(round2, 2)))
 
 # %%
-display(
-    HTML(
-        '<h3 id="verification">E. Machines, software and verification</h3>'
-        + sections.environment_html(records, verify)
-    )
-)
+display(HTML(sections.environment_html(records, verify)))
 
 # %%
-display(
-    HTML(
-        '<h3 id="wall-time">F. Invocations and wall time</h3>'
-        + templates.macro("run_tables:timings", timings)
-    )
-)
+display(HTML(templates.macro("run_tables:timings", timings)))
 
 # %%
-display(
-    HTML(
-        '<h3 id="notebooks">G. Executed notebooks</h3>'
-        + templates.macro("run_tables:notebooks", timings, runs_dir.name)
-    )
-)
+display(HTML(templates.macro("run_tables:notebooks", timings, runs_dir.name)))
 
 # %%
-display(
-    HTML(
-        f'<h3 id="profile">H. The profile</h3><p>{templates.escape(profile_path.name)}:</p>'
-        f"<pre>{templates.escape(profile_path.read_text())}</pre>"
-    )
-)
+display(HTML(templates.macro("run_tables:profile", profile_path.name, profile_path.read_text())))
 
 # %%
-paths = sections.write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
-display(
-    HTML(
-        '<h3 id="data">I. The data behind this report</h3><p>One row per training run, with its record\'s path '
-        "in the results store (column <code>record</code>, under the runs folder): <a href='runs.csv'>runs.csv</a>; "
-        "one row per table cell (the paper's and our mean, std, n, difference, both tests' p-values, the verdict, "
-        "the epochs as trained, and whether the cell is counted): <a href='cells.csv'>cells.csv</a>. Every run's full "
-        "record (configuration, metrics, loss curve, per-pair test outputs, machine, code version) and the profile: "
-        + (
-            "<a href='records.parquet'>records.parquet</a> (its sha256 in <a href='records.parquet.sha256'>records."
-            "parquet.sha256</a>; <code>pandas.read_parquet</code> reads it); both CSV files are derived from it. Beside "
-            "it, <a href='pairs.parquet'>pairs.parquet</a> holds each test and confirmation pair's target and digits, "
-            "in the order of the runs' per-pair outputs; every column is described in the files' schema and in "
-            "docs/data-dictionary.md, and notebooks/explore.ipynb answers the usual questions from the record alone "
-            "(<a href='explore.html'>explore.html</a>: executed on this record).</p>"
-            if (report_dir / "records.parquet").is_file()  # published by the runner before the report
-            else "none is published beside this report (<code>python -m siamese_lib publish</code> makes one).</p>"
-        )
-    )
-)
+sections.write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
+display(HTML(templates.macro("run_tables:data", (report_dir / "records.parquet").is_file())))
 
 # %%
 display(HTML(templates.render("claims_detail.html.j2", **words)))

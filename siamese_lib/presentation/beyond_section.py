@@ -10,7 +10,7 @@ from ..analysis.selection_results import headline_numbers, space_frame
 from ..analysis.stats import FDR, mean_std_n
 from ..experiments.selection import RULE_TEXT
 from ..experiments.variants import REFITS, VARIANTS
-from .figures import figure_html, selection_figure
+from .figures import aux_weight_figure, image_src, plot_confusion, selection_figure
 from .templates import escape, macro, render, safe
 
 
@@ -69,27 +69,40 @@ def findings_html(xdf) -> str:
     return macro("beyond_tables:findings", groups, len(t), n_raw, n_eff, FDR)
 
 
-def selection_html(result, numbers: tuple = ("S8", "S9", "S5")) -> str:
-    """A declared selection round: its space, each candidate's validation scores, the choice, the headline and
-    its ensembles; one line without one. ``numbers``: its space table's, scores table's and figure's."""
-    if result is None:
-        return '<p class="note">This profile has no such selection round.</p>'
+def supplement_html(xdf, expected: int) -> str:
+    """Supplement D's variants: Table S4, the effects, Tables S5 and S6, Fig. S3, the best variant and its
+    ablation, Fig. S4 (the digit errors that flip its comparisons)."""
+    summary = bp.best_summary(xdf)
+    counts = bp.flip_confusion(xdf, summary["model"], summary["variant"])
+    aux, flips = image_src(aux_weight_figure(xdf)), image_src(plot_confusion(counts))
+    text = macro("beyond_tables:intro", VARIANTS, expected - len(xdf), expected)
+    text += findings_html(xdf) + table3_html(xdf) + rules_html(xdf) + macro("beyond_tables:aux_figure", aux)
+    return (
+        text
+        + best_html(xdf, summary)
+        + macro("beyond_tables:flips", flips, summary, int(counts.values.sum()))
+    )
+
+
+def selection_html(result, round: int = 1) -> str:
+    """A declared selection round: its space, each candidate's validation scores and their figure, the choice,
+    the headline and its ensembles; one line without one."""
     figure = headline = None
-    if not result["missing"]:
-        caption = f"Fig. {numbers[2]}: Validation error of each candidate and rule over the selection seeds"
-        caption += " (bars: means, which the rule compares)."
-        figure = safe(figure_html(selection_figure(result["runs"]), caption, "80%"))
-    if result["headline"] is not None:
+    if result is not None and not result["missing"]:
+        figure = image_src(selection_figure(result["runs"]))
+    if result is not None and result["headline"] is not None:
         headline = safe(render("selection_headline.html.j2", selection=headline_numbers(result)))
-    space = space_frame(result["stage"])
-    return macro("selection_tables:selection", result, space, RULE_TEXT, numbers, figure, headline)
+    space = result and space_frame(result["stage"])
+    return macro("selection_tables:selection", result, round, space, RULE_TEXT, figure, headline)
 
 
 def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
-    """Table VII: each headline on the test pairs and on the confirmation set, with 95 % intervals."""
+    """Table VII: each headline on the test pairs and the confirmation set (95 % intervals), then Fig. 4."""
     scored = [r["confirm"] for _, r in rounds if r is not None]
     pairs = next((s["pairs"] for s in [paper_cell and paper_cell["confirm"], *scored] if s), 0)
     n, seeds = settings["nb_pairs"], settings["confirmation_seeds"] or []
     words = dict(seeds=seeds, pairs=pairs, test_pairs=n, data_seed=settings["data_seed"])
     text = render("confirmation.html.j2", se_1pct=100 * (0.01 * 0.99 / n) ** 0.5, **words)
-    return text + macro("selection_tables:confirmation", rounds, paper_cell)
+    last = rounds[-1][1] or rounds[0][1]
+    fig4 = image_src(selection_figure(last["runs"])) if last else None
+    return text + macro("selection_tables:confirmation", rounds, paper_cell, fig4)

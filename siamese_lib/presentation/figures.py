@@ -18,7 +18,7 @@ from ..analysis.tables import PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS, cell_map, 
 from ..common import ROOT, TEMPLATE_DIR
 from ..config import PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
-from .templates import escape
+from .templates import macro
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
@@ -30,20 +30,21 @@ AUTHORS_LR_SEARCH = ROOT / "docs" / "measurements" / "authors_lr_search.csv"
 OURS, AUTHORS = "ours", "authors' log"
 
 
-def figure_html(fig, caption: str, width: str = "100%", dpi: int = 200) -> str:
-    """A figure (matplotlib, or a committed SVG's path) inline in base64 with its caption, on one page."""
-    if fig is None:
-        return f'<figure class="empty"><figcaption>{caption} (no data yet)</figcaption></figure>'
+def image_src(fig, dpi: int = 200) -> str | None:
+    """A figure (matplotlib, or a committed SVG's path) as a base64 data: URL; None for no figure."""
     if isinstance(fig, Path):
-        data, kind = fig.read_bytes(), "svg+xml"
-    else:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
-        plt.close(fig)
-        data, kind = buf.getvalue(), "png"
-    src = f"data:image/{kind};base64,{base64.b64encode(data).decode()}"
-    img = f'<img style="width:{width}" src="{src}" alt="{escape(caption[:80])}">'
-    return f"<figure>{img}<figcaption>{caption}</figcaption></figure>"
+        return "data:image/svg+xml;base64," + base64.b64encode(fig.read_bytes()).decode()
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def figure_html(fig, caption: str, width: str = "100%") -> str:
+    """A figure inline with its caption (table.macros.j2's figure), on one page."""
+    return macro("table:figure", image_src(fig), caption, width)
 
 
 def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
@@ -164,17 +165,12 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
 
 
 def plot_confusion(counts, title: str = ""):
-    """Heat map of a flip_confusion table; returns the Figure."""
+    """Heat map of a flip_confusion table, each non-zero count written on its cell; returns the Figure."""
     fig, ax = plt.subplots(figsize=(4.2, 3.6))
-    values = counts.values
-    im = ax.imshow(values, cmap="Reds")
-    for (i, j), v in np.ndenumerate(values[:10, :10]):
-        if v:  # white on the dark cells
-            color = "white" if v > values.max() / 2 else "black"
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color=color)
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted digit", ylabel="true digit")
+    labels = counts.astype(str).where(counts > 0, "")
+    sns.heatmap(counts, cmap="Reds", annot=labels, fmt="", annot_kws=dict(fontsize=7), ax=ax, square=True)
+    ax.set(xlabel="predicted digit", ylabel="true digit")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
 

@@ -51,8 +51,8 @@ def head_effect(csv_path: Path = HEAD_MEASUREMENT) -> pd.DataFrame | None:
 
 
 def departures_html(grouped_shifts=None) -> str:
-    """Table S1 (departures.html.j2) from this code's own settings, with the effects measured where a
-    measurement exists (``grouped_shifts``: tables.quirk_shifts' second frame)."""
+    """Supplement A: Table S1 from this code's own settings, with the effects measured where a measurement
+    exists (``grouped_shifts``: tables.quirk_shifts' second frame), then Net's two heads."""
     words = dict(corr=PROTOCOL_SETTINGS["corrected"], orig=PROTOCOL_SETTINGS["original"])
     words["epochs"] = RunConfig().epochs
     words["no_aux"] = {p: RunConfig(protocol=p, aux_loss=False).trained_epochs for p in PROTOCOL_SETTINGS}
@@ -60,4 +60,6 @@ def departures_html(grouped_shifts=None) -> str:
     words["nets"] = {h: count_parameters(build_model("Net", head=h)) for h in HEADS}
     words["foreach"] = make_optimizer(build_model("Net"), RunConfig()).defaults.get("foreach")
     words["measured"] = grouped_shifts is not None and len(grouped_shifts) > 0
+    heads = head_effect()
+    words["net_head"] = [] if heads is None else heads.to_dict("records")
     return render("departures.html.j2", forward=forward_effect(), **words)

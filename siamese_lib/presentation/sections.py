@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from .. import machine
-from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells
+from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells, quirk_shifts
 from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement, verdict_frame
 from ..common import write_atomically
 from ..config import MODEL_NAMES, PAPER_MODELS
@@ -20,8 +20,9 @@ from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
+from .figures import errorbar_figure, image_src
 from .profile_text import profile_numbers, report_title
-from .templates import macro, render, safe, template_hash
+from .templates import macro, render, template_hash
 
 MARKS = {EQUIVALENT: ("equiv.", "eq"), DIFFERENT: ("differs", "dev"), "inconclusive": ("inconcl.", "inc")}
 VERSIONS = "torch torchvision numpy pandas scipy matplotlib nbconvert papermill weasyprint".split()
@@ -59,25 +60,24 @@ def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
     return out
 
 
-def results_html(cells, table: str, protocol: str, caption: str, margin: float) -> str:
-    """Table I or II in the paper's layout."""
+def results_html(cells, table: str, protocol: str, margin: float) -> str:
+    """Table I or II in the paper's layout, then the cells it lacks."""
     models = [PAPER_MODELS] if table == "table1" else []
     cs = results_cells(cells, table, protocol, margin)
-    return macro(f"results:{table}", cs, protocol, safe(caption), *models)
+    return macro(f"results:{table}", cs, protocol, *models) + missing_html(cells, protocol, table)
 
 
-def missing_html(cells, protocol: str | None = None, table: str | None = None) -> str:
+def missing_html(cells, protocol: str, table: str) -> str:
     """Cells the profile does not run in one line, then each incomplete cell with its seeds; '' when none."""
-    miss = [
-        c for c in cells if not c.complete and protocol in (None, c.protocol) and table in (None, c.table)
-    ]
-    scope = [TABLE_NAMES.get(table, ""), f"{protocol} protocol" if protocol else ""]
-    return macro("results:missing", miss, ", ".join(x for x in scope if x)) if miss else ""
+    miss = [c for c in cells if not c.complete and (c.protocol, c.table) == (protocol, table)]
+    scope = f"{TABLE_NAMES[table]}, {protocol} protocol"
+    return macro("results:missing", miss, scope) if miss else ""
 
 
-def quirk_shift_html(per_cell, grouped) -> str:
-    """Tables S2 and S3 from ``tables.quirk_shifts``."""
-    return macro("results:quirk_shifts", *(list(f.itertuples(index=False)) for f in (per_cell, grouped)))
+def quirk_shift_html(cells, protocols) -> str:
+    """Supplement C: Tables I and II as error bars (Figs. S1, S2), then Tables S2 and S3."""
+    bars = [image_src(errorbar_figure(cells, table, protocols)) for table in ("table1", "table2")]
+    return macro("results:quirk_shifts", bars, quirk_shifts(cells) if "original" in protocols else None)
 
 
 def parameters_html() -> str:

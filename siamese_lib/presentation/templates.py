@@ -11,6 +11,7 @@ import jinja2
 from ..analysis.claims import PAPER_EPOCHS
 from ..analysis.stats import fmt_p, seed_ranges
 from ..common import TEMPLATE_DIR
+from ..config import ORIGINAL_NO_AUX_EPOCHS
 
 
 def fmt(x, digits: int = 2) -> str:
@@ -41,6 +42,7 @@ _ENV.filters.update(fmt=fmt, p=fmt_p, signed=signed, paper="{:g}".format, seeds=
 _ENV.filters.update(
     n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}", finite=lambda x: x if math.isfinite(x) else None
 )
+_ENV.globals.update(paper_epochs=PAPER_EPOCHS, no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS)
 safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
 escape = _ENV.filters["escape"]
 
@@ -55,7 +57,7 @@ def template_hash() -> str:
 
 def render(name: str, **numbers) -> str:
     """The template ``name`` (e.g. "abstract.html.j2") filled with ``numbers``."""
-    return _ENV.get_template(name).render(paper_epochs=PAPER_EPOCHS, **numbers)
+    return _ENV.get_template(name).render(**numbers)
 
 
 def module(name: str):
