@@ -12,8 +12,8 @@ import pandas as pd
 
 from .. import machine
 from ..config import PAPER_MODELS
+from ..experiments.grid import GRIDS, PAPER_BEST_CELL
 from ..experiments.lr_rule import config_id, index_records
-from ..experiments.profiles import PAPER_BEST_CELL
 from .stats import mean_std_n, seed_ranges, welch_p
 
 # The paper's published numbers (ee559-project1-report.txt)
@@ -52,10 +52,9 @@ PAPER_TABLE2 = {
 # Section II: parameter counts "calculated for the models including weight sharing".
 PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}
 # the paper's best cell (Table I), its key and its numbers
-PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in ("model", "weight_sharing", "aux_loss")))
+PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in GRIDS["table1"].values()))
 _best = PAPER_TABLE1[PAPER_BEST_KEY[1]]
 PAPER_BEST = {"label": f"paper: {PAPER_BEST_CELL['model']}", "mean": _best[0], "std": _best[1], "n": PAPER_N}
-TABLE2_FIELDS = ("weight_sharing", "batch_norm", "dropout")
 TABLE1_KEYS = [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
 TABLE2_KEYS = [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
 PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
@@ -180,13 +179,11 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
     cells = {}
     for ex in (ex for ex in executions if ex.stage in ("table1", "table2")):
         configs, p = ex.configs(), ex.parameters
-        names = ("model", "weight_sharing", "aux_loss") if ex.stage == "table1" else TABLE2_FIELDS
-        key = tuple(p[k] for k in names)
-        trained = min((cfg.trained_epochs for cfg in configs), default=None)
+        key = tuple(p[k] for k in GRIDS[ex.stage].values())  # the cell's key: its grid's fields, in order
         cell = Cell(
             ex.stage, p["protocol"], key, *PAPER_TABLES[ex.stage][key], lr=p["lr"], epochs=p["epochs"]
         )
-        cell.epochs_trained = trained
+        cell.epochs_trained = min((cfg.trained_epochs for cfg in configs), default=None)
         for cfg in configs:
             cell.expected_seeds.append(cfg.seed)
             found = idx.get(config_id(cfg))

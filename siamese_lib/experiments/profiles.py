@@ -14,7 +14,6 @@ from ..config import FIELD_TYPES, PAPER_MODELS, BatchSize, Epochs, Lr, NbPairs, 
 from ..machine import NUMERICS
 from ..rules import Listed, Number, OneOf, Strict, one_line, ruled
 from .grid import GRIDS, SELECTION_STAGES, TRAINING_STAGES, configs_for, paper_executions
-from .grid import PAPER_BEST_CELL as PAPER_BEST_CELL  # the paper's best cell, defined with the grid
 from .selection import Selection, candidate_config, final_configs
 from .variants import VARIANTS
 

@@ -121,13 +121,13 @@ def choose(scores: list[dict]) -> dict:
     return {**scores[best], "mean": means[best]}
 
 
-def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list, list]:
+def candidate_scores(stage: dict, settings: dict, store_dir) -> tuple[list, list]:
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
         found = []
         for config in candidate_configs(stage, settings, name):
-            rec = find_record(store_dir, config, device) or find_record(store_dir, config, "cuda")
+            rec = find_record(store_dir, config)
             if rec is None:
                 missing.append(f"{name} seed {config.seed}")
             else:
@@ -141,9 +141,9 @@ def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu"
     return scores, missing
 
 
-def chosen_candidate(stage: dict, settings: dict, store_dir, device: str = "cpu") -> dict | None:
+def chosen_candidate(stage: dict, settings: dict, store_dir) -> dict | None:
     """The rule's choice once every selection run is in the store; None before."""
-    scores, missing = candidate_scores(stage, settings, store_dir, device)
+    scores, missing = candidate_scores(stage, settings, store_dir)
     return None if missing else choose(scores)
 
 

@@ -389,16 +389,18 @@ def test_deviation_kinds_follow_the_two_protocols():
     agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]  # about the paper's 6.08, std 0.5
     far = [x + 4 for x in agree]  # 4 points above: different
     quirk = verdicts.deviations([_cell("corrected", far), _cell("original", agree)], 1.0)
-    assert len(quirk) == 1 and quirk[0].kind == "quirk"
+    assert len(quirk) == 1 and quirk[0]["kind"] == "quirk"
     assert (
-        verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0].kind == "unexplained"
+        verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0]["kind"]
+        == "unexplained"
     )
     assert (
-        verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0].kind
+        verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0]["kind"]
         == "original only"
     )
     assert (
-        verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0].kind == "undetermined"
+        verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0]["kind"]
+        == "undetermined"
     )
     assert verdicts.deviations([_cell("corrected", agree), _cell("original", agree)], 1.0) == []
 
