@@ -176,27 +176,20 @@ def failed_rows(cells) -> list[dict]:
     return out
 
 
-def claim_numbers(cells, protocols, margin, rule, size) -> list[dict]:
-    """claim_rows for each protocol run, the paper's own numbers and our cells without failed seeds; ``size``
-    (fewest seeds, fewest epochs) for the power rule."""
+def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
+    """All the report's templates are filled with; the claims judged under each protocol run, on the paper's
+    own numbers and on our cells without failed seeds, ``size`` (fewest seeds, fewest epochs) for the power
+    rule; ``selection``: selection_results.headline_numbers."""
 
     def judged(protocol, without_failed=False):
-        return claims.apply_power_rule(
-            claims.evaluate_claims(claims.stats_from_cells(cells, protocol, without_failed), margin), *size
-        )
+        stats = claims.stats_from_cells(cells, protocol, without_failed)
+        return claims.apply_power_rule(claims.evaluate_claims(stats, margin), *size)
 
-    return claim_rows(
-        judged("corrected"),
-        judged("original") if "original" in protocols else None,
-        claims.evaluate_claims(claims.paper_stats(), margin),
-        rule,
-        judged("corrected", without_failed=True),
+    original = judged("original") if "original" in protocols else None
+    paper_own = claims.evaluate_claims(claims.paper_stats(), margin)
+    rows = claim_rows(
+        judged("corrected"), original, paper_own, rule, judged("corrected", without_failed=True)
     )
-
-
-def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
-    """All the report's templates are filled with; ``selection``: selection_results.headline_numbers."""
-    rows = claim_numbers(cells, protocols, margin, rule, size)
     return dict(
         agreement=agreement_numbers(cells, protocols, margin),
         claims=rows,

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from .. import machine
-from ..config import PAPER_MODELS
 from ..experiments.grid import GRIDS, PAPER_BEST_CELL
 from ..experiments.lr_rule import config_id, index_records
 from .stats import mean_std_n, seed_ranges, welch_p
@@ -55,8 +54,7 @@ PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "R
 PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in GRIDS["table1"].values()))
 _best = PAPER_TABLE1[PAPER_BEST_KEY[1]]
 PAPER_BEST = {"label": f"paper: {PAPER_BEST_CELL['model']}", "mean": _best[0], "std": _best[1], "n": PAPER_N}
-TABLE1_KEYS = [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
-TABLE2_KEYS = [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
+TABLE1_KEYS, TABLE2_KEYS = list(PAPER_TABLE1), list(PAPER_TABLE2)  # the cells in the paper's order
 PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
 TABLE_NAMES = {"table1": "Table I", "table2": "Table II"}
 

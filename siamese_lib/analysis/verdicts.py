@@ -4,6 +4,7 @@ the profile's ``equivalence_margin``) rejects, "different" when only the two-sid
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
@@ -92,11 +93,8 @@ def verdict_counts(frame, protocol, adjusted=False) -> dict:
     welch_ps, tost_ps = list(rows["welch_p"]), list(rows["tost_p"])
     if adjusted:
         welch_ps, tost_ps = bh_adjust(welch_ps), bh_adjust(tost_ps)
-    counts = dict.fromkeys(VERDICTS, 0)
-    for verdict in map(_verdict, welch_ps, tost_ps):
-        if verdict:
-            counts[verdict] += 1
-    return counts
+    found = Counter(map(_verdict, welch_ps, tost_ps))
+    return {verdict: found[verdict] for verdict in VERDICTS}
 
 
 def cell_numbers(c, margin) -> dict | None:
