@@ -12,8 +12,8 @@ from ..experiments import lr_rule
 from ..experiments.profiles import PAPER_LRS
 from . import claims
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
-from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, cell_map
-from .verdicts import VERDICTS, cell_numbers, deviations, distinct_cells, verdict_counts, verdict_frame
+from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, cell_map, distinct_cells
+from .verdicts import VERDICTS, cell_numbers, deviations, verdict_counts, verdict_frame
 
 
 def agreement_numbers(cells, protocols, margin) -> dict:

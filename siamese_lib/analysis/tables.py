@@ -209,6 +209,15 @@ def cell_map(cells, protocol) -> dict:
     return {(c.table, c.key): c for c in cells if c.protocol == protocol}
 
 
+def distinct_cells(cells, protocol) -> list:
+    """The complete cells of one protocol, each set of runs once (a Table II cell that is a Table I cell)."""
+    first = {}
+    for c in cells:
+        if c.protocol == protocol and c.complete:
+            first.setdefault(c.config, c)
+    return list(first.values())
+
+
 def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
     """(ours best per model, ours best overall, paper best per model, paper best overall) as cell keys."""
     cs = [c for c in cells if c.table == table]
@@ -227,18 +236,16 @@ def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
 def quirk_shifts(cells):
     """Original minus corrected per distinct cell where both are complete, with the Welch p between them; and
     the shift per set of applicable quirks (count, mean, min, max)."""
-    corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
-    rows, seen = [], set()
-    for k, c in corr.items():
-        o = orig.get(k)
-        if o is None or not (c.complete and o.complete) or c.config in seen:
+    orig, rows = cell_map(cells, "original"), []
+    for c in distinct_cells(cells, "corrected"):
+        o = orig.get((c.table, c.key))
+        if o is None or not o.complete:
             continue
-        seen.add(c.config)
         rows.append(
             {
-                "table": TABLE_NAMES[k[0]],
-                "cell": cell_label(*k),
-                "quirks": ", ".join(applicable_quirks(*k)),
+                "table": TABLE_NAMES[c.table],
+                "cell": c.label,
+                "quirks": ", ".join(applicable_quirks(c.table, c.key)),
                 "corrected": c.mean,
                 "original": o.mean,
                 "shift": o.mean - c.mean,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, bh_adjust, tost_p, welch_p
-from .tables import TABLE_NAMES, applicable_quirks, cell_label, cell_map
+from .tables import TABLE_NAMES, applicable_quirks, cell_label, cell_map, distinct_cells
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
 VERDICTS = (EQUIVALENT, DIFFERENT, INCONCLUSIVE)
@@ -43,15 +43,6 @@ def _verdict(p_diff, p_eq) -> str:
 
 def cell_agreement(cell, margin) -> Agreement:
     return agreement(cell.mean, cell.std, cell.n, cell.paper_mean, cell.paper_std, cell.paper_n, margin)
-
-
-def distinct_cells(cells, protocol) -> list:
-    """The complete cells of one protocol, each set of runs once (a Table II cell that is a Table I cell)."""
-    first = {}
-    for c in cells:
-        if c.protocol == protocol and c.complete:
-            first.setdefault(c.config, c)
-    return list(first.values())
 
 
 def verdict_frame(cells, margin) -> pd.DataFrame:

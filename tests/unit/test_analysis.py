@@ -437,7 +437,7 @@ def test_counts_are_over_distinct_runs():
     t1 = _cell("corrected", agree)  # LeNet5, WS, aux: the same runs as ...
     t2 = _cell("corrected", agree, key=(True, True, False), table="table2")  # ... Table II's WS + BN cell
     t2_other = _cell("corrected", agree, key=(True, True, True), table="table2")
-    assert verdicts.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
+    assert tables.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
     frame = verdicts.verdict_frame([t1, t2, t2_other], 1.0)
     assert sum(verdicts.verdict_counts(frame, "corrected").values()) == 2
     assert frame["counted"].tolist() == [True, False, True]
