@@ -102,6 +102,10 @@ def applicable_quirks(table: str, key: tuple) -> list[str]:
     return [q for q in QUIRKS if named[q]]
 
 
+# a cell's identity: what determines its runs (Cell.config, in this order)
+CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
+
+
 @dataclass
 class Cell:
     """One cell of Table I or II under one protocol: the paper's numbers and ours."""
@@ -128,7 +132,7 @@ class Cell:
 
     @property
     def config(self) -> tuple:
-        """What determines its runs (verdicts.CONFIG_COLUMNS): two cells with the same are the same runs."""
+        """What determines its runs (CONFIG_COLUMNS): two cells with the same are the same runs."""
         return (self.protocol, *setting(self.table, self.key), self.lr, self.epochs)
 
     @property
@@ -193,14 +197,11 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
             cell.train_seconds.append(metrics.get("train_seconds", float("nan")))
             cell.train_errors.append(metrics.get("train_error", float("nan")))
         cells[(ex.stage, cell.protocol, key)] = cell
-    out = []
+    out, why = [], f"not run: the profile '{profile_name}' does not include this configuration under the"
     for protocol in ("corrected", "original"):
-        for stage, keys in (("table1", TABLE1_KEYS), ("table2", TABLE2_KEYS)):
-            for key in keys:
-                why = f"not run: the profile '{profile_name}' does not include this configuration under the "
-                default = Cell(
-                    stage, protocol, key, *PAPER_TABLES[stage][key], note=f"{why}{protocol} protocol"
-                )
+        for stage, paper in PAPER_TABLES.items():
+            for key, numbers in paper.items():
+                default = Cell(stage, protocol, key, *numbers, note=f"{why} {protocol} protocol")
                 out.append(cells.get((stage, protocol, key), default))
     return out
 

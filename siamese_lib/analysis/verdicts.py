@@ -10,12 +10,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, bh_adjust, tost_p, welch_p
-from .tables import TABLE_NAMES, applicable_quirks, cell_label, cell_map, distinct_cells
+from .tables import CONFIG_COLUMNS, TABLE_NAMES, applicable_quirks, cell_label, cell_map, distinct_cells
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
 VERDICTS = (EQUIVALENT, DIFFERENT, INCONCLUSIVE)
-# a cell's identity: what determines its runs (tables.Cell.config, in this order)
-CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
 
 
 @dataclass(frozen=True)
