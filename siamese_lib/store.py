@@ -123,19 +123,20 @@ def load_record(path: Path) -> dict:
         raise CorruptRecord(f"{exc}; {CORRUPT_HINT}") from exc.__cause__
 
 
-def find_record(store_dir, config: RunConfig, device_type: str, report=None) -> dict | None:
-    """The record of ``config``, None when absent. A bad one raises CorruptRecord; with ``report`` (readers
-    such as the report) it is reported by path and treated as missing instead."""
-    path = record_path(store_dir, run_key(config, device_type))
-    if not path.exists():
-        return None
-    try:
-        return load_record(path)
-    except CorruptRecord as exc:
-        if report is None:
-            raise
-        report(f"skipped a bad record: {exc}")
-        return None
+def find_record(store_dir, config: RunConfig, device_type: str | None = None, report=None) -> dict | None:
+    """The record of ``config`` trained on ``device_type`` (None: cpu, else cuda), None when absent. A bad one
+    raises CorruptRecord; with ``report`` (readers such as the report) it is reported by path and skipped."""
+    for device in [device_type] if device_type else ["cpu", "cuda"]:
+        path = record_path(store_dir, run_key(config, device))
+        if not path.exists():
+            continue
+        try:
+            return load_record(path)
+        except CorruptRecord as exc:
+            if report is None:
+                raise
+            report(f"skipped a bad record: {exc}")
+    return None
 
 
 def is_clean_store(store_dir) -> bool:

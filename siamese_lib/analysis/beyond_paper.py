@@ -23,13 +23,6 @@ RULE_LABELS = {
 }
 
 
-def stored(store_dir, config) -> dict | None:
-    """The stored record of ``config`` trained on either device (cpu first); a bad one is said on stderr."""
-    return find_record(store_dir, config, "cpu", report_to_stderr) or find_record(
-        store_dir, config, "cuda", report_to_stderr
-    )
-
-
 def runs_frame(records, name: str):
     """records_frame of the runs with their per-pair outputs, and ``variant``: the stage's name for them."""
     return records_frame(records, outputs=True).assign(variant=name)
@@ -40,7 +33,7 @@ def load_beyond_paper(executions, store_dir, missing="raise"):
     runs are absent, "skip" leaves them out."""
     frames, absent = [], []
     for ex in (e for e in executions if e.stage == "beyond_paper"):
-        records = [(c, stored(store_dir, c)) for c in ex.configs()]
+        records = [(c, find_record(store_dir, c, report=report_to_stderr)) for c in ex.configs()]
         absent += [f"{ex.name} seed {c.seed}" for c, r in records if r is None]
         frames.append(runs_frame([r for _, r in records if r is not None], ex.parameters["variant"]))
     if absent and missing == "raise":

@@ -12,30 +12,8 @@ from ..experiments import lr_rule
 from ..experiments.profiles import PAPER_LRS
 from . import claims
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
-from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, applicable_quirks, cell_label, cell_map
-from .verdicts import VERDICTS, cell_agreement, deviations, distinct_cells, verdict_counts, verdict_frame
-
-
-def _cell(c, margin) -> dict | None:
-    if c is None or not c.complete:
-        return None
-    a = cell_agreement(c, margin)
-    return {
-        "label": c.label,
-        "table": TABLE_NAMES[c.table],
-        "mean": c.mean,
-        "std": c.std,
-        "n": c.n,
-        "paper_mean": c.paper_mean,
-        "paper_std": c.paper_std,
-        "paper_n": c.paper_n,
-        "diff": a.difference,
-        "welch_p": a.welch_p,
-        "tost_p": a.tost_p,
-        "verdict": a.verdict,
-        "epochs": c.epochs,
-        "epochs_trained": c.epochs_trained,
-    }
+from .tables import PAPER_BEST_KEY, QUIRKS, TABLE_NAMES, cell_map, distinct_cells
+from .verdicts import VERDICTS, cell_numbers, deviations, verdict_counts, verdict_frame
 
 
 def agreement_numbers(cells, protocols, margin) -> dict:
@@ -58,10 +36,10 @@ def agreement_numbers(cells, protocols, margin) -> dict:
             "distinct": len(distinct_cells(cells, p)),
             "cells": len(mine),
             "complete": sum(c.complete for c in mine),
-            "paper_best": _cell(cell_map(cells, p).get(PAPER_BEST_KEY), margin),
+            "paper_best": cell_numbers(cell_map(cells, p).get(PAPER_BEST_KEY), margin),
         }
     done = [c for c in cells if c.protocol == "corrected" and c.table == "table1" and c.complete]
-    out["best"] = _cell(min(done, key=lambda c: c.mean), margin) if done else None
+    out["best"] = cell_numbers(min(done, key=lambda c: c.mean), margin) if done else None
     return out
 
 
@@ -95,22 +73,6 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
             }
         )
     return rows
-
-
-def deviation_rows(cells, margin) -> list[dict]:
-    """The distinct cells "different" under either protocol (verdicts.deviations), with both protocols'
-    numbers and the quirks that touch them."""
-    return [
-        {
-            "label": cell_label(d.table, d.key),
-            "table": TABLE_NAMES[d.table],
-            "kind": d.kind,
-            "corrected": _cell(d.corrected, margin),
-            "original": _cell(d.original, margin),
-            "quirks": applicable_quirks(d.table, d.key),
-        }
-        for d in deviations(cells, margin)
-    ]
 
 
 def _crossing(ours, paper) -> dict:
@@ -214,34 +176,27 @@ def failed_rows(cells) -> list[dict]:
     return out
 
 
-def claim_numbers(cells, protocols, margin, rule, size) -> list[dict]:
-    """claim_rows for each protocol run, the paper's own numbers and our cells without failed seeds; ``size``
-    (fewest seeds, fewest epochs) for the power rule."""
+def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
+    """All the report's templates are filled with; the claims judged under each protocol run, on the paper's
+    own numbers and on our cells without failed seeds, ``size`` (fewest seeds, fewest epochs) for the power
+    rule; ``selection``: selection_results.headline_numbers."""
 
     def judged(protocol, without_failed=False):
-        return claims.apply_power_rule(
-            claims.evaluate_claims(claims.stats_from_cells(cells, protocol, without_failed), margin), *size
-        )
+        stats = claims.stats_from_cells(cells, protocol, without_failed)
+        return claims.apply_power_rule(claims.evaluate_claims(stats, margin), *size)
 
-    return claim_rows(
-        judged("corrected"),
-        judged("original") if "original" in protocols else None,
-        claims.evaluate_claims(claims.paper_stats(), margin),
-        rule,
-        judged("corrected", without_failed=True),
+    original = judged("original") if "original" in protocols else None
+    paper_own = claims.evaluate_claims(claims.paper_stats(), margin)
+    rows = claim_rows(
+        judged("corrected"), original, paper_own, rule, judged("corrected", without_failed=True)
     )
-
-
-def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
-    """All the report's templates are filled with; ``selection``: selection_results.headline_numbers."""
-    rows = claim_numbers(cells, protocols, margin, rule, size)
     return dict(
         agreement=agreement_numbers(cells, protocols, margin),
         claims=rows,
         claim_rule=rule,
         failed=failed_rows(cells),
         failed_threshold=claims.FAILED_TRAIN_ERROR,
-        deviations=deviation_rows(cells, margin),
+        deviations=deviations(cells, margin),
         min_seeds=claims.MIN_SEEDS,
         quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,
         has_original="original" in protocols,

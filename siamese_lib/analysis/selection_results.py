@@ -11,22 +11,12 @@ import pandas as pd
 from ..config import RunConfig
 from ..experiments import selection
 from ..experiments.lr_rule import config_id, index_records
-from .beyond_paper import ensemble_wrong, runs_frame, stored, test_truth
+from ..store import find_record, report_to_stderr
+from .beyond_paper import ensemble_wrong, runs_frame, test_truth
 from .stats import error_interval, mean_std_n
 from .tables import PAPER_BEST
 
 PROB_COLUMNS = {"error": "head_prob", "digit_prob_error": "digit_prob"}  # the rule's error -> its outputs
-FIELD_ORDER = (
-    "model",
-    "lr",
-    "lr_schedule",
-    "epochs",
-    "augment",
-    "dropout",
-    "batch_norm",
-    "aux_weight",
-    "weight_decay",
-)
 
 
 def space_frame(stage: dict) -> pd.DataFrame:
@@ -34,7 +24,7 @@ def space_frame(stage: dict) -> pd.DataFrame:
     rows = []
     for name, spec in stage["candidates"].items():
         row = {"candidate": name}
-        for k in FIELD_ORDER:
+        for k in selection.CANDIDATE_FIELDS:
             v = spec.get(k, "")
             row[k] = "+".join(v) if isinstance(v, (list, tuple)) else v
         rows.append(row)
@@ -114,7 +104,8 @@ def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
 
 
 def _final_runs(stage: dict, settings: dict, store_dir, name: str) -> tuple[pd.DataFrame, list[int]]:
-    records = [(c.seed, stored(store_dir, c)) for c in selection.final_configs(stage, settings, name)]
+    configs = selection.final_configs(stage, settings, name)
+    records = [(c.seed, find_record(store_dir, c, report=report_to_stderr)) for c in configs]
     runs = runs_frame([r for _, r in records if r is not None], name)
     return runs, [seed for seed, r in records if r is None]
 
@@ -161,7 +152,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     if final.empty:
         return out
     suffix = selection.RULE_COLUMNS[choice["rule"]]
-    prob = "head_prob" if choice["rule"] == "head" else "digit_prob"
+    prob = PROB_COLUMNS[suffix]
     scored = scored_runs(final, suffix)
     out["final"] = final
     out["headline"] = dict(scored["test"], column=f"test_{suffix}")

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 
 from .. import machine
-from ..config import PAPER_MODELS
+from ..experiments.grid import GRIDS, PAPER_BEST_CELL
 from ..experiments.lr_rule import config_id, index_records
-from ..experiments.profiles import PAPER_BEST_CELL
 from .stats import mean_std_n, seed_ranges, welch_p
 
 # The paper's published numbers (ee559-project1-report.txt)
@@ -52,12 +51,10 @@ PAPER_TABLE2 = {
 # Section II: parameter counts "calculated for the models including weight sharing".
 PAPER_PARAMETERS = {"Net": 15460, "LeNet5": 62520, "LeNet5_FullyConv": 63092, "ResNet": 58244}
 # the paper's best cell (Table I), its key and its numbers
-PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in ("model", "weight_sharing", "aux_loss")))
+PAPER_BEST_KEY = ("table1", tuple(PAPER_BEST_CELL[k] for k in GRIDS["table1"].values()))
 _best = PAPER_TABLE1[PAPER_BEST_KEY[1]]
 PAPER_BEST = {"label": f"paper: {PAPER_BEST_CELL['model']}", "mean": _best[0], "std": _best[1], "n": PAPER_N}
-TABLE2_FIELDS = ("weight_sharing", "batch_norm", "dropout")
-TABLE1_KEYS = [(m, ws, aux) for m in PAPER_MODELS for ws in (False, True) for aux in (False, True)]
-TABLE2_KEYS = [(ws, bn, do) for ws in (False, True) for bn in (False, True) for do in (False, True)]
+TABLE1_KEYS, TABLE2_KEYS = list(PAPER_TABLE1), list(PAPER_TABLE2)  # the cells in the paper's order
 PAPER_TABLES = {"table1": PAPER_TABLE1, "table2": PAPER_TABLE2}
 TABLE_NAMES = {"table1": "Table I", "table2": "Table II"}
 
@@ -105,6 +102,10 @@ def applicable_quirks(table: str, key: tuple) -> list[str]:
     return [q for q in QUIRKS if named[q]]
 
 
+# a cell's identity: what determines its runs (Cell.config, in this order)
+CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
+
+
 @dataclass
 class Cell:
     """One cell of Table I or II under one protocol: the paper's numbers and ours."""
@@ -131,7 +132,7 @@ class Cell:
 
     @property
     def config(self) -> tuple:
-        """What determines its runs (verdicts.CONFIG_COLUMNS): two cells with the same are the same runs."""
+        """What determines its runs (CONFIG_COLUMNS): two cells with the same are the same runs."""
         return (self.protocol, *setting(self.table, self.key), self.lr, self.epochs)
 
     @property
@@ -180,13 +181,11 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
     cells = {}
     for ex in (ex for ex in executions if ex.stage in ("table1", "table2")):
         configs, p = ex.configs(), ex.parameters
-        names = ("model", "weight_sharing", "aux_loss") if ex.stage == "table1" else TABLE2_FIELDS
-        key = tuple(p[k] for k in names)
-        trained = min((cfg.trained_epochs for cfg in configs), default=None)
+        key = tuple(p[k] for k in GRIDS[ex.stage].values())  # the cell's key: its grid's fields, in order
         cell = Cell(
             ex.stage, p["protocol"], key, *PAPER_TABLES[ex.stage][key], lr=p["lr"], epochs=p["epochs"]
         )
-        cell.epochs_trained = trained
+        cell.epochs_trained = min((cfg.trained_epochs for cfg in configs), default=None)
         for cfg in configs:
             cell.expected_seeds.append(cfg.seed)
             found = idx.get(config_id(cfg))
@@ -198,20 +197,26 @@ def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
             cell.train_seconds.append(metrics.get("train_seconds", float("nan")))
             cell.train_errors.append(metrics.get("train_error", float("nan")))
         cells[(ex.stage, cell.protocol, key)] = cell
-    out = []
+    out, why = [], f"not run: the profile '{profile_name}' does not include this configuration under the"
     for protocol in ("corrected", "original"):
-        for stage, keys in (("table1", TABLE1_KEYS), ("table2", TABLE2_KEYS)):
-            for key in keys:
-                why = f"not run: the profile '{profile_name}' does not include this configuration under the "
-                default = Cell(
-                    stage, protocol, key, *PAPER_TABLES[stage][key], note=f"{why}{protocol} protocol"
-                )
+        for stage, paper in PAPER_TABLES.items():
+            for key, numbers in paper.items():
+                default = Cell(stage, protocol, key, *numbers, note=f"{why} {protocol} protocol")
                 out.append(cells.get((stage, protocol, key), default))
     return out
 
 
 def cell_map(cells, protocol) -> dict:
     return {(c.table, c.key): c for c in cells if c.protocol == protocol}
+
+
+def distinct_cells(cells, protocol) -> list:
+    """The complete cells of one protocol, each set of runs once (a Table II cell that is a Table I cell)."""
+    first = {}
+    for c in cells:
+        if c.protocol == protocol and c.complete:
+            first.setdefault(c.config, c)
+    return list(first.values())
 
 
 def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
@@ -232,18 +237,16 @@ def best_cells(cells, table) -> tuple[set, tuple | None, set, tuple | None]:
 def quirk_shifts(cells):
     """Original minus corrected per distinct cell where both are complete, with the Welch p between them; and
     the shift per set of applicable quirks (count, mean, min, max)."""
-    corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
-    rows, seen = [], set()
-    for k, c in corr.items():
-        o = orig.get(k)
-        if o is None or not (c.complete and o.complete) or c.config in seen:
+    orig, rows = cell_map(cells, "original"), []
+    for c in distinct_cells(cells, "corrected"):
+        o = orig.get((c.table, c.key))
+        if o is None or not o.complete:
             continue
-        seen.add(c.config)
         rows.append(
             {
-                "table": TABLE_NAMES[k[0]],
-                "cell": cell_label(*k),
-                "quirks": ", ".join(applicable_quirks(*k)),
+                "table": TABLE_NAMES[c.table],
+                "cell": c.label,
+                "quirks": ", ".join(applicable_quirks(c.table, c.key)),
                 "corrected": c.mean,
                 "original": o.mean,
                 "shift": o.mean - c.mean,

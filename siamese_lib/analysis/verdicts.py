@@ -4,17 +4,16 @@ the profile's ``equivalence_margin``) rejects, "different" when only the two-sid
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
 
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, bh_adjust, tost_p, welch_p
-from .tables import TABLE_NAMES, cell_map
+from .tables import CONFIG_COLUMNS, TABLE_NAMES, applicable_quirks, cell_label, cell_map, distinct_cells
 
 EQUIVALENT, DIFFERENT, INCONCLUSIVE = "equivalent within the margin", "different", "inconclusive"
 VERDICTS = (EQUIVALENT, DIFFERENT, INCONCLUSIVE)
-# a cell's identity: what determines its runs (tables.Cell.config, in this order)
-CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm", "dropout", "lr", "epochs"]
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,6 @@ def _verdict(p_diff, p_eq) -> str:
 
 def cell_agreement(cell, margin) -> Agreement:
     return agreement(cell.mean, cell.std, cell.n, cell.paper_mean, cell.paper_std, cell.paper_n, margin)
-
-
-def distinct_cells(cells, protocol) -> list:
-    """The complete cells of one protocol, each set of runs once (a Table II cell that is a Table I cell)."""
-    first = {}
-    for c in cells:
-        if c.protocol == protocol and c.complete:
-            first.setdefault(c.config, c)
-    return list(first.values())
 
 
 def verdict_frame(cells, margin) -> pd.DataFrame:
@@ -92,30 +82,37 @@ def verdict_counts(frame, protocol, adjusted=False) -> dict:
     welch_ps, tost_ps = list(rows["welch_p"]), list(rows["tost_p"])
     if adjusted:
         welch_ps, tost_ps = bh_adjust(welch_ps), bh_adjust(tost_ps)
-    counts = dict.fromkeys(VERDICTS, 0)
-    for verdict in map(_verdict, welch_ps, tost_ps):
-        if verdict:
-            counts[verdict] += 1
-    return counts
+    found = Counter(map(_verdict, welch_ps, tost_ps))
+    return {verdict: found[verdict] for verdict in VERDICTS}
 
 
-@dataclass
-class Deviation:
-    table: str
-    key: tuple
-    corrected: object  # tables.Cell
-    original: object  # tables.Cell or None
-    kind: str  # 'quirk', 'unexplained', 'original only', 'undetermined'
+def cell_numbers(c, margin) -> dict | None:
+    """A complete cell's numbers beside the paper's, with its agreement; None for a cell not complete."""
+    if c is None or not c.complete:
+        return None
+    a = cell_agreement(c, margin)
+    return {
+        "label": c.label,
+        "table": TABLE_NAMES[c.table],
+        "mean": c.mean,
+        "std": c.std,
+        "n": c.n,
+        "paper_mean": c.paper_mean,
+        "paper_std": c.paper_std,
+        "paper_n": c.paper_n,
+        "diff": a.difference,
+        "welch_p": a.welch_p,
+        "tost_p": a.tost_p,
+        "verdict": a.verdict,
+        "epochs": c.epochs,
+        "epochs_trained": c.epochs_trained,
+    }
 
-    @property
-    def largest_abs_diff(self) -> float:
-        return max(abs(c.diff) for c in (self.corrected, self.original) if c is not None and c.complete)
 
-
-def deviations(cells, margin) -> list[Deviation]:
-    """Every distinct cell "different" under either protocol, largest gap first: 'quirk' (different corrected,
-    equivalent original), 'unexplained' (both different), 'original only', 'undetermined' (original missing or
-    inconclusive)."""
+def deviations(cells, margin) -> list[dict]:
+    """Every distinct cell "different" under either protocol, largest gap first, with both protocols' numbers
+    and the quirks that touch it. ``kind``: 'quirk' (different corrected, equivalent original), 'unexplained'
+    (both different), 'original only', 'undetermined' (original missing or inconclusive)."""
     corr, orig = cell_map(cells, "corrected"), cell_map(cells, "original")
     keep = {(c.table, c.key) for p in ("corrected", "original") for c in distinct_cells(cells, p)}
     out = []
@@ -127,6 +124,8 @@ def deviations(cells, margin) -> list[Deviation]:
             continue
         kinds = {(True, True): "unexplained", (False, True): "original only"}
         kind = kinds.get((dev_c, dev_o), "quirk" if verdict_o == EQUIVALENT else "undetermined")
-        out.append(Deviation(k[0], k[1], c, o, kind))
-    out.sort(key=lambda d: -d.largest_abs_diff)
-    return out
+        row = {"label": cell_label(*k), "table": TABLE_NAMES[k[0]], "kind": kind}
+        row.update(corrected=cell_numbers(c, margin), original=cell_numbers(o, margin))
+        gap = max(abs(x.diff) for x in (c, o) if x is not None and x.complete)
+        out.append((-gap, len(out), {**row, "quirks": applicable_quirks(*k)}))
+    return [row for *_, row in sorted(out)]

@@ -4,7 +4,7 @@ expanded here only, and ``configs_for``, one execution's runs from its parameter
 import itertools
 
 from ..config import RunConfig
-from .selection import candidate_configs, final_configs
+from .selection import DATA, candidate_configs, final_configs
 from .variants import VARIANTS, applies_to, variant_configs
 
 # Two selection rounds, each declared before it ran; both run the selection notebook.
@@ -60,14 +60,13 @@ def paper_executions(settings: dict, stages: dict, base: dict, lr_for, wanted=GR
 def configs_for(stage: str, p: dict) -> list[RunConfig]:
     """The training runs of one execution, from its parameters (notebooks call this too)."""
     if stage in SELECTION_STAGES:
-        data = {k: p[k] for k in ("nb_pairs", "data_seed", "batch_size")}
-        settings = dict(data, confirmation_seeds=p.get("confirm_seeds", []))
+        settings = dict({k: p[k] for k in DATA}, confirmation_seeds=p.get("confirm_seeds", []))
         if p["part"] == "candidate":
             return candidate_configs(p["selection"], settings, p["candidate"])
         return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
     if stage not in GRIDS:
         return []
-    common = {k: p[k] for k in ("nb_pairs", "data_seed", "batch_size", "epochs")}
+    common = {k: p[k] for k in (*DATA, "epochs")}
     if stage == "beyond_paper":
         return variant_configs(p["variant"], p["model"], p["lr"], p["seeds"], **common)
     fields = {k: p[k] for k in (*GRIDS[stage].values(), "lr")}

@@ -11,8 +11,8 @@ from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
 from .grid import GRIDS, configs_for, paper_executions
 from .lr_rule import choose_learning_rates, config_id, index_records
-from .profiles import DATA, PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
-from .selection import chosen_candidate, final_candidates
+from .profiles import PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
+from .selection import DATA, chosen_candidate, final_candidates
 
 # Relative cost of one epoch (LeNet5 = 1), measured on one thread; ResNet dominates the paper.
 MODEL_COST = {"Net": 1.1, "LeNet5": 1.0, "LeNet5_FullyConv": 1.2, "ResNet": 9.0, "VGG": 4.0}

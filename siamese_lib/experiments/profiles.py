@@ -14,12 +14,10 @@ from ..config import FIELD_TYPES, PAPER_MODELS, BatchSize, Epochs, Lr, NbPairs, 
 from ..machine import NUMERICS
 from ..rules import Listed, Number, OneOf, Strict, one_line, ruled
 from .grid import GRIDS, SELECTION_STAGES, TRAINING_STAGES, configs_for, paper_executions
-from .grid import PAPER_BEST_CELL as PAPER_BEST_CELL  # the paper's best cell, defined with the grid
-from .selection import Selection, candidate_config, final_configs
+from .selection import DATA, Selection, candidate_config, final_configs
 from .variants import VARIANTS
 
 STAGES = TRAINING_STAGES + ("figures", "report")
-DATA = ("nb_pairs", "data_seed", "batch_size")  # the profile's settings every run takes
 # The published choice (paper, section III and Fig. 2).
 PAPER_LRS = {"Net": 3e-2, "LeNet5": 5e-3, "LeNet5_FullyConv": 5e-2, "ResNet": 5e-3}
 # Limits on what a profile may hold, so that loading and validating take time linear in its text.

@@ -14,6 +14,7 @@ from ..rules import Listed, OneOf, Refusal, Strict, ruled
 from ..store import find_record
 from .variants import val_pairs_for
 
+DATA = ("nb_pairs", "data_seed", "batch_size")  # the profile's settings every run takes
 # Comparison rules a candidate may be judged with -> the metric suffix (val_<suffix>, test_<suffix>).
 RULE_COLUMNS = {"head": "error", "digit_prob": "digit_prob_error"}
 # RunConfig fields a candidate may set; the data (pairs, data seed, batch size) and protocol are the profile's
@@ -84,7 +85,7 @@ def candidate_config(spec: dict, seed: int, settings: dict, val_pairs=None, conf
     """One run of a candidate: the profile's data, the corrected protocol, a validation split (by default the
     stage's 20 %), the confirmation seeds (final runs only) and the candidate's fields."""
     val = val_pairs_for(settings["nb_pairs"]) if val_pairs is None else val_pairs
-    fields = {k: settings[k] for k in ("nb_pairs", "data_seed", "batch_size")}
+    fields = {k: settings[k] for k in DATA}
     fields.update(protocol="corrected", val_pairs=val, confirm_seeds=tuple(confirm_seeds))
     fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
     return RunConfig(**fields, seed=seed)
@@ -121,13 +122,13 @@ def choose(scores: list[dict]) -> dict:
     return {**scores[best], "mean": means[best]}
 
 
-def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu") -> tuple[list, list]:
+def candidate_scores(stage: dict, settings: dict, store_dir) -> tuple[list, list]:
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
         found = []
         for config in candidate_configs(stage, settings, name):
-            rec = find_record(store_dir, config, device) or find_record(store_dir, config, "cuda")
+            rec = find_record(store_dir, config)
             if rec is None:
                 missing.append(f"{name} seed {config.seed}")
             else:
@@ -141,9 +142,9 @@ def candidate_scores(stage: dict, settings: dict, store_dir, device: str = "cpu"
     return scores, missing
 
 
-def chosen_candidate(stage: dict, settings: dict, store_dir, device: str = "cpu") -> dict | None:
+def chosen_candidate(stage: dict, settings: dict, store_dir) -> dict | None:
     """The rule's choice once every selection run is in the store; None before."""
-    scores, missing = candidate_scores(stage, settings, store_dir, device)
+    scores, missing = candidate_scores(stage, settings, store_dir)
     return None if missing else choose(scores)
 
 

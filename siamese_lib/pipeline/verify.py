@@ -18,8 +18,7 @@ from pathlib import Path
 from .. import machine
 from ..analysis.agreement import cell_check, run_check, verdict
 from ..analysis.stats import fmt_p
-from ..analysis.tables import table_cells
-from ..analysis.verdicts import CONFIG_COLUMNS
+from ..analysis.tables import CONFIG_COLUMNS, table_cells
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..config import RunConfig
 from ..experiments.profiles import ProfileError, load_profile

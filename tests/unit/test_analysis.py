@@ -389,16 +389,18 @@ def test_deviation_kinds_follow_the_two_protocols():
     agree = [5.2, 6.0, 6.9, 5.5, 6.6, 6.1, 5.8, 6.3, 5.9, 6.4]  # about the paper's 6.08, std 0.5
     far = [x + 4 for x in agree]  # 4 points above: different
     quirk = verdicts.deviations([_cell("corrected", far), _cell("original", agree)], 1.0)
-    assert len(quirk) == 1 and quirk[0].kind == "quirk"
+    assert len(quirk) == 1 and quirk[0]["kind"] == "quirk"
     assert (
-        verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0].kind == "unexplained"
+        verdicts.deviations([_cell("corrected", far), _cell("original", far)], 1.0)[0]["kind"]
+        == "unexplained"
     )
     assert (
-        verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0].kind
+        verdicts.deviations([_cell("corrected", agree), _cell("original", far)], 1.0)[0]["kind"]
         == "original only"
     )
     assert (
-        verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0].kind == "undetermined"
+        verdicts.deviations([_cell("corrected", far), _cell("original", [])], 1.0)[0]["kind"]
+        == "undetermined"
     )
     assert verdicts.deviations([_cell("corrected", agree), _cell("original", agree)], 1.0) == []
 
@@ -435,7 +437,7 @@ def test_counts_are_over_distinct_runs():
     t1 = _cell("corrected", agree)  # LeNet5, WS, aux: the same runs as ...
     t2 = _cell("corrected", agree, key=(True, True, False), table="table2")  # ... Table II's WS + BN cell
     t2_other = _cell("corrected", agree, key=(True, True, True), table="table2")
-    assert verdicts.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
+    assert tables.distinct_cells([t1, t2, t2_other], "corrected") == [t1, t2_other]
     frame = verdicts.verdict_frame([t1, t2, t2_other], 1.0)
     assert sum(verdicts.verdict_counts(frame, "corrected").values()) == 2
     assert frame["counted"].tolist() == [True, False, True]

@@ -14,7 +14,6 @@ from siamese_lib.analysis.claims import (
     PAPER_EPOCHS,
     Claim,
     apply_power_rule,
-    size_shortfall,
 )
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import profile_text as pt
@@ -60,8 +59,6 @@ def claim(verdict="reproduced"):
 
 
 def test_power_rule_withholds_verdicts_below_its_size():
-    assert size_shortfall(10, 30) == {}
-    assert size_shortfall(2, 6) == {"seeds": 2, "epochs": 6}
     kept = apply_power_rule([claim(), claim("not detected")], 10, 30)
     assert [c.verdict for c in kept] == ["reproduced", "not detected"]
     for seeds, epochs in ((2, 30), (10, 6), (MIN_SEEDS - 1, 100)):
