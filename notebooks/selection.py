@@ -20,8 +20,8 @@
 #   refuses any test column), then trains the chosen configuration on **fresh seeds** that took no part
 #   in the choice. Its test error over those seeds is the headline; the test pairs are scored once.
 #   The members of the ensembles the round names in advance train on the same fresh seeds. Final runs
-#   are also scored on the confirmation set (`confirm_seeds`: test images no test pair uses), which no
-#   choice ever reads.
+#   are also scored on the holdouts, which no choice ever reads: the confirmation set (`confirm_seeds`:
+#   test images no test pair uses) and the holdout (`holdout_seed`: training images no training pair uses).
 
 # %% tags=["parameters"]
 # fmt: off
@@ -32,6 +32,7 @@ part: str = "candidate"            # "candidate" or "final"
 candidate: str = "lenet5_cosine"   # the candidate to train; part "final": the rule's choice or an ensemble's member
 seeds: list[int] = []              # part "final": the fresh seeds this execution trains
 confirm_seeds: list[int] = []      # part "final": data seeds of the confirmation set (empty: none)
+holdout_seed: Optional[int] = None  # part "final": data seed of the holdout, training images (None: none)
 selection: dict = {
     "candidates": {"lenet5_cosine": {"model": "LeNet5", "lr": 2e-3, "lr_schedule": "cosine", "epochs": 2},
                    "lenet5_constant": {"model": "LeNet5", "lr": 5e-3, "epochs": 2}},
@@ -61,14 +62,14 @@ from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate, final
 from siamese_lib.pipeline.engine import ensure_runs
 
 store = (NOTEBOOKS_DIR / store_dir).resolve()  # absolute paths pass through unchanged
-settings = dict(
-    nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size, confirmation_seeds=confirm_seeds
-)
+settings = dict(nb_pairs=nb_pairs, data_seed=data_seed, batch_size=batch_size)
+settings.update(confirmation_seeds=confirm_seeds, holdout_seed=holdout_seed)
 if part == "final" and not seeds:
     seeds = selection["final_seeds"]
 params = dict(
     settings, part=part, candidate=candidate, seeds=seeds, selection=selection, confirm_seeds=confirm_seeds
 )
+params.update({"holdout_seed": holdout_seed} if holdout_seed is not None else {})
 display(Markdown(sel.space_markdown(selection, settings)))
 
 # %% [markdown]
@@ -113,6 +114,8 @@ cols = [
         "test_digit_prob_error",
         "confirm_error",
         "confirm_digit_prob_error",
+        "holdout_error",
+        "holdout_digit_prob_error",
     )
     if c in records[0]["metrics"]
 ]

@@ -42,6 +42,7 @@ threads: int = 1                              # torch threads (the runner: 1 per
 force: Union[bool, float] = False             # True: retrain stored runs too (the runner's --force: a time stamp)
 scheduler: Optional[str] = None              # None: train missing runs in this process; "tcp://HOST:8786": on that Dask cluster
 confirm_seeds: list[int] = []                 # data seeds of the confirmation set, scored too (the runner: paper's best cell)
+holdout_seed: Optional[int] = None            # data seed of the holdout (training images), scored too (the same cell)
 # fmt: on
 
 # %%
@@ -76,6 +77,7 @@ params = dict(
     data_seed=data_seed,
     batch_size=batch_size,
     confirm_seeds=checked["confirm_seeds"],
+    holdout_seed=checked["holdout_seed"],
 )
 configs = configs_for("table1", params)
 records = ensure_runs(configs, store, device=device, force=force, scheduler=scheduler, threads=threads)

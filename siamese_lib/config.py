@@ -15,6 +15,9 @@ EXTRA_MODELS = ("VGG",)  # beyond the paper: candidates for the selection stage
 MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS  # models.ARCHITECTURES builds each of them
 PROTOCOLS = ("corrected", "original")
 MNIST_SIZES = {"train": 60000, "test": 10000}  # images per split
+HOLDOUT_PAIRS = (
+    20000  # the holdout (data.holdout_pairs): 40,000 of the training images the training pairs leave
+)
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
 # A run's error metrics, per split (train_, test_, val_, confirm_): training makes them, the store checks.
 ERROR_METRICS = (
@@ -47,7 +50,7 @@ PROTOCOL_SETTINGS = {
     ),
 }
 AUX_SCHEDULES = ("constant", "linear_decay")
-AUGMENTATIONS = ("repair", "swap", "shift", "affine")
+AUGMENTATIONS = ("repair", "swap", "shift", "affine", "elastic")
 LR_SCHEDULES = ("constant", "cosine")
 # The comparison heads (models.HEADS): "linear" = Linear(20,72)-ReLU-Linear(72,2); "conv" = the same as 1x1
 # Conv1d layers with a BatchNorm1d(72) after the ReLU. Each model's own head, as the paper describes it:
@@ -60,7 +63,13 @@ def key_defaults(config: dict) -> dict:
     run key at that value (store.run_key), so earlier records keep their keys, and read as it when absent."""
     model = config.get("model")
     head = MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear"
-    return {"lr_schedule": "constant", "branch_calls": 1, "head": head, "confirm_seeds": []}
+    return {
+        "lr_schedule": "constant",
+        "branch_calls": 1,
+        "head": head,
+        "confirm_seeds": [],
+        "holdout_seed": None,
+    }
 
 
 # The run's fields (the defaults are the paper's setting). The upper bounds are far beyond any sensible
@@ -110,6 +119,8 @@ class _Fields:
     # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained
     # on, never chosen on. Empty: no confirmation set.
     confirm_seeds: Distinct(Seed, "seeds") = ()
+    # The data seed of the holdout (data.holdout_pairs), evaluated like the confirmation set. None: none.
+    holdout_seed: Seed | None = None
 
     @model_validator(mode="after")
     def _across_fields(self):
@@ -119,10 +130,10 @@ class _Fields:
                 "confirm_seeds: a confirmation set is made of the test images the test pairs leave unused: "
                 f"nb_pairs must be below {MNIST_SIZES['test'] // 2} with it, got {self.nb_pairs}"
             )
-        if self.confirm_seeds and self.protocol != "corrected":
-            raise ValueError(
-                "confirm_seeds: the confirmation set is evaluated under the corrected protocol only"
-            )
+        evaluated_only = {"confirm_seeds": self.confirm_seeds, "holdout_seed": self.holdout_seed}
+        for name, value in evaluated_only.items() if self.protocol != "corrected" else ():
+            if value not in ((), None):
+                raise ValueError(f"{name}: the holdouts are evaluated under the corrected protocol only")
         if self.head is None:
             own = settings.net_head if self.model == "Net" else MODEL_HEADS[self.model]
             object.__setattr__(self, "head", own)
@@ -162,6 +173,10 @@ class RunConfig(_Fields):
         return confirmation_size(self.nb_pairs, len(self.confirm_seeds))
 
     @property
+    def holdout_pairs(self) -> int:
+        return 0 if self.holdout_seed is None else HOLDOUT_PAIRS
+
+    @property
     def trained_epochs(self) -> int:
         cap = PROTOCOL_SETTINGS[self.protocol].no_aux_epochs
         return min(self.epochs, cap) if cap is not None and not self.aux_loss else self.epochs
@@ -169,6 +184,10 @@ class RunConfig(_Fields):
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["augment"], d["confirm_seeds"] = list(self.augment), list(self.confirm_seeds)
+        if (
+            d["holdout_seed"] is None
+        ):  # as before the field existed: earlier records and plans keep their bytes
+            del d["holdout_seed"]
         return d
 
 

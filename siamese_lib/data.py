@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .common import write_atomically
-from .config import MNIST_SIZES
+from .config import HOLDOUT_PAIRS, MNIST_SIZES
 
 ARRAYS = ("train_images", "train_labels", "test_images", "test_labels")  # what load_mnist returns
 # sha256 over ARRAYS' bytes, in that order (uint8 images, int64 labels)
@@ -277,18 +277,35 @@ def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
     )
 
 
+def _unused_pairs(used: torch.Tensor, n_images: int, pairs: int, seed: int) -> torch.Tensor:
+    """``pairs`` index pairs [pairs, 2] of the images ``used`` leaves, shuffled by ``seed``: each once."""
+    free = torch.tensor(sorted(set(range(n_images)) - set(used.reshape(-1).tolist())))
+    order = torch.randperm(len(free), generator=torch.Generator().manual_seed(seed))
+    return free[order[: 2 * pairs]].view(-1, 2)
+
+
 def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
     """Index pairs [n, 2] into the MNIST test images that ``generate_pair_sets(nb, seed)``'s test pairs leave
     unused: per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs; may recur across seeds)."""
-    used = set(pair_indices(nb, seed)[1].reshape(-1).tolist())
-    free = torch.tensor(sorted(set(range(MNIST_SIZES["test"])) - used))
-    draws = (_draw(len(free) // 2, len(free), torch.Generator().manual_seed(s)) for s in confirm_seeds)
-    return torch.cat([free[d] for d in draws])
+    test = pair_indices(nb, seed)[1]
+    pairs = (MNIST_SIZES["test"] - test.numel()) // 2
+    return torch.cat([_unused_pairs(test, MNIST_SIZES["test"], pairs, s) for s in confirm_seeds])
 
 
 def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):  # (input, target, classes), raw
     m = load_mnist(data_dir)
     return _pairs(confirmation_indices(nb, seed, confirm_seeds), m["test_images"], m["test_labels"])
+
+
+def holdout_indices(nb: int, seed: int, holdout_seed: int) -> torch.Tensor:
+    """Index pairs [HOLDOUT_PAIRS, 2] into the MNIST training images that ``generate_pair_sets(nb, seed)``'s
+    training pairs leave unused, shuffled by ``holdout_seed``: each image in one pair only."""
+    return _unused_pairs(pair_indices(nb, seed)[0], MNIST_SIZES["train"], HOLDOUT_PAIRS, holdout_seed)
+
+
+def holdout_pairs(nb: int, seed: int, holdout_seed: int, data_dir=None):  # (input, target, classes), raw
+    m = load_mnist(data_dir)
+    return _pairs(holdout_indices(nb, seed, holdout_seed), m["train_images"], m["train_labels"])
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):

@@ -37,8 +37,8 @@ def run_key(config: RunConfig, device_type: str) -> str:
     """Stable across processes and sessions: sorted JSON of the configuration and the device type."""
     d = config.to_dict()
     for name, value in key_defaults(d).items():
-        if d[name] == value:
-            del d[name]
+        if d.get(name, value) == value:
+            d.pop(name, None)
     payload = json.dumps({"config": d, "device": device_type}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -54,8 +54,13 @@ Text = ruled(StrictStr, "must be a text of 1..200 characters", Field(min_length=
 # the long lists: pydantic-core's own checks and words (a per-value rule in Python took longer than the load)
 Probabilities = list[Annotated[StrictFloat, Field(ge=0, le=1, allow_inf_nan=False)]]
 Digits = list[Annotated[StrictInt, Field(ge=0, le=9)]]
-# val_*: when the configuration holds out validation pairs; confirm_*: when it has confirmation seeds
-OPTIONAL_SPLITS = {"val": lambda c: c.val_pairs > 0, "confirm": lambda c: bool(c.confirm_seeds)}
+# per optional split, its pairs in a configuration (val_*: validation pairs held out; confirm_*, holdout_*:
+# the holdouts, evaluated only) and what one is called
+OPTIONAL_SPLITS = {
+    "val": (lambda c: c.val_pairs, "validation pair"),
+    "confirm": (lambda c: c.confirm_pairs, "confirmation pair"),
+    "holdout": (lambda c: c.holdout_pairs, "holdout pair"),
+}
 Metrics = create_model(
     "Metrics",
     __base__=Strict,
@@ -80,6 +85,8 @@ class Outputs(Strict):  # one value per test pair
     digit2_pred: Digits
     confirm_head_prob: Probabilities = None  # one value per confirmation pair (with confirm_seeds)
     confirm_digit_prob: Probabilities = None
+    holdout_head_prob: Probabilities = None  # one value per holdout pair (with holdout_seed)
+    holdout_digit_prob: Probabilities = None
     # one value per validation pair (with val_pairs); runs trained before issue 33 have none: unchecked
     val_head_prob: Probabilities = None
     val_digit_prob: Probabilities = None
@@ -113,12 +120,12 @@ class Record(Strict):
     @model_validator(mode="after")
     def _as_its_config(self):
         c, given = self.config, self.metrics.model_fields_set | self.outputs.model_fields_set
-        wanted = {split: has(c) for split, has in OPTIONAL_SPLITS.items()}
+        wanted = {split: pairs(c) > 0 for split, (pairs, _) in OPTIONAL_SPLITS.items()}
         names = {s: {f"{s}_{m}" for m in (*ERROR_METRICS, "head_prob", "digit_prob")} for s in wanted}
         optional = {"val_head_prob", "val_digit_prob"}
         lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given - optional)
         extra = sorted(set().union(*(names[s] for s in wanted if not wanted[s])) & given)
-        per = {"confirm": (c.confirm_pairs, "confirmation pair"), "val": (c.val_pairs, "validation pair")}
+        per = {split: (pairs(c), one) for split, (pairs, one) in OPTIONAL_SPLITS.items()}
         lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch")}
         for k, v in self.outputs:
             if v is not None:
@@ -165,8 +172,9 @@ def check_metrics(record: dict) -> None:
     outputs, metrics = record["outputs"], record["metrics"]
     _, tr_t, tr_c, _, te_t, te_c = pair_sets(c.nb_pairs, c.data_seed)
     splits = {"test": ("", te_t, te_c)}
-    if "confirm_head_prob" in outputs:
-        splits["confirm"] = ("confirm_", *_confirm_targets(c.nb_pairs, c.data_seed, tuple(c.confirm_seeds)))
+    for split, seeds in (("confirm", tuple(c.confirm_seeds)), ("holdout", c.holdout_seed)):
+        if f"{split}_head_prob" in outputs:
+            splits[split] = (f"{split}_", *_targets(split, c.nb_pairs, c.data_seed, seeds))
     if "val_head_prob" in outputs:
         held = val_order(c)[: c.val_pairs]
         splits["val"] = ("val_", tr_t[held], tr_c[held])
@@ -195,10 +203,11 @@ def check_metrics(record: dict) -> None:
 
 
 @functools.lru_cache(maxsize=4)
-def _confirm_targets(nb_pairs: int, data_seed: int, seeds: tuple):
-    from .data import confirmation_pairs
+def _targets(split: str, nb_pairs: int, data_seed: int, seeds):  # a holdout's targets and classes
+    from .data import confirmation_pairs, holdout_pairs
 
-    return confirmation_pairs(nb_pairs, data_seed, seeds)[1:]
+    pairs = confirmation_pairs if split == "confirm" else holdout_pairs
+    return pairs(nb_pairs, data_seed, seeds)[1:]
 
 
 def admit(record, path: Path, planned=None) -> dict:

@@ -8,7 +8,7 @@ from .selection import DATA, candidate_configs, final_configs
 from .variants import VARIANTS, applies_to, variant_configs
 
 # Two selection rounds, each declared before it ran; both run the selection notebook.
-SELECTION_STAGES = ("selection", "selection_round2")
+SELECTION_STAGES = ("selection", "selection_round2", "selection_round3")
 TRAINING_STAGES = ("lr_search", "table1", "table2", "beyond_paper") + SELECTION_STAGES
 # A paper stage's grid: the profile's key -> the notebook's parameter; table1 and table2 run per protocol too.
 GRIDS = {
@@ -20,7 +20,7 @@ GRIDS = {
 PROTOCOL_STAGES = ("table1", "table2")
 SHORT = {"weight_sharing": "ws", "aux_loss": "aux", "batch_norm": "bn", "dropout": "do"}
 # The paper's best cell (Table I: LeNet5_FullyConv, weight sharing + auxiliary loss), scored on the
-# confirmation set too (corrected protocol).
+# holdouts too (corrected protocol).
 PAPER_BEST_CELL = {"model": "LeNet5_FullyConv", "weight_sharing": True, "aux_loss": True}
 
 
@@ -42,7 +42,7 @@ def cell_name(cell: dict, protocol: str | None = None) -> str:
 def paper_executions(settings: dict, stages: dict, base: dict, lr_for, wanted=GRIDS) -> list[tuple]:
     """(stage, name, parameters) per cell of the paper stages in ``wanted``, in order (LR search, tables per
     protocol, beyond the paper): ``base``, the cell, ``lr_for(model)`` where the grid has no rate, the stage's
-    seeds and epochs; the best cell (corrected) is scored on the confirmation set too."""
+    seeds and epochs; the best cell (corrected) is scored on the holdouts too."""
     confirm, out = settings["confirmation_seeds"], []
     tables = [(stage, protocol) for protocol in settings["protocols"] for stage in PROTOCOL_STAGES]
     for stage, protocol in [("lr_search", None), *tables, ("beyond_paper", None)]:
@@ -51,16 +51,23 @@ def paper_executions(settings: dict, stages: dict, base: dict, lr_for, wanted=GR
             rate = {} if "lr" in cell else {"lr": lr_for(cell.get("model", "LeNet5"))}
             p = dict(base, **cell, **rate, seeds=g["seeds"], epochs=g["epochs"])
             p.update({"protocol": protocol} if protocol else {})
-            if confirm and stage == "table1" and protocol == "corrected" and cell == PAPER_BEST_CELL:
-                p["confirm_seeds"] = confirm
+            if stage == "table1" and protocol == "corrected" and cell == PAPER_BEST_CELL:
+                p.update({"confirm_seeds": confirm} if confirm else {}, **holdout_parameter(settings))
             out.append((stage, cell_name(cell, protocol), p))
     return out
+
+
+def holdout_parameter(settings: dict) -> dict:
+    """The holdout's parameter of an execution that scores it: none when the profile declares no holdout."""
+    seed = settings.get("holdout_seed")
+    return {} if seed is None else {"holdout_seed": seed}
 
 
 def configs_for(stage: str, p: dict) -> list[RunConfig]:
     """The training runs of one execution, from its parameters (notebooks call this too)."""
     if stage in SELECTION_STAGES:
         settings = dict({k: p[k] for k in DATA}, confirmation_seeds=p.get("confirm_seeds", []))
+        settings["holdout_seed"] = p.get("holdout_seed")
         if p["part"] == "candidate":
             return candidate_configs(p["selection"], settings, p["candidate"])
         return final_configs(p["selection"], settings, p["candidate"], p["seeds"])
@@ -73,7 +80,8 @@ def configs_for(stage: str, p: dict) -> list[RunConfig]:
     if stage == "lr_search":
         fields.update(protocol="corrected")
     if stage == "table1":
-        fields.update(protocol=p["protocol"], confirm_seeds=tuple(p.get("confirm_seeds", ())))
+        holdouts = {"confirm_seeds": tuple(p.get("confirm_seeds", ())), "holdout_seed": p.get("holdout_seed")}
+        fields.update(protocol=p["protocol"], **holdouts)
     if stage == "table2":
         fields.update(protocol=p["protocol"], model="LeNet5", aux_loss=True)
     return [RunConfig(**common, **fields, seed=s) for s in p["seeds"]]

@@ -48,6 +48,7 @@ TYPES = {  # a parameter named like a RunConfig field takes its type; the paper'
     "lr": Optional[FIELD_TYPES["lr"]],  # None: the paper's rate for the model  # noqa: F821
     "seeds": Annotated[Listed(FIELD_TYPES["seed"]), BeforeValidator(_list_text)],  # noqa: F821
     "confirm_seeds": Annotated[FIELD_TYPES["confirm_seeds"], BeforeValidator(_list_text)],  # noqa: F821
+    "holdout_seed": FIELD_TYPES["holdout_seed"],
     "device": Device,
     "threads": Threads,
     # True/False, or the runner's time stamp (retrain what was stored before it)
@@ -57,14 +58,17 @@ TYPES = {  # a parameter named like a RunConfig field takes its type; the paper'
     ],
     "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
 }
-OPTIONAL = {"confirm_seeds": ()}  # parameters a notebook of an earlier version never received
+OPTIONAL = {
+    "confirm_seeds": (),
+    "holdout_seed": None,
+}  # parameters a notebook of an earlier version never received
 
 
 def _model(stage: str, cell: dict):
     """A stage's parameters: its grid's, the rate, the protocol where the stage has one, table1's confirmation
     seeds (the paper's best cell), and those of every training notebook."""
     names = [*dict.fromkeys([*cell.values(), "lr"]), *["protocol"] * (stage in PROTOCOL_STAGES)]
-    names += ["confirm_seeds"] * (stage == "table1") + list(COMMON_PARAMETERS)
+    names += ["confirm_seeds", "holdout_seed"] * (stage == "table1") + list(COMMON_PARAMETERS)
     return create_model(stage, __base__=Strict, **{n: (TYPES[n], OPTIONAL.get(n, ...)) for n in names})
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
-from .grid import GRIDS, configs_for, paper_executions
+from .grid import GRIDS, configs_for, holdout_parameter, paper_executions
 from .lr_rule import choose_learning_rates, config_id, index_records
 from .profiles import PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
 from .selection import DATA, chosen_candidate, final_candidates
@@ -108,7 +108,9 @@ def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) 
     # a selection round: one execution per candidate; once all their runs are stored, one per final seed of
     # the choice and of each other member of a declared ensemble (the runner expands the round again then)
     for stage in (x for x in SELECTION_STAGES if x in st and x in wanted):
-        part = dict(base, selection=st[stage], confirm_seeds=s["confirmation_seeds"] or [])
+        part = dict(
+            base, selection=st[stage], confirm_seeds=s["confirmation_seeds"] or [], **holdout_parameter(s)
+        )
         out += [
             Execution(stage, f"candidate-{c}", dict(part, part="candidate", candidate=c, seeds=[]))
             for c in st[stage]["candidates"]

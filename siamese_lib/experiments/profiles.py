@@ -59,6 +59,7 @@ class Stages(Strict):  # a stage left out is not run
     beyond_paper: _grid("beyond_paper") = None
     selection: Selection = None
     selection_round2: Selection = None  # a second round, declared before any of its runs; the first stays
+    selection_round3: Selection = None  # a third, likewise
     figures: NoSettings = None
     report: NoSettings = None
 
@@ -66,15 +67,16 @@ class Stages(Strict):  # a stage left out is not run
     def _trains(self):
         if not self.model_fields_set & set(TRAINING_STAGES):
             raise ValueError(f"names no training stage; allowed: {', '.join(TRAINING_STAGES)}")
-        if self.selection and self.selection_round2:
-            first, second = (
-                set(r.selection_seeds) | set(r.final_seeds) for r in (self.selection, self.selection_round2)
-            )
-            if first & second:
+        seen: dict = {}  # seed -> the earlier round that used it
+        for stage in SELECTION_STAGES:
+            r = getattr(self, stage)
+            shared = sorted(set(r.selection_seeds + r.final_seeds) & set(seen)) if r else []
+            if shared:
                 raise ValueError(
-                    "selection_round2 must use fresh seeds, none of the first round's "
-                    f"(shared: {sorted(first & second)})"
+                    f"{stage} must use fresh seeds, none of an earlier round's (shared: {shared}, "
+                    f"of {seen[shared[0]]})"
                 )
+            seen.update(dict.fromkeys(r.selection_seeds + r.final_seeds, stage) if r else {})
         return self
 
 
@@ -91,6 +93,9 @@ class ProfileModel(Strict):
     # data seeds of the confirmation set (data.confirmation_pairs): the selection rounds' final runs and the
     # paper's best cell are scored on it too; no choice is ever made on it
     confirmation_seeds: Listed(Seed) = None
+    # the data seed of the holdout (data.holdout_pairs: training images the training pairs leave), scored
+    # like the confirmation set and, like it, never chosen on
+    holdout_seed: Seed | None = None
     # how the report judges the paper's claims (analysis/claims.py); it enters no run and no plan
     claim_rule: OneOf("pooled_effect", "all_comparisons") = "pooled_effect"
     stages: Stages

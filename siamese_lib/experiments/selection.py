@@ -43,7 +43,7 @@ def _candidates(value):
     return {name: {} if spec is None else spec for name, spec in value.items()}
 
 
-class Selection(Strict):  # a round's schema in a profile (stages.selection, stages.selection_round2)
+class Selection(Strict):  # a round's schema in a profile (stages.selection, .selection_round2, _round3)
     candidates: Annotated[dict[Name, Candidate], BeforeValidator(_candidates)]
     rules: Listed(OneOf(*RULE_COLUMNS))
     selection_seeds: Listed(Seed)
@@ -81,12 +81,18 @@ class SelectionError(ValueError):
     """A choice that would use what it must not (test columns) or lacks what it needs."""
 
 
-def candidate_config(spec: dict, seed: int, settings: dict, val_pairs=None, confirm_seeds=()) -> RunConfig:
+def candidate_config(
+    spec: dict, seed: int, settings: dict, val_pairs=None, holdouts: bool = False
+) -> RunConfig:
     """One run of a candidate: the profile's data, the corrected protocol, a validation split (by default the
-    stage's 20 %), the confirmation seeds (final runs only) and the candidate's fields."""
+    stage's 20 %), the holdouts (final runs only: ``settings``' confirmation and holdout seeds) and the
+    candidate's fields."""
     val = val_pairs_for(settings["nb_pairs"]) if val_pairs is None else val_pairs
     fields = {k: settings[k] for k in DATA}
-    fields.update(protocol="corrected", val_pairs=val, confirm_seeds=tuple(confirm_seeds))
+    fields.update(protocol="corrected", val_pairs=val)
+    if holdouts:
+        confirm, holdout = settings.get("confirmation_seeds") or (), settings.get("holdout_seed")
+        fields.update(confirm_seeds=tuple(confirm), holdout_seed=holdout)
     fields.update({k: tuple(v) if k == "augment" else v for k, v in spec.items()})
     return RunConfig(**fields, seed=seed)
 
@@ -97,11 +103,10 @@ def candidate_configs(stage: dict, settings: dict, name: str) -> list[RunConfig]
 
 def final_configs(stage: dict, settings: dict, name: str, seeds=None) -> list[RunConfig]:
     """A candidate on the final seeds: on every training pair with ``final_training: all_pairs``, scored on
-    the confirmation set too when ``settings`` has ``confirmation_seeds``."""
+    the holdouts that ``settings`` declares too."""
     val = 0 if stage["final_training"] == "all_pairs" else None
-    confirm = settings.get("confirmation_seeds") or ()
     return [
-        candidate_config(stage["candidates"][name], s, settings, val_pairs=val, confirm_seeds=confirm)
+        candidate_config(stage["candidates"][name], s, settings, val_pairs=val, holdouts=True)
         for s in (stage["final_seeds"] if seeds is None else seeds)
     ]
 

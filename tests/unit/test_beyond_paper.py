@@ -183,13 +183,13 @@ def test_validation_split_is_held_out(tmp_path, monkeypatch):
         training, "pair_sets", lambda nb, seed: (tr, target, classes, tr[:5], target[:5], classes[:5])
     )
     torch.manual_seed(3)
-    train, val, test, _ = training.prepare_data(RunConfig(nb_pairs=n, val_pairs=10), torch.device("cpu"))
+    train, val, test = training.prepare_data(RunConfig(nb_pairs=n, val_pairs=10), torch.device("cpu"))[:3]
     assert (len(train), len(val), len(test)) == (20, 10, 5)
     first_pixels = [set(s.input[:, 0, 0, 0].tolist()) for s in (train, val)]  # unique per pair
     assert len(first_pixels[0]) == 20 and not first_pixels[0] & first_pixels[1]
     assert abs(float(train.input.mean())) < 1e-4 and abs(float(train.input.std()) - 1) < 1e-4
     torch.manual_seed(3)
-    train0, val0, _, _ = training.prepare_data(RunConfig(nb_pairs=n), torch.device("cpu"))
+    train0, val0 = training.prepare_data(RunConfig(nb_pairs=n), torch.device("cpu"))[:2]
     assert val0 is None and len(train0) == n
     # the same fold shuffle with and without validation: validation is its first val_pairs
     assert torch.equal(train0.classes[10:], train.classes)

@@ -86,8 +86,15 @@ ROUND2 = (
 
 
 def test_a_second_round_needs_fresh_seeds_and_declared_ensemble_members(tmp_path):
-    with pytest.raises(ProfileError, match=r"fresh seeds, none of the first round's \(shared: \[4\]\)"):
+    with pytest.raises(
+        ProfileError, match=r"fresh seeds, none of an earlier round's \(shared: \[4\], of selection\)"
+    ):
         load_profile(write_rounds(tmp_path, ROUND2.replace("final_seeds: [7, 8]", "final_seeds: [4, 8]")))
+    round3 = "  selection_round3:\n" + ROUND2.replace("[5, 6]", "[9, 10]").replace("[7, 8]", "[8, 11]")
+    with pytest.raises(
+        ProfileError, match=r"selection_round3 must use fresh .* \(shared: \[8\], of selection_round2\)"
+    ):
+        load_profile(write_rounds(tmp_path, ROUND2 + round3))
     with pytest.raises(ProfileError, match="'c' is neither a candidate of this round nor 'chosen'"):
         load_profile(write_rounds(tmp_path, ROUND2 + "    ensembles: {mixed: [a, c]}\n"))
     with pytest.raises(ProfileError, match="candidates: 'chosen' names the rule's choice"):  # issue 33

@@ -85,7 +85,7 @@ def test_original_protocol_leaves_the_test_input_unnormalised(mnist):
     for protocol in ("original", "corrected"):
         config = tiny(protocol=protocol)
         torch.manual_seed(config.seed)
-        train, val, test, _ = prepare_data(config, cpu)
+        train, val, test = prepare_data(config, cpu)[:3]
         assert val is None
         torch.manual_seed(config.seed)
         perm = torch.randperm(100)  # the fold's one shuffle of the training pairs
