@@ -7,7 +7,14 @@ import json
 
 import pyarrow as pa
 
-from ..data import confirmation_indices, confirmation_pairs, generate_pair_sets, pair_indices
+from ..data import (
+    confirmation_indices,
+    confirmation_pairs,
+    generate_pair_sets,
+    holdout_indices,
+    holdout_pairs,
+    pair_indices,
+)
 
 HEADLINE = (
     "Tables I and II, the LR search and the report's best Table I cell use `test_error` (the comparison "
@@ -19,6 +26,7 @@ SPLITS = {
     "test": "the test pairs",
     "val": "the validation pairs (held out of training; only with val_pairs > 0)",
     "confirm": "the confirmation set (only with confirm_seeds)",
+    "holdout": "the holdout (only with holdout_seed)",
 }
 MEASURES = {
     "error": "error of the comparison head (P(d1 <= d2) > 0.5 against the target)",
@@ -54,7 +62,7 @@ COLUMNS = {  # name: (unit, meaning)
     "aux_schedule": ("", "constant or linear_decay of the auxiliary weight over the epochs"),
     "weight_decay": ("", "Adam weight decay"),
     "l1": ("", "L1 penalty on the weights"),
-    "augment": ("", "training augmentations: repair, swap, shift, affine"),
+    "augment": ("", "training augmentations: repair, swap, shift, affine, elastic"),
     "val_pairs": ("pairs", "training pairs held out as a validation split"),
     "lr_schedule": ("", "constant or cosine learning rate"),
     "branch_calls": (
@@ -63,6 +71,10 @@ COLUMNS = {  # name: (unit, meaning)
     ),
     "head": ("", "comparison head: linear or conv (quirk 5)"),
     "confirm_seeds": ("", "seeds of the confirmation set (pairs of MNIST test images the test pairs leave)"),
+    "holdout_seed": (
+        "",
+        "seed of the holdout (20,000 pairs of MNIST training images the training pairs leave)",
+    ),
     "train_seconds": ("s", "time spent in the training loop"),
     "wall_seconds": ("s", "the run's wall time: data, training and evaluation"),
     "train_loss": ("", "summed training loss of each epoch (one value per epoch)"),
@@ -72,6 +84,8 @@ COLUMNS = {  # name: (unit, meaning)
     "digit2_pred": ("", "per test pair: the predicted class of the second digit"),
     "confirm_head_prob": ("", "per confirmation pair (pairs.parquet, set confirm): the head's P(d1 <= d2)"),
     "confirm_digit_prob": ("", "per confirmation pair: P(d1 <= d2) from the digit distributions"),
+    "holdout_head_prob": ("", "per holdout pair (pairs.parquet, set holdout): the head's P(d1 <= d2)"),
+    "holdout_digit_prob": ("", "per holdout pair: P(d1 <= d2) from the digit distributions"),
     "val_head_prob": ("", "per validation pair (runs trained since they are kept): the head's P(d1 <= d2)"),
     "val_digit_prob": ("", "per validation pair: P(d1 <= d2) from the digit distributions"),
     "schema_version": ("", "version of the store's record format"),
@@ -87,16 +101,20 @@ COLUMNS = {  # name: (unit, meaning)
     "created": ("", "when the record was written (ISO 8601, UTC)"),
 }
 PAIR_COLUMNS = {
-    "set": ("", "test (the prologue's test pairs) or confirm (the confirmation set)"),
+    "set": ("", "test (the prologue's test pairs), confirm (the confirmation set) or holdout (the holdout)"),
     "nb_pairs": ("pairs", "the runs' nb_pairs this set belongs to"),
     "data_seed": ("", "the runs' data_seed this set belongs to"),
     "confirm_seeds": ("", "the runs' confirm_seeds (confirm only; empty for test)"),
-    "pair": ("", "position in a run's per-pair lists (head_prob ... for test, confirm_* for confirm)"),
+    "pair": (
+        "",
+        "position in a run's per-pair lists (head_prob ... for test, confirm_*, holdout_* for those)",
+    ),
     "target": ("", "1 if the first digit is lesser or equal to the second, else 0"),
     "digit1": ("", "the first image's digit class"),
     "digit2": ("", "the second image's digit class"),
-    "mnist_index1": ("", "the first image's index among the MNIST test images"),
-    "mnist_index2": ("", "the second image's index among the MNIST test images"),
+    "holdout_seed": ("", "the runs' holdout_seed (holdout only; a column once a record has a holdout)"),
+    "mnist_index1": ("", "the first image's index among the MNIST test images (training images: holdout)"),
+    "mnist_index2": ("", "the second image's index among the MNIST test images (training images: holdout)"),
     "image1": ("grey level 0-255", "the first image, 14 x 14 row-major (test set only)"),
     "image2": ("grey level 0-255", "the second image, 14 x 14 row-major (test set only)"),
 }
@@ -171,34 +189,50 @@ def table_from_columns(columns: dict, meta: dict, pairs: bool = False) -> pa.Tab
 
 
 def pairs_table(records, metadata: dict) -> pa.Table:
-    """The test and confirmation pairs the records were evaluated on, in the order of their per-pair outputs:
+    """The test pairs and holdouts the records were evaluated on, in the order of their per-pair outputs:
     targets, digits, MNIST indices (and the test pairs' images), from the data's seeds alone."""
-    sets = sorted({(r["config"]["nb_pairs"], r["config"]["data_seed"], ()) for r in records})
+    configs = [r["config"] for r in records]
+    sets = sorted({("test", c["nb_pairs"], c["data_seed"], ()) for c in configs})
     sets += sorted(
-        {(c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in (r["config"] for r in records)}
-        - {(nb, ds, ()) for nb, ds, _ in sets}
+        {("confirm", c["nb_pairs"], c["data_seed"], tuple(c["confirm_seeds"])) for c in configs}
+        - {("confirm", nb, ds, ()) for _, nb, ds, _ in sets}
+    )
+    sets += sorted(
+        {
+            ("holdout", c["nb_pairs"], c["data_seed"], c["holdout_seed"])
+            for c in configs
+            if c.get("holdout_seed") is not None
+        }
     )
     names = ("set", "nb_pairs", "data_seed", "confirm_seeds", "pair", "target", "digit1", "digit2")
+    names += ("holdout_seed",) * any(kind == "holdout" for kind, *_ in sets)  # a column once a run has one
     cols = {n: [] for n in names + ("mnist_index1", "mnist_index2", "image1", "image2")}
-    for nb, ds, cs in sets:
-        if cs:
-            _, target, classes = confirmation_pairs(nb, ds, cs)
-            index, images = confirmation_indices(nb, ds, cs), [None] * len(target)
-        else:
+    for kind, nb, ds, seeds in sets:
+        if kind == "test":
             _, _, _, test_input, target, classes = generate_pair_sets(nb, ds)
             index, images = pair_indices(nb, ds)[1], test_input.reshape(len(target), 2, 196).tolist()
+        else:
+            pairs, indices = (
+                (confirmation_pairs, confirmation_indices)
+                if kind == "confirm"
+                else (holdout_pairs, holdout_indices)
+            )
+            _, target, classes = pairs(nb, ds, seeds)
+            index, images = indices(nb, ds, seeds), [None] * len(target)
         n = len(target)
-        for name, values in zip(
-            names, (["confirm" if cs else "test"] * n, [nb] * n, [ds] * n, [list(cs)] * n, range(n))
-        ):
+        confirm, holdout = list(seeds) if kind == "confirm" else [], seeds if kind == "holdout" else None
+        for name, values in zip(names, ([kind] * n, [nb] * n, [ds] * n, [confirm] * n, range(n))):
             cols[name] += list(values)
         cols["target"] += target.tolist()
+        if "holdout_seed" in cols:
+            cols["holdout_seed"] += [holdout] * n
         for i in (0, 1):
             cols[f"digit{i + 1}"] += classes[:, i].tolist()
             cols[f"mnist_index{i + 1}"] += index[:, i].tolist()
             cols[f"image{i + 1}"] += [im and im[i] for im in images]
     types = dict.fromkeys(["set"], pa.string()) | dict.fromkeys(["nb_pairs", "data_seed", "pair"], pa.int32())
-    types |= {"confirm_seeds": pa.list_(pa.int64())} | dict.fromkeys(names[5:], pa.int8())
+    types |= {"confirm_seeds": pa.list_(pa.int64())} | dict.fromkeys(names[5:8], pa.int8())
+    types["holdout_seed"] = pa.int64()
     types |= dict.fromkeys(["mnist_index1", "mnist_index2"], pa.int32())
     types |= dict.fromkeys(["image1", "image2"], pa.list_(pa.float32()))
     columns = {n: (types[n], v) for n, v in cols.items()}

@@ -35,7 +35,7 @@ OUTPUT_DECIMALS = (
 )
 PROBS = ("head_prob", "digit_prob")
 OUTPUT_TYPES = dict.fromkeys(PROBS, pa.float32()) | dict.fromkeys(["digit1_pred", "digit2_pred"], pa.int8())
-OUTPUT_TYPES |= {f"{split}_{n}": pa.float32() for split in ("confirm", "val") for n in PROBS}
+OUTPUT_TYPES |= {f"{split}_{n}": pa.float32() for split in ("confirm", "val", "holdout") for n in PROBS}
 LEGACY_OUTPUTS = list(OUTPUT_TYPES)[:6]  # always columns; the validation outputs only once a run has them
 # read from the footer before anything else: a small file can claim billions of values (issue 33)
 MAX_FILE_BYTES, MAX_ROWS, MAX_VALUES = 500_000_000, 100_000, 200_000_000
@@ -67,7 +67,7 @@ def _config_types() -> dict:
             return pa.list_(arrow(v[0]) if v else pa.string())
         return {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}.get(type(v), pa.string())
 
-    return {name: arrow(value) for name, value in RunConfig(confirm_seeds=(0,)).to_dict().items()}
+    return {name: arrow(v) for name, v in RunConfig(confirm_seeds=(0,), holdout_seed=0).to_dict().items()}
 
 
 def column_types(metrics, outputs=OUTPUT_TYPES) -> dict:
@@ -86,7 +86,9 @@ def column_types(metrics, outputs=OUTPUT_TYPES) -> dict:
 
 def records_table(records, metadata: dict) -> pa.Table:
     """One row per record, sorted by key; ``metadata``: file-level texts (its plan gives stage and cell)."""
-    records, config = sorted(records, key=lambda r: r["key"]), list(_config_types())
+    records = sorted(records, key=lambda r: r["key"])
+    # holdout_seed: a column once a run has one (a record made before it keeps its bytes)
+    config = [n for n in _config_types() if n != "holdout_seed" or any(n in r["config"] for r in records)]
     metrics = list(dict.fromkeys(n for r in records for n in r["metrics"]))  # as runs first show them
     clash = sorted(set(config) & set(metrics))
     if clash:
@@ -95,7 +97,7 @@ def records_table(records, metadata: dict) -> pa.Table:
     keys = [r["key"] for r in records]
     stages, cells = placement(keys, metadata.get(META + "plan"))
     values = {"key": keys, "stage": stages, "cell": cells}
-    values |= {n: [r["config"][n] for r in records] for n in config}
+    values |= {n: [r["config"].get(n) for r in records] for n in config}
     values |= {n: [r["metrics"].get(n) for r in records] for n in metrics}
     values["train_loss"] = [r["curves"]["train_loss"] for r in records]
     values |= {n: [r["outputs"].get(n) for r in records] for n in outputs}

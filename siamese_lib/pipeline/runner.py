@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import filelock
@@ -22,7 +23,7 @@ from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
 from .invocation import plan
-from .timings import Run, summary, write_timings
+from .timings import FORCE_MARKER, Run, forced_since, summary, write_timings
 
 
 def main(args) -> int:
@@ -69,6 +70,10 @@ def main(args) -> int:
     old_int = signal.getsignal(signal.SIGINT)
     old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a run as Ctrl-C does
     try:
+        if run.force:
+            run.force_since = forced_since(run)
+            if run.force_since < run.t0:
+                run.write(f"--force: going on with the forced run begun {time.ctime(run.force_since)}")
         # what this run was asked to do; a new file, never written through a symlink that stands there
         write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
         if args.from_record:
@@ -116,6 +121,10 @@ def end(run: Run, status: str) -> int:
             job.status = "cancelled"
     failed = bool(run.errors) or any(j.status in ("failed", "cancelled") for j in run.all_jobs)
     write_timings(run, "failed" if failed and status == "ok" else status)
+    if (
+        run.force and status == "ok" and not failed
+    ):  # the forced run is complete: the next --force starts anew
+        (run.base / FORCE_MARKER).unlink(missing_ok=True)
     print(summary(run), file=sys.stderr)
     return 1 if failed else 0
 

@@ -21,6 +21,7 @@ from ..common import (
     report_root,
     runs_root,
     safe_name,
+    write_atomically,
     write_json_atomically,
 )
 from ..experiments.profiles import STAGES
@@ -77,6 +78,7 @@ class Run:
         self.stage_span: dict[str, list[float]] = {}
         self.errors: list[str] = []  # failures outside notebooks (planning, the cluster, rendering)
         self.trained: set[str] = set()  # keys trained by this invocation
+        self.force_since = self.t0  # --force: runs stored before it are retrained (forced_since)
         self.failed_runs: dict[str, str] = {}
         self.old = load_old_timings(self.base, profile.name)
         self.previous = previous_executions(self.old)  # (stage, name) -> its last execution: up to date?
@@ -88,7 +90,14 @@ class Run:
         self.bar = None  # the runs' progress bar, on a terminal
 
     def key_done(self, key: str) -> bool:
-        return (self.store_dir / f"{key}.json").exists() and (not self.force or key in self.trained)
+        path = self.store_dir / f"{key}.json"
+        forced = (
+            self.force
+            and key not in self.trained
+            and path.exists()
+            and path.stat().st_mtime < self.force_since
+        )
+        return path.exists() and not forced
 
     def span(self, stage: str, start: float, end: float) -> None:
         a, b = self.stage_span.setdefault(stage, [start, end])
@@ -170,6 +179,20 @@ def _add(a: dict, b: dict) -> dict:
 
 def previous_executions(old: dict) -> dict:
     return {(e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)}
+
+
+FORCE_MARKER = "force-since"  # beside the store while a --force run is unfinished: when it began
+
+
+def forced_since(run) -> float:
+    """When the forced run that this --force run goes on with began: an interrupted one left its time in the
+    marker (what it stored since is kept, not retrained); else now, written to the marker."""
+    marker = run.base / FORCE_MARKER
+    try:
+        return float(marker.read_text())
+    except (OSError, ValueError):
+        write_atomically(marker, repr(run.t0))
+        return run.t0
 
 
 def load_old_timings(base: Path, profile_name: str) -> dict:

@@ -155,7 +155,7 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke_run, tmp_path):
     """--jobs 1 --force retrains what --jobs 2 trained: new records, identical numbers; a run that two
     notebooks share is retrained once, not once per notebook. On a copy of the session's smoke runs."""
     shutil.copytree(smoke_run["runs"], tmp_path / "runs" / "smoke")
-    runs, store = tmp_path / "runs" / "smoke", tmp_path / "runs" / "smoke" / "store"
+    store = tmp_path / "runs" / "smoke" / "store"
     body = yaml.safe_load((PARAMS_DIR / "smoke.yaml").read_text())
     # two notebooks, the same two runs: Table I's LeNet5 with aux loss is Table II's BN on, dropout off
     body["stages"] = {
@@ -183,6 +183,30 @@ def test_force_with_one_job_recomputes_the_same_numbers(smoke_run, tmp_path):
         assert strip(after["metrics"]) == strip(before[k]["metrics"])
         assert after["curves"] == before[k]["curves"] and after["outputs"] == before[k]["outputs"]
     assert stamps(store, others) == {k: stamped[k] for k in others}  # nothing else was touched
+
+
+@pytest.mark.slow
+def test_an_interrupted_forced_run_goes_on_when_rerun_with_force(smoke_run, tmp_path):
+    """The marker an unfinished --force run leaves says when it began: rerun with --force, what it stored
+    since is kept, what was stored before is retrained; a complete forced run removes the marker."""
+    shutil.copytree(smoke_run["runs"], tmp_path / "runs" / "smoke")
+    runs, store = tmp_path / "runs" / "smoke", tmp_path / "runs" / "smoke" / "store"
+    body = yaml.safe_load((PARAMS_DIR / "smoke.yaml").read_text())
+    body["stages"] = {"table1": dict(body["stages"]["table1"], aux_loss=[True])}
+    profile = write_profile(tmp_path / "smoke.yaml", body)
+    kept, retrained = next(iter(expected(profile, store).values()))
+    began = time.time() - 100
+    (runs / "force-since").write_text(repr(began))
+    os.utime(store / f"{kept}.json", (began + 50, began + 50))  # stored by the interrupted forced run
+    os.utime(store / f"{retrained}.json", (began - 50, began - 50))  # stored before it began
+    stamped = stamps(store, [kept, retrained])
+
+    proc = run_cli(tmp_path, "--profile", profile, "--force", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--force: going on with the forced run begun" in proc.stderr
+    assert stamps(store, [kept]) == {kept: stamped[kept]}
+    assert (store / f"{retrained}.json").stat().st_mtime_ns > stamped[retrained][0]
+    assert not (runs / "force-since").exists()
     t = json.loads((runs / "timings.json").read_text())
     assert len(t["invocations"]) >= 2 and t["invocations"][-1]["force"] is True
     assert all(i["cpu"] and i["host"] and i["cores"] >= 1 for i in t["invocations"])  # where each one ran

@@ -74,8 +74,7 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     fill_store(store, prof, paper_like, skip=skip_some)
     cells = tables.table_cells(load_records(store), planning.expand(prof, str(store)), prof.name)
     html = "".join(
-        report_html.results_html(cells, "table1", p, 1.0)
-        + report_html.results_html(cells, "table2", p, 1.0)
+        report_html.results_html(cells, "table1", p, 1.0) + report_html.results_html(cells, "table2", p, 1.0)
         for p in ("corrected", "original")
     )
     ids = cell_ids(html)
