@@ -240,7 +240,8 @@ def records_from_table(table: pa.Table) -> list[dict]:
     out = []
     for row in table.to_pylist():
         record = {"schema_version": row["schema_version"], "key": row["key"]}
-        record["config"] = {n: row[n] for n in layout["config"]}
+        # holdout_seed None: a run without one (RunConfig.to_dict leaves it out)
+        record["config"] = {n: row[n] for n in layout["config"] if row[n] is not None or n != "holdout_seed"}
         record["metrics"] = {n: row[n] for n in layout["metrics"] if row[n] is not None}
         record["curves"] = {n: row[n] for n in layout["curves"]}
         outputs = {n: row[n] for n in layout["outputs"] if row[n] is not None}
