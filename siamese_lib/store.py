@@ -84,9 +84,8 @@ def _refusal(profile_name: str) -> str:
     )
 
 
-SEEDED_MARK = (
-    ".seeded-from-record"  # written by seeding from a published record: exploration trains elsewhere
-)
+# written by seeding from a published record: exploration trains elsewhere
+SEEDED_MARK = ".seeded-from-record"
 
 
 def check_not_seeded(store_dir, missing: int) -> None:
