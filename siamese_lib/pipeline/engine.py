@@ -37,6 +37,7 @@ class Engine:
     def __init__(self, scheduler=None, workers=1, device="cpu", log=print, run_timeout=None):
         self.scheduler, self.workers, self.device, self.log = scheduler, workers, device, log
         self.run_timeout, self.cluster, self._client = run_timeout, None, None
+        self.resources = {"GPU": 1} if device == "cuda" else None  # one run at a time per GPU worker
 
     def connect(self):
         import dask
@@ -44,7 +45,6 @@ class Engine:
 
         self.expected = watch.versions()
         if self.scheduler is None:  # one single-thread worker per job, on this machine only
-            resources = {"GPU": 1} if self.device == "cuda" else None  # one run at a time per GPU worker
             with dask.config.set(NANNY_ENVIRON):
                 self.cluster = LocalCluster(
                     n_workers=self.workers,
@@ -53,7 +53,7 @@ class Engine:
                     host="127.0.0.1",
                     dashboard_address="127.0.0.1:0",
                     silence_logs=logging.ERROR,
-                    resources=resources,
+                    resources=self.resources,
                     env=same_package_env(),
                 )
             client = Client(self.cluster)
@@ -85,11 +85,10 @@ class Engine:
         if not configs:
             return outcome
         client = self._client = self._client or self.connect()
-        resources = {"GPU": 1} if self.device == "cuda" else None
         futures = {}
         for unit in watch.units(sorted(configs, key=run_cost, reverse=True), self.device):
             key = f"train-{run_key(unit[0], self.device)}"
-            options = dict(key=key, priority=sum(map(run_cost, unit)), resources=resources, pure=False)
+            options = dict(key=key, priority=sum(map(run_cost, unit)), resources=self.resources, pure=False)
             futures[client.submit(watch.train_task, unit, self.device, self.expected, **options)] = unit
         try:
             self.collect(client, dict(futures), store_dir, outcome, on_result, len(configs))
