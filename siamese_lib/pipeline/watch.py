@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import datetime
 import platform
 import time
 from pathlib import Path
 
 from .. import __version__
-from ..common import OneLineError
+from ..common import OneLineError, now_iso
 from ..config import RunConfig
 from ..experiments.planning import run_cost
 from ..machine import device_type, fingerprint
@@ -84,7 +83,7 @@ def as_record(config: RunConfig, dev: str, body: dict) -> dict:
         "host": platform.node(),
         "cpu": platform.processor() or platform.machine(),
         "machine": fingerprint(dev),
-        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "created": now_iso(),
     }
 
 
