@@ -127,34 +127,27 @@ def build_parser() -> Parser:
     r.add_argument("--force", action="store_true", help="recompute runs already in the store")
     keep_help = "after a failed notebook, finish the others (default) or cancel them"
     r.add_argument("--keep-going", action=Switch, default=True, help=keep_help)
-    r.add_argument(
-        "--allow-dirty",
-        action="store_true",
-        help="profile paper: train from uncommitted code anyway (refused by default); those runs are marked "
-        "+dirty in the report",
+    dirty_help = (
+        "profile paper: train from uncommitted code anyway (refused by default); those runs are marked "
+        "+dirty in the report"
     )
-    r.add_argument(
-        "--from-record",
-        action="store_true",
-        help="first seed the store from the published record, report/PROFILE/records.parquet (checked; its "
-        "runs are not retrained)",
+    r.add_argument("--allow-dirty", action="store_true", help=dirty_help)
+    seed_help = (
+        "first seed the store from the published record, report/PROFILE/records.parquet (checked; its "
+        "runs are not retrained)"
     )
-    r.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
-        "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)",
+    r.add_argument("--from-record", action="store_true", help=seed_help)
+    where = (
+        "a running Dask scheduler, tcp://HOST:8786, to train the runs on (default: "
+        "$SIAMESE_LIB_SCHEDULER, else a local cluster of --jobs workers)"
     )
-    r.add_argument(
-        "--run-timeout",
-        type=positive_float,
-        default=None,
-        metavar="SECONDS",
-        help="a worker that holds a run this long without a result is removed (its runs retried elsewhere; "
+    r.add_argument("--scheduler", metavar="ADDRESS", help=where)
+    stall_help = (
+        "a worker that holds a run this long without a result is removed (its runs retried elsewhere; "
         "a run stalled twice fails); default: 4 x what the slowest run so far took, at least 60 s (before "
-        "any came back: 20 x its expected time on one core + 300 s)",
+        "any came back: 20 x its expected time on one core + 300 s)"
     )
+    r.add_argument("--run-timeout", type=positive_float, metavar="SECONDS", help=stall_help)
 
     pb = command(
         "publish",
