@@ -32,7 +32,8 @@ MIN_SEEDS = 2  # per sampled cell: Welch needs two on each side
 
 def cell_of(config: RunConfig) -> str:
     """A run's cell: the tables' CONFIG_COLUMNS, then each other training field off its default."""
-    c, fixed = config.to_dict(), (*CONFIG_COLUMNS, "seed", "confirm_seeds")  # confirm_seeds: evaluation only
+    fixed = (*CONFIG_COLUMNS, "seed", "confirm_seeds", "holdout_seed")  # the holdouts: evaluated only
+    c = config.to_dict()
     base = RunConfig(
         protocol=config.protocol, model=config.model, weight_sharing=config.weight_sharing
     ).to_dict()

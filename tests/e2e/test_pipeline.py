@@ -87,6 +87,7 @@ def test_smoke_profile_end_to_end(smoke_run):
         "beyond_paper",
         "selection",
         "selection_round2",
+        "selection_round3",
         "figures",
         "report",
     }
