@@ -120,7 +120,7 @@ def build_parser() -> Parser:
     )
     profile_help = "a name in params/ (paper, quick, smoke) or a .yaml path"
     r.add_argument("--profile", required=True, type=profile_value, help=profile_help)
-    jobs_help = "local Dask workers (one thread each) and notebooks at once (default: CPU cores)"
+    jobs_help = "Dask workers (one thread each) and notebooks at once (default: the cores, +1 from a record)"
     r.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     r.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda when there is one")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
