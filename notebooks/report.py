@@ -39,6 +39,7 @@ from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
+from siamese_lib.experiments.grid import SELECTION_STAGES
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import published_history
 from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
@@ -66,8 +67,8 @@ verify = (
     else history["verify"]
 )
 margin = prof.settings["equivalence_margin"]
-selection = sel.load_selection(prof, store_dir)
-round2 = sel.load_selection(prof, store_dir, "selection_round2")
+selection, round2, round3 = (sel.load_selection(prof, store_dir, s) for s in SELECTION_STAGES)
+rounds = [("round 1", selection), ("round 2", round2)] + [("round 3", round3)] * (round3 is not None)
 words = findings.report_numbers(
     cells,
     prof.settings["protocols"],
@@ -76,10 +77,8 @@ words = findings.report_numbers(
     profile_text.claims_size(prof),
     sel.headline_numbers(selection),
 )
-words.update(
-    round2=sel.headline_numbers(round2),
-    round2_ensembles=[e for e in (round2 or {}).get("ensembles", []) if e["test"] is not None],
-)
+# the last round's headline: the last declared round after the first that has one
+words["last_round"] = next((h for h in map(sel.headline_numbers, (round3, round2)) if h), None)
 words["profile"] = profile_text.profile_numbers(prof)
 # no render clock in the report (the same record renders to the same bytes): the time shown is the record's own
 last = max((r.get("created") or "" for r in records), default="")
@@ -254,7 +253,6 @@ display(HTML(templates.render("discussion.html.j2", lr=lr if lr["differ"] else N
 expected = sum(len(e.configs()) for e in plan if e.stage == "beyond_paper")
 xdf = beyond.load_beyond_paper(plan, store_dir, missing="skip") if expected else None
 have_ext = xdf is not None and not xdf.empty
-rounds = [("round 1", selection), ("round 2", round2)]
 display(
     HTML(
         templates.render(
@@ -291,7 +289,7 @@ display(HTML(sections.quirk_shift_html(cells, tuple(prof.settings["protocols"]))
 display(HTML('<h3 id="beyond-tables">D. Beyond the paper, in full</h3>'))
 # each heading is emitted with its content, so a profile without this stage shows none
 display(HTML(beyond_section.supplement_html(xdf, expected) if have_ext else '<p class="note">No data.</p>'))
-display(HTML(beyond_section.selection_html(selection, 1) + beyond_section.selection_html(round2, 2)))
+display(HTML("".join(beyond_section.selection_html(r, i) for i, (_, r) in enumerate(rounds, 1))))
 
 # %%
 display(HTML(sections.environment_html(records, verify)))

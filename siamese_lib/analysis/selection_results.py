@@ -56,17 +56,28 @@ def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
     return {"mean": mean, "std": std, "n": n, "lo": lo, "hi": hi, "pairs": pairs}
 
 
-def _confirm_seeds(run) -> list[int]:
-    """A run's confirmation seeds from its frame row (records_frame joins them with commas)."""
-    return [int(s) for s in str(run.get("confirm_seeds", "")).split(",") if s]
+HOLDOUTS = ("confirm", "holdout")  # the sets no choice reads: the confirmation set and the holdout
 
 
-def _confirm_set(first) -> tuple[np.ndarray, np.ndarray]:
-    """The confirmation set of a run (a frame row): its pairs' targets and their two images' ids."""
-    from ..data import confirmation_indices, confirmation_pairs  # torch: only here
+def _holdout_seeds(run, split: str):
+    """A run's seeds (a frame row) of a holdout: the confirmation seeds (records_frame joins them with commas)
+    or the holdout's seed; None when it has none."""
+    if split == "confirm":
+        return [int(s) for s in str(run.get("confirm_seeds", "")).split(",") if s] or None
+    seed = run.get("holdout_seed")
+    return None if seed is None or pd.isna(seed) else int(seed)
 
-    nb, ds, seeds = int(first["nb_pairs"]), int(first["data_seed"]), _confirm_seeds(first)
-    return confirmation_pairs(nb, ds, seeds)[1].numpy(), confirmation_indices(nb, ds, seeds).numpy()
+
+def _holdout_set(first, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A holdout of a run (a frame row): its pairs' targets and their two images' ids."""
+    from .. import data  # torch: only here
+
+    pairs, indices = {
+        "confirm": (data.confirmation_pairs, data.confirmation_indices),
+        "holdout": (data.holdout_pairs, data.holdout_indices),
+    }[split]
+    args = (int(first["nb_pairs"]), int(first["data_seed"]), _holdout_seeds(first, split))
+    return pairs(*args)[1].numpy(), indices(*args).numpy()
 
 
 def _pair_errors(frame, column, target) -> np.ndarray:
@@ -75,29 +86,32 @@ def _pair_errors(frame, column, target) -> np.ndarray:
 
 
 def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
-    """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and (None without one) on the
-    confirmation set, whose pairs share images: its interval counts that (stats.shared_image_variance)."""
+    """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and on each holdout (None without
+    it), whose interval counts the images its pairs share (stats.shared_image_variance)."""
     first = frame.iloc[0]
-    out = {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"])), "confirm": None}
-    if _confirm_seeds(first):
-        target, images = _confirm_set(first)
-        errors = _pair_errors(frame, "confirm_" + PROB_COLUMNS[suffix], target)
-        out["confirm"] = _scored(frame[f"confirm_{suffix}"], len(target), errors, images)
+    out = {"test": _scored(frame[f"test_{suffix}"], int(first["nb_pairs"]))}
+    for split in HOLDOUTS:
+        out[split] = None
+        if _holdout_seeds(first, split) is not None:
+            target, images = _holdout_set(first, split)
+            errors = _pair_errors(frame, f"{split}_{PROB_COLUMNS[suffix]}", target)
+            out[split] = _scored(frame[f"{split}_{suffix}"], len(target), errors, images)
     return out
 
 
 def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
     """The error of the ensemble of ``frame``'s runs (their ``prob`` outputs) on the test pairs (binomial
-    interval) and, when every run has it, on the confirmation set (shared-image interval)."""
+    interval) and, when every run has it, on each holdout (shared-image interval)."""
     first = frame.iloc[0]
-    out = {"test": None, "confirm": None}
-    for name, column in (("test", prob), ("confirm", f"confirm_{prob}")):
+    out = dict.fromkeys(("test", *HOLDOUTS))
+    for name in out:
+        column = prob if name == "test" else f"{name}_{prob}"
         if column not in frame or frame[column].isna().any():
             continue
         if name == "test":
             target, images = np.asarray(test_truth(int(first["nb_pairs"]), int(first["data_seed"]))[0]), None
         else:
-            target, images = _confirm_set(first)
+            target, images = _holdout_set(first, name)
         wrong = ensemble_wrong(frame[column], target).astype(float)
         out[name] = _scored([100 * wrong.mean()], len(target), None if images is None else wrong, images)
     return out
@@ -113,7 +127,7 @@ def _final_runs(stage: dict, settings: dict, store_dir, name: str) -> tuple[pd.D
 def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     """Everything the report shows of a selection round (``name``: its stage); None when the profile has none.
     ``unchecked``: (runs without per-pair validation outputs, selection runs); ``choice`` is None until every
-    candidate is stored; ``headline``/``confirm``: the chosen rule's error on the test/confirmation pairs."""
+    candidate is stored; ``headline``, ``confirm``, ``holdout``: the chosen rule's error on each set."""
     stage = profile.stages.get(name)
     if stage is None:
         return None
@@ -134,6 +148,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
         "final_missing": [],
         "headline": None,
         "confirm": None,
+        "holdout": None,
         "ensemble": math.nan,
         "ensembles": [],
     }
@@ -156,7 +171,7 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     scored = scored_runs(final, suffix)
     out["final"] = final
     out["headline"] = dict(scored["test"], column=f"test_{suffix}")
-    out["confirm"] = scored["confirm"]
+    out["confirm"], out["holdout"] = scored["confirm"], scored["holdout"]
     out["ensemble"] = ensemble_scores(final, prob)["test"]["mean"]
     for ens, members in (stage.get("ensembles") or {}).items():
         names = list(dict.fromkeys(choice["candidate"] if m == selection.CHOSEN else m for m in members))
@@ -168,15 +183,15 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
                 "members": names,
                 "runs": len(runs),
                 "complete": complete,
-                **(ensemble_scores(runs, prob) if complete else {"test": None, "confirm": None}),
+                **(ensemble_scores(runs, prob) if complete else dict.fromkeys(("test", *HOLDOUTS))),
             }
         )
     return out
 
 
 def cell_confirmation(records, executions) -> dict | None:
-    """The table cell scored on the confirmation set too (the paper's best, corrected protocol): its label and
-    its head's errors (scored_runs); None when no cell has it or a run is missing."""
+    """The table cell scored on the holdouts too (the paper's best, corrected protocol): its label and its
+    head's errors (scored_runs); None when no cell has it or a run is missing."""
     idx = index_records(records)
     for ex in executions:
         configs = ex.configs()
@@ -204,6 +219,7 @@ def headline_numbers(result: dict) -> dict | None:
         "rule": c["rule"].replace("_", " "),
         **{k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")},
         "confirm": result["confirm"],
+        "holdout": result["holdout"],
         "ensemble": result["ensemble"],
         "missing": len(result["final_missing"]),
         "paper_best": PAPER_BEST["mean"],

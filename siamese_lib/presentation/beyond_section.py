@@ -8,6 +8,7 @@ import re
 from ..analysis import beyond_paper as bp
 from ..analysis.selection_results import headline_numbers, space_frame
 from ..analysis.stats import FDR, mean_std_n
+from ..config import HOLDOUT_PAIRS
 from ..experiments.selection import RULE_TEXT
 from ..experiments.variants import REFITS, VARIANTS
 from .figures import aux_weight_figure, image_src, plot_confusion, selection_figure
@@ -97,12 +98,16 @@ def selection_html(result, round: int = 1) -> str:
 
 
 def confirmation_html(rounds: list, paper_cell, settings: dict) -> str:
-    """Table VII: each headline on the test pairs and the confirmation set (95 % intervals), then Fig. 4."""
+    """Table VII: each headline on the test pairs and the holdouts (95 % intervals), then Fig. 4."""
     scored = [r["confirm"] for _, r in rounds if r is not None]
     pairs = next((s["pairs"] for s in [paper_cell and paper_cell["confirm"], *scored] if s), 0)
     n, seeds = settings["nb_pairs"], settings["confirmation_seeds"] or []
     words = dict(seeds=seeds, pairs=pairs, test_pairs=n, data_seed=settings["data_seed"])
-    text = render("confirmation.html.j2", se_1pct=100 * (0.01 * 0.99 / n) ** 0.5, **words)
-    last = rounds[-1][1] or rounds[0][1]
+    words.update(rounds=sum(r is not None for _, r in rounds), holdout_seed=settings.get("holdout_seed"))
+    text = render(
+        "confirmation.html.j2", se_1pct=100 * (0.01 * 0.99 / n) ** 0.5, holdout_pairs=HOLDOUT_PAIRS, **words
+    )
+    last = next((r for _, r in reversed(rounds) if r is not None), None)
     fig4 = image_src(selection_figure(last["runs"])) if last else None
-    return text + macro("selection_tables:confirmation", rounds, paper_cell, fig4)
+    holdout = words["holdout_seed"] is not None
+    return text + macro("selection_tables:confirmation", rounds, paper_cell, fig4, holdout)

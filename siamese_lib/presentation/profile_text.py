@@ -28,6 +28,7 @@ def profile_numbers(profile) -> dict:
     numbers = {k: s[k] for k in ("nb_pairs", "batch_size", "learning_rates")}
     numbers.update(name=profile.name, reduced=profile.name != "paper", stages=profile.stages)
     numbers.update(protocols=list(s["protocols"]), confirmation_seeds=s.get("confirmation_seeds") or [])
+    numbers.update(holdout_seed=s.get("holdout_seed"))
     numbers.update(table_seeds=[len(g["seeds"]) for g in tables], table_epochs=[g["epochs"] for g in tables])
     return numbers
 

@@ -277,3 +277,20 @@ def test_report_renders_end_to_end(tmp_path):
 
 def squash(text: str) -> str:
     return re.sub(r"\s+", "", text).lower()
+
+
+@pytest.mark.slow
+def test_the_smoke_report_shows_the_third_round_and_the_holdout(smoke_run):
+    """The smoke profile declares a third round and a holdout: the supplement shows the round as it shows the
+    second, Table VII and the last round's headline the holdout beside the confirmation set."""
+    html = (smoke_run["report"] / "report.html").read_text()
+    assert "Selection round 3, declared before any of its runs" in html and "TABLE S11a:" in html
+    assert "after rounds 1 and 2 had run and their errors on the confirmation set" in html
+    table7 = re.search(r"TABLE VII:.*?</table>", html, re.S).group(0)
+    assert "holdout: error % [95 %]" in table7 and "round 3 choice" in table7
+    # every row scored on the holdout: an interval in its last column, never the dash of a missing set
+    rows = re.findall(r"<tr><td>.*?</tr>", table7, re.S)
+    assert rows and all(re.search(r"<td>[\d.]+ \[[\d.]+, [\d.]+\]</td></tr>$", r) for r in rows)
+    assert "20,000 pairs of the MNIST training images" in html and "data seed 201" in html
+    abstract = re.search(r'<div class="abstract">.*?</div>', html, re.S).group(0)
+    assert "on a holdout of unused training images" in abstract

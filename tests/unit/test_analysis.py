@@ -497,3 +497,59 @@ def test_used_learning_rates_are_the_paper_s_or_left_out_when_unknown(tmp_path):
         "    seeds: [1]\n    epochs: 2\n"
     )
     assert planning.used_learning_rates(load_profile(str(auto)), ["Net", "LeNet5"], tmp_path / "store") == {}
+
+
+# --- the holdouts (selection_results): the confirmation set's code, parametrised by the set ---------------
+
+
+def test_the_holdout_is_scored_like_the_confirmation_set_with_an_interval_for_pairs_that_share_no_image(
+    monkeypatch,
+):
+    import numpy as np
+    import pandas as pd
+
+    from siamese_lib.analysis import selection_results as sel
+
+    target = np.array([1, 0, 1, 1, 0])
+    images = np.array([[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]])  # each image in one pair, as the holdout's
+    monkeypatch.setattr(sel, "_holdout_set", lambda first, split: (target, images))
+    probs = [[0.9, 0.6, 0.8, 0.4, 0.1], [0.7, 0.2, 0.3, 0.6, 0.2]]  # run 1 wrong on pairs 2, 4; run 2 on 3
+    frame = pd.DataFrame(
+        {
+            "nb_pairs": 100,
+            "data_seed": 0,
+            "confirm_seeds": "",  # no confirmation set
+            "holdout_seed": 7,
+            "test_error": [4.0, 6.0],
+            "holdout_error": [40.0, 20.0],
+            "holdout_head_prob": probs,
+        }
+    )
+    scored = sel.scored_runs(frame, "error")
+    assert scored["confirm"] is None and scored["holdout"]["pairs"] == 5
+    # by hand: the runs' spread (std of 40 and 20 over 2 runs) plus the set's sampling, which all runs share:
+    # the variance of the mean of the 5 pairs' shares of wrong runs (0, .5, .5, .5, 0), as independent pairs
+    shares = np.array([0, 0.5, 0.5, 0.5, 0])
+    se = math.sqrt(200 / 2 + 1e4 * shares.var() / 5)
+    assert scored["holdout"]["mean"] == 30.0
+    assert (scored["holdout"]["lo"], scored["holdout"]["hi"]) == pytest.approx(
+        (30 - 1.96 * se, 30 + 1.96 * se)
+    )
+    # one predictor (the ensemble, probabilities averaged: wrong on pair 3 only): the binomial interval
+    ens = sel.ensemble_scores(frame, "head_prob")
+    assert ens["test"] is None and ens["confirm"] is None  # no per-pair test outputs, no confirmation set
+    assert ens["holdout"]["mean"] == pytest.approx(20.0)
+    assert (ens["holdout"]["lo"], ens["holdout"]["hi"]) == pytest.approx(stats.error_interval([20.0], 5))
+    # without a holdout_seed the run has no holdout, as a record made before it
+    assert sel.scored_runs(frame.drop(columns="holdout_seed"), "error")["holdout"] is None
+
+
+def test_on_the_holdout_s_own_pairs_the_shared_image_variance_is_that_of_independent_pairs():
+    import numpy as np
+
+    from siamese_lib.data import holdout_indices
+
+    images = holdout_indices(1000, 0, 201).numpy()
+    assert len(np.unique(images)) == images.size == 40000  # each image in one pair only
+    errors = np.random.default_rng(0).random(len(images)) < 0.02
+    assert stats.shared_image_variance(errors, images) == pytest.approx(errors.var() / len(errors))
