@@ -124,7 +124,10 @@ def build_parser() -> Parser:
     r.add_argument("--jobs", type=positive_int, default=None, help=jobs_help)
     r.add_argument("--device", choices=DEVICES, default="auto", help="auto: cuda when there is one")
     r.add_argument("--only", default=None, help=f"comma-separated stages: {','.join(STAGES)}")
-    r.add_argument("--force", action="store_true", help="recompute runs already in the store")
+    force_help = (
+        "retrain runs already in the store (rerun after an interruption, it goes on where it stopped)"
+    )
+    r.add_argument("--force", action="store_true", help=force_help)
     keep_help = "after a failed notebook, finish the others (default) or cancel them"
     r.add_argument("--keep-going", action=Switch, default=True, help=keep_help)
     dirty_help = (
