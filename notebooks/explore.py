@@ -107,6 +107,8 @@ if not t1.empty:
     curves["train_loss"] = curves["train_loss"].astype(float)
     ax = sns.lineplot(data=curves, x="epoch", y="train_loss", hue="seed", palette="viridis", legend="full")
     ax.set(title=f"{cell}: summed training loss per epoch", yscale="log")
+    # legends placed, not "best": matplotlib warns (into the page) when searching takes a loaded machine long
+    sns.move_legend(ax, "upper right", ncol=2)
     plt.show()
 
 # %% [markdown]
@@ -154,6 +156,7 @@ ax = sns.scatterplot(x=runs["test_error"], y=runs["test_digit_prob_error"], hue=
 top = max(runs["test_error"].max(), runs["test_digit_prob_error"].max())
 ax.plot([0, top], [0, top], color="grey", lw=0.5)
 ax.set(xlabel="head: test error (%)", ylabel="digit rule: test error (%)", title="each dot one run")
+sns.move_legend(ax, "lower right")
 plt.show()
 runs.groupby(first_stage)[["test_error", "test_digit_prob_error", "rules_disagree"]].mean().round(2)
 

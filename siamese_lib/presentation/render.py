@@ -43,6 +43,8 @@ def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
         cell["id"] = f"cell-{i}"
+        if "outputs" in cell:  # warnings stay in the executed notebook: they name paths, may depend on timing
+            cell["outputs"] = [out for out in cell["outputs"] if out.get("name") != "stderr"]
     hide = dict(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
     exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
     return exporter.from_notebook_node(nb)[0]

@@ -233,3 +233,22 @@ def test_the_discussion_names_a_post_hoc_pick_where_our_rule_agrees_with_the_pap
     assert "On our curves it picks the paper's rate for every model searched." in text
     assert "it agrees with the paper for 0 of 1 models: for LeNet5_FullyConv it picks 0.005" in text
     assert "at the paper's and our rule's 0.05)" in text and "the tables use the rates Table IV lists" in text
+
+
+def test_a_published_page_leaves_out_the_notebooks_warnings(tmp_path: Path):
+    """stderr (a warning naming this machine's paths, or one only a loaded machine prints) stays in the executed
+    notebook; what the cell prints and shows is published."""
+    import nbformat
+
+    from siamese_lib.presentation.render import notebook_to_html
+
+    cell = nbformat.v4.new_code_cell("print('shown')")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="shown on the page\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="/home/someone/.venv/x.py: UserWarning: slow\n"),
+    ]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# T"), cell]), str(path))
+    page = notebook_to_html(path, code=True)
+    assert "shown on the page" in page and ">print<" in page  # the output and the code (highlighted)
+    assert "UserWarning" not in page and "/home/someone" not in page
