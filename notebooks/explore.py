@@ -161,12 +161,15 @@ plt.show()
 runs.groupby(first_stage)[["test_error", "test_digit_prob_error", "rules_disagree"]].mean().round(2)
 
 # %% [markdown]
-# ## The confirmation set
+# ## The confirmation set and the holdout
 #
-# The selection rounds' runs are also evaluated on pairs never used for training or choosing (`confirm_*`):
-# their error there against their test error, per stage and cell (a selection's final: one dot per seed).
+# The selection rounds' runs are also evaluated on pairs never used for training or choosing (`confirm_*`),
+# and those of a record with a holdout (`holdout_*`, 20,000 pairs of MNIST training images no training pair
+# uses) on that too: their error there against their test error, per stage and cell (a selection's final: one
+# dot per seed).
 
 # %%
+sets = ["test_digit_prob_error", "confirm_digit_prob_error", "holdout_digit_prob_error"]
 confirm = by_stage[by_stage["confirm_error"].notna()]
 confirm = confirm.assign(cell=confirm["cell"].str.replace(r"-seed\d+$", "", regex=True))  # one dot per seed
 if confirm.empty:
@@ -174,7 +177,7 @@ if confirm.empty:
 else:
     long = confirm.melt(
         id_vars=["stage", "cell"],
-        value_vars=["test_digit_prob_error", "confirm_digit_prob_error"],
+        value_vars=[c for c in sets if c in confirm],
         var_name="pairs",
         value_name="error",
     )
@@ -184,6 +187,7 @@ else:
         x="error",
         hue="pairs",
         col="stage",
+        col_order=sorted(long["stage"].unique()),
         kind="strip",
         sharey=False,
         height=3,
@@ -191,4 +195,4 @@ else:
     )
     g.set_axis_labels("digit rule error (%)", "")
     plt.show()
-    print(f"{len(pairs[pairs['set'] == 'confirm'])} confirmation pairs")
+    print(pairs["set"].value_counts().rename("pairs").to_string())
