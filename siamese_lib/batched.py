@@ -22,8 +22,8 @@ from .training import (
     batch_loss,
     finish_run,
     make_optimizer,
-    make_scheduler,
     resolve_device,
+    run_epochs,
     setup_run,
     train_run,
 )
@@ -76,16 +76,13 @@ def _train_together(configs, dev, progress) -> list[dict]:
         )
     )
     optimizer = make_optimizer(list(params.values()), config)
-    scheduler = make_scheduler(optimizer, config)
 
     def seed_loss(p, b, xb, tb, cb, w):  # one seed's mini-batch loss, as train_epoch computes it
         return batch_loss(functional_call(base, (p, b), (xb,)), tb, cb, w, config, p.values())
 
-    epoch_losses = []
-    for epoch in range(config.trained_epochs):
+    def one_epoch(epoch):  # as train_epoch, for every seed at once
         w = aux_weight_at(config, epoch)
-        # B023: the lambda is called in this iteration, with this iteration's w
-        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))  # noqa: B023
+        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))
         total = torch.zeros(len(configs), device=dev)
         for xb, tb, cb in batches:
             losses = step(params, buffers, xb, tb, cb)
@@ -93,11 +90,9 @@ def _train_together(configs, dev, progress) -> list[dict]:
             losses.sum().backward()  # seeds are independent: each slice gets its own seed's gradient
             optimizer.step()
             total += losses.detach()
-        epoch_losses.append(total)
-        if scheduler is not None:
-            scheduler.step()
-        if progress is not None:
-            progress(epoch + 1, config.trained_epochs)
+        return total
+
+    epoch_losses = run_epochs(config, optimizer, one_epoch, progress)
     share = (time.perf_counter() - start) / len(configs)
     with torch.no_grad():
         for i, m in enumerate(models):
