@@ -24,12 +24,9 @@ def augment_batch(config: RunConfig, x, target, classes, pool=None):
         x = torch.where(flip[:, None, None, None], x.flip(1), x)
         classes = torch.where(flip[:, None], classes.flip(1), classes)
         target = (classes[:, 0] <= classes[:, 1]).long()
-    if "shift" in config.augment:
-        x = shift_images(x)
-    if "affine" in config.augment:
-        x = affine_images(x)
-    if "elastic" in config.augment:
-        x = elastic_images(x)
+    for name, move in (("shift", shift_images), ("affine", affine_images), ("elastic", elastic_images)):
+        if name in config.augment:  # in this order
+            x = move(x)
     return x, target, classes
 
 

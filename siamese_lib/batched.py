@@ -29,26 +29,20 @@ from .training import (
 )
 
 
-def seed_group_problem(configs) -> str | None:
-    """Why ``configs`` cannot be one group (None when they can): all RunConfigs, differing only in seed."""
-    if not configs or not all(isinstance(c, RunConfig) for c in configs):
-        return "train_seeds takes a non-empty list of RunConfigs"
-    first = configs[0].to_dict()
-    for c in configs[1:]:
-        diff = ", ".join(k for k, v in c.to_dict().items() if k != "seed" and v != first[k])
-        if diff:
-            return f"train_seeds takes configurations that differ only in seed; these also differ in {diff}"
-    return None
-
-
 def train_seeds(
     configs: list[RunConfig], device: str = "auto", progress=None, threads: int = 1
 ) -> list[dict]:
     """Train configurations that differ only in seed (else ValueError); one result per config, as
     ``train_run`` returns it. ``progress(epoch, epochs)`` after each epoch of the group."""
-    problem = seed_group_problem(configs)
-    if problem:
-        raise ValueError(problem)
+    if not configs or not all(isinstance(c, RunConfig) for c in configs):
+        raise ValueError("train_seeds takes a non-empty list of RunConfigs")
+    first = configs[0].to_dict()
+    for c in configs[1:]:
+        diff = ", ".join(k for k, v in c.to_dict().items() if k != "seed" and v != first[k])
+        if diff:
+            raise ValueError(
+                f"train_seeds takes configurations that differ only in seed; these also differ in {diff}"
+            )
     if len(configs) == 1 or configs[0].draws_random_numbers:
         return [train_run(c, device, progress, threads) for c in configs]
     dev = resolve_device(device)
@@ -67,14 +61,8 @@ def _train_together(configs, dev, progress) -> list[dict]:
     base = copy.deepcopy(models[0]).to("meta")  # the architecture only; each seed's tensors come in per call
     trains = [r[0].train for r in runs]
     # each step's mini-batch of every seed, stacked: [seeds, batch, ...]
-    batches = list(
-        zip(
-            *(
-                torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
-                for f in ("input", "target", "classes")
-            )
-        )
-    )
+    stacked = (torch.stack([getattr(t, f) for t in trains]) for f in ("input", "target", "classes"))
+    batches = list(zip(*(torch.split(t, config.batch_size, dim=1) for t in stacked)))
     optimizer = make_optimizer(list(params.values()), config)
 
     def seed_loss(p, b, xb, tb, cb, w):  # one seed's mini-batch loss, as train_epoch computes it
