@@ -22,23 +22,11 @@ from .training import (
     batch_loss,
     finish_run,
     make_optimizer,
-    make_scheduler,
     resolve_device,
+    run_epochs,
     setup_run,
     train_run,
 )
-
-
-def seed_group_problem(configs) -> str | None:
-    """Why ``configs`` cannot be one group (None when they can): all RunConfigs, differing only in seed."""
-    if not configs or not all(isinstance(c, RunConfig) for c in configs):
-        return "train_seeds takes a non-empty list of RunConfigs"
-    first = configs[0].to_dict()
-    for c in configs[1:]:
-        diff = ", ".join(k for k, v in c.to_dict().items() if k != "seed" and v != first[k])
-        if diff:
-            return f"train_seeds takes configurations that differ only in seed; these also differ in {diff}"
-    return None
 
 
 def train_seeds(
@@ -46,9 +34,15 @@ def train_seeds(
 ) -> list[dict]:
     """Train configurations that differ only in seed (else ValueError); one result per config, as
     ``train_run`` returns it. ``progress(epoch, epochs)`` after each epoch of the group."""
-    problem = seed_group_problem(configs)
-    if problem:
-        raise ValueError(problem)
+    if not configs or not all(isinstance(c, RunConfig) for c in configs):
+        raise ValueError("train_seeds takes a non-empty list of RunConfigs")
+    first = configs[0].to_dict()
+    for c in configs[1:]:
+        diff = ", ".join(k for k, v in c.to_dict().items() if k != "seed" and v != first[k])
+        if diff:
+            raise ValueError(
+                f"train_seeds takes configurations that differ only in seed; these also differ in {diff}"
+            )
     if len(configs) == 1 or configs[0].draws_random_numbers:
         return [train_run(c, device, progress, threads) for c in configs]
     dev = resolve_device(device)
@@ -67,25 +61,16 @@ def _train_together(configs, dev, progress) -> list[dict]:
     base = copy.deepcopy(models[0]).to("meta")  # the architecture only; each seed's tensors come in per call
     trains = [r[0].train for r in runs]
     # each step's mini-batch of every seed, stacked: [seeds, batch, ...]
-    batches = list(
-        zip(
-            *(
-                torch.split(torch.stack([getattr(t, f) for t in trains]), config.batch_size, dim=1)
-                for f in ("input", "target", "classes")
-            )
-        )
-    )
+    stacked = (torch.stack([getattr(t, f) for t in trains]) for f in ("input", "target", "classes"))
+    batches = list(zip(*(torch.split(t, config.batch_size, dim=1) for t in stacked)))
     optimizer = make_optimizer(list(params.values()), config)
-    scheduler = make_scheduler(optimizer, config)
 
     def seed_loss(p, b, xb, tb, cb, w):  # one seed's mini-batch loss, as train_epoch computes it
         return batch_loss(functional_call(base, (p, b), (xb,)), tb, cb, w, config, p.values())
 
-    epoch_losses = []
-    for epoch in range(config.trained_epochs):
+    def one_epoch(epoch):  # as train_epoch, for every seed at once
         w = aux_weight_at(config, epoch)
-        # B023: the lambda is called in this iteration, with this iteration's w
-        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))  # noqa: B023
+        step = vmap(lambda p, b, xb, tb, cb: seed_loss(p, b, xb, tb, cb, w))
         total = torch.zeros(len(configs), device=dev)
         for xb, tb, cb in batches:
             losses = step(params, buffers, xb, tb, cb)
@@ -93,11 +78,9 @@ def _train_together(configs, dev, progress) -> list[dict]:
             losses.sum().backward()  # seeds are independent: each slice gets its own seed's gradient
             optimizer.step()
             total += losses.detach()
-        epoch_losses.append(total)
-        if scheduler is not None:
-            scheduler.step()
-        if progress is not None:
-            progress(epoch + 1, config.trained_epochs)
+        return total
+
+    epoch_losses = run_epochs(config, optimizer, one_epoch, progress)
     share = (time.perf_counter() - start) / len(configs)
     with torch.no_grad():
         for i, m in enumerate(models):

@@ -15,19 +15,11 @@ EXTRA_MODELS = ("VGG",)  # beyond the paper: candidates for the selection stage
 MODEL_NAMES = PAPER_MODELS + EXTRA_MODELS  # models.ARCHITECTURES builds each of them
 PROTOCOLS = ("corrected", "original")
 MNIST_SIZES = {"train": 60000, "test": 10000}  # images per split
-HOLDOUT_PAIRS = (
-    20000  # the holdout (data.holdout_pairs): 40,000 of the training images the training pairs leave
-)
+HOLDOUT_PAIRS = 20000  # the holdout (data.eval_set): 40,000 of the training images the training pairs leave
 ORIGINAL_NO_AUX_EPOCHS = 25  # quirk 1: the authors' no-auxiliary-loss function hard-coded 25 epochs
 # A run's error metrics, per split (train_, test_, val_, confirm_): training makes them, the store checks.
-ERROR_METRICS = (
-    "error",
-    "digit1_error",
-    "digit2_error",
-    "derived_error",
-    "digit_prob_error",
-    "head_vs_digits_disagreement",
-)
+ERROR_METRICS = ("error", "digit1_error", "digit2_error", "derived_error", "digit_prob_error")
+ERROR_METRICS += ("head_vs_digits_disagreement",)
 
 
 @dataclass(frozen=True)
@@ -63,13 +55,7 @@ def key_defaults(config: dict) -> dict:
     run key at that value (store.run_key), so earlier records keep their keys, and read as it when absent."""
     model = config.get("model")
     head = MODEL_HEADS.get(model, "linear") if isinstance(model, str) else "linear"
-    return {
-        "lr_schedule": "constant",
-        "branch_calls": 1,
-        "head": head,
-        "confirm_seeds": [],
-        "holdout_seed": None,
-    }
+    return dict(lr_schedule="constant", branch_calls=1, head=head, confirm_seeds=[], holdout_seed=None)
 
 
 # The run's fields (the defaults are the paper's setting). The upper bounds are far beyond any sensible
@@ -116,10 +102,10 @@ class _Fields:
     # The comparison head (HEADS). None: the model's own (MODEL_HEADS), except Net under the original
     # protocol, which ran the authors' last code's "conv" head (quirk 5).
     head: OneOf(*HEADS) | None = None
-    # Data seeds of the confirmation set (data.confirmation_pairs): evaluated after training, never trained
+    # Data seeds of the confirmation set (data.eval_set): evaluated after training, never trained
     # on, never chosen on. Empty: no confirmation set.
     confirm_seeds: Distinct(Seed, "seeds") = ()
-    # The data seed of the holdout (data.holdout_pairs), evaluated like the confirmation set. None: none.
+    # The data seed of the holdout (data.eval_set), evaluated like the confirmation set. None: none.
     holdout_seed: Seed | None = None
 
     @model_validator(mode="after")
@@ -184,9 +170,8 @@ class RunConfig(_Fields):
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["augment"], d["confirm_seeds"] = list(self.augment), list(self.confirm_seeds)
-        if (
-            d["holdout_seed"] is None
-        ):  # as before the field existed: earlier records and plans keep their bytes
+        # without a holdout as before the field existed: earlier records and plans keep their bytes
+        if d["holdout_seed"] is None:
             del d["holdout_seed"]
         return d
 

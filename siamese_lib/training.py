@@ -8,7 +8,6 @@ evaluate once at the end.
 from __future__ import annotations
 
 import functools
-import math
 import time
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -16,8 +15,9 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from .augment import augment_batch
 from .config import ERROR_METRICS, PROTOCOL_SETTINGS, RunConfig
-from .data import confirmation_pairs, generate_pair_sets, holdout_pairs
+from .data import eval_set, generate_pair_sets
 from .machine import device_type, enforce_numerics, torch_threads
 from .models import build_model
 
@@ -75,8 +75,8 @@ def prepare_data(config: RunConfig, device: torch.device) -> Splits:
         train=split(tr_in[kept], tr_t[kept], tr_c[kept], normalize=False),
         val=split(tr_in[held], tr_t[held], tr_c[held], normalize=False) if k else None,
         test=split(te_in, te_t, te_c),
-        confirm=split(*confirmation_pairs(nb, ds, seeds)) if seeds else None,
-        holdout=split(*holdout_pairs(nb, ds, holdout)) if holdout is not None else None,
+        confirm=split(*eval_set("confirm", nb, ds, seeds)) if seeds else None,
+        holdout=split(*eval_set("holdout", nb, ds, holdout)) if holdout is not None else None,
     )
 
 
@@ -86,78 +86,6 @@ def aux_weight_at(config: RunConfig, epoch: int) -> float:
     if config.aux_schedule == "linear_decay":  # from aux_weight at the first epoch to 0 at the last
         return config.aux_weight * (1 - epoch / max(1, config.trained_epochs - 1))
     return config.aux_weight
-
-
-def augment_batch(config: RunConfig, x, target, classes, pool: Split | None):
-    """Training-time augmentation, using only the training pairs (see AUGMENTATIONS)."""
-    if "repair" in config.augment and pool is not None:
-        # new pairs from any two of the training digits; the target follows from their classes
-        digits, labels = pool.input.reshape(-1, 1, 14, 14), pool.classes.reshape(-1)
-        idx = torch.randint(len(labels), (len(target), 2), device=x.device)
-        x = torch.cat((digits[idx[:, 0]], digits[idx[:, 1]]), 1)
-        classes = labels[idx]
-        target = (classes[:, 0] <= classes[:, 1]).long()
-    if "swap" in config.augment:
-        flip = torch.rand(len(target), device=x.device) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(1), x)
-        classes = torch.where(flip[:, None], classes.flip(1), classes)
-        target = (classes[:, 0] <= classes[:, 1]).long()
-    if "shift" in config.augment:
-        x = shift_images(x)
-    if "affine" in config.augment:
-        x = affine_images(x)
-    if "elastic" in config.augment:
-        x = elastic_images(x)
-    return x, target, classes
-
-
-def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1.5):
-    """Each image rotated (up to +-degrees), rescaled (by 1 +- scale) and moved (up to +-shift pixels) at
-    random, bilinear, the border replicated (background in MNIST)."""
-    n, c, h, w = x.shape
-    flat = x.reshape(n * c, 1, h, w)
-    m = len(flat)
-    angle = (torch.rand(m, device=x.device) * 2 - 1) * degrees * torch.pi / 180
-    zoom = 1 + (torch.rand(m, device=x.device) * 2 - 1) * scale
-    move = (torch.rand(m, 2, device=x.device) * 2 - 1) * shift * 2 / w  # pixels -> [-1, 1] coordinates
-    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
-    theta = torch.stack((torch.stack((cos, -sin, move[:, 0]), 1), torch.stack((sin, cos, move[:, 1]), 1)), 1)
-    grid = F.affine_grid(theta, flat.shape, align_corners=False)
-    return F.grid_sample(flat, grid, padding_mode="border", align_corners=False).reshape(n, c, h, w)
-
-
-def elastic_images(x, alpha: float = 8.5, sigma: float = 2.0):
-    """Each image warped by its own smooth random displacement field (Simard et al. 2003): uniform noise in
-    [-1, 1] per pixel, Gaussian-smoothed (sigma pixels), scaled by alpha; their alpha 34, sigma 4 at 28x28
-    are 8.5 and 2 at 14x14 (half the displacement: the smoothed noise grows as 1/sigma). Bilinear, the
-    border replicated."""
-    n, c, h, w = x.shape
-    flat = x.reshape(n * c, 1, h, w)
-
-    def blur(k):  # the Gaussian filter along one axis as a matrix, zero beyond the edge
-        d = torch.arange(k, device=x.device, dtype=x.dtype)
-        return torch.exp(-((d - d[:, None]) ** 2) / (2 * sigma**2)) / (math.sqrt(2 * math.pi) * sigma)
-
-    noise = torch.rand(len(flat), 2, h, w, device=x.device) * 2 - 1
-    smooth = blur(h) @ noise @ blur(w).T
-    per_unit = torch.tensor([w / 2, h / 2], device=x.device)  # pixels per unit of the [-1, 1] grid
-    move = smooth.permute(0, 2, 3, 1) * alpha / per_unit
-    identity = torch.eye(2, 3, device=x.device, dtype=x.dtype).expand(len(flat), 2, 3)
-    grid = F.affine_grid(identity, flat.shape, align_corners=False) + move
-    return F.grid_sample(flat, grid, padding_mode="border", align_corners=False).reshape(n, c, h, w)
-
-
-def shift_images(x, max_shift: int = 1):
-    """Each image moved independently by up to max_shift pixels in x and y, the edge replicated."""
-    n, c, h, w = x.shape
-    m = max_shift
-    padded = F.pad(x, (m, m, m, m), mode="replicate")
-    oy = torch.randint(0, 2 * m + 1, (n, c, 1, 1), device=x.device)
-    ox = torch.randint(0, 2 * m + 1, (n, c, 1, 1), device=x.device)
-    rows = torch.arange(h, device=x.device).view(1, 1, h, 1) + oy
-    cols = torch.arange(w, device=x.device).view(1, 1, 1, w) + ox
-    index = (rows * (w + 2 * m) + cols).reshape(n, c, h * w)
-    return padded.reshape(n, c, -1).gather(2, index).reshape(n, c, h, w)
 
 
 def comparison_from_digits(d1, d2):
@@ -195,13 +123,6 @@ def pair_errors(head, digit_prob, target, classes=None, p1=None, p2=None) -> dic
     return wrong
 
 
-def error_metrics(model, split: Split, config: RunConfig, prefix: str) -> tuple[dict, dict]:
-    head, digits_prob, p1, p2 = predict(model, split, config)
-    wrong = pair_errors(head, digits_prob, split.target, split.classes, p1, p2)
-    metrics = {f"{prefix}_{m}": 100.0 * wrong[m].float().mean().item() for m in ERROR_METRICS}
-    return metrics, {"head_prob": head, "digit_prob": digits_prob, "digit1_pred": p1, "digit2_pred": p2}
-
-
 def val_order(config: RunConfig) -> torch.Tensor:
     """The fold's shuffle that prepare_data draws first after seeding (its first ``val_pairs`` are the
     validation pairs), drawn again without touching the global generator."""
@@ -213,10 +134,21 @@ def make_optimizer(model_or_params, config: RunConfig):
     return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
 
 
-def make_scheduler(optimizer, config: RunConfig):
-    if config.lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs)
-    return None
+def run_epochs(config: RunConfig, optimizer, one_epoch, progress=None) -> list:
+    """``one_epoch(epoch)`` for each trained epoch, its summed loss kept; then the learning-rate schedule's
+    step and ``progress(epoch, epochs)``. The per-epoch losses, as tensors."""
+    cosine = config.lr_schedule == "cosine"
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs) if cosine else None
+    )
+    losses = []
+    for epoch in range(config.trained_epochs):
+        losses.append(one_epoch(epoch))
+        if scheduler is not None:
+            scheduler.step()
+        if progress is not None:
+            progress(epoch + 1, config.trained_epochs)
+    return losses
 
 
 def make_model(config: RunConfig, dev: torch.device):
@@ -277,8 +209,10 @@ def finish_run(
         split = getattr(splits, name)
         if split is None:
             continue
-        split_metrics, out = error_metrics(model, split, config, name)
-        metrics.update(split_metrics)
+        head, digit_prob, p1, p2 = predict(model, split, config)
+        wrong = pair_errors(head, digit_prob, split.target, split.classes, p1, p2)
+        metrics.update({f"{name}_{m}": 100.0 * wrong[m].float().mean().item() for m in ERROR_METRICS})
+        out = {"head_prob": head, "digit_prob": digit_prob, "digit1_pred": p1, "digit2_pred": p2}
         prefix = "" if name == "test" else name + "_"  # per pair: every test output, the others' some
         for k, t in out.items():
             if name == "test" or (name != "train" and k in CONFIRM_OUTPUTS):
@@ -308,13 +242,10 @@ def train_run(config: RunConfig, device: str = "auto", progress=None, threads: i
         splits, model = setup_run(config, dev)
         optimizer = make_optimizer(model, config)
         batches = mini_batches(splits.train, config.batch_size)
-        scheduler = make_scheduler(optimizer, config)
-        epoch_losses = []
         model.train()
-        for epoch in range(config.trained_epochs):
-            epoch_losses.append(train_epoch(model, optimizer, batches, config, epoch, splits.train))
-            if scheduler is not None:
-                scheduler.step()
-            if progress is not None:
-                progress(epoch + 1, config.trained_epochs)
-        return finish_run(model, config, splits, dev, epoch_losses, time.perf_counter() - start, start)
+
+        def one_epoch(epoch):
+            return train_epoch(model, optimizer, batches, config, epoch, splits.train)
+
+        losses = run_epochs(config, optimizer, one_epoch, progress)
+        return finish_run(model, config, splits, dev, losses, time.perf_counter() - start, start)

@@ -9,11 +9,12 @@ import torch
 from conftest import ensure_one
 
 from siamese_lib.analysis import beyond_paper as beyond
+from siamese_lib.augment import augment_batch, shift_images
 from siamese_lib.config import RunConfig
 from siamese_lib.experiments import variants
 from siamese_lib.presentation import beyond_section as report_html
 from siamese_lib.presentation import figures
-from siamese_lib.training import Split, augment_batch, aux_weight_at, shift_images
+from siamese_lib.training import Split, aux_weight_at
 
 EXTENSION_FIELDS = (
     "lr",

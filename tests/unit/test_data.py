@@ -111,18 +111,35 @@ def test_pair_sets_with_avg_pool_are_means_of_2x2_blocks(mnist, pairs100):
 def test_the_confirmation_set_uses_only_test_images_no_test_pair_uses(mnist):
     import torch
 
-    from siamese_lib.data import confirmation_indices, confirmation_pairs
+    from siamese_lib.data import eval_indices, eval_set
 
     nb = 1000
-    idx = confirmation_indices(nb, 0, [101, 102, 103])
+    idx = eval_indices("confirm", nb, 0, [101, 102, 103])
     assert idx.shape == (12000, 2) and (idx[:, 0] != idx[:, 1]).all()
     # the test pairs' images, drawn again as the prologue draws them: training pairs first, then test pairs
     g = torch.Generator().manual_seed(0)
     torch.randperm(60000, generator=g)
     used = set(torch.randperm(10000, generator=g)[: 2 * nb].tolist())
     assert not used & set(idx.reshape(-1).tolist()) and len(set(idx.reshape(-1).tolist())) == 10000 - 2 * nb
-    x, target, classes = confirmation_pairs(nb, 0, [101])
+    x, target, classes = eval_set("confirm", nb, 0, [101])
     assert x.shape == (4000, 2, 14, 14) and torch.equal(target, (classes[:, 0] <= classes[:, 1]).long())
     assert torch.equal(
-        confirmation_indices(nb, 0, [101]), idx[:4000]
+        eval_indices("confirm", nb, 0, [101]), idx[:4000]
     )  # a seed's pairs do not depend on the others
+
+
+def test_the_test_and_holdout_sets(mnist):
+    import torch
+
+    from siamese_lib import data
+
+    for got, want in zip(data.eval_set("test", 100, 0), data.generate_pair_sets(100, 0)[3:]):
+        assert torch.equal(got, want)
+    holdout = data.eval_indices("holdout", 100, 0, 201)
+    train_images = set(data.pair_indices(100, 0)[0].reshape(-1).tolist())
+    assert holdout.shape == (20000, 2) and len(set(holdout.reshape(-1).tolist())) == 40000
+    assert not train_images & set(holdout.reshape(-1).tolist())
+    x, target, classes = data.eval_set("holdout", 100, 0, 201)
+    assert torch.equal(classes, mnist["train_labels"][holdout]) and len(x) == 20000
+    with pytest.raises(ValueError, match="one of test, confirm, holdout"):
+        data.eval_indices("val", 100, 0)

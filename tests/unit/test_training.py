@@ -161,7 +161,7 @@ def test_mini_batches_are_views_of_the_whole_split_in_order():
 
 
 def test_affine_moves_keep_shape_and_identity_at_zero():
-    from siamese_lib.training import affine_images
+    from siamese_lib.augment import affine_images
 
     torch.manual_seed(0)
     x = torch.randn(5, 2, 14, 14)
