@@ -224,7 +224,12 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
 
 def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     """The store records of a published file (checked first; a key twice is refused), in key order."""
-    read_metadata(path, profile_name, say)
+    return read_published(path, profile_name, say)[1]
+
+
+def read_published(path, profile_name: str | None = None, say=None) -> tuple[dict, list[dict]]:
+    """(its metadata, its records): read_metadata, then read_records' rows."""
+    meta = read_metadata(path, profile_name, say)
     try:
         records = records_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
@@ -232,7 +237,7 @@ def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     twice = [f"{k} ({n} times)" for k, n in Counter(r["key"] for r in records).items() if n > 1]
     if twice:
         raise RecordFileError(f"{path}: duplicated rows: {', '.join(twice[:5])}; refusing it")
-    return records
+    return meta, records
 
 
 def records_from_table(table: pa.Table) -> list[dict]:

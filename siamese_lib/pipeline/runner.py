@@ -18,7 +18,7 @@ from pathlib import Path
 import filelock
 
 from ..common import NOTEBOOKS_DIR, UsageError, check_run_places, write_atomically
-from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile, notebook_name
+from ..experiments.profiles import STAGES, TRAINING_STAGES, notebook_name
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
@@ -26,11 +26,7 @@ from .invocation import plan
 from .timings import FORCE_MARKER, Run, forced_since, summary, write_timings
 
 
-def main(args) -> int:
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
+def main(args, profile) -> int:
     wanted = parse_only(args.only)
     # the folders this run writes are usable (else one line, exit 2), checked before anything runs
     check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)

@@ -21,7 +21,6 @@ from ..analysis.stats import fmt_p
 from ..analysis.tables import CONFIG_COLUMNS, table_cells
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..config import RunConfig
-from ..experiments.profiles import ProfileError, load_profile
 from ..store import config_from_dict, load_record, record_path
 from .engine import Engine, EngineError
 from .published import record_file
@@ -109,10 +108,8 @@ def stratified_sample(runs, budget_seconds, jobs, full, seed=0, priority=()) -> 
     chosen = [r for n in dict.fromkeys(priority) if n in cells for r in _lowest(cells.pop(n))]
     cost = sum(r.train_seconds for r in chosen) / jobs
     strata: dict[tuple, list[str]] = {}
-    for (
-        name,
-        members,
-    ) in cells.items():  # the paper's cells (no validation split) first, both protocols in turn
+    # the paper's cells (no validation split) first, both protocols in turn
+    for name, members in cells.items():
         c = members[0].config
         strata.setdefault((c.val_pairs > 0, c.model, c.protocol), []).append(name)
     rng = random.Random(seed)
@@ -162,10 +159,9 @@ def retrain_within_budget(sample, store_dir, jobs, budget, log) -> dict:
                 log(f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed s)")
                 break
             for device in sorted({r.device for r in cell}):
-                engine = engines.setdefault(
-                    device, Engine(None, workers=jobs, device=device, log=lambda _: None)
-                )
-                outcome = engine.train([r.config for r in cell if r.device == device], store_dir)
+                if device not in engines:
+                    engines[device] = Engine(None, workers=jobs, device=device, log=lambda _: None)
+                outcome = engines[device].train([r.config for r in cell if r.device == device], store_dir)
                 if outcome.failed:
                     r = next(r for r in cell if r.key in outcome.failed)
                     error = outcome.failed[r.key]
@@ -256,11 +252,7 @@ def verify(report_dir, profile, base, minutes, jobs, full, log=print, seed=None)
     return 0 if v.ok else 1
 
 
-def main(args) -> int:
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
+def main(args, profile) -> int:
     machine.apply_numerics(profile.settings["numerics"])
     jobs = args.jobs or min(2, os.cpu_count() or 1)
     base = runs_root() / profile.name / "verify"
