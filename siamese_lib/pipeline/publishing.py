@@ -55,20 +55,14 @@ def checked_plan(text: str, profile, store_dir, where) -> dict:
     try:
         given = profile_plan(profile, store_dir, device)
     except Exception as exc:  # noqa: BLE001 - e.g. auto learning rates without their search: one line
-        raise pub.RecordFileError(
-            f"{where}: the profile {profile.name!r} cannot be planned from it: {exc}"
-        ) from None
+        why = f"the profile {profile.name!r} cannot be planned from it: {exc}"
+        raise pub.RecordFileError(f"{where}: {why}") from None
     if plan != given:
         ours = {(e["stage"], e["name"]): e for e in given["executions"]}
         theirs = {(e["stage"], e["name"]): e for e in plan["executions"]}
         differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-        what = (
-            "/".join(differ[0])
-            if differ
-            else "its profile"
-            if plan.get("profile") != profile.name
-            else "its runs"
-        )
+        what = "its profile" if plan.get("profile") != profile.name else "its runs"
+        what = "/".join(differ[0]) if differ else what
         raise pub.RecordFileError(
             f"{where}: its plan is not the plan profile {profile.name!r} gives ({len(differ)} executions "
             f"differ, e.g. {what}); refusing it"
@@ -159,11 +153,8 @@ def _changes(path, records, profile_name: str, same_runs: bool = False) -> str:
     new = {r["key"]: r for r in records}
     added, gone = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
     changed = sorted(k for k in new.keys() & old.keys() if new[k] != old[k])
-    parts = [
-        f"{len(v)} {w} (e.g. {v[0]})"
-        for v, w in ((added, "added"), (gone, "gone"), (changed, "changed"))
-        if v
-    ]
+    kinds = ((added, "added"), (gone, "gone"), (changed, "changed"))
+    parts = [f"{len(v)} {w} (e.g. {v[0]})" for v, w in kinds if v]
     what = ", ".join(parts) or ("its pairs file" if same_runs else "metadata")
     return (
         f"{path}: what this store would publish differs from the published record ({what}: e.g. a run "

@@ -33,9 +33,7 @@ def cell_of(config: RunConfig) -> str:
     """A run's cell: the tables' CONFIG_COLUMNS, then each other training field off its default."""
     fixed = (*CONFIG_COLUMNS, "seed", "confirm_seeds", "holdout_seed")  # the holdouts: evaluated only
     c = config.to_dict()
-    base = RunConfig(
-        protocol=config.protocol, model=config.model, weight_sharing=config.weight_sharing
-    ).to_dict()
+    base = RunConfig(**{n: c[n] for n in ("protocol", "model", "weight_sharing")}).to_dict()
     names = [*CONFIG_COLUMNS, *(n for n in c if n not in fixed and c[n] != base[n])]
     return " ".join(f"{n}={int(c[n]) if isinstance(c[n], bool) else c[n]}" for n in names)
 
@@ -55,11 +53,9 @@ class CommittedRun:
 
 
 def committed(record: dict) -> CommittedRun:
-    metrics = record["metrics"]
-    config = config_from_dict(record["config"])
-    return CommittedRun(
-        config, record["key"], record["device"], metrics, record.get("machine"), metrics["train_seconds"]
-    )
+    config, metrics = config_from_dict(record["config"]), record["metrics"]
+    parts = (record["key"], record["device"], metrics, record.get("machine"), metrics["train_seconds"])
+    return CommittedRun(config, *parts)
 
 
 def load_committed(report_dir, profile) -> tuple[list[CommittedRun], list[str]]:
@@ -152,10 +148,8 @@ def retrain_within_budget(sample, store_dir, jobs, budget, log) -> dict:
     try:
         for n, cell in enumerate(cells.values()):
             ratio = here / there if there else 1.0
-            if (
-                budget is not None
-                and time.perf_counter() - start + sum(r.train_seconds for r in cell) * ratio / jobs > budget
-            ):
+            expected = sum(r.train_seconds for r in cell) * ratio / jobs  # this cell's seconds here
+            if budget is not None and time.perf_counter() - start + expected > budget:
                 log(f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed s)")
                 break
             for device in sorted({r.device for r in cell}):
