@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analysis.tables import TABLE_NAMES, cell_label
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
 from .dataset import placement, table_from_columns
@@ -279,30 +278,3 @@ def published_history(report_dir, keys) -> dict | None:
     if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
         return None
     return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
-
-
-REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME, PAIRS_FILE)
-
-
-def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
-    there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
-    if not there:
-        return []
-    now = [p for p in there if p.stat().st_mtime >= since]
-    names = ", ".join(p.name for p in (now or there))
-    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
-    try:
-        cells = pd.read_csv(Path(report_dir) / "cells.csv")
-        table1 = cells["table"] == TABLE_NAMES["table1"]
-        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
-    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
-        return lines
-    if not cells.empty:
-        c = cells.loc[cells["mean"].idxmin()]
-        label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
-        lines.append(
-            f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
-            f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)"
-        )
-    return lines

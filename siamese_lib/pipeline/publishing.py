@@ -2,7 +2,7 @@
 
 ``publish_record`` writes ``report/<profile>/records.parquet`` from the store's planned runs (rendering never
 rewrites it: RecordChanged); ``seed_store`` fills a store from it, all or nothing; ``derive_csvs`` rebuilds
-runs.csv and cells.csv from it alone.
+runs.csv and cells.csv from it alone; ``report_lines``: the end-of-run lines on the report it wrote.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import store
-from ..analysis.tables import records_frame, table_cells
+from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, report_root, runs_root, safe_name, write_atomically
 from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
 from ..experiments.profiles import TRAINING_STAGES
@@ -259,3 +260,30 @@ def publish_profile(profile) -> int:
     path, what = publish_record(base / "store", report, profile, base / "plan.json", replace=True)
     print(f"published record {path}: {what}")
     return 0
+
+
+REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", pub.FILE_NAME, pub.PAIRS_FILE)
+
+
+def report_lines(report_dir, since: float, rel=str) -> list[str]:
+    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
+    there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
+    if not there:
+        return []
+    now = [p for p in there if p.stat().st_mtime >= since]
+    names = ", ".join(p.name for p in (now or there))
+    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
+    try:
+        cells = pd.read_csv(Path(report_dir) / "cells.csv")
+        table1 = cells["table"] == TABLE_NAMES["table1"]
+        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
+    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
+        return lines
+    if not cells.empty:
+        c = cells.loc[cells["mean"].idxmin()]
+        label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
+        lines.append(
+            f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
+            f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)"
+        )
+    return lines

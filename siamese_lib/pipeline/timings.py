@@ -278,7 +278,7 @@ def summary(run) -> str:
     lines += [f"  failed: {error}" for error in run.errors]
     notebooks = f"executed notebooks: {run.rel(run.base)}/<stage>/"
     lines.append(f"  results store: {run.rel(run.store_dir)}; {notebooks}")
-    from .published import report_lines  # pandas: only for the summary's last lines
+    from .publishing import report_lines  # pandas: only for the summary's last lines
 
     lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell
     return "\n".join(lines)
