@@ -17,7 +17,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .common import UsageError, absolute_path_variables
 from .config import DEVICES, FIELD_TYPES, MODEL_NAMES, PROTOCOLS, RunConfig, Threads, field_rule
-from .experiments.profiles import PAPER_LRS, STAGES
+from .experiments.profiles import PAPER_LRS, STAGES, ProfileError, load_profile
 from .rules import Int, Number, one_line
 
 # Each command imports what it runs (torch, Dask, papermill, pandas) when it runs: --help answers at once.
@@ -193,12 +193,8 @@ def cmd_train(args) -> int:
         result = train_run(config, device=device.type, threads=args.threads)
     except DataError as exc:
         raise UsageError(f"train: {exc}") from None
-    shown = {k: result[k] for k in ("device", "epochs_trained", "metrics")}
-    print(
-        json.dumps(
-            {"config": config.to_dict(), **shown, "train_loss": result["curves"]["train_loss"]}, indent=2
-        )
-    )
+    shown = {"config": config.to_dict(), **{k: result[k] for k in ("device", "epochs_trained", "metrics")}}
+    print(json.dumps({**shown, "train_loss": result["curves"]["train_loss"]}, indent=2))
     return 0
 
 
@@ -209,17 +205,21 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         if args.command == "train":
             return cmd_train(args)
+        try:  # run, publish and verify: the profile first
+            profile = load_profile(args.profile)
+        except ProfileError as exc:
+            raise UsageError(str(exc)) from None
         if args.command == "run":
             from .pipeline import runner
 
-            return runner.main(args)
+            return runner.main(args, profile)
         if args.command == "publish":
             from .pipeline.publishing import publish_profile
 
-            return publish_profile(args.profile)
+            return publish_profile(profile)
         from .pipeline import verify
 
-        return verify.main(args)
+        return verify.main(args, profile)
     except UsageError as exc:
         print("error: " + " ".join(str(exc).split()), file=sys.stderr)  # always one line
         return 2
@@ -228,8 +228,6 @@ def main(argv=None) -> int:
         print(f"error: {where}{exc.strerror or exc}; finished runs are kept in the store", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            "interrupted: finished runs are kept in the store; rerun the same command to resume",
-            file=sys.stderr,
-        )
+        kept = "finished runs are kept in the store; rerun the same command to resume"
+        print(f"interrupted: {kept}", file=sys.stderr)
         return 130

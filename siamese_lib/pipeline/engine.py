@@ -63,9 +63,8 @@ class Engine:
             except (OSError, TimeoutError, TypeError) as exc:  # TypeError: tls:// without Dask's TLS settings
                 hint = "; a tls:// scheduler needs Dask's TLS settings (README, 'On a cluster')"
                 hint = hint if self.scheduler.startswith("tls://") else ""
-                raise EngineError(
-                    f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}"
-                ) from None
+                why = f"cannot reach the Dask scheduler at {self.scheduler}: {exc}{hint}"
+                raise EngineError(why) from None
             try:
                 client.wait_for_workers(1, timeout=WORKER_WAIT_SECONDS)
             except TimeoutError:

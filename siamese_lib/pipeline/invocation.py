@@ -137,9 +137,7 @@ def present(run: Run, stages: list, published: bool) -> None:
             run.all_jobs.append(explore)
         run.unneeded += job.stage == "report" and not published  # explore: counted in the total
         there = job.stage != "report" or all((run.report_dir / name).exists() for name in shown)
-        same = explore is None or up_to_date(
-            explore, run.previous, run.store_dir
-        )  # explore.html follows both
+        same = explore is None or up_to_date(explore, run.previous, run.store_dir)  # explore.html: both
         if not (run.force or changed) and there and same and up_to_date(job, run.previous, run.store_dir):
             job.status = "up-to-date"
             if explore is not None:

@@ -17,7 +17,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..analysis.tables import TABLE_NAMES, cell_label
 from ..common import UsageError, write_atomically
 from ..config import RunConfig
 from .dataset import placement, table_from_columns
@@ -224,7 +223,12 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
 
 def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     """The store records of a published file (checked first; a key twice is refused), in key order."""
-    read_metadata(path, profile_name, say)
+    return read_published(path, profile_name, say)[1]
+
+
+def read_published(path, profile_name: str | None = None, say=None) -> tuple[dict, list[dict]]:
+    """(its metadata, its records): read_metadata, then read_records' rows."""
+    meta = read_metadata(path, profile_name, say)
     try:
         records = records_from_table(pq.read_table(path))
     except (pa.ArrowException, OSError, ValueError, TypeError, KeyError) as exc:
@@ -232,7 +236,7 @@ def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
     twice = [f"{k} ({n} times)" for k, n in Counter(r["key"] for r in records).items() if n > 1]
     if twice:
         raise RecordFileError(f"{path}: duplicated rows: {', '.join(twice[:5])}; refusing it")
-    return records
+    return meta, records
 
 
 def records_from_table(table: pa.Table) -> list[dict]:
@@ -274,30 +278,3 @@ def published_history(report_dir, keys) -> dict | None:
     if not set(keys) <= set(pq.read_table(path, columns=["key"]).column("key").to_pylist()):
         return None
     return {name: json.loads(meta[name]) if meta.get(name) else {} for name in HISTORY}
-
-
-REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", FILE_NAME, PAIRS_FILE)
-
-
-def report_lines(report_dir, since: float, rel=str) -> list[str]:
-    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
-    there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
-    if not there:
-        return []
-    now = [p for p in there if p.stat().st_mtime >= since]
-    names = ", ".join(p.name for p in (now or there))
-    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
-    try:
-        cells = pd.read_csv(Path(report_dir) / "cells.csv")
-        table1 = cells["table"] == TABLE_NAMES["table1"]
-        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
-    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
-        return lines
-    if not cells.empty:
-        c = cells.loc[cells["mean"].idxmin()]
-        label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
-        lines.append(
-            f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
-            f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)"
-        )
-    return lines

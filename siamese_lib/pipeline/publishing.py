@@ -2,25 +2,25 @@
 
 ``publish_record`` writes ``report/<profile>/records.parquet`` from the store's planned runs (rendering never
 rewrites it: RecordChanged); ``seed_store`` fills a store from it, all or nothing; ``derive_csvs`` rebuilds
-runs.csv and cells.csv from it alone.
+runs.csv and cells.csv from it alone; ``report_lines``: the end-of-run lines on the report it wrote.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import store
-from ..analysis.tables import records_frame, table_cells
+from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
 from ..common import UsageError, report_root, runs_root, safe_name, write_atomically
 from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
-from ..experiments.profiles import TRAINING_STAGES, ProfileError, load_profile
+from ..experiments.profiles import TRAINING_STAGES
 from . import published as pub
 from .dataset import pairs_table
 
@@ -56,20 +56,14 @@ def checked_plan(text: str, profile, store_dir, where) -> dict:
     try:
         given = profile_plan(profile, store_dir, device)
     except Exception as exc:  # noqa: BLE001 - e.g. auto learning rates without their search: one line
-        raise pub.RecordFileError(
-            f"{where}: the profile {profile.name!r} cannot be planned from it: {exc}"
-        ) from None
+        why = f"the profile {profile.name!r} cannot be planned from it: {exc}"
+        raise pub.RecordFileError(f"{where}: {why}") from None
     if plan != given:
         ours = {(e["stage"], e["name"]): e for e in given["executions"]}
         theirs = {(e["stage"], e["name"]): e for e in plan["executions"]}
         differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
-        what = (
-            "/".join(differ[0])
-            if differ
-            else "its profile"
-            if plan.get("profile") != profile.name
-            else "its runs"
-        )
+        what = "its profile" if plan.get("profile") != profile.name else "its runs"
+        what = "/".join(differ[0]) if differ else what
         raise pub.RecordFileError(
             f"{where}: its plan is not the plan profile {profile.name!r} gives ({len(differ)} executions "
             f"differ, e.g. {what}); refusing it"
@@ -160,11 +154,8 @@ def _changes(path, records, profile_name: str, same_runs: bool = False) -> str:
     new = {r["key"]: r for r in records}
     added, gone = sorted(new.keys() - old.keys()), sorted(old.keys() - new.keys())
     changed = sorted(k for k in new.keys() & old.keys() if new[k] != old[k])
-    parts = [
-        f"{len(v)} {w} (e.g. {v[0]})"
-        for v, w in ((added, "added"), (gone, "gone"), (changed, "changed"))
-        if v
-    ]
+    kinds = ((added, "added"), (gone, "gone"), (changed, "changed"))
+    parts = [f"{len(v)} {w} (e.g. {v[0]})" for v, w in kinds if v]
     what = ", ".join(parts) or ("its pairs file" if same_runs else "metadata")
     return (
         f"{path}: what this store would publish differs from the published record ({what}: e.g. a run "
@@ -176,55 +167,54 @@ def _changes(path, records, profile_name: str, same_runs: bool = False) -> str:
 
 def seed_store(path, store_dir, profile, say=None) -> tuple[int, int]:
     """Write the published records that ``store_dir`` lacks (those there are kept: they may be this machine's)
-    once the file is ``profile``'s, its plan the profile's and every record planned and admitted by the gate;
-    else nothing (RecordFileError). The store is marked (SEEDED_MARK). Returns (written, kept)."""
+    once all pass (admitted): else nothing. The store is marked (SEEDED_MARK). Returns (written, kept)."""
     store_dir = Path(store_dir)
-    meta = pub.read_metadata(path, profile.name, say)
-    records = pub.read_records(path, profile.name)
-    if "plan" not in meta:
-        raise pub.RecordFileError(
-            f"{path}: holds no plan, so its runs cannot be checked against the profile's"
-        )
-    dirty = [r["key"] for r in records if str(r.get("code_version")).endswith(store.DIRTY)]
-    if dirty and store.is_clean_store(store_dir) and not store.dirty_allowed():
-        raise pub.RecordFileError(
-            f"{path}: {len(dirty)} of its runs (e.g. {dirty[0]}) were trained from uncommitted code "
-            f"({store.DIRTY}), and profile {profile.name!r}'s record comes from a commit: refusing it "
-            f"(ALLOW_DIRTY=1 for an experiment)"
-        )
     store_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".seeding-", dir=store_dir.parent))
-    try:
-        for record in records:
-            try:
-                store.write_record(staging, record)
-            except store.CorruptRecord as exc:
-                why = str(exc).split(": ", 1)[-1]
-                raise pub.RecordFileError(f"{path}: run {record['key']} is refused: {why}") from None
-        planned = set(checked_plan(meta["plan"], profile, staging, f"{path} (metadata)")["runs"])
-        extra = sorted(r["key"] for r in records if r["key"] not in planned)
-        if extra:
-            raise pub.RecordFileError(
-                f"{path}: {len(extra)} runs that profile {profile.name!r} does not plan (e.g. {extra[0]}); "
-                "refusing it"
-            )
+    with tempfile.TemporaryDirectory(prefix=".seeding-", dir=store_dir.parent) as staging:
+        records = admitted(path, profile, Path(staging), store.is_clean_store(store_dir), say)[0]
         store_dir.mkdir(parents=True, exist_ok=True)
         kept = [r["key"] for r in records if store.record_path(store_dir, r["key"]).exists()]
         for key in {r["key"] for r in records} - set(kept):
             os.replace(store.record_path(staging, key), store.record_path(store_dir, key))
         write_atomically(store_dir / store.SEEDED_MARK, f"{Path(path).resolve()}\n")
         return len(records) - len(kept), len(kept)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+
+def admitted(path, profile, staging: Path, clean: bool, say=None) -> tuple[list, str]:
+    """(records, plan text) of a file of ``profile``: each record written into ``staging`` by the gate and
+    planned by its plan, the profile's (``clean``: no run from uncommitted code); else RecordFileError."""
+    meta, records = pub.read_published(path, profile.name, say)
+    if "plan" not in meta:
+        raise pub.RecordFileError(
+            f"{path}: holds no plan, so its runs cannot be checked against the profile's"
+        )
+    dirty = [r["key"] for r in records if str(r.get("code_version")).endswith(store.DIRTY)]
+    if dirty and clean and not store.dirty_allowed():
+        raise pub.RecordFileError(
+            f"{path}: {len(dirty)} of its runs (e.g. {dirty[0]}) were trained from uncommitted code "
+            f"({store.DIRTY}), and profile {profile.name!r}'s record comes from a commit: refusing it "
+            f"(ALLOW_DIRTY=1 for an experiment)"
+        )
+    for record in records:
+        try:
+            store.write_record(staging, record)
+        except store.CorruptRecord as exc:
+            why = str(exc).split(": ", 1)[-1]
+            raise pub.RecordFileError(f"{path}: run {record['key']} is refused: {why}") from None
+    planned = set(checked_plan(meta["plan"], profile, staging, f"{path} (metadata)")["runs"])
+    extra = sorted(r["key"] for r in records if r["key"] not in planned)
+    if extra:
+        n = f"{len(extra)} runs that profile {profile.name!r} does not plan (e.g. {extra[0]})"
+        raise pub.RecordFileError(f"{path}: {n}; refusing it")
+    return records, meta["plan"]
 
 
 def read_checked(path, profile) -> tuple[list, list]:
-    """A published file of ``profile`` read as a store holds it (seed_store: each record through the gate, its
-    plan the profile's): (records, the plan's executions). Nothing of its metadata becomes a path."""
-    meta = pub.read_metadata(path, profile.name)
+    """A published file of ``profile`` read as a store holds it (admitted): (records, the plan's executions).
+    Nothing of its metadata becomes a path."""
     with tempfile.TemporaryDirectory(prefix="siamese-derive-") as tmp:
-        seed_store(path, Path(tmp) / "store", profile)
-        write_atomically(Path(tmp) / "plan.json", meta["plan"])  # checked by seed_store
+        plan = admitted(path, profile, Path(tmp) / "store", clean=False)[1]
+        write_atomically(Path(tmp) / "plan.json", plan)
         try:
             return store.load_records(Path(tmp) / "store"), load_plan(tmp)
         except PlanError as exc:
@@ -264,13 +254,36 @@ def write_test_pairs(base, nb_pairs: int, data_seed: int) -> None:
     write_atomically(Path(base) / pub.PAIRS_FILE, pub.parquet_bytes(table, ["image1", "image2"]))
 
 
-def publish_profile(name: str) -> int:
+def publish_profile(profile) -> int:
     """``python -m siamese_lib publish --profile NAME``: a new record from runs/NAME/store and its plan."""
-    try:
-        profile = load_profile(name)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
     base, report = runs_root() / safe_name(profile.name), report_root() / safe_name(profile.name)
     path, what = publish_record(base / "store", report, profile, base / "plan.json", replace=True)
     print(f"published record {path}: {what}")
     return 0
+
+
+REPORT_FILES = ("report.html", "report.pdf", "runs.csv", "cells.csv", pub.FILE_NAME, pub.PAIRS_FILE)
+
+
+def report_lines(report_dir, since: float, rel=str) -> list[str]:
+    """End-of-run lines: the report files (written now, else there) and the best corrected Table I cell."""
+    there = [p for p in (Path(report_dir) / n for n in REPORT_FILES) if p.is_file()]
+    if not there:
+        return []
+    now = [p for p in there if p.stat().st_mtime >= since]
+    names = ", ".join(p.name for p in (now or there))
+    lines = [f"  report ({'written now' if now else 'unchanged'}): {rel(Path(report_dir))}/{{{names}}}"]
+    try:
+        cells = pd.read_csv(Path(report_dir) / "cells.csv")
+        table1 = cells["table"] == TABLE_NAMES["table1"]
+        cells = cells[table1 & (cells["protocol"] == "corrected") & (cells["n"] > 0)]
+    except (OSError, KeyError, ValueError, pd.errors.EmptyDataError):
+        return lines
+    if not cells.empty:
+        c = cells.loc[cells["mean"].idxmin()]
+        label = cell_label("table1", (c["model"], bool(c["weight_sharing"]), bool(c["aux_loss"])))
+        lines.append(
+            f"  best Table I cell (corrected protocol): {label}: {c['mean']:.2f} ± {c['std']:.2f} % test "
+            f"error (n = {c['n']}; the paper: {c['paper_mean']:g} ± {c['paper_std']:g} %)"
+        )
+    return lines

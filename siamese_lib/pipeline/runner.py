@@ -1,5 +1,5 @@
 """``python -m siamese_lib run --profile NAME`` (README, "The runner"): the checks, the lock, signals and exit
-statuses; what the invocation does is ``invocation.py``, its state, progress and timings ``timings.py``.
+statuses, the --force marker; what the invocation does is ``invocation.py``, its state ``timings.py``.
 
 Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage error,
 the lock is held or (profile paper) uncommitted code; 130 interrupted (finished runs kept).
@@ -18,19 +18,28 @@ from pathlib import Path
 import filelock
 
 from ..common import NOTEBOOKS_DIR, UsageError, check_run_places, write_atomically
-from ..experiments.profiles import STAGES, TRAINING_STAGES, ProfileError, load_profile, notebook_name
+from ..experiments.profiles import STAGES, TRAINING_STAGES, notebook_name
 from ..machine import apply_numerics, device_type
 from ..store import check_clean_code
 from .engine import EngineError
 from .invocation import plan
-from .timings import FORCE_MARKER, Run, forced_since, summary, write_timings
+from .timings import Run, summary, write_timings
+
+FORCE_MARKER = "force-since"  # beside the store while a --force run is unfinished: when it began
 
 
-def main(args) -> int:
+def forced_since(run) -> float:
+    """When the forced run that this --force run goes on with began: an interrupted one left its time in the
+    marker (what it stored since is kept, not retrained); else now, written to the marker."""
+    marker = run.base / FORCE_MARKER
     try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
+        return float(marker.read_text())
+    except (OSError, ValueError):
+        write_atomically(marker, repr(run.t0))
+        return run.t0
+
+
+def main(args, profile) -> int:
     wanted = parse_only(args.only)
     # the folders this run writes are usable (else one line, exit 2), checked before anything runs
     check_run_places(profile.name, with_report="report" in wanted and "report" in profile.stages)

@@ -21,7 +21,6 @@ from ..common import (
     report_root,
     runs_root,
     safe_name,
-    write_atomically,
     write_json_atomically,
 )
 from ..experiments.profiles import STAGES
@@ -92,14 +91,11 @@ class Run:
         self.bar = None  # the runs' progress bar, on a terminal
 
     def key_done(self, key: str) -> bool:
+        """Stored, and with --force trained now or since the forced run began."""
         path = self.store_dir / f"{key}.json"
-        forced = (
-            self.force
-            and key not in self.trained
-            and path.exists()
-            and path.stat().st_mtime < self.force_since
-        )
-        return path.exists() and not forced
+        if not path.exists():
+            return False
+        return not self.force or key in self.trained or path.stat().st_mtime >= self.force_since
 
     def span(self, stage: str, start: float, end: float) -> None:
         a, b = self.stage_span.setdefault(stage, [start, end])
@@ -181,20 +177,6 @@ def _add(a: dict, b: dict) -> dict:
 
 def previous_executions(old: dict) -> dict:
     return {(e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)}
-
-
-FORCE_MARKER = "force-since"  # beside the store while a --force run is unfinished: when it began
-
-
-def forced_since(run) -> float:
-    """When the forced run that this --force run goes on with began: an interrupted one left its time in the
-    marker (what it stored since is kept, not retrained); else now, written to the marker."""
-    marker = run.base / FORCE_MARKER
-    try:
-        return float(marker.read_text())
-    except (OSError, ValueError):
-        write_atomically(marker, repr(run.t0))
-        return run.t0
 
 
 def load_old_timings(base: Path, profile_name: str) -> dict:
@@ -296,7 +278,7 @@ def summary(run) -> str:
     lines += [f"  failed: {error}" for error in run.errors]
     notebooks = f"executed notebooks: {run.rel(run.base)}/<stage>/"
     lines.append(f"  results store: {run.rel(run.store_dir)}; {notebooks}")
-    from .published import report_lines  # pandas: only for the summary's last lines
+    from .publishing import report_lines  # pandas: only for the summary's last lines
 
     lines += report_lines(run.report_dir, run.t0, run.rel)  # the report files and the headline cell
     return "\n".join(lines)

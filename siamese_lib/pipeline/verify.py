@@ -21,7 +21,6 @@ from ..analysis.stats import fmt_p
 from ..analysis.tables import CONFIG_COLUMNS, table_cells
 from ..common import UsageError, report_root, runs_root, write_json_atomically
 from ..config import RunConfig
-from ..experiments.profiles import ProfileError, load_profile
 from ..store import config_from_dict, load_record, record_path
 from .engine import Engine, EngineError
 from .published import record_file
@@ -34,9 +33,7 @@ def cell_of(config: RunConfig) -> str:
     """A run's cell: the tables' CONFIG_COLUMNS, then each other training field off its default."""
     fixed = (*CONFIG_COLUMNS, "seed", "confirm_seeds", "holdout_seed")  # the holdouts: evaluated only
     c = config.to_dict()
-    base = RunConfig(
-        protocol=config.protocol, model=config.model, weight_sharing=config.weight_sharing
-    ).to_dict()
+    base = RunConfig(**{n: c[n] for n in ("protocol", "model", "weight_sharing")}).to_dict()
     names = [*CONFIG_COLUMNS, *(n for n in c if n not in fixed and c[n] != base[n])]
     return " ".join(f"{n}={int(c[n]) if isinstance(c[n], bool) else c[n]}" for n in names)
 
@@ -56,11 +53,9 @@ class CommittedRun:
 
 
 def committed(record: dict) -> CommittedRun:
-    metrics = record["metrics"]
-    config = config_from_dict(record["config"])
-    return CommittedRun(
-        config, record["key"], record["device"], metrics, record.get("machine"), metrics["train_seconds"]
-    )
+    config, metrics = config_from_dict(record["config"]), record["metrics"]
+    parts = (record["key"], record["device"], metrics, record.get("machine"), metrics["train_seconds"])
+    return CommittedRun(config, *parts)
 
 
 def load_committed(report_dir, profile) -> tuple[list[CommittedRun], list[str]]:
@@ -109,10 +104,8 @@ def stratified_sample(runs, budget_seconds, jobs, full, seed=0, priority=()) -> 
     chosen = [r for n in dict.fromkeys(priority) if n in cells for r in _lowest(cells.pop(n))]
     cost = sum(r.train_seconds for r in chosen) / jobs
     strata: dict[tuple, list[str]] = {}
-    for (
-        name,
-        members,
-    ) in cells.items():  # the paper's cells (no validation split) first, both protocols in turn
+    # the paper's cells (no validation split) first, both protocols in turn
+    for name, members in cells.items():
         c = members[0].config
         strata.setdefault((c.val_pairs > 0, c.model, c.protocol), []).append(name)
     rng = random.Random(seed)
@@ -155,17 +148,14 @@ def retrain_within_budget(sample, store_dir, jobs, budget, log) -> dict:
     try:
         for n, cell in enumerate(cells.values()):
             ratio = here / there if there else 1.0
-            if (
-                budget is not None
-                and time.perf_counter() - start + sum(r.train_seconds for r in cell) * ratio / jobs > budget
-            ):
+            expected = sum(r.train_seconds for r in cell) * ratio / jobs  # this cell's seconds here
+            if budget is not None and time.perf_counter() - start + expected > budget:
                 log(f"  time budget: {len(cells) - n} cell(s) left out ({ratio:.1f} s here per committed s)")
                 break
             for device in sorted({r.device for r in cell}):
-                engine = engines.setdefault(
-                    device, Engine(None, workers=jobs, device=device, log=lambda _: None)
-                )
-                outcome = engine.train([r.config for r in cell if r.device == device], store_dir)
+                if device not in engines:
+                    engines[device] = Engine(None, workers=jobs, device=device, log=lambda _: None)
+                outcome = engines[device].train([r.config for r in cell if r.device == device], store_dir)
                 if outcome.failed:
                     r = next(r for r in cell if r.key in outcome.failed)
                     error = outcome.failed[r.key]
@@ -256,11 +246,7 @@ def verify(report_dir, profile, base, minutes, jobs, full, log=print, seed=None)
     return 0 if v.ok else 1
 
 
-def main(args) -> int:
-    try:
-        profile = load_profile(args.profile)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
+def main(args, profile) -> int:
     machine.apply_numerics(profile.settings["numerics"])
     jobs = args.jobs or min(2, os.cpu_count() or 1)
     base = runs_root() / profile.name / "verify"
