@@ -20,7 +20,7 @@ from .tables import PAPER_N, PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS
 
 REPRODUCED, CONTRADICTED, NOT_DETECTED = "reproduced", "contradicted", "not detected"
 SMALLER, INCONCLUSIVE, NOT_EVALUABLE = "smaller than the paper's", "inconclusive", "not evaluable"
-ORIGINAL_ONLY = "reproduced only under the original protocol"
+ORIGINAL_ONLY = f"{REPRODUCED} only under the original protocol"  # combine's
 HOLDS, DOES_NOT_HOLD = "holds", "does not hold"  # the all-comparisons rule
 RULES = ("pooled_effect", "all_comparisons")
 
@@ -251,9 +251,13 @@ def apply_power_rule(claims: list[Claim], seeds: int, epochs: int) -> list[Claim
     return list(claims)
 
 
-def combine(corrected: str, original: str | None) -> str:
-    """A claim's one verdict (pooled-effect rule): the corrected protocol's, or ORIGINAL_ONLY where only the
-    original protocol reproduces it and the corrected one does not contradict it."""
-    if corrected in (NOT_TESTED, NOT_EVALUABLE, REPRODUCED, CONTRADICTED) or original is None:
+def combine(corrected: str, original: str | None, holds: str = REPRODUCED) -> str:
+    """A claim's one verdict under a rule whose verdict ``holds`` says the claim stands (REPRODUCED: the
+    pooled-effect rule, HOLDS: the all-comparisons rule): the corrected protocol's, or '<holds> only under the
+    original protocol' where only the original protocol's holds and the corrected one does not settle it (the
+    pooled-effect rule's CONTRADICTED does)."""
+    if corrected in (NOT_TESTED, NOT_EVALUABLE, holds) or original != holds:
         return corrected
-    return ORIGINAL_ONLY if original == REPRODUCED else corrected
+    if corrected == CONTRADICTED and holds == REPRODUCED:
+        return corrected
+    return f"{holds} only under the original protocol"

@@ -43,13 +43,6 @@ def agreement_numbers(cells, protocols, margin) -> dict:
     return out
 
 
-def _combine_old(c, o) -> str:
-    """The all-comparisons rule's one verdict, as the report gave it before the pooled-effect rule."""
-    if c.old_verdict in (claims.HOLDS, claims.NOT_TESTED, claims.NOT_EVALUABLE) or o is None:
-        return c.old_verdict
-    return "holds only under the original protocol" if o.old_verdict == claims.HOLDS else c.old_verdict
-
-
 def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
     """One row per claim: what the paper says; under each protocol, on the paper's own numbers and (corrected
     protocol) without the failed seeds, the pooled effect with its interval and both rules' verdicts; the one
@@ -57,7 +50,8 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
-        new, old = claims.combine(c.verdict, o.verdict if o else None), _combine_old(c, o)
+        new = claims.combine(c.verdict, o and o.verdict)
+        old = claims.combine(c.old_verdict, o and o.old_verdict, claims.HOLDS)
         rows.append(
             {
                 "name": c.name,

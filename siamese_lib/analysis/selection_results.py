@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import RunConfig
 from ..experiments import selection
-from ..experiments.lr_rule import config_id, index_records
+from ..experiments.planning import record_finder
 from ..store import find_record, report_to_stderr
 from .beyond_paper import ensemble_wrong, runs_frame, test_truth
 from .stats import error_interval, mean_std_n
@@ -192,12 +192,12 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
 def cell_confirmation(records, executions) -> dict | None:
     """The table cell scored on the holdouts too (the paper's best, corrected protocol): its label and its
     head's errors (scored_runs); None when no cell has it or a run is missing."""
-    idx = index_records(records)
+    find = record_finder(records)
     for ex in executions:
         configs = ex.configs()
         if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
             continue
-        found = [idx[config_id(c)][0] for c in configs if config_id(c) in idx]
+        found = [r for r in map(find, configs) if r]
         return (
             {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
             if len(found) == len(configs)
