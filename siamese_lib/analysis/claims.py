@@ -167,15 +167,13 @@ def judge(lo, hi, smallest) -> str:
     return NOT_DETECTED if hi < smallest else INCONCLUSIVE
 
 
-def _old_rule(diffs, ps, total, mean_effect, size_range) -> str:
-    if not diffs:
-        return NOT_EVALUABLE
-    support = sum(d > 0 and p < ALPHA_DIFFERENCE for d, p in zip(diffs, ps, strict=True))
-    against = sum(d < 0 and p < ALPHA_DIFFERENCE for d, p in zip(diffs, ps, strict=True))
-    in_range = size_range[0] <= round(mean_effect, 1) <= size_range[1]
-    if support == total and in_range:
+def _old_rule(rows, mean_effect, size_range) -> str:
+    """The all-comparisons rule over every comparison of a claim (``rows``: {diff, p} each)."""
+    support = sum(r["diff"] > 0 and r["p"] < ALPHA_DIFFERENCE for r in rows)
+    against = sum(r["diff"] < 0 and r["p"] < ALPHA_DIFFERENCE for r in rows)
+    if support == len(rows) and size_range[0] <= round(mean_effect, 1) <= size_range[1]:
         return HOLDS
-    return CONTRADICTED if 2 * against > total else DOES_NOT_HOLD
+    return CONTRADICTED if 2 * against > len(rows) else DOES_NOT_HOLD
 
 
 def evaluate(spec: Spec, stats, margin) -> Claim:
@@ -196,15 +194,11 @@ def evaluate(spec: Spec, stats, margin) -> Claim:
     smallest = spec.size if spec.size is not None else (2.0 if spec.ratio else margin)
     if spec.ratio:
         est, lo, hi = math.exp(est), math.exp(lo), math.exp(hi)
-    judged = (math.log(lo), math.log(hi), math.log(smallest)) if spec.ratio else (lo, hi, smallest)
-    verdict = judge(*judged) if rows else NOT_EVALUABLE
-    mean_effect = (
-        sum(map(math.exp, effects) if spec.ratio else effects) / len(effects) if effects else math.nan
-    )
-    diffs, ps = [r["diff"] for r in rows], [r["p"] for r in rows]
-    old = _old_rule(diffs, ps, len(spec.comparisons), mean_effect, spec.size_range)
-    if len(rows) < len(spec.comparisons):
-        verdict = old = NOT_EVALUABLE
+    verdict = old = NOT_EVALUABLE  # unless every comparison can be made
+    if rows and len(rows) == len(spec.comparisons):
+        judged = (math.log(lo), math.log(hi), math.log(smallest)) if spec.ratio else (lo, hi, smallest)
+        mean_effect = sum(map(math.exp, effects) if spec.ratio else effects) / len(effects)
+        verdict, old = judge(*judged), _old_rule(rows, mean_effect, spec.size_range)
     claim = Claim(spec.name, spec.paper, verdict, old, est, lo, hi, p, spec.size, spec.ratio, rows)
     if spec.name == "ResNet vs LeNet5":  # "much slower": ours only (the paper gives no times)
         for _, ws, aux in TABLE1_KEYS[:4]:  # one model's four settings

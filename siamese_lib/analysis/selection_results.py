@@ -136,33 +136,18 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     rows = [(*mean_std_n(s["values"]), s["candidate"], s["rule"]) for s in scores]
     frame = pd.DataFrame(rows, columns=["val_mean", "val_std", "n", "candidate", "rule"])
     per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
-    out = {
-        "name": name,
-        "stage": stage,
-        "scores": frame,
-        "missing": missing,
-        "unchecked": tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0),
-        "runs": scores_runs(scores),
-        "choice": None,
-        "final": pd.DataFrame(),
-        "final_missing": [],
-        "headline": None,
-        "confirm": None,
-        "holdout": None,
-        "ensemble": math.nan,
-        "ensembles": [],
-    }
+    out = dict(name=name, stage=stage, scores=frame, missing=missing, runs=scores_runs(scores), ensembles=[])
+    out.update(unchecked=tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0))
+    out.update(final=pd.DataFrame(), final_missing=[], ensemble=math.nan)
+    out.update(dict.fromkeys(("choice", "headline", "confirm", "holdout")))
     if missing:
         return out
     choice = selection.choose(scores)
     out["choice"] = choice
     finals = {}
     for c in selection.final_candidates(stage, choice["candidate"]):
-        finals[c], lacking = _final_runs(stage, settings, store_dir, c)
-        if c == choice["candidate"]:
-            out["final_missing"] = lacking
-        elif lacking:
-            out["final_missing"] += [f"{c} seed {s}" for s in lacking]
+        finals[c], lacking = _final_runs(stage, settings, store_dir, c)  # the choice first: its seeds
+        out["final_missing"] += lacking if c == choice["candidate"] else [f"{c} seed {s}" for s in lacking]
     final = finals[choice["candidate"]]
     if final.empty:
         return out
@@ -177,15 +162,8 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
         names = list(dict.fromkeys(choice["candidate"] if m == selection.CHOSEN else m for m in members))
         runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
         complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
-        out["ensembles"].append(
-            {
-                "name": ens,
-                "members": names,
-                "runs": len(runs),
-                "complete": complete,
-                **(ensemble_scores(runs, prob) if complete else dict.fromkeys(("test", *HOLDOUTS))),
-            }
-        )
+        found = ensemble_scores(runs, prob) if complete else dict.fromkeys(("test", *HOLDOUTS))
+        out["ensembles"].append(dict(name=ens, members=names, runs=len(runs), complete=complete, **found))
     return out
 
 

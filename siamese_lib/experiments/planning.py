@@ -3,6 +3,7 @@ their runs; with ``learning_rates: auto`` the tables' rates come from the profil
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,17 +102,16 @@ def load_plan(runs_dir) -> list[Execution]:
 
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
     """All executions of the profile's stages (in stage order), with their papermill parameters."""
-    s, st, wanted, rates = profile.settings, profile.stages, stages or STAGES, {}
+    s, st, wanted = profile.settings, profile.stages, stages or STAGES
     base = dict({k: s[k] for k in DATA}, store_dir=str(store_dir), device=device)
+    rates = functools.cache(lambda: learning_rates(profile, store_dir))  # auto: read once, when first needed
 
-    def lr_for(model):  # auto rates read the whole store: once, when a stage first needs a rate
-        if not rates:
-            rates.update(learning_rates(profile, store_dir))
-        if model not in rates:
+    def lr_for(model):
+        if model not in rates():
             raise KeyError(
                 f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models"
             )
-        return rates[model]
+        return rates()[model]
 
     out = [Execution(*e) for e in paper_executions(s, st, base, lr_for, wanted)]
     # a selection round: one execution per candidate; once all their runs are stored, one per final seed of
