@@ -189,16 +189,9 @@ def headline_numbers(result: dict) -> dict | None:
     if not result or result["headline"] is None:
         return None
     c, candidates = result["choice"], result["stage"]["candidates"]
-    return {
-        "candidates": len(candidates),
-        "candidate": c["candidate"],
-        "model": candidates[c["candidate"]]["model"],
-        "epochs": candidates[c["candidate"]].get("epochs", RunConfig().epochs),
-        "rule": c["rule"].replace("_", " "),
-        **{k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")},
-        "confirm": result["confirm"],
-        "holdout": result["holdout"],
-        "ensemble": result["ensemble"],
-        "missing": len(result["final_missing"]),
-        "paper_best": PAPER_BEST["mean"],
-    }
+    spec = candidates[c["candidate"]]
+    out = dict(candidates=len(candidates), candidate=c["candidate"], model=spec["model"])
+    out.update(epochs=spec.get("epochs", RunConfig().epochs), rule=c["rule"].replace("_", " "))
+    out.update({k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")})
+    out.update({k: result[k] for k in ("confirm", "holdout", "ensemble")})
+    return dict(out, missing=len(result["final_missing"]), paper_best=PAPER_BEST["mean"])

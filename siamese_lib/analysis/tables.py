@@ -218,17 +218,9 @@ def quirk_shifts(cells):
         o = orig.get((c.table, c.key))
         if o is None or not o.complete:
             continue
-        rows.append(
-            {
-                "table": TABLE_NAMES[c.table],
-                "cell": c.label,
-                "quirks": ", ".join(applicable_quirks(c.table, c.key)),
-                "corrected": c.mean,
-                "original": o.mean,
-                "shift": o.mean - c.mean,
-                "p": welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n),
-            }
-        )
+        quirks = ", ".join(applicable_quirks(c.table, c.key))
+        row = dict(table=TABLE_NAMES[c.table], cell=c.label, quirks=quirks, corrected=c.mean, original=o.mean)
+        rows.append(dict(row, shift=o.mean - c.mean, p=welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n)))
     per_cell = pd.DataFrame(rows, columns=["table", "cell", "quirks", "corrected", "original", "shift", "p"])
     columns = ["quirks", "cells", "mean shift", "min shift", "max shift"]
     if per_cell.empty:

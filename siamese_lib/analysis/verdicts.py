@@ -58,21 +58,11 @@ def verdict_frame(cells, margin) -> pd.DataFrame:
 
 
 def _row(c) -> dict:
-    return {
-        "table": TABLE_NAMES[c.table],
-        **dict(zip(CONFIG_COLUMNS, c.config, strict=True)),
-        "paper_mean": c.paper_mean,
-        "paper_std": c.paper_std,
-        "paper_n": c.paper_n,
-        "mean": c.mean,
-        "std": c.std,
-        "n": c.n,
-        "difference": c.diff,
-        "welch_p": c.p_value,
-        "mean_train_seconds": c.mean_train_seconds,
-        "missing": c.missing_text(),
-        "epochs_trained": c.epochs_trained,
-    }
+    """A cell's row of cells.csv: its identity (CONFIG_COLUMNS), the paper's statistics and ours."""
+    row = {"table": TABLE_NAMES[c.table], **dict(zip(CONFIG_COLUMNS, c.config, strict=True))}
+    row.update({k: getattr(c, k) for k in ("paper_mean", "paper_std", "paper_n", "mean", "std", "n")})
+    row.update(difference=c.diff, welch_p=c.p_value, mean_train_seconds=c.mean_train_seconds)
+    return dict(row, missing=c.missing_text(), epochs_trained=c.epochs_trained)
 
 
 def verdict_counts(frame, protocol, adjusted=False) -> dict:
