@@ -7,17 +7,14 @@ import math
 from dataclasses import dataclass
 
 from .. import machine
+from ..config import ERROR_METRICS
 from .stats import fmt_p, mean_std_n, welch_p
 
 ALPHA = 0.01  # per cell; a cell disagrees when Welch's p is below it
 COMPARED_METRICS = (
-    "test_error",
-    "test_digit1_error",
-    "test_digit2_error",
-    "test_derived_error",
-    "test_digit_prob_error",
+    *(f"test_{m}" for m in ERROR_METRICS[:5]),
     "train_error",
-)
+)  # the errors, less the disagreement
 
 
 @dataclass

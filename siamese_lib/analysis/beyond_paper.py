@@ -59,20 +59,13 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
     for (model, variant), g in _ordered(df):
         mean, std, n = mean_std_n(g[metric])
         bm, bs, bn = base.get(model, (math.nan, math.nan, 0))
-        rows.append(
-            {
-                "model": model,
-                "variant": variant,
-                "description": VARIANTS.get(variant, {}).get("description", ""),
-                "mean": mean,
-                "std": std,
-                "n": n,
-                "vs_paper": mean - paper["mean"],
-                "p_vs_paper": welch_p(mean, std, n, paper["mean"], paper["std"], paper["n"]),
-                "vs_baseline": mean - bm if variant != baseline else math.nan,
-                "p_vs_baseline": welch_p(mean, std, n, bm, bs, bn) if variant != baseline else math.nan,
-            }
-        )
+        row = dict(model=model, variant=variant, description=VARIANTS.get(variant, {}).get("description", ""))
+        row.update(mean=mean, std=std, n=n, vs_paper=mean - paper["mean"])
+        row["p_vs_paper"] = welch_p(mean, std, n, paper["mean"], paper["std"], paper["n"])
+        own = variant == baseline
+        row["vs_baseline"] = math.nan if own else mean - bm
+        row["p_vs_baseline"] = math.nan if own else welch_p(mean, std, n, bm, bs, bn)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -173,21 +166,14 @@ def chosen(df) -> dict:
     columns refused), then its test numbers (test_mean, test_std, n)."""
     groups = dict(list(df.groupby(["model", "variant"], sort=True)))
     columns = [f"val_{suffix}" for suffix in RULES.values() if f"val_{suffix}" in df]
-    scores = [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
-    choice = choose(scores)
+    choice = choose(
+        [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
+    )
     (model, variant), metric = choice["candidate"], choice["column"]
     test_metric = "test_" + metric.removeprefix("val_")
     t_mean, t_std, n = mean_std_n(groups[model, variant][test_metric])
-    return dict(
-        model=model,
-        variant=variant,
-        metric=metric,
-        val_mean=choice["mean"],
-        test_metric=test_metric,
-        test_mean=t_mean,
-        test_std=t_std,
-        n=n,
-    )
+    out = dict(model=model, variant=variant, metric=metric, val_mean=choice["mean"], test_metric=test_metric)
+    return dict(out, test_mean=t_mean, test_std=t_std, n=n)
 
 
 def flip_confusion(df, model: str, variant: str, truth=None):

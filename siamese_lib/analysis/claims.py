@@ -20,7 +20,7 @@ from .tables import PAPER_N, PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS
 
 REPRODUCED, CONTRADICTED, NOT_DETECTED = "reproduced", "contradicted", "not detected"
 SMALLER, INCONCLUSIVE, NOT_EVALUABLE = "smaller than the paper's", "inconclusive", "not evaluable"
-ORIGINAL_ONLY = "reproduced only under the original protocol"
+ORIGINAL_ONLY = f"{REPRODUCED} only under the original protocol"  # combine's
 HOLDS, DOES_NOT_HOLD = "holds", "does not hold"  # the all-comparisons rule
 RULES = ("pooled_effect", "all_comparisons")
 
@@ -167,15 +167,13 @@ def judge(lo, hi, smallest) -> str:
     return NOT_DETECTED if hi < smallest else INCONCLUSIVE
 
 
-def _old_rule(diffs, ps, total, mean_effect, size_range) -> str:
-    if not diffs:
-        return NOT_EVALUABLE
-    support = sum(d > 0 and p < ALPHA_DIFFERENCE for d, p in zip(diffs, ps, strict=True))
-    against = sum(d < 0 and p < ALPHA_DIFFERENCE for d, p in zip(diffs, ps, strict=True))
-    in_range = size_range[0] <= round(mean_effect, 1) <= size_range[1]
-    if support == total and in_range:
+def _old_rule(rows, mean_effect, size_range) -> str:
+    """The all-comparisons rule over every comparison of a claim (``rows``: {diff, p} each)."""
+    support = sum(r["diff"] > 0 and r["p"] < ALPHA_DIFFERENCE for r in rows)
+    against = sum(r["diff"] < 0 and r["p"] < ALPHA_DIFFERENCE for r in rows)
+    if support == len(rows) and size_range[0] <= round(mean_effect, 1) <= size_range[1]:
         return HOLDS
-    return CONTRADICTED if 2 * against > total else DOES_NOT_HOLD
+    return CONTRADICTED if 2 * against > len(rows) else DOES_NOT_HOLD
 
 
 def evaluate(spec: Spec, stats, margin) -> Claim:
@@ -196,15 +194,11 @@ def evaluate(spec: Spec, stats, margin) -> Claim:
     smallest = spec.size if spec.size is not None else (2.0 if spec.ratio else margin)
     if spec.ratio:
         est, lo, hi = math.exp(est), math.exp(lo), math.exp(hi)
-    judged = (math.log(lo), math.log(hi), math.log(smallest)) if spec.ratio else (lo, hi, smallest)
-    verdict = judge(*judged) if rows else NOT_EVALUABLE
-    mean_effect = (
-        sum(map(math.exp, effects) if spec.ratio else effects) / len(effects) if effects else math.nan
-    )
-    diffs, ps = [r["diff"] for r in rows], [r["p"] for r in rows]
-    old = _old_rule(diffs, ps, len(spec.comparisons), mean_effect, spec.size_range)
-    if len(rows) < len(spec.comparisons):
-        verdict = old = NOT_EVALUABLE
+    verdict = old = NOT_EVALUABLE  # unless every comparison can be made
+    if rows and len(rows) == len(spec.comparisons):
+        judged = (math.log(lo), math.log(hi), math.log(smallest)) if spec.ratio else (lo, hi, smallest)
+        mean_effect = sum(map(math.exp, effects) if spec.ratio else effects) / len(effects)
+        verdict, old = judge(*judged), _old_rule(rows, mean_effect, spec.size_range)
     claim = Claim(spec.name, spec.paper, verdict, old, est, lo, hi, p, spec.size, spec.ratio, rows)
     if spec.name == "ResNet vs LeNet5":  # "much slower": ours only (the paper gives no times)
         for _, ws, aux in TABLE1_KEYS[:4]:  # one model's four settings
@@ -251,9 +245,13 @@ def apply_power_rule(claims: list[Claim], seeds: int, epochs: int) -> list[Claim
     return list(claims)
 
 
-def combine(corrected: str, original: str | None) -> str:
-    """A claim's one verdict (pooled-effect rule): the corrected protocol's, or ORIGINAL_ONLY where only the
-    original protocol reproduces it and the corrected one does not contradict it."""
-    if corrected in (NOT_TESTED, NOT_EVALUABLE, REPRODUCED, CONTRADICTED) or original is None:
+def combine(corrected: str, original: str | None, holds: str = REPRODUCED) -> str:
+    """A claim's one verdict under a rule whose verdict ``holds`` says the claim stands (REPRODUCED: the
+    pooled-effect rule, HOLDS: the all-comparisons rule): the corrected protocol's, or '<holds> only under the
+    original protocol' where only the original protocol's holds and the corrected one does not settle it (the
+    pooled-effect rule's CONTRADICTED does)."""
+    if corrected in (NOT_TESTED, NOT_EVALUABLE, holds) or original != holds:
         return corrected
-    return ORIGINAL_ONLY if original == REPRODUCED else corrected
+    if corrected == CONTRADICTED and holds == REPRODUCED:
+        return corrected
+    return f"{holds} only under the original protocol"

@@ -3,6 +3,7 @@ per part of the report; nothing here formats a sentence."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -19,14 +20,8 @@ from .verdicts import VERDICTS, cell_numbers, deviations, verdict_counts, verdic
 def agreement_numbers(cells, protocols, margin) -> dict:
     """Per protocol: the verdict counts over distinct complete cells, how many cells the tables have and how
     many are complete; the tests' thresholds; the paper's best configuration as we measure it."""
-    out = {
-        "margin": margin,
-        "alpha_equivalence": ALPHA_EQUIVALENCE,
-        "alpha_difference": ALPHA_DIFFERENCE,
-        "fdr": FDR,
-        "verdicts": list(VERDICTS),
-        "protocols": {},
-    }
+    out = dict(margin=margin, alpha_equivalence=ALPHA_EQUIVALENCE, alpha_difference=ALPHA_DIFFERENCE, fdr=FDR)
+    out.update(verdicts=list(VERDICTS), protocols={})
     frame = verdict_frame(cells, margin)
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
@@ -43,13 +38,6 @@ def agreement_numbers(cells, protocols, margin) -> dict:
     return out
 
 
-def _combine_old(c, o) -> str:
-    """The all-comparisons rule's one verdict, as the report gave it before the pooled-effect rule."""
-    if c.old_verdict in (claims.HOLDS, claims.NOT_TESTED, claims.NOT_EVALUABLE) or o is None:
-        return c.old_verdict
-    return "holds only under the original protocol" if o.old_verdict == claims.HOLDS else c.old_verdict
-
-
 def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
     """One row per claim: what the paper says; under each protocol, on the paper's own numbers and (corrected
     protocol) without the failed seeds, the pooled effect with its interval and both rules' verdicts; the one
@@ -57,7 +45,8 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
-        new, old = claims.combine(c.verdict, o.verdict if o else None), _combine_old(c, o)
+        new = claims.combine(c.verdict, o and o.verdict)
+        old = claims.combine(c.old_verdict, o and o.old_verdict, claims.HOLDS)
         rows.append(
             {
                 "name": c.name,
@@ -95,24 +84,13 @@ def lr_numbers(curves, used) -> dict:
     rows, differ, evidence = [], [], []
     for m in (m for m in PAPER_MODELS if m in curves):
         by_lr, paper = curves[m], PAPER_LRS[m]
-        rows.append(
-            {
-                "model": m,
-                "paper": paper,
-                "rule": declared.get(m),
-                "post_hoc": post_hoc.get(m),
-                "used": used.get(m),
-                "rates": len(by_lr),
-                "complete": sum(not e["missing_seeds"] for e in by_lr.values()),
-            }
-        )
+        row = dict(model=m, paper=paper, rule=declared.get(m), post_hoc=post_hoc.get(m), used=used.get(m))
+        rows.append(dict(row, rates=len(by_lr), complete=sum(not e["missing_seeds"] for e in by_lr.values())))
         if m not in declared or (declared[m] == post_hoc[m] == paper and m != EVIDENCE_ALWAYS):
             continue
+        rules = {"rule": lr_rule.DECLARED_RULE, "post_hoc": lr_rule.POST_HOC_RULE}
         scores = {
-            lr: {
-                "rule": lr_rule.rule_score(by_lr[lr]["curves"]),
-                "post_hoc": lr_rule.rule_score(by_lr[lr]["curves"], lr_rule.POST_HOC_RULE),
-            }
+            lr: {name: lr_rule.rule_score(by_lr[lr]["curves"], rule) for name, rule in rules.items()}
             for lr in sorted(by_lr, reverse=True)
         }
         entry = {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
@@ -122,15 +100,9 @@ def lr_numbers(curves, used) -> dict:
         crossing = (
             _crossing(by_lr[declared[m]], by_lr[paper]) if paper in by_lr and declared[m] != paper else None
         )
+        entry = dict(entry, rule_differs=declared[m] != paper, post_hoc_differs=post_hoc[m] != paper)
         differ.append(
-            {
-                **entry,
-                "rule_differs": declared[m] != paper,
-                "post_hoc_differs": post_hoc[m] != paper,
-                "faster": declared[m] > paper,
-                "paper_searched": paper in by_lr,
-                "crossing": crossing,
-            }
+            dict(entry, faster=declared[m] > paper, paper_searched=paper in by_lr, crossing=crossing)
         )
     return {
         "final_epochs": lr_rule.FINAL_EPOCHS,
@@ -154,25 +126,13 @@ def failed_rows(cells) -> list[dict]:
         bad = claims.failed_seeds(c)
         if not bad:
             continue
-        kept = [e for s, e in zip(c.expected_seeds, c.errors, strict=True) if s not in bad]
-        out.append(
-            {
-                "protocol": c.protocol,
-                "label": c.label,
-                "table": TABLE_NAMES[c.table],
-                "seeds": [
-                    {"seed": s, "train": t, "test": e}
-                    for s, t, e in zip(c.expected_seeds, c.train_errors, c.errors, strict=True)
-                    if s in bad
-                ],
-                "mean": c.mean,
-                "std": c.std,
-                "median": float(np.median(c.errors)),
-                "paper_mean": c.paper_mean,
-                "kept_mean": float(np.mean(kept)) if kept else float("nan"),
-                "kept_median": float(np.median(kept)) if kept else float("nan"),
-            }
-        )
+        seeds = list(zip(c.expected_seeds, c.train_errors, c.errors, strict=True))
+        kept = [e for s, _, e in seeds if s not in bad]
+        row = dict(protocol=c.protocol, label=c.label, table=TABLE_NAMES[c.table])
+        row["seeds"] = [{"seed": s, "train": t, "test": e} for s, t, e in seeds if s in bad]
+        row.update(mean=c.mean, std=c.std, median=float(np.median(c.errors)), paper_mean=c.paper_mean)
+        row.update(kept_mean=float(np.mean(kept)) if kept else math.nan)
+        out.append(dict(row, kept_median=float(np.median(kept)) if kept else math.nan))
     return out
 
 

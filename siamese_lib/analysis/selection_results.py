@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..config import RunConfig
 from ..experiments import selection
-from ..experiments.lr_rule import config_id, index_records
+from ..experiments.planning import record_finder
 from ..store import find_record, report_to_stderr
 from .beyond_paper import ensemble_wrong, runs_frame, test_truth
 from .stats import error_interval, mean_std_n
@@ -136,33 +136,18 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     rows = [(*mean_std_n(s["values"]), s["candidate"], s["rule"]) for s in scores]
     frame = pd.DataFrame(rows, columns=["val_mean", "val_std", "n", "candidate", "rule"])
     per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
-    out = {
-        "name": name,
-        "stage": stage,
-        "scores": frame,
-        "missing": missing,
-        "unchecked": tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0),
-        "runs": scores_runs(scores),
-        "choice": None,
-        "final": pd.DataFrame(),
-        "final_missing": [],
-        "headline": None,
-        "confirm": None,
-        "holdout": None,
-        "ensemble": math.nan,
-        "ensembles": [],
-    }
+    out = dict(name=name, stage=stage, scores=frame, missing=missing, runs=scores_runs(scores), ensembles=[])
+    out.update(unchecked=tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0))
+    out.update(final=pd.DataFrame(), final_missing=[], ensemble=math.nan)
+    out.update(dict.fromkeys(("choice", "headline", "confirm", "holdout")))
     if missing:
         return out
     choice = selection.choose(scores)
     out["choice"] = choice
     finals = {}
     for c in selection.final_candidates(stage, choice["candidate"]):
-        finals[c], lacking = _final_runs(stage, settings, store_dir, c)
-        if c == choice["candidate"]:
-            out["final_missing"] = lacking
-        elif lacking:
-            out["final_missing"] += [f"{c} seed {s}" for s in lacking]
+        finals[c], lacking = _final_runs(stage, settings, store_dir, c)  # the choice first: its seeds
+        out["final_missing"] += lacking if c == choice["candidate"] else [f"{c} seed {s}" for s in lacking]
     final = finals[choice["candidate"]]
     if final.empty:
         return out
@@ -177,27 +162,20 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
         names = list(dict.fromkeys(choice["candidate"] if m == selection.CHOSEN else m for m in members))
         runs = pd.concat([finals[m] for m in names if not finals[m].empty], ignore_index=True)
         complete = all(len(finals[m]) == len(stage["final_seeds"]) for m in names)
-        out["ensembles"].append(
-            {
-                "name": ens,
-                "members": names,
-                "runs": len(runs),
-                "complete": complete,
-                **(ensemble_scores(runs, prob) if complete else dict.fromkeys(("test", *HOLDOUTS))),
-            }
-        )
+        found = ensemble_scores(runs, prob) if complete else dict.fromkeys(("test", *HOLDOUTS))
+        out["ensembles"].append(dict(name=ens, members=names, runs=len(runs), complete=complete, **found))
     return out
 
 
 def cell_confirmation(records, executions) -> dict | None:
     """The table cell scored on the holdouts too (the paper's best, corrected protocol): its label and its
     head's errors (scored_runs); None when no cell has it or a run is missing."""
-    idx = index_records(records)
+    find = record_finder(records)
     for ex in executions:
         configs = ex.configs()
         if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
             continue
-        found = [idx[config_id(c)][0] for c in configs if config_id(c) in idx]
+        found = [r for r in map(find, configs) if r]
         return (
             {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
             if len(found) == len(configs)
@@ -211,16 +189,9 @@ def headline_numbers(result: dict) -> dict | None:
     if not result or result["headline"] is None:
         return None
     c, candidates = result["choice"], result["stage"]["candidates"]
-    return {
-        "candidates": len(candidates),
-        "candidate": c["candidate"],
-        "model": candidates[c["candidate"]]["model"],
-        "epochs": candidates[c["candidate"]].get("epochs", RunConfig().epochs),
-        "rule": c["rule"].replace("_", " "),
-        **{k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")},
-        "confirm": result["confirm"],
-        "holdout": result["holdout"],
-        "ensemble": result["ensemble"],
-        "missing": len(result["final_missing"]),
-        "paper_best": PAPER_BEST["mean"],
-    }
+    spec = candidates[c["candidate"]]
+    out = dict(candidates=len(candidates), candidate=c["candidate"], model=spec["model"])
+    out.update(epochs=spec.get("epochs", RunConfig().epochs), rule=c["rule"].replace("_", " "))
+    out.update({k: result["headline"][k] for k in ("mean", "std", "n", "lo", "hi")})
+    out.update({k: result[k] for k in ("confirm", "holdout", "ensemble")})
+    return dict(out, missing=len(result["final_missing"]), paper_best=PAPER_BEST["mean"])

@@ -4,6 +4,7 @@ is computed only when every run it asks for is in the store; otherwise its missi
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from .. import machine
 from ..experiments.grid import GRIDS, PAPER_BEST_CELL
-from ..experiments.lr_rule import config_id, index_records
+from ..experiments.planning import record_finder
 from .stats import mean_std_n, seed_ranges, welch_p
 
 # The paper's published numbers (ee559-project1-report.txt)
@@ -108,7 +109,8 @@ CONFIG_COLUMNS = ["protocol", "model", "weight_sharing", "aux_loss", "batch_norm
 
 @dataclass
 class Cell:
-    """One cell of Table I or II under one protocol: the paper's numbers and ours."""
+    """One cell of Table I or II under one protocol: the paper's numbers and ours, made once its runs are
+    looked up (our statistics are computed then)."""
 
     table: str
     protocol: str
@@ -126,42 +128,16 @@ class Cell:
     train_errors: list = field(default_factory=list)  # our per-seed training errors (%), in seed order
     note: str = ""  # why a cell has no configuration (not in the profile...)
 
-    @property
-    def label(self) -> str:
-        return cell_label(self.table, self.key)
-
-    @property
-    def config(self) -> tuple:
-        """What determines its runs (CONFIG_COLUMNS): two cells with the same are the same runs."""
-        return (self.protocol, *setting(self.table, self.key), self.lr, self.epochs)
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.expected_seeds) and not self.missing_seeds
-
-    @property
-    def n(self) -> int:
-        return len(self.errors) if self.complete else 0
-
-    @property
-    def mean(self) -> float:
-        return mean_std_n(self.errors)[0] if self.complete else float("nan")
-
-    @property
-    def std(self) -> float:
-        return mean_std_n(self.errors)[1] if self.complete else float("nan")
-
-    @property
-    def diff(self) -> float:
-        return self.mean - self.paper_mean
-
-    @property
-    def p_value(self) -> float:
-        return welch_p(self.mean, self.std, self.n, self.paper_mean, self.paper_std, self.paper_n)
-
-    @property
-    def mean_train_seconds(self) -> float:
-        return float(np.mean(self.train_seconds)) if self.complete and self.train_seconds else float("nan")
+    def __post_init__(self):  # our statistics, once every seed is in (NaN and n 0 before)
+        self.label = cell_label(self.table, self.key)
+        self.config = (self.protocol, *setting(self.table, self.key), self.lr, self.epochs)  # CONFIG_COLUMNS
+        self.complete = bool(self.expected_seeds) and not self.missing_seeds
+        self.mean, self.std, _ = mean_std_n(self.errors) if self.complete else (math.nan, math.nan, 0)
+        self.n = len(self.errors) if self.complete else 0
+        self.diff = self.mean - self.paper_mean
+        self.p_value = welch_p(self.mean, self.std, self.n, self.paper_mean, self.paper_std, self.paper_n)
+        timed = self.complete and self.train_seconds
+        self.mean_train_seconds = float(np.mean(self.train_seconds)) if timed else math.nan
 
     def missing_text(self) -> str:
         """Exactly what is missing, in words ('' when complete)."""
@@ -177,26 +153,26 @@ class Cell:
 def table_cells(records, executions, profile_name: str = "") -> list[Cell]:
     """Every cell of Tables I and II under both protocols, in the paper's order, from the runs each execution
     of the plan lists; cells the profile does not run are kept, with a note saying so."""
-    idx = index_records(records)
-    cells = {}
+    find, cells = record_finder(records), {}
     for ex in (ex for ex in executions if ex.stage in ("table1", "table2")):
         configs, p = ex.configs(), ex.parameters
         key = tuple(p[k] for k in GRIDS[ex.stage].values())  # the cell's key: its grid's fields, in order
-        cell = Cell(
-            ex.stage, p["protocol"], key, *PAPER_TABLES[ex.stage][key], lr=p["lr"], epochs=p["epochs"]
+        found = [find(cfg) for cfg in configs]
+        metrics = [r["metrics"] for r in found if r]
+        cells[(ex.stage, p["protocol"], key)] = Cell(
+            ex.stage,
+            p["protocol"],
+            key,
+            *PAPER_TABLES[ex.stage][key],
+            expected_seeds=[cfg.seed for cfg in configs],
+            missing_seeds=[cfg.seed for cfg, r in zip(configs, found, strict=True) if not r],
+            lr=p["lr"],
+            epochs=p["epochs"],
+            epochs_trained=min((cfg.trained_epochs for cfg in configs), default=None),
+            errors=[m["test_error"] for m in metrics],
+            train_seconds=[m.get("train_seconds", math.nan) for m in metrics],
+            train_errors=[m.get("train_error", math.nan) for m in metrics],
         )
-        cell.epochs_trained = min((cfg.trained_epochs for cfg in configs), default=None)
-        for cfg in configs:
-            cell.expected_seeds.append(cfg.seed)
-            found = idx.get(config_id(cfg))
-            if not found:
-                cell.missing_seeds.append(cfg.seed)
-                continue
-            metrics = found[0]["metrics"]
-            cell.errors.append(metrics["test_error"])
-            cell.train_seconds.append(metrics.get("train_seconds", float("nan")))
-            cell.train_errors.append(metrics.get("train_error", float("nan")))
-        cells[(ex.stage, cell.protocol, key)] = cell
     out, why = [], f"not run: the profile '{profile_name}' does not include this configuration under the"
     for protocol in ("corrected", "original"):
         for stage, paper in PAPER_TABLES.items():
@@ -242,17 +218,9 @@ def quirk_shifts(cells):
         o = orig.get((c.table, c.key))
         if o is None or not o.complete:
             continue
-        rows.append(
-            {
-                "table": TABLE_NAMES[c.table],
-                "cell": c.label,
-                "quirks": ", ".join(applicable_quirks(c.table, c.key)),
-                "corrected": c.mean,
-                "original": o.mean,
-                "shift": o.mean - c.mean,
-                "p": welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n),
-            }
-        )
+        quirks = ", ".join(applicable_quirks(c.table, c.key))
+        row = dict(table=TABLE_NAMES[c.table], cell=c.label, quirks=quirks, corrected=c.mean, original=o.mean)
+        rows.append(dict(row, shift=o.mean - c.mean, p=welch_p(o.mean, o.std, o.n, c.mean, c.std, c.n)))
     per_cell = pd.DataFrame(rows, columns=["table", "cell", "quirks", "corrected", "original", "shift", "p"])
     columns = ["quirks", "cells", "mean shift", "min shift", "max shift"]
     if per_cell.empty:
@@ -269,15 +237,9 @@ def records_frame(records, outputs: bool = False):
         row = {**r["config"], **r["metrics"]}
         row["augment"] = ",".join(r["config"].get("augment", []))
         row["confirm_seeds"] = ",".join(map(str, r["config"].get("confirm_seeds", [])))
-        row.update(
-            key=r["key"],
-            device=r["device"],
-            torch_version=r["torch_version"],
-            code_version=r["code_version"],
-            epochs_trained=r.get("epochs_trained"),
-            created=r["created"],
-            machine=json.dumps(r["machine"], sort_keys=True) if r.get("machine") else "",
-        )
+        row.update({k: r.get(k) for k in ("key", "device", "torch_version", "code_version")})
+        row.update(epochs_trained=r.get("epochs_trained"), created=r["created"])
+        row["machine"] = json.dumps(r["machine"], sort_keys=True) if r.get("machine") else ""
         rows.append({**row, **r["outputs"]} if outputs else row)
     return pd.DataFrame(rows)
 

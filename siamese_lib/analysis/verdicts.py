@@ -58,21 +58,11 @@ def verdict_frame(cells, margin) -> pd.DataFrame:
 
 
 def _row(c) -> dict:
-    return {
-        "table": TABLE_NAMES[c.table],
-        **dict(zip(CONFIG_COLUMNS, c.config, strict=True)),
-        "paper_mean": c.paper_mean,
-        "paper_std": c.paper_std,
-        "paper_n": c.paper_n,
-        "mean": c.mean,
-        "std": c.std,
-        "n": c.n,
-        "difference": c.diff,
-        "welch_p": c.p_value,
-        "mean_train_seconds": c.mean_train_seconds,
-        "missing": c.missing_text(),
-        "epochs_trained": c.epochs_trained,
-    }
+    """A cell's row of cells.csv: its identity (CONFIG_COLUMNS), the paper's statistics and ours."""
+    row = {"table": TABLE_NAMES[c.table], **dict(zip(CONFIG_COLUMNS, c.config, strict=True))}
+    row.update({k: getattr(c, k) for k in ("paper_mean", "paper_std", "paper_n", "mean", "std", "n")})
+    row.update(difference=c.diff, welch_p=c.p_value, mean_train_seconds=c.mean_train_seconds)
+    return dict(row, missing=c.missing_text(), epochs_trained=c.epochs_trained)
 
 
 def verdict_counts(frame, protocol, adjusted=False) -> dict:
@@ -87,26 +77,11 @@ def verdict_counts(frame, protocol, adjusted=False) -> dict:
 
 
 def cell_numbers(c, margin) -> dict | None:
-    """A complete cell's numbers beside the paper's, with its agreement; None for a cell not complete."""
+    """A complete cell's row of cells.csv with its label and agreement; None for a cell not complete."""
     if c is None or not c.complete:
         return None
     a = cell_agreement(c, margin)
-    return {
-        "label": c.label,
-        "table": TABLE_NAMES[c.table],
-        "mean": c.mean,
-        "std": c.std,
-        "n": c.n,
-        "paper_mean": c.paper_mean,
-        "paper_std": c.paper_std,
-        "paper_n": c.paper_n,
-        "diff": a.difference,
-        "welch_p": a.welch_p,
-        "tost_p": a.tost_p,
-        "verdict": a.verdict,
-        "epochs": c.epochs,
-        "epochs_trained": c.epochs_trained,
-    }
+    return {**_row(c), "label": c.label, "diff": a.difference, "tost_p": a.tost_p, "verdict": a.verdict}
 
 
 def deviations(cells, margin) -> list[dict]:

@@ -3,14 +3,10 @@ rates plan with it), and ``POST_HOC_RULE``, found after seeing the paper's picks
 
 from __future__ import annotations
 
-import json
 import math
-from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
-
-from ..config import RunConfig
 
 FINAL_EPOCHS = 10  # the declared rule averages the summed training loss over this many last epochs
 
@@ -29,22 +25,6 @@ DECLARED_RULE = LossRule(start=-FINAL_EPOCHS)
 # POST HOC: of the rules measured on the authors' own log it reproduces all four picks, with the widest
 # margin, and has no free parameter.
 POST_HOC_RULE = LossRule(log=True)
-
-
-def config_id(config) -> str:
-    d = config.to_dict() if isinstance(config, RunConfig) else dict(config)
-    d["augment"] = list(d.get("augment", []))
-    return json.dumps(d, sort_keys=True)
-
-
-def index_records(records) -> dict[str, list[dict]]:
-    """Configuration -> its records, the newest first (several if the run was made on several devices)."""
-    idx = defaultdict(list)
-    for r in records:
-        idx[config_id(r["config"])].append(r)
-    for rs in idx.values():
-        rs.sort(key=lambda r: r["created"], reverse=True)
-    return dict(idx)
 
 
 def rule_score(curves, rule: LossRule = DECLARED_RULE) -> float:

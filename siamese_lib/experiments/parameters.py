@@ -58,10 +58,8 @@ TYPES = {  # a parameter named like a RunConfig field takes its type; the paper'
     ],
     "scheduler": Optional[ruled(StrictStr, "must be a Dask scheduler address, tcp://HOST:8786")],
 }
-OPTIONAL = {
-    "confirm_seeds": (),
-    "holdout_seed": None,
-}  # parameters a notebook of an earlier version never received
+# parameters a notebook of an earlier version never received
+OPTIONAL = {"confirm_seeds": (), "holdout_seed": None}
 
 
 def _model(stage: str, cell: dict):

@@ -3,6 +3,7 @@ their runs; with ``learning_rates: auto`` the tables' rates come from the profil
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from ..config import PAPER_MODELS, RunConfig
 from ..store import config_from_dict, load_records, run_key
 from .grid import GRIDS, configs_for, holdout_parameter, paper_executions
-from .lr_rule import choose_learning_rates, config_id, index_records
+from .lr_rule import choose_learning_rates
 from .profiles import PAPER_LRS, SELECTION_STAGES, STAGES, TRAINING_STAGES, Profile
 from .selection import DATA, chosen_candidate, final_candidates
 
@@ -55,6 +56,15 @@ def plan_document(profile_name: str, device: str, executions: list[Execution]) -
     return {"profile": profile_name, "device": device, "executions": entries, "runs": runs}
 
 
+def record_finder(records):
+    """config -> its record among ``records``, picked as store.find_record picks one in a store (trained on
+    the cpu, else on cuda); None when absent."""
+    by_key = {r["key"]: r for r in records}
+    return lambda config: next(
+        (by_key[k] for d in ("cpu", "cuda") if (k := run_key(config, d)) in by_key), None
+    )
+
+
 class PlanError(ValueError):
     """A plan file that is absent or does not hold what the runner writes."""
 
@@ -92,17 +102,16 @@ def load_plan(runs_dir) -> list[Execution]:
 
 def expand(profile: Profile, store_dir: str, device: str = "auto", stages=None) -> list[Execution]:
     """All executions of the profile's stages (in stage order), with their papermill parameters."""
-    s, st, wanted, rates = profile.settings, profile.stages, stages or STAGES, {}
+    s, st, wanted = profile.settings, profile.stages, stages or STAGES
     base = dict({k: s[k] for k in DATA}, store_dir=str(store_dir), device=device)
+    rates = functools.cache(lambda: learning_rates(profile, store_dir))  # auto: read once, when first needed
 
-    def lr_for(model):  # auto rates read the whole store: once, when a stage first needs a rate
-        if not rates:
-            rates.update(learning_rates(profile, store_dir))
-        if model not in rates:
+    def lr_for(model):
+        if model not in rates():
             raise KeyError(
                 f"learning_rates: auto needs an LR search of {model}; add it to stages.lr_search.models"
             )
-        return rates[model]
+        return rates()[model]
 
     out = [Execution(*e) for e in paper_executions(s, st, base, lr_for, wanted)]
     # a selection round: one execution per candidate; once all their runs are stored, one per final seed of
@@ -157,13 +166,13 @@ def used_learning_rates(profile, models, store_dir) -> dict:
 def lr_search_curves(records, executions) -> dict:
     """{model: {lr: {"curves": [per-seed lists], "missing_seeds": [...], "seeds": [...]}}} for the LR search's
     executions among ``executions`` (a plan's)."""
-    idx, out = index_records(records), {}
+    find, out = record_finder(records), {}
     for ex in (e for e in executions if e.stage == "lr_search"):
-        found = {cfg.seed: idx.get(config_id(cfg)) for cfg in ex.configs()}
+        found = {cfg.seed: find(cfg) for cfg in ex.configs()}
         entry = {
-            "curves": [rs[0]["curves"]["train_loss"] for rs in found.values() if rs],
-            "seeds": [seed for seed, rs in found.items() if rs],
-            "missing_seeds": [seed for seed, rs in found.items() if not rs],
+            "curves": [r["curves"]["train_loss"] for r in found.values() if r],
+            "seeds": [seed for seed, r in found.items() if r],
+            "missing_seeds": [seed for seed, r in found.items() if not r],
         }
         out.setdefault(ex.parameters["model"], {})[ex.parameters["lr"]] = entry
     return out

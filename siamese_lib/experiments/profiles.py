@@ -192,11 +192,7 @@ def load_profile(name_or_path: str) -> Profile:
             )
         if (size := path.stat().st_size) > MAX_PROFILE_BYTES:
             raise ProfileError(f"{size} bytes; a profile may hold at most {MAX_PROFILE_BYTES} bytes")
-        loader = _Loader(path.read_text())
-        try:
-            raw = loader.get_single_data()
-        finally:
-            loader.dispose()
+        raw = yaml.load(path.read_text(), Loader=_Loader)  # _Loader: safe, within limits
         if raw is None:
             raise ProfileError("the file is empty; a profile needs at least 'stages'")
         if isinstance(raw, dict) and "stages" not in raw and set(raw) <= set(ProfileModel.model_fields):

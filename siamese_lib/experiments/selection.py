@@ -131,13 +131,9 @@ def candidate_scores(stage: dict, settings: dict, store_dir) -> tuple[list, list
     """(scores for ``choose``, the runs still missing) from the store's selection runs."""
     scores, missing = [], []
     for name in stage["candidates"]:
-        found = []
-        for config in candidate_configs(stage, settings, name):
-            rec = find_record(store_dir, config)
-            if rec is None:
-                missing.append(f"{name} seed {config.seed}")
-            else:
-                found.append(rec)
+        records = [(c.seed, find_record(store_dir, c)) for c in candidate_configs(stage, settings, name)]
+        missing += [f"{name} seed {seed}" for seed, r in records if r is None]
+        found = [r for _, r in records if r is not None]
         # runs recorded before their per-pair validation outputs (issue 33): their errors are unchecked
         unchecked = sum("val_head_prob" not in r["outputs"] for r in found)
         for rule in stage["rules"]:

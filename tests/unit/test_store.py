@@ -9,7 +9,7 @@ from conftest import ensure_one, files_under
 from siamese_lib import store, training
 from siamese_lib.analysis import tables
 from siamese_lib.config import ERROR_METRICS, RunConfig
-from siamese_lib.experiments import lr_rule
+from siamese_lib.experiments import planning
 
 TINY = RunConfig(model="LeNet5", nb_pairs=100, epochs=1, seed=4)
 
@@ -139,7 +139,7 @@ def test_a_record_stored_before_a_field_existed_is_found_by_its_configuration(tm
     record_path(tmp_path, key).write_text(json.dumps(record))
     (loaded,) = load_records(tmp_path)
     assert loaded["config"]["lr_schedule"] == "constant"
-    assert lr_rule.index_records([loaded])[lr_rule.config_id(config)][0]["metrics"]["test_error"] == 7.0
+    assert planning.record_finder([loaded])(config)["metrics"]["test_error"] == 7.0
 
 
 def test_an_original_record_from_before_branch_calls_keeps_its_one_call_forward(tmp_path):
