@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 
 import jinja2
+from markupsafe import Markup, escape
 
+from ..analysis.beyond_paper import PAPER_BEST, RULE_LABELS
 from ..analysis.claims import PAPER_EPOCHS
-from ..analysis.stats import fmt_p, seed_ranges
+from ..analysis.stats import FDR, fmt_p, seed_ranges
 from ..common import TEMPLATE_DIR
-from ..config import ORIGINAL_NO_AUX_EPOCHS
+from ..config import HOLDOUT_PAIRS, ORIGINAL_NO_AUX_EPOCHS
+from ..experiments.selection import RULE_TEXT
+from ..experiments.variants import REFITS, VARIANTS
 
 
 def fmt(x, digits: int = 2) -> str:
@@ -42,9 +47,11 @@ _ENV.filters.update(fmt=fmt, p=fmt_p, signed=signed, paper="{:g}".format, seeds=
 _ENV.filters.update(
     n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}", finite=lambda x: x if math.isfinite(x) else None
 )
-_ENV.globals.update(paper_epochs=PAPER_EPOCHS, no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS)
-safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
-escape = _ENV.filters["escape"]
+# markdown code spans (`x`) as <code>x</code>, the rest escaped
+_ENV.filters["code"] = lambda text: Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+_ENV.globals.update(paper_epochs=PAPER_EPOCHS, no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, fdr=FDR, refits=REFITS)
+_ENV.globals.update(variants=VARIANTS, paper_best=PAPER_BEST, rule_labels=RULE_LABELS, rule_text=RULE_TEXT)
+_ENV.globals.update(holdout_pairs=HOLDOUT_PAIRS)
 
 
 def template_hash() -> str:
