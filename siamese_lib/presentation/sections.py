@@ -13,7 +13,7 @@ import torch
 
 from .. import machine
 from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells, quirk_shifts
-from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement, verdict_frame
+from ..analysis.verdicts import cell_agreement, verdict_frame
 from ..common import write_atomically
 from ..config import MODEL_NAMES, PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
@@ -22,18 +22,16 @@ from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from .figures import errorbar_figure, image_src
 from .profile_text import profile_numbers, report_title
-from .templates import macro, render, template_hash
+from .templates import macro, template_hash
 
-MARKS = {EQUIVALENT: ("equiv.", "eq"), DIFFERENT: ("differs", "dev"), "inconclusive": ("inconcl.", "inc")}
 VERSIONS = "torch torchvision numpy pandas scipy matplotlib nbconvert papermill weasyprint".split()
 RUN_ORDER = "model protocol weight_sharing aux_loss batch_norm dropout lr epochs seed".split()
 
 
 def title_html(profile, records, rendered: str) -> str:
-    stamp = dict(title=report_title(profile), n=len(records), codes=[r["code_version"] for r in records])
-    stamp.update(rendered=rendered, code=code_version(), templates=template_hash())
-    banner = render("banner.html.j2", profile=profile_numbers(profile))
-    return macro("run_tables:title", stamp) + banner + dirty_banner_html(records)
+    stamp = dict(title=report_title(profile), codes=[r["code_version"] for r in records], rendered=rendered)
+    stamp.update(code=code_version(), templates=template_hash(), profile=profile_numbers(profile))
+    return macro("run_tables:title", stamp) + dirty_banner_html(records)
 
 
 def dirty_banner_html(records) -> str:
@@ -44,7 +42,7 @@ def dirty_banner_html(records) -> str:
 
 def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
     """One table's cells of one protocol by key, each with its id, its marks (best overall, best per model) on
-    the paper's numbers and ours, its agreement and verdict word."""
+    the paper's numbers and ours, and its agreement (None while incomplete)."""
     cs = {c.key: c for c in cells if c.table == table and c.protocol == protocol}
     ours_per, ours_best, paper_per, paper_best = best_cells(list(cs.values()), table)
     names, out = ("ws", "aux") if table == "table1" else ("ws", "bn", "do"), {}
@@ -53,10 +51,7 @@ def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
         x = {"c": c, "id": "/".join([table, protocol, *key[: -len(names)], *flags])}
         x["paper_mark"] = "best" if key == paper_best else "bold" if key in paper_per else ""
         x["ours_mark"] = "best" if key == ours_best else "bold" if key in ours_per else ""
-        if c.complete:
-            x["a"] = cell_agreement(c, margin)
-            x["word"], x["cls"] = MARKS.get(x["a"].verdict, ("–", "na"))
-        out[key] = x
+        out[key] = x | {"a": cell_agreement(c, margin) if c.complete else None}
     return out
 
 
@@ -83,19 +78,12 @@ def quirk_shift_html(cells, protocols) -> str:
 def parameters_html() -> str:
     """Table III: each model's parameters with and without weight sharing, beside the paper's count."""
     n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
-    models = [
-        dict(name=m, paper=PAPER_PARAMETERS.get(m), shared=n[m, 1], separate=n[m, 0]) for m in MODEL_NAMES
-    ]
-    return macro("run_tables:parameters", models)
+    return macro("run_tables:parameters", MODEL_NAMES, n, PAPER_PARAMETERS)
 
 
 def lr_choice_html(lr: dict, evidence: bool = False) -> str:
     """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13 (where a pick differs)."""
-    if not lr["rows"]:
-        return '<p class="note">The profile has no LR search stage.</p>'
-    if not evidence:
-        return macro("run_tables:lr_choice", lr)
-    return macro("run_tables:lr_evidence", lr) if lr["evidence"] else ""
+    return macro("run_tables:lr_evidence" if evidence else "run_tables:lr_choice", lr)
 
 
 def _columns(records) -> dict:
@@ -106,12 +94,13 @@ def _columns(records) -> dict:
 
 
 def protocol_html(profile, records, timings) -> str:
-    st, invocations = profile.stages, (timings or {}).get("invocations") or []
-    models = st.get("beyond_paper", {}).get("models", [])
-    variants = st.get("beyond_paper", {}).get("variants", list(VARIANTS))
+    """Supplement B: the protocol as run, from the profile, the records and the runner's timings."""
+    beyond, invocations = profile.stages.get("beyond_paper", {}), (timings or {}).get("invocations") or []
+    variants = beyond.get("variants", list(VARIANTS))
+    configs = sum(applies_to(v, m) for m in beyond.get("models", []) for v in variants)
     counted = invocations and all("trained" in i for i in invocations)  # older timings.json lack it
-    p = dict(settings=profile.settings, stages=st, n=len(records), timings=timings, paper_lrs=PAPER_LRS)
-    p.update(variants=len(variants), variant_configs=sum(applies_to(v, m) for m in models for v in variants))
+    p = dict(settings=profile.settings, stages=profile.stages, n=len(records), timings=timings)
+    p.update(variants=len(variants), variant_configs=configs, paper_lrs=PAPER_LRS)
     short = {(r["config"]["epochs"], r.get("epochs_trained")) for r in records}
     p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])), **_columns(records))
     p.update(compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records))
@@ -134,8 +123,7 @@ def environment_html(records, verify: dict) -> str:
     e.update(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
     machines = Counter(machine.describe(r.get("machine")) for r in records).most_common()
     here = machine.describe(verify.get("machine_here")) if verify else ""
-    verified = macro("run_tables:verify", verify, here)
-    return macro("run_tables:environment", e) + macro("run_tables:machines", machines) + verified
+    return macro("run_tables:environment", e, machines, verify, here)
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
