@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -14,7 +13,6 @@ from nbconvert import HTMLExporter
 
 from ..common import TEMPLATE_DIR, write_atomically
 
-TEMPLATE_NAME = "paper"
 FONT_EPOCH = "946684800"  # 2000-01-01: the embedded fonts' "modified" date, fixed
 REMOTE = (  # references a reader's browser or WeasyPrint would fetch
     r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)',
@@ -39,7 +37,7 @@ def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
         if "outputs" in cell:  # warnings stay in the executed notebook: they name paths, may depend on timing
             cell["outputs"] = [out for out in cell["outputs"] if out.get("name") != "stderr"]
     hide = dict(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
+    exporter = HTMLExporter(template_name="paper", extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
     return exporter.from_notebook_node(nb)[0]
 
 
@@ -50,12 +48,11 @@ def check_offline(text: str) -> list[str]:
 
 def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     """The executed report notebook to out_dir/report.html and report.pdf: {"html": path, "pdf": path,
-    "pages": n, "seconds": {"html": s, "pdf": s}}. ValueError if the HTML references anything remote."""
+    "pages": n}. ValueError if the HTML references anything remote."""
     import weasyprint
     from weasyprint.urls import URLFetcher
 
     executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
-    t0 = time.perf_counter()
     body = notebook_to_html(executed_notebook)
     remote = check_offline(body)
     if remote:
@@ -64,7 +61,6 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
         )
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
-    t1 = time.perf_counter()
     # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied; data:
     # and file: URLs only, anything remote refused (rendering stays offline)
     fetcher = URLFetcher(allowed_protocols={"data", "file"})
@@ -73,5 +69,4 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     # SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
     with mock.patch.dict(os.environ, SOURCE_DATE_EPOCH=FONT_EPOCH):
         write_atomically(pdf_path, doc.write_pdf())
-    seconds = {"html": round(t1 - t0, 2), "pdf": round(time.perf_counter() - t1, 2)}
-    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages), "seconds": seconds}
+    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages)}

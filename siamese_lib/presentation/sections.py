@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from .. import machine
-from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells, quirk_shifts
+from ..analysis.tables import PAPER_PARAMETERS, best_cells, quirk_shifts
 from ..analysis.verdicts import cell_agreement, verdict_frame
 from ..common import write_atomically
-from ..config import MODEL_NAMES, PAPER_MODELS
+from ..config import MODEL_NAMES
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import build_model, count_parameters
@@ -57,16 +57,14 @@ def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
 
 def results_html(cells, table: str, protocol: str, margin: float) -> str:
     """Table I or II in the paper's layout, then the cells it lacks."""
-    models = [PAPER_MODELS] if table == "table1" else []
     cs = results_cells(cells, table, protocol, margin)
-    return macro(f"results:{table}", cs, protocol, *models) + missing_html(cells, protocol, table)
+    return macro(f"results:{table}", cs, protocol) + missing_html(cells, protocol, table)
 
 
 def missing_html(cells, protocol: str, table: str) -> str:
     """Cells the profile does not run in one line, then each incomplete cell with its seeds; '' when none."""
     miss = [c for c in cells if not c.complete and (c.protocol, c.table) == (protocol, table)]
-    scope = f"{TABLE_NAMES[table]}, {protocol} protocol"
-    return macro("results:missing", miss, scope) if miss else ""
+    return macro("results:missing", miss, table, protocol) if miss else ""
 
 
 def quirk_shift_html(cells, protocols) -> str:
