@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata as md
-import math
 import os
 import platform
 from collections import Counter
@@ -97,12 +96,11 @@ def protocol_html(profile, records, timings) -> str:
     variants = beyond.get("variants", list(VARIANTS))
     configs = sum(applies_to(v, m) for m in beyond.get("models", []) for v in variants)
     counted = invocations and all("trained" in i for i in invocations)  # older timings.json lack it
-    p = dict(settings=profile.settings, stages=profile.stages, n=len(records), timings=timings)
-    p.update(variants=len(variants), variant_configs=configs, paper_lrs=PAPER_LRS)
     short = {(r["config"]["epochs"], r.get("epochs_trained")) for r in records}
-    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])), **_columns(records))
+    p = dict(settings=profile.settings, stages=profile.stages, timings=timings, paper_lrs=PAPER_LRS)
+    p.update(n=len(records), variants=len(variants), variant_configs=configs, **_columns(records))
+    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])))
     p.update(compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records))
-    p.update(wall_h=(timings or {}).get("total_seconds", math.nan) / 3600)
     p.update(trained_in_passes=sum(i["trained"] for i in invocations) if counted else None)
     return macro("run_tables:protocol", p)
 
