@@ -42,7 +42,7 @@ from siamese_lib.experiments import planning
 from siamese_lib.experiments.grid import SELECTION_STAGES
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import published_history
-from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
+from siamese_lib.presentation import beyond_section, figures, profile_text, sections, templates
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -250,7 +250,7 @@ display(HTML(templates.render("conclusion.html.j2", **words)))
 # notebook of every configuration, the profile that defined the run, and the data behind the report.
 
 # %%
-display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))
+display(HTML(sections.departures_html(tables.quirk_shifts(cells)[1])))
 
 # %%
 display(HTML(sections.protocol_html(prof, records, timings)))

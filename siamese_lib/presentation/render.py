@@ -21,15 +21,11 @@ REMOTE = (  # references a reader's browser or WeasyPrint would fetch
 )
 
 
-def report_title(nb) -> str | None:
-    """The title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's."""
-    titles = (out.get("metadata", {}).get("report_title") for c in nb.cells for out in c.get("outputs", []))
-    return next((t for t in titles if t), None)
-
-
 def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
-    nb.metadata["title"] = report_title(nb) or executed_notebook.stem
+    # the title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's
+    titles = (out.get("metadata", {}).get("report_title") for c in nb.cells for out in c.get("outputs", []))
+    nb.metadata["title"] = next((t for t in titles if t), executed_notebook.stem)
     if code:  # papermill's injected parameters name this machine's paths
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
