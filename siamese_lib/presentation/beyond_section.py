@@ -25,12 +25,6 @@ def table3_html(xdf) -> str:
     return macro("beyond_tables:table3", zip(*(f.to_dict("records") for f in frames)), _q_values(xdf))
 
 
-def rules_html(xdf) -> str:
-    """The three comparison rules side by side, on validation (what a choice may use) and test."""
-    val, test = (bp.rules_table(xdf, split).to_dict("records") for split in ("val", "test"))
-    return macro("beyond_tables:rules", zip(val, test))
-
-
 def best_html(xdf, summary: dict) -> str:
     """The configuration chosen on validation, its test error against the target, and its ablation."""
     ablation, rows, q = bp.ablation_frame(xdf), [], {}
@@ -60,8 +54,10 @@ def supplement_html(xdf, expected: int) -> str:
     counts = bp.flip_confusion(xdf, summary["model"], summary["variant"])
     aux, flips = image_src(aux_weight_figure(xdf)), image_src(plot_confusion(counts))
     text = macro("beyond_tables:intro", expected - len(xdf), expected) + findings_html(xdf) + table3_html(xdf)
-    text += rules_html(xdf) + macro("beyond_tables:aux_figure", aux) + best_html(xdf, summary)
-    return text + macro("beyond_tables:flips", flips, summary, int(counts.values.sum()))
+    # Table S6: the three comparison rules side by side, on validation (what a choice may use) and test
+    rules = zip(*(bp.rules_table(xdf, split).to_dict("records") for split in ("val", "test")))
+    text += macro("beyond_tables:rules", rules) + macro("beyond_tables:aux_figure", aux)
+    return text + best_html(xdf, summary) + macro("beyond_tables:flips", flips, summary, counts)
 
 
 def selection_html(result, round: int = 1) -> str:
