@@ -125,11 +125,10 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     series, x = [None, *protocols], np.arange(len(keys))
     width = 0.8 / len(series)
     for j, protocol in enumerate(series):
-        cs, found = cell_map(cells, protocol) if protocol else {}, {}
-        for i, (k, c) in enumerate((k, cs.get((table, k))) for k in keys):
-            if protocol is None:
-                found[i] = PAPER_TABLES[table][k]
-            elif c is not None and c.complete:
+        cs = cell_map(cells, protocol) if protocol else {}
+        found = dict(enumerate(PAPER_TABLES[table][k] for k in keys)) if protocol is None else {}
+        for i, c in enumerate(cs.get((table, k)) for k in keys):
+            if c is not None and c.complete:
                 found[i] = (c.mean, c.std if math.isfinite(c.std) else 0)
         xs = x - 0.4 + width * (j + 0.5)
         color = PAPER_COLOR if protocol is None else PROTOCOL_COLORS[protocol]
