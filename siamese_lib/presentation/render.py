@@ -21,6 +21,13 @@ REMOTE = (  # references a reader's browser or WeasyPrint would fetch
 )
 
 
+def _url_fetcher():
+    """Only data: and file: URLs; anything remote is refused (rendering stays offline)."""
+    from weasyprint.urls import URLFetcher
+
+    return URLFetcher(allowed_protocols={"data", "file"})
+
+
 def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
     # the title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's
@@ -46,7 +53,6 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     """The executed report notebook to out_dir/report.html and report.pdf: {"html": path, "pdf": path,
     "pages": n}. ValueError if the HTML references anything remote."""
     import weasyprint
-    from weasyprint.urls import URLFetcher
 
     executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
     body = notebook_to_html(executed_notebook)
@@ -57,10 +63,8 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
         )
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
-    # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied; data:
-    # and file: URLs only, anything remote refused (rendering stays offline)
-    fetcher = URLFetcher(allowed_protocols={"data", "file"})
-    doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=fetcher).render()
+    # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied
+    doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()
     # the same HTML, the same PDF: fontTools stamps each embedded font subset with the clock unless
     # SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
     with mock.patch.dict(os.environ, SOURCE_DATE_EPOCH=FONT_EPOCH):
