@@ -30,7 +30,7 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")  # figures are embedded by figures.figure_html, each with its caption
+matplotlib.use("Agg")  # figures are embedded by figures.image_src, each with its caption (figures.macros.j2)
 from IPython.display import HTML, display
 
 from siamese_lib.analysis import beyond_paper as beyond
@@ -42,7 +42,7 @@ from siamese_lib.experiments import planning
 from siamese_lib.experiments.grid import SELECTION_STAGES
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline.published import published_history
-from siamese_lib.presentation import beyond_section, figures, profile_text, provenance, sections, templates
+from siamese_lib.presentation import beyond_section, figures, profile_text, sections, templates
 from siamese_lib.store import load_records
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -117,16 +117,7 @@ display(HTML(templates.render("intro.html.j2", **words)))
 
 # %%
 pairs = generate_pair_sets(prof.settings["nb_pairs"], seed=prof.settings["data_seed"])
-display(
-    HTML(
-        figures.figure_html(
-            figures.sample_pairs_figure(pairs, n=8),
-            "Fig. 1: The first eight training pairs, each with "
-            "its two digit classes and the target (1 when the first digit is at most the second).",
-            width="80%",
-        )
-    )
-)
+display(HTML(templates.macro("figures:fig1", figures.image_src(figures.sample_pairs_figure(pairs, n=8)))))
 
 # %% [markdown]
 # <h2 id="architecture">II. Model architecture</h2>
@@ -152,16 +143,7 @@ display(
 # counts without weight sharing, when each image has its own branch, and VGG's.
 
 # %%
-display(
-    HTML(
-        figures.figure_html(
-            figures.ARCHITECTURE,
-            "Fig. 2 (the paper's Fig. 1): The siamese architecture "
-            "shared by the four models. With weight sharing one branch serves both images; the auxiliary losses "
-            "train the digit logits on the digit classes.",
-        )
-    )
-)
+display(HTML(templates.macro("figures:fig2", figures.image_src(figures.ARCHITECTURE))))
 display(HTML(sections.parameters_html()))
 
 # %% [markdown]
@@ -198,16 +180,7 @@ note = "; ".join(
     f"{m}: rates {', '.join(f'{lr:g}' for lr in lrs)} incomplete" for m, lrs in incomplete.items() if lrs
 )
 display(
-    HTML(
-        figures.figure_html(
-            figures.lr_search_figure(curves, used),
-            "Fig. 3 (the paper's Fig. 2): Learning-rate search: summed "
-            "training loss per epoch, mean over seeds, one line per rate (log scale); the rate used for the tables "
-            "is dotted. Top: ours; bottom: the authors' own logged curves, those of the paper's Fig. 2 (their "
-            "repository, [1]), with the paper's picks dotted."
-            + (f" Not drawn, runs missing: {note}." if note else ""),
-        )
-    )
+    HTML(templates.macro("figures:fig3", figures.image_src(figures.lr_search_figure(curves, used)), note))
 )
 lr = findings.lr_numbers(curves, used)  # Table IV's rates and evidence, the discussion's numbers
 display(HTML(sections.lr_choice_html(lr)))
@@ -277,7 +250,7 @@ display(HTML(templates.render("conclusion.html.j2", **words)))
 # notebook of every configuration, the profile that defined the run, and the data behind the report.
 
 # %%
-display(HTML(provenance.departures_html(tables.quirk_shifts(cells)[1])))
+display(HTML(sections.departures_html(tables.quirk_shifts(cells)[1])))
 
 # %%
 display(HTML(sections.protocol_html(prof, records, timings)))

@@ -7,7 +7,7 @@ as NEW by net_head_linear_runs.py, `head="linear"`; a runs.csv without a head co
 before issue 24, `git show 3843b27:report/paper/runs.csv`, reads as the linear head); NEW: a runs.csv of the runs
 with the authors' conv head (issue 24's code, the original protocol's default).
 The rows are copied, not computed: each keeps its key, code version and machine, so `verify` can retrain it. The
-report's departures table reads the result (presentation.provenance.head_effect).
+report's departures table reads the result (presentation.sections.head_effect).
 """
 
 import sys

@@ -1,5 +1,5 @@
 """The report's figures (matplotlib, seaborn), each drawing only what it is given: missing data shows as
-absent (the caller's caption names it), never invented; and figure_html, a figure inline with its caption."""
+absent (the caller's caption names it), never invented; and image_src, a figure as a data: URL."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from ..analysis.tables import PAPER_TABLES, TABLE1_KEYS, TABLE2_KEYS, cell_map, 
 from ..common import ROOT, TEMPLATE_DIR
 from ..config import PAPER_MODELS
 from ..experiments.profiles import PAPER_LRS
-from .templates import macro
 
 PAPER_COLOR = "#555555"
 PROTOCOL_COLORS = {"corrected": "#1f77b4", "original": "#d62728"}
@@ -40,11 +39,6 @@ def image_src(fig, dpi: int = 200) -> str | None:
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def figure_html(fig, caption: str, width: str = "100%") -> str:
-    """A figure inline with its caption (table.macros.j2's figure), on one page."""
-    return macro("table:figure", image_src(fig), caption, width)
 
 
 def sample_pairs_figure(pair_sets, n: int = 8, split: str = "train"):
@@ -131,11 +125,10 @@ def errorbar_figure(cells, table: str = "table1", protocols=("corrected",)):
     series, x = [None, *protocols], np.arange(len(keys))
     width = 0.8 / len(series)
     for j, protocol in enumerate(series):
-        cs, found = cell_map(cells, protocol) if protocol else {}, {}
-        for i, (k, c) in enumerate((k, cs.get((table, k))) for k in keys):
-            if protocol is None:
-                found[i] = PAPER_TABLES[table][k]
-            elif c is not None and c.complete:
+        cs = cell_map(cells, protocol) if protocol else {}
+        found = dict(enumerate(PAPER_TABLES[table][k] for k in keys)) if protocol is None else {}
+        for i, c in enumerate(cs.get((table, k)) for k in keys):
+            if c is not None and c.complete:
                 found[i] = (c.mean, c.std if math.isfinite(c.std) else 0)
         xs = x - 0.4 + width * (j + 0.5)
         color = PAPER_COLOR if protocol is None else PROTOCOL_COLORS[protocol]

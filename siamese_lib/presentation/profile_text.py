@@ -5,17 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .templates import escape
+from .templates import macro
 
-TITLE = "Siamese networks that compare two MNIST digits: a reproduction"
 DEFAULT_ORDER = ("paper", "quick", "smoke")  # the profile a notebook shows by default: the first with runs
 
 
 def report_title(profile) -> str:
     """The title, in the HTML <title>, the PDF metadata and the first page."""
-    if profile.name != "paper":
-        return f"{TITLE} — a reduced run ({profile.name}), not the paper's protocol"
-    return f"{TITLE}, under the paper's full protocol"
+    return macro("profile:title", profile.name)
 
 
 def _tables(profile, stages=("lr_search", "table1", "table2")) -> list:
@@ -39,24 +36,9 @@ def claims_size(profile) -> tuple[int, int]:
     return (min(len(g["seeds"]) for g in tables), min(g["epochs"] for g in tables)) if tables else (0, 0)
 
 
-def _has_runs(store: Path) -> bool:
-    return store.is_dir() and any(store.glob("*.json"))
-
-
 def pick_profile(requested: str, runs: Path) -> tuple[str, str]:
     """(profile, note for the first output). ``requested`` empty: the first of DEFAULT_ORDER whose store under
     ``runs`` holds records, else smoke, the note saying which stores are empty and how to fill one."""
-    if requested:
-        store = escape(runs / requested / "store")
-        fill = f"fill it with <code>python -m siamese_lib run --profile {escape(requested)}</code>"
-        empty = f"The results store <code>{store}</code> is empty: {fill}, then run this notebook again."
-        return requested, "" if _has_runs(runs / requested / "store") else empty
-    order = ", ".join(DEFAULT_ORDER)
-    for name in DEFAULT_ORDER:
-        if _has_runs(runs / name / "store"):
-            return name, f"Showing profile <i>{name}</i>: the first of {order} with runs in its store."
-    looked = ", ".join(f"<code>{escape(runs / n / 'store')}</code>" for n in DEFAULT_ORDER)
-    note = f"No results store holds runs yet (looked in {looked}): showing the empty smoke profile; "
-    note += "fill one with <code>python -m siamese_lib run --profile smoke</code> (about a minute) or <code>"
-    note += "make report PROFILE=quick</code> (about 5 minutes on 2 cores), then run this notebook again."
-    return "smoke", note
+    stores = {name: runs / name / "store" for name in ([requested] if requested else DEFAULT_ORDER)}
+    found = next((name for name, s in stores.items() if s.is_dir() and any(s.glob("*.json"))), None)
+    return requested or found or "smoke", macro("profile:picked", requested, found, stores)

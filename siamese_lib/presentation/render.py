@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -14,7 +13,6 @@ from nbconvert import HTMLExporter
 
 from ..common import TEMPLATE_DIR, write_atomically
 
-TEMPLATE_NAME = "paper"
 FONT_EPOCH = "946684800"  # 2000-01-01: the embedded fonts' "modified" date, fixed
 REMOTE = (  # references a reader's browser or WeasyPrint would fetch
     r'(?:src|href)\s*=\s*["\']((?:https?:)?//[^"\']+)',
@@ -30,15 +28,11 @@ def _url_fetcher():
     return URLFetcher(allowed_protocols={"data", "file"})
 
 
-def report_title(nb) -> str | None:
-    """The title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's."""
-    titles = (out.get("metadata", {}).get("report_title") for c in nb.cells for out in c.get("outputs", []))
-    return next((t for t in titles if t), None)
-
-
 def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
     nb = nbformat.read(str(executed_notebook), as_version=4)
-    nb.metadata["title"] = report_title(nb) or executed_notebook.stem
+    # the title an output declares (metadata "report_title"): the HTML <title>, hence the PDF's
+    titles = (out.get("metadata", {}).get("report_title") for c in nb.cells for out in c.get("outputs", []))
+    nb.metadata["title"] = next((t for t in titles if t), executed_notebook.stem)
     if code:  # papermill's injected parameters name this machine's paths
         nb.cells = [c for c in nb.cells if "injected-parameters" not in c.metadata.get("tags", [])]
     for i, cell in enumerate(nb.cells):  # the HTML carries cell ids; papermill draws its parameters cell's
@@ -46,7 +40,7 @@ def notebook_to_html(executed_notebook: Path, code: bool = False) -> str:
         if "outputs" in cell:  # warnings stay in the executed notebook: they name paths, may depend on timing
             cell["outputs"] = [out for out in cell["outputs"] if out.get("name") != "stderr"]
     hide = dict(exclude_input=not code, exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter = HTMLExporter(template_name=TEMPLATE_NAME, extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
+    exporter = HTMLExporter(template_name="paper", extra_template_basedirs=[str(TEMPLATE_DIR)], **hide)
     return exporter.from_notebook_node(nb)[0]
 
 
@@ -57,11 +51,10 @@ def check_offline(text: str) -> list[str]:
 
 def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     """The executed report notebook to out_dir/report.html and report.pdf: {"html": path, "pdf": path,
-    "pages": n, "seconds": {"html": s, "pdf": s}}. ValueError if the HTML references anything remote."""
+    "pages": n}. ValueError if the HTML references anything remote."""
     import weasyprint
 
     executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
-    t0 = time.perf_counter()
     body = notebook_to_html(executed_notebook)
     remote = check_offline(body)
     if remote:
@@ -70,12 +63,10 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
         )
     html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
-    t1 = time.perf_counter()
     # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied
     doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()
     # the same HTML, the same PDF: fontTools stamps each embedded font subset with the clock unless
     # SOURCE_DATE_EPOCH fixes it (the reproducible-builds convention)
     with mock.patch.dict(os.environ, SOURCE_DATE_EPOCH=FONT_EPOCH):
         write_atomically(pdf_path, doc.write_pdf())
-    seconds = {"html": round(t1 - t0, 2), "pdf": round(time.perf_counter() - t1, 2)}
-    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages), "seconds": seconds}
+    return {"html": html_path, "pdf": pdf_path, "pages": len(doc.pages)}

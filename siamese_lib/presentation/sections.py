@@ -1,39 +1,46 @@
-"""The report's generated sections: title, results tables, method, protocol, environment, data files."""
+"""The report's generated sections: title, results tables, method, the departures from the paper and the
+authors' code (from the code's own settings, the effects measured), protocol, environment, data files."""
 
 from __future__ import annotations
 
 import importlib.metadata as md
-import math
 import os
 import platform
 from collections import Counter
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from .. import machine
-from ..analysis.tables import PAPER_PARAMETERS, TABLE_NAMES, best_cells, quirk_shifts
-from ..analysis.verdicts import DIFFERENT, EQUIVALENT, cell_agreement, verdict_frame
-from ..common import write_atomically
-from ..config import MODEL_NAMES, PAPER_MODELS
+from ..analysis.stats import mean_std_n, welch_p
+from ..analysis.tables import PAPER_PARAMETERS, best_cells, quirk_shifts
+from ..analysis.verdicts import cell_agreement, verdict_frame
+from ..common import ROOT, write_atomically
+from ..config import HEADS, MODEL_NAMES, PROTOCOL_SETTINGS, RunConfig
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
+from ..training import make_optimizer
 from .figures import errorbar_figure, image_src
 from .profile_text import profile_numbers, report_title
 from .templates import macro, render, template_hash
 
-MARKS = {EQUIVALENT: ("equiv.", "eq"), DIFFERENT: ("differs", "dev"), "inconclusive": ("inconcl.", "inc")}
 VERSIONS = "torch torchvision numpy pandas scipy matplotlib nbconvert papermill weasyprint".split()
 RUN_ORDER = "model protocol weight_sharing aux_loss batch_norm dropout lr epochs seed".split()
+# The one-call against the two-call forward on the paper's best cell (LeNet5_FullyConv, weight sharing +
+# auxiliary loss, corrected protocol, 10 seeds), one row per run as in runs.csv (verify can retrain them).
+FORWARD_MEASUREMENT = ROOT / "docs" / "measurements" / "forward_calls.csv"
+# Net's two heads on the four Net cells of Table I, original protocol, 10 seeds each, one row per run: the
+# linear head's runs are the previous committed record's, the conv head's this code's.
+HEAD_MEASUREMENT = ROOT / "docs" / "measurements" / "net_head.csv"
 
 
 def title_html(profile, records, rendered: str) -> str:
-    stamp = dict(title=report_title(profile), n=len(records), codes=[r["code_version"] for r in records])
-    stamp.update(rendered=rendered, code=code_version(), templates=template_hash())
-    banner = render("banner.html.j2", profile=profile_numbers(profile))
-    return macro("run_tables:title", stamp) + banner + dirty_banner_html(records)
+    stamp = dict(title=report_title(profile), codes=[r["code_version"] for r in records], rendered=rendered)
+    stamp.update(code=code_version(), templates=template_hash(), profile=profile_numbers(profile))
+    return macro("run_tables:title", stamp) + dirty_banner_html(records)
 
 
 def dirty_banner_html(records) -> str:
@@ -44,7 +51,7 @@ def dirty_banner_html(records) -> str:
 
 def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
     """One table's cells of one protocol by key, each with its id, its marks (best overall, best per model) on
-    the paper's numbers and ours, its agreement and verdict word."""
+    the paper's numbers and ours, and its agreement (None while incomplete)."""
     cs = {c.key: c for c in cells if c.table == table and c.protocol == protocol}
     ours_per, ours_best, paper_per, paper_best = best_cells(list(cs.values()), table)
     names, out = ("ws", "aux") if table == "table1" else ("ws", "bn", "do"), {}
@@ -53,25 +60,20 @@ def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
         x = {"c": c, "id": "/".join([table, protocol, *key[: -len(names)], *flags])}
         x["paper_mark"] = "best" if key == paper_best else "bold" if key in paper_per else ""
         x["ours_mark"] = "best" if key == ours_best else "bold" if key in ours_per else ""
-        if c.complete:
-            x["a"] = cell_agreement(c, margin)
-            x["word"], x["cls"] = MARKS.get(x["a"].verdict, ("–", "na"))
-        out[key] = x
+        out[key] = x | {"a": cell_agreement(c, margin) if c.complete else None}
     return out
 
 
 def results_html(cells, table: str, protocol: str, margin: float) -> str:
     """Table I or II in the paper's layout, then the cells it lacks."""
-    models = [PAPER_MODELS] if table == "table1" else []
     cs = results_cells(cells, table, protocol, margin)
-    return macro(f"results:{table}", cs, protocol, *models) + missing_html(cells, protocol, table)
+    return macro(f"results:{table}", cs, protocol) + missing_html(cells, protocol, table)
 
 
 def missing_html(cells, protocol: str, table: str) -> str:
     """Cells the profile does not run in one line, then each incomplete cell with its seeds; '' when none."""
     miss = [c for c in cells if not c.complete and (c.protocol, c.table) == (protocol, table)]
-    scope = f"{TABLE_NAMES[table]}, {protocol} protocol"
-    return macro("results:missing", miss, scope) if miss else ""
+    return macro("results:missing", miss, table, protocol) if miss else ""
 
 
 def quirk_shift_html(cells, protocols) -> str:
@@ -83,19 +85,54 @@ def quirk_shift_html(cells, protocols) -> str:
 def parameters_html() -> str:
     """Table III: each model's parameters with and without weight sharing, beside the paper's count."""
     n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
-    models = [
-        dict(name=m, paper=PAPER_PARAMETERS.get(m), shared=n[m, 1], separate=n[m, 0]) for m in MODEL_NAMES
-    ]
-    return macro("run_tables:parameters", models)
+    return macro("run_tables:parameters", MODEL_NAMES, n, PAPER_PARAMETERS)
 
 
 def lr_choice_html(lr: dict, evidence: bool = False) -> str:
     """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13 (where a pick differs)."""
-    if not lr["rows"]:
-        return '<p class="note">The profile has no LR search stage.</p>'
-    if not evidence:
-        return macro("run_tables:lr_choice", lr)
-    return macro("run_tables:lr_evidence", lr) if lr["evidence"] else ""
+    return macro("run_tables:lr_evidence" if evidence else "run_tables:lr_choice", lr)
+
+
+def _welch(a, b) -> dict | None:
+    """b against a: each side's (mean, std, n), b's mean minus a's, Welch p; None under 2 values a side."""
+    (m1, s1, n1), (m2, s2, n2) = mean_std_n(a), mean_std_n(b)
+    if n1 < 2 or n2 < 2:
+        return None
+    return {"one": (m1, s1, n1), "two": (m2, s2, n2), "diff": m2 - m1, "p": welch_p(m2, s2, n2, m1, s1, n1)}
+
+
+def forward_effect(csv_path: Path = FORWARD_MEASUREMENT) -> dict | None:
+    """Two calls against one (``_welch`` on the test error, pp); None when not measured."""
+    if not Path(csv_path).is_file():
+        return None
+    frame = pd.read_csv(csv_path)
+    return _welch(*(frame.test_error[frame.branch_calls == k] for k in (1, 2)))
+
+
+def head_effect(csv_path: Path = HEAD_MEASUREMENT) -> list[dict]:
+    """Per Net cell (ws, aux) of the original protocol: the conv head against the linear one on the test error
+    (``_welch``), and each head's mean training error; [] when not measured."""
+    if not Path(csv_path).is_file():
+        return []
+    rows = []
+    for (ws, aux), cell in pd.read_csv(csv_path).groupby(["weight_sharing", "aux_loss"]):
+        lin, conv = cell[cell["head"] == "linear"], cell[cell["head"] == "conv"]
+        train = lin.train_error.mean(), conv.train_error.mean()
+        if test := _welch(lin.test_error, conv.test_error):
+            rows.append(dict(weight_sharing=bool(ws), aux_loss=bool(aux), test=test, train=train))
+    return rows
+
+
+def departures_html(grouped_shifts=None) -> str:
+    """Supplement A: Table S1 from this code's own settings, with the effects measured where a measurement
+    exists (``grouped_shifts``: tables.quirk_shifts' second frame), then Net's two heads."""
+    words = dict(settings=PROTOCOL_SETTINGS, epochs=RunConfig().epochs)
+    words["no_aux"] = {p: RunConfig(protocol=p, aux_loss=False).trained_epochs for p in PROTOCOL_SETTINGS}
+    words["calls"] = {p: RunConfig(protocol=p).branch_calls for p in PROTOCOL_SETTINGS}
+    words["nets"] = {h: count_parameters(build_model("Net", head=h)) for h in HEADS}
+    words["foreach"] = make_optimizer(build_model("Net"), RunConfig()).defaults.get("foreach")
+    words["measured"] = grouped_shifts is not None and len(grouped_shifts) > 0
+    return render("departures.html.j2", forward=forward_effect(), net_head=head_effect(), **words)
 
 
 def _columns(records) -> dict:
@@ -106,16 +143,16 @@ def _columns(records) -> dict:
 
 
 def protocol_html(profile, records, timings) -> str:
-    st, invocations = profile.stages, (timings or {}).get("invocations") or []
-    models = st.get("beyond_paper", {}).get("models", [])
-    variants = st.get("beyond_paper", {}).get("variants", list(VARIANTS))
+    """Supplement B: the protocol as run, from the profile, the records and the runner's timings."""
+    beyond, invocations = profile.stages.get("beyond_paper", {}), (timings or {}).get("invocations") or []
+    variants = beyond.get("variants", list(VARIANTS))
+    configs = sum(applies_to(v, m) for m in beyond.get("models", []) for v in variants)
     counted = invocations and all("trained" in i for i in invocations)  # older timings.json lack it
-    p = dict(settings=profile.settings, stages=st, n=len(records), timings=timings, paper_lrs=PAPER_LRS)
-    p.update(variants=len(variants), variant_configs=sum(applies_to(v, m) for m in models for v in variants))
     short = {(r["config"]["epochs"], r.get("epochs_trained")) for r in records}
-    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])), **_columns(records))
+    p = dict(settings=profile.settings, stages=profile.stages, timings=timings, paper_lrs=PAPER_LRS)
+    p.update(n=len(records), variants=len(variants), variant_configs=configs, **_columns(records))
+    p.update(trained=sorted(x for x in short if x[1] not in (None, x[0])))
     p.update(compute=sum(r["metrics"].get("train_seconds", 0.0) for r in records))
-    p.update(wall_h=(timings or {}).get("total_seconds", math.nan) / 3600)
     p.update(trained_in_passes=sum(i["trained"] for i in invocations) if counted else None)
     return macro("run_tables:protocol", p)
 
@@ -134,8 +171,7 @@ def environment_html(records, verify: dict) -> str:
     e.update(gpu=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none")
     machines = Counter(machine.describe(r.get("machine")) for r in records).most_common()
     here = machine.describe(verify.get("machine_here")) if verify else ""
-    verified = macro("run_tables:verify", verify, here)
-    return macro("run_tables:environment", e) + macro("run_tables:machines", machines) + verified
+    return macro("run_tables:environment", e, machines, verify, here)
 
 
 def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:

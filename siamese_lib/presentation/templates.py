@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 
 import jinja2
+from markupsafe import Markup, escape
 
+from ..analysis.beyond_paper import PAPER_BEST, RULE_LABELS
 from ..analysis.claims import PAPER_EPOCHS
-from ..analysis.stats import fmt_p, seed_ranges
+from ..analysis.stats import FDR, fmt_p, seed_ranges
+from ..analysis.tables import TABLE_NAMES
 from ..common import TEMPLATE_DIR
-from ..config import ORIGINAL_NO_AUX_EPOCHS
+from ..config import HOLDOUT_PAIRS, ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
+from ..experiments.selection import RULE_TEXT
+from ..experiments.variants import REFITS, VARIANTS
 
 
 def fmt(x, digits: int = 2) -> str:
@@ -26,25 +32,21 @@ def signed(x: float, digits: int = 2) -> str:
 
 def counts(values) -> str:
     """'a (3), b (1)': each value with how often it occurs, most frequent first."""
-    return (
-        ", ".join(f"{k} ({n})" for k, n in Counter(v for v in values if v is not None).most_common()) or "–"
-    )
+    found = Counter(v for v in values if v is not None).most_common()
+    return ", ".join(f"{k} ({n})" for k, n in found) or "–"
 
 
-_ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR / "paper" / "sections")),
-    autoescape=True,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    undefined=jinja2.StrictUndefined,
-)
+_OPTIONS = dict(autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+_ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR / "paper" / "sections"), **_OPTIONS)
 _ENV.filters.update(fmt=fmt, p=fmt_p, signed=signed, paper="{:g}".format, seeds=seed_ranges, counts=counts)
 _ENV.filters.update(
     n=lambda k, word: f"{k} {word}{'' if k == 1 else 's'}", finite=lambda x: x if math.isfinite(x) else None
 )
-_ENV.globals.update(paper_epochs=PAPER_EPOCHS, no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS)
-safe = _ENV.filters["safe"]  # a string that is HTML already (markupsafe.Markup)
-escape = _ENV.filters["escape"]
+# markdown code spans (`x`) as <code>x</code>, the rest escaped
+_ENV.filters["code"] = lambda text: Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", str(escape(text))))
+_ENV.globals.update(paper_epochs=PAPER_EPOCHS, no_aux_epochs=ORIGINAL_NO_AUX_EPOCHS, fdr=FDR, refits=REFITS)
+_ENV.globals.update(variants=VARIANTS, paper_best=PAPER_BEST, rule_labels=RULE_LABELS, rule_text=RULE_TEXT)
+_ENV.globals.update(holdout_pairs=HOLDOUT_PAIRS, paper_models=PAPER_MODELS, table_names=TABLE_NAMES)
 
 
 def template_hash() -> str:
