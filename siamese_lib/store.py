@@ -1,7 +1,5 @@
-"""The results store: one JSON record per run (record.py), keyed by what determines it; it stores, never
-trains. Records are written atomically, so the store never holds a partial one; a record that fails to
-parse or validate is reported by path, never used. The code version that marks each record lives here too.
-"""
+"""The results store: one JSON record per run (record.py), keyed by what determines it, written atomically;
+it never trains. A record that fails its checks is reported by path, never used. Code versions live here."""
 
 import functools
 import json
@@ -158,8 +156,7 @@ def write_record(store_dir, record: dict, planned=None) -> Path:
     return path
 
 
-def report_to_stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+report_to_stderr = functools.partial(print, file=sys.stderr, flush=True)
 
 
 def load_records(store_dir, report=report_to_stderr) -> list[dict]:
