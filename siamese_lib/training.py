@@ -131,8 +131,7 @@ def make_optimizer(model_or_params, config: RunConfig):
 
 
 def run_epochs(config: RunConfig, optimizer, one_epoch, progress=None) -> list:
-    """``one_epoch(epoch)`` for each trained epoch, its summed loss kept; then the learning-rate schedule's
-    step and ``progress(epoch, epochs)``. The per-epoch losses, as tensors."""
+    """``one_epoch(epoch)`` (its summed loss kept) for each trained epoch, then LR schedule and progress."""
     cosine = config.lr_schedule == "cosine"
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs) if cosine else None
