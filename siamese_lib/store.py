@@ -155,7 +155,8 @@ def write_record(store_dir, record: dict, planned=None) -> Path:
     return path
 
 
-report_to_stderr = functools.partial(print, file=sys.stderr, flush=True)
+def report_to_stderr(line: str) -> None:  # sys.stderr looked up when called (a test may have replaced it)
+    print(line, file=sys.stderr, flush=True)
 
 
 def load_records(store_dir, report=report_to_stderr) -> list[dict]:
