@@ -46,10 +46,9 @@ def affine_images(x, degrees: float = 12.0, scale: float = 0.1, shift: float = 1
 
 
 def elastic_images(x, alpha: float = 8.5, sigma: float = 2.0):
-    """Each image warped by its own smooth random displacement field (Simard et al. 2003): uniform noise in
-    [-1, 1] per pixel, Gaussian-smoothed (sigma pixels), scaled by alpha; their alpha 34, sigma 4 at 28x28
-    are 8.5 and 2 at 14x14 (half the displacement: the smoothed noise grows as 1/sigma). Bilinear, the
-    border replicated."""
+    """Each image warped by its own smooth random field (Simard et al. 2003): uniform noise in [-1, 1] per
+    pixel, Gaussian-smoothed (sigma pixels), times alpha; their 34 and 4 at 28x28 are 8.5 and 2 at 14x14
+    (half the displacement: the smoothed noise grows as 1/sigma). Bilinear, the border replicated."""
     n, c, h, w = x.shape
     flat = x.reshape(n * c, 1, h, w)
 

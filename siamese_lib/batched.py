@@ -1,11 +1,7 @@
-"""Several seeds of one configuration trained together: one vmapped step for all of them.
-
-Each seed starts as ``train_run`` starts it (``training.setup_run``); the models are stacked and every step
-is one ``vmap`` over ``functional_call`` (per seed its own parameters, batch-norm buffers and mini-batch),
-one backward pass and one Adam step for all; each seed's trained state is then evaluated as ``train_run``
-does. Not the same bits as one by one (the vmapped kernels sum in another order; tests/unit/test_batched.py
-measures it). Configurations that draw random numbers while training fall back to ``train_run`` per seed.
-"""
+"""Several seeds of one configuration trained together, each set up and evaluated as ``train_run`` does: every
+step one ``vmap`` over ``functional_call`` (per seed its parameters, buffers and mini-batch), one backward and
+one Adam step for all. Not the same bits as one by one (the vmapped kernels sum in another order: measured by
+tests/unit/test_batched.py); configurations that draw random numbers while training go one by one."""
 
 from __future__ import annotations
 
@@ -51,8 +47,7 @@ def train_seeds(
 
 
 def _train_together(configs, dev, progress) -> list[dict]:
-    config = configs[0]
-    start = time.perf_counter()
+    config, start = configs[0], time.perf_counter()
     runs = [setup_run(c, dev) for c in configs]  # (splits, model) per seed, as train_run makes them
     models = [r[1] for r in runs]
     for m in models:

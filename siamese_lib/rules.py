@@ -1,6 +1,5 @@
 """Typed rules: each type carries its one rule and its words (pydantic, strict: a bool is not an int, a string
-is not a number); ``one_line`` turns pydantic's list of errors into the one line every caller shows.
-"""
+is not a number); ``one_line`` turns pydantic's list of errors into the one line every caller shows."""
 
 import difflib
 import reprlib

@@ -1,7 +1,5 @@
-"""The results store: one JSON record per run (record.py), keyed by what determines it; it stores, never
-trains. Records are written atomically, so the store never holds a partial one; a record that fails to
-parse or validate is reported by path, never used. The code version that marks each record lives here too.
-"""
+"""The results store: one JSON record per run (record.py), keyed by what determines it, written atomically;
+it never trains. A record that fails its checks is reported by path, never used. Code versions live here."""
 
 import functools
 import json
@@ -146,8 +144,7 @@ def is_clean_store(store_dir) -> bool:
 
 
 def write_record(store_dir, record: dict, planned=None) -> Path:
-    """Write one record, atomically, once the gate (admit) passed it: the one place records are written.
-    ``planned``: the keys the profile plans, where it is known."""
+    """The one place records are written: atomically, once the gate (admit, with ``planned``) passed it."""
     path = record_path(store_dir, record["key"])
     dirty = str(record.get("code_version", "")).endswith(DIRTY)
     if dirty and is_clean_store(store_dir) and not dirty_allowed():  # the committed record takes no such code
@@ -158,13 +155,12 @@ def write_record(store_dir, record: dict, planned=None) -> Path:
     return path
 
 
-def report_to_stderr(line: str) -> None:
+def report_to_stderr(line: str) -> None:  # sys.stderr looked up when called (a test may have replaced it)
     print(line, file=sys.stderr, flush=True)
 
 
 def load_records(store_dir, report=report_to_stderr) -> list[dict]:
-    """All valid records; a bad one is reported by path (``report``: stderr, which an executed notebook
-    shows) and treated as missing."""
+    """All valid records; a bad one is reported by path (stderr: a notebook shows it), treated as missing."""
     records = []
     for path in sorted(Path(store_dir).glob("*.json")) if Path(store_dir).is_dir() else []:
         try:

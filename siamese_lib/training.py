@@ -1,9 +1,5 @@
-"""One training run: a small configuration in, metrics out.
-
-The paper's fold protocol: per seed, seed torch, shuffle the training pairs once, build the model (its
-init follows from the same seed), train with Adam on fixed mini-batches (the same order every epoch),
-evaluate once at the end.
-"""
+"""One training run, the paper's fold protocol: seed torch, shuffle the training pairs once, build the model
+(its init follows from the seed), train with Adam on fixed mini-batches (same order every epoch), evaluate."""
 
 from __future__ import annotations
 
@@ -135,8 +131,7 @@ def make_optimizer(model_or_params, config: RunConfig):
 
 
 def run_epochs(config: RunConfig, optimizer, one_epoch, progress=None) -> list:
-    """``one_epoch(epoch)`` for each trained epoch, its summed loss kept; then the learning-rate schedule's
-    step and ``progress(epoch, epochs)``. The per-epoch losses, as tensors."""
+    """``one_epoch(epoch)`` (its summed loss kept) for each trained epoch, then LR schedule and progress."""
     cosine = config.lr_schedule == "cosine"
     scheduler = (
         torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.trained_epochs) if cosine else None
@@ -231,11 +226,8 @@ def finish_run(
 
 
 def train_run(config: RunConfig, device: str = "auto", progress=None, threads: int = 1) -> dict:
-    """Train one configuration on ``threads`` torch threads (restored after); ``progress(epoch, epochs)``
-    after each epoch. Returns a store record's body: ``metrics`` ({train,test[,val][,confirm]}_ +
-    ERROR_METRICS in percent, train_seconds, wall_seconds), ``curves`` (the summed loss of each epoch),
-    ``outputs`` (per test pair: head_prob, digit_prob to 6 decimals, digit1_pred, digit2_pred; per
-    confirmation and validation pair their CONFIRM_OUTPUTS), ``device``, ``epochs_trained``, ``threads``."""
+    """Train one configuration on ``threads`` torch threads (restored after), ``progress(epoch, epochs)``
+    after each epoch: a store record's body (finish_run): metrics in percent, curves, per-pair outputs."""
     dev = resolve_device(device)
     with torch_threads(threads):
         start = time.perf_counter()

@@ -72,12 +72,8 @@ def _holdout_set(first, split: str) -> tuple[np.ndarray, np.ndarray]:
     """A holdout of a run (a frame row): its pairs' targets and their two images' ids."""
     from .. import data  # torch: only here
 
-    pairs, indices = {
-        "confirm": (data.confirmation_pairs, data.confirmation_indices),
-        "holdout": (data.holdout_pairs, data.holdout_indices),
-    }[split]
-    args = (int(first["nb_pairs"]), int(first["data_seed"]), _holdout_seeds(first, split))
-    return pairs(*args)[1].numpy(), indices(*args).numpy()
+    args = (split, int(first["nb_pairs"]), int(first["data_seed"]), _holdout_seeds(first, split))
+    return data.eval_set(*args)[1].numpy(), data.eval_indices(*args).numpy()
 
 
 def _pair_errors(frame, column, target) -> np.ndarray:

@@ -90,10 +90,10 @@ class ProfileModel(Strict):
     numerics: OneOf(*NUMERICS) = "native"
     # percentage points of test error: the margin of the report's equivalence test (declared before the runs)
     equivalence_margin: Annotated[Number(0, 100.0, above=True), Float] = 1.0
-    # data seeds of the confirmation set (data.confirmation_pairs): the selection rounds' final runs and the
+    # data seeds of the confirmation set (data.eval_set): the selection rounds' final runs and the
     # paper's best cell are scored on it too; no choice is ever made on it
     confirmation_seeds: Listed(Seed) = None
-    # the data seed of the holdout (data.holdout_pairs: training images the training pairs leave), scored
+    # the data seed of the holdout (data.eval_set: training images the training pairs leave), scored
     # like the confirmation set and, like it, never chosen on
     holdout_seed: Seed | None = None
     # how the report judges the paper's claims (analysis/claims.py); it enters no run and no plan

@@ -7,14 +7,7 @@ import json
 
 import pyarrow as pa
 
-from ..data import (
-    confirmation_indices,
-    confirmation_pairs,
-    generate_pair_sets,
-    holdout_indices,
-    holdout_pairs,
-    pair_indices,
-)
+from ..data import eval_indices, eval_set, generate_pair_sets, pair_indices
 
 HEADLINE = (
     "Tables I and II, the LR search and the report's best Table I cell use `test_error` (the comparison "
@@ -211,13 +204,8 @@ def pairs_table(records, metadata: dict) -> pa.Table:
             _, _, _, test_input, target, classes = generate_pair_sets(nb, ds)
             index, images = pair_indices(nb, ds)[1], test_input.reshape(len(target), 2, 196).tolist()
         else:
-            pairs, indices = (
-                (confirmation_pairs, confirmation_indices)
-                if kind == "confirm"
-                else (holdout_pairs, holdout_indices)
-            )
-            _, target, classes = pairs(nb, ds, seeds)
-            index, images = indices(nb, ds, seeds), [None] * len(target)
+            _, target, classes = eval_set(kind, nb, ds, seeds)
+            index, images = eval_indices(kind, nb, ds, seeds), [None] * len(target)
         n = len(target)
         confirm, holdout = list(seeds) if kind == "confirm" else [], seeds if kind == "holdout" else None
         for name, values in zip(names, ([kind] * n, [nb] * n, [ds] * n, [confirm] * n, range(n))):

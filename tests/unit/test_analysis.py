@@ -547,9 +547,9 @@ def test_the_holdout_is_scored_like_the_confirmation_set_with_an_interval_for_pa
 def test_on_the_holdout_s_own_pairs_the_shared_image_variance_is_that_of_independent_pairs():
     import numpy as np
 
-    from siamese_lib.data import holdout_indices
+    from siamese_lib.data import eval_indices
 
-    images = holdout_indices(1000, 0, 201).numpy()
+    images = eval_indices("holdout", 1000, 0, 201).numpy()
     assert len(np.unique(images)) == images.size == 40000  # each image in one pair only
     errors = np.random.default_rng(0).random(len(images)) < 0.02
     assert stats.shared_image_variance(errors, images) == pytest.approx(errors.var() / len(errors))

@@ -17,7 +17,7 @@ from conftest import ROOT
 from test_published import made  # noqa: F401 - the fixture: a tiny profile's store, plan, record
 
 from siamese_lib.analysis.beyond_paper import test_truth as truth_of
-from siamese_lib.data import confirmation_pairs, generate_pair_sets
+from siamese_lib.data import eval_set, generate_pair_sets
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline import dataset, published, publishing
 
@@ -43,7 +43,7 @@ def test_the_pairs_file_holds_the_targets_and_digits_of_the_runs_outputs(tmp_pat
     assert test["pair"].tolist() == list(range(20)) and test["target"].tolist() == target.tolist()
     assert test[["digit1", "digit2"]].to_numpy().tolist() == classes.tolist()
     assert np.array_equal(np.stack(test["image1"]), test_input[:, 0].reshape(20, 196).numpy())
-    _, c_target, c_classes = confirmation_pairs(20, 0, [101])
+    _, c_target, c_classes = eval_set("confirm", 20, 0, [101])
     assert confirm["target"].tolist() == c_target.tolist() and len(confirm) == (10000 - 40) // 2
     assert confirm["digit2"].tolist() == c_classes[:, 1].tolist() and confirm["image1"].isna().all()
     assert (test["target"] == (test["digit1"] <= test["digit2"])).all()
