@@ -3,7 +3,6 @@ record is checked and written by the client as it comes back: workers need no sh
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -98,7 +97,7 @@ class Engine:
         return outcome
 
     def collect(self, client, pending: dict, store_dir, outcome: Outcome, on_result, total: int) -> None:
-        """Store each result as it comes; a worker that holds a unit too long is removed (Dask retries it
+        """Store each result as it comes; a worker holding a unit too long is removed (Dask retries it
         elsewhere); a unit that stalls twice fails, as do those left with no worker."""
         from concurrent.futures import CancelledError
 
@@ -117,8 +116,7 @@ class Engine:
             for future in done:
                 watcher.came_back(future, pending[future])
                 for i, config in enumerate(pending.pop(future)):  # a unit: its runs' records, in order
-                    result = functools.partial(self.result, future, outcome, total, i)
-                    self.store(outcome, store_dir, config, result, on_result)
+                    self.store(outcome, store_dir, config, future, i, total, on_result)
                 future.release()
             if done or not pending:
                 continue
@@ -128,10 +126,9 @@ class Engine:
                 raise EngineError(self.lost(outcome, total)) from None
             for future, why, worker in verdicts:
                 if worker is not None:
-                    what = (
-                        f"worker {worker} gave no result for run {run_key(pending[future][0], self.device)}"
-                    )
-                    self.log(f"{what} in {why}: removed from the cluster; its runs are retried elsewhere")
+                    key = run_key(pending[future][0], self.device)
+                    what = f"worker {worker} gave no result for run {key} in {why}"
+                    self.log(f"{what}: removed from the cluster; its runs are retried elsewhere")
                     continue
                 future.cancel()
                 for config in pending.pop(future):
@@ -139,26 +136,20 @@ class Engine:
                     if on_result:
                         on_result(run_key(config, self.device), why)
 
-    def result(self, future, outcome: Outcome, total: int, i: int) -> dict:
-        """The ``i``-th record of a unit's result; a lost scheduler: EngineError."""
-        import concurrent.futures
+    def store(self, outcome: Outcome, store_dir, config: RunConfig, future, i: int, total, on_result) -> None:
+        """Check the ``i``-th record of ``future``'s unit and write it; a run's error (or a bad result) fails
+        it; a lost scheduler: EngineError."""
+        from concurrent.futures import CancelledError
 
-        try:
-            return future.result()[i]
-        except (concurrent.futures.CancelledError, OSError):
-            if self._client.status != "running":
-                raise EngineError(self.lost(outcome, total)) from None
-            raise
-
-    def store(self, outcome: Outcome, store_dir, config: RunConfig, result, on_result) -> None:
-        """Check the record ``result()`` returns and write it; a run's error (or a bad result) fails it."""
         key = run_key(config, self.device)
         try:
-            write_record(store_dir, watch.check_result(result(), config, self.device))
+            write_record(store_dir, watch.check_result(future.result()[i], config, self.device))
             outcome.trained.append(key)
         except Exception as exc:  # noqa: BLE001 - the run's own error, named per run
             if isinstance(exc, (UsageError, EngineError)):
                 raise
+            if isinstance(exc, (CancelledError, OSError)) and self._client.status != "running":
+                raise EngineError(self.lost(outcome, total)) from None
             outcome.failed[key] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
         if on_result:
             on_result(key, outcome.failed.get(key))
@@ -188,9 +179,8 @@ def scheduler_address(given: str | None) -> str | None:
 
 
 def ensure_runs(configs, store_dir, device="auto", force=False, scheduler=None, log=print, threads=1) -> list:
-    """Each configuration's record, from the store or trained now: here (a bar over each run's epochs) or on
-    the Dask cluster at ``scheduler``. ``force``: a bool, or a time.time() stamp: retrain a record written
-    before it (so a run that two notebooks share is retrained once). One line per run."""
+    """Each configuration's record, from the store or trained now (here, or on the cluster at ``scheduler``).
+    ``force``: a bool, or a time.time() stamp: retrain records written before it (a shared run: once)."""
     dev, start = device_type(device), time.perf_counter()
     missing = {}
     for c in configs:

@@ -1,6 +1,5 @@
-"""What one invocation of ``run`` does: the profile planned once (``runs/<profile>/plan.json``); the runs the
-store lacks trained on the engine, each notebook executed the moment its runs are stored; figures and the
-report last, only when what they read changed."""
+"""What one ``run`` does: the plan (``runs/<profile>/plan.json``); the missing runs trained, each notebook
+executed the moment its runs are stored; figures and the report last, only when what they read changed."""
 
 from __future__ import annotations
 
@@ -41,10 +40,12 @@ def plan(run: Run) -> None:
             why = "executed after all their runs were stored, same notebook and parameters"
             run.write(f"{fresh} training notebooks are up to date ({why}): not executed again")
         published = "report" in run.stages and not (run.executor.stop or run.failed_runs or run.errors)
-        if published:
-            from .publishing import publish  # pyarrow: only when a record is published
+        if published:  # when the profile has none yet or with --force; else rendering must not change it
+            from .publishing import publish_record  # pyarrow: only when a record is published
 
-            publish(run)  # a published record is never rewritten by rendering (RecordChanged, exit 2)
+            where = (run.store_dir, run.report_dir, run.profile, run.base / "plan.json")
+            path, what = publish_record(*where, replace=run.force)
+            run.write(f"published record {run.rel(path)}: {what}")
         if presentation and not run.executor.stop:
             present(run, presentation, published)
         run.executor.wait()

@@ -1,9 +1,5 @@
-"""The published record: every run's full record in one Parquet file beside the report, read as untrusted.
-
-``report/<profile>/records.parquet``: one row per run (configuration, metrics, ``train_loss``, per-pair
-outputs as lists, provenance); its metadata: format, profile, column layout, plan; its checksum: the sidecar
-``records.parquet.sha256`` (``sha256sum -c`` checks it). pandas alone reads it.
-"""
+"""The published record, ``report/<profile>/records.parquet``: one row per run, its plan and column layout in
+the metadata, checksummed by ``records.parquet.sha256`` (``sha256sum -c``); pandas reads it. Untrusted."""
 
 from __future__ import annotations
 
@@ -29,9 +25,8 @@ HISTORY = {
 }  # kept in the record, from runs/<profile>
 FORMAT_VERSION = 1
 META = "siamese_lib."  # prefix of the file-level metadata keys
-OUTPUT_DECIMALS = (
-    6  # training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
-)
+# training rounds the outputs to 6 decimals: float32 keeps them exactly (read back rounded)
+OUTPUT_DECIMALS = 6
 PROBS = ("head_prob", "digit_prob")
 OUTPUT_TYPES = dict.fromkeys(PROBS, pa.float32()) | dict.fromkeys(["digit1_pred", "digit2_pred"], pa.int8())
 OUTPUT_TYPES |= {f"{split}_{n}": pa.float32() for split in ("confirm", "val", "holdout") for n in PROBS}
@@ -222,12 +217,11 @@ def _check_layout(path, meta: dict, schema: pa.Schema) -> None:
 
 
 def read_records(path, profile_name: str | None = None, say=None) -> list[dict]:
-    """The store records of a published file (checked first; a key twice is refused), in key order."""
     return read_published(path, profile_name, say)[1]
 
 
 def read_published(path, profile_name: str | None = None, say=None) -> tuple[dict, list[dict]]:
-    """(its metadata, its records): read_metadata, then read_records' rows."""
+    """(its metadata, its records): read_metadata, then its rows (a key twice is refused), in key order."""
     meta = read_metadata(path, profile_name, say)
     try:
         records = records_from_table(pq.read_table(path))

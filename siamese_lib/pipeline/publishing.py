@@ -1,9 +1,5 @@
-"""Publishing the record and reading it into a store: what the profile plans decides what enters and leaves.
-
-``publish_record`` writes ``report/<profile>/records.parquet`` from the store's planned runs (rendering never
-rewrites it: RecordChanged); ``seed_store`` fills a store from it, all or nothing; ``derive_csvs`` rebuilds
-runs.csv and cells.csv from it alone; ``report_lines``: the end-of-run lines on the report it wrote.
-"""
+"""Publishing the record from a store's planned runs, seeding a store from it (all or nothing), deriving the
+CSVs from it alone: what the profile plans decides what enters and leaves."""
 
 from __future__ import annotations
 
@@ -50,9 +46,8 @@ def checked_plan(text: str, profile, store_dir, where) -> dict:
         if device not in ("cpu", "cuda"):
             raise ValueError(f"device {device!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise pub.RecordFileError(
-            f"{where}: not a plan the runner writes ({type(exc).__name__}: {exc})"
-        ) from None
+        why = f"not a plan the runner writes ({type(exc).__name__}: {exc})"
+        raise pub.RecordFileError(f"{where}: {why}") from None
     try:
         given = profile_plan(profile, store_dir, device)
     except Exception as exc:  # noqa: BLE001 - e.g. auto learning rates without their search: one line
@@ -95,9 +90,8 @@ def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> 
     through the gate, ``history`` (record_history) in the metadata; the same records give the same bytes."""
     store_dir, plan_path = Path(store_dir), Path(plan_path)
     if not plan_path.is_file():
-        raise pub.RecordFileError(
-            f"no plan at {plan_path}: run the profile first (python -m siamese_lib run)"
-        )
+        why = "run the profile first (python -m siamese_lib run)"
+        raise pub.RecordFileError(f"no plan at {plan_path}: {why}")
     plan = checked_plan(plan_path.read_text(), profile, store_dir, plan_path)
     planned, records = set(plan["runs"]), []
     for path in (store.record_path(store_dir, key) for key in sorted(planned)):
@@ -119,16 +113,14 @@ def record_bytes(store_dir, profile, plan_path, history: dict | None = None) -> 
     back = pub.records_from_table(pq.read_table(pa.BufferReader(data)))
     lost = [a["key"] for a, b in zip(records, back) if a != b]
     if lost:  # e.g. outputs with more decimals than float32 keeps: never publish what reads back otherwise
-        raise ValueError(
-            f"{len(lost)} records would not read back as stored (e.g. {lost[0]}); nothing published"
-        )
+        why = f"{len(lost)} records would not read back as stored (e.g. {lost[0]})"
+        raise ValueError(f"{why}; nothing published")
     return data, records
 
 
 def publish_record(store_dir, report_dir, profile, plan_path, replace: bool = False) -> tuple[Path, str]:
-    """The record, ``pairs.parquet`` and their checksums from the store's planned runs (record_bytes),
-    rewritten only with ``replace`` (`run --force`, `publish`); else what would be published must be identical
-    ("unchanged") or RecordChanged names the runs that differ. Returns (path, what)."""
+    """(path, "written" or "unchanged"): the record and ``pairs.parquet`` from the store (record_bytes); an
+    existing record is rewritten only with ``replace`` (`run --force`, `publish`), else RecordChanged."""
     path, pairs_path = pub.record_file(report_dir), Path(report_dir) / pub.PAIRS_FILE
     there = path.exists() or path.is_symlink()
     history = record_history(Path(plan_path).parent, report_dir, fresh=replace or not there)
@@ -185,9 +177,8 @@ def admitted(path, profile, staging: Path, clean: bool, say=None) -> tuple[list,
     planned by its plan, the profile's (``clean``: no run from uncommitted code); else RecordFileError."""
     meta, records = pub.read_published(path, profile.name, say)
     if "plan" not in meta:
-        raise pub.RecordFileError(
-            f"{path}: holds no plan, so its runs cannot be checked against the profile's"
-        )
+        why = "holds no plan, so its runs cannot be checked against the profile's"
+        raise pub.RecordFileError(f"{path}: {why}")
     dirty = [r["key"] for r in records if str(r.get("code_version")).endswith(store.DIRTY)]
     if dirty and clean and not store.dirty_allowed():
         raise pub.RecordFileError(
@@ -229,22 +220,6 @@ def derive_csvs(path, out_dir, profile, checked=None) -> dict:
     records, executions = checked or read_checked(path, profile)
     cells = table_cells(records, executions, profile.name)
     return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])
-
-
-def seed_from_record(run) -> None:
-    """``run --from-record``: the store seeded from the published record beside the report."""
-    path = pub.record_file(run.report_dir)
-    written, kept = seed_store(path, run.store_dir, run.profile, say=run.write)
-    run.write(
-        f"seeded the store from {run.rel(path)}: {written} records written, {kept} already there "
-        f"(kept); only runs the record lacks are trained"
-    )
-
-
-def publish(run) -> None:
-    """The report step's record: published when the profile has none yet or with ``--force``; else checked."""
-    path, what = publish_record(run.store_dir, run.report_dir, run.profile, run.base / "plan.json", run.force)
-    run.write(f"published record {run.rel(path)}: {what}")
 
 
 def write_test_pairs(base, nb_pairs: int, data_seed: int) -> None:

@@ -1,8 +1,6 @@
-"""``python -m siamese_lib run --profile NAME`` (README, "The runner"): the checks, the lock, signals and exit
-statuses, the --force marker; what the invocation does is ``invocation.py``, its state ``timings.py``.
-
-Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the rendering failed; 2 a usage error,
-the lock is held or (profile paper) uncommitted code; 130 interrupted (finished runs kept).
+"""``python -m siamese_lib run --profile NAME`` (README, "The runner"): checks, lock, signals, exit statuses
+(what it does: ``invocation.py``). Exit status: 0 all done; 1 a run, a notebook, planning, the cluster or the
+rendering failed; 2 a usage error, the lock is held or (profile paper) uncommitted code; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,7 +9,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,17 +23,6 @@ from .invocation import plan
 from .timings import Run, summary, write_timings
 
 FORCE_MARKER = "force-since"  # beside the store while a --force run is unfinished: when it began
-
-
-def forced_since(run) -> float:
-    """When the forced run that this --force run goes on with began: an interrupted one left its time in the
-    marker (what it stored since is kept, not retrained); else now, written to the marker."""
-    marker = run.base / FORCE_MARKER
-    try:
-        return float(marker.read_text())
-    except (OSError, ValueError):
-        write_atomically(marker, repr(run.t0))
-        return run.t0
 
 
 def main(args, profile) -> int:
@@ -71,24 +57,32 @@ def main(args, profile) -> int:
         )
     # the first line once nothing can refuse the run in one line any more
     run.write(f"{run.name}: {', '.join(stages)}; up to {run.jobs} notebooks and runs at once")
-    papermill = logging.getLogger("papermill")
-    handler = PapermillWarnings(run.write)
+    papermill, handler = logging.getLogger("papermill"), logging.Handler(logging.WARNING)
+    # its warnings (a missing parameters cell, an unknown parameter) reach the user, with the job
+    handler.emit = lambda r: run.write(f"papermill warning ({r.threadName}): {r.getMessage()}")
     papermill.setLevel(logging.WARNING)  # its info chatter would break the progress; its warnings matter
     papermill.addHandler(handler)
     papermill.propagate = False
     old_int = signal.getsignal(signal.SIGINT)
     old_term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM ends a run as Ctrl-C does
     try:
-        if run.force:
-            run.force_since = forced_since(run)
-            if run.force_since < run.t0:
+        if run.force:  # an interrupted forced run left when it began: what it stored since is kept
+            try:
+                run.force_since = float((run.base / FORCE_MARKER).read_text())
                 run.write(f"--force: going on with the forced run begun {time.ctime(run.force_since)}")
+            except (OSError, ValueError):
+                write_atomically(run.base / FORCE_MARKER, repr(run.t0))
         # what this run was asked to do; a new file, never written through a symlink that stands there
         write_atomically(run.base / "profile.yaml", Path(profile.path).read_bytes())
-        if args.from_record:
-            from .publishing import seed_from_record
+        if args.from_record:  # the store seeded from the published record beside the report
+            from .published import record_file
+            from .publishing import seed_store
 
-            seed_from_record(run)
+            written, kept = seed_store(record_file(run.report_dir), run.store_dir, profile, say=run.write)
+            run.write(
+                f"seeded the store from {run.rel(record_file(run.report_dir))}: {written} records written, "
+                f"{kept} already there (kept); only runs the record lacks are trained"
+            )
         if "beyond_paper" in stages:  # its notebooks read the test pairs' truth there, without torch
             from .publishing import write_test_pairs  # torch: only here
 
@@ -112,17 +106,6 @@ def main(args, profile) -> int:
         lock.release()
 
 
-class PapermillWarnings(logging.Handler):
-    """Papermill's warnings (a missing parameters cell, an unknown parameter) reach the user, with the job."""
-
-    def __init__(self, write):
-        super().__init__(logging.WARNING)
-        self.write = write
-
-    def emit(self, record):
-        self.write(f"papermill warning ({threading.current_thread().name}): {record.getMessage()}")
-
-
 def end(run: Run, status: str) -> int:
     """The one place a job that did not end is counted cancelled; timings.json and the summary."""
     for job in run.all_jobs:
@@ -130,9 +113,7 @@ def end(run: Run, status: str) -> int:
             job.status = "cancelled"
     failed = bool(run.errors) or any(j.status in ("failed", "cancelled") for j in run.all_jobs)
     write_timings(run, "failed" if failed and status == "ok" else status)
-    if (
-        run.force and status == "ok" and not failed
-    ):  # the forced run is complete: the next --force starts anew
+    if run.force and status == "ok" and not failed:  # the forced run is complete: a next --force starts anew
         (run.base / FORCE_MARKER).unlink(missing_ok=True)
     print(summary(run), file=sys.stderr)
     return 1 if failed else 0

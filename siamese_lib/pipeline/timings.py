@@ -1,5 +1,5 @@
 """One invocation's state and its one clock: the progress lines, ``runs/<profile>/timings.json`` (wall times
-per stage and notebook, summed over a run and its resumes) and the summary."""
+summed over a run and its resumes) and the summary."""
 
 from __future__ import annotations
 
@@ -79,9 +79,13 @@ class Run:
         self.stage_span: dict[str, list[float]] = {}
         self.errors: list[str] = []  # failures outside notebooks (planning, the cluster, rendering)
         self.trained: set[str] = set()  # keys trained by this invocation
-        self.force_since = self.t0  # --force: runs stored before it are retrained (forced_since)
+        self.force_since = self.t0  # --force: runs stored before it are retrained (runner.main)
         self.failed_runs: dict[str, str] = {}
-        self.old = load_old_timings(self.base, profile.name)
+        try:
+            old = json.loads((self.base / "timings.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        self.old = old if isinstance(old, dict) and old.get("profile") == profile.name else {}
         self.previous = previous_executions(self.old)  # (stage, name) -> its last execution: up to date?
         self.used: set = set()  # the executed notebooks' paths: two executions never share one
         self.scheduler = scheduler_address(getattr(args, "scheduler", None))
@@ -117,16 +121,16 @@ class Run:
         except ValueError:
             return str(path)
 
-    def where(self, job: Job) -> str:
-        """Where to look for what went wrong."""
+    def failure(self, job: Job) -> str:
+        """A failed job, why, and where to look for what went wrong."""
         try:
             written = job.started and job.output.stat().st_mtime >= job.started - 0.01
         except FileNotFoundError:
             written = False
-        if written:
-            return f"executed notebook with the traceback: {self.rel(job.output)}"
         log = f" (kernel log: {self.rel(job.log)})" if job.log.exists() else ""
-        return f"no notebook was executed{log}"
+        where = f"executed notebook with the traceback: {self.rel(job.output)}" if written else ""
+        where = where or f"no notebook was executed{log}"
+        return f"{job.label} ({describe(job.parameters)}): {job.error}; {where}"
 
     def submit(self, job: Job) -> None:
         failed = [k for k in job.keys if k in self.failed_runs]
@@ -152,12 +156,8 @@ class Run:
         pace = (now - self.first_notebook) / max(sum(j.status in ended for j in self.all_jobs), 1)
         head = f"[{finished}/{total} notebooks, {clock(now - self.t0)} elapsed, about "
         head += f"{clock(pace * (total - finished))} left]"
-        if job.status == "failed":
-            self.write(
-                f"{head} FAILED {job.label} ({describe(job.parameters)}): {job.error}; {self.where(job)}"
-            )
-        else:
-            self.write(f"{head} ok {job.label} ({job.seconds:.1f} s)")
+        ok = f"ok {job.label} ({job.seconds:.1f} s)"
+        self.write(f"{head} {f'FAILED {self.failure(job)}' if job.status == 'failed' else ok}")
 
 
 def clock(seconds: float) -> str:
@@ -177,14 +177,6 @@ def _add(a: dict, b: dict) -> dict:
 
 def previous_executions(old: dict) -> dict:
     return {(e.get("stage"), e.get("name")): e for e in old.get("executions", []) if isinstance(e, dict)}
-
-
-def load_old_timings(base: Path, profile_name: str) -> dict:
-    try:
-        old = json.loads((base / "timings.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return old if isinstance(old, dict) and old.get("profile") == profile_name else {}
 
 
 def write_timings(run, status: str) -> None:
@@ -274,7 +266,7 @@ def summary(run) -> str:
         what = f"({len(run.trained)} runs)" if stage == "training" else f"({count} notebooks)"
         lines.append(f"  {stage:<12} {b - a:8.1f} s wall  {what}")
     for j in (j for j in jobs if j.status == "failed"):
-        lines.append(f"  failed: {j.label} ({describe(j.parameters)}): {j.error}; {run.where(j)}")
+        lines.append(f"  failed: {run.failure(j)}")
     lines += [f"  failed: {error}" for error in run.errors]
     notebooks = f"executed notebooks: {run.rel(run.base)}/<stage>/"
     lines.append(f"  results store: {run.rel(run.store_dir)}; {notebooks}")

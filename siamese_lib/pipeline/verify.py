@@ -1,9 +1,5 @@
-"""``python -m siamese_lib verify``: retrain a sample of the published record here and say whether it agrees.
-
-The record (``report/<profile>/records.parquet``) is read as ``derive_csvs`` reads it; the sample (cells in
-turn from each stratum while the budget lasts; ``--full``: every run) is drawn anew each time (``--seed``
-repeats one) and retrained on the engine's local cluster into ``runs/<profile>/verify/store``.
-"""
+"""``python -m siamese_lib verify``: retrain a sample of the published record here (into its own store,
+``runs/<profile>/verify/store``) and say whether it agrees; each sample is new (``--seed`` repeats one)."""
 
 from __future__ import annotations
 
@@ -52,12 +48,6 @@ class CommittedRun:
         return cell_of(self.config)
 
 
-def committed(record: dict) -> CommittedRun:
-    config, metrics = config_from_dict(record["config"]), record["metrics"]
-    parts = (record["key"], record["device"], metrics, record.get("machine"), metrics["train_seconds"])
-    return CommittedRun(config, *parts)
-
-
 def load_committed(report_dir, profile) -> tuple[list[CommittedRun], list[str]]:
     """The published record's runs and the cells always retrained (decisive_cells); a runs.csv or cells.csv
     beside it that it does not derive byte for byte is refused, whether or not the sample holds the edit."""
@@ -71,7 +61,10 @@ def load_committed(report_dir, profile) -> tuple[list[CommittedRun], list[str]]:
                     f"verify: {ours} is not what {path.name} beside it derives (an edit?); "
                     f"python -m siamese_lib run --profile {profile.name} --from-record writes it again"
                 )
-    runs = [committed(r) for r in records]
+    runs = []
+    for r in records:
+        parts = (r["key"], r["device"], r["metrics"], r.get("machine"), r["metrics"]["train_seconds"])
+        runs.append(CommittedRun(config_from_dict(r["config"]), *parts))
     return runs, decisive_cells(runs, executions, table_cells(records, executions, profile.name))
 
 
