@@ -9,7 +9,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
-from ..experiments import lr_rule
+from ..experiments import planning
 from ..experiments.profiles import PAPER_LRS
 from . import claims
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
@@ -80,7 +80,8 @@ def lr_numbers(curves, used) -> dict:
     """Table IV and the discussion's numbers: per searched model the paper's rate, both rules' picks (None
     while the search is incomplete) and the rate used; where a pick differs from the paper's (``differ``;
     ``evidence`` adds EVIDENCE_ALWAYS) every rate's scores, and where the pick's curve is lower."""
-    declared, post_hoc = lr_rule.choose_learning_rates(curves), lr_rule.post_hoc_learning_rates(curves)
+    declared = planning.choose_learning_rates(curves)
+    post_hoc = planning.choose_learning_rates(curves, planning.POST_HOC_RULE)
     rows, differ, evidence = [], [], []
     for m in (m for m in PAPER_MODELS if m in curves):
         by_lr, paper = curves[m], PAPER_LRS[m]
@@ -88,9 +89,9 @@ def lr_numbers(curves, used) -> dict:
         rows.append(dict(row, rates=len(by_lr), complete=sum(not e["missing_seeds"] for e in by_lr.values())))
         if m not in declared or (declared[m] == post_hoc[m] == paper and m != EVIDENCE_ALWAYS):
             continue
-        rules = {"rule": lr_rule.DECLARED_RULE, "post_hoc": lr_rule.POST_HOC_RULE}
+        rules = {"rule": planning.DECLARED_RULE, "post_hoc": planning.POST_HOC_RULE}
         scores = {
-            lr: {name: lr_rule.rule_score(by_lr[lr]["curves"], rule) for name, rule in rules.items()}
+            lr: {name: planning.rule_score(by_lr[lr]["curves"], rule) for name, rule in rules.items()}
             for lr in sorted(by_lr, reverse=True)
         }
         entry = {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
@@ -105,7 +106,7 @@ def lr_numbers(curves, used) -> dict:
             dict(entry, faster=declared[m] > paper, paper_searched=paper in by_lr, crossing=crossing)
         )
     return {
-        "final_epochs": lr_rule.FINAL_EPOCHS,
+        "final_epochs": planning.FINAL_EPOCHS,
         "rows": rows,
         "differ": differ,
         "evidence": evidence,
