@@ -71,11 +71,8 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
 
 def ablation_frame(df):
     """The runs of the best recipe's ablation (LeNet5, variants 'best*' but refits); empty without one."""
-    ab = df[
-        (df["model"] == "LeNet5")
-        & df["variant"].str.startswith("best")
-        & ~df["variant"].isin(list(REFITS.values()))
-    ]
+    refit = df["variant"].isin(list(REFITS.values()))
+    ab = df[(df["model"] == "LeNet5") & df["variant"].str.startswith("best") & ~refit]
     return ab if "best" in set(ab["variant"]) and len(set(ab["variant"])) > 1 else ab.iloc[0:0]
 
 
@@ -86,11 +83,8 @@ def tested_against_baseline(df) -> pd.DataFrame:
     parts = []
     for metric in ("test_error", "test_digit_prob_error"):
         t = table3(df, metric=metric)
-        parts.append(
-            t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))].assign(
-                metric=metric, baseline=BASELINE
-            )
-        )
+        keep = ~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))
+        parts.append(t[keep].assign(metric=metric, baseline=BASELINE))
     ab = ablation_frame(df)
     if len(ab):
         t = table3(ab, baseline="best", metric="test_digit_prob_error")
@@ -148,9 +142,11 @@ def ensemble_errors(df, truth=None):
         target = _truth_for(g, truth)[0]
         votes = [np.asarray(a) <= np.asarray(b) for a, b in zip(g["digit1_pred"], g["digit2_pred"])]
         row = {"model": model, "variant": variant, "n_seeds": len(g)}
-        for name, outputs in zip(
-            ("head", "digit_prob", "digits_vote"), (g["head_prob"], g["digit_prob"], votes)
-        ):
+        for name, outputs in {
+            "head": g["head_prob"],
+            "digit_prob": g["digit_prob"],
+            "digits_vote": votes,
+        }.items():
             err = float(np.mean(ensemble_wrong(outputs, target)))
             row[f"{name}_error"] = 100 * err
             row[f"{name}_se"] = 100 * math.sqrt(err * (1 - err) / len(target))

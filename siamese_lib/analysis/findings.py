@@ -47,20 +47,11 @@ def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_fai
         o = original[i] if original else None
         new = claims.combine(c.verdict, o and o.verdict)
         old = claims.combine(c.old_verdict, o and o.old_verdict, claims.HOLDS)
-        rows.append(
-            {
-                "name": c.name,
-                "paper": c.paper,
-                "corrected": asdict(c),
-                "original": asdict(o) if o else None,
-                "paper_own": asdict(paper_own[i]) if paper_own else None,
-                "without_failed": asdict(without_failed[i]) if without_failed else None,
-                "pooled_verdict": new,
-                "old_verdict": old,
-                "verdict": new if rule == "pooled_effect" else old,
-                "tested": c.verdict != claims.NOT_TESTED,
-            }
-        )
+        row = dict(name=c.name, paper=c.paper, corrected=asdict(c), original=asdict(o) if o else None)
+        row.update(paper_own=asdict(paper_own[i]) if paper_own else None)
+        row.update(without_failed=asdict(without_failed[i]) if without_failed else None)
+        row.update(pooled_verdict=new, old_verdict=old, verdict=new if rule == "pooled_effect" else old)
+        rows.append(dict(row, tested=c.verdict != claims.NOT_TESTED))
     return rows
 
 
@@ -151,16 +142,8 @@ def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict
     rows = claim_rows(
         judged("corrected"), original, paper_own, rule, judged("corrected", without_failed=True)
     )
-    return dict(
-        agreement=agreement_numbers(cells, protocols, margin),
-        claims=rows,
-        claim_rule=rule,
-        failed=failed_rows(cells),
-        failed_threshold=claims.FAILED_TRAIN_ERROR,
-        deviations=deviations(cells, margin),
-        min_seeds=claims.MIN_SEEDS,
-        quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,
-        has_original="original" in protocols,
-        tested=bool(rows) and all(r["tested"] for r in rows),
-        selection=selection,
-    )
+    out = dict(agreement=agreement_numbers(cells, protocols, margin), claims=rows, claim_rule=rule)
+    out.update(failed=failed_rows(cells), failed_threshold=claims.FAILED_TRAIN_ERROR)
+    out.update(deviations=deviations(cells, margin), min_seeds=claims.MIN_SEEDS)
+    out.update(quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS, has_original="original" in protocols)
+    return dict(out, tested=bool(rows) and all(r["tested"] for r in rows), selection=selection)

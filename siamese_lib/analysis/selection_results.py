@@ -154,11 +154,9 @@ def cell_confirmation(records, executions) -> dict | None:
         if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
             continue
         found = [r for r in map(find, configs) if r]
-        return (
-            {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
-            if len(found) == len(configs)
-            else None
-        )
+        if len(found) < len(configs):
+            return None
+        return {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
     return None
 
 
