@@ -77,9 +77,8 @@ def ablation_frame(df):
 
 
 def tested_against_baseline(df) -> pd.DataFrame:
-    """Every difference test of the stage, as one family: each variant against our baseline of its model
-    (Table IX, both rules; the best recipe's variants left to the ablation) and each ablation against the
-    whole recipe; with Benjamini-Hochberg adjusted p-values (q) and ``effect`` where q < FDR."""
+    """Every difference test of the stage as one family (each variant against its model's baseline, each
+    ablation against the whole recipe), with Benjamini-Hochberg adjusted p-values (q); ``effect``: q < FDR."""
     parts = []
     for metric in ("test_error", "test_digit_prob_error"):
         t = table3(df, metric=metric)
@@ -162,9 +161,8 @@ def chosen(df) -> dict:
     columns refused), then its test numbers (test_mean, test_std, n)."""
     groups = dict(list(df.groupby(["model", "variant"], sort=True)))
     columns = [f"val_{suffix}" for suffix in RULES.values() if f"val_{suffix}" in df]
-    choice = choose(
-        [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
-    )
+    scores = [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
+    choice = choose(scores)
     (model, variant), metric = choice["candidate"], choice["column"]
     test_metric = "test_" + metric.removeprefix("val_")
     t_mean, t_std, n = mean_std_n(groups[model, variant][test_metric])
@@ -214,9 +212,8 @@ def best_summary(df, truth=None) -> dict:
     rule = next(r for r, suffix in RULES.items() if choice["metric"] == f"val_{suffix}")
     g = df[(df["model"] == choice["model"]) & (df["variant"] == choice["variant"])]
     ens = ensemble_errors(g, truth).iloc[0]
-    ens_error = ens[
-        {"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]
-    ]
+    column = {"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]
+    ens_error = ens[column]
     text = (
         f"Chosen on the validation splits alone: {choice['model']}, variant `{choice['variant']}` "
         f"({VARIANTS.get(choice['variant'], {}).get('description', '')}), rule: {RULE_LABELS[rule]} "

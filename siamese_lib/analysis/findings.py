@@ -25,23 +25,19 @@ def agreement_numbers(cells, protocols, margin) -> dict:
     frame = verdict_frame(cells, margin)
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
-        out["protocols"][p] = {
-            "counts": verdict_counts(frame, p),
-            "adjusted": verdict_counts(frame, p, adjusted=True),
-            "distinct": len(distinct_cells(cells, p)),
-            "cells": len(mine),
-            "complete": sum(c.complete for c in mine),
-            "paper_best": cell_numbers(cell_map(cells, p).get(PAPER_BEST_KEY), margin),
-        }
+        numbers = dict(counts=verdict_counts(frame, p), adjusted=verdict_counts(frame, p, adjusted=True))
+        numbers.update(distinct=len(distinct_cells(cells, p)), cells=len(mine))
+        numbers.update(complete=sum(c.complete for c in mine))
+        best = cell_numbers(cell_map(cells, p).get(PAPER_BEST_KEY), margin)
+        out["protocols"][p] = dict(numbers, paper_best=best)
     done = [c for c in cells if c.protocol == "corrected" and c.table == "table1" and c.complete]
     out["best"] = cell_numbers(min(done, key=lambda c: c.mean), margin) if done else None
     return out
 
 
 def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
-    """One row per claim: what the paper says; under each protocol, on the paper's own numbers and (corrected
-    protocol) without the failed seeds, the pooled effect with its interval and both rules' verdicts; the one
-    verdict of each rule, and ``verdict``: that of the profile's ``rule``."""
+    """One row per claim: its judgement under each protocol, on the paper's own numbers and without failed
+    seeds; each rule's one verdict, and ``verdict``: that of the profile's ``rule``."""
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
@@ -129,9 +125,8 @@ def failed_rows(cells) -> list[dict]:
 
 
 def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
-    """All the report's templates are filled with; the claims judged under each protocol run, on the paper's
-    own numbers and on our cells without failed seeds, ``size`` (fewest seeds, fewest epochs) for the power
-    rule; ``selection``: selection_results.headline_numbers."""
+    """All the report's templates are filled with; ``size`` (fewest seeds, fewest epochs) for the claims'
+    power rule; ``selection``: selection_results.headline_numbers."""
 
     def judged(protocol, without_failed=False):
         stats = claims.stats_from_cells(cells, protocol, without_failed)
