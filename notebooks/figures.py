@@ -37,7 +37,7 @@ from IPython.display import HTML, SVG, display
 from siamese_lib.analysis import tables
 from siamese_lib.common import PARAMS_DIR, runs_root
 from siamese_lib.data import generate_pair_sets
-from siamese_lib.experiments import lr_rule, planning
+from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.presentation import figures, profile_text
 from siamese_lib.store import load_records
@@ -79,7 +79,7 @@ display(SVG(filename=figures.ARCHITECTURE))
 # %%
 curves = planning.lr_search_curves(records, plan)
 used = planning.used_learning_rates(prof, curves, store_dir)
-print("our rule would choose:", lr_rule.choose_learning_rates(curves), "| used:", used)
+print("our rule would choose:", planning.choose_learning_rates(curves), "| used:", used)
 figures.lr_search_figure(curves, used)
 plt.show()
 

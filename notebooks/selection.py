@@ -55,7 +55,6 @@ scheduler: Optional[str] = None    # None: train missing runs in this process; "
 import pandas as pd
 from IPython.display import Markdown, display
 
-from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import NOTEBOOKS_DIR
 from siamese_lib.experiments.planning import configs_for
 from siamese_lib.experiments.selection import RULE_TEXT, chosen_candidate, final_candidates
@@ -70,7 +69,16 @@ params = dict(
     settings, part=part, candidate=candidate, seeds=seeds, selection=selection, confirm_seeds=confirm_seeds
 )
 params.update({"holdout_seed": holdout_seed} if holdout_seed is not None else {})
-display(Markdown(sel.space_markdown(selection, settings)))
+candidates, rules = len(selection["candidates"]), selection["rules"]
+display(
+    Markdown(
+        f"Declared space: {candidates} candidates x {len(rules)} comparison rules ({', '.join(rules)}) = "
+        f"{candidates * len(rules)} choices, each on selection seeds "
+        f"{', '.join(map(str, selection['selection_seeds']))}; the choice trains on fresh seeds "
+        f"{', '.join(map(str, selection['final_seeds']))} ({selection['final_training'].replace('_', ' ')}); "
+        f"{nb_pairs} training pairs. Rule: {RULE_TEXT}."
+    )
+)
 
 # %% [markdown]
 # ## The choice (part "final")

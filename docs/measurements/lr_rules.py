@@ -5,7 +5,7 @@
 
 MIRROR is a clone of github.com/RaphaelUebersax/Deep-Learning-course. The file is a float32 tensor [4 models, 6 rates,
 100 epochs]: the summed training loss per epoch, the mean over the authors' 3 seeds (their readme.txt and
-setting_learning_rate.py). Every rule is a ``lr_rule.LossRule`` scored by ``lr_rule.rule_score``, the library's own
+setting_learning_rate.py). Every rule is a ``planning.LossRule`` scored by ``planning.rule_score``, the library's own
 scoring, with the log's seed-mean curve as the one curve. Prints the markdown tables of docs/measurements/lr_rules.md;
 with a profile and its store, also both rules' picks and scores on our own search's curves.
 """
@@ -17,12 +17,11 @@ import numpy as np
 import torch
 
 from siamese_lib.experiments import planning
-from siamese_lib.experiments.lr_rule import (
+from siamese_lib.experiments.planning import (
     DECLARED_RULE,
     POST_HOC_RULE,
     LossRule,
     choose_learning_rates,
-    post_hoc_learning_rates,
     rule_score,
 )
 from siamese_lib.experiments.profiles import PAPER_LRS, load_profile
@@ -96,7 +95,7 @@ def ours(profile: str, store: str) -> None:
         load_records(Path(store)), planning.expand(load_profile(profile), "", stages=("lr_search",))
     )
     print(
-        f"\nOur search: declared rule {choose_learning_rates(curves)}; post-hoc rule {post_hoc_learning_rates(curves)}"
+        f"\nOur search: declared rule {choose_learning_rates(curves)}; post-hoc rule {choose_learning_rates(curves, POST_HOC_RULE)}"
     )
     evidence({m: {lr: e["curves"] for lr, e in by_lr.items()} for m, by_lr in curves.items()})
 

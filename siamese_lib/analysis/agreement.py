@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from .. import machine
 from ..config import ERROR_METRICS
 from .stats import fmt_p, mean_std_n, welch_p
@@ -55,21 +57,11 @@ class CellCheck:
 def run_check(
     key, cell, seed, committed_metrics: dict, new_metrics: dict, committed_machine, new_machine
 ) -> RunCheck:
-    same = all(_number(committed_metrics.get(m)) == _number(new_metrics.get(m)) for m in COMPARED_METRICS)
-    return RunCheck(
-        key,
-        cell,
-        seed,
-        float(committed_metrics["test_error"]),
-        float(new_metrics["test_error"]),
-        same,
-        machine.must_be_identical(committed_machine, new_machine),
-    )
-
-
-def _number(x):
-    """A metric as a float, None when absent (a CSV's empty cell reads as NaN)."""
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+    # each compared metric equal to the last bit, or absent on both sides (None, or a CSV's empty cell: NaN)
+    values = [[m.get(k) for k in COMPARED_METRICS] for m in (committed_metrics, new_metrics)]
+    same = np.array_equal(*np.array(values, dtype=float), equal_nan=True)
+    errors = float(committed_metrics["test_error"]), float(new_metrics["test_error"])
+    return RunCheck(key, cell, seed, *errors, same, machine.must_be_identical(committed_machine, new_machine))
 
 
 def cell_check(cell, committed_errors, new_errors) -> CellCheck:

@@ -71,26 +71,19 @@ def table3(df, baseline: str = BASELINE, metric: str = "test_error", paper: dict
 
 def ablation_frame(df):
     """The runs of the best recipe's ablation (LeNet5, variants 'best*' but refits); empty without one."""
-    ab = df[
-        (df["model"] == "LeNet5")
-        & df["variant"].str.startswith("best")
-        & ~df["variant"].isin(list(REFITS.values()))
-    ]
+    refit = df["variant"].isin(list(REFITS.values()))
+    ab = df[(df["model"] == "LeNet5") & df["variant"].str.startswith("best") & ~refit]
     return ab if "best" in set(ab["variant"]) and len(set(ab["variant"])) > 1 else ab.iloc[0:0]
 
 
 def tested_against_baseline(df) -> pd.DataFrame:
-    """Every difference test of the stage, as one family: each variant against our baseline of its model
-    (Table IX, both rules; the best recipe's variants left to the ablation) and each ablation against the
-    whole recipe; with Benjamini-Hochberg adjusted p-values (q) and ``effect`` where q < FDR."""
+    """Every difference test of the stage as one family (each variant against its model's baseline, each
+    ablation against the whole recipe), with Benjamini-Hochberg adjusted p-values (q); ``effect``: q < FDR."""
     parts = []
     for metric in ("test_error", "test_digit_prob_error"):
         t = table3(df, metric=metric)
-        parts.append(
-            t[~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))].assign(
-                metric=metric, baseline=BASELINE
-            )
-        )
+        keep = ~t["variant"].str.startswith("best") & ~t["variant"].isin(list(REFITS.values()))
+        parts.append(t[keep].assign(metric=metric, baseline=BASELINE))
     ab = ablation_frame(df)
     if len(ab):
         t = table3(ab, baseline="best", metric="test_digit_prob_error")
@@ -148,9 +141,11 @@ def ensemble_errors(df, truth=None):
         target = _truth_for(g, truth)[0]
         votes = [np.asarray(a) <= np.asarray(b) for a, b in zip(g["digit1_pred"], g["digit2_pred"])]
         row = {"model": model, "variant": variant, "n_seeds": len(g)}
-        for name, outputs in zip(
-            ("head", "digit_prob", "digits_vote"), (g["head_prob"], g["digit_prob"], votes)
-        ):
+        for name, outputs in {
+            "head": g["head_prob"],
+            "digit_prob": g["digit_prob"],
+            "digits_vote": votes,
+        }.items():
             err = float(np.mean(ensemble_wrong(outputs, target)))
             row[f"{name}_error"] = 100 * err
             row[f"{name}_se"] = 100 * math.sqrt(err * (1 - err) / len(target))
@@ -166,9 +161,8 @@ def chosen(df) -> dict:
     columns refused), then its test numbers (test_mean, test_std, n)."""
     groups = dict(list(df.groupby(["model", "variant"], sort=True)))
     columns = [f"val_{suffix}" for suffix in RULES.values() if f"val_{suffix}" in df]
-    choice = choose(
-        [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
-    )
+    scores = [{"candidate": k, "column": c, "values": list(g[c])} for k, g in groups.items() for c in columns]
+    choice = choose(scores)
     (model, variant), metric = choice["candidate"], choice["column"]
     test_metric = "test_" + metric.removeprefix("val_")
     t_mean, t_std, n = mean_std_n(groups[model, variant][test_metric])
@@ -218,9 +212,8 @@ def best_summary(df, truth=None) -> dict:
     rule = next(r for r, suffix in RULES.items() if choice["metric"] == f"val_{suffix}")
     g = df[(df["model"] == choice["model"]) & (df["variant"] == choice["variant"])]
     ens = ensemble_errors(g, truth).iloc[0]
-    ens_error = ens[
-        {"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]
-    ]
+    column = {"head": "head_error", "digits": "digits_vote_error", "digit_prob": "digit_prob_error"}[rule]
+    ens_error = ens[column]
     text = (
         f"Chosen on the validation splits alone: {choice['model']}, variant `{choice['variant']}` "
         f"({VARIANTS.get(choice['variant'], {}).get('description', '')}), rule: {RULE_LABELS[rule]} "

@@ -9,7 +9,7 @@ from dataclasses import asdict
 import numpy as np
 
 from ..config import ORIGINAL_NO_AUX_EPOCHS, PAPER_MODELS
-from ..experiments import lr_rule
+from ..experiments import planning
 from ..experiments.profiles import PAPER_LRS
 from . import claims
 from .stats import ALPHA_DIFFERENCE, ALPHA_EQUIVALENCE, FDR
@@ -25,42 +25,29 @@ def agreement_numbers(cells, protocols, margin) -> dict:
     frame = verdict_frame(cells, margin)
     for p in protocols:
         mine = [c for c in cells if c.protocol == p]
-        out["protocols"][p] = {
-            "counts": verdict_counts(frame, p),
-            "adjusted": verdict_counts(frame, p, adjusted=True),
-            "distinct": len(distinct_cells(cells, p)),
-            "cells": len(mine),
-            "complete": sum(c.complete for c in mine),
-            "paper_best": cell_numbers(cell_map(cells, p).get(PAPER_BEST_KEY), margin),
-        }
+        numbers = dict(counts=verdict_counts(frame, p), adjusted=verdict_counts(frame, p, adjusted=True))
+        numbers.update(distinct=len(distinct_cells(cells, p)), cells=len(mine))
+        numbers.update(complete=sum(c.complete for c in mine))
+        best = cell_numbers(cell_map(cells, p).get(PAPER_BEST_KEY), margin)
+        out["protocols"][p] = dict(numbers, paper_best=best)
     done = [c for c in cells if c.protocol == "corrected" and c.table == "table1" and c.complete]
     out["best"] = cell_numbers(min(done, key=lambda c: c.mean), margin) if done else None
     return out
 
 
 def claim_rows(corrected, original, paper_own, rule="pooled_effect", without_failed=None) -> list[dict]:
-    """One row per claim: what the paper says; under each protocol, on the paper's own numbers and (corrected
-    protocol) without the failed seeds, the pooled effect with its interval and both rules' verdicts; the one
-    verdict of each rule, and ``verdict``: that of the profile's ``rule``."""
+    """One row per claim: its judgement under each protocol, on the paper's own numbers and without failed
+    seeds; each rule's one verdict, and ``verdict``: that of the profile's ``rule``."""
     rows = []
     for i, c in enumerate(corrected):
         o = original[i] if original else None
         new = claims.combine(c.verdict, o and o.verdict)
         old = claims.combine(c.old_verdict, o and o.old_verdict, claims.HOLDS)
-        rows.append(
-            {
-                "name": c.name,
-                "paper": c.paper,
-                "corrected": asdict(c),
-                "original": asdict(o) if o else None,
-                "paper_own": asdict(paper_own[i]) if paper_own else None,
-                "without_failed": asdict(without_failed[i]) if without_failed else None,
-                "pooled_verdict": new,
-                "old_verdict": old,
-                "verdict": new if rule == "pooled_effect" else old,
-                "tested": c.verdict != claims.NOT_TESTED,
-            }
-        )
+        row = dict(name=c.name, paper=c.paper, corrected=asdict(c), original=asdict(o) if o else None)
+        row.update(paper_own=asdict(paper_own[i]) if paper_own else None)
+        row.update(without_failed=asdict(without_failed[i]) if without_failed else None)
+        row.update(pooled_verdict=new, old_verdict=old, verdict=new if rule == "pooled_effect" else old)
+        rows.append(dict(row, tested=c.verdict != claims.NOT_TESTED))
     return rows
 
 
@@ -80,7 +67,8 @@ def lr_numbers(curves, used) -> dict:
     """Table IV and the discussion's numbers: per searched model the paper's rate, both rules' picks (None
     while the search is incomplete) and the rate used; where a pick differs from the paper's (``differ``;
     ``evidence`` adds EVIDENCE_ALWAYS) every rate's scores, and where the pick's curve is lower."""
-    declared, post_hoc = lr_rule.choose_learning_rates(curves), lr_rule.post_hoc_learning_rates(curves)
+    declared = planning.choose_learning_rates(curves)
+    post_hoc = planning.choose_learning_rates(curves, planning.POST_HOC_RULE)
     rows, differ, evidence = [], [], []
     for m in (m for m in PAPER_MODELS if m in curves):
         by_lr, paper = curves[m], PAPER_LRS[m]
@@ -88,9 +76,9 @@ def lr_numbers(curves, used) -> dict:
         rows.append(dict(row, rates=len(by_lr), complete=sum(not e["missing_seeds"] for e in by_lr.values())))
         if m not in declared or (declared[m] == post_hoc[m] == paper and m != EVIDENCE_ALWAYS):
             continue
-        rules = {"rule": lr_rule.DECLARED_RULE, "post_hoc": lr_rule.POST_HOC_RULE}
+        rules = {"rule": planning.DECLARED_RULE, "post_hoc": planning.POST_HOC_RULE}
         scores = {
-            lr: {name: lr_rule.rule_score(by_lr[lr]["curves"], rule) for name, rule in rules.items()}
+            lr: {name: planning.rule_score(by_lr[lr]["curves"], rule) for name, rule in rules.items()}
             for lr in sorted(by_lr, reverse=True)
         }
         entry = {"model": m, "rule": declared[m], "post_hoc": post_hoc[m], "paper": paper, "scores": scores}
@@ -105,7 +93,7 @@ def lr_numbers(curves, used) -> dict:
             dict(entry, faster=declared[m] > paper, paper_searched=paper in by_lr, crossing=crossing)
         )
     return {
-        "final_epochs": lr_rule.FINAL_EPOCHS,
+        "final_epochs": planning.FINAL_EPOCHS,
         "rows": rows,
         "differ": differ,
         "evidence": evidence,
@@ -137,9 +125,8 @@ def failed_rows(cells) -> list[dict]:
 
 
 def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict:
-    """All the report's templates are filled with; the claims judged under each protocol run, on the paper's
-    own numbers and on our cells without failed seeds, ``size`` (fewest seeds, fewest epochs) for the power
-    rule; ``selection``: selection_results.headline_numbers."""
+    """All the report's templates are filled with; ``size`` (fewest seeds, fewest epochs) for the claims'
+    power rule; ``selection``: selection_results.headline_numbers."""
 
     def judged(protocol, without_failed=False):
         stats = claims.stats_from_cells(cells, protocol, without_failed)
@@ -150,16 +137,8 @@ def report_numbers(cells, protocols, margin, rule, size, selection=None) -> dict
     rows = claim_rows(
         judged("corrected"), original, paper_own, rule, judged("corrected", without_failed=True)
     )
-    return dict(
-        agreement=agreement_numbers(cells, protocols, margin),
-        claims=rows,
-        claim_rule=rule,
-        failed=failed_rows(cells),
-        failed_threshold=claims.FAILED_TRAIN_ERROR,
-        deviations=deviations(cells, margin),
-        min_seeds=claims.MIN_SEEDS,
-        quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS,
-        has_original="original" in protocols,
-        tested=bool(rows) and all(r["tested"] for r in rows),
-        selection=selection,
-    )
+    out = dict(agreement=agreement_numbers(cells, protocols, margin), claims=rows, claim_rule=rule)
+    out.update(failed=failed_rows(cells), failed_threshold=claims.FAILED_TRAIN_ERROR)
+    out.update(deviations=deviations(cells, margin), min_seeds=claims.MIN_SEEDS)
+    out.update(quirk1_epochs=ORIGINAL_NO_AUX_EPOCHS, has_original="original" in protocols)
+    return dict(out, tested=bool(rows) and all(r["tested"] for r in rows), selection=selection)

@@ -32,23 +32,6 @@ def space_frame(stage: dict) -> pd.DataFrame:
     return df.loc[:, [c for c in df if c == "candidate" or (df[c] != "").any()]]
 
 
-def space_markdown(stage: dict, settings: dict) -> str:
-    n = len(stage["candidates"]) * len(stage["rules"])
-    return (
-        f"Declared space: {len(stage['candidates'])} candidates x {len(stage['rules'])} comparison rules "
-        f"({', '.join(stage['rules'])}) = {n} choices, each on selection seeds "
-        f"{', '.join(map(str, stage['selection_seeds']))}; the choice trains on fresh seeds "
-        f"{', '.join(map(str, stage['final_seeds']))} ({stage['final_training'].replace('_', ' ')}); "
-        f"{settings['nb_pairs']} training pairs. Rule: {selection.RULE_TEXT}."
-    )
-
-
-def scores_runs(scores: list[dict]) -> pd.DataFrame:
-    """Tidy rows (candidate, rule, val_error): one per selection run and rule, for the figure."""
-    rows = [(s["candidate"], s["rule"], float(v)) for s in scores for v in s["values"]]
-    return pd.DataFrame(rows, columns=["candidate", "rule", "val_error"])
-
-
 def _scored(values, pairs: int, pair_errors=None, images=None) -> dict:
     """Mean, std, n and 95 % interval (stats.error_interval) of errors (%) on a set of ``pairs`` pairs."""
     mean, std, n = mean_std_n(values)
@@ -76,11 +59,6 @@ def _holdout_set(first, split: str) -> tuple[np.ndarray, np.ndarray]:
     return data.eval_set(*args)[1].numpy(), data.eval_indices(*args).numpy()
 
 
-def _pair_errors(frame, column, target) -> np.ndarray:
-    """Per pair, the share of the runs (rows) whose ``column`` probability gives the wrong answer."""
-    return np.mean((np.stack(frame[column].map(np.asarray)) > 0.5) != target, axis=0)
-
-
 def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
     """The runs' mean error (column ``<set>_<suffix>``) on the test pairs and on each holdout (None without
     it), whose interval counts the images its pairs share (stats.shared_image_variance)."""
@@ -90,7 +68,9 @@ def scored_runs(frame: pd.DataFrame, suffix: str) -> dict:
         out[split] = None
         if _holdout_seeds(first, split) is not None:
             target, images = _holdout_set(first, split)
-            errors = _pair_errors(frame, f"{split}_{PROB_COLUMNS[suffix]}", target)
+            # per pair, the share of the runs whose probability gives the wrong answer
+            outputs = np.stack(frame[f"{split}_{PROB_COLUMNS[suffix]}"].map(np.asarray))
+            errors = np.mean((outputs > 0.5) != target, axis=0)
             out[split] = _scored(frame[f"{split}_{suffix}"], len(target), errors, images)
     return out
 
@@ -113,13 +93,6 @@ def ensemble_scores(frame: pd.DataFrame, prob: str) -> dict:
     return out
 
 
-def _final_runs(stage: dict, settings: dict, store_dir, name: str) -> tuple[pd.DataFrame, list[int]]:
-    configs = selection.final_configs(stage, settings, name)
-    records = [(c.seed, find_record(store_dir, c, report=report_to_stderr)) for c in configs]
-    runs = runs_frame([r for _, r in records if r is not None], name)
-    return runs, [seed for seed, r in records if r is None]
-
-
 def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     """Everything the report shows of a selection round (``name``: its stage); None when the profile has none.
     ``unchecked``: (runs without per-pair validation outputs, selection runs); ``choice`` is None until every
@@ -132,7 +105,9 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     rows = [(*mean_std_n(s["values"]), s["candidate"], s["rule"]) for s in scores]
     frame = pd.DataFrame(rows, columns=["val_mean", "val_std", "n", "candidate", "rule"])
     per_candidate = {x["candidate"]: (x["unchecked"], len(x["values"])) for x in scores}
-    out = dict(name=name, stage=stage, scores=frame, missing=missing, runs=scores_runs(scores), ensembles=[])
+    tidy = [(s["candidate"], s["rule"], float(v)) for s in scores for v in s["values"]]  # for the figure
+    tidy = pd.DataFrame(tidy, columns=["candidate", "rule", "val_error"])
+    out = dict(name=name, stage=stage, scores=frame, missing=missing, runs=tidy, ensembles=[])
     out.update(unchecked=tuple(map(sum, zip(*per_candidate.values()))) if per_candidate else (0, 0))
     out.update(final=pd.DataFrame(), final_missing=[], ensemble=math.nan)
     out.update(dict.fromkeys(("choice", "headline", "confirm", "holdout")))
@@ -141,8 +116,11 @@ def load_selection(profile, store_dir, name: str = "selection") -> dict | None:
     choice = selection.choose(scores)
     out["choice"] = choice
     finals = {}
-    for c in selection.final_candidates(stage, choice["candidate"]):
-        finals[c], lacking = _final_runs(stage, settings, store_dir, c)  # the choice first: its seeds
+    for c in selection.final_candidates(stage, choice["candidate"]):  # the choice first: its seeds
+        configs = selection.final_configs(stage, settings, c)
+        found = {x.seed: find_record(store_dir, x, report=report_to_stderr) for x in configs}
+        finals[c] = runs_frame([r for r in found.values() if r is not None], c)
+        lacking = [seed for seed, r in found.items() if r is None]
         out["final_missing"] += lacking if c == choice["candidate"] else [f"{c} seed {s}" for s in lacking]
     final = finals[choice["candidate"]]
     if final.empty:
@@ -172,11 +150,9 @@ def cell_confirmation(records, executions) -> dict | None:
         if ex.stage != "table1" or not configs or not configs[0].confirm_seeds:
             continue
         found = [r for r in map(find, configs) if r]
-        return (
-            {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
-            if len(found) == len(configs)
-            else None
-        )
+        if len(found) < len(configs):
+            return None
+        return {"label": ex.name, **scored_runs(runs_frame(found, ex.name), "error")}
     return None
 
 

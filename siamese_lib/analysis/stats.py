@@ -116,8 +116,7 @@ def error_interval(values, pairs: int, pair_errors=None, images=None) -> tuple[f
     if not n or pairs < 1:
         return math.nan, math.nan
     rate = mean / 100
-    sampling = (
-        rate * (1 - rate) / pairs if pair_errors is None else shared_image_variance(pair_errors, images)
-    )
+    binomial = rate * (1 - rate) / pairs
+    sampling = binomial if pair_errors is None else shared_image_variance(pair_errors, images)
     se = math.sqrt((std**2 / n if n > 1 else 0.0) + 1e4 * sampling)
     return max(0.0, mean - 1.96 * se), mean + 1.96 * se

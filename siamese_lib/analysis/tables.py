@@ -248,8 +248,7 @@ def seed_table(records):
     """Per-seed errors (%) with mean and std (over seeds, ddof 1) rows, and the machine of each seed."""
     cols = ["test_error", "test_derived_error", "test_digit1_error", "test_digit2_error", "train_error"]
     rows = {r["config"]["seed"]: {c: r["metrics"].get(c) for c in (*cols, "train_seconds")} for r in records}
-    frame = pd.DataFrame.from_dict(rows, orient="index")
-    frame.index.name = "seed"
+    frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("seed")
     summary = pd.DataFrame({"mean": frame.mean(), "std": frame.std()}).T
     table = pd.concat([frame, summary]).round(3)
     machines = {r["config"]["seed"]: machine.short(r.get("machine")) for r in records}

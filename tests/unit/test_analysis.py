@@ -15,7 +15,7 @@ import pytest
 from siamese_lib.analysis import findings, stats, tables, verdicts
 from siamese_lib.common import write_atomically
 from siamese_lib.config import ERROR_METRICS, RunConfig
-from siamese_lib.experiments import lr_rule, planning
+from siamese_lib.experiments import planning
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.store import SCHEMA_VERSION, load_records, record_path, run_key
 
@@ -306,7 +306,11 @@ def test_auto_learning_rates_refuses_an_incomplete_search(tmp_path):
     curves = planning.lr_search_curves(load_records(store), planning.expand(prof, str(store)))
     assert curves["ResNet"][0.05]["missing_seeds"] == [2]
     # the synthetic curves are lowest at 0.005 (see fill_store)
-    assert lr_rule.choose_learning_rates(curves) == {"Net": 0.005, "LeNet5": 0.005, "LeNet5_FullyConv": 0.005}
+    assert planning.choose_learning_rates(curves) == {
+        "Net": 0.005,
+        "LeNet5": 0.005,
+        "LeNet5_FullyConv": 0.005,
+    }
 
 
 def _search(**by_lr):
@@ -331,19 +335,19 @@ LATE_WINNER = _search(
 
 
 def test_post_hoc_rule_reads_the_whole_curve_on_a_log_scale():
-    assert lr_rule.choose_learning_rates(LATE_WINNER) == {
+    assert planning.choose_learning_rates(LATE_WINNER) == {
         "LeNet5_FullyConv": 0.3
     }  # the last 10 epochs: 0.01 < 0.1
     # geometric means over all epochs: sqrt(10 * 0.01) = 0.32 for 0.3 against 0.1 for 0.05
-    assert lr_rule.post_hoc_learning_rates(LATE_WINNER) == {"LeNet5_FullyConv": 0.05}
-    assert lr_rule.rule_score([[10.0, 0.1]], lr_rule.POST_HOC_RULE) == pytest.approx(1.0)
-    assert lr_rule.rule_score([[1.0, 2.0], [3.0, 4.0]]) == pytest.approx(
+    assert planning.choose_learning_rates(LATE_WINNER, planning.POST_HOC_RULE) == {"LeNet5_FullyConv": 0.05}
+    assert planning.rule_score([[10.0, 0.1]], planning.POST_HOC_RULE) == pytest.approx(1.0)
+    assert planning.rule_score([[1.0, 2.0], [3.0, 4.0]]) == pytest.approx(
         2.5
     )  # the seeds' mean curve, then its tail
     # an early divergence loses under the post-hoc rule even though the declared rule does not read it
     early_nan = _search(**{"0_05": [float("nan")] + [0.001] * 19, "0_005": [0.1] * 20})
-    assert lr_rule.choose_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.05}
-    assert lr_rule.post_hoc_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.005}
+    assert planning.choose_learning_rates(early_nan) == {"LeNet5_FullyConv": 0.05}
+    assert planning.choose_learning_rates(early_nan, planning.POST_HOC_RULE) == {"LeNet5_FullyConv": 0.005}
 
 
 def test_lr_numbers_give_both_rules_and_the_curves_evidence():
