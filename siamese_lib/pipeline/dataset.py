@@ -55,7 +55,7 @@ COLUMNS = {  # name: (unit, meaning)
     "aux_schedule": ("", "constant or linear_decay of the auxiliary weight over the epochs"),
     "weight_decay": ("", "Adam weight decay"),
     "l1": ("", "L1 penalty on the weights"),
-    "augment": ("", "training augmentations: repair, swap, shift, affine"),
+    "augment": ("", "training augmentations: repair, swap, shift, affine, elastic"),
     "val_pairs": ("pairs", "training pairs held out as a validation split"),
     "lr_schedule": ("", "constant or cosine learning rate"),
     "branch_calls": (
@@ -94,19 +94,27 @@ COLUMNS = {  # name: (unit, meaning)
     "created": ("", "when the record was written (ISO 8601, UTC)"),
 }
 PAIR_COLUMNS = {
-    "set": ("", "test (the prologue's test pairs) or confirm (the confirmation set)"),
+    "set": ("", "test (the prologue's test pairs), confirm (the confirmation set) or holdout (the holdout)"),
     "nb_pairs": ("pairs", "the runs' nb_pairs this set belongs to"),
     "data_seed": ("", "the runs' data_seed this set belongs to"),
     "confirm_seeds": ("", "the runs' confirm_seeds (confirm only; empty for test)"),
-    "pair": ("", "position in a run's per-pair lists (head_prob ... for test, confirm_* for confirm)"),
+    "pair": (
+        "",
+        "position in a run's per-pair lists (head_prob ... for test, confirm_* / holdout_* for the others)",
+    ),
     "target": ("", "1 if the first digit is lesser or equal to the second, else 0"),
     "digit1": ("", "the first image's digit class"),
     "digit2": ("", "the second image's digit class"),
-    # set "holdout": a column once a record has one. The wording of the columns an earlier record has is part
-    # of its bytes: it changes with a new record only
+    # a column once a record has a holdout; the wording of every column is part of a record's bytes
     "holdout_seed": ("", "the runs' holdout_seed (set holdout, whose MNIST indices are of training images)"),
-    "mnist_index1": ("", "the first image's index among the MNIST test images"),
-    "mnist_index2": ("", "the second image's index among the MNIST test images"),
+    "mnist_index1": (
+        "",
+        "the first image's index among the MNIST test images (training images for set holdout)",
+    ),
+    "mnist_index2": (
+        "",
+        "the second image's index among the MNIST test images (training images for set holdout)",
+    ),
     "image1": ("grey level 0-255", "the first image, 14 x 14 row-major (test set only)"),
     "image2": ("grey level 0-255", "the second image, 14 x 14 row-major (test set only)"),
 }
@@ -149,8 +157,8 @@ def markdown() -> str:
             *rows(["train_loss", "train_seconds", "wall_seconds"], False),
             *rows(metrics, False),
             "",
-            "`report/<profile>/pairs.parquet`: one row per test or confirmation pair, in the order of the "
-            "runs' per-pair lists.",
+            "`report/<profile>/pairs.parquet`: one row per test, confirmation or holdout pair, in the order "
+            "of the runs' per-pair lists.",
             "",
             head,
             *rows(PAIR_COLUMNS, True),
