@@ -37,11 +37,14 @@ from siamese_lib.analysis import beyond_paper as beyond
 from siamese_lib.analysis import findings, tables
 from siamese_lib.analysis import selection_results as sel
 from siamese_lib.common import PARAMS_DIR, runs_root
+from siamese_lib.config import MODEL_NAMES
 from siamese_lib.data import generate_pair_sets
 from siamese_lib.experiments import planning
 from siamese_lib.experiments.grid import SELECTION_STAGES
 from siamese_lib.experiments.profiles import load_profile
+from siamese_lib.models import build_model, count_parameters
 from siamese_lib.pipeline.published import published_history
+from siamese_lib.pipeline.publishing import write_data_csvs
 from siamese_lib.presentation import beyond_section, figures, profile_text, sections, templates
 from siamese_lib.store import load_records
 
@@ -144,7 +147,9 @@ display(HTML(templates.macro("figures:fig1", figures.image_src(figures.sample_pa
 
 # %%
 display(HTML(templates.macro("figures:fig2", figures.image_src(figures.ARCHITECTURE))))
-display(HTML(sections.parameters_html()))
+# Table III: each model's parameters with and without weight sharing, beside the paper's count
+n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
+display(HTML(templates.macro("run_tables:parameters", MODEL_NAMES, n, tables.PAPER_PARAMETERS)))
 
 # %% [markdown]
 # ### B. Variations
@@ -183,7 +188,7 @@ display(
     HTML(templates.macro("figures:fig3", figures.image_src(figures.lr_search_figure(curves, used)), note))
 )
 lr = findings.lr_numbers(curves, used)  # Table IV's rates and evidence, the discussion's numbers
-display(HTML(sections.lr_choice_html(lr)))
+display(HTML(templates.macro("run_tables:lr_choice", lr)))
 
 # %% [markdown]
 # <h3 id="results">B. Model comparison</h3>
@@ -256,7 +261,11 @@ display(HTML(sections.departures_html(tables.quirk_shifts(cells)[1])))
 display(HTML(sections.protocol_html(prof, records, timings)))
 
 # %%
-display(HTML(sections.quirk_shift_html(cells, tuple(prof.settings["protocols"]))))
+# Supplement C: Tables I and II as error bars (Figs. S1, S2), then Tables S2 and S3
+protocols = tuple(prof.settings["protocols"])
+bars = [figures.image_src(figures.errorbar_figure(cells, t, protocols)) for t in ("table1", "table2")]
+shifts = tables.quirk_shifts(cells) if "original" in protocols else None
+display(HTML(templates.macro("results:quirk_shifts", bars, shifts)))
 
 # %%
 display(HTML('<h3 id="beyond-tables">D. Beyond the paper, in full</h3>'))
@@ -277,7 +286,7 @@ display(HTML(templates.macro("run_tables:notebooks", timings, runs_dir.name)))
 display(HTML(templates.macro("run_tables:profile", profile_path.name, profile_path.read_text())))
 
 # %%
-sections.write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
+write_data_csvs(frame, cells, report_dir, margin)  # records.parquet: published by the runner
 display(HTML(templates.macro("run_tables:data", (report_dir / "records.parquet").is_file())))
 
 # %%
@@ -287,6 +296,6 @@ display(HTML(templates.render("claims_detail.html.j2", **words)))
 display(
     HTML(
         templates.render("lr_detail.html.j2", lr=lr if lr["differ"] else None, **words)
-        + sections.lr_choice_html(lr, evidence=True)
+        + templates.macro("run_tables:lr_evidence", lr)
     )
 )

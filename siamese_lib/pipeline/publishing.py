@@ -14,12 +14,14 @@ import pyarrow.parquet as pq
 
 from .. import store
 from ..analysis.tables import TABLE_NAMES, cell_label, records_frame, table_cells
+from ..analysis.verdicts import verdict_frame
 from ..common import UsageError, report_root, runs_root, safe_name, write_atomically
 from ..experiments.planning import Execution, PlanError, expand, load_plan, plan_document
 from ..experiments.profiles import TRAINING_STAGES
 from . import published as pub
 from .dataset import pairs_table
 
+RUN_ORDER = "model protocol weight_sharing aux_loss batch_norm dropout lr epochs seed".split()  # runs.csv
 RUNNER_PARAMETERS = ("threads", "force")  # what the runner adds to a plan's parameters (notebooks.make_jobs)
 
 
@@ -212,11 +214,22 @@ def read_checked(path, profile) -> tuple[list, list]:
             raise pub.RecordFileError(f"{path}: {exc}") from None
 
 
+def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
+    """runs.csv (a row per run, with its record's path) and cells.csv (a row per cell, tests and verdict)."""
+    runs, table = Path(out_dir) / "runs.csv", Path(out_dir) / "cells.csv"
+    data = b""
+    if not frame.empty:  # no text a spreadsheet runs:
+        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
+        frame = frame.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v)
+        data = frame.sort_values(RUN_ORDER).to_csv(index=False).encode()
+    write_atomically(runs, data)
+    write_atomically(table, verdict_frame(cells, margin).to_csv(index=False).encode())
+    return {"runs": runs, "cells": table}
+
+
 def derive_csvs(path, out_dir, profile, checked=None) -> dict:
     """runs.csv and cells.csv as the report writes them, from a published file alone (``checked``: its
     read_checked, when read already); returns their paths."""
-    from ..presentation.sections import write_data_csvs  # matplotlib and torch: only when deriving
-
     records, executions = checked or read_checked(path, profile)
     cells = table_cells(records, executions, profile.name)
     return write_data_csvs(records_frame(records), cells, out_dir, profile.settings["equivalence_margin"])

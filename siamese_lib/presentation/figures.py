@@ -26,7 +26,6 @@ USED, SEARCHED = "used for the tables (dotted)", "searched only"
 # The paper's Fig. 2 as the authors logged it: per model and rate, the seed-mean summed training loss per
 # epoch (docs/measurements/authors_lr_search.md says where it comes from).
 AUTHORS_LR_SEARCH = ROOT / "docs" / "measurements" / "authors_lr_search.csv"
-OURS, AUTHORS = "ours", "authors' log"
 
 
 def image_src(fig, dpi: int = 200) -> str | None:
@@ -87,7 +86,7 @@ def lr_search_figure(curves: dict, chosen: dict, models=PAPER_MODELS):
     if ours.empty:
         return None
     theirs = _authors_lr_frame(models)
-    df = pd.concat([ours.assign(source=OURS), theirs.assign(source=AUTHORS)], ignore_index=True)
+    df = pd.concat([ours.assign(source="ours"), theirs.assign(source="authors' log")], ignore_index=True)
     order = sorted(df["rate"].unique(), key=float, reverse=True)
     # a qualitative palette: six rates must be told apart, not ordered by shade
     lines = dict(hue="rate", hue_order=order, palette="tab10", style="line", style_order=[SEARCHED, USED])
@@ -168,13 +167,11 @@ def plot_confusion(counts, title: str = ""):
     return fig
 
 
-AUX_LABELS = dict(test_error="learned head", test_digit_prob_error="P(d1 <= d2) from digits")
-
-
 def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
     """Error (%) against the auxiliary weight per model, mean +- std over seeds; the linear decay (1 to 0) an
     open marker at w = 1; the digit rules left out at w = 0 (nothing trains the digit outputs as digits)."""
     frame = aux_weight_frame(df, metrics)
+    labels = dict(test_error="learned head", test_digit_prob_error="P(d1 <= d2) from digits")
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for i, (model, g) in enumerate(frame.groupby("model")):
         for j, m in enumerate(metrics):
@@ -182,7 +179,7 @@ def aux_weight_figure(df, metrics=("test_error", "test_digit_prob_error")):
             const = g[g["schedule"] == "constant"].sort_values("aux_weight")
             const = const if m == "test_error" else const[const["aux_weight"] > 0]
             x, y, e = const["aux_weight"], const[f"{m}_mean"], const[f"{m}_std"]
-            label = f"{model}, {AUX_LABELS.get(m, m)}"
+            label = f"{model}, {labels.get(m, m)}"
             ax.errorbar(x, y, yerr=e, marker="o", capsize=3, color=color, label=label)
             decay = g[g["schedule"] == "linear_decay"]
             if not decay.empty:

@@ -54,14 +54,10 @@ def render_report(executed_notebook: Path, out_dir: Path) -> dict:
     "pages": n}. ValueError if the HTML references anything remote."""
     import weasyprint
 
-    executed_notebook, out_dir = Path(executed_notebook), Path(out_dir)
-    body = notebook_to_html(executed_notebook)
-    remote = check_offline(body)
-    if remote:
-        raise ValueError(
-            f"the report HTML references remote resources, so it would not read offline: {remote[:5]}"
-        )
-    html_path, pdf_path = out_dir / "report.html", out_dir / "report.pdf"
+    body = notebook_to_html(Path(executed_notebook))
+    if remote := check_offline(body):
+        raise ValueError(f"the report HTML references remote resources (unreadable offline): {remote[:5]}")
+    html_path, pdf_path = Path(out_dir) / "report.html", Path(out_dir) / "report.pdf"
     write_atomically(html_path, body.encode("utf-8"))
     # no base URL: the links to runs.csv and cells.csv stay relative, wherever the folder is copied
     doc = weasyprint.HTML(string=body, base_url=None, url_fetcher=_url_fetcher()).render()

@@ -14,21 +14,19 @@ import torch
 
 from .. import machine
 from ..analysis.stats import mean_std_n, welch_p
-from ..analysis.tables import PAPER_PARAMETERS, best_cells, quirk_shifts
-from ..analysis.verdicts import cell_agreement, verdict_frame
-from ..common import ROOT, write_atomically
-from ..config import HEADS, MODEL_NAMES, PROTOCOL_SETTINGS, RunConfig
+from ..analysis.tables import best_cells
+from ..analysis.verdicts import cell_agreement
+from ..common import ROOT
+from ..config import HEADS, PROTOCOL_SETTINGS, RunConfig
 from ..experiments.profiles import PAPER_LRS
 from ..experiments.variants import VARIANTS, applies_to
 from ..models import build_model, count_parameters
 from ..store import DIRTY, code_version
 from ..training import make_optimizer
-from .figures import errorbar_figure, image_src
 from .profile_text import profile_numbers, report_title
 from .templates import macro, render, template_hash
 
 VERSIONS = "torch torchvision numpy pandas scipy matplotlib nbconvert papermill weasyprint".split()
-RUN_ORDER = "model protocol weight_sharing aux_loss batch_norm dropout lr epochs seed".split()
 # The one-call against the two-call forward on the paper's best cell (LeNet5_FullyConv, weight sharing +
 # auxiliary loss, corrected protocol, 10 seeds), one row per run as in runs.csv (verify can retrain them).
 FORWARD_MEASUREMENT = ROOT / "docs" / "measurements" / "forward_calls.csv"
@@ -49,48 +47,14 @@ def dirty_banner_html(records) -> str:
     return macro("run_tables:dirty_banner", len(dirty), len(records), dirty) if dirty else ""
 
 
-def results_cells(cells, table: str, protocol: str, margin: float) -> dict:
-    """One table's cells of one protocol by key, each with its id, its marks (best overall, best per model) on
-    the paper's numbers and ours, and its agreement (None while incomplete)."""
-    cs = {c.key: c for c in cells if c.table == table and c.protocol == protocol}
-    ours_per, ours_best, paper_per, paper_best = best_cells(list(cs.values()), table)
-    names, out = ("ws", "aux") if table == "table1" else ("ws", "bn", "do"), {}
-    for key, c in cs.items():
-        flags = [f"{w}{int(k)}" for w, k in zip(names, key[-len(names) :])]
-        x = {"c": c, "id": "/".join([table, protocol, *key[: -len(names)], *flags])}
-        x["paper_mark"] = "best" if key == paper_best else "bold" if key in paper_per else ""
-        x["ours_mark"] = "best" if key == ours_best else "bold" if key in ours_per else ""
-        out[key] = x | {"a": cell_agreement(c, margin) if c.complete else None}
-    return out
-
-
 def results_html(cells, table: str, protocol: str, margin: float) -> str:
-    """Table I or II in the paper's layout, then the cells it lacks."""
-    cs = results_cells(cells, table, protocol, margin)
-    return macro(f"results:{table}", cs, protocol) + missing_html(cells, protocol, table)
-
-
-def missing_html(cells, protocol: str, table: str) -> str:
-    """Cells the profile does not run in one line, then each incomplete cell with its seeds; '' when none."""
-    miss = [c for c in cells if not c.complete and (c.protocol, c.table) == (protocol, table)]
-    return macro("results:missing", miss, table, protocol) if miss else ""
-
-
-def quirk_shift_html(cells, protocols) -> str:
-    """Supplement C: Tables I and II as error bars (Figs. S1, S2), then Tables S2 and S3."""
-    bars = [image_src(errorbar_figure(cells, table, protocols)) for table in ("table1", "table2")]
-    return macro("results:quirk_shifts", bars, quirk_shifts(cells) if "original" in protocols else None)
-
-
-def parameters_html() -> str:
-    """Table III: each model's parameters with and without weight sharing, beside the paper's count."""
-    n = {(m, ws): count_parameters(build_model(m, weight_sharing=ws)) for m in MODEL_NAMES for ws in (0, 1)}
-    return macro("run_tables:parameters", MODEL_NAMES, n, PAPER_PARAMETERS)
-
-
-def lr_choice_html(lr: dict, evidence: bool = False) -> str:
-    """Table IV from ``findings.lr_numbers``; with ``evidence``, Table S13 (where a pick differs)."""
-    return macro("run_tables:lr_evidence" if evidence else "run_tables:lr_choice", lr)
+    """Table I or II in the paper's layout (its cells by key, their marks as tables.best_cells gives them, the
+    complete ones' agreement), then the cells it lacks."""
+    cs = {c.key: c for c in cells if c.table == table and c.protocol == protocol}
+    t = dict(cells=cs, marks=best_cells(list(cs.values()), table), protocol=protocol)
+    t["agree"] = {k: cell_agreement(c, margin) for k, c in cs.items() if c.complete}
+    miss = [c for c in cs.values() if not c.complete]
+    return macro(f"results:{table}", t) + macro("results:missing", miss, table, protocol)
 
 
 def _welch(a, b) -> dict | None:
@@ -99,14 +63,6 @@ def _welch(a, b) -> dict | None:
     if n1 < 2 or n2 < 2:
         return None
     return {"one": (m1, s1, n1), "two": (m2, s2, n2), "diff": m2 - m1, "p": welch_p(m2, s2, n2, m1, s1, n1)}
-
-
-def forward_effect(csv_path: Path = FORWARD_MEASUREMENT) -> dict | None:
-    """Two calls against one (``_welch`` on the test error, pp); None when not measured."""
-    if not Path(csv_path).is_file():
-        return None
-    frame = pd.read_csv(csv_path)
-    return _welch(*(frame.test_error[frame.branch_calls == k] for k in (1, 2)))
 
 
 def head_effect(csv_path: Path = HEAD_MEASUREMENT) -> list[dict]:
@@ -132,7 +88,9 @@ def departures_html(grouped_shifts=None) -> str:
     words["nets"] = {h: count_parameters(build_model("Net", head=h)) for h in HEADS}
     words["foreach"] = make_optimizer(build_model("Net"), RunConfig()).defaults.get("foreach")
     words["measured"] = grouped_shifts is not None and len(grouped_shifts) > 0
-    return render("departures.html.j2", forward=forward_effect(), net_head=head_effect(), **words)
+    f = pd.read_csv(FORWARD_MEASUREMENT) if FORWARD_MEASUREMENT.is_file() else None  # two calls against one
+    words["forward"] = None if f is None else _welch(*(f.test_error[f.branch_calls == k] for k in (1, 2)))
+    return render("departures.html.j2", net_head=head_effect(), **words)
 
 
 def _columns(records) -> dict:
@@ -172,16 +130,3 @@ def environment_html(records, verify: dict) -> str:
     machines = Counter(machine.describe(r.get("machine")) for r in records).most_common()
     here = machine.describe(verify.get("machine_here")) if verify else ""
     return macro("run_tables:environment", e, machines, verify, here)
-
-
-def write_data_csvs(frame, cells, out_dir, margin: float) -> dict:
-    """runs.csv (a row per run, with its record's path) and cells.csv (a row per cell, tests and verdict)."""
-    runs, table = Path(out_dir) / "runs.csv", Path(out_dir) / "cells.csv"
-    data = b""
-    if not frame.empty:  # no text a spreadsheet runs:
-        frame = frame.assign(record=[f"store/{k}.json" for k in frame["key"]])
-        frame = frame.map(lambda v: f"'{v}" if isinstance(v, str) and v[:1] in tuple("=+-@\t\r") else v)
-        data = frame.sort_values(RUN_ORDER).to_csv(index=False).encode()
-    write_atomically(runs, data)
-    write_atomically(table, verdict_frame(cells, margin).to_csv(index=False).encode())
-    return {"runs": runs, "cells": table}

@@ -62,12 +62,7 @@ def render(name: str, **numbers) -> str:
     return _ENV.get_template(name).render(**numbers)
 
 
-def module(name: str):
-    """The macros of template ``name``, callable from Python."""
-    return _ENV.get_template(name).module
-
-
 def macro(name: str, *args, **kwargs) -> str:
     """Macro ``file:macro`` (e.g. "run_tables:timings") called with the arguments, as HTML."""
     file, _, call = name.partition(":")
-    return str(getattr(module(f"{file}.macros.j2"), call)(*args, **kwargs))
+    return str(getattr(_ENV.get_template(f"{file}.macros.j2").module, call)(*args, **kwargs))

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from test_analysis import fill_store, paper_like, write_profile  # noqa: E402
 
 from siamese_lib.analysis import stats, tables
-from siamese_lib.presentation import render, templates
+from siamese_lib.presentation import render
 from siamese_lib.presentation import sections as report_html
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +88,7 @@ def test_tables_show_every_cell_and_mark_the_missing(tmp_path):
     assert html.count('class="diff">0.00<') == 48 - len(missing) and "-0.00" not in html
     # the paper's best overall (LeNet5_FullyConv, WS, aux) is highlighted in the paper's column
     assert '<span class="best">3.629 ± 0.748</span>' in html
-    listing = report_html.missing_html(cells, "corrected", "table2")
+    listing = report_html.results_html(cells, "table2", "corrected", 1.0).split("Missing")[1]
     assert "weight sharing yes, batch norm no, dropout yes: seeds 3 (2/3 in the store" in listing
 
 
@@ -104,10 +104,11 @@ def test_side_by_side_numbers_in_a_cell():
         lr=0.005,
         epochs=30,
     )
-    cell = report_html.results_cells([c], "table1", "corrected", 1.0)[key]
-    html = str(templates.module("results.macros.j2").tds(cell))
+    others = tables.table_cells([], [])  # not run: only c is complete
+    cells = [c if (x.table, x.protocol, x.key) == (c.table, c.protocol, key) else x for x in others]
+    html = report_html.results_html(cells, "table1", "corrected", 1.0)
     # mean 5.00, std sqrt(2/3)=0.82, n 4, difference 5.00-6.08=-1.08, Welch p computed by hand in test_analysis
-    assert "5.00 ± 0.82" in html and "(4)" in html and "-1.08" in html
+    assert "5.00 ± 0.82" in html and '<span class="n"> (4)</span>' in html and "-1.08" in html
     assert stats.fmt_p(c.p_value) in html and c.p_value == pytest.approx(
         stats.welch_p(5.0, (2 / 3) ** 0.5, 4, 6.08, 0.8, 10)
     )

@@ -21,7 +21,7 @@ from siamese_lib.common import UsageError, write_atomically
 from siamese_lib.experiments.planning import expand
 from siamese_lib.experiments.profiles import load_profile
 from siamese_lib.pipeline import published, publishing
-from siamese_lib.presentation.sections import write_data_csvs
+from siamese_lib.pipeline.publishing import write_data_csvs
 from siamese_lib.store import SEEDED_MARK, config_from_dict, load_record, load_records, record_path, run_key
 from siamese_lib.training import pair_errors, pair_sets
 

@@ -202,16 +202,14 @@ def test_table_iv_sets_the_post_hoc_rule_beside_ours_and_the_discussion_says_why
     sys.path.insert(0, str(Path(__file__).parent))
     from test_analysis import LATE_WINNER
 
-    from siamese_lib.presentation.sections import lr_choice_html
-
     lr = findings.lr_numbers(LATE_WINNER, {"LeNet5_FullyConv": 0.05})
-    table = " ".join(lr_choice_html(lr).split())
+    table = " ".join(templates.macro("run_tables:lr_choice", lr).split())
     assert (
         "<th>Post-hoc rule (whole curve, log scale)</th>" in table
         and "found after seeing the paper's picks" in table
     )
     assert "<td>LeNet5_FullyConv</td><td>0.05</td><td>0.3</td><td>0.05</td><td>0.05</td>" in table
-    evidence = " ".join(lr_choice_html(lr, evidence=True).split())
+    evidence = " ".join(templates.macro("run_tables:lr_evidence", lr).split())
     assert "<td>0.3</td><td><b>0.0101</b></td><td>0.321</td>" in evidence and "0.0101" not in table
     assert "<td>0.005</td><td>diverged</td><td>diverged</td>" in evidence
     text = " ".join(templates.render("lr_detail.html.j2", lr=lr, **_words("holds")).split())

@@ -48,7 +48,7 @@ def test_cells_csv_rederives_from_runs_csv():
 
 @pytest.mark.parametrize("version", ['=HYPERLINK("http://x","y")', "+1+1", "@SUM(A1)", "-2+3"])
 def test_a_version_string_never_reaches_runs_csv_as_a_formula(tmp_path, version):
-    from siamese_lib.presentation.sections import write_data_csvs
+    from siamese_lib.pipeline.publishing import write_data_csvs
 
     frame = pd.read_csv(RECORD / "runs.csv").head(3).drop(columns=["record"])
     frame["code_version"] = version
