@@ -25,6 +25,7 @@ from ..common import (
 )
 from ..experiments.profiles import STAGES
 from ..machine import cpu_model
+from ..store import code_version
 from .engine import Engine, scheduler_address
 from .notebooks import PRESENTATION_STAGES, Executor, Job, describe, first_line
 
@@ -33,8 +34,9 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 def presentation_state(store_dir: Path, also=()) -> str:
     """A digest of what the presentation notebooks read: the store's records (names, sizes, times), the files
-    in ``also`` (the verification's result) and the package's source and templates."""
-    h = hashlib.sha256(_package_digest().encode())
+    in ``also`` (the verification's result), the package's source and templates, and the code version the
+    report stamps (pyproject.toml, params/ and notebooks/ count there too)."""
+    h = hashlib.sha256((_package_digest() + code_version()).encode())
     for path in [*sorted(Path(store_dir).glob("[!.]*.json")), *also]:
         if path.exists():  # names, not paths: a moved folder is the same
             h.update(f"{path.name} {path.stat().st_size} {path.stat().st_mtime_ns}\n".encode())

@@ -31,3 +31,14 @@ def test_presentation_state_follows_the_store_the_verification_and_the_code(tmp_
     timings._package_digest.cache_clear()  # a new process: the runner computes it once per invocation
     assert timings.presentation_state(store, also=[verify]) != fourth
     timings._package_digest.cache_clear()
+
+
+def test_presentation_state_follows_the_code_version_the_report_stamps(tmp_path, monkeypatch):
+    """A commit that changes only pyproject.toml (or params/, notebooks/) changes the report's code stamp: the
+    report is no longer up to date."""
+    (tmp_path / "a.json").write_text("{}")
+    monkeypatch.setattr(timings, "code_version", lambda: "aaaaaaaaaaaa")
+    before = timings.presentation_state(tmp_path)
+    assert timings.presentation_state(tmp_path) == before
+    monkeypatch.setattr(timings, "code_version", lambda: "bbbbbbbbbbbb")
+    assert timings.presentation_state(tmp_path) != before
